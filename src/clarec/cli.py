@@ -1,0 +1,143 @@
+"""The ``clarec`` command. Thin: it parses arguments and calls the library.
+
+Errors a user can cause (bad file, bad config, unknown id) end in one ``error: ...`` line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+import typer
+
+from clarec.errors import ClarecError
+
+app = typer.Typer(help="clarec: contrastive language-aligned recommendation.", no_args_is_help=True, add_completion=False)
+
+
+def _mount_data_app() -> None:
+    from clarec.cli_data import data_app
+
+    app.add_typer(data_app, name="data", help="List, describe, fetch and import data sets.")
+
+
+_mount_data_app()
+
+
+def _ks(first: list[int], extra: list[str]) -> list[int]:
+    """``--k 10 20`` arrives as k=[10] plus extra args ['20']; accept both forms."""
+    ks = list(first)
+    for tok in extra:
+        try:
+            ks.append(int(tok))
+        except ValueError:
+            raise ClarecError(f"unexpected argument {tok!r} (K values must be integers)") from None
+    if any(k <= 0 for k in ks):
+        raise ClarecError("K values must be positive")
+    return sorted(set(ks))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def run(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="Experiment YAML file."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>-<time>)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Repeat every model with seeds seed, seed+1, ..."),
+) -> None:
+    """Run an experiment: data → split → fit each model → evaluate → comparison table."""
+    from clarec.config import load_config
+    from clarec.experiment.report import results_table
+    from clarec.experiment.runner import run_experiment
+
+    if ctx.args:
+        raise ClarecError(f"unexpected argument(s): {' '.join(ctx.args)}")
+    cfg = load_config(config, set_)
+    if out is None:
+        out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    results = run_experiment(cfg, out, seeds=seeds)
+    command = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    md = results_table(results, cfg, command_note=command)
+    (out / "results.md").write_text(md)
+    typer.echo(md)
+    typer.echo(f"run folder: {out}")
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def evaluate(
+    ctx: typer.Context,
+    split: Path = typer.Option(..., "--split", help="Split folder (train.tsv, valid.tsv, test.tsv)."),
+    recs: Path = typer.Option(..., "--recs", help="TSV user_id<TAB>item_id<TAB>rank."),
+    k: list[int] = typer.Option([10, 20], "--k", help="Cut-offs, e.g. --k 10 20."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+) -> None:
+    """Score an external recommendation file against a split folder with clarec's metrics."""
+    from clarec.evaluate.external import evaluate_recommendation_file
+
+    ks = _ks(k, ctx.args)
+    metrics = evaluate_recommendation_file(split, recs, ks=ks)
+    text = json.dumps(metrics, indent=2)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text)
+    typer.echo(text)
+
+
+@app.command("split")
+def split_cmd(
+    config: Path = typer.Argument(..., help="Experiment YAML file (its data and split sections)."),
+    out: Path = typer.Argument(..., help="Folder to write train.tsv, valid.tsv, test.tsv, items.tsv."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
+) -> None:
+    """Write a config's split as a predefined-split folder, for other toolkits to use."""
+    from clarec.config import load_config
+    from clarec.experiment.runner import prepare_data
+
+    cfg = load_config(config, set_)
+    data = prepare_data(cfg)
+    data.split.save(out)
+    typer.echo(json.dumps(data.split.describe()))
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the available models and their parameters."""
+    from clarec.models.registry import available_models, get_model_class
+
+    for name in available_models():
+        cls = get_model_class(name)
+        typer.echo(f"{name:12s} {', '.join(cls.param_names())}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ClarecError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
+def console() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -1,0 +1,156 @@
+"""Experiment configuration: YAML files validated by pydantic, layered in one place.
+
+Resolution order (later wins): built-in defaults → the YAML file → ``--set key=value`` overrides.
+The resolved configuration is saved with every run, so a run is fully described by it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from clarec.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(BaseModel):
+    """``method`` plus that method's parameters (checked by :func:`clarec.data.split.make_split`)."""
+
+    model_config = ConfigDict(extra="allow")
+    method: str = "random"
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ModelConfig(_Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Name of this model in results (``label`` if set)."""
+        return self.label or self.name
+
+
+class EvaluationConfig(_Strict):
+    ks: list[int] = Field(default_factory=lambda: [10, 20])
+    metrics: list[str] | None = None
+    main_metric: str = "ndcg@20"
+    batch_size: int = 1024
+
+    @field_validator("ks")
+    @classmethod
+    def _positive(cls, ks: list[int]) -> list[int]:
+        if not ks or any(k <= 0 for k in ks):
+            raise ValueError("ks must be a non-empty list of positive integers")
+        return sorted(set(ks))
+
+
+class ExperimentConfig(_Strict):
+    name: str = "experiment"
+    seed: int = 2024
+    data: dict[str, Any] | None = None
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    models: list[ModelConfig]
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        if self.data is None and self.split.method != "predefined":
+            raise ValueError("a 'data' section is required unless split.method is 'predefined'")
+        if not self.models:
+            raise ValueError("'models' must list at least one model")
+        keys = [m.key for m in self.models]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"model names must be unique (give a 'label' to tell them apart): {dup}")
+        return self
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in a nested dict/list structure, creating dicts where missing."""
+    keys = dotted.split(".")
+    node: Any = tree
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"--set {dotted}: {key!r} is not an index of a list of {len(node)}")
+            if last:
+                node[int(key)] = value
+            else:
+                node = node[int(key)]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+            else:
+                node = node.setdefault(key, {})
+        else:
+            raise ConfigError(f"--set {dotted}: cannot descend into {'.'.join(keys[:i])} (a {type(node).__name__})")
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key=value`` strings; values are parsed as YAML (``ks=[5,10]``, ``seed=3``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        _set_path(raw, key.strip(), value)
+    return raw
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return f"{source}: invalid config: " + "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None) -> ExperimentConfig:
+    """Read, override and validate a configuration; any problem raises one ConfigError."""
+    source = str(path) if path is not None else "<config>"
+    if raw is None:
+        if path is None:
+            raise ConfigError("no configuration given")
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{source}: config file not found")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{source}: not UTF-8 text") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e)
+            raise ConfigError(f"{source}:{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{source}: config is empty")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: config must be a mapping at the top level, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, source)) from None
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved configuration as YAML."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)

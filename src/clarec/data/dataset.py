@@ -1,0 +1,293 @@
+"""The one data type that flows through clarec.
+
+A :class:`Dataset` holds interactions between users and items with contiguous integer indices
+(``0..n_users-1``, ``0..n_items-1``), the maps between those indices and the original ids, and
+optional item and user tables. Splits are three ``Dataset`` objects that share the same maps, so an
+index means the same user or item in train, valid and test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from clarec.errors import DataError, UnknownIdError
+
+#: Columns of :attr:`Dataset.interactions`, with their dtypes.
+INTERACTION_DTYPES = {
+    "user": "int32",
+    "item": "int32",
+    "timestamp": "int64",
+    "weight": "float32",
+    "behavior": "string",
+}
+DEFAULT_BEHAVIOR = "interaction"
+
+
+def _sorted_ids(ids: Iterable) -> np.ndarray:
+    """Unique ids as strings, in numeric order when every id is an integer, else lexicographic."""
+    uniq = pd.unique(pd.Series(list(ids) if not isinstance(ids, pd.Series) else ids, dtype="object").astype(str))
+    as_num = pd.to_numeric(pd.Series(uniq), errors="coerce")
+    if len(uniq) and as_num.notna().all() and (as_num % 1 == 0).all():
+        order = np.argsort(as_num.to_numpy(), kind="stable")
+    else:
+        order = np.argsort(uniq, kind="stable")
+    return np.asarray(uniq[order], dtype=object)
+
+
+class Dataset:
+    """Interactions, id maps and side tables.
+
+    Args:
+        interactions: frame with integer columns ``user`` and ``item`` (indices) and optional
+            ``timestamp`` (int64 seconds, or the position in a sequence when the source has no
+            times), ``weight`` (float) and ``behavior`` (string).
+        user_ids: original user id of each user index.
+        item_ids: original item id of each item index.
+        items: item table indexed by item index (``title``, text fields, ``categories``, ``price``...).
+        users: user table indexed by user index (profile fields).
+        name: a short name used in reports.
+    """
+
+    def __init__(
+        self,
+        interactions: pd.DataFrame,
+        user_ids: Sequence,
+        item_ids: Sequence,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        name: str = "dataset",
+    ):
+        self.user_ids = np.asarray(user_ids, dtype=object)
+        self.item_ids = np.asarray(item_ids, dtype=object)
+        self.interactions = self._normalise(interactions, len(self.user_ids), len(self.item_ids))
+        self.items = self._table(items, len(self.item_ids))
+        self.users = self._table(users, len(self.user_ids))
+        self.name = name
+        self._user_map: dict[str, int] | None = None
+        self._item_map: dict[str, int] | None = None
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _normalise(df: pd.DataFrame, n_users: int, n_items: int) -> pd.DataFrame:
+        missing = {"user", "item"} - set(df.columns)
+        if missing:
+            raise ValueError(f"interactions lack columns {sorted(missing)}")
+        out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+        out["user"] = df["user"].to_numpy().astype("int32")
+        out["item"] = df["item"].to_numpy().astype("int32")
+        if "timestamp" in df.columns:
+            out["timestamp"] = df["timestamp"].to_numpy().astype("int64")
+        else:
+            out["timestamp"] = np.arange(len(df), dtype="int64")
+        out["weight"] = df["weight"].to_numpy().astype("float32") if "weight" in df.columns else np.float32(1.0)
+        if "behavior" in df.columns:
+            out["behavior"] = df["behavior"].astype("string").to_numpy()
+        else:
+            out["behavior"] = DEFAULT_BEHAVIOR
+        out = out.astype(INTERACTION_DTYPES)
+        if len(out):
+            if out["user"].min() < 0 or out["user"].max() >= n_users:
+                raise ValueError("interaction user index out of range")
+            if out["item"].min() < 0 or out["item"].max() >= n_items:
+                raise ValueError("interaction item index out of range")
+        return out
+
+    @staticmethod
+    def _table(table: pd.DataFrame | None, n: int) -> pd.DataFrame:
+        if table is None:
+            return pd.DataFrame(index=pd.RangeIndex(n))
+        if len(table) != n:
+            raise ValueError(f"side table has {len(table)} rows for {n} ids")
+        return table.reset_index(drop=True)
+
+    @classmethod
+    def from_frame(
+        cls,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
+        name: str = "dataset",
+        keep_all_items: bool = False,
+        keep_all_users: bool = False,
+    ) -> Dataset:
+        """Build a dataset from frames with original ids.
+
+        ``interactions`` has columns ``user_id``, ``item_id`` and optionally ``timestamp``,
+        ``weight``, ``behavior``. ``items`` (column ``item_id``) and ``users`` (column ``user_id``)
+        are side tables; rows for ids without interactions are dropped unless ``keep_all_items``
+        / ``keep_all_users`` is set (useful for catalogues with items not yet interacted with).
+        """
+        for col in ("user_id", "item_id"):
+            if col not in interactions.columns:
+                raise ValueError(f"interactions lack column {col!r}")
+        inter = interactions.copy()
+        inter["user_id"] = inter["user_id"].astype(str)
+        inter["item_id"] = inter["item_id"].astype(str)
+        item_pool = list(inter["item_id"])
+        if keep_all_items and items is not None:
+            item_pool += list(items["item_id"].astype(str))
+        user_pool = list(inter["user_id"])
+        if keep_all_users and users is not None:
+            user_pool += list(users["user_id"].astype(str))
+        item_ids = _sorted_ids(item_pool)
+        user_ids = _sorted_ids(user_pool)
+        item_map = pd.Series(np.arange(len(item_ids)), index=item_ids)
+        user_map = pd.Series(np.arange(len(user_ids)), index=user_ids)
+        inter["user"] = user_map.loc[inter["user_id"].to_numpy()].to_numpy()
+        inter["item"] = item_map.loc[inter["item_id"].to_numpy()].to_numpy()
+        return cls(
+            inter,
+            user_ids,
+            item_ids,
+            items=cls._align(items, "item_id", item_ids),
+            users=cls._align(users, "user_id", user_ids),
+            name=name,
+        )
+
+    @staticmethod
+    def _align(table: pd.DataFrame | None, key: str, ids: np.ndarray) -> pd.DataFrame | None:
+        """Reorder a side table to index order; ids without a row get an empty row."""
+        if table is None:
+            return None
+        t = table.copy()
+        t[key] = t[key].astype(str)
+        t = t.drop_duplicates(key, keep="first").set_index(key)
+        t = t.reindex(pd.Index(ids, name=key))
+        return t.reset_index()
+
+    def with_interactions(self, interactions: pd.DataFrame, name: str | None = None) -> Dataset:
+        """A dataset with other interactions (index columns) but the same maps and side tables."""
+        ds = Dataset.__new__(Dataset)
+        ds.user_ids, ds.item_ids = self.user_ids, self.item_ids
+        ds.interactions = self._normalise(interactions, self.n_users, self.n_items)
+        ds.items, ds.users = self.items, self.users
+        ds.name = name or self.name
+        ds._user_map, ds._item_map = self._user_map, self._item_map
+        return ds
+
+    # ------------------------------------------------------------------ sizes and maps
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.interactions)
+
+    def __len__(self) -> int:
+        return self.n_interactions
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
+            f"interactions={self.n_interactions})"
+        )
+
+    def _maps(self) -> tuple[dict[str, int], dict[str, int]]:
+        if self._user_map is None:
+            self._user_map = {str(u): i for i, u in enumerate(self.user_ids)}
+        if self._item_map is None:
+            self._item_map = {str(u): i for i, u in enumerate(self.item_ids)}
+        return self._user_map, self._item_map
+
+    def user_index(self, ids) -> np.ndarray | int:
+        """Index of one user id or an array of ids; raises :class:`UnknownIdError`."""
+        return self._lookup(self._maps()[0], ids, "user")
+
+    def item_index(self, ids) -> np.ndarray | int:
+        """Index of one item id or an array of ids; raises :class:`UnknownIdError`."""
+        return self._lookup(self._maps()[1], ids, "item")
+
+    @staticmethod
+    def _lookup(mapping: dict[str, int], ids, kind: str):
+        if isinstance(ids, str | int | np.integer):
+            try:
+                return mapping[str(ids)]
+            except KeyError:
+                raise UnknownIdError(f"unknown {kind} id {ids!r}") from None
+        out = np.empty(len(ids), dtype=np.int64)
+        for n, i in enumerate(ids):
+            try:
+                out[n] = mapping[str(i)]
+            except KeyError:
+                raise UnknownIdError(f"unknown {kind} id {i!r}") from None
+        return out
+
+    # ------------------------------------------------------------------ views
+    def to_csr(self, weighted: bool = False) -> sp.csr_matrix:
+        """User × item matrix; binary by default, summed weights when ``weighted``."""
+        u = self.interactions["user"].to_numpy()
+        i = self.interactions["item"].to_numpy()
+        w = self.interactions["weight"].to_numpy() if weighted else np.ones(len(u), dtype=np.float32)
+        m = sp.csr_matrix((w, (u, i)), shape=(self.n_users, self.n_items), dtype=np.float32)
+        m.sum_duplicates()
+        if not weighted:
+            m.data[:] = 1.0
+        return m
+
+    def item_popularity(self) -> np.ndarray:
+        """Number of distinct users per item (length ``n_items``)."""
+        return np.asarray(self.to_csr().sum(axis=0)).ravel()
+
+    def user_histories(self) -> list[np.ndarray]:
+        """Each user's items in time order (ties kept in file order)."""
+        df = self.interactions.sort_values(["user", "timestamp"], kind="stable")
+        items = df["item"].to_numpy()
+        bounds = np.searchsorted(df["user"].to_numpy(), np.arange(self.n_users + 1))
+        return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
+
+    def describe(self) -> dict:
+        """Counts and density, for reports."""
+        n_pairs = self.to_csr().nnz
+        return {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "density": n_pairs / max(1, self.n_users * self.n_items),
+            "item_columns": [c for c in self.items.columns if c != "item_id"],
+            "user_columns": [c for c in self.users.columns if c != "user_id"],
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the dataset to a folder of parquet files."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.interactions.to_parquet(path / "interactions.parquet", index=False)
+        pd.DataFrame({"user_id": self.user_ids.astype(str)}).to_parquet(path / "user_ids.parquet", index=False)
+        pd.DataFrame({"item_id": self.item_ids.astype(str)}).to_parquet(path / "item_ids.parquet", index=False)
+        self.items.to_parquet(path / "items.parquet", index=False)
+        self.users.to_parquet(path / "users.parquet", index=False)
+        (path / "dataset.json").write_text(json.dumps({"name": self.name, "format": 1}))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Dataset:
+        """Read a folder written by :meth:`save`."""
+        path = Path(path)
+        meta_file = path / "dataset.json"
+        if not meta_file.is_file():
+            raise DataError(path, "not a saved clarec dataset (dataset.json missing)")
+        try:
+            meta = json.loads(meta_file.read_text())
+            return cls(
+                pd.read_parquet(path / "interactions.parquet"),
+                pd.read_parquet(path / "user_ids.parquet")["user_id"].to_numpy(dtype=object),
+                pd.read_parquet(path / "item_ids.parquet")["item_id"].to_numpy(dtype=object),
+                items=pd.read_parquet(path / "items.parquet"),
+                users=pd.read_parquet(path / "users.parquet"),
+                name=meta.get("name", path.name),
+            )
+        except (OSError, ValueError, KeyError) as e:
+            raise DataError(path, f"cannot read saved dataset: {e}") from None

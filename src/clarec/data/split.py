@@ -1,0 +1,330 @@
+"""Train / validation / test splits.
+
+Every split is deterministic given its seed, returns three :class:`~clarec.data.dataset.Dataset`
+objects sharing one set of id maps, and can be written to (and read back from) a folder of TSV
+files, the *predefined split* format that other toolkits can read too::
+
+    train.tsv  valid.tsv  test.tsv   header "user_id<TAB>item_id[<TAB>timestamp]", original ids
+    items.tsv                        optional: item_id and text columns
+    split.json                       optional: method, parameters, cold items
+
+Splits assume (user, item) pairs are already deduplicated (the default data pipeline does it);
+otherwise a pair could sit in train and in test and could never be recommended.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError, DataError
+
+PARTS = ("train", "valid", "test")
+
+
+@dataclass
+class Split:
+    """Three datasets over the same users and items, plus the items held out as cold."""
+
+    train: Dataset
+    valid: Dataset
+    test: Dataset
+    cold_items: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    method: str = "custom"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def part(self, name: str) -> Dataset:
+        if name not in PARTS:
+            raise ValueError(f"unknown split part {name!r}; expected one of {PARTS}")
+        return getattr(self, name)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            **{p: self.part(p).n_interactions for p in PARTS},
+            "users": self.train.n_users,
+            "items": self.train.n_items,
+            "cold_items": len(self.cold_items),
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the split as a predefined-split folder (see module docstring)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in PARTS:
+            ds = self.part(name)
+            df = ds.interactions
+            pd.DataFrame(
+                {
+                    "user_id": ds.user_ids[df["user"].to_numpy()].astype(str),
+                    "item_id": ds.item_ids[df["item"].to_numpy()].astype(str),
+                    "timestamp": df["timestamp"].to_numpy(),
+                }
+            ).to_csv(folder / f"{name}.tsv", sep="\t", index=False)
+        _items_table(self.train).to_csv(folder / "items.tsv", sep="\t", index=False)
+        meta = {
+            "method": self.method,
+            "params": self.params,
+            "cold_items": self.train.item_ids[self.cold_items].astype(str).tolist(),
+        }
+        (folder / "split.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+
+def _items_table(ds: Dataset) -> pd.DataFrame:
+    """Every item id with its text columns; lists are joined with '|'."""
+    out = pd.DataFrame({"item_id": ds.item_ids.astype(str)})
+    for col in ds.items.columns:
+        if col == "item_id":
+            continue
+        values = ds.items[col]
+        sample = values.dropna()
+        if len(sample) and isinstance(sample.iloc[0], list | tuple | np.ndarray):
+            out[col] = values.map(lambda v: "|".join(map(str, v)) if isinstance(v, list | tuple | np.ndarray) else "")
+        else:
+            out[col] = values.to_numpy()
+    return out
+
+
+# ---------------------------------------------------------------------- helpers
+def _parts_from_labels(ds: Dataset, labels: np.ndarray, method: str, params: dict, cold=None) -> Split:
+    """Build a Split from a per-interaction label array (0 train, 1 valid, 2 test)."""
+    inter = ds.interactions
+    parts = [ds.with_interactions(inter[labels == code].reset_index(drop=True), name=f"{ds.name}/{p}")
+             for code, p in enumerate(PARTS)]
+    cold_items = np.asarray([] if cold is None else cold, dtype=np.int64)
+    return Split(*parts, cold_items=np.sort(cold_items), method=method, params=params)
+
+
+def _check_ratios(ratios) -> np.ndarray:
+    r = np.asarray(ratios, dtype=float)
+    if r.shape != (3,) or (r < 0).any() or r[0] <= 0 or r.sum() <= 0:
+        raise ConfigError(f"split ratios must be three non-negative numbers with train > 0, got {list(ratios)}")
+    return r / r.sum()
+
+
+def _per_user_counts(sizes: np.ndarray, ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test counts per user for a ratio split.
+
+    ``floor(ratio * n)`` each, and a user whose share would round to zero still gives one
+    interaction to test, then to validation, as long as at least one stays in training.
+    """
+    n_test = np.floor(ratios[2] * sizes + 1e-9).astype(np.int64)
+    n_valid = np.floor(ratios[1] * sizes + 1e-9).astype(np.int64)
+    for counts, r in ((n_test, ratios[2]), (n_valid, ratios[1])):
+        bump = (counts == 0) & (r * sizes > 0) & (sizes - n_test - n_valid > 1)
+        counts[bump] += 1
+    return n_valid, n_test
+
+
+def _rank_within_user(users: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Given interactions sorted by ``order`` (user-major), each one's position in its user's list
+    and the user's list length, both aligned with the original interaction order."""
+    u_sorted = users[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(u_sorted)) + 1]
+    lengths = np.diff(np.r_[starts, len(order)])
+    pos_sorted = np.arange(len(order)) - np.repeat(starts, lengths)
+    pos = np.empty(len(order), dtype=np.int64)
+    size = np.empty(len(order), dtype=np.int64)
+    pos[order] = pos_sorted
+    size[order] = np.repeat(lengths, lengths)
+    return pos, size
+
+
+def _ratio_labels(users: np.ndarray, order: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+    """Labels for per-user ratio splits: the last positions of each user's ordered list go to test,
+    the ones before to validation."""
+    if len(users) == 0:
+        return np.zeros(0, dtype=np.int8)
+    pos, size = _rank_within_user(users, order)
+    n_valid, n_test = _per_user_counts(size, ratios)
+    labels = np.zeros(len(users), dtype=np.int8)
+    labels[pos >= size - n_test - n_valid] = 1
+    labels[pos >= size - n_test] = 2
+    return labels
+
+
+# ---------------------------------------------------------------------- split methods
+def random_split(ds: Dataset, ratios=(0.8, 0.1, 0.1), seed: int = 2024) -> Split:
+    """Per-user random ratio split ("RO 8:1:1" in RecBole's terms)."""
+    r = _check_ratios(ratios)
+    rng = np.random.default_rng(seed)
+    users = ds.interactions["user"].to_numpy()
+    order = np.lexsort((rng.permutation(len(users)), users))
+    labels = _ratio_labels(users, order, r)
+    return _parts_from_labels(ds, labels, "random", {"ratios": r.tolist(), "seed": seed})
+
+
+def user_temporal_split(ds: Dataset, ratios=(0.8, 0.1, 0.1)) -> Split:
+    """Per-user temporal ratio split: each user's latest interactions go to validation and test."""
+    r = _check_ratios(ratios)
+    inter = ds.interactions
+    users = inter["user"].to_numpy()
+    order = np.lexsort((np.arange(len(users)), inter["timestamp"].to_numpy(), users))
+    labels = _ratio_labels(users, order, r)
+    return _parts_from_labels(ds, labels, "user_temporal", {"ratios": r.tolist()})
+
+
+def global_temporal_split(ds: Dataset, ratios=(0.8, 0.1, 0.1)) -> Split:
+    """One global time line: the oldest share trains, the next validates, the newest tests.
+
+    Users who appear only after the cut have no training history (they are cold users).
+    """
+    r = _check_ratios(ratios)
+    n = ds.n_interactions
+    order = np.lexsort((np.arange(n), ds.interactions["timestamp"].to_numpy()))
+    cut1 = int(round(r[0] * n))
+    cut2 = int(round((r[0] + r[1]) * n))
+    labels = np.zeros(n, dtype=np.int8)
+    labels[order[cut1:cut2]] = 1
+    labels[order[cut2:]] = 2
+    return _parts_from_labels(ds, labels, "global_temporal", {"ratios": r.tolist()})
+
+
+def leave_one_out_split(ds: Dataset) -> Split:
+    """Each user's last interaction is the test item and the one before the validation item.
+
+    Users with two interactions give one to test; users with one keep it in training.
+    """
+    inter = ds.interactions
+    users = inter["user"].to_numpy()
+    if len(users) == 0:
+        return _parts_from_labels(ds, np.zeros(0, dtype=np.int8), "leave_one_out", {})
+    order = np.lexsort((np.arange(len(users)), inter["timestamp"].to_numpy(), users))
+    pos, size = _rank_within_user(users, order)
+    labels = np.zeros(len(users), dtype=np.int8)
+    labels[(pos == size - 1) & (size >= 2)] = 2
+    labels[(pos == size - 2) & (size >= 3)] = 1
+    return _parts_from_labels(ds, labels, "leave_one_out", {})
+
+
+def cold_start_split(
+    ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1), seed: int = 2024
+) -> Split:
+    """Hold a share of items out of training entirely.
+
+    A random ``cold_share`` of the items that have interactions is chosen; half of them (by item)
+    put all their interactions into validation, the other half into test, so model selection and
+    the final score see different cold items. The remaining (warm) interactions are split per user
+    at random with ``ratios``.
+    """
+    if not 0 < cold_share < 1:
+        raise ConfigError(f"cold_share must be between 0 and 1, got {cold_share}")
+    r = _check_ratios(ratios)
+    rng = np.random.default_rng(seed)
+    inter = ds.interactions
+    items = inter["item"].to_numpy()
+    active = np.unique(items)
+    n_cold = int(round(cold_share * len(active)))
+    cold = rng.permutation(active)[:n_cold]
+    cold_valid, cold_test = cold[: n_cold // 2], cold[n_cold // 2 :]
+    is_cold = np.isin(items, cold)
+    users = inter["user"].to_numpy()
+    labels = np.zeros(len(users), dtype=np.int8)
+    warm_idx = np.flatnonzero(~is_cold)
+    warm_users = users[warm_idx]
+    order = np.lexsort((rng.permutation(len(warm_idx)), warm_users))
+    labels[warm_idx] = _ratio_labels(warm_users, order, r)
+    labels[np.isin(items, cold_valid)] = 1
+    labels[np.isin(items, cold_test)] = 2
+    params = {"cold_share": cold_share, "ratios": r.tolist(), "seed": seed}
+    return _parts_from_labels(ds, labels, "cold_start", params, cold=cold)
+
+
+# ---------------------------------------------------------------------- predefined folders
+def _read_part(path: Path, required: bool = True) -> pd.DataFrame | None:
+    if not path.is_file():
+        if required:
+            raise DataError(path, "file not found (a predefined split needs train.tsv, valid.tsv, test.tsv)")
+        return None
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "empty file (expected a header 'user_id<TAB>item_id')", line=1) from None
+    except pd.errors.ParserError as e:
+        raise DataError(path, f"malformed TSV: {e}") from None
+    return df
+
+
+def load_predefined_split(folder: str | Path) -> Split:
+    """Read a split folder (``train.tsv``, ``valid.tsv``, ``test.tsv``, optional ``items.tsv``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "split folder not found")
+    frames = {}
+    for name in PARTS:
+        path = folder / f"{name}.tsv"
+        df = _read_part(path)
+        missing = {"user_id", "item_id"} - set(df.columns)
+        if missing:
+            raise DataError(path, f"header lacks {sorted(missing)} (found {list(df.columns)}; tab-separated?)", line=1)
+        if "timestamp" in df.columns:
+            ts = pd.to_numeric(df["timestamp"], errors="coerce")
+            bad = np.flatnonzero(ts.isna().to_numpy() | (ts % 1 != 0).to_numpy())
+            if len(bad):
+                raise DataError(path, f"invalid timestamp {df['timestamp'].iloc[bad[0]]!r}", line=int(bad[0]) + 2)
+            df["timestamp"] = ts.astype("int64")
+        empty = np.flatnonzero(((df["user_id"] == "") | (df["item_id"] == "")).to_numpy())
+        if len(empty):
+            raise DataError(path, "empty user_id or item_id", line=int(empty[0]) + 2)
+        df["part"] = name
+        frames[name] = df
+    items = _read_part(folder / "items.tsv", required=False)
+    if items is not None and "item_id" not in items.columns:
+        raise DataError(folder / "items.tsv", "header lacks 'item_id'", line=1)
+    all_inter = pd.concat(frames.values(), ignore_index=True)
+    if "timestamp" not in all_inter.columns or all_inter["timestamp"].isna().any():
+        # Without times, the file order is the time line.
+        all_inter["timestamp"] = np.arange(len(all_inter), dtype=np.int64)
+    ds = Dataset.from_frame(all_inter, items=items, name=folder.name, keep_all_items=True)
+    inter = ds.interactions
+    labels = all_inter["part"].map({p: i for i, p in enumerate(PARTS)}).to_numpy().astype(np.int8)
+    meta_path = folder / "split.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if "cold_items" in meta:
+        cold = ds.item_index([c for c in meta["cold_items"]]) if meta["cold_items"] else []
+    else:
+        # Items never seen in training but present in valid/test are the cold items.
+        train_items = np.unique(inter["item"].to_numpy()[labels == 0])
+        cold = np.setdiff1d(np.unique(inter["item"].to_numpy()), train_items)
+    split = _parts_from_labels(ds, labels, meta.get("method", "predefined"), {"path": str(folder)}, cold=cold)
+    return split
+
+
+# ---------------------------------------------------------------------- dispatch
+SPLIT_METHODS = {
+    "random": random_split,
+    "ro": random_split,
+    "user_temporal": user_temporal_split,
+    "global_temporal": global_temporal_split,
+    "leave_one_out": leave_one_out_split,
+    "loo": leave_one_out_split,
+    "cold_start": cold_start_split,
+}
+
+
+def make_split(ds: Dataset | None, method: str, **params) -> Split:
+    """Split by method name with keyword parameters, as in a config's ``split`` section."""
+    if method == "predefined":
+        if "path" not in params:
+            raise ConfigError("split method 'predefined' needs a 'path' to a split folder")
+        return load_predefined_split(params["path"])
+    if method not in SPLIT_METHODS:
+        raise ConfigError(f"unknown split method {method!r}; available: predefined, {', '.join(SPLIT_METHODS)}")
+    if ds is None:
+        raise ConfigError(f"split method {method!r} needs a 'data' section")
+    fn = SPLIT_METHODS[method]
+    allowed = [p for p in inspect.signature(fn).parameters if p != "ds"]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ConfigError(f"split method {method!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
+    return fn(ds, **params)

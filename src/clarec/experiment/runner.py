@@ -1,0 +1,185 @@
+"""Config → data → split → train each model → evaluate → results.json / results.md.
+
+A run folder holds everything needed to understand and reproduce a run::
+
+    config.yaml      the resolved configuration
+    data.json        data set summary and the cleaning report
+    split/           the split as a predefined-split folder (train/valid/test.tsv, items.tsv)
+    models/<name>/   each fitted model (seed 0 when several seeds), loadable with Recommender.load
+    results.json     per model: valid and test metrics, fit seconds (and per-seed values, std)
+    results.md       the comparison table
+    log.txt          what happened, with times
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from clarec.config import ExperimentConfig, dump_config
+from clarec.data.dataset import Dataset
+from clarec.data.split import Split, make_split
+from clarec.evaluate import Evaluator
+from clarec.experiment.report import results_table
+from clarec.models.registry import create
+
+log = logging.getLogger("clarec.run")
+
+#: Item-table list columns used as item features for intra-list diversity, in order of preference.
+FEATURE_COLUMNS = ("genres", "categories")
+
+
+@dataclass
+class PreparedData:
+    dataset: Dataset | None
+    split: Split
+    report: Any = None
+    extras: dict = field(default_factory=dict)
+
+
+def prepare_data(cfg: ExperimentConfig) -> PreparedData:
+    """Load, clean and split the data a configuration describes."""
+    split_params = cfg.split.params()
+    if cfg.split.method == "predefined":
+        split = make_split(None, "predefined", **split_params)
+        return PreparedData(None, split)
+    from clarec.data.registry import load_from_config
+
+    loaded = load_from_config(dict(cfg.data or {}))
+    fn_params = _split_signature(cfg.split.method)
+    if "seed" in fn_params and "seed" not in split_params:
+        split_params["seed"] = cfg.seed
+    split = make_split(loaded.dataset, cfg.split.method, **split_params)
+    return PreparedData(loaded.dataset, split, loaded.report, loaded.extras)
+
+
+def _split_signature(method: str) -> list[str]:
+    from clarec.data.split import SPLIT_METHODS
+
+    fn = SPLIT_METHODS.get(method)
+    return list(inspect.signature(fn).parameters) if fn else []
+
+
+def item_features(ds: Dataset) -> sp.csr_matrix | None:
+    """One-hot item features from a list column (genres, else categories), for diversity."""
+    for col in FEATURE_COLUMNS:
+        if col not in ds.items.columns:
+            continue
+        values = ds.items[col]
+        lists = [list(v) if isinstance(v, list | tuple | np.ndarray) else [] for v in values]
+        vocab = {t: n for n, t in enumerate(sorted({t for lst in lists for t in lst}))}
+        if not vocab:
+            continue
+        rows = np.repeat(np.arange(len(lists)), [len(lst) for lst in lists])
+        cols = np.fromiter((vocab[t] for lst in lists for t in lst), dtype=np.int64, count=len(rows))
+        return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(lists), len(vocab)))
+    return None
+
+
+def _with_seed(model_cfg, seed: int) -> dict:
+    from clarec.models.registry import get_model_class
+
+    params = dict(model_cfg.params)
+    if "seed" in get_model_class(model_cfg.name).param_names() and "seed" not in params:
+        params["seed"] = seed
+    return params
+
+
+def _aggregate(per_seed: list[dict]) -> dict:
+    """Mean over seeds in the main fields, plus per-seed values and standard deviations."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    out: dict[str, Any] = {}
+    for part in ("valid", "test"):
+        keys = per_seed[0][part].keys()
+        out[part] = {k: float(np.mean([r[part][k] for r in per_seed])) for k in keys}
+    out["fit_seconds"] = float(np.mean([r["fit_seconds"] for r in per_seed]))
+    out["std"] = {
+        part: {k: float(np.std([r[part][k] for r in per_seed], ddof=1)) for k in per_seed[0][part]}
+        for part in ("valid", "test")
+    }
+    out["segments"] = per_seed[0].get("segments", {})
+    out["seeds"] = [r["seed"] for r in per_seed]
+    out["per_seed"] = [{k: r[k] for k in ("seed", "valid", "test", "fit_seconds")} for r in per_seed]
+    return out
+
+
+def run_experiment(
+    cfg: ExperimentConfig, out_dir: str | Path, seeds: int = 1, save_models: bool = True
+) -> dict[str, Any]:
+    """Run every model of ``cfg`` (``seeds`` times each with seeds ``cfg.seed + s``) and write the
+    run folder. Returns the results dictionary written to ``results.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "log.txt", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        return _run(cfg, out, seeds, save_models)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dict[str, Any]:
+    (out / "config.yaml").write_text(dump_config(cfg))
+    t0 = time.perf_counter()
+    data = prepare_data(cfg)
+    split = data.split
+    log.info("data ready in %.2fs: %s", time.perf_counter() - t0, split.describe())
+    data_info = {"split": split.describe()}
+    if data.dataset is not None:
+        data_info["dataset"] = data.dataset.describe()
+    if data.report is not None:
+        data_info["cleaning"] = data.report.to_dict() if hasattr(data.report, "to_dict") else str(data.report)
+    (out / "data.json").write_text(json.dumps(data_info, indent=2, default=str))
+    split.save(out / "split")
+
+    ev = cfg.evaluation
+    evaluator = Evaluator(split, ks=ev.ks, metrics=ev.metrics, item_features=item_features(split.train), batch_size=ev.batch_size)
+    results: dict[str, Any] = {}
+    for model_cfg in cfg.models:
+        per_seed = []
+        for s in range(seeds):
+            seed = cfg.seed + s
+            model = create(model_cfg.name, _with_seed(model_cfg, seed))
+            log.info("fitting %s (seed %d): %r", model_cfg.key, seed, model)
+            t = time.perf_counter()
+            model.fit(split.train, valid=split.valid)
+            fit_seconds = time.perf_counter() - t
+            valid_res = evaluator.evaluate(model, part="valid")
+            test_res = evaluator.evaluate(model, part="test")
+            log.info("%s seed %d: fit %.2fs, test %s", model_cfg.key, seed, fit_seconds,
+                     {k: round(v, 4) for k, v in test_res.metrics.items() if k.startswith(("ndcg", "recall"))})
+            per_seed.append(
+                {
+                    "seed": seed,
+                    "valid": valid_res.metrics,
+                    "test": test_res.metrics,
+                    "segments": test_res.segments,
+                    "fit_seconds": fit_seconds,
+                    "eval_seconds": test_res.seconds,
+                }
+            )
+            if save_models and s == 0:
+                model.save(out / "models" / model_cfg.key)
+        results[model_cfg.key] = _aggregate(per_seed)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(results_table(results, cfg, command_note=None))
+    log.info("done in %.1fs", time.perf_counter() - t0)
+    return results
+
+
+def results_frame(results: dict[str, Any], part: str = "test") -> pd.DataFrame:
+    """Model × metric table of one part of ``results``."""
+    return pd.DataFrame({name: r[part] for name, r in results.items()}).T

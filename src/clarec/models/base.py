@@ -1,0 +1,212 @@
+"""The one interface every recommender implements.
+
+The evaluator, the experiment runner and the server only ever call these methods, so they never
+special-case a model. A subclass implements ``_fit`` and ``score`` (and, where it has them,
+``item_vectors`` or ``item_similarity``); the base class gives ``recommend`` with seen-item
+exclusion, ``similar_items`` and safe ``save``/``load`` (JSON parameters + ``.npz`` arrays, never
+pickle).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ClarecError, UnknownIdError
+from clarec.ranking import top_k
+
+MODEL_FORMAT = 1
+
+
+class NotFittedError(ClarecError):
+    """A model was used before ``fit``."""
+
+
+class Recommender(ABC):
+    """Base class of all recommenders.
+
+    Constructor arguments are the model's hyper-parameters and are stored as attributes of the
+    same name, so :meth:`get_params` can read them back (as in scikit-learn) and :meth:`save`
+    can write them as JSON.
+    """
+
+    #: Registry name, set by :func:`clarec.models.registry.register`.
+    name: ClassVar[str] = ""
+
+    n_users: int
+    n_items: int
+    seen: sp.csr_matrix
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self" and sig.parameters[p].kind == p.POSITIONAL_OR_KEYWORD]
+
+    def get_params(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self.param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
+        """Learn from ``train``; ``valid`` may be used for early stopping, never for learning."""
+        self.n_users, self.n_items = train.n_users, train.n_items
+        self.seen = train.to_csr()
+        self._fit(train, valid)
+        return self
+
+    @abstractmethod
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None: ...
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "seen"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+
+    # ------------------------------------------------------------------ scoring
+    @abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """Scores of every item for each user index: float32 array ``(len(users), n_items)``."""
+
+    def _check_users(self, users) -> np.ndarray:
+        self._check_fitted()
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if users.size and (users.min() < 0 or users.max() >= self.n_users):
+            bad = users[(users < 0) | (users >= self.n_users)][0]
+            raise UnknownIdError(f"user index {int(bad)} out of range (model has {self.n_users} users)")
+        return users
+
+    def _check_items(self, items) -> np.ndarray:
+        self._check_fitted()
+        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            bad = items[(items < 0) | (items >= self.n_items)][0]
+            raise UnknownIdError(f"item index {int(bad)} out of range (model has {self.n_items} items)")
+        return items
+
+    def recommend(
+        self,
+        users,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: np.ndarray | None = None,
+        batch_size: int = 1024,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores per user, best first.
+
+        Items the user interacted with in training are excluded when ``exclude_seen``; when
+        ``candidates`` (item indices) is given only those are ranked. Fewer than ``k`` eligible
+        items leave ``-1`` indices with ``-inf`` scores at the end.
+        """
+        users = self._check_users(users)
+        allowed = None
+        if candidates is not None:
+            allowed = np.zeros(self.n_items, dtype=bool)
+            allowed[self._check_items(candidates)] = True
+        ids = np.empty((len(users), k), dtype=np.int64)
+        vals = np.empty((len(users), k), dtype=np.float32)
+        for start in range(0, len(users), batch_size):
+            chunk = users[start : start + batch_size]
+            s = np.array(self.score(chunk), dtype=np.float32, copy=True)
+            if exclude_seen:
+                sub = self.seen[chunk]
+                s[np.repeat(np.arange(len(chunk)), np.diff(sub.indptr)), sub.indices] = -np.inf
+            if allowed is not None:
+                s[:, ~allowed] = -np.inf
+            i, v = top_k(s, k)
+            ids[start : start + len(chunk)], vals[start : start + len(chunk)] = i, v
+        ids[~np.isfinite(vals)] = -1
+        return ids, vals
+
+    # ------------------------------------------------------------------ item similarity
+    def item_vectors(self) -> np.ndarray | None:
+        """Item representations ``(n_items, d)`` if the model has them, else ``None``."""
+        return None
+
+    def item_similarity(self, items: np.ndarray) -> np.ndarray:
+        """Similarity of the given items to every item ``(len(items), n_items)``.
+
+        The default is the cosine of :meth:`item_vectors`; models without vectors override it.
+        """
+        vecs = self.item_vectors()
+        if vecs is None:
+            raise NotImplementedError(f"{type(self).__name__} defines no item similarity")
+        vecs = np.asarray(vecs, dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        unit = vecs / np.maximum(norms, 1e-12)
+        return unit[items] @ unit.T
+
+    def similar_items(self, items, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each given item, the item itself excluded."""
+        items = self._check_items(items)
+        s = np.array(self.item_similarity(items), dtype=np.float32, copy=True)
+        s[np.arange(len(items)), items] = -np.inf
+        ids, vals = top_k(s, k)
+        ids[~np.isfinite(vals)] = -1
+        return ids, vals
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save; subclasses extend."""
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`_get_state` returned."""
+
+    def save(self, path: str | Path) -> Path:
+        """Save to a folder: ``model.json`` (name, parameters) and ``state.npz`` (arrays)."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": MODEL_FORMAT,
+            "model": self.name,
+            "params": self.get_params(),
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+        }
+        (path / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        state = {f"state.{k}": np.asarray(v) for k, v in self._get_state().items()}
+        seen = self.seen.tocsr()
+        state |= {"seen.indptr": seen.indptr, "seen.indices": seen.indices}
+        np.savez(path / "state.npz", **state)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model saved by :meth:`save`; reads no pickles."""
+        from clarec.models.registry import get_model_class
+
+        path = Path(path)
+        try:
+            meta = json.loads((path / "model.json").read_text())
+        except (OSError, ValueError) as e:
+            raise ClarecError(f"{path}: not a saved clarec model ({e})") from None
+        klass = get_model_class(meta["model"]) if cls is Recommender else cls
+        model = klass(**meta["params"])
+        model.n_users, model.n_items = meta["n_users"], meta["n_items"]
+        with np.load(path / "state.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        model.seen = sp.csr_matrix(
+            (np.ones(len(arrays["seen.indices"]), dtype=np.float32), arrays["seen.indices"], arrays["seen.indptr"]),
+            shape=(model.n_users, model.n_items),
+        )
+        model._set_state({k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")})
+        return model
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"parameter of type {type(o).__name__} is not JSON-serialisable")

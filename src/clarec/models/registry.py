@@ -1,0 +1,61 @@
+"""Model registry: names used in configs and on the command line → classes.
+
+Models register themselves with :func:`register`; :func:`create` builds one from a name and a
+parameter dict, rejecting unknown parameters with a clear message.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from clarec.errors import ConfigError
+
+_MODELS: dict[str, type] = {}
+
+
+def register(name: str):
+    """Class decorator that makes a recommender available under ``name``."""
+
+    def deco(cls):
+        if name in _MODELS and _MODELS[name] is not cls:
+            raise ValueError(f"model name {name!r} registered twice")
+        cls.name = name
+        _MODELS[name] = cls
+        return cls
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # Importing the package registers the built-in models.
+    import clarec.models  # noqa: F401
+
+
+def available_models() -> list[str]:
+    _ensure_loaded()
+    return sorted(_MODELS)
+
+
+def get_model_class(name: str) -> type:
+    _ensure_loaded()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown model {name!r}{hint}; available: {', '.join(sorted(_MODELS))}") from None
+
+
+def create(name: str, params: dict[str, Any] | None = None):
+    """Instantiate model ``name`` with ``params``; unknown or ill-typed parameters raise ConfigError."""
+    cls = get_model_class(name)
+    params = dict(params or {})
+    allowed = cls.param_names()
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ConfigError(f"model {name!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model {name!r}: {e}") from None

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import make_random_dataset
+
+from clarec.data.dataset import Dataset
+from clarec.data.split import (
+    cold_start_split,
+    global_temporal_split,
+    leave_one_out_split,
+    load_predefined_split,
+    make_split,
+    random_split,
+    user_temporal_split,
+)
+from clarec.errors import ConfigError, DataError
+
+
+def pairs(ds: Dataset) -> set[tuple[int, int]]:
+    return set(zip(ds.interactions["user"], ds.interactions["item"], strict=True))
+
+
+def assert_partition(ds, split):
+    parts = [pairs(split.train), pairs(split.valid), pairs(split.test)]
+    assert sum(len(p) for p in parts) == len(pairs(ds)) == ds.n_interactions
+    assert set().union(*parts) == pairs(ds)
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not parts[a] & parts[b]
+    for p in (split.train, split.valid, split.test):
+        assert p.n_users == ds.n_users and p.n_items == ds.n_items
+
+
+def test_random_split_ratios_and_determinism():
+    ds = make_random_dataset(n_users=50, n_items=40, per_user=10)
+    s1 = random_split(ds, seed=7)
+    s2 = random_split(ds, seed=7)
+    s3 = random_split(ds, seed=8)
+    assert_partition(ds, s1)
+    # 10 interactions per user: exactly 8 / 1 / 1 each.
+    for part, n in ((s1.train, 8), (s1.valid, 1), (s1.test, 1)):
+        assert (np.bincount(part.interactions["user"], minlength=50) == n).all()
+    assert pairs(s1.test) == pairs(s2.test)
+    assert pairs(s1.test) != pairs(s3.test)
+
+
+def test_random_split_small_users_keep_training_item():
+    rows = [("a", "x"), ("b", "x"), ("b", "y"), ("c", "x"), ("c", "y"), ("c", "z")]
+    ds = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id"]))
+    s = random_split(ds, seed=0)
+    train = np.bincount(s.train.interactions["user"], minlength=3)
+    test = np.bincount(s.test.interactions["user"], minlength=3)
+    valid = np.bincount(s.valid.interactions["user"], minlength=3)
+    # 1 interaction: train only. 2: one test, one train. 3: one each.
+    assert train.tolist() == [1, 1, 1]
+    assert test.tolist() == [0, 1, 1]
+    assert valid.tolist() == [0, 0, 1]
+
+
+def test_user_temporal_takes_latest():
+    ds = make_random_dataset(n_users=10, n_items=30, per_user=10)
+    s = user_temporal_split(ds)
+    assert_partition(ds, s)
+    tr = s.train.interactions.groupby("user")["timestamp"].max()
+    va = s.valid.interactions.groupby("user")["timestamp"].min()
+    te = s.test.interactions.groupby("user")["timestamp"].min()
+    assert (tr < va).all() and (va < te).all()
+
+
+def test_global_temporal_cut():
+    ds = make_random_dataset(n_users=10, n_items=30, per_user=10)
+    s = global_temporal_split(ds, ratios=(0.8, 0.1, 0.1))
+    assert_partition(ds, s)
+    assert (s.train.n_interactions, s.valid.n_interactions, s.test.n_interactions) == (80, 10, 10)
+    assert s.train.interactions["timestamp"].max() < s.valid.interactions["timestamp"].min()
+    assert s.valid.interactions["timestamp"].max() < s.test.interactions["timestamp"].min()
+
+
+def test_leave_one_out():
+    ds = make_random_dataset(n_users=12, n_items=30, per_user=6)
+    s = leave_one_out_split(ds)
+    assert_partition(ds, s)
+    last = ds.interactions.sort_values("timestamp").groupby("user").tail(1)
+    assert set(zip(last["user"], last["item"], strict=True)) == pairs(s.test)
+    assert (np.bincount(s.valid.interactions["user"], minlength=12) == 1).all()
+
+
+def test_cold_start_items_absent_from_train():
+    ds = make_random_dataset(n_users=60, n_items=50, per_user=10)
+    s = cold_start_split(ds, cold_share=0.2, seed=3)
+    assert_partition(ds, s)
+    assert len(s.cold_items) == 10
+    assert not np.isin(s.train.interactions["item"], s.cold_items).any()
+    cold_valid = np.unique(s.valid.interactions["item"][np.isin(s.valid.interactions["item"], s.cold_items)])
+    cold_test = np.unique(s.test.interactions["item"][np.isin(s.test.interactions["item"], s.cold_items)])
+    assert not set(cold_valid) & set(cold_test)
+    assert set(cold_valid) | set(cold_test) == set(s.cold_items)
+
+
+def test_save_and_load_predefined_roundtrip(tmp_path):
+    ds = make_random_dataset(n_users=20, n_items=25, per_user=6)
+    s = cold_start_split(ds, cold_share=0.2, seed=1)
+    s.save(tmp_path / "split")
+    back = load_predefined_split(tmp_path / "split")
+    for name in ("train", "valid", "test"):
+        a, b = s.part(name), back.part(name)
+        ids_a = {(a.user_ids[u], a.item_ids[i]) for u, i in pairs(a)}
+        ids_b = {(b.user_ids[u], b.item_ids[i]) for u, i in pairs(b)}
+        assert ids_a == ids_b
+    assert sorted(back.train.item_ids[back.cold_items]) == sorted(s.train.item_ids[s.cold_items])
+    assert back.train.items["title"].notna().all()
+
+
+def test_predefined_without_timestamps_or_meta(tmp_path):
+    d = tmp_path / "peer"
+    d.mkdir()
+    (d / "train.tsv").write_text("user_id\titem_id\nu1\ta\nu1\tb\nu2\ta\n")
+    (d / "valid.tsv").write_text("user_id\titem_id\nu1\tc\n")
+    (d / "test.tsv").write_text("user_id\titem_id\nu2\tnew\n")
+    s = load_predefined_split(d)
+    assert s.train.n_items == 4 and s.train.n_users == 2
+    assert s.train.item_ids[s.cold_items].tolist() == ["c", "new"]
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        ("", "empty file"),
+        ("user_id,item_id\nu1,a\n", "header lacks"),
+        ("user_id\titem_id\ttimestamp\nu1\ta\tnoon\n", "invalid timestamp"),
+        ("user_id\titem_id\n\ta\n", "empty user_id"),
+    ],
+)
+def test_predefined_bad_files(tmp_path, content, reason):
+    d = tmp_path / "bad"
+    d.mkdir()
+    for name in ("valid", "test"):
+        (d / f"{name}.tsv").write_text("user_id\titem_id\nu1\ta\n")
+    (d / "train.tsv").write_text(content)
+    with pytest.raises(DataError, match=reason) as e:
+        load_predefined_split(d)
+    assert "train.tsv" in str(e.value)
+
+
+def test_predefined_not_utf8(tmp_path):
+    d = tmp_path / "enc"
+    d.mkdir()
+    for name in ("valid", "test"):
+        (d / f"{name}.tsv").write_text("user_id\titem_id\nu1\ta\n")
+    (d / "train.tsv").write_bytes("user_id\titem_id\nu1\tcaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_predefined_split(d)
+
+
+def test_make_split_errors(small_dataset):
+    with pytest.raises(ConfigError, match="unknown split method"):
+        make_split(small_dataset, "bogus")
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        make_split(small_dataset, "random", ratio=0.5)
+    with pytest.raises(ConfigError, match="ratios"):
+        make_split(small_dataset, "random", ratios=[0.5, 0.5])
+    assert make_split(small_dataset, "ro", seed=1).method == "random"

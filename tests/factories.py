@@ -1,0 +1,31 @@
+"""Builders of small test data, importable from any test (tests/ is on pythonpath)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clarec.data.dataset import Dataset
+
+
+def data_root() -> Path | None:
+    """The real data root from CLAREC_DATA, or None (tests that need it skip)."""
+    root = os.environ.get("CLAREC_DATA")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+def make_random_dataset(n_users: int = 40, n_items: int = 30, per_user: int = 8, seed: int = 0) -> Dataset:
+    """Random interactions, distinct items per user, increasing timestamps, titled items."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t = 0
+    for u in range(n_users):
+        for i in rng.choice(n_items, size=per_user, replace=False):
+            t += 1
+            rows.append((f"u{u}", f"i{i}", t))
+    df = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"item {i}" for i in range(n_items)]})
+    return Dataset.from_frame(df, items=items, name="random")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clarec.data.dataset import Dataset
+from clarec.errors import DataError, UnknownIdError
+
+
+def build() -> Dataset:
+    inter = pd.DataFrame(
+        {
+            "user_id": ["10", "2", "2", "10", "2"],
+            "item_id": ["b", "a", "c", "a", "a"],
+            "timestamp": [5, 1, 3, 2, 4],
+            "weight": [1.0, 2.0, 1.0, 1.0, 3.0],
+            "behavior": ["view", "view", "buy", "view", "buy"],
+        }
+    )
+    items = pd.DataFrame(
+        {"item_id": ["c", "a", "b", "z"], "title": ["C", "A", "B", "Z"], "categories": [["x"], ["y"], [], ["q"]]}
+    )
+    users = pd.DataFrame({"user_id": [2, 10], "age": [30, 40]})
+    return Dataset.from_frame(inter, items=items, users=users, name="t")
+
+
+def test_from_frame_maps_and_tables():
+    ds = build()
+    # numeric ids sort numerically: "2" before "10"
+    assert ds.user_ids.tolist() == ["2", "10"]
+    assert ds.item_ids.tolist() == ["a", "b", "c"]  # "z" has no interactions
+    assert ds.user_index("10") == 1 and ds.item_index(["c", "a"]).tolist() == [2, 0]
+    assert ds.items["title"].tolist() == ["A", "B", "C"]
+    assert ds.users["age"].tolist() == [30, 40]
+    assert ds.interactions.dtypes["user"] == np.int32 and ds.interactions.dtypes["timestamp"] == np.int64
+    with pytest.raises(UnknownIdError, match="unknown item id 'zz'"):
+        ds.item_index("zz")
+
+
+def test_keep_all_items():
+    inter = pd.DataFrame({"user_id": ["u"], "item_id": ["a"]})
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["A", "B"]})
+    ds = Dataset.from_frame(inter, items=items, keep_all_items=True)
+    assert ds.n_items == 2 and ds.item_popularity().tolist() == [1, 0]
+
+
+def test_csr_histories_popularity():
+    ds = build()
+    m = ds.to_csr()
+    assert m.shape == (2, 3)
+    assert m.toarray().tolist() == [[1, 0, 1], [1, 1, 0]]
+    w = ds.to_csr(weighted=True).toarray()
+    assert w[0].tolist() == [5.0, 0.0, 1.0]  # duplicates summed
+    assert [h.tolist() for h in ds.user_histories()] == [[0, 2, 0], [0, 1]]
+    assert ds.item_popularity().tolist() == [2, 1, 1]
+    assert ds.describe()["interactions"] == 5
+
+
+def test_with_interactions_shares_maps():
+    ds = build()
+    sub = ds.with_interactions(ds.interactions.iloc[:2])
+    assert sub.n_users == ds.n_users and sub.n_items == ds.n_items and len(sub) == 2
+    assert sub.items is ds.items
+
+
+def test_save_load_roundtrip(tmp_path):
+    ds = build()
+    ds.save(tmp_path / "d")
+    back = Dataset.load(tmp_path / "d")
+    pd.testing.assert_frame_equal(back.interactions, ds.interactions)
+    assert back.user_ids.tolist() == ds.user_ids.tolist()
+    assert back.items["categories"].map(list).tolist() == [["y"], [], ["x"]]
+    assert back.name == "t"
+    with pytest.raises(DataError, match="not a saved clarec dataset"):
+        Dataset.load(tmp_path)
+
+
+def test_index_out_of_range_rejected():
+    with pytest.raises(ValueError, match="out of range"):
+        Dataset(pd.DataFrame({"user": [0], "item": [5]}), ["u"], ["a"])

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clarec.config import dump_config, load_config
+from clarec.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_shipped_config_is_valid():
+    cfg = load_config(REPO / "configs" / "ml-100k.yaml")
+    assert cfg.seed == 2024
+    assert [m.name for m in cfg.models] == ["popularity", "itemknn", "ease", "bpr", "tfidf"]
+    assert cfg.evaluation.ks == [10, 20]
+    assert cfg.split.method == "random" and cfg.split.params() == {"ratios": [0.8, 0.1, 0.1]}
+    assert cfg.data == {"name": "ml-100k", "min_rating": 4}
+
+
+def test_overrides(tmp_path):
+    p = write(tmp_path, "data: {name: ml-100k}\nmodels: [{name: ease, params: {reg: 1.0}}]\n")
+    cfg = load_config(p, ["models.0.params.reg=50", "evaluation.ks=[5, 20]", "seed=7", "split.seed=3"])
+    assert cfg.models[0].params["reg"] == 50
+    assert cfg.evaluation.ks == [5, 20]
+    assert cfg.seed == 7
+    assert cfg.split.params() == {"seed": 3}
+    # The resolved config round-trips.
+    again = load_config(raw=__import__("yaml").safe_load(dump_config(cfg)))
+    assert again == cfg
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("data: {name: x}\nmodels: [{name: ease}]\nevaluaton: {}\n", "evaluaton: unknown key"),
+        ("data: {name: x}\nmodels: [{name: ease, parms: {}}]\n", "models.0.parms: unknown key"),
+        ("data: {name: x}\nmodels: [{name: ease}]\nseed: abc\n", "seed:"),
+        ("data: {name: x}\nmodels: [{name: ease}]\nevaluation: {ks: [0]}\n", "positive"),
+        ("models: [{name: ease}]\n", "'data' section is required"),
+        ("data: {name: x}\nmodels: []\n", "at least one model"),
+        ("data: {name: x}\nmodels: [{name: ease}, {name: ease}]\n", "unique"),
+        ("data: [1, 2\n", "invalid YAML"),
+        ("- a\n- b\n", "mapping at the top level"),
+        ("", "empty"),
+    ],
+)
+def test_bad_configs_one_line(tmp_path, text, needle):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text))
+    msg = str(e.value)
+    assert needle in msg
+    assert "\n" not in msg
+    assert str(tmp_path / "c.yaml") in msg
+
+
+def test_missing_file_and_bad_override(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    p = write(tmp_path, "data: {name: x}\nmodels: [{name: ease}]\n")
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(p, ["seed"])
+    with pytest.raises(ConfigError, match="not an index"):
+        load_config(p, ["models.5.name=bpr"])
+
+
+def test_predefined_needs_no_data(tmp_path):
+    p = write(tmp_path, f"split: {{method: predefined, path: {tmp_path}}}\nmodels: [{{name: popularity}}]\n")
+    cfg = load_config(p)
+    assert cfg.data is None and cfg.split.params() == {"path": str(tmp_path)}

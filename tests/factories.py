@@ -27,5 +27,7 @@ def make_random_dataset(n_users: int = 40, n_items: int = 30, per_user: int = 8,
             t += 1
             rows.append((f"u{u}", f"i{i}", t))
     df = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)], "title": [f"item {i}" for i in range(n_items)]})
+    items = pd.DataFrame(
+        {"item_id": [f"i{i}" for i in range(n_items)], "title": [f"item {i}" for i in range(n_items)]}
+    )
     return Dataset.from_frame(df, items=items, name="random")

@@ -17,7 +17,9 @@ import typer
 
 from clarec.errors import ClarecError
 
-app = typer.Typer(help="clarec: contrastive language-aligned recommendation.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="clarec: contrastive language-aligned recommendation.", no_args_is_help=True, add_completion=False
+)
 
 
 def _mount_data_app() -> None:

@@ -94,7 +94,9 @@ def _set_path(tree: dict, dotted: str, value: Any) -> None:
             else:
                 node = node.setdefault(key, {})
         else:
-            raise ConfigError(f"--set {dotted}: cannot descend into {'.'.join(keys[:i])} (a {type(node).__name__})")
+            raise ConfigError(
+                f"--set {dotted}: cannot descend into {'.'.join(keys[:i])} (a {type(node).__name__})"
+            )
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -122,7 +124,9 @@ def _format_validation(err: ValidationError, source: str) -> str:
     return f"{source}: invalid config: " + "; ".join(parts)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None
+) -> ExperimentConfig:
     """Read, override and validate a configuration; any problem raises one ConfigError."""
     source = str(path) if path is not None else "<config>"
     if raw is None:

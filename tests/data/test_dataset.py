@@ -19,7 +19,11 @@ def build() -> Dataset:
         }
     )
     items = pd.DataFrame(
-        {"item_id": ["c", "a", "b", "z"], "title": ["C", "A", "B", "Z"], "categories": [["x"], ["y"], [], ["q"]]}
+        {
+            "item_id": ["c", "a", "b", "z"],
+            "title": ["C", "A", "B", "Z"],
+            "categories": [["x"], ["y"], [], ["q"]],
+        }
     )
     users = pd.DataFrame({"user_id": [2, 10], "age": [30, 40]})
     return Dataset.from_frame(inter, items=items, users=users, name="t")

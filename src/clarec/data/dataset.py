@@ -31,7 +31,9 @@ DEFAULT_BEHAVIOR = "interaction"
 
 def _sorted_ids(ids: Iterable) -> np.ndarray:
     """Unique ids as strings, in numeric order when every id is an integer, else lexicographic."""
-    uniq = pd.unique(pd.Series(list(ids) if not isinstance(ids, pd.Series) else ids, dtype="object").astype(str))
+    uniq = pd.unique(
+        pd.Series(list(ids) if not isinstance(ids, pd.Series) else ids, dtype="object").astype(str)
+    )
     as_num = pd.to_numeric(pd.Series(uniq), errors="coerce")
     if len(uniq) and as_num.notna().all() and (as_num % 1 == 0).all():
         order = np.argsort(as_num.to_numpy(), kind="stable")
@@ -85,7 +87,9 @@ class Dataset:
             out["timestamp"] = df["timestamp"].to_numpy().astype("int64")
         else:
             out["timestamp"] = np.arange(len(df), dtype="int64")
-        out["weight"] = df["weight"].to_numpy().astype("float32") if "weight" in df.columns else np.float32(1.0)
+        out["weight"] = (
+            df["weight"].to_numpy().astype("float32") if "weight" in df.columns else np.float32(1.0)
+        )
         if "behavior" in df.columns:
             out["behavior"] = df["behavior"].astype("string").to_numpy()
         else:
@@ -265,8 +269,12 @@ class Dataset:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.interactions.to_parquet(path / "interactions.parquet", index=False)
-        pd.DataFrame({"user_id": self.user_ids.astype(str)}).to_parquet(path / "user_ids.parquet", index=False)
-        pd.DataFrame({"item_id": self.item_ids.astype(str)}).to_parquet(path / "item_ids.parquet", index=False)
+        pd.DataFrame({"user_id": self.user_ids.astype(str)}).to_parquet(
+            path / "user_ids.parquet", index=False
+        )
+        pd.DataFrame({"item_id": self.item_ids.astype(str)}).to_parquet(
+            path / "item_ids.parquet", index=False
+        )
         self.items.to_parquet(path / "items.parquet", index=False)
         self.users.to_parquet(path / "users.parquet", index=False)
         (path / "dataset.json").write_text(json.dumps({"name": self.name, "format": 1}))

@@ -87,7 +87,9 @@ def _items_table(ds: Dataset) -> pd.DataFrame:
         values = ds.items[col]
         sample = values.dropna()
         if len(sample) and isinstance(sample.iloc[0], list | tuple | np.ndarray):
-            out[col] = values.map(lambda v: "|".join(map(str, v)) if isinstance(v, list | tuple | np.ndarray) else "")
+            out[col] = values.map(
+                lambda v: "|".join(map(str, v)) if isinstance(v, list | tuple | np.ndarray) else ""
+            )
         else:
             out[col] = values.to_numpy()
     return out
@@ -97,8 +99,10 @@ def _items_table(ds: Dataset) -> pd.DataFrame:
 def _parts_from_labels(ds: Dataset, labels: np.ndarray, method: str, params: dict, cold=None) -> Split:
     """Build a Split from a per-interaction label array (0 train, 1 valid, 2 test)."""
     inter = ds.interactions
-    parts = [ds.with_interactions(inter[labels == code].reset_index(drop=True), name=f"{ds.name}/{p}")
-             for code, p in enumerate(PARTS)]
+    parts = [
+        ds.with_interactions(inter[labels == code].reset_index(drop=True), name=f"{ds.name}/{p}")
+        for code, p in enumerate(PARTS)
+    ]
     cold_items = np.asarray([] if cold is None else cold, dtype=np.int64)
     return Split(*parts, cold_items=np.sort(cold_items), method=method, params=params)
 
@@ -106,7 +110,9 @@ def _parts_from_labels(ds: Dataset, labels: np.ndarray, method: str, params: dic
 def _check_ratios(ratios) -> np.ndarray:
     r = np.asarray(ratios, dtype=float)
     if r.shape != (3,) or (r < 0).any() or r[0] <= 0 or r.sum() <= 0:
-        raise ConfigError(f"split ratios must be three non-negative numbers with train > 0, got {list(ratios)}")
+        raise ConfigError(
+            f"split ratios must be three non-negative numbers with train > 0, got {list(ratios)}"
+        )
     return r / r.sum()
 
 
@@ -205,9 +211,7 @@ def leave_one_out_split(ds: Dataset) -> Split:
     return _parts_from_labels(ds, labels, "leave_one_out", {})
 
 
-def cold_start_split(
-    ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1), seed: int = 2024
-) -> Split:
+def cold_start_split(ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1), seed: int = 2024) -> Split:
     """Hold a share of items out of training entirely.
 
     A random ``cold_share`` of the items that have interactions is chosen; half of them (by item)
@@ -266,12 +270,16 @@ def load_predefined_split(folder: str | Path) -> Split:
         df = _read_part(path)
         missing = {"user_id", "item_id"} - set(df.columns)
         if missing:
-            raise DataError(path, f"header lacks {sorted(missing)} (found {list(df.columns)}; tab-separated?)", line=1)
+            raise DataError(
+                path, f"header lacks {sorted(missing)} (found {list(df.columns)}; tab-separated?)", line=1
+            )
         if "timestamp" in df.columns:
             ts = pd.to_numeric(df["timestamp"], errors="coerce")
             bad = np.flatnonzero(ts.isna().to_numpy() | (ts % 1 != 0).to_numpy())
             if len(bad):
-                raise DataError(path, f"invalid timestamp {df['timestamp'].iloc[bad[0]]!r}", line=int(bad[0]) + 2)
+                raise DataError(
+                    path, f"invalid timestamp {df['timestamp'].iloc[bad[0]]!r}", line=int(bad[0]) + 2
+                )
             df["timestamp"] = ts.astype("int64")
         empty = np.flatnonzero(((df["user_id"] == "") | (df["item_id"] == "")).to_numpy())
         if len(empty):
@@ -319,7 +327,9 @@ def make_split(ds: Dataset | None, method: str, **params) -> Split:
             raise ConfigError("split method 'predefined' needs a 'path' to a split folder")
         return load_predefined_split(params["path"])
     if method not in SPLIT_METHODS:
-        raise ConfigError(f"unknown split method {method!r}; available: predefined, {', '.join(SPLIT_METHODS)}")
+        raise ConfigError(
+            f"unknown split method {method!r}; available: predefined, {', '.join(SPLIT_METHODS)}"
+        )
     if ds is None:
         raise ConfigError(f"split method {method!r} needs a 'data' section")
     fn = SPLIT_METHODS[method]

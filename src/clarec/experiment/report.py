@@ -21,7 +21,9 @@ def _cell(r: dict, col: str) -> str:
     return f"{value:.4f} ± {std:.4f}" if std is not None else f"{value:.4f}"
 
 
-def results_table(results: dict[str, Any], cfg=None, command_note: str | None = None, ks: list[int] | None = None) -> str:
+def results_table(
+    results: dict[str, Any], cfg=None, command_note: str | None = None, ks: list[int] | None = None
+) -> str:
     """Markdown table: one row per model, test metrics (mean ± std over seeds when several)."""
     if not results:
         return "(no results)\n"
@@ -31,7 +33,9 @@ def results_table(results: dict[str, Any], cfg=None, command_note: str | None = 
     head = ["model", *cols, "fit s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for name, r in results.items():
-        lines.append("| " + " | ".join([name, *(_cell(r, c) for c in cols), f"{r['fit_seconds']:.1f}"]) + " |")
+        lines.append(
+            "| " + " | ".join([name, *(_cell(r, c) for c in cols), f"{r['fit_seconds']:.1f}"]) + " |"
+        )
     text = "\n".join(lines) + "\n"
     if cfg is not None:
         seeds = next(iter(results.values())).get("seeds")

@@ -146,7 +146,13 @@ def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dic
     split.save(out / "split")
 
     ev = cfg.evaluation
-    evaluator = Evaluator(split, ks=ev.ks, metrics=ev.metrics, item_features=item_features(split.train), batch_size=ev.batch_size)
+    evaluator = Evaluator(
+        split,
+        ks=ev.ks,
+        metrics=ev.metrics,
+        item_features=item_features(split.train),
+        batch_size=ev.batch_size,
+    )
     results: dict[str, Any] = {}
     for model_cfg in cfg.models:
         per_seed = []
@@ -159,8 +165,13 @@ def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dic
             fit_seconds = time.perf_counter() - t
             valid_res = evaluator.evaluate(model, part="valid")
             test_res = evaluator.evaluate(model, part="test")
-            log.info("%s seed %d: fit %.2fs, test %s", model_cfg.key, seed, fit_seconds,
-                     {k: round(v, 4) for k, v in test_res.metrics.items() if k.startswith(("ndcg", "recall"))})
+            log.info(
+                "%s seed %d: fit %.2fs, test %s",
+                model_cfg.key,
+                seed,
+                fit_seconds,
+                {k: round(v, 4) for k, v in test_res.metrics.items() if k.startswith(("ndcg", "recall"))},
+            )
             per_seed.append(
                 {
                     "seed": seed,

@@ -48,7 +48,11 @@ class Recommender(ABC):
     @classmethod
     def param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self" and sig.parameters[p].kind == p.POSITIONAL_OR_KEYWORD]
+        return [
+            name
+            for name, p in sig.parameters.items()
+            if name != "self" and p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ]
 
     def get_params(self) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self.param_names()}
@@ -62,7 +66,11 @@ class Recommender(ABC):
         """Learn from ``train``; ``valid`` may be used for early stopping, never for learning."""
         self.n_users, self.n_items = train.n_users, train.n_items
         self.seen = train.to_csr()
-        self._fit(train, valid)
+        try:
+            self._fit(train, valid)
+        except BaseException:
+            del self.seen  # a failed fit must not leave the model looking fitted
+            raise
         return self
 
     @abstractmethod
@@ -112,8 +120,8 @@ class Recommender(ABC):
         if candidates is not None:
             allowed = np.zeros(self.n_items, dtype=bool)
             allowed[self._check_items(candidates)] = True
-        ids = np.empty((len(users), k), dtype=np.int64)
-        vals = np.empty((len(users), k), dtype=np.float32)
+        ids = np.full((len(users), k), -1, dtype=np.int64)
+        vals = np.full((len(users), k), -np.inf, dtype=np.float32)
         for start in range(0, len(users), batch_size):
             chunk = users[start : start + batch_size]
             s = np.array(self.score(chunk), dtype=np.float32, copy=True)
@@ -123,7 +131,8 @@ class Recommender(ABC):
             if allowed is not None:
                 s[:, ~allowed] = -np.inf
             i, v = top_k(s, k)
-            ids[start : start + len(chunk)], vals[start : start + len(chunk)] = i, v
+            ids[start : start + len(chunk), : i.shape[1]] = i
+            vals[start : start + len(chunk), : v.shape[1]] = v
         ids[~np.isfinite(vals)] = -1
         return ids, vals
 
@@ -150,17 +159,21 @@ class Recommender(ABC):
         items = self._check_items(items)
         s = np.array(self.item_similarity(items), dtype=np.float32, copy=True)
         s[np.arange(len(items)), items] = -np.inf
-        ids, vals = top_k(s, k)
+        i, v = top_k(s, k)
+        ids = np.full((len(items), k), -1, dtype=np.int64)
+        vals = np.full((len(items), k), -np.inf, dtype=np.float32)
+        ids[:, : i.shape[1]], vals[:, : v.shape[1]] = i, v
         ids[~np.isfinite(vals)] = -1
         return ids, vals
 
     # ------------------------------------------------------------------ persistence
-    def _get_state(self) -> dict[str, np.ndarray]:
-        """Learned arrays to save; subclasses extend."""
+    def _get_state(self) -> dict[str, np.ndarray | sp.spmatrix]:
+        """Learned arrays (dense or scipy sparse) to save; subclasses extend."""
         return {}
 
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`_get_state` returned."""
+    def _set_state(self, state: dict[str, np.ndarray | sp.csr_matrix]) -> None:
+        """Restore what :meth:`_get_state` returned (sparse matrices come back as CSR)."""
+        return None
 
     def save(self, path: str | Path) -> Path:
         """Save to a folder: ``model.json`` (name, parameters) and ``state.npz`` (arrays)."""
@@ -175,10 +188,14 @@ class Recommender(ABC):
             "n_items": self.n_items,
         }
         (path / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-        state = {f"state.{k}": np.asarray(v) for k, v in self._get_state().items()}
-        seen = self.seen.tocsr()
-        state |= {"seen.indptr": seen.indptr, "seen.indices": seen.indices}
-        np.savez(path / "state.npz", **state)
+        arrays: dict[str, np.ndarray] = {}
+        for key, value in self._get_state().items():
+            if sp.issparse(value):
+                arrays |= _sparse_to_arrays(f"sparse.{key}", value)
+            else:
+                arrays[f"state.{key}"] = np.asarray(value)
+        arrays |= _sparse_to_arrays("seen", self.seen)
+        np.savez(path / "state.npz", **arrays)
         return path
 
     @classmethod
@@ -189,19 +206,41 @@ class Recommender(ABC):
         path = Path(path)
         try:
             meta = json.loads((path / "model.json").read_text())
-        except (OSError, ValueError) as e:
-            raise ClarecError(f"{path}: not a saved clarec model ({e})") from None
-        klass = get_model_class(meta["model"]) if cls is Recommender else cls
-        model = klass(**meta["params"])
-        model.n_users, model.n_items = meta["n_users"], meta["n_items"]
-        with np.load(path / "state.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        model.seen = sp.csr_matrix(
-            (np.ones(len(arrays["seen.indices"]), dtype=np.float32), arrays["seen.indices"], arrays["seen.indptr"]),
-            shape=(model.n_users, model.n_items),
-        )
-        model._set_state({k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")})
+            name, params = meta["model"], meta["params"]
+            n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
+            with np.load(path / "state.npz", allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            seen = _sparse_from_arrays("seen", arrays)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ClarecError(
+                f"{path}: not a readable saved clarec model ({type(e).__name__}: {e})"
+            ) from None
+        if cls is not Recommender and name != cls.name:
+            raise ClarecError(f"{path}: holds a {name!r} model, not {cls.name!r}")
+        model = get_model_class(name)(**params)
+        model.n_users, model.n_items, model.seen = n_users, n_items, seen
+        state: dict = {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
+        for key in {k[len("sparse.") :].rsplit(".", 1)[0] for k in arrays if k.startswith("sparse.")}:
+            state[key] = _sparse_from_arrays(f"sparse.{key}", arrays)
+        model._set_state(state)
         return model
+
+
+def _sparse_to_arrays(prefix: str, m: sp.spmatrix) -> dict[str, np.ndarray]:
+    m = sp.csr_matrix(m)
+    return {
+        f"{prefix}.data": m.data,
+        f"{prefix}.indices": m.indices,
+        f"{prefix}.indptr": m.indptr,
+        f"{prefix}.shape": np.asarray(m.shape, dtype=np.int64),
+    }
+
+
+def _sparse_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    shape = tuple(int(x) for x in arrays[f"{prefix}.shape"])
+    return sp.csr_matrix(
+        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]), shape=shape
+    )
 
 
 def _json_default(o):

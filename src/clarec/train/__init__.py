@@ -1,0 +1,21 @@
+"""Training utilities shared by every PyTorch model: the loop, seeding, a validation metric."""
+
+from clarec.train.loop import (
+    DivergedError,
+    Trainer,
+    TrainHistory,
+    load_checkpoint,
+    seed_everything,
+    set_torch_threads,
+)
+from clarec.train.validation import RankingValidator
+
+__all__ = [
+    "DivergedError",
+    "RankingValidator",
+    "Trainer",
+    "TrainHistory",
+    "load_checkpoint",
+    "seed_everything",
+    "set_torch_threads",
+]

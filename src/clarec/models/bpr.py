@@ -1,0 +1,192 @@
+"""Matrix factorisation trained with the BPR loss (Rendle et al., UAI 2009).
+
+Users and items get ``embedding_dim`` vectors; a score is their dot product. Each epoch shuffles
+the training (user, positive) pairs, draws negatives with :mod:`clarec.contrastive.samplers` and
+minimises :class:`~clarec.contrastive.losses.BPRLoss` plus an L2 penalty on the embeddings in the
+batch, through the shared :class:`~clarec.train.loop.Trainer` (early stopping on validation
+NDCG@k when ``valid`` is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from clarec.contrastive.losses import BPRLoss
+from clarec.contrastive.samplers import NegativeSampler, PopularityNegativeSampler, UniformNegativeSampler
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models.base import Recommender
+from clarec.models.registry import register
+from clarec.train.loop import Trainer, TrainHistory
+from clarec.train.validation import RankingValidator
+
+
+class MatrixFactorization(nn.Module):
+    """User and item embedding tables; ``forward(users, items)`` gives dot-product scores."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float, generator: torch.Generator):
+        super().__init__()
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
+        nn.init.normal_(self.user.weight, std=init_std, generator=generator)
+        nn.init.normal_(self.item.weight, std=init_std, generator=generator)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of ``items`` (shape ``(B,)`` or ``(B, n)``) for ``users`` (shape ``(B,)``)."""
+        u = self.user(users)
+        v = self.item(items)
+        if v.dim() == 3:
+            return torch.einsum("bd,bnd->bn", u, v)
+        return (u * v).sum(-1)
+
+
+@register("bpr")
+class BPR(Recommender):
+    """BPR matrix factorisation.
+
+    Args:
+        embedding_dim: size of user and item vectors.
+        lr: Adam learning rate.
+        reg: L2 penalty on the batch's user, positive and negative embeddings (per example).
+        epochs: maximum number of epochs.
+        batch_size: (user, positive) pairs per step.
+        n_negatives: negatives per positive.
+        neg_alpha: ``0`` samples negatives uniformly; ``> 0`` ∝ popularity ** neg_alpha.
+        init_std: standard deviation of the normal initialisation.
+        patience: validations without improvement before stopping (with ``valid`` only).
+        eval_every: validate every this many epochs.
+        eval_k: cut-off of the validation NDCG.
+        eval_max_users: validate on at most this many users (``None``: all).
+        seed: seeds initialisation, shuffling and negative sampling; same seed, same model (CPU).
+        run_dir: folder for the training log, history and best checkpoint.
+        progress: progress bar; ``None`` shows it only on a terminal.
+    """
+
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        lr: float = 1e-3,
+        reg: float = 1e-4,
+        epochs: int = 200,
+        batch_size: int = 2048,
+        n_negatives: int = 1,
+        neg_alpha: float = 0.0,
+        init_std: float = 0.1,
+        patience: int = 10,
+        eval_every: int = 1,
+        eval_k: int = 20,
+        eval_max_users: int | None = None,
+        seed: int = 0,
+        run_dir: str | None = None,
+        progress: bool | None = None,
+    ):
+        for name, value in (
+            ("embedding_dim", embedding_dim),
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+            ("n_negatives", n_negatives),
+            ("patience", patience),
+            ("eval_every", eval_every),
+            ("eval_k", eval_k),
+        ):
+            if int(value) < 1:
+                raise ConfigError(f"bpr: {name} must be at least 1, got {value}")
+        if not lr > 0:
+            raise ConfigError(f"bpr: lr must be > 0, got {lr}")
+        if not reg >= 0:
+            raise ConfigError(f"bpr: reg must be >= 0, got {reg}")
+        if not neg_alpha >= 0:
+            raise ConfigError(f"bpr: neg_alpha must be >= 0, got {neg_alpha}")
+        if not init_std > 0:
+            raise ConfigError(f"bpr: init_std must be > 0, got {init_std}")
+        self.embedding_dim = int(embedding_dim)
+        self.lr = float(lr)
+        self.reg = float(reg)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.n_negatives = int(n_negatives)
+        self.neg_alpha = float(neg_alpha)
+        self.init_std = float(init_std)
+        self.patience = int(patience)
+        self.eval_every = int(eval_every)
+        self.eval_k = int(eval_k)
+        self.eval_max_users = None if eval_max_users is None else int(eval_max_users)
+        self.seed = int(seed)
+        self.run_dir = None if run_dir is None else str(run_dir)
+        self.progress = progress
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        generator = torch.Generator().manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        module = MatrixFactorization(self.n_users, self.n_items, self.embedding_dim, self.init_std, generator)
+        sampler: NegativeSampler
+        if self.neg_alpha > 0:
+            sampler = PopularityNegativeSampler(self.seen, alpha=self.neg_alpha, seed=rng)
+        else:
+            sampler = UniformNegativeSampler(self.seen, seed=rng)
+        pair_users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.seen.indptr))
+        pair_items = self.seen.indices.astype(np.int64)
+        bpr = BPRLoss()
+
+        def batches(epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
+            order = rng.permutation(len(pair_users))
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                users, pos = pair_users[idx], pair_items[idx]
+                neg = sampler.sample(users, self.n_negatives)
+                yield torch.from_numpy(users), torch.from_numpy(pos), torch.from_numpy(neg)
+
+        def loss_fn(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            users, pos, neg = batch
+            u, p, n = module.user(users), module.item(pos), module.item(neg)
+            pos_scores = (u * p).sum(-1)
+            neg_scores = torch.einsum("bd,bnd->bn", u, n)
+            penalty = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
+            return bpr(pos_scores, neg_scores) + self.reg * penalty
+
+        validate = None
+        if valid is not None and valid.n_interactions > 0:
+            validator = RankingValidator(
+                self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
+            )
+
+            def score_fn(users: np.ndarray) -> np.ndarray:
+                u = module.user.weight[torch.from_numpy(users)]
+                return (u @ module.item.weight.T).numpy()
+
+            def validate() -> float:
+                return validator(score_fn)
+
+        trainer = Trainer(
+            epochs=self.epochs,
+            patience=self.patience,
+            eval_every=self.eval_every,
+            metric_name=f"ndcg@{self.eval_k}",
+            run_dir=self.run_dir,
+            progress=self.progress,
+        )
+        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
+        self.history_: TrainHistory = trainer.fit(module, batches, loss_fn, optimizer, validate)
+        self.user_factors = module.user.weight.detach().numpy().copy()
+        self.item_factors = module.item.weight.detach().numpy().copy()
+
+    # ------------------------------------------------------------------ inference
+    def score(self, users) -> np.ndarray:
+        users = self._check_users(users)
+        return self.user_factors[users] @ self.item_factors.T
+
+    def item_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_factors
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.user_factors = state["user_factors"].astype(np.float32)
+        self.item_factors = state["item_factors"].astype(np.float32)

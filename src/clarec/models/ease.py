@@ -1,0 +1,68 @@
+"""EASE: embarrassingly shallow autoencoder (Steck, WWW 2019).
+
+Closed form: with ``G = XᵀX + λI`` and ``P = G⁻¹``, the item-item weights are
+``B = I - P · diag(1 / diag(P))``, i.e. ``B_ij = -P_ij / P_jj`` off the diagonal and ``B_jj = 0``.
+A user's scores are ``x_u B``. The inversion is dense in the number of items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models.base import Recommender
+from clarec.models.registry import register
+
+
+@register("ease")
+class EASE(Recommender):
+    """Linear item-item autoencoder with a zero diagonal, solved in closed form.
+
+    Args:
+        reg: L2 regularisation ``λ`` added to the Gram matrix's diagonal (a few hundred suits
+            MovieLens-sized data; larger catalogues with sparser data often want more).
+        max_items: refuse catalogues larger than this, since fitting holds two dense
+            ``n_items × n_items`` float64 matrices (30,000 items ≈ 14 GB).
+    """
+
+    def __init__(self, reg: float = 250.0, max_items: int = 30000):
+        if not reg > 0:
+            raise ConfigError(f"ease: reg must be > 0, got {reg}")
+        if int(max_items) < 1:
+            raise ConfigError(f"ease: max_items must be at least 1, got {max_items}")
+        self.reg = float(reg)
+        self.max_items = int(max_items)
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        n = self.n_items
+        if n > self.max_items:
+            gib = 2 * n * n * 8 / 2**30
+            raise ConfigError(
+                f"ease: {n} items exceed max_items={self.max_items}; the dense inversion needs about "
+                f"{gib:.1f} GiB. Raise max_items if you have the memory, or use itemknn"
+            )
+        x = self.seen
+        gram = (x.T @ x).toarray().astype(np.float64)
+        gram[np.diag_indices(n)] += self.reg
+        # G is symmetric positive definite (λ > 0), so the inverse exists; overwrite G to save memory.
+        p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        p /= -np.diag(p)[None, :]
+        np.fill_diagonal(p, 0.0)
+        self.weights = p.astype(np.float32)
+
+    def score(self, users) -> np.ndarray:
+        users = self._check_users(users)
+        return np.asarray(self.seen[users] @ self.weights, dtype=np.float32)
+
+    def item_similarity(self, items) -> np.ndarray:
+        """Row ``i`` of ``B``: how much item ``i`` in a history raises each other item's score."""
+        items = self._check_items(items)
+        return self.weights[items].copy()
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.weights = state["weights"].astype(np.float32)

@@ -1,0 +1,39 @@
+"""Most-popular baseline: every user gets the items most users interacted with in training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clarec.data.dataset import Dataset
+from clarec.models.base import Recommender
+from clarec.models.registry import register
+
+
+@register("popularity")
+class Popularity(Recommender):
+    """Scores each item by its number of distinct training users, the same for every user.
+
+    ``similar_items`` also ranks by popularity: the popular items are the best a model without
+    item features can offer, and it is the baseline every other model must beat.
+    """
+
+    def __init__(self):
+        pass
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        # self.seen is binary, so column sums count distinct users.
+        self.popularity = np.asarray(self.seen.sum(axis=0), dtype=np.float32).ravel()
+
+    def score(self, users) -> np.ndarray:
+        users = self._check_users(users)
+        return np.broadcast_to(self.popularity, (len(users), self.n_items)).copy()
+
+    def item_similarity(self, items) -> np.ndarray:
+        items = self._check_items(items)
+        return np.broadcast_to(self.popularity, (len(items), self.n_items)).copy()
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"popularity": self.popularity}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.popularity = state["popularity"].astype(np.float32)

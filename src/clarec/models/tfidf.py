@@ -1,0 +1,197 @@
+"""Content-based recommender: TF-IDF item text, user profiles as weighted means, cosine scores.
+
+Item text joins the chosen columns of the item table (strings, and lists such as genres or
+categories). Each item becomes an L2-normalised TF-IDF vector; a user's profile is the weighted
+mean of the vectors of the items in their history (interaction weight × optional recency decay),
+and an item's score is the cosine between profile and item. It uses text only, so items nobody
+has interacted with yet are recommended like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models.base import Recommender
+from clarec.models.registry import register
+
+#: Id columns never count as text.
+ID_COLUMNS = ("item_id",)
+#: Column-name endings skipped when ``fields`` is None: ids, links and dates are strings, not text.
+NON_TEXT_SUFFIXES = ("_id", "url", "date")
+
+
+def _value_text(v) -> str:
+    """One cell as text: strings as they are, lists/arrays joined by spaces, missing as ''."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list | tuple | np.ndarray | pd.Series):
+        return " ".join(_value_text(x) for x in v)
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return ""
+    return str(v)
+
+
+def _is_text_column(col: pd.Series) -> bool:
+    """Whether a column holds strings or lists of strings (not numbers, flags or dates)."""
+    values = col.dropna()
+    if len(values) == 0:
+        return False
+    first = values.iloc[0]
+    if isinstance(first, str):
+        return True
+    if isinstance(first, list | tuple | np.ndarray):
+        return all(isinstance(x, str) for x in first)
+    return False
+
+
+def item_texts(items: pd.DataFrame, fields: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """The text of every item and the columns it came from.
+
+    ``fields=None`` takes every string or list-of-strings column except ids, URLs and dates
+    (names ending in ``_id``, ``url`` or ``date``), and skips a column whose text repeats an
+    earlier one (e.g. ``categories`` copying ``genres``), which would double its terms' weight.
+    """
+    if fields is None:
+        candidates = [
+            c
+            for c in items.columns
+            if c not in ID_COLUMNS
+            and not str(c).lower().endswith(NON_TEXT_SUFFIXES)
+            and _is_text_column(items[c])
+        ]
+    else:
+        missing = [f for f in fields if f not in items.columns]
+        if missing:
+            have = [c for c in items.columns if c not in ID_COLUMNS]
+            raise ConfigError(f"tfidf: item table has no column(s) {missing}; it has {have}")
+        candidates = list(fields)
+    texts = [""] * len(items)
+    used: list[str] = []
+    columns: list[list[str]] = []
+    for f in candidates:
+        col = [_value_text(v) for v in items[f].tolist()]
+        if fields is None and col in columns:
+            continue
+        used.append(f)
+        columns.append(col)
+        texts = [f"{a} {b}" if a and b else a or b for a, b in zip(texts, col, strict=True)]
+    return texts, used
+
+
+@register("tfidf")
+class TfidfRecommender(Recommender):
+    """Traditional content-based recommender over TF-IDF item text.
+
+    Args:
+        fields: item-table columns to use; ``None`` uses every text or list-of-text column.
+        min_df: ignore terms in fewer items than this (int) or this fraction of items (float).
+        max_features: keep the most frequent terms only (``None``: all).
+        ngram_range: smallest and largest n-gram length.
+        sublinear_tf: use ``1 + log(tf)`` instead of raw term counts.
+        stop_words: ``"english"`` or ``None``.
+        half_life: recency decay of history weights, in timestamp units (seconds for real
+            timestamps): an interaction ``half_life`` older than the user's latest counts half.
+            ``None`` weighs the whole history equally.
+
+    The vocabulary and document frequencies are computed over the whole item catalogue: item
+    text is side information known before any interaction, so this uses no held-out feedback.
+    """
+
+    def __init__(
+        self,
+        fields: list[str] | None = None,
+        min_df: int | float = 1,
+        max_features: int | None = None,
+        ngram_range: tuple[int, int] = (1, 1),
+        sublinear_tf: bool = True,
+        stop_words: str | None = "english",
+        half_life: float | None = None,
+    ):
+        ngram_range = tuple(int(x) for x in ngram_range)  # JSON gives lists back
+        if len(ngram_range) != 2 or not 1 <= ngram_range[0] <= ngram_range[1]:
+            raise ConfigError(
+                f"tfidf: ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n, got {ngram_range}"
+            )
+        if half_life is not None and not half_life > 0:
+            raise ConfigError(f"tfidf: half_life must be > 0 or None, got {half_life}")
+        if stop_words not in ("english", None):
+            raise ConfigError(f"tfidf: stop_words must be 'english' or None, got {stop_words!r}")
+        self.fields = None if fields is None else [str(f) for f in fields]
+        self.min_df = min_df
+        self.max_features = max_features
+        self.ngram_range = ngram_range
+        self.sublinear_tf = bool(sublinear_tf)
+        self.stop_words = stop_words
+        self.half_life = None if half_life is None else float(half_life)
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        texts, used = item_texts(train.items, self.fields)
+        if not used or not any(t.strip() for t in texts):
+            raise ConfigError(
+                f"tfidf: no item text found (columns used: {used}); the data set needs an item table "
+                "with text columns such as title or genres"
+            )
+        vectorizer = TfidfVectorizer(
+            min_df=self.min_df,
+            max_features=self.max_features,
+            ngram_range=self.ngram_range,
+            sublinear_tf=self.sublinear_tf,
+            stop_words=self.stop_words,
+            dtype=np.float32,
+        )
+        try:
+            matrix = vectorizer.fit_transform(texts)
+        except ValueError as e:  # empty vocabulary, min_df above the number of items, ...
+            raise ConfigError(f"tfidf: cannot build the vocabulary: {e}") from None
+        # TfidfVectorizer already L2-normalises rows; items without text stay all-zero.
+        self.item_matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        self.user_weights = self._history_weights(train)
+
+    def _history_weights(self, train: Dataset) -> sp.csr_matrix:
+        """User × item matrix of profile weights (interaction weight × recency decay, summed)."""
+        df = train.interactions
+        users = df["user"].to_numpy()
+        w = df["weight"].to_numpy(dtype=np.float64)
+        if self.half_life is not None:
+            t = df["timestamp"].to_numpy(dtype=np.float64)
+            latest = pd.Series(t).groupby(users).transform("max").to_numpy()
+            w = w * np.power(0.5, (latest - t) / self.half_life)
+        m = sp.csr_matrix((w, (users, df["item"].to_numpy())), shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        return m.astype(np.float32)
+
+    # ------------------------------------------------------------------ inference
+    def user_profiles(self, users) -> sp.csr_matrix:
+        """L2-normalised TF-IDF profiles ``(len(users), vocabulary)`` (the weighted mean's direction)."""
+        users = self._check_users(users)
+        return normalize(self.user_weights[users] @ self.item_matrix, norm="l2")
+
+    def score(self, users) -> np.ndarray:
+        profiles = self.user_profiles(users)
+        return np.asarray((profiles @ self.item_matrix.T).toarray(), dtype=np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        """Dense L2-normalised TF-IDF vectors ``(n_items, vocabulary)``."""
+        self._check_fitted()
+        return self.item_matrix.toarray()
+
+    def item_similarity(self, items) -> np.ndarray:
+        # Sparse product: the dense vectors can be large for big vocabularies.
+        items = self._check_items(items)
+        return np.asarray((self.item_matrix[items] @ self.item_matrix.T).toarray(), dtype=np.float32)
+
+    def _get_state(self) -> dict[str, sp.csr_matrix]:
+        return {"item_matrix": self.item_matrix, "user_weights": self.user_weights}
+
+    def _set_state(self, state: dict) -> None:
+        self.item_matrix = state["item_matrix"]
+        self.user_weights = state["user_weights"]

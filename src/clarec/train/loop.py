@@ -1,0 +1,284 @@
+"""The training loop shared by every PyTorch model.
+
+A model supplies what is specific to it — a batch iterator per epoch, a loss function of a batch,
+an optimiser and, optionally, a ``validate() -> float`` callable (higher is better) — and
+:class:`Trainer` runs the epochs: progress bar with the live loss, early stopping with patience,
+restoring the best weights, and a run folder (``log.txt``, ``history.json``, ``best.pt``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from clarec.errors import ClarecError
+
+__all__ = [
+    "DivergedError",
+    "Trainer",
+    "TrainHistory",
+    "load_checkpoint",
+    "seed_everything",
+    "set_torch_threads",
+]
+
+CHECKPOINT_NAME = "best.pt"
+HISTORY_NAME = "history.json"
+LOG_NAME = "log.txt"
+
+
+class DivergedError(ClarecError):
+    """The training loss became NaN or infinite (usually a learning rate that is too high)."""
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python's, NumPy's legacy and torch's global generators; return a fresh NumPy Generator.
+
+    Models should prefer explicit generators; this exists for code that draws from the global
+    ones (dropout, third-party layers).
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def set_torch_threads(n: int | None = None) -> int:
+    """Let torch use ``n`` threads (default: every core this process may run on); returns ``n``."""
+    if n is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            n = os.cpu_count() or 1
+    n = max(1, int(n))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+@dataclass
+class TrainHistory:
+    """What happened during training, one entry per epoch in each list.
+
+    ``val_metrics`` holds ``None`` for epochs without validation. ``best_epoch`` is the (1-based)
+    epoch whose weights the module holds after training: the best validated one, or the last
+    epoch when there was no validation.
+    """
+
+    metric_name: str = "metric"
+    epochs: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    val_metrics: list[float | None] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_metric: float | None = None
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainHistory:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def load_checkpoint(path: str | Path, module: nn.Module) -> nn.Module:
+    """Load a ``state_dict`` written by :class:`Trainer` into ``module`` (``weights_only``, no pickles)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    module.load_state_dict(state)
+    return module
+
+
+class Trainer:
+    """Runs epochs of mini-batch training with early stopping.
+
+    Args:
+        epochs: maximum number of epochs.
+        patience: stop after this many validations without improvement (``None``: never stop
+            early). Only used when a ``validate`` callable is given to :meth:`fit`.
+        eval_every: validate every this many epochs (and always after the last epoch).
+        min_delta: an improvement must exceed the best metric by more than this.
+        metric_name: label of the validation metric in logs and the history.
+        run_dir: folder for ``log.txt``, ``history.json`` and ``best.pt``; nothing is written
+            when ``None``.
+        progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
+        num_threads: torch threads; ``None`` uses every available core.
+        seed: when given, :func:`seed_everything` is called at the start of :meth:`fit`.
+        grad_clip: clip the gradient norm to this value when given.
+    """
+
+    def __init__(
+        self,
+        epochs: int = 100,
+        patience: int | None = 10,
+        eval_every: int = 1,
+        min_delta: float = 0.0,
+        metric_name: str = "metric",
+        run_dir: str | Path | None = None,
+        progress: bool | None = None,
+        num_threads: int | None = None,
+        seed: int | None = None,
+        grad_clip: float | None = None,
+    ):
+        if epochs < 1:
+            raise ClarecError(f"epochs must be at least 1, got {epochs}")
+        if eval_every < 1:
+            raise ClarecError(f"eval_every must be at least 1, got {eval_every}")
+        if patience is not None and patience < 1:
+            raise ClarecError(f"patience must be at least 1 (or None), got {patience}")
+        self.epochs = int(epochs)
+        self.patience = patience
+        self.eval_every = int(eval_every)
+        self.min_delta = float(min_delta)
+        self.metric_name = metric_name
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.progress = progress
+        self.num_threads = num_threads
+        self.seed = seed
+        self.grad_clip = grad_clip
+
+    # ------------------------------------------------------------------ helpers
+    def _log(self, line: str) -> None:
+        if self.run_dir is not None:
+            with open(self.run_dir / LOG_NAME, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    def _show_progress(self) -> bool:
+        if self.progress is not None:
+            return bool(self.progress)
+        return sys.stderr.isatty()
+
+    # ------------------------------------------------------------------ the loop
+    def fit(
+        self,
+        module: nn.Module,
+        batches: Callable[[int], Iterable[Any]],
+        loss_fn: Callable[[Any], torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        validate: Callable[[], float] | None = None,
+    ) -> TrainHistory:
+        """Train ``module`` in place and return the :class:`TrainHistory`.
+
+        Args:
+            module: the parameters being trained; switched to ``train()`` for batches and
+                ``eval()`` (under ``torch.no_grad``) for validation.
+            batches: ``batches(epoch)`` yields the batches of one epoch (epochs count from 1).
+            loss_fn: scalar loss of one batch.
+            optimizer: optimiser over ``module``'s parameters.
+            validate: metric on validation data, higher is better. When given, the weights of
+                the best epoch are restored at the end (and saved to ``run_dir/best.pt``).
+        """
+        if self.seed is not None:
+            seed_everything(self.seed)
+        set_torch_threads(self.num_threads)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / LOG_NAME).write_text("")
+        history = TrainHistory(metric_name=self.metric_name)
+        best_state: dict[str, torch.Tensor] | None = None
+        best = -math.inf
+        stale = 0
+        bar = tqdm(
+            total=self.epochs, desc="train", unit="epoch", disable=not self._show_progress(), leave=False
+        )
+        try:
+            for epoch in range(1, self.epochs + 1):
+                start = time.perf_counter()
+                loss = self._run_epoch(module, batches(epoch), loss_fn, optimizer, bar, epoch)
+                metric = None
+                if validate is not None and (epoch % self.eval_every == 0 or epoch == self.epochs):
+                    module.eval()
+                    with torch.no_grad():
+                        metric = float(validate())
+                seconds = time.perf_counter() - start
+                history.epochs.append(epoch)
+                history.losses.append(loss)
+                history.val_metrics.append(metric)
+                history.seconds.append(seconds)
+
+                improved = metric is not None and metric > best + self.min_delta
+                if improved:
+                    best, stale = metric, 0
+                    history.best_epoch, history.best_metric = epoch, metric
+                    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                    if self.run_dir is not None:
+                        torch.save(best_state, self.run_dir / CHECKPOINT_NAME)
+                elif metric is not None:
+                    stale += 1
+
+                shown = "-" if metric is None else f"{metric:.6f}"
+                self._log(
+                    f"epoch {epoch} loss {loss:.6f} {self.metric_name} {shown} "
+                    f"time {seconds:.3f}s{' *' if improved else ''}"
+                )
+                bar.set_postfix(
+                    loss=f"{loss:.4f}", **({self.metric_name: shown} if metric is not None else {})
+                )
+                bar.update(1)
+                if self.run_dir is not None:
+                    history.save(self.run_dir / HISTORY_NAME)
+                if self.patience is not None and stale >= self.patience:
+                    history.stopped_early = True
+                    self._log(f"early stop: no improvement in {self.patience} validations")
+                    break
+        finally:
+            bar.close()
+
+        if best_state is not None:
+            module.load_state_dict(best_state)
+            self._log(f"restored epoch {history.best_epoch} ({self.metric_name} {best:.6f})")
+        else:
+            # Without validation the final weights are the result.
+            history.best_epoch = history.epochs[-1]
+            if self.run_dir is not None:
+                torch.save(module.state_dict(), self.run_dir / CHECKPOINT_NAME)
+        if self.run_dir is not None:
+            history.save(self.run_dir / HISTORY_NAME)
+        module.eval()
+        return history
+
+    def _run_epoch(
+        self,
+        module: nn.Module,
+        batches: Iterable[Any],
+        loss_fn: Callable[[Any], torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        bar: tqdm,
+        epoch: int,
+    ) -> float:
+        """One pass over the batches; returns the mean batch loss."""
+        module.train()
+        total, n = 0.0, 0
+        for batch in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(batch)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DivergedError(
+                    f"training loss became {value} in epoch {epoch}; lower the learning rate or check the data"
+                )
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
+            optimizer.step()
+            total += value
+            n += 1
+            # refresh=False: tqdm redraws at its own rate, so a per-batch update stays cheap.
+            bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)
+        return total / max(n, 1)

@@ -1,0 +1,71 @@
+"""A small full-ranking validation metric for early stopping inside training loops.
+
+The evaluator (``clarec.evaluate``) is the reference for reported numbers; this is the cheap,
+dependency-free NDCG@k a training loop calls every few epochs: score the validation users over
+the whole catalogue, mask their training items, take the top ``k`` and compare with the
+held-out items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from clarec.ranking import top_k
+
+__all__ = ["RankingValidator"]
+
+
+class RankingValidator:
+    """Mean NDCG@k (binary relevance) of a scoring function on held-out interactions.
+
+    Args:
+        seen: user × item training matrix; its items are excluded from the ranking.
+        truth: user × item matrix of held-out (validation) items; users without any are skipped.
+        k: cut-off.
+        max_users: evaluate at most this many users (a fixed random subset) to bound the cost
+            on large data sets; ``None`` uses all.
+        seed: seed of that subset.
+        batch_size: users scored at once.
+    """
+
+    def __init__(
+        self,
+        seen: sp.spmatrix,
+        truth: sp.spmatrix,
+        k: int = 20,
+        max_users: int | None = None,
+        seed: int = 0,
+        batch_size: int = 1024,
+    ):
+        self.seen = sp.csr_matrix(seen)
+        self.truth = sp.csr_matrix(truth)
+        self.truth.sum_duplicates()
+        self.k = int(k)
+        self.batch_size = int(batch_size)
+        users = np.flatnonzero(np.diff(self.truth.indptr) > 0)
+        if max_users is not None and len(users) > max_users:
+            users = np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
+        self.users = users
+        # Ideal DCG for 1..k relevant items: discounts 1/log2(rank+1), ranks from 1.
+        self._discounts = 1.0 / np.log2(np.arange(2, self.k + 2))
+        self._idcg = np.concatenate([[0.0], np.cumsum(self._discounts)])
+
+    def __call__(self, score_fn: Callable[[np.ndarray], np.ndarray]) -> float:
+        """Mean NDCG@k over the validation users; ``score_fn(users) -> (len(users), n_items)``."""
+        if len(self.users) == 0:
+            return 0.0
+        total = 0.0
+        for start in range(0, len(self.users), self.batch_size):
+            chunk = self.users[start : start + self.batch_size]
+            s = np.array(score_fn(chunk), dtype=np.float32, copy=True)
+            sub = self.seen[chunk]
+            s[np.repeat(np.arange(len(chunk)), np.diff(sub.indptr)), sub.indices] = -np.inf
+            idx, vals = top_k(s, self.k)
+            rel = np.asarray(self.truth[chunk[:, None], idx].todense() > 0) & np.isfinite(vals)
+            dcg = (rel * self._discounts[: idx.shape[1]]).sum(axis=1)
+            n_rel = np.minimum(np.diff(self.truth[chunk].indptr), self.k)
+            total += float((dcg / self._idcg[n_rel]).sum())
+        return total / len(self.users)

@@ -1,0 +1,107 @@
+"""End-to-end: the `clarec` command on a small predefined split (no real data needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from factories import make_random_dataset
+
+from clarec.cli import main
+from clarec.data.split import random_split
+
+
+@pytest.fixture
+def split_dir(tmp_path) -> Path:
+    ds = make_random_dataset(n_users=60, n_items=40, per_user=10, seed=3)
+    return random_split(ds, seed=1).save(tmp_path / "split")
+
+
+def write_config(
+    tmp_path, split_dir, models="[{name: popularity}, {name: ease, params: {reg: 10.0}}]"
+) -> Path:
+    p = tmp_path / "exp.yaml"
+    p.write_text(
+        f"name: tiny\nsplit: {{method: predefined, path: {split_dir}}}\nmodels: {models}\n"
+        "evaluation: {ks: [5, 10]}\n"
+    )
+    return p
+
+
+def test_run_writes_results(tmp_path, split_dir, capsys):
+    cfg = write_config(tmp_path, split_dir)
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| popularity |" in printed and "ndcg@10" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"popularity", "ease"}
+    for r in results.values():
+        assert set(r) >= {"valid", "test", "fit_seconds"}
+        assert 0.0 <= r["test"]["ndcg@10"] <= 1.0 and "recall@5" in r["test"]
+    for name in (
+        "config.yaml",
+        "results.md",
+        "log.txt",
+        "data.json",
+        "split/train.tsv",
+        "models/ease/model.json",
+    ):
+        assert (out / name).is_file(), name
+
+
+def test_run_with_seeds_reports_mean_and_std(tmp_path, split_dir):
+    cfg = write_config(tmp_path, split_dir, models="[{name: bpr, params: {epochs: 2, embedding_dim: 8}}]")
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--seeds", "2", "--set", "seed=11"]) == 0
+    r = json.loads((out / "results.json").read_text())["bpr"]
+    assert r["seeds"] == [11, 12]
+    per = [s["test"]["ndcg@10"] for s in r["per_seed"]]
+    assert r["test"]["ndcg@10"] == pytest.approx(sum(per) / 2)
+    assert r["std"]["test"]["ndcg@10"] >= 0.0
+
+
+def test_bad_config_is_one_line(tmp_path, split_dir, capsys):
+    cfg = write_config(tmp_path, split_dir, models="[{name: nosuchmodel}]")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "unknown model 'nosuchmodel'" in err and "\n" not in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f"models: [{{name: ease, params: {{regg: 1}}}}]\nsplit: {{method: predefined, path: {split_dir}}}\n"
+    )
+    assert main(["run", str(bad), "--out", str(tmp_path / "r2")]) == 2
+    assert "unknown parameter" in capsys.readouterr().err
+
+
+def test_evaluate_external_file(tmp_path, split_dir, capsys):
+    test = (split_dir / "test.tsv").read_text().splitlines()[1:]
+    # A perfect recommender: each user's test items at the top.
+    rows, rank = [], {}
+    for line in test:
+        u, i = line.split("\t")[:2]
+        rank[u] = rank.get(u, 0) + 1
+        rows.append(f"{u}\t{i}\t{rank[u]}")
+    recs = tmp_path / "recs.tsv"
+    recs.write_text("user_id\titem_id\trank\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "m.json"
+    assert (
+        main(
+            ["evaluate", "--split", str(split_dir), "--recs", str(recs), "--k", "5", "10", "--json", str(out)]
+        )
+        == 0
+    )
+    metrics = json.loads(out.read_text())
+    assert metrics["recall@10"] == pytest.approx(1.0) and metrics["ndcg@5"] == pytest.approx(1.0)
+    assert "recall@5" in json.loads(capsys.readouterr().out)
+
+
+def test_models_and_split_commands(tmp_path, split_dir, capsys):
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("popularity", "itemknn", "ease", "bpr", "tfidf"):
+        assert name in listed
+    cfg = write_config(tmp_path, split_dir)
+    assert main(["split", str(cfg), str(tmp_path / "copy")]) == 0
+    assert (tmp_path / "copy" / "test.tsv").read_text() == (split_dir / "test.tsv").read_text()

@@ -1,0 +1,152 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from clarec.errors import ClarecError
+from clarec.train.loop import (
+    DivergedError,
+    Trainer,
+    TrainHistory,
+    load_checkpoint,
+    seed_everything,
+    set_torch_threads,
+)
+
+
+class Scalar(nn.Module):
+    """One weight w, loss (w - 10)²: with SGD lr 0.1 each step maps w to 0.8 w + 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+
+def _setup():
+    module = Scalar()
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+
+    def batches(epoch):
+        yield None  # one step per epoch
+
+    def loss_fn(_):
+        return (module.w - 10.0) ** 2
+
+    return module, batches, loss_fn, opt
+
+
+def _scripted(values, module, seen_weights):
+    it = iter(values)
+
+    def validate():
+        seen_weights.append(float(module.w.detach()))
+        return next(it)
+
+    return validate
+
+
+def test_without_validation_keeps_last_weights_and_loss_falls():
+    module, batches, loss_fn, opt = _setup()
+    h = Trainer(epochs=3, progress=False).fit(module, batches, loss_fn, opt)
+    assert h.epochs == [1, 2, 3]
+    # w: 0 -> 2 -> 3.6 -> 4.88; the loss is measured before each step.
+    np.testing.assert_allclose(h.losses, [100.0, 64.0, 40.96], rtol=1e-6)
+    assert float(module.w.detach()) == pytest.approx(4.88, rel=1e-6)
+    assert h.best_epoch == 3 and h.best_metric is None and not h.stopped_early
+    assert h.val_metrics == [None, None, None] and len(h.seconds) == 3
+
+
+def test_early_stopping_restores_best_weights():
+    module, batches, loss_fn, opt = _setup()
+    weights = []
+    validate = _scripted([0.1, 0.5, 0.3, 0.4, 0.2, 0.9], module, weights)
+    h = Trainer(epochs=10, patience=3, progress=False).fit(module, batches, loss_fn, opt, validate)
+    assert h.epochs == [1, 2, 3, 4, 5]  # 0.3, 0.4, 0.2 do not beat 0.5
+    assert h.stopped_early and h.best_epoch == 2 and h.best_metric == 0.5
+    assert float(module.w.detach()) == weights[1] == pytest.approx(3.6)
+
+
+def test_min_delta_and_no_patience():
+    module, batches, loss_fn, opt = _setup()
+    validate = _scripted([0.1, 0.105, 0.2, 0.21], module, [])
+    h = Trainer(epochs=4, patience=None, min_delta=0.01, progress=False).fit(
+        module, batches, loss_fn, opt, validate
+    )
+    assert h.best_epoch == 3 and not h.stopped_early and len(h.epochs) == 4
+
+
+def test_eval_every_validates_periodically_and_at_the_end():
+    module, batches, loss_fn, opt = _setup()
+    validate = _scripted([0.1, 0.2, 0.3], module, [])
+    h = Trainer(epochs=5, eval_every=2, progress=False).fit(module, batches, loss_fn, opt, validate)
+    assert h.val_metrics == [None, 0.1, None, 0.2, 0.3]
+    assert h.best_epoch == 5
+
+
+def test_run_dir_files(tmp_path):
+    module, batches, loss_fn, opt = _setup()
+    weights = []
+    validate = _scripted([0.1, 0.5, 0.3, 0.2], module, weights)
+    run = tmp_path / "run"
+    h = Trainer(epochs=4, patience=2, metric_name="ndcg@20", run_dir=run, progress=False).fit(
+        module, batches, loss_fn, opt, validate
+    )
+    lines = (run / "log.txt").read_text().splitlines()
+    assert [ln.split()[:2] for ln in lines[:4]] == [
+        ["epoch", "1"],
+        ["epoch", "2"],
+        ["epoch", "3"],
+        ["epoch", "4"],
+    ]
+    assert lines[1].startswith("epoch 2 loss 64.000000 ndcg@20 0.500000 time ") and lines[1].endswith(" *")
+    assert lines[4].startswith("early stop") and lines[5].startswith("restored epoch 2")
+    assert TrainHistory.load(run / "history.json") == h
+    assert json.loads((run / "history.json").read_text())["best_epoch"] == 2
+    fresh = Scalar()
+    load_checkpoint(run / "best.pt", fresh)
+    assert float(fresh.w.detach()) == weights[1]
+
+
+def test_run_dir_without_validation_saves_final_weights(tmp_path):
+    module, batches, loss_fn, opt = _setup()
+    Trainer(epochs=2, run_dir=tmp_path, progress=False).fit(module, batches, loss_fn, opt)
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["w"] == module.w.detach()
+
+
+def test_diverging_loss_is_a_clear_error():
+    module = Scalar()
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    with pytest.raises(DivergedError, match="loss became nan in epoch 1"):
+        Trainer(epochs=2, progress=False).fit(
+            module, lambda e: [None], lambda _: module.w * float("nan"), opt
+        )
+
+
+@pytest.mark.parametrize("params", [{"epochs": 0}, {"eval_every": 0}, {"patience": 0}])
+def test_bad_arguments(params):
+    with pytest.raises(ClarecError):
+        Trainer(**params)
+
+
+def test_progress_bar_only_on_a_terminal():
+    assert Trainer()._show_progress() is False  # pytest captures stderr: not a tty
+    assert Trainer(progress=True)._show_progress() is True
+
+
+def test_seed_everything_is_reproducible():
+    g1 = seed_everything(7)
+    a = (torch.rand(3), np.random.rand(), g1.random())
+    g2 = seed_everything(7)
+    b = (torch.rand(3), np.random.rand(), g2.random())
+    assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+def test_set_torch_threads():
+    before = torch.get_num_threads()
+    try:
+        assert set_torch_threads(1) == 1 and torch.get_num_threads() == 1
+        assert set_torch_threads() >= 1
+    finally:
+        torch.set_num_threads(before)

@@ -48,7 +48,8 @@ class Dataset:
     Args:
         interactions: frame with integer columns ``user`` and ``item`` (indices) and optional
             ``timestamp`` (int64 seconds, or the position in a sequence when the source has no
-            times), ``weight`` (float) and ``behavior`` (string).
+            times), ``weight`` (float), ``behavior`` (string) and ``rating`` (float, explicit
+            feedback, kept only when the source has it).
         user_ids: original user id of each user index.
         item_ids: original item id of each item index.
         items: item table indexed by item index (``title``, text fields, ``categories``, ``price``...).
@@ -95,6 +96,8 @@ class Dataset:
         else:
             out["behavior"] = DEFAULT_BEHAVIOR
         out = out.astype(INTERACTION_DTYPES)
+        if "rating" in df.columns:  # optional: explicit feedback before it is made implicit
+            out["rating"] = pd.to_numeric(df["rating"], errors="coerce").to_numpy().astype("float32")
         if len(out):
             if out["user"].min() < 0 or out["user"].max() >= n_users:
                 raise ValueError("interaction user index out of range")

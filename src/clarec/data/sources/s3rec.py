@@ -1,0 +1,58 @@
+"""S3-Rec sequence files (``Beauty.txt``: ``user item item ...``, chronological) with optional item text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clarec.data.clean import CleanReport, check_unknown_ids, parse_ids
+from clarec.data.sources._io import find_file, read_table
+from clarec.data.sources.base import RawData
+from clarec.data.sources.sequences import read_user_lines
+from clarec.errors import DataError
+
+
+def read(
+    path: str | Path,
+    strict: bool = False,
+    sequence_file: str | None = None,
+    item_text: str | None = None,
+    numeric_ids: bool = True,
+    unknown_ids: str = "keep",
+) -> RawData:
+    """Read an S3-Rec sequence file; ``path`` is the file, or its folder with ``sequence_file``.
+
+    ``timestamp`` is the position in the user's sequence (the files have no times). ``item_text``
+    names a TSV with header ``s3rec_item_id  asin  title`` (e.g. ``Beauty_item_text_derived.tsv``);
+    it gives items ``asin`` and ``title`` (empty → missing). ``numeric_ids=False`` accepts raw
+    string ids (``Beauty_user_sequence_asin.txt``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        if sequence_file is None:
+            raise DataError(path, "a folder needs sequence_file= (e.g. Beauty.txt)")
+        folder, spath = path, find_file(path, sequence_file)
+    else:
+        folder, spath = path.parent, path
+    report = CleanReport()
+    inter = read_user_lines(spath, report, strict, numeric_ids=numeric_ids)
+    items = None
+    if item_text is not None:
+        tpath = find_file(folder, item_text)
+        t = read_table(tpath, sep="\t", required=["s3rec_item_id", "title"], strict=strict, quoting=False)
+        parse_ids(t.checks, t.frame, ["s3rec_item_id"])
+        df = t.frame.loc[t.checks.resolve(report, strict)].reset_index(drop=True)
+        items = pd.DataFrame(
+            {
+                "item_id": df["s3rec_item_id"].str.strip().to_numpy(),
+                "title": df["title"].str.strip().replace("", pd.NA).to_numpy(),
+            }
+        )
+        if "asin" in df.columns:
+            items.insert(1, "asin", df["asin"].str.strip().to_numpy())
+        items["categories"] = [[] for _ in range(len(items))]
+        items["price"] = np.nan
+    inter = check_unknown_ids(inter, items, "item_id", spath, report, unknown_ids)
+    return RawData(inter.drop(columns="_line"), items, None, report=report, name=spath.stem)

@@ -1,0 +1,232 @@
+"""Generic tables: CSV / TSV / Parquet / JSON lines with a column mapping, plus optional item and user tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clarec.data.clean import BAD_TIMESTAMP, CleanReport, RowChecks, check_unknown_ids, parse_ids
+from clarec.data.sources._io import read_jsonl, read_table
+from clarec.data.sources.base import RawData, clean_interactions
+from clarec.data.sources.text import parse_price
+from clarec.errors import ConfigError, DataError
+
+#: Keys of the ``columns`` mapping for interactions.
+INTERACTION_KEYS = ("user", "item", "rating", "weight", "timestamp", "behavior")
+TIMESTAMP_UNITS = ("s", "ms", "datetime")
+
+
+def file_format(path: Path, fmt: str | None) -> str:
+    """``csv``, ``tsv``, ``parquet`` or ``jsonl``, from ``fmt`` or the file name (``.gz`` ignored)."""
+    if fmt is not None:
+        if fmt not in ("csv", "tsv", "parquet", "jsonl"):
+            raise ConfigError(f"format must be csv, tsv, parquet or jsonl, got {fmt!r}")
+        return fmt
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    ext = suffixes[-1] if suffixes else ""
+    known = {
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".tab": "tsv",
+        ".txt": "tsv",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+    }
+    known |= {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+    if ext not in known:
+        raise ConfigError(f"cannot tell the format of {path.name}; pass format=csv|tsv|parquet|jsonl")
+    return known[ext]
+
+
+def read_any(
+    path: Path,
+    fmt: str,
+    required: list[str],
+    strict: bool,
+    report: CleanReport,
+    sep: str | None,
+    encoding: str,
+) -> tuple[pd.DataFrame, RowChecks]:
+    """A table as string-ish columns plus ``_line`` (the row number for parquet), with pending checks."""
+    if fmt in ("csv", "tsv"):
+        p = read_table(
+            path,
+            sep=sep or ("," if fmt == "csv" else "\t"),
+            required=required,
+            encoding=encoding,
+            strict=strict,
+            quoting=fmt == "csv",
+        )
+        return p.frame, p.checks
+    if fmt == "jsonl":
+        df, checks = read_jsonl(path, strict=strict, encoding=encoding)
+    else:
+        if not path.is_file():
+            raise DataError(path, "file not found")
+        try:
+            df = pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises many types for a bad file
+            raise DataError(path, f"cannot read parquet: {str(e).splitlines()[0]}") from None
+        if not len(df):
+            raise DataError(path, "no data rows")
+        df["_line"] = np.arange(1, len(df) + 1, dtype=np.int64)
+        checks = RowChecks(path, df["_line"].to_numpy())
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(
+            path, f"lacks columns {missing}; found {[c for c in df.columns if c != '_line'][:8]}", line=1
+        )
+    return df, checks
+
+
+def read(
+    path: str | Path,
+    strict: bool = False,
+    columns: dict | None = None,
+    format: str | None = None,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    rating_range: tuple[float, float] | None = None,
+    timestamp_unit: str = "s",
+    item_file: str | None = None,
+    item_columns: dict | None = None,
+    text_columns: list[str] | None = None,
+    category_sep: str = "|",
+    user_file: str | None = None,
+    user_columns: dict | None = None,
+    unknown_ids: str = "keep",
+) -> RawData:
+    """Read interactions from any table with a column mapping.
+
+    ``columns`` maps ``user``, ``item`` (required) and ``rating``, ``weight``, ``timestamp``,
+    ``behavior`` to column names of the file. ``timestamp_unit`` is ``s`` or ``ms`` for numbers, or
+    ``datetime`` for date strings (parsed as UTC); without a timestamp column the file order is used.
+    ``item_file`` (relative to the interaction file's folder, or absolute) is read with
+    ``item_columns`` (``item`` required; ``title``, ``categories`` split on ``category_sep``,
+    ``price``) and ``text_columns`` kept as they are. ``user_file`` with ``user_columns`` (``user``
+    required) keeps every other column as a profile field.
+    """
+    path = Path(path)
+    columns = dict(columns or {"user": "user_id", "item": "item_id"})
+    bad = set(columns) - set(INTERACTION_KEYS)
+    if bad or not {"user", "item"} <= set(columns):
+        raise ConfigError(
+            f"columns must map user and item (optionally {INTERACTION_KEYS[2:]}); got {sorted(columns)}"
+        )
+    if timestamp_unit not in TIMESTAMP_UNITS:
+        raise ConfigError(f"timestamp_unit must be one of {TIMESTAMP_UNITS}, got {timestamp_unit!r}")
+    report = CleanReport()
+    fmt = file_format(path, format)
+    df, checks = read_any(path, fmt, list(columns.values()), strict, report, sep, encoding)
+    frame = pd.DataFrame({"_line": df["_line"].to_numpy()})
+    for key, col in columns.items():
+        name = {"user": "user_id", "item": "item_id"}.get(key, key)
+        frame[name] = df[col].to_numpy(dtype=object)
+    frame = frame[[c for c in frame.columns if c != "_line"] + ["_line"]]
+    has_ts = "timestamp" in frame.columns
+    if has_ts and timestamp_unit == "datetime":
+        raw = pd.Series(frame["timestamp"].astype(str), dtype=object)
+        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        checks.flag(
+            BAD_TIMESTAMP, parsed.isna().to_numpy(), lambda p: f"timestamp {raw.iloc[p]!r} is not a date"
+        )
+        epoch = pd.Timestamp("1970-01-01", tz="UTC")
+        secs = ((parsed - epoch) // pd.Timedelta(seconds=1)).fillna(0).astype("int64")
+        frame["timestamp"] = secs.to_numpy()
+    inter = clean_interactions(
+        frame,
+        checks,
+        path,
+        report,
+        strict,
+        rating_range=tuple(rating_range) if rating_range else None,
+        has_timestamp=has_ts and timestamp_unit != "datetime",
+        timestamp_scale=1000 if timestamp_unit == "ms" else 1,
+    )
+    items = users = None
+    if item_file is not None:
+        items = _read_items(
+            _side(path, item_file),
+            item_columns or {"item": "item_id"},
+            text_columns or [],
+            category_sep,
+            strict,
+            report,
+            sep,
+            encoding,
+        )
+        inter = check_unknown_ids(inter, items, "item_id", path, report, unknown_ids)
+    if user_file is not None:
+        users = _read_users(
+            _side(path, user_file), user_columns or {"user": "user_id"}, strict, report, sep, encoding
+        )
+        inter = check_unknown_ids(inter, users, "user_id", path, report, unknown_ids)
+    return RawData(inter.drop(columns="_line"), items, users, report=report, name=path.stem.split(".")[0])
+
+
+def _side(path: Path, name: str) -> Path:
+    p = Path(name)
+    return p if p.is_absolute() else path.parent / p
+
+
+def _read_items(
+    path: Path,
+    mapping: dict,
+    text_columns: list[str],
+    category_sep: str,
+    strict: bool,
+    report: CleanReport,
+    sep: str | None,
+    encoding: str,
+) -> pd.DataFrame:
+    bad = set(mapping) - {"item", "title", "categories", "price"}
+    if bad or "item" not in mapping:
+        raise ConfigError(
+            f"item_columns must map item (optionally title, categories, price); got {sorted(mapping)}"
+        )
+    fmt = file_format(path, None)
+    df, checks = read_any(
+        path, fmt, list(mapping.values()) + list(text_columns), strict, report, sep, encoding
+    )
+    parse_ids(checks, df, [mapping["item"]])
+    df = df.loc[checks.resolve(report, strict)].reset_index(drop=True)
+    out = pd.DataFrame({"item_id": df[mapping["item"]].astype(str).str.strip().to_numpy()})
+    if "title" in mapping:
+        t = pd.Series(df[mapping["title"]].to_numpy(dtype=object)).astype(str).str.strip()
+        out["title"] = t.where((t != "") & df[mapping["title"]].notna().to_numpy()).to_numpy()
+    for col in text_columns:
+        out[col] = df[col].to_numpy(dtype=object)
+    if "categories" in mapping:
+        out["categories"] = [
+            _as_list(v, category_sep) for v in df[mapping["categories"]].to_numpy(dtype=object)
+        ]
+    else:
+        out["categories"] = [[] for _ in range(len(out))]
+    out["price"] = (
+        parse_price(pd.Series(df[mapping["price"]].to_numpy(dtype=object))) if "price" in mapping else np.nan
+    )
+    return out
+
+
+def _as_list(value, sep: str) -> list[str]:
+    if isinstance(value, list | tuple | np.ndarray):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    return [x.strip() for x in str(value).split(sep) if x.strip()]
+
+
+def _read_users(
+    path: Path, mapping: dict, strict: bool, report: CleanReport, sep: str | None, encoding: str
+) -> pd.DataFrame:
+    if set(mapping) != {"user"}:
+        raise ConfigError(f"user_columns must map user only (other columns are kept); got {sorted(mapping)}")
+    fmt = file_format(path, None)
+    df, checks = read_any(path, fmt, [mapping["user"]], strict, report, sep, encoding)
+    parse_ids(checks, df, [mapping["user"]])
+    df = df.loc[checks.resolve(report, strict)].drop(columns="_line").reset_index(drop=True)
+    df = df.rename(columns={mapping["user"]: "user_id"})
+    df["user_id"] = df["user_id"].astype(str).str.strip()
+    return df

@@ -1,0 +1,79 @@
+"""Small text helpers shared by sources: HTML clean-up, prices, years in titles, list fields."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import numpy as np
+import pandas as pd
+
+_TAG_RE = re.compile(r"<[^>]*>")
+_SPACE_RE = re.compile(r"\s+")
+# Markup that makes a "title" useless: a tag opening or closing, or an attribute fragment like `x" />`.
+_MARKUP_RE = re.compile(r"<\s*/?\s*[A-Za-z!]|/>|\"\s*>")
+_PRICE_RE = re.compile(r"^\s*\$\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:-\s*\$\s*[0-9][0-9,]*(?:\.[0-9]+)?\s*)?$")
+_YEAR_RE = r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$"
+
+
+def clean_text(value) -> str | None:
+    """HTML entities decoded, tags removed, whitespace collapsed; None when nothing is left."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, list | tuple | np.ndarray):
+        parts = [clean_text(v) for v in value]
+        value = " ".join(p for p in parts if p)
+    text = html.unescape(_TAG_RE.sub(" ", html.unescape(str(value))))
+    text = _SPACE_RE.sub(" ", text).strip()
+    return text or None
+
+
+def clean_title(value) -> str | None:
+    """A title with entities decoded; None when missing or when it is itself HTML markup."""
+    if value is None or not isinstance(value, str):
+        return None
+    text = html.unescape(value)
+    if _MARKUP_RE.search(text):
+        return None
+    text = _SPACE_RE.sub(" ", text).strip()
+    return text or None
+
+
+def text_list(value) -> list[str]:
+    """A list field (categories, features) as a list of clean, distinct, non-empty strings."""
+    if value is None or isinstance(value, float):
+        return []
+    if isinstance(value, str):
+        value = [value]
+    out: list[str] = []
+    for v in value:
+        if isinstance(v, list | tuple):  # 2014 meta nests category paths
+            out.extend(x for x in text_list(v) if x not in out)
+            continue
+        t = clean_text(v)
+        if t and t not in out:
+            out.append(t)
+    return out
+
+
+def parse_price(values: pd.Series) -> np.ndarray:
+    """Prices as float: numbers as they are, ``"$25.00"`` → 25.0, a range ``"$1 - $5"`` → its lower
+    bound; anything else (empty, CSS junk) → NaN."""
+    s = pd.Series(values, dtype="object")
+    out = pd.to_numeric(
+        s.where(s.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool))), errors="coerce"
+    )
+    strings = s.map(lambda v: v if isinstance(v, str) else None).astype("str")
+    m = strings.str.extract(_PRICE_RE, expand=False).str.replace(",", "", regex=False)
+    parsed = pd.to_numeric(m, errors="coerce")
+    plain = pd.to_numeric(strings.str.strip(), errors="coerce")  # 2023 meta also has bare "12.99"
+    out = out.fillna(parsed).fillna(plain)
+    arr = out.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    arr[~np.isfinite(arr) | (arr < 0)] = np.nan
+    return arr
+
+
+def title_year(titles: pd.Series) -> np.ndarray:
+    """The year in parentheses at the end of a MovieLens title, as nullable Int64."""
+    s = pd.Series(titles, dtype="str")
+    return pd.to_numeric(s.str.extract(_YEAR_RE, expand=False), errors="coerce").astype("Int64").to_numpy()

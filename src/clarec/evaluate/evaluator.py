@@ -1,0 +1,340 @@
+"""Full-ranking evaluation of a recommender on a split.
+
+For every user with at least one relevant item in the evaluated part, every item of the catalogue
+is scored, the user's training items (and validation items, when testing) are masked out, and the
+top ``max(ks)`` items are kept. Users are scored in chunks, so memory is bounded by
+``batch_size × n_items`` scores whatever the number of users. Metrics are then computed once over
+the whole ranking matrix (see :mod:`clarec.evaluate.metrics` and :mod:`clarec.evaluate.beyond`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from clarec.errors import ClarecError, ConfigError
+from clarec.evaluate import beyond
+from clarec.evaluate.metrics import ACCURACY_METRICS, binary_csr, check_ks, mean_metrics, per_user_metrics
+from clarec.ranking import top_k
+
+#: Every metric base name the evaluator knows.
+ALL_METRICS = ACCURACY_METRICS + beyond.BEYOND_METRICS
+
+#: Default number of score cells (users × items) per chunk: 32M float32 = 128 MiB (670 users at
+#: 50k items). Measured on 2 cores (benchmarks/eval_speed.py): 3M to 64M cells are within ~20%,
+#: 16M-64M the fastest; memory grows with the chunk.
+CHUNK_CELLS = 1 << 25
+
+
+class _SplitLike(Protocol):
+    train: Any
+    valid: Any
+    test: Any
+    cold_items: np.ndarray
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation produced.
+
+    Attributes:
+        metrics: flat averages, e.g. ``{"ndcg@20": 0.31, "coverage@20": 0.12, ...}``.
+        per_user: per-user arrays aligned with :attr:`users` (accuracy metrics, and ``novelty@k``,
+            ``avg_pop@k``, ``diversity@k`` when computed), for significance tests.
+        users: user indices that were evaluated (those with at least one relevant item).
+        segments: the accuracy metrics on segments, each with ``users`` (how many were scored):
+            ``cold_items`` and ``activity_q1`` (least active quarter) .. ``activity_q4``, the latter
+            also with ``min_train`` / ``max_train`` interactions of the users in them.
+        seconds: wall time of the evaluation.
+    """
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    users: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    segments: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no per-user arrays)."""
+        return {
+            "metrics": dict(self.metrics),
+            "segments": {k: dict(v) for k, v in self.segments.items()},
+            "users": int(len(self.users)),
+            "seconds": float(self.seconds),
+        }
+
+
+def resolve_metrics(metrics: Sequence[str] | None, has_features: bool) -> tuple[str, ...]:
+    """Validated metric base names; ``None`` means all (diversity only with item features)."""
+    if metrics is None:
+        return tuple(m for m in ALL_METRICS if m != "diversity" or has_features)
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    names = []
+    for m in metrics:
+        name = str(m).lower()
+        if name not in ALL_METRICS:
+            close = difflib.get_close_matches(name, ALL_METRICS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown metric {m!r}{hint}; known: {', '.join(ALL_METRICS)}")
+        if name == "diversity" and not has_features:
+            raise ConfigError("metric 'diversity' needs item_features (genre one-hot or embeddings)")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _checked_ks(ks: Sequence[int]) -> tuple[int, ...]:
+    try:
+        return check_ks(ks)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _segment(per_user: dict[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, float]:
+    sub = per_user if rows is None else {k: v[rows] for k, v in per_user.items()}
+    n = len(next(iter(sub.values()))) if sub else 0
+    return {**mean_metrics(sub), "users": float(n)}
+
+
+def _score_rankings(
+    topk: np.ndarray,
+    relevant: sp.csr_matrix,
+    ks: tuple[int, ...],
+    names: tuple[str, ...],
+    users: np.ndarray,
+    *,
+    n_items: int,
+    popularity: np.ndarray | None = None,
+    n_train_users: int | None = None,
+    activity: np.ndarray | None = None,
+    cold_items: np.ndarray | None = None,
+    item_features=None,
+) -> EvalResult:
+    """Metrics of rankings whose rows all have at least one relevant item."""
+    accuracy = [m for m in names if m in ACCURACY_METRICS]
+    per_user = per_user_metrics(topk, relevant, ks, accuracy) if accuracy else {}
+    metrics = mean_metrics(per_user)
+    extra: dict[str, np.ndarray] = {}
+    for k in ks:
+        if "coverage" in names:
+            metrics[f"coverage@{k}"] = beyond.item_coverage(topk, n_items, k)
+        if "diversity" in names:
+            extra[f"diversity@{k}"] = beyond.intra_list_diversity(topk, item_features, k)
+        if "novelty" in names and popularity is not None:
+            extra[f"novelty@{k}"] = beyond.novelty(topk, popularity, n_train_users, k)
+        if "avg_pop" in names and popularity is not None:
+            extra[f"avg_pop@{k}"] = beyond.average_popularity(topk, popularity, k)
+        if "gini" in names:
+            metrics[f"gini@{k}"] = beyond.gini_index(beyond.recommendation_counts(topk, n_items, k))
+    metrics |= mean_metrics(extra)
+    # Keep the order of the names asked for, cut-off by cut-off.
+    order = [f"{m}@{k}" for k in ks for m in names]
+    metrics = {key: metrics[key] for key in order if key in metrics}
+
+    segments: dict[str, dict[str, float]] = {}
+    if accuracy and cold_items is not None and len(cold_items):
+        cold = np.zeros(n_items, dtype=bool)
+        cold[np.asarray(cold_items, dtype=np.int64)] = True
+        rel_cold = relevant.copy()
+        rel_cold.data = np.where(cold[rel_cold.indices], rel_cold.data, 0).astype(rel_cold.data.dtype)
+        rel_cold.eliminate_zeros()
+        rows = np.flatnonzero(np.diff(rel_cold.indptr))
+        segments["cold_items"] = _segment(per_user_metrics(topk[rows], rel_cold[rows], ks, accuracy))
+    if accuracy and activity is not None and len(users):
+        # Equal-size groups by training activity (ties by user index), robust to heavily tied
+        # counts where quantile edges would leave a group empty.
+        order_users = np.lexsort((users, activity))
+        for q, rows in enumerate(np.array_split(order_users, 4), start=1):
+            if len(rows) == 0:
+                continue
+            seg = _segment(per_user, rows)
+            seg["min_train"] = float(activity[rows].min())
+            seg["max_train"] = float(activity[rows].max())
+            segments[f"activity_q{q}"] = seg
+    return EvalResult(metrics=metrics, per_user=per_user | extra, users=users, segments=segments)
+
+
+def evaluate_rankings(
+    topk: np.ndarray,
+    relevant: sp.spmatrix,
+    ks: Sequence[int] = (10, 20),
+    train: sp.spmatrix | None = None,
+    metrics: Sequence[str] | None = None,
+    item_features=None,
+    cold_items: np.ndarray | None = None,
+) -> EvalResult:
+    """Evaluate given rankings, e.g. recommendations produced outside clarec.
+
+    Args:
+        topk: ``(n_users, Kmax)`` item indices, best first, ``-1`` for an empty slot.
+        relevant: binary ``(n_users, n_items)`` ground truth, same rows as ``topk``. Rows without a
+            relevant item are left out of every metric.
+        ks: cut-offs.
+        train: training interactions ``(n_users, n_items)`` with the same rows, covering every
+            training user: gives item popularity (novelty, avg_pop) and user activity (the
+            ``activity_q*`` segments). Without it those are skipped.
+        metrics: base names (see :data:`ALL_METRICS`); default all that the inputs allow.
+        item_features: ``(n_items, d)`` vectors for intra-list diversity.
+        cold_items: item indices for the ``cold_items`` segment.
+
+    Nothing is excluded here: items of ``train`` found in a list simply count as non-relevant.
+    """
+    start = time.perf_counter()
+    ks = _checked_ks(ks)
+    topk = np.asarray(topk, dtype=np.int64)
+    if topk.ndim != 2:
+        raise ClarecError(f"rankings must be a 2-d array (users × ranks), got shape {topk.shape}")
+    rel = binary_csr(relevant)
+    if rel.shape[0] != topk.shape[0]:
+        raise ClarecError(f"{topk.shape[0]} rankings for {rel.shape[0]} rows of relevance")
+    if topk.size and topk.max() >= rel.shape[1]:
+        raise ClarecError(f"rankings hold item index {int(topk.max())} but there are {rel.shape[1]} items")
+    names = resolve_metrics(metrics, item_features is not None)
+    needs_train = set(names) & {"novelty", "avg_pop"}
+    if train is None and needs_train:
+        if metrics is not None:
+            raise ConfigError("metrics 'novelty' and 'avg_pop' need the training interactions (train=)")
+        names = tuple(m for m in names if m not in needs_train)
+    rows = np.flatnonzero(np.diff(rel.indptr))
+    popularity = n_train = activity = None
+    if train is not None:
+        tr = binary_csr(train)
+        if tr.shape != rel.shape:
+            raise ClarecError(f"train has shape {tr.shape}, relevance {rel.shape}")
+        popularity = np.diff(tr.tocsc().indptr).astype(np.float64)
+        n_train = tr.shape[0]
+        activity = np.diff(tr.indptr)[rows]
+    result = _score_rankings(
+        topk[rows],
+        rel[rows],
+        ks,
+        names,
+        rows,
+        n_items=rel.shape[1],
+        popularity=popularity,
+        n_train_users=n_train,
+        activity=activity,
+        cold_items=cold_items,
+        item_features=item_features,
+    )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _owned_float32(scores) -> np.ndarray:
+    """The model's scores as a float32 array we may write into.
+
+    A fresh array (e.g. a matrix product) is used in place; anything that may be a view of the
+    model's own state (``base`` set, read-only, another dtype) is copied first.
+    """
+    s = np.asarray(scores)
+    if s.dtype != np.float32 or s.base is not None or not s.flags.writeable or not s.flags.c_contiguous:
+        s = np.array(s, dtype=np.float32, order="C", copy=True)
+    return s
+
+
+class Evaluator:
+    """Full-ranking evaluation on a split.
+
+    Args:
+        split: has ``train``, ``valid``, ``test`` datasets sharing id maps, and ``cold_items``.
+        ks: cut-offs; the top ``max(ks)`` items are ranked.
+        metrics: metric base names (see :data:`ALL_METRICS`); default all (``diversity`` only when
+            ``item_features`` is given).
+        item_features: ``(n_items, d)`` dense or sparse item vectors for intra-list diversity.
+        batch_size: users scored at once; default keeps a chunk near :data:`CHUNK_CELLS` scores.
+    """
+
+    def __init__(
+        self,
+        split: _SplitLike,
+        ks: Sequence[int] = (10, 20),
+        metrics: Sequence[str] | None = None,
+        item_features=None,
+        batch_size: int | None = None,
+    ):
+        self.split = split
+        self.ks = _checked_ks(ks)
+        self.metrics = resolve_metrics(metrics, item_features is not None)
+        self.n_users, self.n_items = split.train.n_users, split.train.n_items
+        if item_features is not None and not sp.issparse(item_features):
+            item_features = np.asarray(item_features)
+        if item_features is not None and item_features.shape[0] != self.n_items:
+            raise ConfigError(f"item_features has {item_features.shape[0]} rows for {self.n_items} items")
+        self.item_features = item_features
+        if batch_size is not None and int(batch_size) < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size}")
+        self.batch_size = int(batch_size) if batch_size else max(1, CHUNK_CELLS // max(1, self.n_items))
+        # Everything learned from training only: seen items, popularity, user activity.
+        self._train = split.train.to_csr()
+        self._valid = split.valid.to_csr()
+        self._popularity = np.diff(self._train.tocsc().indptr).astype(np.float64)
+        self._activity = np.diff(self._train.indptr)
+
+    def evaluate(self, model, part: str = "test", progress: bool = False) -> EvalResult:
+        """Rank the whole catalogue for every user with a relevant item in ``part`` and score it.
+
+        Training items are excluded from each user's ranking, and validation items too when
+        ``part == "test"``. ``model.score(user_indices)`` must return ``(n, n_items)`` float scores.
+        """
+        if part not in ("test", "valid"):
+            raise ConfigError(f"part must be 'test' or 'valid', got {part!r}")
+        start = time.perf_counter()
+        relevant = binary_csr((self.split.test if part == "test" else self.split.valid).to_csr())
+        users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int64)
+        if len(users) == 0:
+            raise ClarecError(f"no user has an interaction in the {part} part: nothing to evaluate")
+        excluded = self._train + self._valid if part == "test" else self._train
+        excluded = binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
+        topk = self.rank(model, users, excluded, progress=progress)
+        result = _score_rankings(
+            topk,
+            relevant[users],
+            self.ks,
+            self.metrics,
+            users,
+            n_items=self.n_items,
+            popularity=self._popularity,
+            n_train_users=self.n_users,
+            activity=self._activity[users],
+            cold_items=np.asarray(getattr(self.split, "cold_items", []), dtype=np.int64),
+            item_features=self.item_features,
+        )
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def rank(self, model, users: np.ndarray, excluded: sp.csr_matrix, progress: bool = False) -> np.ndarray:
+        """Top ``max(ks)`` items per user (``-1`` where fewer items are eligible).
+
+        ``excluded`` has one row per entry of ``users``; its items get ``-inf`` before the top-k.
+        """
+        kmax = self.ks[-1]
+        out = np.full((len(users), min(kmax, self.n_items)), -1, dtype=np.int64)
+        starts = range(0, len(users), self.batch_size)
+        for lo in tqdm(starts, desc="evaluating", unit="chunk", disable=not progress):
+            hi = min(lo + self.batch_size, len(users))
+            s = _owned_float32(model.score(users[lo:hi]))
+            if s.shape != (hi - lo, self.n_items):
+                raise ClarecError(
+                    f"model scores have shape {s.shape}, expected {(hi - lo, self.n_items)}: "
+                    "was the model fitted on this split?"
+                )
+            sub = excluded[lo:hi]
+            s[np.repeat(np.arange(hi - lo), np.diff(sub.indptr)), sub.indices] = -np.inf
+            idx, vals = top_k(s, kmax)
+            # torch.topk ranks NaN above everything, so a NaN score anywhere shows up here.
+            bad = np.isnan(vals).any(axis=1)
+            if bad.any():
+                user = int(users[lo + int(np.argmax(bad))])
+                raise ClarecError(f"model {type(model).__name__} returned NaN scores (user index {user})")
+            idx[vals == -np.inf] = -1  # an excluded item is never a recommendation
+            out[lo:hi] = idx
+        return out

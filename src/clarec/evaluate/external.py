@@ -1,0 +1,141 @@
+"""Scoring recommendations produced outside clarec.
+
+A recommendation file is tab-separated ``user_id<TAB>item_id<TAB>rank`` with original ids, one line
+per recommended item, ``rank`` starting at 1; a header line ``user_id<TAB>item_id<TAB>rank`` is
+optional and blank lines are ignored. It is scored against a predefined split folder (see
+:func:`clarec.data.split.load_predefined_split`) exactly as given: nothing is excluded, so training
+items in a list simply count as non-relevant. Users of the test part without any line get empty
+lists (they score 0 and stay in the averages).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clarec.errors import ClarecError, DataError
+from clarec.evaluate.evaluator import evaluate_rankings
+from clarec.evaluate.metrics import check_ks
+
+HEADER = ["user_id", "item_id", "rank"]
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(path, "recommendation file not found")
+    try:
+        return path.read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise DataError(path, f"cannot read file: {e.strerror}") from None
+
+
+def read_recommendations(path: str | Path, split: Any, kmax: int, strict: bool = True) -> np.ndarray:
+    """Read a recommendation file into a ``(n_users, kmax)`` ranking matrix (``-1`` = empty).
+
+    A line of rank ``r`` fills slot ``r`` of its user's list; ranks above ``kmax`` are dropped and a
+    missing rank leaves an empty slot. Raises :class:`DataError` (with the line) for a malformed
+    line, a rank that is not a positive integer, a rank or an item given twice for one user, and —
+    when ``strict`` — an id unknown to the split; with ``strict=False`` lines with unknown ids are
+    ignored with one warning.
+    """
+    path = Path(path)
+    lines = _read_lines(path)
+    fields = [ln.rstrip("\r").split("\t") for ln in lines]
+    line_no = np.arange(1, len(fields) + 1)
+    keep = np.array([f != [""] and "".join(f).strip() != "" for f in fields], dtype=bool)
+    first = int(np.argmax(keep)) if keep.any() else -1
+    if first >= 0 and [x.strip().lower() for x in fields[first]] == HEADER:
+        keep[first] = False
+    rows = [fields[i] for i in np.flatnonzero(keep)]
+    line_no = line_no[keep]
+    if not rows:
+        raise DataError(path, "no recommendations (expected lines 'user_id<TAB>item_id<TAB>rank')")
+    widths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    bad = np.flatnonzero(widths != 3)
+    if len(bad):
+        raise DataError(
+            path,
+            f"expected 3 tab-separated fields (user_id, item_id, rank), found {widths[bad[0]]}",
+            line=int(line_no[bad[0]]),
+        )
+    frame = pd.DataFrame(rows, columns=HEADER, dtype=str)
+    for col in HEADER:
+        frame[col] = frame[col].str.strip()
+    rank = pd.to_numeric(frame["rank"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(rank) | (rank < 1) | (rank % 1 != 0))
+    if len(bad):
+        raise DataError(
+            path,
+            f"rank must be a positive integer, got {frame['rank'].iloc[bad[0]]!r}",
+            line=int(line_no[bad[0]]),
+        )
+    users = pd.Index(np.asarray(split.train.user_ids).astype(str)).get_indexer(frame["user_id"])
+    items = pd.Index(np.asarray(split.train.item_ids).astype(str)).get_indexer(frame["item_id"])
+    unknown = (users < 0) | (items < 0)
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        kind, value = (
+            ("user", frame["user_id"].iloc[i]) if users[i] < 0 else ("item", frame["item_id"].iloc[i])
+        )
+        if strict:
+            raise DataError(path, f"unknown {kind} id {value!r} (not in the split)", line=int(line_no[i]))
+        warnings.warn(
+            f"{path}: ignored {int(unknown.sum())} line(s) with ids unknown to the split "
+            f"(first at line {int(line_no[i])}: {kind} {value!r})",
+            stacklevel=2,
+        )
+    known = ~unknown
+    users, items, rank, line_no = users[known], items[known], rank[known].astype(np.int64), line_no[known]
+    for what, other in (("rank", rank), ("item", items)):
+        dup = pd.DataFrame({"u": users, "x": other}).duplicated().to_numpy()
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            value = int(rank[i]) if what == "rank" else split.train.item_ids[items[i]]
+            raise DataError(
+                path,
+                f"{what} {value!r} given twice for user {split.train.user_ids[users[i]]!r}",
+                line=int(line_no[i]),
+            )
+    topk = np.full((split.train.n_users, kmax), -1, dtype=np.int64)
+    inside = rank <= kmax
+    topk[users[inside], rank[inside] - 1] = items[inside]
+    return topk
+
+
+def evaluate_recommendation_file(
+    split_dir: str | Path,
+    recs_file: str | Path,
+    ks: Sequence[int] = (10, 20),
+    strict: bool = True,
+    metrics: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Metrics of a recommendation file against the test part of a split folder.
+
+    Returns a flat JSON-ready dict, e.g. ``{"recall@20": 0.21, "ndcg@20": 0.18, ...}``: the accuracy
+    metrics plus coverage, novelty, average popularity and Gini (popularity from the training
+    part). This is the function the command line calls.
+    """
+    from clarec.data.split import load_predefined_split
+
+    try:
+        ks = check_ks(ks)
+    except ValueError as e:
+        raise ClarecError(str(e)) from None
+    split = load_predefined_split(split_dir)
+    topk = read_recommendations(recs_file, split, ks[-1], strict=strict)
+    result = evaluate_rankings(
+        topk,
+        split.test.to_csr(),
+        ks,
+        train=split.train.to_csr(),
+        metrics=metrics,
+        cold_items=split.cold_items,
+    )
+    return {k: float(v) for k, v in result.metrics.items()}

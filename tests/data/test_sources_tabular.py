@@ -1,0 +1,126 @@
+"""Generic tables: CSV, TSV, Parquet and JSON lines with a column mapping, item and user tables."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from clarec.data.clean import BAD_TIMESTAMP, RATING_RANGE, UNKNOWN_ID
+from clarec.data.sources import load_source, read_source
+from clarec.errors import ConfigError, DataError
+
+LOG = pd.DataFrame(
+    {
+        "uid": ["u1", "u1", "u2", "u3"],
+        "iid": ["a", "b", "a", "c"],
+        "stars": [5, 2, 4, 3],
+        "ts": [100, 200, 150, 175],
+        "event": ["view", "purchase", "cart", "view"],
+    }
+)
+COLS = {"user": "uid", "item": "iid", "rating": "stars", "timestamp": "ts", "behavior": "event"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "jsonl", "csv.gz"])
+def test_formats_give_the_same_data(tmp_path, fmt):
+    path = tmp_path / f"log.{fmt}"
+    if fmt == "parquet":
+        LOG.to_parquet(path)
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in LOG.to_dict("records")))
+    else:
+        LOG.to_csv(path, sep="\t" if fmt == "tsv" else ",", index=False)
+    raw = read_source("tabular", path, columns=COLS)
+    assert raw.interactions["user_id"].tolist() == ["u1", "u1", "u2", "u3"]
+    assert raw.interactions["rating"].tolist() == [5.0, 2.0, 4.0, 3.0]
+    assert raw.interactions["behavior"].tolist() == ["view", "purchase", "cart", "view"]
+    ds = load_source("tabular", path, columns=COLS).dataset
+    assert (ds.n_users, ds.n_items, ds.n_interactions) == (3, 3, 4)
+
+
+def test_item_and_user_tables(tmp_path):
+    LOG.to_csv(tmp_path / "log.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "name": ["Apple", ""],
+            "tags": ["fruit|red", ""],
+            "cost": ["$1.50", "n/a"],
+            "blurb": ["x", "y"],
+        }
+    ).to_csv(tmp_path / "items.csv", index=False)
+    pd.DataFrame({"who": ["u1", "u2", "u3"], "city": ["Oslo", "Rome", "Lima"]}).to_csv(
+        tmp_path / "users.csv", index=False
+    )
+    res = load_source(
+        "tabular",
+        tmp_path / "log.csv",
+        columns=COLS,
+        item_file="items.csv",
+        item_columns={"item": "id", "title": "name", "categories": "tags", "price": "cost"},
+        text_columns=["blurb"],
+        user_file="users.csv",
+        user_columns={"user": "who"},
+    )
+    items = res.dataset.items.set_index("item_id")
+    assert items.loc["a", "title"] == "Apple" and items.loc["a", "categories"] == ["fruit", "red"]
+    assert (
+        items.loc["a", "price"] == 1.5
+        and pd.isna(items.loc["b", "price"])
+        and pd.isna(items.loc["b", "title"])
+    )
+    assert items.loc["a", "blurb"] == "x" and items.loc["c", "categories"] == []
+    assert res.report.count(UNKNOWN_ID) == 1  # item c
+    assert res.dataset.users.set_index("user_id").loc["u3", "city"] == "Lima"
+
+
+def test_datetime_and_ms_timestamps(tmp_path):
+    (tmp_path / "a.csv").write_text("u,i,t\nx,1,2020-01-01T00:00:10Z\ny,1,not a date\n")
+    res = load_source(
+        "tabular",
+        tmp_path / "a.csv",
+        columns={"user": "u", "item": "i", "timestamp": "t"},
+        timestamp_unit="datetime",
+    )
+    assert (
+        res.dataset.interactions["timestamp"].tolist() == [1577836810]
+        and res.report.count(BAD_TIMESTAMP) == 1
+    )
+    (tmp_path / "b.csv").write_text("u,i,t\nx,1,1600000000999\n")
+    ds = load_source(
+        "tabular",
+        tmp_path / "b.csv",
+        columns={"user": "u", "item": "i", "timestamp": "t"},
+        timestamp_unit="ms",
+    ).dataset
+    assert ds.interactions["timestamp"].tolist() == [1600000000]
+
+
+def test_rating_range_and_missing_timestamp_column(tmp_path):
+    (tmp_path / "a.csv").write_text("u,i,r\nx,1,5\ny,1,11\nz,2,1\n")
+    res = load_source(
+        "tabular", tmp_path / "a.csv", columns={"user": "u", "item": "i", "rating": "r"}, rating_range=(1, 10)
+    )
+    assert res.report.count(RATING_RANGE) == 1
+    assert res.dataset.interactions["timestamp"].tolist() == [0, 1]  # file order when there are no times
+
+
+def test_bad_mapping_and_missing_column(tmp_path):
+    LOG.to_csv(tmp_path / "log.csv", index=False)
+    with pytest.raises(ConfigError, match="columns must map"):
+        load_source("tabular", tmp_path / "log.csv", columns={"user": "uid"})
+    with pytest.raises(DataError, match="header lacks columns \\['nope'\\]") as e:
+        load_source("tabular", tmp_path / "log.csv", columns={"user": "uid", "item": "nope"})
+    assert e.value.line == 1
+    with pytest.raises(ConfigError, match="unknown option"):
+        load_source("tabular", tmp_path / "log.csv", colums=COLS)
+    with pytest.raises(ConfigError, match="cannot tell the format"):
+        load_source("tabular", tmp_path / "log.xyz", columns=COLS)
+
+
+def test_corrupt_parquet(tmp_path):
+    (tmp_path / "x.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="cannot read parquet"):
+        load_source("tabular", tmp_path / "x.parquet", columns=COLS)

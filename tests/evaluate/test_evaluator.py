@@ -1,0 +1,269 @@
+"""Full-ranking evaluator: exclusion, chunking, segments, and agreement with a brute-force pipeline."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from clarec.data.dataset import Dataset
+from clarec.data.split import Split
+from clarec.errors import ClarecError, ConfigError
+from clarec.evaluate.evaluator import Evaluator, evaluate_rankings
+from clarec.evaluate.metrics import ACCURACY_METRICS, per_user_metrics
+from clarec.models.base import Recommender
+from clarec.ranking import top_k
+
+
+class TableModel(Recommender):
+    """Scores read from a fixed users × items table."""
+
+    def __init__(self, table: np.ndarray | None = None, return_view: bool = False):
+        self.table = table
+        self.return_view = return_view
+
+    def _fit(self, train, valid) -> None:
+        pass
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users)
+        if self.return_view and len(users) and np.all(np.diff(users) == 1):
+            return self.table[users[0] : users[-1] + 1]  # a view of the model's own state
+        return self.table[users]
+
+
+def make_split(seed: int = 0, n_users: int = 40, n_items: int = 30, cold: int = 0) -> Split:
+    """Random interactions, each user's pairs split 60/20/20; the last ``cold`` items only in test."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=int(rng.integers(3, 15)), replace=False)
+        rows += [(u, int(i)) for i in items]
+    df = pd.DataFrame(rows, columns=["user", "item"])
+    base = Dataset(df, [f"u{u}" for u in range(n_users)], [f"i{i}" for i in range(n_items)])
+    part = rng.choice(3, size=len(df), p=[0.6, 0.2, 0.2])
+    cold_items = np.arange(n_items - cold, n_items)
+    part[np.isin(df["item"], cold_items)] = 2
+    parts = [base.with_interactions(df[part == p].reset_index(drop=True)) for p in range(3)]
+    return Split(*parts, cold_items=cold_items, method="test")
+
+
+def fitted(split: Split, table: np.ndarray, **kw) -> TableModel:
+    return TableModel(table=table.astype(np.float32), **kw).fit(split.train)
+
+
+def test_seen_items_excluded_model_that_loves_train_items_is_perfect():
+    split = make_split(0)
+    train, valid, test = (
+        split.train.to_csr().toarray(),
+        split.valid.to_csr().toarray(),
+        split.test.to_csr().toarray(),
+    )
+    # Train items score highest, then valid, then test items, then the rest.
+    table = 3 * train + 2 * valid + 1 * test
+    res = Evaluator(split, ks=(10, 20)).evaluate(fitted(split, table), part="test")
+    assert (test.sum(1) <= 10).all()
+    for k in (10, 20):
+        assert res.metrics[f"recall@{k}"] == 1.0
+        assert res.metrics[f"ndcg@{k}"] == pytest.approx(1.0)
+        assert res.metrics[f"mrr@{k}"] == 1.0
+        assert res.metrics[f"map@{k}"] == pytest.approx(1.0)
+    assert res.users.tolist() == np.flatnonzero(test.sum(1)).tolist()
+    # On validation only training items are excluded, so valid items (next best) come first.
+    res_valid = Evaluator(split).evaluate(fitted(split, table), part="valid")
+    assert res_valid.metrics["recall@10"] == 1.0
+    assert res_valid.users.tolist() == np.flatnonzero(valid.sum(1)).tolist()
+
+
+def test_without_valid_exclusion_the_same_model_would_lose():
+    split = make_split(1)
+    valid, test = split.valid.to_csr().toarray(), split.test.to_csr().toarray()
+    table = 2 * valid + 1 * test
+    res = Evaluator(split, ks=(1,)).evaluate(fitted(split, table), part="test")
+    # Had valid items stayed in the ranking, users with a valid item would miss at rank 1.
+    assert (valid[res.users].sum(1) > 0).sum() >= 10
+    assert res.metrics["hit@1"] == 1.0
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 1000])
+def test_chunking_gives_identical_results(batch_size):
+    split = make_split(2, n_users=50, n_items=35)
+    rng = np.random.default_rng(5)
+    # Coarse scores so ties occur and must be broken the same way in every chunking.
+    table = rng.integers(0, 4, size=(50, 35))
+    ref = Evaluator(split, ks=(5, 10), batch_size=None).evaluate(fitted(split, table))
+    res = Evaluator(split, ks=(5, 10), batch_size=batch_size).evaluate(fitted(split, table))
+    assert res.metrics == ref.metrics
+    assert res.segments == ref.segments
+    for name, values in ref.per_user.items():
+        np.testing.assert_array_equal(res.per_user[name], values)
+
+
+def brute_force_rankings(split: Split, table: np.ndarray, users: np.ndarray, k: int, part: str) -> np.ndarray:
+    """Per user: drop excluded items, sort by (−score, item index), keep k."""
+    excluded = split.train.to_csr().toarray() > 0
+    if part == "test":
+        excluded |= split.valid.to_csr().toarray() > 0
+    out = np.full((len(users), k), -1)
+    for row, u in enumerate(users):
+        items = [i for i in range(table.shape[1]) if not excluded[u, i]]
+        items.sort(key=lambda i: (-float(np.float32(table[u, i])), i))
+        out[row, : min(k, len(items))] = items[:k]
+    return out
+
+
+@pytest.mark.parametrize("part", ["test", "valid"])
+def test_matches_brute_force_pipeline(part):
+    split = make_split(3, n_users=45, n_items=20)
+    table = np.random.default_rng(9).integers(0, 6, size=(45, 20)).astype(np.float32)
+    res = Evaluator(split, ks=(3, 10), batch_size=4).evaluate(fitted(split, table), part=part)
+    target = (split.test if part == "test" else split.valid).to_csr()
+    users = np.flatnonzero(np.diff(target.indptr))
+    topk = brute_force_rankings(split, table, users, 10, part)
+    expected = per_user_metrics(topk, target[users], (3, 10))
+    for name, values in expected.items():
+        np.testing.assert_allclose(res.per_user[name], values, atol=1e-12, err_msg=name)
+        assert res.metrics[name] == pytest.approx(values.mean(), abs=1e-12)
+    pop = split.train.item_popularity().astype(float)
+    counts = np.bincount(topk[:, :10][topk[:, :10] >= 0], minlength=20)
+    assert res.metrics["coverage@10"] == pytest.approx(np.count_nonzero(counts) / 20)
+    nov = [np.mean([-math.log2(max(pop[i], 1) / 45) for i in row if i >= 0]) for row in topk[:, :3]]
+    assert res.metrics["novelty@3"] == pytest.approx(np.mean(nov), abs=1e-12)
+
+
+def test_flat_metric_names_and_diversity():
+    split = make_split(4)
+    feats = np.eye(30)[np.arange(30) % 4]  # four "genres"
+    table = np.random.default_rng(0).random((40, 30))
+    res = Evaluator(split, ks=(10, 20), item_features=feats).evaluate(fitted(split, table))
+    expected = [
+        f"{m}@{k}"
+        for k in (10, 20)
+        for m in (*ACCURACY_METRICS, "coverage", "diversity", "novelty", "avg_pop", "gini")
+    ]
+    assert list(res.metrics) == expected
+    assert 0 < res.metrics["diversity@10"] <= 1
+    plain = Evaluator(split, ks=(10,)).evaluate(fitted(split, table))
+    assert "diversity@10" not in plain.metrics
+    only = Evaluator(split, ks=(10,), metrics=["ndcg", "gini"]).evaluate(fitted(split, table))
+    assert list(only.metrics) == ["ndcg@10", "gini@10"]
+    assert res.seconds > 0
+    assert res.to_dict()["users"] == len(res.users)
+
+
+def test_cold_item_segment():
+    split = make_split(5, n_users=40, n_items=30, cold=4)
+    rng = np.random.default_rng(1)
+    table = rng.random((40, 30)).astype(np.float32)
+    table[:, 26:] += 0.5  # cold items rank high for everyone
+    res = Evaluator(split, ks=(5,)).evaluate(fitted(split, table))
+    test = split.test.to_csr()
+    users = np.flatnonzero(np.diff(test.indptr))
+    topk = brute_force_rankings(split, table, users, 5, "test")
+    rel = test[users].toarray()
+    rel[:, :26] = 0  # relevance restricted to cold items
+    keep = rel.sum(1) > 0
+    expected = per_user_metrics(topk[keep], sp.csr_matrix(rel[keep]), (5,))
+    seg = res.segments["cold_items"]
+    assert seg["users"] == keep.sum() > 0
+    for name, values in expected.items():
+        assert seg[name] == pytest.approx(values.mean(), abs=1e-12)
+    # No cold items -> no cold segment.
+    assert (
+        "cold_items" not in Evaluator(make_split(5), ks=(5,)).evaluate(fitted(make_split(5), table)).segments
+    )
+
+
+def test_activity_quartiles():
+    split = make_split(6, n_users=41)
+    table = np.random.default_rng(2).random((41, 30))
+    res = Evaluator(split, ks=(10,)).evaluate(fitted(split, table))
+    activity = np.diff(split.train.to_csr().indptr)[res.users]
+    order = sorted(range(len(res.users)), key=lambda r: (activity[r], res.users[r]))
+    sizes = [len(g) for g in np.array_split(np.arange(len(order)), 4)]
+    start = 0
+    for q, size in enumerate(sizes, start=1):
+        rows = order[start : start + size]
+        start += size
+        seg = res.segments[f"activity_q{q}"]
+        assert seg["users"] == size
+        assert seg["recall@10"] == pytest.approx(res.per_user["recall@10"][rows].mean(), abs=1e-12)
+        assert seg["min_train"] == activity[rows].min() and seg["max_train"] == activity[rows].max()
+    assert res.segments["activity_q1"]["max_train"] <= res.segments["activity_q4"]["min_train"]
+
+
+def test_model_state_is_not_written_into():
+    split = make_split(7)
+    table = np.random.default_rng(3).random((40, 30)).astype(np.float32)
+    model = TableModel(table=table.copy(), return_view=True).fit(split.train)
+    Evaluator(split, ks=(5,), batch_size=8).evaluate(model)
+    np.testing.assert_array_equal(model.table, table)
+
+
+def test_errors():
+    split = make_split(8)
+    model = fitted(split, np.zeros((40, 30)))
+    with pytest.raises(ConfigError, match="part"):
+        Evaluator(split).evaluate(model, part="train")
+    with pytest.raises(ConfigError, match="did you mean 'ndcg'"):
+        Evaluator(split, metrics=["ndgc"])
+    with pytest.raises(ConfigError, match="item_features"):
+        Evaluator(split, metrics=["diversity"])
+    with pytest.raises(ConfigError, match="positive"):
+        Evaluator(split, ks=(0, 10))
+    with pytest.raises(ConfigError, match="batch_size"):
+        Evaluator(split, batch_size=0)
+    with pytest.raises(ConfigError, match="item_features has 29 rows"):
+        Evaluator(split, item_features=np.ones((29, 3)))
+    empty = make_split(8)
+    empty.test = empty.test.with_interactions(empty.test.interactions.iloc[:0])
+    with pytest.raises(ClarecError, match="nothing to evaluate"):
+        Evaluator(empty).evaluate(model)
+    nan_table = np.zeros((40, 30))
+    user = int(np.flatnonzero(np.diff(split.test.to_csr().indptr))[3])
+    nan_table[user] = np.nan
+    with pytest.raises(ClarecError, match=rf"NaN scores \(user index {user}\)"):
+        Evaluator(split).evaluate(fitted(split, nan_table))
+    wrong = fitted(split, np.zeros((40, 29)))
+    with pytest.raises(ClarecError, match="shape"):
+        Evaluator(split).evaluate(wrong)
+
+
+def test_evaluate_rankings_for_external_lists():
+    rel = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0]]))
+    train = sp.csr_matrix(np.array([[0, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0]]))
+    topk = np.array([[1, 0, 3], [0, 1, 2], [2, 1, -1]])
+    res = evaluate_rankings(topk, rel, ks=(2,), train=train)
+    assert res.users.tolist() == [0, 2]  # user 1 has nothing relevant
+    # User 0: item 1 (a training item, simply not relevant) then item 0: hit at rank 2 of 2 relevant.
+    assert res.per_user["recall@2"].tolist() == [0.5, 1.0]
+    assert res.metrics["mrr@2"] == pytest.approx((0.5 + 0.5) / 2)
+    # Lists of scored users: {1, 0} and {2, 1} -> 3 of 4 items.
+    assert res.metrics["coverage@2"] == pytest.approx(0.75)
+    # Popularity from train columns: [2, 2, 1, 0]; avg_pop: user 0 (2+2)/2, user 2 (1+2)/2.
+    assert res.metrics["avg_pop@2"] == pytest.approx((2 + 1.5) / 2)
+    assert set(res.segments) == {"activity_q1", "activity_q2"}
+    no_train = evaluate_rankings(topk, rel, ks=(2,))
+    assert "novelty@2" not in no_train.metrics and "ndcg@2" in no_train.metrics
+    with pytest.raises(ConfigError, match="train"):
+        evaluate_rankings(topk, rel, ks=(2,), metrics=["novelty"])
+    with pytest.raises(ClarecError, match="rankings"):
+        evaluate_rankings(topk[:2], rel, ks=(2,))
+    with pytest.raises(ClarecError, match="item index 4"):
+        evaluate_rankings(np.array([[4], [0], [1]]), rel, ks=(2,))
+
+
+@pytest.mark.parametrize("n_items", [7, 300, 5000])
+def test_top_k_breaks_ties_by_lower_index_even_at_the_cut(n_items):
+    # Three distinct scores over many items: the 10th place is almost always tied with items left out.
+    rng = np.random.default_rng(n_items)
+    scores = rng.integers(0, 3, size=(20, n_items)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.1] = -np.inf
+    idx, vals = top_k(scores, 10)
+    for row, s in enumerate(scores):
+        expected = sorted(range(n_items), key=lambda i: (-s[i], i))[:10]
+        assert idx[row].tolist() == expected
+        np.testing.assert_array_equal(vals[row], s[expected])

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Metric families shown in the table, in order; the rest stay in results.json.
-TABLE_METRICS = ("recall", "ndcg", "precision", "hit", "mrr", "coverage", "novelty", "diversity")
+#: Shown at every K, then at the largest K only; the rest stay in results.json.
+PER_K_METRICS = ("recall", "ndcg")
+LARGEST_K_METRICS = ("hit", "mrr", "coverage", "novelty", "diversity")
 
 
 def _columns(results: dict[str, Any], ks: list[int]) -> list[str]:
     first = next(iter(results.values()))["test"]
-    return [f"{m}@{k}" for k in ks for m in TABLE_METRICS if f"{m}@{k}" in first]
+    wanted = [f"{m}@{k}" for k in ks for m in PER_K_METRICS] + [f"{m}@{max(ks)}" for m in LARGEST_K_METRICS]
+    return [c for c in wanted if c in first]
 
 
 def _cell(r: dict, col: str) -> str:

@@ -5,7 +5,8 @@ A run folder holds everything needed to understand and reproduce a run::
     config.yaml      the resolved configuration
     data.json        data set summary and the cleaning report
     split/           the split as a predefined-split folder (train/valid/test.tsv, items.tsv)
-    models/<name>/   each fitted model (seed 0 when several seeds), loadable with Recommender.load
+    models/<name>/   each fitted model (the first seed when several), loadable with Recommender.load
+    train/<name>/    training logs of PyTorch models: log.txt, history.json, best.pt per seed
     results.json     per model: valid and test metrics, fit seconds (and per-seed values, std)
     results.md       the comparison table
     log.txt          what happened, with times
@@ -30,7 +31,7 @@ from clarec.data.dataset import Dataset
 from clarec.data.split import Split, make_split
 from clarec.evaluate import Evaluator
 from clarec.experiment.report import results_table
-from clarec.models.registry import create
+from clarec.models.registry import create, get_model_class
 
 log = logging.getLogger("clarec.run")
 
@@ -85,12 +86,15 @@ def item_features(ds: Dataset) -> sp.csr_matrix | None:
     return None
 
 
-def _with_seed(model_cfg, seed: int) -> dict:
-    from clarec.models.registry import get_model_class
-
+def _run_params(model_cfg, seed: int, train_dir: Path) -> dict:
+    """The model's parameters plus the run's seed and a training-log folder, where the model
+    takes them and the config did not set them."""
+    names = get_model_class(model_cfg.name).param_names()
     params = dict(model_cfg.params)
-    if "seed" in get_model_class(model_cfg.name).param_names() and "seed" not in params:
+    if "seed" in names and "seed" not in params:
         params["seed"] = seed
+    if "run_dir" in names and "run_dir" not in params:
+        params["run_dir"] = str(train_dir)
     return params
 
 
@@ -158,7 +162,8 @@ def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dic
         per_seed = []
         for s in range(seeds):
             seed = cfg.seed + s
-            model = create(model_cfg.name, _with_seed(model_cfg, seed))
+            train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
+            model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir))
             log.info("fitting %s (seed %d): %r", model_cfg.key, seed, model)
             t = time.perf_counter()
             model.fit(split.train, valid=split.valid)

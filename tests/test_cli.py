@@ -105,3 +105,8 @@ def test_models_and_split_commands(tmp_path, split_dir, capsys):
     cfg = write_config(tmp_path, split_dir)
     assert main(["split", str(cfg), str(tmp_path / "copy")]) == 0
     assert (tmp_path / "copy" / "test.tsv").read_text() == (split_dir / "test.tsv").read_text()
+
+
+def test_usage_error_exit_code(capsys):
+    assert main(["run"]) == 2  # missing CONFIG argument
+    assert "Missing argument" in capsys.readouterr().err

@@ -12,7 +12,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import click
 import typer
 
 from clarec.errors import ClarecError
@@ -123,13 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     except ClarecError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as e:
-        e.show()
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Exit as e:
+    except typer.TyperException as e:  # usage errors: typer prints usage and the reason
+        if hasattr(e, "show"):
+            e.show()
+        else:
+            typer.echo(f"error: {e}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

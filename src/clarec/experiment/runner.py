@@ -29,11 +29,15 @@ import scipy.sparse as sp
 from clarec.config import ExperimentConfig, dump_config
 from clarec.data.dataset import Dataset
 from clarec.data.split import Split, make_split
+from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.experiment.report import results_table
 from clarec.models.registry import create, get_model_class
 
 log = logging.getLogger("clarec.run")
+
+#: What to do with user tags (MovieLens CSV): ignore them, or keep those on training pairs only.
+TAG_POLICIES = ("none", "train_only")
 
 #: Item-table list columns used as item features for intra-list diversity, in order of preference.
 FEATURE_COLUMNS = ("genres", "categories")
@@ -55,12 +59,47 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
         return PreparedData(None, split)
     from clarec.data.registry import load_from_config
 
-    loaded = load_from_config(dict(cfg.data or {}))
+    data_cfg = dict(cfg.data or {})
+    tags_policy = data_cfg.pop("tags", "none")
+    if tags_policy not in TAG_POLICIES:
+        raise ConfigError(f"data.tags must be one of {TAG_POLICIES}, got {tags_policy!r}")
+    loaded = load_from_config(data_cfg)
     fn_params = _split_signature(cfg.split.method)
     if "seed" in fn_params and "seed" not in split_params:
         split_params["seed"] = cfg.seed
     split = make_split(loaded.dataset, cfg.split.method, **split_params)
+    if tags_policy == "train_only":
+        if "tags" not in loaded.extras:
+            raise ConfigError("data.tags: train_only needs a source with user tags (e.g. MovieLens CSV)")
+        attach_train_tags(split, loaded.extras["tags"])
     return PreparedData(loaded.dataset, split, loaded.report, loaded.extras)
+
+
+def attach_train_tags(split: Split, tags: pd.DataFrame) -> int:
+    """Add a ``tags`` list column to the item table from user tags whose (user, item) pair is in
+    the training split; returns the number of tag rows kept.
+
+    A tag reveals that its user watched the movie, so a tag on a validation or test pair would leak
+    the answer; tags by users or on items outside training are dropped for the same reason.
+    """
+    train = split.train
+    user_pos = pd.Series(np.arange(train.n_users), index=train.user_ids.astype(str))
+    item_pos = pd.Series(np.arange(train.n_items), index=train.item_ids.astype(str))
+    u = user_pos.reindex(tags["user_id"].astype(str).to_numpy()).to_numpy()
+    i = item_pos.reindex(tags["item_id"].astype(str).to_numpy()).to_numpy()
+    known = ~(np.isnan(u) | np.isnan(i))
+    u, i = u[known].astype(np.int64), i[known].astype(np.int64)
+    in_train = np.asarray(train.to_csr()[u, i]).ravel() > 0
+    kept = pd.DataFrame({"item": i[in_train], "tag": tags["tag"].to_numpy()[known][in_train]})
+    kept["tag"] = kept["tag"].astype(str).str.strip().str.lower()
+    kept = kept[kept["tag"] != ""].drop_duplicates()
+    per_item = kept.groupby("item")["tag"].agg(sorted)
+    column: list[list[str]] = [[] for _ in range(train.n_items)]
+    for item, item_tags in per_item.items():
+        column[item] = item_tags
+    # The three parts share one item table, so this reaches valid and test too.
+    train.items["tags"] = pd.Series(column, dtype=object).to_numpy()
+    return len(kept)
 
 
 def _split_signature(method: str) -> list[str]:

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from factories import make_random_dataset
+
+from clarec.config import load_config
+from clarec.data.split import random_split
+from clarec.errors import ConfigError
+from clarec.experiment.runner import attach_train_tags, item_features, prepare_data
+
+
+def test_train_only_tags_do_not_leak():
+    ds = make_random_dataset(n_users=10, n_items=12, per_user=6, seed=2)
+    split = random_split(ds, seed=0)
+    tr, te = split.train.interactions.iloc[0], split.test.interactions.iloc[0]
+    tr_u, tr_i = ds.user_ids[tr["user"]], ds.item_ids[tr["item"]]
+    te_u, te_i = ds.user_ids[te["user"]], ds.item_ids[te["item"]]
+    tags = pd.DataFrame(
+        {
+            "user_id": [tr_u, tr_u, te_u, "stranger"],
+            "item_id": [tr_i, tr_i, te_i, tr_i],
+            "tag": [" Funny", "funny", "spoiler", "unknown-user"],
+        }
+    )
+    assert attach_train_tags(split, tags) == 1
+    col = split.test.items["tags"]  # shared item table
+    assert col.iloc[tr["item"]] == ["funny"]
+    assert all("spoiler" not in t for t in col)
+    assert sum(len(t) for t in col) == 1
+
+
+def test_item_features_from_genres():
+    ds = make_random_dataset(n_users=3, n_items=4, per_user=2)
+    ds.items["genres"] = [["a", "b"], ["b"], [], ["c"]]
+    f = item_features(ds)
+    assert f.shape == (4, 3) and f.toarray().tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 0, 1]]
+    ds.items = ds.items.drop(columns="genres")
+    assert item_features(ds) is None
+
+
+def test_tags_policy_validated(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: {name: ml-latest-small, tags: everything}\nmodels: [{name: popularity}]\n")
+    with pytest.raises(ConfigError, match="data.tags"):
+        prepare_data(load_config(p))
+
+
+def test_ml_latest_small_train_tags(real_data_root, tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "data: {name: ml-latest-small, min_rating: 4, tags: train_only}\n"
+        "split: {method: cold_start, cold_share: 0.2}\nmodels: [{name: popularity}]\n"
+    )
+    data = prepare_data(load_config(p))
+    tags = data.split.train.items["tags"]
+    cold = set(data.split.cold_items.tolist())
+    # No cold item can carry a tag: none of its pairs is in training.
+    assert all(len(tags.iloc[i]) == 0 for i in cold)
+    assert sum(len(t) > 0 for t in tags) > 100

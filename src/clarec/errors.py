@@ -22,8 +22,11 @@ class DataError(ClarecError):
         super().__init__(f"{where}: {reason}")
 
 
-class ConfigError(ClarecError):
-    """A configuration is invalid: unknown key, wrong type, missing file."""
+class ConfigError(ClarecError, ValueError):
+    """A configuration or hyper-parameter is invalid: unknown key, wrong type, missing file.
+
+    Also a ``ValueError``, so code that guards a bad argument the standard way catches it.
+    """
 
 
 class UnknownIdError(ClarecError, KeyError):

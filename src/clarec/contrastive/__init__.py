@@ -1,0 +1,81 @@
+"""Contrastive-learning building blocks, written once and composed by every model.
+
+- losses: :class:`InfoNCELoss`, :class:`BYOLLoss` / :class:`BYOL`, :class:`BPRLoss`; diagnostics
+  :func:`alignment`, :func:`uniformity`;
+- temperatures: :class:`FixedTemperature`, :class:`LearnableTemperature`, :class:`ScheduledTemperature`;
+- multi-task weighting: :class:`FixedWeighting`, :class:`WarmupWeighting`, :class:`UncertaintyWeighting`;
+- augmentations: text (:class:`IdentityAugment`, :class:`WordDropout`, :class:`SpanCrop`,
+  :class:`FieldDropout`, :class:`FieldShuffle`, :class:`Compose`) and item sequences
+  (:class:`SequenceCrop`, :class:`SequenceMask`, :class:`SequenceReorder`, :class:`RandomSequenceAugment`);
+- negatives: :class:`UniformNegativeSampler`, :class:`PopularityNegativeSampler`,
+  :class:`NoDuplicateBatchSampler`, :class:`HardNegativeMiner`.
+"""
+
+from clarec.contrastive.augment import (
+    Compose,
+    FieldDropout,
+    FieldShuffle,
+    IdentityAugment,
+    RandomSequenceAugment,
+    SequenceAugment,
+    SequenceCrop,
+    SequenceMask,
+    SequenceReorder,
+    SpanCrop,
+    TextAugment,
+    WordDropout,
+)
+from clarec.contrastive.bpr import BPRLoss
+from clarec.contrastive.byol import BYOL, BYOLLoss
+from clarec.contrastive.diagnostics import alignment, uniformity
+from clarec.contrastive.infonce import InfoNCELoss
+from clarec.contrastive.samplers import (
+    HardNegativeMiner,
+    NegativeSampler,
+    NoDuplicateBatchSampler,
+    PopularityNegativeSampler,
+    UniformNegativeSampler,
+)
+from clarec.contrastive.temperature import (
+    FixedTemperature,
+    LearnableTemperature,
+    ScheduledTemperature,
+    Temperature,
+    as_temperature,
+)
+from clarec.contrastive.weighting import FixedWeighting, LossWeighting, UncertaintyWeighting, WarmupWeighting
+
+__all__ = [
+    "BPRLoss",
+    "BYOL",
+    "BYOLLoss",
+    "Compose",
+    "FieldDropout",
+    "FieldShuffle",
+    "FixedTemperature",
+    "FixedWeighting",
+    "HardNegativeMiner",
+    "IdentityAugment",
+    "InfoNCELoss",
+    "LearnableTemperature",
+    "LossWeighting",
+    "NegativeSampler",
+    "NoDuplicateBatchSampler",
+    "PopularityNegativeSampler",
+    "RandomSequenceAugment",
+    "ScheduledTemperature",
+    "SequenceAugment",
+    "SequenceCrop",
+    "SequenceMask",
+    "SequenceReorder",
+    "SpanCrop",
+    "Temperature",
+    "TextAugment",
+    "UncertaintyWeighting",
+    "UniformNegativeSampler",
+    "WarmupWeighting",
+    "WordDropout",
+    "alignment",
+    "as_temperature",
+    "uniformity",
+]

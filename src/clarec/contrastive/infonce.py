@@ -1,0 +1,177 @@
+"""InfoNCE (a.k.a. NT-Xent, multiple-negatives ranking, sampled softmax) with in-batch negatives."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clarec.contrastive._reduce import check_reduction, reduce
+from clarec.contrastive.temperature import Temperature, as_temperature
+
+__all__ = ["InfoNCELoss"]
+
+
+class InfoNCELoss(nn.Module):
+    """InfoNCE over in-batch negatives plus optional extra negatives (van den Oord et al., 2018).
+
+    Row ``i`` scores query ``i`` against every positive of the batch and the extra negatives, and the
+    loss is the cross-entropy of picking positive ``i``::
+
+        logits[i, j] = sim(q_i, p_j) / τ        (j < B: in-batch columns)
+        logits[i, B + k] = sim(q_i, n_k) / τ    (extra negatives, shared or per row)
+        loss_i = -logits[i, i] + logsumexp_j logits[i, j]
+
+    ``sim`` is the cosine (inputs L2-normalised inside) when ``normalize=True``, else the dot product.
+
+    Args:
+        temperature: a number (fixed τ) or a :class:`~clarec.contrastive.temperature.Temperature`
+            module (learnable or scheduled; its parameters then belong to this loss).
+        symmetric: also score each positive against all queries of the batch (CLIP-style) and average
+            the two directions. The reverse direction uses in-batch columns only.
+        mask_duplicates: with ids given, drop false negatives from the softmax (see ``forward``).
+        normalize: cosine similarity (default) or raw dot product.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per row, ``(B,)``; with
+            ``symmetric`` the mean of row ``i``'s forward and reverse losses).
+    """
+
+    def __init__(
+        self,
+        temperature: float | Temperature = 0.07,
+        symmetric: bool = False,
+        mask_duplicates: bool = True,
+        normalize: bool = True,
+        reduction: str = "mean",
+    ):
+        super().__init__()
+        self.temperature = as_temperature(temperature)
+        self.symmetric = bool(symmetric)
+        self.mask_duplicates = bool(mask_duplicates)
+        self.normalize = bool(normalize)
+        self.reduction = check_reduction(reduction)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        positive: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        query_ids: torch.Tensor | None = None,
+        positive_ids: torch.Tensor | None = None,
+        negative_ids: torch.Tensor | None = None,
+        positive_logq: torch.Tensor | None = None,
+        negative_logq: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss for ``query (B, d)`` and ``positive (B, d)``, row ``i`` of each forming a pair.
+
+        Args:
+            negatives: extra negatives, ``(N, d)`` shared by all rows or ``(B, n, d)`` one set per row
+                (sampled or mined hard negatives); ``None`` for in-batch negatives only.
+            query_ids, positive_ids: ids ``(B,)`` of the queries / positives. Off-diagonal pair
+                ``(i, j)`` is masked out of both directions when ``positive_ids[i] == positive_ids[j]``
+                (the same item twice in a batch) or ``query_ids[i] == query_ids[j]`` (the same user
+                twice: ``p_j`` is a positive of query ``i`` too).
+            negative_ids: ids of the extra negatives, ``(N,)`` or ``(B, n)``; a negative equal to its
+                row's ``positive_ids`` entry is masked (needs ``positive_ids``).
+            positive_logq, negative_logq: log sampling probability of each positive ``(B,)`` / extra
+                negative (``(N,)`` or ``(B, n)``). When given, it is subtracted from the forward logits of
+                that column (log-q correction, Yi et al. 2019), so items that are often in batches
+                because they are popular are not over-penalised.
+        """
+        logits, mask = self.logits(query, positive, negatives, query_ids, positive_ids, negative_ids)
+        labels = torch.arange(len(query), device=logits.device)
+        forward = logits
+        if positive_logq is not None or negative_logq is not None:
+            forward = logits - self._logq_columns(logits, positive_logq, negative_logq)
+        loss = _masked_cross_entropy(forward, mask, labels)
+        if self.symmetric:
+            # Positive i against every query: the transpose of the in-batch block, without log-q
+            # (queries are not drawn from the item sampling distribution); the duplicate mask is
+            # symmetric, so it transposes too.
+            batch = len(query)
+            reverse_mask = None if mask is None else mask[:, :batch].T
+            loss = 0.5 * (loss + _masked_cross_entropy(logits[:, :batch].T, reverse_mask, labels))
+        return reduce(loss, self.reduction)
+
+    def logits(
+        self,
+        query: torch.Tensor,
+        positive: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        query_ids: torch.Tensor | None = None,
+        positive_ids: torch.Tensor | None = None,
+        negative_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward logits ``(B, B + n_extra)`` (already divided by τ) and the boolean mask of dropped
+        entries (``None`` when nothing is masked); the positive of row ``i`` is column ``i``."""
+        if query.dim() != 2 or query.shape != positive.shape:
+            raise ValueError(
+                f"query and positive must both be (B, d), got {tuple(query.shape)}, {tuple(positive.shape)}"
+            )
+        q, p = self._prep(query), self._prep(positive)
+        columns = [q @ p.T]
+        if negatives is not None:
+            n = self._prep(negatives)
+            if n.dim() == 2:
+                columns.append(q @ n.T)
+            elif n.dim() == 3 and n.shape[0] == len(q):
+                columns.append(torch.einsum("bd,bnd->bn", q, n))
+            else:
+                raise ValueError(f"negatives must be (N, d) or (B, n, d), got {tuple(negatives.shape)}")
+        logits = torch.cat(columns, dim=1) / self.temperature.value
+        mask = self._mask(logits, query_ids, positive_ids, negative_ids) if self.mask_duplicates else None
+        return logits, mask
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) if self.normalize else x
+
+    def _mask(
+        self,
+        logits: torch.Tensor,
+        query_ids: torch.Tensor | None,
+        positive_ids: torch.Tensor | None,
+        negative_ids: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        batch = logits.shape[0]
+        if query_ids is None and positive_ids is None:
+            return None
+        mask = torch.zeros_like(logits, dtype=torch.bool)
+        same = torch.zeros(batch, batch, dtype=torch.bool, device=logits.device)
+        for ids in (query_ids, positive_ids):
+            if ids is not None:
+                ids = ids.to(logits.device).reshape(-1)
+                same |= ids[:, None] == ids[None, :]
+        same.fill_diagonal_(False)  # the positive itself is never masked
+        mask[:, :batch] = same
+        if negative_ids is not None and positive_ids is not None and logits.shape[1] > batch:
+            neg = negative_ids.to(logits.device)
+            pos = positive_ids.to(logits.device).reshape(-1, 1)
+            mask[:, batch:] = (neg[None, :] if neg.dim() == 1 else neg) == pos
+        return mask
+
+    @staticmethod
+    def _logq_columns(
+        logits: torch.Tensor, positive_logq: torch.Tensor | None, negative_logq: torch.Tensor | None
+    ) -> torch.Tensor:
+        batch, width = logits.shape
+        correction = torch.zeros_like(logits)
+        if positive_logq is not None:
+            correction[:, :batch] = positive_logq.to(logits).reshape(1, -1)
+        if negative_logq is not None and width > batch:
+            neg = negative_logq.to(logits)
+            correction[:, batch:] = neg.reshape(1, -1) if neg.dim() == 1 else neg
+        return correction
+
+    def extra_repr(self) -> str:
+        return (
+            f"symmetric={self.symmetric}, mask_duplicates={self.mask_duplicates}, "
+            f"normalize={self.normalize}, reduction={self.reduction!r}"
+        )
+
+
+def _masked_cross_entropy(
+    logits: torch.Tensor, mask: torch.Tensor | None, labels: torch.Tensor
+) -> torch.Tensor:
+    """Per-row cross-entropy with masked entries removed from the softmax (the label is never masked)."""
+    if mask is not None:
+        logits = logits.masked_fill(mask, float("-inf"))
+    return F.cross_entropy(logits, labels, reduction="none")

@@ -243,3 +243,9 @@ def test_cli(tmp_path, toy_entry):
     assert out.exit_code == 0 and (tmp_path / "r" / "toy-100k" / "u.data").is_file()
     out = runner.invoke(data_app, ["fetch", "toy-100k", "--root", str(tmp_path / "r")])
     assert out.exit_code == 0  # already present: nothing downloaded
+
+
+def test_load_dataset_applies_filter_keys(real_data_root):
+    res = load_dataset("ml-100k", min_rating=4)
+    assert res.dataset.n_interactions == 55375
+    assert set(res.dataset.interactions["weight"].unique()) == {1.0}

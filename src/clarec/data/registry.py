@@ -308,9 +308,11 @@ def _check_present(info: DatasetInfo, folder: Path) -> None:
 def load_dataset(name: str, root: str | Path | None = None, strict: bool = False, **options) -> LoadResult:
     """Load a registered data set from the data root with its default loader options.
 
-    ``options`` override the defaults (see the source's reader). Filters are not applied here; use
-    :func:`load_from_config` or :mod:`clarec.data.filters`.
+    ``options`` override the defaults (see the source's reader); filter keys (``min_rating``,
+    ``dedupe``, ``k_core``, ...) are applied as in :func:`load_from_config`.
     """
+    if set(options) & set(FILTER_KEYS):
+        return load_from_config({"name": name, "strict": strict, **options}, root=root)
     info = get_info(name)
     folder = data_root(root) / info.folder
     _check_present(info, folder)

@@ -62,6 +62,8 @@ def run(
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
     results = run_experiment(cfg, out, seeds=seeds)
+    if (out / "cleaning.txt").is_file():
+        typer.echo("Data cleaning and filters:\n" + (out / "cleaning.txt").read_text())
     command = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     md = results_table(results, cfg, command_note=command)
     (out / "results.md").write_text(md)

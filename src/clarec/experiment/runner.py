@@ -3,7 +3,7 @@
 A run folder holds everything needed to understand and reproduce a run::
 
     config.yaml      the resolved configuration
-    data.json        data set summary and the cleaning report
+    data.json        data set summary and the cleaning report (also as a table in cleaning.txt)
     split/           the split as a predefined-split folder (train/valid/test.tsv, items.tsv)
     models/<name>/   each fitted model (the first seed when several), loadable with Recommender.load
     train/<name>/    training logs of PyTorch models: log.txt, history.json, best.pt per seed
@@ -184,7 +184,8 @@ def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dic
     if data.dataset is not None:
         data_info["dataset"] = data.dataset.describe()
     if data.report is not None:
-        data_info["cleaning"] = data.report.to_dict() if hasattr(data.report, "to_dict") else str(data.report)
+        data_info["cleaning"] = data.report.to_dict()
+        (out / "cleaning.txt").write_text(str(data.report) + "\n")
     (out / "data.json").write_text(json.dumps(data_info, indent=2, default=str))
     split.save(out / "split")
 

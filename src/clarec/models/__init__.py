@@ -1,6 +1,14 @@
 """Recommenders. Importing this package registers every built-in model."""
 
-from clarec.models import bpr, ease, itemknn, popularity, tfidf  # noqa: F401  (registers the models)
+from clarec.models import (  # noqa: F401  (registers the models)
+    bpr,
+    ease,
+    itemknn,
+    lm_content,  # noqa: F401  (registers lm-content)
+    popularity,
+    tfidf,
+    two_tower,  # noqa: F401  (registers two-tower)
+)
 from clarec.models.base import NotFittedError, Recommender
 from clarec.models.registry import available_models, create, get_model_class, register
 

@@ -1,0 +1,129 @@
+"""Helpers shared by the language-model recommenders (``lm-content``, ``two-tower``).
+
+Building the :class:`~clarec.text.encoder.TextEncoder` from a model's parameters, choosing the item
+text fields, locating the embedding cache, and the vectorised "last ``L`` items of a history" index
+arithmetic both models use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clarec.errors import ConfigError
+from clarec.text.templates import DEFAULT_ITEM_FIELDS, item_text
+
+#: Environment variable whose folder holds clarec's caches (embeddings go to ``$CLAREC_CACHE/embeddings``).
+CACHE_ENV = "CLAREC_CACHE"
+DEFAULT_CACHE = Path("~/.cache/clarec")
+
+
+def default_cache_dir() -> Path:
+    """``$CLAREC_CACHE/embeddings`` when the variable is set, else ``~/.cache/clarec/embeddings``."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root) if root else DEFAULT_CACHE).expanduser() / "embeddings"
+
+
+def resolve_cache_dir(cache_dir: str | None) -> Path | None:
+    """The embedding-cache folder for a model's ``cache_dir`` parameter.
+
+    ``None`` or ``"default"`` → :func:`default_cache_dir`; ``"none"`` / ``""`` → no cache; else the path.
+    """
+    if cache_dir is None or cache_dir == "default":
+        return default_cache_dir()
+    if str(cache_dir).strip().lower() in ("", "none", "off"):
+        return None
+    return Path(cache_dir).expanduser()
+
+
+def build_encoder(
+    encoder: str | None,
+    cache_dir: str | None,
+    batch_size: int = 64,
+    max_length: int = 128,
+    device: str | None = "cpu",
+    progress: bool | None = None,
+):
+    """A :class:`TextEncoder` for ``encoder`` (a folder written by ``TextEncoder.save``, any model
+    folder, a Hugging Face id, or ``None`` for the bundled MiniLM)."""
+    from clarec.text.encoder import SETTINGS_FILE, TextEncoder
+
+    show = bool(progress) if progress is not None else False
+    cache = resolve_cache_dir(cache_dir)
+    if encoder is not None and (Path(encoder).expanduser() / SETTINGS_FILE).is_file():
+        # An adapted encoder saved by clarec keeps its own pooling / length settings.
+        return TextEncoder.load(
+            Path(encoder).expanduser(), device=device, batch_size=batch_size, cache_dir=cache, progress=show
+        )
+    return TextEncoder(
+        encoder,
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+        cache_dir=cache,
+        progress=show,
+    )
+
+
+def _column_key(col: pd.Series) -> list[str]:
+    return [repr(v.tolist() if isinstance(v, np.ndarray) else v) for v in col.tolist()]
+
+
+def choose_fields(items: pd.DataFrame, fields: Sequence[str] | None, model: str) -> list[str]:
+    """The item fields to render: ``fields`` as given (each must exist), or by default those of
+    :data:`~clarec.text.templates.DEFAULT_ITEM_FIELDS` the table has, skipping a column that copies an
+    earlier one (MovieLens has ``categories`` = ``genres``), which would say everything twice."""
+    if fields is not None:
+        fields = [str(f) for f in ([fields] if isinstance(fields, str) else fields)]
+        missing = [f for f in fields if f not in items.columns]
+        if missing:
+            have = [str(c) for c in items.columns if c != "item_id"]
+            raise ConfigError(f"{model}: item table has no column(s) {missing}; it has {have}")
+        return fields
+    chosen: list[str] = []
+    keys: list[list[str]] = []
+    for f in DEFAULT_ITEM_FIELDS:
+        if f not in items.columns:
+            continue
+        key = _column_key(items[f])
+        if key in keys:
+            continue
+        chosen.append(f)
+        keys.append(key)
+    if not chosen:
+        raise ConfigError(
+            f"{model}: no item text found; the item table needs one of {list(DEFAULT_ITEM_FIELDS)} "
+            f"or pass fields=[...] (it has {[str(c) for c in items.columns]})"
+        )
+    return chosen
+
+
+def item_texts(items: pd.DataFrame, fields: Sequence[str] | None, model: str) -> list[str]:
+    """One text per item (row order = item index), rendered by :func:`clarec.text.templates.item_text`."""
+    return item_text(items, choose_fields(items, fields, model))
+
+
+def recent_positions(starts: np.ndarray, ends: np.ndarray, length: int, skip: np.ndarray | None = None):
+    """Positions of the last ``length`` entries of each row range ``[start, end)``, most recent first.
+
+    Returns ``(pos, valid)``, both ``(len(starts), length)``: ``pos[r, k]`` is the position of the
+    ``k``-th most recent entry of row ``r`` (meaningful where ``valid``). With ``skip`` (one position
+    per row), that position is left out and the next older entry takes its place — how a training
+    target is kept out of its own history.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    extra = 0 if skip is None else 1
+    pos = ends[:, None] - 1 - np.arange(length + extra, dtype=np.int64)[None, :]
+    valid = pos >= starts[:, None]
+    if skip is not None:
+        keep = valid & (pos != np.asarray(skip, dtype=np.int64)[:, None])
+        # Stable sort on "dropped" moves kept entries to the front in their recency order.
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :length]
+        pos = np.take_along_axis(pos, order, axis=1)
+        valid = np.take_along_axis(keep, order, axis=1)
+    return np.where(valid, pos, 0), valid

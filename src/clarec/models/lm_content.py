@@ -1,0 +1,148 @@
+"""Content-based recommender over frozen language-model vectors of item text.
+
+The language-model counterpart of ``tfidf``: every item's text (title, genres, brand, price range,
+description... through :func:`clarec.text.templates.item_text`) becomes a sentence vector from a
+:class:`~clarec.text.encoder.TextEncoder` (the bundled all-MiniLM-L6-v2 unless ``encoder`` names an
+adapted one), cached on disk so a second run encodes nothing. A user's profile is the recency-weighted
+mean of their history's vectors and an item's score is the cosine (or dot product) of profile and item.
+Nothing is learned from interactions but the profiles, so items nobody has interacted with yet are
+scored like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models._lm import build_encoder, item_texts
+from clarec.models.base import Recommender
+from clarec.models.registry import register
+
+SIMILARITIES = ("cosine", "dot")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def recency_weights(train: Dataset, half_life: float | None) -> sp.csr_matrix:
+    """User × item profile weights: interaction weight × ``0.5 ** (age / half_life)``, summed per pair.
+
+    ``age`` counts interactions: the user's latest has age 0, the one before it 1, ... (ties in time
+    keep file order). ``half_life=None`` gives every interaction its plain weight.
+    """
+    df = train.interactions.sort_values(["user", "timestamp"], kind="stable")
+    users = df["user"].to_numpy().astype(np.int64)
+    w = df["weight"].to_numpy(dtype=np.float64)
+    if half_life is not None and len(users):
+        ends = np.searchsorted(users, np.arange(train.n_users), side="right")
+        age = ends[users] - 1 - np.arange(len(users))
+        w = w * np.power(0.5, age / half_life)
+    m = sp.csr_matrix((w, (users, df["item"].to_numpy())), shape=(train.n_users, train.n_items))
+    m.sum_duplicates()
+    return m
+
+
+@register("lm-content")
+class LMContentRecommender(Recommender):
+    """Content-based recommender over frozen, cached language-model item vectors.
+
+    Args:
+        fields: item-table columns rendered into the item text, in order; ``None`` uses those of
+            ``title, genres, categories, brand, price, tags, description`` the table has (a column
+            copying an earlier one is skipped).
+        encoder: text model: a folder (e.g. an encoder adapted by contrastive pre-training and saved
+            with ``TextEncoder.save``), a Hugging Face id, or ``None`` for the bundled all-MiniLM-L6-v2.
+        cache_dir: embedding cache folder; ``None`` = ``$CLAREC_CACHE/embeddings`` or
+            ``~/.cache/clarec/embeddings``; ``"none"`` disables the cache.
+        half_life: recency decay of the profile, in interactions: the user's ``half_life``-th most
+            recent interaction counts half as much as the latest. ``None``: plain mean.
+        similarity: ``"cosine"`` (profile and items unit length) or ``"dot"`` (raw vectors).
+        batch_size: texts per encoder forward pass.
+        max_length: tokens per item text (longer texts are truncated).
+        device: device of the encoder (``None`` picks CUDA when available).
+        progress: show the encoding progress bar.
+
+    A user without training history gets the unweighted mean of the vectors of the items that have
+    training interactions (a "typical item" profile, not biased towards popular items).
+    """
+
+    def __init__(
+        self,
+        fields: list[str] | None = None,
+        encoder: str | None = None,
+        cache_dir: str | None = None,
+        half_life: float | None = None,
+        similarity: str = "cosine",
+        batch_size: int = 64,
+        max_length: int = 128,
+        device: str | None = "cpu",
+        progress: bool | None = None,
+    ):
+        if half_life is not None and not float(half_life) > 0:
+            raise ConfigError(f"lm-content: half_life must be > 0 or None, got {half_life}")
+        if similarity not in SIMILARITIES:
+            raise ConfigError(
+                f"lm-content: similarity must be one of {list(SIMILARITIES)}, got {similarity!r}"
+            )
+        if int(batch_size) < 1 or int(max_length) < 2:
+            raise ConfigError("lm-content: batch_size must be >= 1 and max_length >= 2")
+        self.fields = (
+            None if fields is None else [str(f) for f in ([fields] if isinstance(fields, str) else fields)]
+        )
+        self.encoder = None if encoder is None else str(encoder)
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self.half_life = None if half_life is None else float(half_life)
+        self.similarity = similarity
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
+        self.device = device
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fitting
+    def encode_items(self, items, fields: Sequence[str] | None = None) -> np.ndarray:
+        """LM vectors ``(len(items), dim)`` of an item table's texts (uses the disk cache)."""
+        texts = item_texts(items, self.fields if fields is None else fields, "lm-content")
+        enc = build_encoder(
+            self.encoder, self.cache_dir, self.batch_size, self.max_length, self.device, self.progress
+        )
+        return np.asarray(enc.encode(texts), dtype=np.float32)
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        vectors = self.encode_items(train.items)
+        self.item_matrix = _unit(vectors) if self.similarity == "cosine" else vectors
+        weights = recency_weights(train, self.half_life)
+        totals = np.asarray(weights.sum(axis=1)).ravel()
+        profiles = (
+            np.asarray(weights @ self.item_matrix.astype(np.float64)) / np.maximum(totals, 1e-12)[:, None]
+        )
+        warm = np.flatnonzero(np.diff(weights.tocsc().indptr) > 0)
+        fallback = self.item_matrix[warm].mean(axis=0) if len(warm) else self.item_matrix.mean(axis=0)
+        profiles[totals <= 0] = fallback
+        profiles = profiles.astype(np.float32)
+        self.user_profiles = _unit(profiles) if self.similarity == "cosine" else profiles
+
+    # ------------------------------------------------------------------ inference
+    def score(self, users) -> np.ndarray:
+        users = self._check_users(users)
+        # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
+        # not change with the users scored alongside.
+        return (self.user_profiles[users].astype(np.float64) @ self.item_matrix.T.astype(np.float64)).astype(
+            np.float32
+        )
+
+    def item_vectors(self) -> np.ndarray:
+        """The item vectors used for scoring (unit length with ``similarity="cosine"``)."""
+        self._check_fitted()
+        return self.item_matrix
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"item_matrix": self.item_matrix, "user_profiles": self.user_profiles}
+
+    def _set_state(self, state: dict) -> None:
+        self.item_matrix = np.asarray(state["item_matrix"], dtype=np.float32)
+        self.user_profiles = np.asarray(state["user_profiles"], dtype=np.float32)

@@ -1,0 +1,241 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models import create
+from clarec.models.base import Recommender
+from clarec.models.two_tower import TwoTowerRecommender, centre, example_histories
+
+from .recommender_mixin import RecommenderMixin, block_dataset
+
+FAST = {
+    "cache_dir": "none",
+    "epochs": 25,
+    "batch_size": 32,
+    "dim": 16,
+    "hidden": 32,
+    "lr": 0.01,
+    "num_threads": 1,
+    "n_negatives": 0,
+}
+
+
+class _TinyBert:
+    """Gives the test class the tiny BERT folder before the mixin's class-scoped fixtures run."""
+
+    encoder_dir: str = ""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _tiny_bert(cls, tiny_bert_dir):
+        cls.encoder_dir = str(tiny_bert_dir)
+
+
+class TestTwoTower(_TinyBert, RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return TwoTowerRecommender(encoder=self.encoder_dir, **FAST)
+
+
+class TestTwoTowerVariant(_TinyBert, RecommenderMixin):
+    """Mean pooling over all other items, sampled negatives, BYOL and a scheduled temperature."""
+
+    uses_validation = True
+
+    def _get_model(self):
+        return TwoTowerRecommender(
+            encoder=self.encoder_dir,
+            **FAST
+            | {
+                "pooling": "mean",
+                "history": "all",
+                "n_negatives": 4,
+                "neg_alpha": 0.75,
+                "aux": "byol",
+                "temperature": [0.2, 0.05],
+                "weighting": "warmup",
+            },
+        )
+
+
+@pytest.fixture
+def tiny(tiny_bert_dir):
+    def build(**kwargs):
+        return TwoTowerRecommender(encoder=str(tiny_bert_dir), **(FAST | kwargs))
+
+    return build
+
+
+def _clustered() -> tuple[Dataset, str]:
+    """Three clusters of 6 items with their own words; users interact within a cluster in time order.
+    ``a_twin`` is a cold item whose text equals ``a2``'s."""
+    words = {
+        "a": "galaxy space alien starship",
+        "b": "love romance wedding heart",
+        "c": "detective murder crime police",
+    }
+    rows, items = [], []
+    for p, w in words.items():
+        items += [{"item_id": f"{p}{j}", "title": f"{w} part {j}"} for j in range(6)]
+    items.append({"item_id": "a_twin", "title": "galaxy space alien starship part 2"})
+    rng = np.random.default_rng(0)
+    t = 0
+    for p in words:
+        for u in range(12):
+            for j in rng.permutation(6)[: rng.integers(3, 6)]:
+                rows.append((f"u{p}{u}", f"{p}{j}", t))
+                t += 1
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    return Dataset.from_frame(inter, items=pd.DataFrame(items), keep_all_items=True), "a_twin"
+
+
+def test_cold_twin_of_a_liked_item_ranks_high(tiny):
+    data, twin = _clustered()
+    model = tiny(epochs=40, history="past").fit(data)
+    t = data.item_index(twin)
+    vecs = model.item_vectors()
+    assert np.isfinite(vecs).all() and np.linalg.norm(vecs[t]) == pytest.approx(1.0, abs=1e-5)
+    scores = model.score(np.arange(data.n_users))
+    assert np.isfinite(scores[:, t]).all()
+    # users of cluster a who like a2: the twin ranks above every unseen item of the other clusters
+    seen = data.to_csr()
+    a2 = data.item_index("a2")
+    fans = [u for u in range(data.n_users) if data.user_ids[u].startswith("ua") and a2 in seen[u].indices]
+    assert len(fans) >= 5
+    for u in fans:
+        ids, _ = model.recommend([u], k=data.n_items)
+        ranked = [data.item_ids[i] for i in ids[0] if i >= 0]
+        before = ranked[: ranked.index(twin)]
+        assert all(i.startswith("a") for i in before), (data.user_ids[u], ranked)
+    # the twin's vector is the text path alone: it matches a2's text projection without a2's ID part
+    towers = model._towers
+    with torch.no_grad():
+        lm = torch.from_numpy(model.lm_item)
+        text_only = towers.items(lm[[a2]], torch.tensor([a2]), None)
+    np.testing.assert_allclose(
+        vecs[t], torch.nn.functional.normalize(text_only, dim=-1)[0].numpy(), atol=1e-5
+    )
+
+
+def test_cold_items_are_gated_out_and_finite(tiny):
+    data = block_dataset()
+    model = tiny().fit(data)
+    d0 = data.item_index("d0")
+    assert not model.warm_items[d0] and model.warm_items.sum() == data.n_items - 1
+    v = model.item_vectors()
+    assert np.isfinite(v).all() and np.linalg.norm(v[d0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_example_histories_leave_the_target_out():
+    # user 0: items 10, 11, 12, 13 in time order; user 1: item 20
+    ex_user = np.array([0, 0, 0, 0, 1])
+    ex_item = np.array([10, 11, 12, 13, 20])
+    starts, ends = np.array([0, 4]), np.array([4, 5])
+    rows = np.arange(5)
+    items, ok = example_histories(rows, ex_user, ex_item, starts, ends, 3, "past")
+    np.testing.assert_array_equal(
+        np.where(ok, items, -1), [[-1] * 3, [10, -1, -1], [11, 10, -1], [12, 11, 10], [-1] * 3]
+    )
+    items, ok = example_histories(rows, ex_user, ex_item, starts, ends, 3, "all")
+    np.testing.assert_array_equal(
+        np.where(ok, items, -1), [[13, 12, 11], [13, 12, 10], [13, 11, 10], [12, 11, 10], [-1] * 3]
+    )
+    for mode in ("past", "all"):
+        items, ok = example_histories(rows, ex_user, ex_item, starts, ends, 3, mode)
+        assert not (ok & (items == ex_item[rows, None])).any()
+
+
+def test_infonce_loss_decreases_and_seed_matters(tiny):
+    data = block_dataset()
+    a = tiny(epochs=15).fit(data)
+    losses = a.history_.losses
+    assert len(losses) == 15 and losses[-1] < 0.8 * losses[0]
+    users = np.arange(data.n_users)
+    b = tiny(epochs=15).fit(data)
+    np.testing.assert_array_equal(a.score(users), b.score(users))
+    c = tiny(epochs=15, seed=1).fit(data)
+    assert not np.array_equal(a.score(users), c.score(users))
+
+
+def test_aux_simcse_learnable_temperature_uncertainty(tiny):
+    data = block_dataset()
+    model = tiny(epochs=5, aux="simcse", learn_temperature=True, weighting="uncertainty").fit(data)
+    assert np.isfinite(model.score(np.arange(data.n_users))).all()
+
+
+def test_user_text_profiles_separate_cold_users(tiny):
+    base = block_dataset()
+    users = pd.DataFrame({"user_id": base.user_ids})
+    users["occupation"] = ["engineer" if i % 2 else "artist" for i in range(len(users))]
+    inter = base.interactions.assign(
+        user_id=base.user_ids[base.interactions["user"]], item_id=base.item_ids[base.interactions["item"]]
+    )
+    extra = pd.DataFrame({"user_id": ["zz1", "zz2"], "occupation": ["artist", "engineer"]})
+    data = Dataset.from_frame(
+        inter[["user_id", "item_id", "timestamp"]],
+        items=base.items,
+        users=pd.concat([users, extra], ignore_index=True),
+        keep_all_items=True,
+        keep_all_users=True,
+    )
+    cold = data.user_index(["zz1", "zz2"])
+    with_text = tiny(epochs=5, user_text=True).fit(data)
+    assert not np.allclose(with_text.user_vecs[cold[0]], with_text.user_vecs[cold[1]])
+    without = tiny(epochs=5).fit(data)
+    np.testing.assert_array_equal(without.user_vecs[cold[0]], without.user_vecs[cold[1]])  # the empty vector
+    with pytest.raises(ConfigError, match="profile fields"):
+        tiny(epochs=1, user_text=True).fit(block_dataset().with_interactions(block_dataset().interactions))
+
+
+def test_finetuned_encoder_is_saved_and_reloads(tiny, tmp_path):
+    from clarec.text.encoder import TextEncoder
+
+    data = block_dataset()
+    model = tiny(epochs=2, finetune_encoder=True, aux="simcse", max_history=5).fit(data)
+    model.save(tmp_path / "m")
+    enc = TextEncoder.load(tmp_path / "m" / "encoder", device="cpu", progress=False)
+    assert enc.dim == 32
+    loaded = Recommender.load(tmp_path / "m")
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+
+
+def test_messy_item_texts_never_crash(tiny):
+    base = block_dataset()
+    items = base.items.copy()
+    items["title"] = items["title"].astype(object)
+    items.loc[0, "title"] = ""
+    items.loc[1, "title"] = "word " * 5000
+    items.loc[2, "title"] = b"caf\xe9 \xff\xfe bytes"
+    items.loc[3, "title"] = "!!! ... ??? ---"
+    items.loc[4, ["title", "genres"]] = [None, []]
+    inter = base.interactions.assign(
+        user_id=base.user_ids[base.interactions["user"]], item_id=base.item_ids[base.interactions["item"]]
+    )
+    data = Dataset.from_frame(inter[["user_id", "item_id", "timestamp"]], items=items, keep_all_items=True)
+    model = tiny(epochs=3, aux="simcse").fit(data)
+    assert np.isfinite(model.score(np.arange(data.n_users))).all()
+
+
+def test_centre():
+    v = np.array([[1.0, 1.0], [1.0, 3.0]])
+    np.testing.assert_allclose(centre(v), [[0.0, -1.0], [0.0, 1.0]])
+
+
+def test_bad_params():
+    for params in (
+        {"pooling": "max"},
+        {"history": "future"},
+        {"aux": "mae"},
+        {"temperature": 0},
+        {"temperature": [0.1]},
+        {"temperature": [0.2, 0.05], "learn_temperature": True},
+        {"id_dropout": 1.0},
+        {"dim": 0},
+    ):
+        with pytest.raises(ConfigError):
+            create("two-tower", params)

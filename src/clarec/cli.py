@@ -107,6 +107,39 @@ def split_cmd(
     typer.echo(json.dumps(data.split.describe()))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def pretrain(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="Experiment YAML file with a 'pretrain' section."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default runs/<name>-pretrain-<time>)."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
+) -> None:
+    """Adapt the text encoder to the training items (SimCSE / BYOL); writes OUT/encoder and OUT/pretrain.json."""
+    from clarec.config import load_config
+    from clarec.contrastive.pretrain import run_pretraining
+    from clarec.errors import ConfigError
+    from clarec.experiment.runner import prepare_data
+
+    if ctx.args:
+        raise ClarecError(f"unexpected argument(s): {' '.join(ctx.args)}")
+    cfg = load_config(config, set_)
+    if cfg.pretrain is None:
+        raise ConfigError(f"{config}: no 'pretrain' section")
+    if out is None:
+        out = Path("runs") / f"{cfg.name}-pretrain-{datetime.now():%Y%m%d-%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(cfg)  # only data.split.train trains; valid serves the held-out diagnostics
+    report = run_pretraining(cfg, data.split, out)
+    typer.echo(
+        f"{report.method}: {report.steps} steps over {report.n_examples} examples in {report.seconds:.1f} s; "
+        f"loss {report.step_losses[0]:.4f} -> {report.step_losses[-1]:.4f}"
+    )
+    typer.echo(report.table())
+    typer.echo(f"adapted encoder: {out / 'encoder'}")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the available models and their parameters."""

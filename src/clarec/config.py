@@ -7,7 +7,7 @@ The resolved configuration is saved with every run, so a run is fully described 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -54,6 +54,34 @@ class EvaluationConfig(_Strict):
         return sorted(set(ks))
 
 
+class PretrainConfig(_Strict):
+    """Encoder adaptation before training (``clarec pretrain``; see :mod:`clarec.contrastive.pretrain`).
+
+    ``encoder`` is a base model folder or hub id (None: the bundled all-MiniLM-L6-v2); ``fields`` the item
+    fields rendered into each text (None: the template defaults); ``seed`` None uses the config's seed.
+    """
+
+    method: Literal["simcse", "simcse-sup", "byol"] = "simcse-sup"
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(2e-5, gt=0)
+    temperature: float = Field(0.05, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    warmup: float = Field(0.1, ge=0, lt=1)
+    fields: list[str] | None = None
+    encoder: str | None = None
+    max_length: int = Field(64, ge=2)
+    device: str | None = None
+    seed: int | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, fields: list[str] | None) -> list[str] | None:
+        if fields is not None and not fields:
+            raise ValueError("fields must list at least one item field (or be left out)")
+        return fields
+
+
 class ExperimentConfig(_Strict):
     name: str = "experiment"
     seed: int = 2024
@@ -61,6 +89,7 @@ class ExperimentConfig(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     models: list[ModelConfig]
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    pretrain: PretrainConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:

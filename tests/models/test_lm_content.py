@@ -19,8 +19,8 @@ class _TinyBert:
 
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
-    def _tiny_bert(cls, tiny_bert_dir):
-        cls.encoder_dir = str(tiny_bert_dir)
+    def _tiny_bert(cls, tiny_model_dir):
+        cls.encoder_dir = str(tiny_model_dir)
 
 
 class TestLMContent(_TinyBert, RecommenderMixin):
@@ -35,14 +35,14 @@ class TestLMContentRecencyDot(_TinyBert, RecommenderMixin):
         )
 
 
-def test_vectors_are_the_encoder_vectors_and_profiles_their_mean(tiny_bert_dir):
+def test_vectors_are_the_encoder_vectors_and_profiles_their_mean(tiny_model_dir):
     from clarec.text.encoder import TextEncoder
 
     data = block_dataset()
-    model = LMContentRecommender(encoder=str(tiny_bert_dir), cache_dir="none").fit(data)
+    model = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir="none").fit(data)
     texts = item_text(data.items, ["title", "genres"])  # categories absent, year is not a text field
     assert texts[0] == "Title: galaxy space alien starship alpha. Genres: Sci-Fi, Adventure."
-    enc = TextEncoder(str(tiny_bert_dir), device="cpu", progress=False).encode(texts)
+    enc = TextEncoder(str(tiny_model_dir), device="cpu", progress=False).encode(texts)
     np.testing.assert_allclose(
         model.item_vectors(), enc / np.linalg.norm(enc, axis=1, keepdims=True), atol=1e-6
     )
@@ -52,9 +52,9 @@ def test_vectors_are_the_encoder_vectors_and_profiles_their_mean(tiny_bert_dir):
     np.testing.assert_allclose(model.user_profiles[u], mean / np.linalg.norm(mean), atol=1e-6)
 
 
-def test_cold_item_and_cold_user(tiny_bert_dir):
+def test_cold_item_and_cold_user(tiny_model_dir):
     data = block_dataset()
-    model = LMContentRecommender(encoder=str(tiny_bert_dir), cache_dir="none").fit(data)
+    model = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir="none").fit(data)
     d0 = data.item_index("d0")
     assert np.linalg.norm(model.item_vectors()[d0]) == pytest.approx(1.0, abs=1e-5)
     scores = model.score(np.arange(data.n_users))
@@ -80,11 +80,11 @@ def test_recency_weights_count_interactions():
     np.testing.assert_allclose(recency_weights(data, None).toarray()[u, [a, b, c]], [1.0, 1.0, 1.0])
 
 
-def test_embedding_cache_is_used(tiny_bert_dir, tmp_path):
+def test_embedding_cache_is_used(tiny_model_dir, tmp_path):
     data = block_dataset()
-    a = LMContentRecommender(encoder=str(tiny_bert_dir), cache_dir=str(tmp_path / "c")).fit(data)
+    a = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir=str(tmp_path / "c")).fit(data)
     assert list((tmp_path / "c").rglob("*.sqlite*")) or list((tmp_path / "c").iterdir())
-    b = LMContentRecommender(encoder=str(tiny_bert_dir), cache_dir=str(tmp_path / "c")).fit(data)
+    b = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir=str(tmp_path / "c")).fit(data)
     np.testing.assert_array_equal(a.item_vectors(), b.item_vectors())
 
 
@@ -134,7 +134,7 @@ def test_bad_params():
         create("lm-content", {"dim": 3})
 
 
-def test_messy_item_texts_never_crash(tiny_bert_dir):
+def test_messy_item_texts_never_crash(tiny_model_dir):
     items = block_dataset().items.copy()
     items["title"] = items["title"].astype(object)
     items.loc[0, "title"] = ""
@@ -151,6 +151,6 @@ def test_messy_item_texts_never_crash(tiny_bert_dir):
         items=items,
         keep_all_items=True,
     )
-    model = LMContentRecommender(encoder=str(tiny_bert_dir), cache_dir="none").fit(data)
+    model = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir="none").fit(data)
     assert np.isfinite(model.score(np.arange(data.n_users))).all()
     assert np.isfinite(model.item_vectors()).all()

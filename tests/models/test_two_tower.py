@@ -30,8 +30,8 @@ class _TinyBert:
 
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
-    def _tiny_bert(cls, tiny_bert_dir):
-        cls.encoder_dir = str(tiny_bert_dir)
+    def _tiny_bert(cls, tiny_model_dir):
+        cls.encoder_dir = str(tiny_model_dir)
 
 
 class TestTwoTower(_TinyBert, RecommenderMixin):
@@ -63,9 +63,9 @@ class TestTwoTowerVariant(_TinyBert, RecommenderMixin):
 
 
 @pytest.fixture
-def tiny(tiny_bert_dir):
+def tiny(tiny_model_dir):
     def build(**kwargs):
-        return TwoTowerRecommender(encoder=str(tiny_bert_dir), **(FAST | kwargs))
+        return TwoTowerRecommender(encoder=str(tiny_model_dir), **(FAST | kwargs))
 
     return build
 

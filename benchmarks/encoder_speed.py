@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _machine import machine_line
 
 from clarec.text.encoder import TextEncoder, default_model_path
 from clarec.text.templates import item_text
@@ -46,27 +46,6 @@ def load_texts(data_root: Path) -> tuple[list[str], str]:
         df = pd.read_csv(movies)
         return item_text(df, fields=("title", "genres")), "ml-latest-small movies.csv (title, genres)"
     sys.exit(f"no ML-100K or ml-latest-small under {data_root}; set --data-root or CLAREC_DATA")
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        n_cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n_cpus = os.cpu_count()
-    return (
-        f"{platform.system()} {platform.machine()}, {cpu}, {n_cpus} CPUs available, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
-    )
 
 
 def timed(fn) -> tuple[float, np.ndarray]:
@@ -209,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])]),
         "```",
         "",
-        f"- Machine: {machine()}; load average {load_before:.2f} before, {load_after:.2f} after "
+        f"- Machine: {machine_line()}; load average {load_before:.2f} before, {load_after:.2f} after "
         "(other processes shared the machine)",
         f"- Libraries: transformers {transformers.__version__}, "
         f"sentence-transformers {sentence_transformers.__version__}",

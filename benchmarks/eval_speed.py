@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _machine import machine_info
 
 from clarec.data.dataset import Dataset
 from clarec.data.split import Split
@@ -176,31 +176,6 @@ def _loadavg() -> str:
         return "n/a"
 
 
-def machine() -> dict:
-    mem_kib = 0
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "sched_nproc": len(os.sched_getaffinity(0)),
-        "ram_gib": round(mem_kib / 2**20, 1),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def write_report(path: Path, command: str, info: dict, ml: dict | None, syn: dict | None) -> None:
     lines = [
         "# Evaluation speed",
@@ -332,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"synthetic: {[round(r['runs_s'][0], 1) for r in syn['runs']]} s, peak RSS {syn['peak_rss_mib']:.0f} MiB"
         )
-    info = machine() | {"load_before": load_before, "load_after": _loadavg()}
+    info = machine_info() | {"load_before": load_before, "load_after": _loadavg()}
     write_report(args.out, command.strip(), info, ml, syn)
     print(f"wrote {args.out}")
 

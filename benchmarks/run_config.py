@@ -11,27 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _machine import machine_line
+
 from clarec.config import load_config
 from clarec.experiment.report import results_table
 from clarec.experiment.runner import run_experiment
-
-
-def machine() -> str:
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -59,7 +49,7 @@ def main() -> None:
         f"Validation {valid_metric} (used for early stopping / model selection):\n\n{valid_lines}\n\n"
         f"Command: `{command}`  \n"
         f"Data root: `$CLAREC_DATA` = `{os.environ.get('CLAREC_DATA', '~/.cache/clarec/datasets')}`  \n"
-        f"Machine: {machine()}; whole run {total:.0f} s.\n"
+        f"Machine: {machine_line()}; whole run {total:.0f} s.\n"
     )
     Path(args.result_md).parent.mkdir(parents=True, exist_ok=True)
     Path(args.result_md).write_text(text)

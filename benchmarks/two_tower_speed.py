@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from _machine import machine_line
 
 from clarec.data.registry import load_from_config
 from clarec.data.split import random_split
@@ -26,20 +27,6 @@ from clarec.models._lm import item_texts
 from clarec.models.two_tower import TwoTowerRecommender
 
 RESULT = Path(__file__).parent / "results" / "two_tower_speed.md"
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
 def main() -> None:
@@ -82,7 +69,7 @@ def main() -> None:
         f"Item texts: {len(texts)} ({encode_s:.1f} s to encode or read from the cache before fitting).  \n"
         f"Model: `{model!r}`  \n"
         f"Command: `{command}`  \n"
-        f"Machine: {machine()}, Python {platform.python_version()}.  \n"
+        f"Machine: {machine_line()}.  \n"
         f"Load average (1, 5, 15 min) before fit: {', '.join(f'{x:.2f}' for x in load_before)}; "
         f"after: {', '.join(f'{x:.2f}' for x in load_after)} (the machine is shared with other jobs).\n"
     )

@@ -42,7 +42,8 @@ class TestTwoTower(_TinyBert, RecommenderMixin):
 
 
 class TestTwoTowerVariant(_TinyBert, RecommenderMixin):
-    """Mean pooling over all other items, sampled negatives, BYOL and a scheduled temperature."""
+    """Mean pooling over all other items, sampled negatives, BYOL, a scheduled temperature and dot
+    product scores."""
 
     uses_validation = True
 
@@ -58,6 +59,7 @@ class TestTwoTowerVariant(_TinyBert, RecommenderMixin):
                 "aux": "byol",
                 "temperature": [0.2, 0.05],
                 "weighting": "warmup",
+                "similarity": "dot",
             },
         )
 
@@ -236,6 +238,7 @@ def test_bad_params():
         {"temperature": [0.2, 0.05], "learn_temperature": True},
         {"id_dropout": 1.0},
         {"dim": 0},
+        {"similarity": "euclid"},
     ):
         with pytest.raises(ConfigError):
             create("two-tower", params)

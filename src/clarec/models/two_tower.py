@@ -218,6 +218,7 @@ class TwoTowerRecommender(Recommender):
         aux: auxiliary item-tower loss: ``"none"``, ``"simcse"`` or ``"byol"``.
         aux_weight: weight of the auxiliary loss (the recommendation loss has weight 1).
         aux_dropout: feature dropout making the two views of a frozen LM vector.
+        similarity: ``cosine`` (unit-length towers) or ``dot`` (vector norms can carry popularity).
         weighting: ``"fixed"``, ``"warmup"`` (aux weight ramps up over the first epoch) or
             ``"uncertainty"`` (learned, Kendall et al.).
         lr: Adam learning rate of the towers.
@@ -261,6 +262,7 @@ class TwoTowerRecommender(Recommender):
         aux: str = "none",
         aux_weight: float = 0.1,
         aux_dropout: float = 0.1,
+        similarity: str = "cosine",
         weighting: str = "fixed",
         lr: float = 1e-2,
         weight_decay: float = 0.0,
@@ -351,6 +353,9 @@ class TwoTowerRecommender(Recommender):
         self.aux = aux
         self.aux_weight = float(aux_weight)
         self.aux_dropout = float(aux_dropout)
+        if similarity not in ("cosine", "dot"):
+            raise ConfigError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
+        self.similarity = similarity
         self.weighting = weighting
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
@@ -428,7 +433,7 @@ class TwoTowerRecommender(Recommender):
             temp = LearnableTemperature(init=min(max(self.temperature, 0.01), 1.0))
         else:
             temp = self.temperature
-        rec_loss = InfoNCELoss(temperature=temp, mask_duplicates=True)
+        rec_loss = InfoNCELoss(temperature=temp, mask_duplicates=True, normalize=self.similarity == "cosine")
         tasks = {"rec": 1.0} | ({"aux": self.aux_weight} if self.aux != "none" else {})
         if self.weighting == "uncertainty":
             weighting: nn.Module = UncertaintyWeighting(list(tasks))
@@ -565,14 +570,14 @@ class TwoTowerRecommender(Recommender):
 
     # ------------------------------------------------------------------ inference helpers
     def _infer(self, towers: TwoTowerModule, lm_of) -> tuple[np.ndarray, torch.Tensor]:
-        """Unit-length and raw item-tower vectors of every item (cold items: text path only)."""
+        """Scored (see :meth:`_finish`) and raw item-tower vectors of every item (cold items: text path only)."""
         chunks = []
         for s in range(0, self.n_items, 4096):
             items = np.arange(s, min(s + 4096, self.n_items))
             ids = torch.from_numpy(items)
             chunks.append(towers.items(lm_of(items, False), ids, torch.from_numpy(self.warm_items[items])))
         raw = torch.cat(chunks) if chunks else torch.zeros((0, self.dim))
-        return F.normalize(raw, dim=-1).numpy(), raw
+        return self._finish(raw).numpy(), raw
 
     def _user_vectors(
         self, towers: TwoTowerModule, raw_items: torch.Tensor, users: np.ndarray, lm_user
@@ -582,7 +587,11 @@ class TwoTowerRecommender(Recommender):
         pos, ok = recent_positions(starts[users], ends[users], self.max_history)
         hist = raw_items[torch.from_numpy(ex_item[pos] if len(ex_item) else np.zeros_like(pos))]
         user_lm = None if lm_user is None else torch.as_tensor(lm_user)[torch.from_numpy(users)]
-        return F.normalize(towers.users(hist, torch.from_numpy(ok), user_lm), dim=-1).numpy()
+        return self._finish(towers.users(hist, torch.from_numpy(ok), user_lm)).numpy()
+
+    def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Tower outputs as scored: unit length for cosine similarity, as they are for dot."""
+        return F.normalize(vectors, dim=-1) if self.similarity == "cosine" else vectors
 
     def _set_vectors(self) -> None:
         towers = self._towers

@@ -42,8 +42,8 @@ class TestTwoTower(_TinyBert, RecommenderMixin):
 
 
 class TestTwoTowerVariant(_TinyBert, RecommenderMixin):
-    """Mean pooling over all other items, sampled negatives, BYOL, a scheduled temperature and dot
-    product scores."""
+    """Mean pooling over all other items, sampled negatives, BYOL, a scheduled temperature, dot
+    product scores and log-q correction."""
 
     uses_validation = True
 
@@ -60,6 +60,7 @@ class TestTwoTowerVariant(_TinyBert, RecommenderMixin):
                 "temperature": [0.2, 0.05],
                 "weighting": "warmup",
                 "similarity": "dot",
+                "logq": True,
             },
         )
 

@@ -219,6 +219,8 @@ class TwoTowerRecommender(Recommender):
         aux_weight: weight of the auxiliary loss (the recommendation loss has weight 1).
         aux_dropout: feature dropout making the two views of a frozen LM vector.
         similarity: ``cosine`` (unit-length towers) or ``dot`` (vector norms can carry popularity).
+        logq: subtract each candidate's log expected count per batch from its logit (sampling-bias
+            correction: in-batch candidates come by popularity, sampled ones by the sampler).
         weighting: ``"fixed"``, ``"warmup"`` (aux weight ramps up over the first epoch) or
             ``"uncertainty"`` (learned, Kendall et al.).
         lr: Adam learning rate of the towers.
@@ -263,6 +265,7 @@ class TwoTowerRecommender(Recommender):
         aux_weight: float = 0.1,
         aux_dropout: float = 0.1,
         similarity: str = "cosine",
+        logq: bool = False,
         weighting: str = "fixed",
         lr: float = 1e-2,
         weight_decay: float = 0.0,
@@ -356,6 +359,7 @@ class TwoTowerRecommender(Recommender):
         if similarity not in ("cosine", "dot"):
             raise ConfigError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
         self.similarity = similarity
+        self.logq = bool(logq)
         self.weighting = weighting
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
@@ -457,6 +461,12 @@ class TwoTowerRecommender(Recommender):
             else:
                 sampler = UniformNegativeSampler(self.seen, seed=rng)
         texts = np.asarray(self.texts_, dtype=object)
+        # Expected number of times each item is a batch's in-batch candidate: batch × its share of
+        # targets (items that are never targets are never in-batch candidates: their -inf is unused).
+        with np.errstate(divide="ignore"):
+            log_in_batch = np.log(
+                self.batch_size * np.bincount(ex_item, minlength=self.n_items) / max(1, len(ex_item))
+            )
 
         def lm_of(items: np.ndarray, train_mode: bool = True) -> torch.Tensor:
             if not self.finetune_encoder:
@@ -501,6 +511,12 @@ class TwoTowerRecommender(Recommender):
                     query_ids=torch.from_numpy(users),
                     positive_ids=torch.from_numpy(targets),
                     negative_ids=None if negs is None else torch.from_numpy(negs),
+                    positive_logq=torch.from_numpy(log_in_batch[targets]) if self.logq else None,
+                    negative_logq=(
+                        torch.from_numpy(sampler.log_prob(negs) + np.log(self.n_negatives))
+                        if self.logq and negs is not None
+                        else None
+                    ),
                 )
             }
             if self.aux != "none":

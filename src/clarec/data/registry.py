@@ -295,8 +295,13 @@ def _loader_options(info: DatasetInfo, folder: Path) -> dict:
     return opts
 
 
+def _missing_files(info: DatasetInfo, folder: Path) -> list[str]:
+    """The required files of ``info`` not found in ``folder``."""
+    return [f for f in info.files if find_file(folder, f, required=False) is None]
+
+
 def _check_present(info: DatasetInfo, folder: Path) -> None:
-    missing = [f for f in info.files if find_file(folder, f, required=False) is None]
+    missing = _missing_files(info, folder)
     if missing:
         raise DataError(
             folder,
@@ -419,7 +424,7 @@ def fetch(
     info = get_info(name)
     root_path = data_root(root)
     folder = root_path / info.folder
-    if not force and all(find_file(folder, f, required=False) is not None for f in info.files):
+    if not force and not _missing_files(info, folder):
         return folder
     root_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".fetch-{info.name}-", dir=root_path) as tmp:
@@ -466,7 +471,7 @@ def import_local(name: str, src_dir: str | Path, root: str | Path | None = None,
         raise DataError(src, "not a folder")
     root_path = data_root(root)
     folder = root_path / info.folder
-    if not force and all(find_file(folder, f, required=False) is not None for f in info.files):
+    if not force and not _missing_files(info, folder):
         return folder
     root_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".import-{info.name}-", dir=root_path) as tmp:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -73,6 +74,36 @@ def test_damaged_file_gives_one_line_error(tmp_path):
     (tmp_path / "bad.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(DataError, match="bad.sqlite: not a usable embedding cache"):
         EmbeddingCache(tmp_path, "bad", dim=2)
+
+
+def test_lock_answered_without_waiting_is_retried(tmp_path, monkeypatch):
+    # SQLite can answer "database is locked" at once (no busy wait), e.g. while another process
+    # switches a fresh file to WAL; the cache retries instead of calling the file unusable.
+    cache = EmbeddingCache(tmp_path, "k", dim=2)
+    connect = cache._connect
+    answers = iter([sqlite3.OperationalError("database is locked")] * 3)
+
+    def flaky():
+        err = next(answers, None)
+        if err is not None:
+            raise err
+        return connect()
+
+    monkeypatch.setattr(cache, "_connect", flaky)
+    cache.put([text_hash("a")], np.ones((1, 2), np.float32))
+    assert len(cache) == 1
+
+
+def test_lock_held_past_the_deadline_is_one_error(tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path, "k", dim=2)
+    monkeypatch.setattr("clarec.text.cache._BUSY_SECONDS", 0.05)
+
+    def locked():
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(cache, "_connect", locked)
+    with pytest.raises(DataError, match="database is locked"):
+        len(cache)
 
 
 def test_concurrent_threads_read_while_writing(tmp_path):

@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,6 +32,8 @@ _SIDECAR = "file_sha256.json"
 #: Parameters per SQL statement (SQLite's limit is 32766 since 3.32; stay well below).
 _CHUNK = 900
 _FORMAT = "1"
+#: Seconds to keep retrying when another process holds the file.
+_BUSY_SECONDS = 60.0
 
 
 def text_hash(text: str) -> bytes:
@@ -119,37 +122,72 @@ class EmbeddingCache:
         self._init(dict(description or {}))
 
     def _connect(self) -> sqlite3.Connection:
-        # One short-lived connection per operation: safe across threads and processes.
-        con = sqlite3.connect(self.path, timeout=60.0)
-        con.execute("PRAGMA busy_timeout = 60000")
+        # One short-lived connection per operation: safe across threads and processes. Autocommit
+        # mode, so that every write transaction is opened explicitly with BEGIN IMMEDIATE.
+        con = sqlite3.connect(self.path, timeout=_BUSY_SECONDS, isolation_level=None)
+        con.execute(f"PRAGMA busy_timeout = {int(_BUSY_SECONDS * 1000)}")
         return con
 
     def _fail(self, e: Exception) -> DataError:
         return DataError(self.path, f"not a usable embedding cache ({e}); delete the file to rebuild it")
 
-    def _init(self, description: dict) -> None:
-        try:
-            con = self._connect()
+    def _run(self, operation):
+        """Run ``operation(connection)``, retrying while another process holds the file.
+
+        SQLite answers "database is locked" without waiting in a few cases the busy timeout does not
+        cover (switching a fresh file to WAL while another process opens it, lock upgrades in
+        rollback mode), so those are retried here with a short back-off until ``_BUSY_SECONDS``.
+        """
+        deadline = time.monotonic() + _BUSY_SECONDS
+        pause = 0.005
+        while True:
             try:
-                con.execute("PRAGMA journal_mode = WAL")
-                with con:
-                    con.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
-                    con.execute("CREATE TABLE IF NOT EXISTS vectors (h BLOB PRIMARY KEY, v BLOB NOT NULL)")
-                    meta = dict(con.execute("SELECT k, v FROM meta").fetchall())
-                    if not meta:
-                        rows = {
-                            "format": _FORMAT,
-                            "key": self.key,
-                            "dim": str(self.dim),
-                            "dtype": "<f4",
-                            "description": json.dumps(description, default=str, sort_keys=True),
-                        }
-                        con.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", rows.items())
-                        meta = rows
-            finally:
-                con.close()
-        except sqlite3.Error as e:
-            raise self._fail(e) from None
+                con = self._connect()
+                try:
+                    return operation(con)
+                finally:
+                    con.close()
+            except sqlite3.OperationalError as e:
+                text = str(e).lower()
+                if ("locked" in text or "busy" in text) and time.monotonic() < deadline:
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.2)
+                    continue
+                raise self._fail(e) from None
+            except sqlite3.Error as e:
+                raise self._fail(e) from None
+
+    @staticmethod
+    def _write(con: sqlite3.Connection, statements) -> None:
+        """Run ``statements(con)`` in one write transaction taken up front (no lock upgrade later)."""
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            statements(con)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def _init(self, description: dict) -> None:
+        rows = {
+            "format": _FORMAT,
+            "key": self.key,
+            "dim": str(self.dim),
+            "dtype": "<f4",
+            "description": json.dumps(description, default=str, sort_keys=True),
+        }
+
+        def create(con: sqlite3.Connection) -> None:
+            con.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+            con.execute("CREATE TABLE IF NOT EXISTS vectors (h BLOB PRIMARY KEY, v BLOB NOT NULL)")
+            con.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", rows.items())
+
+        def init(con: sqlite3.Connection) -> dict:
+            con.execute("PRAGMA journal_mode = WAL")
+            self._write(con, create)
+            return dict(con.execute("SELECT k, v FROM meta").fetchall())
+
+        meta = self._run(init)
         if meta.get("dim") != str(self.dim) or meta.get("key") != self.key:
             raise DataError(
                 self.path,
@@ -158,14 +196,7 @@ class EmbeddingCache:
             )
 
     def __len__(self) -> int:
-        try:
-            con = self._connect()
-            try:
-                return int(con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
-            finally:
-                con.close()
-        except sqlite3.Error as e:
-            raise self._fail(e) from None
+        return int(self._run(lambda con: con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]))
 
     def get(self, hashes: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """Look up text hashes.
@@ -175,19 +206,17 @@ class EmbeddingCache:
             found hash, in the order of ``hashes``.
         """
         nbytes = 4 * self.dim
-        rows: dict[bytes, bytes] = {}
         wanted = list(dict.fromkeys(hashes))
-        try:
-            con = self._connect()
-            try:
-                for start in range(0, len(wanted), _CHUNK):
-                    chunk = wanted[start : start + _CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    rows.update(con.execute(f"SELECT h, v FROM vectors WHERE h IN ({marks})", chunk))
-            finally:
-                con.close()
-        except sqlite3.Error as e:
-            raise self._fail(e) from None
+
+        def select(con: sqlite3.Connection) -> dict[bytes, bytes]:
+            rows: dict[bytes, bytes] = {}
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows.update(con.execute(f"SELECT h, v FROM vectors WHERE h IN ({marks})", chunk))
+            return rows
+
+        rows = self._run(select)
         found = np.fromiter((len(rows.get(h, b"")) == nbytes for h in hashes), dtype=bool, count=len(hashes))
         blob = b"".join(rows[h] for h, ok in zip(hashes, found, strict=True) if ok)
         vectors = np.frombuffer(blob, dtype="<f4").reshape(-1, self.dim).astype(np.float32, copy=True)
@@ -200,15 +229,9 @@ class EmbeddingCache:
             raise ValueError(f"expected vectors of shape {(len(hashes), self.dim)}, got {vectors.shape}")
         if not len(hashes):
             return
-        try:
-            con = self._connect()
-            try:
-                with con:
-                    con.executemany(
-                        "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                        ((h, v.tobytes()) for h, v in zip(hashes, vectors, strict=True)),
-                    )
-            finally:
-                con.close()
-        except sqlite3.Error as e:
-            raise self._fail(e) from None
+        rows = [(h, v.tobytes()) for h, v in zip(hashes, vectors, strict=True)]
+        self._run(
+            lambda con: self._write(
+                con, lambda c: c.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+            )
+        )

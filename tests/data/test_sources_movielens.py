@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -135,9 +134,7 @@ def test_ml1m_synthetic(tmp_path):
 
 def test_real_ml100k():
     folder = _real("ml-100k", "u.data")
-    t0 = time.perf_counter()
     res = load_source("movielens-100k", folder)
-    elapsed = time.perf_counter() - t0
     ds = res.dataset
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (943, 1682, 100000)
     assert res.report.issues == [] and res.report.rows_kept == 100000
@@ -146,7 +143,6 @@ def test_real_ml100k():
     assert items.loc["1", "genres"] == ["Animation", "Children's", "Comedy"]
     assert items.loc["267", "title"] == "unknown"
     assert ds.users.set_index("user_id").loc["1", "occupation"] == "technician"
-    assert elapsed < 2.0, f"ML-100K took {elapsed:.2f} s"
 
 
 def test_real_ml_latest_small():

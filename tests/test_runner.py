@@ -58,3 +58,25 @@ def test_ml_latest_small_train_tags(real_data_root, tmp_path):
     # No cold item can carry a tag: none of its pairs is in training.
     assert all(len(tags.iloc[i]) == 0 for i in cold)
     assert sum(len(t) > 0 for t in tags) > 100
+
+
+def test_segments_are_averaged_over_seeds_and_tabulated():
+    from clarec.experiment.report import results_table
+    from clarec.experiment.runner import _aggregate
+
+    def seed(s, cold, cold_only):
+        seg = {"cold_items": {"ndcg@20": cold, "recall@20": cold, "users": 10.0}}
+        seg["cold_only"] = {"ndcg@20": cold_only, "recall@20": cold_only, "users": 10.0}
+        test = {"ndcg@20": 0.5, "recall@20": 0.5}
+        return {"seed": s, "valid": test, "test": test, "segments": seg, "fit_seconds": 1.0}
+
+    agg = _aggregate([seed(1, 0.1, 0.3), seed(2, 0.2, 0.5), seed(3, 0.3, 0.4)])
+    assert agg["segments"]["cold_items"]["ndcg@20"] == pytest.approx(0.2)
+    assert agg["segments_std"]["cold_only"]["recall@20"] == pytest.approx(0.1)
+    assert [r["segments"]["cold_items"]["ndcg@20"] for r in agg["per_seed"]] == [0.1, 0.2, 0.3]
+    text = results_table({"m": agg}, ks=[20])
+    assert "| m | 0.2000 ± 0.1000 | 0.2000 ± 0.1000 | 0.4000 ± 0.1000 | 0.4000 ± 0.1000 |" in text
+    assert "cold items, ranked among the cold items only (10 users)" in text
+    # no cold segments: no segment table
+    plain = _aggregate([{k: v for k, v in seed(1, 0.1, 0.1).items() if k != "segments"}] * 2)
+    assert "Segments" not in results_table({"m": plain}, ks=[20])

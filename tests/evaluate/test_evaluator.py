@@ -177,6 +177,28 @@ def test_cold_item_segment():
     )
 
 
+def test_cold_only_segment_ranks_only_cold_items():
+    split = make_split(5, n_users=40, n_items=30, cold=6)
+    table = np.random.default_rng(2).random((40, 30)).astype(np.float32)  # warm items compete too
+    res = Evaluator(split, ks=(3,)).evaluate(fitted(split, table))
+    test = split.test.to_csr()
+    users = np.flatnonzero(np.diff(test.indptr))
+    masked = table.copy()
+    masked[:, :24] = -np.inf  # only the 6 cold items are candidates
+    topk = brute_force_rankings(split, masked, users, 3, "test")
+    topk[np.take_along_axis(masked[users], np.maximum(topk, 0), 1) == -np.inf] = -1
+    rel = test[users].toarray()
+    rel[:, :24] = 0
+    keep = rel.sum(1) > 0
+    expected = per_user_metrics(topk[keep], sp.csr_matrix(rel[keep]), (3,))
+    seg = res.segments["cold_only"]
+    assert seg["users"] == keep.sum() > 0
+    for name, values in expected.items():
+        assert seg[name] == pytest.approx(values.mean(), abs=1e-12)
+    # ranking among 6 cold items finds more of them than ranking the whole catalogue
+    assert seg["recall@3"] > res.segments["cold_items"]["recall@3"]
+
+
 def test_activity_quartiles():
     split = make_split(6, n_users=41)
     table = np.random.default_rng(2).random((41, 30))

@@ -295,6 +295,7 @@ class Evaluator:
         excluded = self._train + self._valid if part == "test" else self._train
         excluded = binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
         topk = self.rank(model, users, excluded, progress=progress)
+        cold_items = np.asarray(getattr(self.split, "cold_items", []), dtype=np.int64)
         result = _score_rankings(
             topk,
             relevant[users],
@@ -305,16 +306,39 @@ class Evaluator:
             popularity=self._popularity,
             n_train_users=self.n_users,
             activity=self._activity[users],
-            cold_items=np.asarray(getattr(self.split, "cold_items", []), dtype=np.int64),
+            cold_items=cold_items,
             item_features=self.item_features,
         )
+        accuracy = [m for m in self.metrics if m in ACCURACY_METRICS]
+        if accuracy and len(cold_items):
+            result.segments["cold_only"] = self._cold_only(
+                model, relevant, excluded, users, cold_items, accuracy
+            )
         result.seconds = time.perf_counter() - start
         return result
 
-    def rank(self, model, users: np.ndarray, excluded: sp.csr_matrix, progress: bool = False) -> np.ndarray:
+    def _cold_only(self, model, relevant, excluded, users, cold_items, accuracy) -> dict[str, float]:
+        """The item cold-start protocol: rank only the cold items, for users with a relevant one."""
+        cold = np.zeros(self.n_items, dtype=bool)
+        cold[cold_items] = True
+        rel = relevant[users]
+        rel = binary_csr(rel.multiply(cold[None, :].astype(rel.dtype)))
+        rows = np.flatnonzero(np.diff(rel.indptr))
+        topk = self.rank(model, users[rows], excluded[rows], allowed=cold)
+        return _segment(per_user_metrics(topk, rel[rows], self.ks, accuracy))
+
+    def rank(
+        self,
+        model,
+        users: np.ndarray,
+        excluded: sp.csr_matrix,
+        progress: bool = False,
+        allowed: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Top ``max(ks)`` items per user (``-1`` where fewer items are eligible).
 
-        ``excluded`` has one row per entry of ``users``; its items get ``-inf`` before the top-k.
+        ``excluded`` has one row per entry of ``users``; its items get ``-inf`` before the top-k, and
+        so do the items outside ``allowed`` (a boolean mask over items) when it is given.
         """
         kmax = self.ks[-1]
         out = np.full((len(users), min(kmax, self.n_items)), -1, dtype=np.int64)
@@ -329,6 +353,8 @@ class Evaluator:
                 )
             sub = excluded[lo:hi]
             s[np.repeat(np.arange(hi - lo), np.diff(sub.indptr)), sub.indices] = -np.inf
+            if allowed is not None:
+                s[:, ~allowed] = -np.inf
             idx, vals = top_k(s, kmax)
             # torch.topk ranks NaN above everything, so a NaN score anywhere shows up here.
             bad = np.isnan(vals).any(axis=1)

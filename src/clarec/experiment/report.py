@@ -7,6 +7,11 @@ from typing import Any
 #: Shown at every K, then at the largest K only; the rest stay in results.json.
 PER_K_METRICS = ("recall", "ndcg")
 LARGEST_K_METRICS = ("hit", "mrr", "coverage", "novelty", "diversity")
+#: Segments given their own table when a run has them (cold-start splits).
+COLD_SEGMENTS = {
+    "cold_items": "cold items, ranked in the whole catalogue",
+    "cold_only": "cold items, ranked among the cold items only",
+}
 
 
 def _columns(results: dict[str, Any], ks: list[int]) -> list[str]:
@@ -15,12 +20,33 @@ def _columns(results: dict[str, Any], ks: list[int]) -> list[str]:
     return [c for c in wanted if c in first]
 
 
-def _cell(r: dict, col: str) -> str:
-    value = r["test"].get(col)
+def _cell(r: dict, col: str, segment: str | None = None) -> str:
+    if segment is None:
+        value, std = r["test"].get(col), r.get("std", {}).get("test", {}).get(col)
+    else:
+        value = r.get("segments", {}).get(segment, {}).get(col)
+        std = r.get("segments_std", {}).get(segment, {}).get(col)
     if value is None:
         return ""
-    std = r.get("std", {}).get("test", {}).get(col)
     return f"{value:.4f} ± {std:.4f}" if std is not None else f"{value:.4f}"
+
+
+def segments_table(results: dict[str, Any], ks: list[int]) -> str:
+    """Markdown table of the cold-start segments (recall and NDCG per K), or '' when there are none."""
+    present = [s for s in COLD_SEGMENTS if any(s in r.get("segments", {}) for r in results.values())]
+    if not present:
+        return ""
+    cols = [(s, f"{m}@{k}") for s in present for k in ks for m in PER_K_METRICS]
+    head = ["model", *(f"{c} ({s})" for s, c in cols)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(cols)) + "|"]
+    for name, r in results.items():
+        lines.append("| " + " | ".join([name, *(_cell(r, c, s) for s, c in cols)]) + " |")
+    users = {
+        s: next(r["segments"][s]["users"] for r in results.values() if s in r.get("segments", {}))
+        for s in present
+    }
+    notes = "; ".join(f"{s}: {COLD_SEGMENTS[s]} ({users[s]:.0f} users)" for s in present)
+    return "\n".join(lines) + f"\n\nSegments — {notes}.\n"
 
 
 def results_table(
@@ -39,6 +65,9 @@ def results_table(
             "| " + " | ".join([name, *(_cell(r, c) for c in cols), f"{r['fit_seconds']:.1f}"]) + " |"
         )
     text = "\n".join(lines) + "\n"
+    segments = segments_table(results, ks)
+    if segments:
+        text += "\n" + segments
     if cfg is not None:
         seeds = next(iter(results.values())).get("seeds")
         note = f"Test split; full ranking over all items; seeds: {seeds if seeds else [cfg.seed]}."

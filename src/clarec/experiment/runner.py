@@ -150,9 +150,17 @@ def _aggregate(per_seed: list[dict]) -> dict:
         part: {k: float(np.std([r[part][k] for r in per_seed], ddof=1)) for k in per_seed[0][part]}
         for part in ("valid", "test")
     }
-    out["segments"] = per_seed[0].get("segments", {})
+    # Segments (cold items, activity quartiles) averaged over the seeds that have them all.
+    segs = [r.get("segments", {}) for r in per_seed]
+    names = [n for n in segs[0] if all(n in s for s in segs)]
+    out["segments"] = {n: {k: float(np.mean([s[n][k] for s in segs])) for k in segs[0][n]} for n in names}
+    out["segments_std"] = {
+        n: {k: float(np.std([s[n][k] for s in segs], ddof=1)) for k in segs[0][n]} for n in names
+    }
     out["seeds"] = [r["seed"] for r in per_seed]
-    out["per_seed"] = [{k: r[k] for k in ("seed", "valid", "test", "fit_seconds")} for r in per_seed]
+    out["per_seed"] = [
+        {k: r[k] for k in ("seed", "valid", "test", "segments", "fit_seconds") if k in r} for r in per_seed
+    ]
     return out
 
 

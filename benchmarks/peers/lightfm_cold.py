@@ -198,6 +198,17 @@ def only_items(m: sp.csr_matrix, items: np.ndarray) -> sp.csr_matrix:
     return out
 
 
+def write_recs(path: Path, data: SplitData, users: np.ndarray, ranked: np.ndarray) -> None:
+    """``user_id<TAB>item_id<TAB>rank`` rows of each user's ranking (``-1`` slots skipped)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["user_id", "item_id", "rank"])
+        for row, u in enumerate(users):
+            for rank, item in enumerate(ranked[row], start=1):
+                if item >= 0:
+                    w.writerow([data.user_ids[u], data.item_ids[item], rank])
+
+
 def make_model(params: dict, seed: int) -> LightFM:
     return LightFM(
         loss="warp",
@@ -276,21 +287,20 @@ def run_test(data: SplitData, params: dict, args, out: Path) -> dict:
         fit_s = time.perf_counter() - start
         ranked = top_k(all_scores(model, feats, users), excluded, args.k)
         path = out / f"recs-seed{seed}.tsv"
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
-            w.writerow(["user_id", "item_id", "rank"])
-            for row, u in enumerate(users):
-                for rank, item in enumerate(ranked[row], start=1):
-                    w.writerow([data.user_ids[u], data.item_ids[item], rank])
+        write_recs(path, data, users, ranked)
         cold_share = float(np.isin(ranked[:, :20], data.cold).mean())
-        # Diagnostic, NOT clarec's protocol: rank the cold items only (warm ones removed from the
+        # clarec's cold_only protocol: rank the cold items only (warm ones removed from the
         # candidates), to tell "cannot order cold items" from "orders them below warm items".
+        # Written for score_cold.py (clarec's evaluator) and checked here with the same formulas.
         scores = all_scores(model, feats, users)
         not_cold = np.ones(data.n_items, dtype=bool)
         not_cold[data.cold] = False
         scores[:, not_cold] = -np.inf
         cold_rel = only_items(test[users], data.cold)
-        r_c, n_c, _ = recall_ndcg(top_k(scores, excluded, 20), cold_rel, 20)
+        ranked_cold = top_k(scores, excluded, 20)
+        ranked_cold[np.take_along_axis(scores, ranked_cold, axis=1) == -np.inf] = -1
+        write_recs(out / f"recs-cold-seed{seed}.tsv", data, users, ranked_cold)
+        r_c, n_c, _ = recall_ndcg(ranked_cold, cold_rel, 20)
         # A random order of the same candidates finds min(20, C)/C of a user's cold items on average.
         with_cold = np.flatnonzero(np.diff(cold_rel.indptr))
         n_cand = len(data.cold) - np.asarray(excluded[with_cold][:, data.cold].sum(axis=1)).ravel()

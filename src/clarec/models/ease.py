@@ -7,7 +7,10 @@ A user's scores are ``x_u B``. The inversion is dense in the number of items.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
 import scipy.linalg
 
 from clarec.data.dataset import Dataset
@@ -55,6 +58,22 @@ class EASE(Recommender):
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
         return np.asarray(self.seen[users] @ self.weights, dtype=np.float32)
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """``x B`` for the binary vector ``x`` of each history: exactly :meth:`score` for a training
+        user's own history."""
+        x = self._history_matrix(histories)
+        return np.asarray(x @ self.weights, dtype=np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """New items get zero rows and columns in ``B`` (no co-occurrences yet): score 0 until refit."""
+        self._check_fitted()
+        n, m = self.n_items, len(items)
+        grown = np.zeros((n + m, n + m), dtype=np.float32)
+        grown[:n, :n] = self.weights
+        self.weights = grown
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
 
     def item_similarity(self, items) -> np.ndarray:
         """Row ``i`` of ``B``: how much item ``i`` in a history raises each other item's score."""

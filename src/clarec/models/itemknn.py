@@ -7,7 +7,10 @@ similar items (a sparse matrix ``S``), and a user's scores are ``x_u S``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
@@ -113,6 +116,23 @@ class ItemKNN(Recommender):
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
         return np.asarray((self.seen[users] @ self.similarity).toarray(), dtype=np.float32)
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """``x S`` for the binary vector ``x`` of each history: exactly :meth:`score` for a training
+        user's own history."""
+        x = self._history_matrix(histories)
+        return np.asarray((x @ self.similarity).toarray(), dtype=np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """New items get no neighbours (no co-occurrences yet): score 0 until the model is refitted."""
+        self._check_fitted()
+        n, m = self.n_items, len(items)
+        s = self.similarity.tocsr()
+        self.similarity = sp.csr_matrix(
+            (s.data, s.indices, np.concatenate([s.indptr, np.full(m, s.indptr[-1])])), shape=(n + m, n + m)
+        )
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
 
     def item_similarity(self, items) -> np.ndarray:
         items = self._check_items(items)

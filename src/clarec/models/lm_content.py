@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._lm import build_encoder, item_texts
+from clarec.models._lm import build_encoder, choose_fields, item_texts
 from clarec.models.base import Recommender
 from clarec.models.registry import register
 
@@ -71,6 +72,8 @@ class LMContentRecommender(Recommender):
     training interactions (a "typical item" profile, not biased towards popular items).
     """
 
+    new_items_from_text = True
+
     def __init__(
         self,
         fields: list[str] | None = None,
@@ -107,13 +110,21 @@ class LMContentRecommender(Recommender):
     def encode_items(self, items, fields: Sequence[str] | None = None) -> np.ndarray:
         """LM vectors ``(len(items), dim)`` of an item table's texts (uses the disk cache)."""
         texts = item_texts(items, self.fields if fields is None else fields, "lm-content")
-        enc = build_encoder(
-            self.encoder, self.cache_dir, self.batch_size, self.max_length, self.device, self.progress
-        )
-        return np.asarray(enc.encode(texts), dtype=np.float32)
+        return np.asarray(self._get_encoder().encode(texts), dtype=np.float32)
+
+    def _get_encoder(self):
+        enc = getattr(self, "_text_encoder", None)
+        if enc is None:
+            enc = build_encoder(
+                self.encoder, self.cache_dir, self.batch_size, self.max_length, self.device, self.progress
+            )
+            self._text_encoder = enc  # kept: a server adding items one at a time loads the model once
+        return enc
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        vectors = self.encode_items(train.items)
+        self.text_fields_ = choose_fields(train.items, self.fields, "lm-content")
+        vectors = self.encode_items(train.items, self.text_fields_)
+        self._text_encoder = None  # not kept after training; add_items loads it on first use
         self.item_matrix = _unit(vectors) if self.similarity == "cosine" else vectors
         weights = recency_weights(train, self.half_life)
         totals = np.asarray(weights.sum(axis=1)).ravel()
@@ -123,6 +134,7 @@ class LMContentRecommender(Recommender):
         warm = np.flatnonzero(np.diff(weights.tocsc().indptr) > 0)
         fallback = self.item_matrix[warm].mean(axis=0) if len(warm) else self.item_matrix.mean(axis=0)
         profiles[totals <= 0] = fallback
+        self.fallback_profile = np.asarray(fallback, dtype=np.float32)
         profiles = profiles.astype(np.float32)
         self.user_profiles = _unit(profiles) if self.similarity == "cosine" else profiles
 
@@ -135,14 +147,75 @@ class LMContentRecommender(Recommender):
             np.float32
         )
 
+    def _profiles(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Recency-weighted mean item vector of each history (oldest first), as in training."""
+        hists = self._check_histories(histories)
+        out = np.empty((len(hists), self.item_matrix.shape[1]), dtype=np.float64)
+        for r, h in enumerate(hists):
+            if not len(h):
+                out[r] = self.fallback_profile
+                continue
+            w = np.ones(len(h), dtype=np.float64)
+            if self.half_life is not None:
+                w = np.power(0.5, (len(h) - 1 - np.arange(len(h))) / self.half_life)
+            out[r] = (w @ self.item_matrix[h].astype(np.float64)) / w.sum()
+        out = out.astype(np.float32)
+        return _unit(out) if self.similarity == "cosine" else out
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores for ad-hoc users: the profile is recomputed from the history exactly as in training
+        (recency weights by position, latest = age 0), so a training user's own history gives
+        :meth:`score` (with unit interaction weights); an empty history gets the "typical item" profile.
+        """
+        profiles = self._profiles(histories)
+        return (profiles.astype(np.float64) @ self.item_matrix.T.astype(np.float64)).astype(np.float32)
+
+    def score_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Cosine (or dot product) of each text's LM vector with every item (the text is encoded as
+        given, by the same encoder as the items)."""
+        self._check_fitted()
+        texts = [str(t) for t in texts]
+        vectors = np.asarray(self._get_encoder().encode(texts), dtype=np.float32)
+        vectors = vectors.reshape(len(texts), self.item_matrix.shape[1])
+        if self.similarity == "cosine":
+            vectors = _unit(vectors)
+        return (vectors.astype(np.float64) @ self.item_matrix.T.astype(np.float64)).astype(np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Encode new items' text (the training text fields; missing columns count as empty) and
+        append their vectors; they are scored at once. Returns their new indices."""
+        self._check_fitted()
+        fields = getattr(self, "text_fields_", None) or self.fields
+        if fields is None:
+            fields = choose_fields(items, None, "lm-content")
+        vectors = self.encode_items(items.reindex(columns=list(fields)), fields)
+        vectors = vectors.reshape(len(items), self.item_matrix.shape[1])
+        if self.similarity == "cosine":
+            vectors = _unit(vectors)
+        n, m = self.n_items, len(items)
+        self.item_matrix = np.vstack([self.item_matrix, vectors.astype(np.float32)])
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
+
     def item_vectors(self) -> np.ndarray:
         """The item vectors used for scoring (unit length with ``similarity="cosine"``)."""
         self._check_fitted()
         return self.item_matrix
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        return {"item_matrix": self.item_matrix, "user_profiles": self.user_profiles}
+        return {
+            "item_matrix": self.item_matrix,
+            "user_profiles": self.user_profiles,
+            "fallback_profile": self.fallback_profile,
+            "text_fields": np.asarray(getattr(self, "text_fields_", None) or [], dtype=str),
+        }
 
     def _set_state(self, state: dict) -> None:
         self.item_matrix = np.asarray(state["item_matrix"], dtype=np.float32)
         self.user_profiles = np.asarray(state["user_profiles"], dtype=np.float32)
+        # Saved by an older clarec: the mean item vector stands in for the "typical item" profile.
+        self.fallback_profile = np.asarray(
+            state.get("fallback_profile", self.item_matrix.mean(axis=0)), dtype=np.float32
+        )
+        fields = [str(f) for f in state.get("text_fields", [])]
+        self.text_fields_ = fields or None

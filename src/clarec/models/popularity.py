@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
 
 from clarec.data.dataset import Dataset
 from clarec.models.base import Recommender
@@ -17,6 +20,8 @@ class Popularity(Recommender):
     item features can offer, and it is the baseline every other model must beat.
     """
 
+    history_mode = "constant"
+
     def __init__(self):
         pass
 
@@ -27,6 +32,19 @@ class Popularity(Recommender):
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
         return np.broadcast_to(self.popularity, (len(users), self.n_items)).copy()
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The same popularity scores for every history (the history only matters for exclusion)."""
+        hists = self._check_histories(histories)
+        return np.broadcast_to(self.popularity, (len(hists), self.n_items)).copy()
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """New items start with popularity 0 (no training users yet)."""
+        self._check_fitted()
+        new = np.arange(self.n_items, self.n_items + len(items), dtype=np.int64)
+        self.popularity = np.concatenate([self.popularity, np.zeros(len(items), dtype=np.float32)])
+        self._grow_items(len(items))
+        return new
 
     def item_similarity(self, items) -> np.ndarray:
         items = self._check_items(items)

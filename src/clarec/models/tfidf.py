@@ -18,7 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
+from clarec.errors import ClarecError, ConfigError
 from clarec.models.base import Recommender
 from clarec.models.registry import register
 
@@ -105,6 +105,8 @@ class TfidfRecommender(Recommender):
     text is side information known before any interaction, so this uses no held-out feedback.
     """
 
+    new_items_from_text = True
+
     def __init__(
         self,
         fields: list[str] | None = None,
@@ -154,6 +156,8 @@ class TfidfRecommender(Recommender):
             raise ConfigError(f"tfidf: cannot build the vocabulary: {e}") from None
         # TfidfVectorizer already L2-normalises rows; items without text stay all-zero.
         self.item_matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        self.vectorizer_ = vectorizer
+        self.text_fields_ = list(used)
         self.user_weights = self._history_weights(train)
 
     def _history_weights(self, train: Dataset) -> sp.csr_matrix:
@@ -179,6 +183,49 @@ class TfidfRecommender(Recommender):
         profiles = self.user_profiles(users)
         return np.asarray((profiles @ self.item_matrix.T).toarray(), dtype=np.float32)
 
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Cosine of each item with the profile of an ad-hoc history (each occurrence weight 1).
+
+        Equal to :meth:`score` for a training user's own history with unit interaction weights and
+        ``half_life=None``; ``half_life`` is in timestamp units, which a bare item list does not have,
+        so it is not applied here. An empty history scores 0 everywhere.
+        """
+        hists = self._check_histories(histories)
+        rows = np.repeat(np.arange(len(hists)), [len(h) for h in hists])
+        cols = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)
+        w = sp.csr_matrix(
+            (np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(hists), self.n_items)
+        )
+        w.sum_duplicates()
+        profiles = normalize(w @ self.item_matrix, norm="l2")
+        return np.asarray((profiles @ self.item_matrix.T).toarray(), dtype=np.float32)
+
+    def score_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Cosine between each text's TF-IDF vector (training vocabulary and idf) and every item."""
+        self._check_fitted()
+        vectorizer = getattr(self, "vectorizer_", None)
+        if vectorizer is None:
+            raise ClarecError("this tfidf model was saved without its vocabulary; refit it to score texts")
+        queries = sp.csr_matrix(vectorizer.transform([str(t) for t in texts]), dtype=np.float32)
+        return np.asarray((queries @ self.item_matrix.T).toarray(), dtype=np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Add items from their text (the training text columns; missing ones count as empty),
+        vectorised with the training vocabulary and idf. Returns their new indices."""
+        self._check_fitted()
+        vectorizer = getattr(self, "vectorizer_", None)
+        if vectorizer is None:
+            raise ClarecError("this tfidf model was saved without its vocabulary; refit it to add items")
+        table = items.reindex(columns=self.text_fields_)
+        texts, _ = item_texts(table, self.text_fields_)
+        new_rows = sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)
+        n, m = self.n_items, len(texts)
+        self.item_matrix = sp.vstack([self.item_matrix, new_rows], format="csr")
+        uw = self.user_weights.tocsr()
+        self.user_weights = sp.csr_matrix((uw.data, uw.indices, uw.indptr), shape=(self.n_users, n + m))
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
+
     def item_vectors(self) -> np.ndarray:
         """Dense L2-normalised TF-IDF vectors ``(n_items, vocabulary)``."""
         self._check_fitted()
@@ -189,9 +236,28 @@ class TfidfRecommender(Recommender):
         items = self._check_items(items)
         return np.asarray((self.item_matrix[items] @ self.item_matrix.T).toarray(), dtype=np.float32)
 
-    def _get_state(self) -> dict[str, sp.csr_matrix]:
-        return {"item_matrix": self.item_matrix, "user_weights": self.user_weights}
+    def _get_state(self) -> dict:
+        state = {"item_matrix": self.item_matrix, "user_weights": self.user_weights}
+        vectorizer = getattr(self, "vectorizer_", None)
+        if vectorizer is not None:  # what add_items needs: vocabulary in column order, idf, fields
+            vocab = vectorizer.vocabulary_
+            state["vocabulary"] = np.asarray(sorted(vocab, key=vocab.get), dtype=str)
+            state["idf"] = np.asarray(vectorizer.idf_, dtype=np.float64)
+            state["text_fields"] = np.asarray(self.text_fields_, dtype=str)
+        return state
 
     def _set_state(self, state: dict) -> None:
         self.item_matrix = state["item_matrix"]
         self.user_weights = state["user_weights"]
+        self.vectorizer_ = None
+        if "vocabulary" in state:
+            vectorizer = TfidfVectorizer(
+                vocabulary=[str(t) for t in state["vocabulary"]],
+                ngram_range=self.ngram_range,
+                sublinear_tf=self.sublinear_tf,
+                stop_words=self.stop_words,
+                dtype=np.float32,
+            )
+            vectorizer.idf_ = np.asarray(state["idf"], dtype=np.float64)
+            self.vectorizer_ = vectorizer
+            self.text_fields_ = [str(f) for f in state["text_fields"]]

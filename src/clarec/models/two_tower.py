@@ -9,7 +9,9 @@ Item tower
 
     where ``m`` is 0 for items absent from training (their ID vectors never learned anything) and, during
     training, for a random ``id_dropout`` share of the items of each batch — so the text path alone is
-    trained to place items, and a cold item's vector is its text projection.
+    trained to place items, and a cold item's vector is its text projection. With ``token_features``
+    the text path also adds the mean of learned vectors of the item's words (those shared by trained
+    items), which carries what the interactions taught about a genre or a year over to new items.
 
 User tower
     The item-tower vectors of the user's last ``max_history`` items, pooled by attention (a learned
@@ -24,22 +26,30 @@ Training
     (``history="past"``, the target never in its own history), or (every other training item → target)
     with ``history="all"``. The loss is :class:`~clarec.contrastive.InfoNCELoss` over in-batch negatives
     (the same user's or the same item's other columns masked as false negatives) plus ``n_negatives``
-    sampled ones per row (uniform, or ∝ popularity ** ``neg_alpha``), with a fixed, learnable or
+    sampled ones per row (uniform over the items with training interactions, or ∝ popularity **
+    ``neg_alpha``; never a cold item, which would only learn to be buried), with a fixed, learnable or
     scheduled temperature. An auxiliary SimCSE (two feature-dropout views of an item's LM vector through
     the text projection; with a fine-tuned encoder, two encoder-dropout views) or BYOL loss on the item
     tower is weighted in by :mod:`clarec.contrastive.weighting`. Early stopping on validation NDCG@k
     through :class:`~clarec.train.loop.Trainer`.
 
-Scores are cosines: user and item vectors are L2-normalised, ``score = user · item``.
+Scores are cosines (``similarity="cosine"``: user and item vectors are L2-normalised) or dot products.
+
+Real time: :meth:`TwoTowerRecommender.score_histories` runs the user tower on any history (an event
+changes the next scores without retraining) and :meth:`TwoTowerRecommender.add_items` puts new items
+in the catalogue through their text.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,14 +59,14 @@ from clarec.contrastive import (
     FixedWeighting,
     InfoNCELoss,
     LearnableTemperature,
+    NegativeSampler,
     PopularityNegativeSampler,
     ScheduledTemperature,
     UncertaintyWeighting,
-    UniformNegativeSampler,
     WarmupWeighting,
 )
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
+from clarec.errors import ClarecError, ConfigError
 from clarec.models._lm import build_encoder, item_texts, recent_positions
 from clarec.models.base import Recommender
 from clarec.models.registry import register
@@ -68,6 +78,7 @@ POOLINGS = ("attention", "mean")
 HISTORIES = ("past", "all")
 AUXES = ("none", "simcse", "byol")
 WEIGHTINGS = ("fixed", "warmup", "uncertainty")
+CALIBRATIONS = ("match", "none")
 
 
 class TwoTowerModule(nn.Module):
@@ -84,6 +95,7 @@ class TwoTowerModule(nn.Module):
         id_embedding: bool,
         pooling: str,
         max_history: int,
+        n_tokens: int = 0,
     ):
         super().__init__()
         self.dim = dim
@@ -100,16 +112,29 @@ class TwoTowerModule(nn.Module):
         self.user_out = nn.Linear(dim, dim)
         self.empty = nn.Parameter(torch.randn(dim) * 0.05)
         self.user_text_proj = _mlp(user_lm_dim, hidden, dim, dropout) if user_lm_dim else None
+        self.tokens = nn.EmbeddingBag(n_tokens, dim, mode="sum") if n_tokens else None
+        if self.tokens is not None:
+            nn.init.normal_(self.tokens.weight, std=0.05)
 
-    def items(self, lm: torch.Tensor, ids: torch.Tensor, id_mask: torch.Tensor | None) -> torch.Tensor:
+    def items(
+        self,
+        lm: torch.Tensor,
+        ids: torch.Tensor,
+        id_mask: torch.Tensor | None,
+        bags: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Item-tower vectors (unnormalised) of items ``ids`` with LM vectors ``lm``; ``id_mask`` (bool)
-        says which items may use their ID embedding (``None``: none may)."""
+        says which items may use their ID embedding (``None``: none may); ``bags`` are the items'
+        word tokens as ``(token ids, offsets, weights)`` for the word-embedding channel."""
         t = self.text_proj(lm)
+        if self.tokens is not None and bags is not None:
+            t = t + self.tokens(bags[0], bags[1], per_sample_weights=bags[2])
         if self.id_emb is None or id_mask is None:
             return t
-        e = self.id_emb(ids)
+        known = ids < self.id_emb.num_embeddings  # items added after training have no ID vector
+        e = self.id_emb(torch.where(known, ids, 0))
         g = torch.sigmoid(self.gate(torch.cat([t, e], dim=-1)))
-        return t + id_mask.to(t.dtype).unsqueeze(-1) * g * e
+        return t + (id_mask & known).to(t.dtype).unsqueeze(-1) * g * e
 
     def users(
         self, hist: torch.Tensor, valid: torch.Tensor, user_lm: torch.Tensor | None = None
@@ -138,19 +163,25 @@ def _mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Module:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, d_out))
 
 
-def centre(vectors: np.ndarray) -> np.ndarray:
-    """Sentence vectors minus their mean, scaled to unit mean length.
+def centring(vectors: np.ndarray) -> tuple[np.ndarray, float]:
+    """Mean vector and scale that :func:`centre` applies (kept so items added later are centred alike)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    if len(v) == 0:
+        return np.zeros(v.shape[1:], dtype=np.float64), 1.0
+    mean = v.mean(axis=0)
+    scale = float(np.linalg.norm(v - mean, axis=1).mean())
+    return mean, (scale if scale > 1e-12 else 1.0)
+
+
+def centre(vectors: np.ndarray, stats: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+    """Sentence vectors minus their mean, scaled to unit mean length (``stats``: a stored :func:`centring`).
 
     Sentence vectors of one catalogue share a large common direction (cosines of 0.3-0.6 between
     unrelated movies); removing it lets the projection separate items from the first step instead of
     spending its early training undoing it. Uses only item text, never interactions.
     """
-    v = np.asarray(vectors, dtype=np.float64)
-    if len(v) == 0:
-        return v.astype(np.float32)
-    v = v - v.mean(axis=0, keepdims=True)
-    scale = float(np.linalg.norm(v, axis=1).mean())
-    return (v / scale if scale > 1e-12 else v).astype(np.float32)
+    mean, scale = centring(vectors) if stats is None else stats
+    return ((np.asarray(vectors, dtype=np.float64) - mean) / scale).astype(np.float32)
 
 
 def example_histories(
@@ -176,6 +207,36 @@ def example_histories(
     else:
         pos, ok = recent_positions(starts[users], ends[users], max_history, skip=rows)
     return ex_item[pos], ok
+
+
+#: A word in more than this share of the items with interactions (template labels, "the") is dropped.
+_TOKEN_MAX_DF = 0.5
+
+
+def fit_tokens(texts: Sequence[str], warm: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+    """Vocabulary of the words shared by at least two items with training interactions (``warm``), and
+    the binary item × word matrix of every item. Words only cold items have would keep an untrained
+    random vector, so they are left out."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    warm_texts = [t for t, w in zip(texts, warm, strict=True) if w]
+    vectorizer = CountVectorizer(binary=True, min_df=2, max_df=_TOKEN_MAX_DF, dtype=np.float32)
+    try:
+        vectorizer.fit(warm_texts)
+    except ValueError:  # no word shared by two items: the channel stays empty
+        return np.empty(0, dtype=str), sp.csr_matrix((len(texts), 0), dtype=np.float32)
+    vocab = vectorizer.get_feature_names_out().astype(str)
+    return vocab, item_tokens(texts, vocab)
+
+
+def item_tokens(texts: Sequence[str], vocab: np.ndarray) -> sp.csr_matrix:
+    """Binary item × word matrix of ``texts`` over a fixed ``vocab`` (other words ignored)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    if len(vocab) == 0:
+        return sp.csr_matrix((len(texts), 0), dtype=np.float32)
+    vectorizer = CountVectorizer(binary=True, vocabulary=list(vocab), dtype=np.float32)
+    return sp.csr_matrix(vectorizer.transform(list(texts)))
 
 
 class _Bundle(nn.Module):
@@ -206,6 +267,17 @@ class TwoTowerRecommender(Recommender):
         dropout: dropout inside the projections.
         id_embedding: fuse a learnable item-ID embedding through a learned gate (warm items only).
         id_dropout: share of a batch's items whose ID embedding is dropped in training.
+        token_features: add a learned vector per word of the item text (words shared by at least two
+            items with training interactions; the mean over an item's words, ``dropout`` of them
+            dropped in training) to the text path, so cold items share what was learned for words
+            like a genre or a year.
+        cold_calibration: ``"match"`` maps the scores of items without training interactions (cold
+            items, items added later) affinely so that, over a sample of training users, their mean
+            and spread equal those of the trained items' scores; ``"none"`` leaves them as they are.
+            Trained items carry what the interactions taught them (an ID vector, words seen as
+            targets), which puts them ahead of every new item of similar text; the match puts new
+            items on the same scale without reordering either group. Use it when new items should
+            reach lists at the rate of trained ones (cold-start catalogues, a live shop).
         pooling: ``"attention"`` or ``"mean"`` over the history.
         max_history: most recent history items the user tower sees.
         history: ``"past"`` (items before the target) or ``"all"`` (every other training item).
@@ -239,6 +311,8 @@ class TwoTowerRecommender(Recommender):
             other jobs, 1 can be much faster than oversubscribed cores).
     """
 
+    new_items_from_text: ClassVar[bool] = True
+
     def __init__(
         self,
         fields: list[str] | None = None,
@@ -252,6 +326,8 @@ class TwoTowerRecommender(Recommender):
         dropout: float = 0.1,
         id_embedding: bool = True,
         id_dropout: float = 0.2,
+        token_features: bool = False,
+        cold_calibration: str = "none",
         pooling: str = "attention",
         max_history: int = 50,
         history: str = "all",
@@ -344,6 +420,12 @@ class TwoTowerRecommender(Recommender):
         self.dropout = float(dropout)
         self.id_embedding = bool(id_embedding)
         self.id_dropout = float(id_dropout)
+        self.token_features = bool(token_features)
+        if cold_calibration not in CALIBRATIONS:
+            raise ConfigError(
+                f"two-tower: cold_calibration must be one of {list(CALIBRATIONS)}, got {cold_calibration!r}"
+            )
+        self.cold_calibration = cold_calibration
         self.pooling = pooling
         self.max_history = int(max_history)
         self.history = history
@@ -402,7 +484,9 @@ class TwoTowerRecommender(Recommender):
         rng = np.random.default_rng(self.seed)
         self.texts_ = item_texts(train.items, self.fields, "two-tower")
         enc = self._encoder()
-        lm_item = torch.from_numpy(centre(enc.encode(self.texts_)))
+        raw_lm = enc.encode(self.texts_)
+        self.lm_centring = centring(raw_lm)
+        lm_item = torch.from_numpy(centre(raw_lm, self.lm_centring))
         lm_user = None
         if self.user_text:
             lm_user = torch.from_numpy(centre(enc.encode(self._profile_texts(train))))
@@ -418,6 +502,10 @@ class TwoTowerRecommender(Recommender):
         warm[ex_item] = True
         self.warm_items = warm
         warm_t = torch.from_numpy(warm)
+        self.token_vocab = None
+        self.item_tokens = None
+        if self.token_features:
+            self.token_vocab, self.item_tokens = fit_tokens(self.texts_, warm)
 
         towers = TwoTowerModule(
             self.n_items,
@@ -429,6 +517,7 @@ class TwoTowerRecommender(Recommender):
             self.id_embedding,
             self.pooling,
             self.max_history,
+            0 if self.token_vocab is None else len(self.token_vocab),
         )
         steps_per_epoch = max(1, math.ceil(len(ex_item) / self.batch_size))
         if isinstance(self.temperature, list):
@@ -454,12 +543,16 @@ class TwoTowerRecommender(Recommender):
             extra["encoder"] = enc.module
         bundle = _Bundle(towers, rec_loss, weighting, extra)
 
+        # Negatives come from the items that have training interactions only. An item without any
+        # (a cold item, added after the data was collected) drawn as a negative would only ever be
+        # pushed away from every user — the text path would learn to bury exactly the items it must
+        # rank from text alone. (With ``neg_alpha > 0`` such items already have weight zero.)
         sampler = None
         if self.n_negatives > 0:
             if self.neg_alpha > 0:
                 sampler = PopularityNegativeSampler(self.seen, alpha=self.neg_alpha, seed=rng)
             else:
-                sampler = UniformNegativeSampler(self.seen, seed=rng)
+                sampler = NegativeSampler(self.seen, weights=warm.astype(np.float64), seed=rng)
         texts = np.asarray(self.texts_, dtype=object)
         # Expected number of times each item is a batch's in-batch candidate: batch × its share of
         # targets (items that are never targets are never in-batch candidates: their -inf is unused).
@@ -493,7 +586,7 @@ class TwoTowerRecommender(Recommender):
             if self.id_dropout > 0:
                 id_mask = id_mask & (torch.rand(len(uniq)) >= self.id_dropout)
             lm = lm_of(uniq)
-            reps = towers.items(lm, uniq_t, id_mask)
+            reps = towers.items(lm, uniq_t, id_mask, self._bags(uniq, drop=self.dropout))
             inv_t = torch.from_numpy(inv)
             b, n_hist = len(rows), int(ok.sum())
             tgt = reps[inv_t[:b]]
@@ -585,13 +678,30 @@ class TwoTowerRecommender(Recommender):
             enc.module.eval()
 
     # ------------------------------------------------------------------ inference helpers
+    def _bags(self, items: np.ndarray, drop: float = 0.0):
+        """``items``' words as EmbeddingBag input with mean weights; ``drop`` (training) drops a share
+        of the words (torch's generator, so the model's seed governs it)."""
+        if self.item_tokens is None or self.item_tokens.shape[1] == 0:
+            return None
+        sub = self.item_tokens[np.asarray(items, dtype=np.int64)]
+        idx = torch.from_numpy(sub.indices.astype(np.int64))
+        rows = torch.repeat_interleave(torch.arange(len(items)), torch.from_numpy(np.diff(sub.indptr)))
+        if drop > 0 and len(idx):
+            keep = torch.rand(len(idx)) >= drop
+            idx, rows = idx[keep], rows[keep]
+        counts = torch.bincount(rows, minlength=len(items))
+        offsets = torch.cumsum(counts, 0) - counts
+        weights = 1.0 / counts[rows].to(torch.float32)
+        return idx, offsets, weights
+
     def _infer(self, towers: TwoTowerModule, lm_of) -> tuple[np.ndarray, torch.Tensor]:
         """Scored (see :meth:`_finish`) and raw item-tower vectors of every item (cold items: text path only)."""
         chunks = []
         for s in range(0, self.n_items, 4096):
             items = np.arange(s, min(s + 4096, self.n_items))
             ids = torch.from_numpy(items)
-            chunks.append(towers.items(lm_of(items, False), ids, torch.from_numpy(self.warm_items[items])))
+            warm = torch.from_numpy(self.warm_items[items])
+            chunks.append(towers.items(lm_of(items, False), ids, warm, self._bags(items)))
         raw = torch.cat(chunks) if chunks else torch.zeros((0, self.dim))
         return self._finish(raw).numpy(), raw
 
@@ -600,9 +710,21 @@ class TwoTowerRecommender(Recommender):
     ) -> np.ndarray:
         ex_item, starts, ends = self._seq
         users = np.asarray(users, dtype=np.int64)
-        pos, ok = recent_positions(starts[users], ends[users], self.max_history)
-        hist = raw_items[torch.from_numpy(ex_item[pos] if len(ex_item) else np.zeros_like(pos))]
         user_lm = None if lm_user is None else torch.as_tensor(lm_user)[torch.from_numpy(users)]
+        return self._pool(towers, raw_items, ex_item, starts[users], ends[users], user_lm)
+
+    def _pool(
+        self,
+        towers: TwoTowerModule,
+        raw_items: torch.Tensor,
+        seq_items: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        user_lm: torch.Tensor | None,
+    ) -> np.ndarray:
+        """User-tower vectors of the histories ``seq_items[starts[r]:ends[r]]`` (oldest first)."""
+        pos, ok = recent_positions(starts, ends, self.max_history)
+        hist = raw_items[torch.from_numpy(seq_items[pos] if len(seq_items) else np.zeros_like(pos))]
         return self._finish(towers.users(hist, torch.from_numpy(ok), user_lm)).numpy()
 
     def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
@@ -616,17 +738,97 @@ class TwoTowerRecommender(Recommender):
         with torch.no_grad():
             self.item_vecs, raw = self._infer(towers, lambda items, _train=False: lm[items])
             self.user_vecs = self._user_vectors(towers, raw, np.arange(self.n_users), self.lm_user)
+        self._raw_items = raw
         self.item_vecs = self.item_vecs.astype(np.float32)
         self.user_vecs = self.user_vecs.astype(np.float32)
+        self.cold_affine = self._match_cold_scores(lm) if self.cold_calibration == "match" else (1.0, 0.0)
+
+    def _match_cold_scores(self, lm: torch.Tensor, sample: int = 2000) -> tuple[float, float]:
+        """``(a, b)`` putting items without interactions on the trained items' score scale (see
+        ``cold_calibration``), from up to ``sample`` training users and items of each group. Without
+        such items in the catalogue, the trained items' text-only vectors (what they would be if
+        they were new) stand in for them."""
+        warm = np.flatnonzero(self.warm_items)
+        cold = np.flatnonzero(~self.warm_items)
+        if len(warm) == 0 or self.n_users == 0:
+            return 1.0, 0.0
+        rng = np.random.default_rng(self.seed)
+        pick = lambda a: a if len(a) <= sample else rng.choice(a, sample, replace=False)  # noqa: E731
+        users = self.user_vecs[pick(np.arange(self.n_users))].astype(np.float64)
+        warm = pick(warm)
+        if len(cold):
+            ref = self.item_vecs[pick(cold)]
+        else:
+            with torch.no_grad():
+                raw = self._towers.items(lm[warm], torch.from_numpy(warm), None, self._bags(warm))
+            ref = self._finish(raw).numpy()
+        s_warm = users @ self.item_vecs[warm].T.astype(np.float64)
+        s_cold = users @ ref.T.astype(np.float64)
+        if s_cold.std() < 1e-12:
+            return 1.0, float(s_warm.mean() - s_cold.mean())
+        a = float(s_warm.std() / s_cold.std())
+        return a, float(s_warm.mean() - a * s_cold.mean())
 
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
+        return self._scores(self.user_vecs[users])
+
+    def _scores(self, user_vecs: np.ndarray) -> np.ndarray:
         # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
         # not change with the users scored alongside.
-        return (self.user_vecs[users].astype(np.float64) @ self.item_vecs.T.astype(np.float64)).astype(
-            np.float32
-        )
+        s = user_vecs.astype(np.float64) @ self.item_vecs.T.astype(np.float64)
+        a, b = self.cold_affine
+        if (a, b) != (1.0, 0.0) and not self.warm_items.all():
+            cold = ~self.warm_items
+            s[:, cold] = a * s[:, cold] + b
+        return s.astype(np.float32)
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item for ad-hoc users given their item-index histories (oldest first).
+
+        The user tower runs on the history as it would for a training user (its last ``max_history``
+        items), so an event changes the next scores without retraining. Profile text is not used.
+        """
+        hists = self._check_histories(histories)
+        lengths = np.array([len(h) for h in hists], dtype=np.int64)
+        ends = np.cumsum(lengths)
+        seq = np.concatenate(hists) if hists else np.empty(0, np.int64)
+        with torch.no_grad():
+            users = self._pool(self._towers, self._raw_items, seq, ends - lengths, ends, None)
+        return self._scores(users.astype(np.float32))
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Add items from their text (the columns of ``fields``); they are scored at once, as cold items.
+
+        Returns the new item indices (``n_items`` onwards, in row order).
+        """
+        self._check_fitted()
+        if self.lm_centring is None and not self.finetune_encoder:
+            raise ClarecError(
+                "this two-tower model was saved without its text centring; re-train it to add items"
+            )
+        texts = item_texts(items, self.fields, "two-tower")
+        enc = self._encoder()
+        if self.finetune_encoder:
+            lm = enc.encode(texts)
+        else:
+            lm = centre(enc.encode(texts), self.lm_centring)
+        lm = np.asarray(lm, dtype=np.float32).reshape(len(texts), self.lm_item.shape[1])
+        new = np.arange(self.n_items, self.n_items + len(lm), dtype=np.int64)
+        if self.item_tokens is not None:
+            self.item_tokens = sp.vstack(
+                [self.item_tokens, item_tokens(texts, self.token_vocab)], format="csr"
+            )
+        with torch.no_grad():
+            raw = self._towers.items(torch.from_numpy(lm), torch.from_numpy(new), None, self._bags(new))
+        self.lm_item = np.vstack([self.lm_item, lm])
+        self.warm_items = np.concatenate([self.warm_items, np.zeros(len(lm), dtype=bool)])
+        self._raw_items = torch.cat([self._raw_items, raw])
+        self.item_vecs = np.vstack([self.item_vecs, self._finish(raw).numpy().astype(np.float32)])
+        self.texts_ = [*getattr(self, "texts_", []), *texts]
+        self._grow_items(len(lm))
+        return new
 
     def item_vectors(self) -> np.ndarray:
         """Item-tower output (unit length) of every item, cold ones included."""
@@ -643,7 +845,13 @@ class TwoTowerRecommender(Recommender):
             "seq_items": self._seq[0],
             "seq_starts": self._seq[1],
             "seq_ends": self._seq[2],
+            "lm_mean": self.lm_centring[0],
+            "lm_scale": np.float64(self.lm_centring[1]),
+            "cold_affine": np.asarray(self.cold_affine, dtype=np.float64),
         }
+        if self.item_tokens is not None:
+            state["token_vocab"] = self.token_vocab
+            state["item_tokens"] = self.item_tokens
         if self.lm_user is not None:
             state["lm_user"] = self.lm_user
         for name, tensor in self._towers.state_dict().items():
@@ -656,13 +864,21 @@ class TwoTowerRecommender(Recommender):
         self.lm_item = np.asarray(state["lm_item"], dtype=np.float32)
         self.lm_user = np.asarray(state["lm_user"], dtype=np.float32) if "lm_user" in state else None
         self.warm_items = np.asarray(state["warm_items"], dtype=bool)
+        self.cold_affine = tuple(float(x) for x in state.get("cold_affine", (1.0, 0.0)))
+        self.token_vocab = np.asarray(state["token_vocab"]).astype(str) if "token_vocab" in state else None
+        self.item_tokens = sp.csr_matrix(state["item_tokens"]) if "item_tokens" in state else None
+        self.lm_centring = (
+            (np.asarray(state["lm_mean"], dtype=np.float64), float(state["lm_scale"]))
+            if "lm_mean" in state
+            else None  # saved by an older clarec: no new items can be added
+        )
         self._seq = (
             np.asarray(state["seq_items"], dtype=np.int64),
             np.asarray(state["seq_starts"], dtype=np.int64),
             np.asarray(state["seq_ends"], dtype=np.int64),
         )
         towers = TwoTowerModule(
-            self.n_items,
+            len(state["w.id_emb.weight"]) if "w.id_emb.weight" in state else self.n_items,
             self.lm_item.shape[1],
             None if self.lm_user is None else self.lm_user.shape[1],
             self.dim,
@@ -671,10 +887,14 @@ class TwoTowerRecommender(Recommender):
             self.id_embedding,
             self.pooling,
             self.max_history,
+            0 if self.token_vocab is None else len(self.token_vocab),
         )
         weights = {k[2:]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith("w.")}
         towers.load_state_dict(weights)
         self._towers = towers.eval()
+        lm = torch.from_numpy(self.lm_item)
+        with torch.no_grad():
+            _, self._raw_items = self._infer(self._towers, lambda items, _train=False: lm[items])
 
     def save(self, path: str | Path) -> Path:
         """Save as every model does; a fine-tuned encoder goes to ``path/encoder`` (``TextEncoder.load``)."""

@@ -67,7 +67,7 @@ from clarec.contrastive import (
 )
 from clarec.data.dataset import Dataset
 from clarec.errors import ClarecError, ConfigError
-from clarec.models._lm import build_encoder, item_texts, recent_positions
+from clarec.models._lm import build_encoder, choose_fields, item_texts, recent_positions
 from clarec.models.base import Recommender
 from clarec.models.registry import register
 from clarec.text.templates import user_text as render_user_text
@@ -482,7 +482,8 @@ class TwoTowerRecommender(Recommender):
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         seed_everything(self.seed)
         rng = np.random.default_rng(self.seed)
-        self.texts_ = item_texts(train.items, self.fields, "two-tower")
+        self.text_fields_ = choose_fields(train.items, self.fields, "two-tower")
+        self.texts_ = item_texts(train.items, self.text_fields_, "two-tower")
         enc = self._encoder()
         raw_lm = enc.encode(self.texts_)
         self.lm_centring = centring(raw_lm)
@@ -808,7 +809,10 @@ class TwoTowerRecommender(Recommender):
             raise ClarecError(
                 "this two-tower model was saved without its text centring; re-train it to add items"
             )
-        texts = item_texts(items, self.fields, "two-tower")
+        fields = getattr(self, "text_fields_", None) or self.fields
+        if fields is None:  # a model saved without its chosen fields: choose from the new rows
+            fields = choose_fields(items, None, "two-tower")
+        texts = item_texts(items.reindex(columns=list(fields)), fields, "two-tower")
         enc = self._encoder()
         if self.finetune_encoder:
             lm = enc.encode(texts)
@@ -848,6 +852,7 @@ class TwoTowerRecommender(Recommender):
             "lm_mean": self.lm_centring[0],
             "lm_scale": np.float64(self.lm_centring[1]),
             "cold_affine": np.asarray(self.cold_affine, dtype=np.float64),
+            "text_fields": np.asarray(getattr(self, "text_fields_", None) or [], dtype=str),
         }
         if self.item_tokens is not None:
             state["token_vocab"] = self.token_vocab
@@ -865,6 +870,7 @@ class TwoTowerRecommender(Recommender):
         self.lm_user = np.asarray(state["lm_user"], dtype=np.float32) if "lm_user" in state else None
         self.warm_items = np.asarray(state["warm_items"], dtype=bool)
         self.cold_affine = tuple(float(x) for x in state.get("cold_affine", (1.0, 0.0)))
+        self.text_fields_ = [str(f) for f in state.get("text_fields", [])] or None
         self.token_vocab = np.asarray(state["token_vocab"]).astype(str) if "token_vocab" in state else None
         self.item_tokens = sp.csr_matrix(state["item_tokens"]) if "item_tokens" in state else None
         self.lm_centring = (

@@ -140,6 +140,27 @@ def pretrain(
     typer.echo(f"adapted encoder: {out / 'encoder'}")
 
 
+@app.command("serve")
+def serve_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder written by 'clarec run' (split/ and models/)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="Event store URL: sqlite:///PATH (default RUN_DIR/serve/events.db) or postgresql://...",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model label under models/ (default: the run's best)."
+    ),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve a run's model over HTTP: recommendations, live events, new items, a demo page at /."""
+    from clarec.serve.app import serve
+
+    serve(run_dir, host=host, port=port, db=db, model=model, log_level=log_level)
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the available models and their parameters."""

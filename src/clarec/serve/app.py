@@ -1,0 +1,354 @@
+"""The HTTP API (FastAPI) over a :class:`~clarec.serve.service.RecService`.
+
+Endpoints (OpenAPI docs at ``/docs``, schema at ``/openapi.json``)::
+
+    GET  /                                      demo page (plain HTML + JS)
+    GET  /v1/users/{user_id}/recommendations    ?k=20&exclude_seen=true&diversity=0.0
+    GET  /v1/users/{user_id}/history            the user's items, most recent first
+    PUT  /v1/users/{user_id}/profile            {text} or profile fields: cold-start users
+    GET  /v1/users                              user ids (for the demo page)
+    GET  /v1/items/{item_id}/similar            ?k=20
+    GET  /v1/items/{item_id}                    one item
+    GET  /v1/items                              ?q=text search over titles and ids
+    POST /v1/events                             one event or a list of at most MAX_BATCH
+    POST /v1/items                              {item_id, title, ...text fields}
+    GET  /v1/health
+    GET  /metrics                               Prometheus text format
+
+Errors: a malformed body or parameter → 422 naming the field; an unknown item → 404; a batch of
+more than ``MAX_BATCH`` events or a body over ``MAX_BODY_BYTES`` → 413; an existing item id → 409.
+Every error is answered as JSON and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from clarec.errors import ClarecError, UnknownIdError
+from clarec.serve.service import ConflictError, RecService, UnsupportedError
+from clarec.serve.store import Event
+
+#: Most events accepted in one request.
+MAX_BATCH = 1000
+#: Largest request body accepted (bytes).
+MAX_BODY_BYTES = 1_000_000
+#: Most items per answer.
+MAX_K = 1000
+
+
+class EventIn(BaseModel):
+    """One interaction: ``timestamp`` in seconds (default: when it is received)."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: str = Field(min_length=1, max_length=255)
+    item_id: str = Field(min_length=1, max_length=255)
+    behavior: str = Field("interaction", min_length=1, max_length=64)
+    timestamp: int | None = Field(None, ge=0)
+
+
+_EVENTS = TypeAdapter(list[EventIn])
+
+
+class ItemIn(BaseModel):
+    """A new item: its id, title and any further text fields (genres, categories, brand, description...)."""
+
+    model_config = ConfigDict(extra="allow")
+    item_id: str = Field(min_length=1, max_length=255)
+    title: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("item_id", "title")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+
+class ProfileIn(BaseModel):
+    """A user's profile: ``text``, or fields (age, occupation, likes...) written as one text."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str | None = Field(None, max_length=5000)
+
+
+class ProfileOut(BaseModel):
+    user_id: str
+    text: str
+
+
+class ExplanationItem(BaseModel):
+    item_id: str
+    title: str | None
+    similarity: float
+    shared: dict[str, list[str]]
+
+
+class Explanation(BaseModel):
+    because: list[ExplanationItem]
+    shared: dict[str, list[str]]
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    title: str | None
+    score: float
+    explanation: Explanation
+
+
+class RecommendationsOut(BaseModel):
+    user_id: str
+    path: str = Field(description="what served the user: model, history, profile or popularity")
+    model: str
+    history_mode: str | None = Field(description="exact, fold-in or constant (path 'history' only)")
+    items: list[RecommendedItem]
+
+
+class SimilarItem(BaseModel):
+    item_id: str
+    title: str | None
+    similarity: float
+
+
+class SimilarOut(BaseModel):
+    item_id: str
+    items: list[SimilarItem]
+
+
+class EventsOut(BaseModel):
+    accepted: int
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    index: int
+    scored_from_text: bool
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, **extra})
+
+
+def create_app(service: RecService) -> FastAPI:
+    """The FastAPI application serving ``service``."""
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        generate_latest,
+    )
+
+    app = FastAPI(
+        title="clarec",
+        version="1",
+        description="Real-time recommendations from a clarec run folder: live events, new items, explanations.",
+    )
+    app.state.service = service
+    registry = CollectorRegistry()
+    requests_total = Counter(
+        "clarec_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "clarec_request_seconds",
+        "Request latency",
+        ["route"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        registry=registry,
+    )
+    paths_total = Counter(
+        "clarec_recommendation_paths_total", "Users served per path", ["path"], registry=registry
+    )
+    Gauge(
+        "clarec_index_items", "Items in the vector index (or the catalogue without one)", registry=registry
+    ).set_function(lambda: service.index.size if service.index is not None else len(service.item_ids))
+    Gauge("clarec_items", "Items in the catalogue", registry=registry).set_function(
+        lambda: len(service.item_ids)
+    )
+    Gauge("clarec_events", "Events accepted since the data was collected", registry=registry).set_function(
+        lambda: service.n_events
+    )
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        latency.labels(name).observe(time.perf_counter() - t0)
+        requests_total.labels(request.method, name, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        fields = [".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body" for e in errors]
+        detail = [{"field": f, "message": e.get("msg", "")} for f, e in zip(fields, errors, strict=True)]
+        return _error(
+            422, f"invalid request: {', '.join(dict.fromkeys(fields))}", fields=fields, detail=detail
+        )
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown(request: Request, exc: UnknownIdError):
+        return _error(404, str(exc))
+
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, exc: ConflictError):
+        return _error(409, str(exc))
+
+    @app.exception_handler(UnsupportedError)
+    async def unsupported(request: Request, exc: UnsupportedError):
+        return _error(501, str(exc))
+
+    @app.exception_handler(ClarecError)
+    async def clarec_error(request: Request, exc: ClarecError):
+        return _error(400, str(exc))
+
+    # ------------------------------------------------------------------ pages
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("clarec.serve").joinpath("static/index.html").read_text())
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        return service.health()
+
+    # ------------------------------------------------------------------ users
+    @app.get("/v1/users/{user_id}/recommendations", response_model=RecommendationsOut)
+    def recommendations(
+        user_id: str,
+        k: int = Query(20, ge=1, le=MAX_K, description="number of items"),
+        exclude_seen: bool = Query(True, description="leave out the user's history"),
+        diversity: float = Query(
+            0.0, ge=0.0, le=1.0, description="> 0 re-ranks by maximal marginal relevance"
+        ),
+    ) -> dict[str, Any]:
+        recs = service.recommend(user_id, k=k, exclude_seen=exclude_seen, diversity=diversity)
+        paths_total.labels(recs.path).inc()
+        mode = service.model.history_mode if recs.path == "history" else None
+        return {
+            "user_id": user_id,
+            "path": recs.path,
+            "model": service.label,
+            "history_mode": mode,
+            "items": recs.items,
+        }
+
+    @app.get("/v1/users/{user_id}/history")
+    def history(user_id: str, limit: int = Query(50, ge=1, le=MAX_K)) -> dict[str, Any]:
+        return {"user_id": user_id, "items": service.history_items(user_id, limit)}
+
+    @app.put("/v1/users/{user_id}/profile", response_model=ProfileOut)
+    def set_profile(user_id: str, profile: ProfileIn) -> Any:
+        """Store a profile; a user without history is then served from its text (``profile`` path)."""
+        fields = {k: v for k, v in profile.model_dump().items() if v not in (None, "", [])}
+        if not fields:
+            return _error(422, "invalid request: text (the profile is empty)", fields=["text"])
+        return {"user_id": user_id, "text": service.set_profile(user_id, fields)}
+
+    @app.get("/v1/users")
+    def users(limit: int = Query(50, ge=1, le=MAX_K), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        return {"users": service.list_users(limit, offset)}
+
+    # ------------------------------------------------------------------ items
+    @app.get("/v1/items/{item_id}/similar", response_model=SimilarOut)
+    def similar(item_id: str, k: int = Query(20, ge=1, le=MAX_K)) -> dict[str, Any]:
+        return {"item_id": item_id, "items": service.similar(item_id, k)}
+
+    @app.get("/v1/items/{item_id}")
+    def item(item_id: str) -> dict[str, Any]:
+        return service.item_info(item_id)
+
+    @app.get("/v1/items")
+    def search(q: str = Query("", max_length=200), limit: int = Query(20, ge=1, le=MAX_K)) -> dict[str, Any]:
+        return {"items": service.search_items(q, limit)}
+
+    @app.post("/v1/items", status_code=201, response_model=ItemOut)
+    def add_item(item: ItemIn) -> dict[str, Any]:
+        fields = item.model_dump()
+        item_id = fields.pop("item_id")
+        idx = service.add_item(item_id, fields)
+        return {"item_id": item_id, "index": idx, "scored_from_text": bool(service.model.new_items_from_text)}
+
+    # ------------------------------------------------------------------ events
+    @app.post(
+        "/v1/events",
+        response_model=EventsOut,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": TypeAdapter(EventIn | list[EventIn]).json_schema()}
+                },
+            }
+        },
+    )
+    async def add_events(request: Request) -> Any:
+        """One event ``{user_id, item_id, behavior, timestamp}`` or a list of at most ``MAX_BATCH``;
+        stored durably before the answer, and reflected in the user's next recommendations."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(422, "invalid request: body (not JSON)", fields=["body"])
+        batch = body if isinstance(body, list) else [body]
+        if len(batch) > MAX_BATCH:
+            return _error(413, f"batch of {len(batch)} events; at most {MAX_BATCH} per request")
+        if not batch:
+            return _error(422, "invalid request: body (an empty batch)", fields=["body"])
+        try:
+            parsed = _EVENTS.validate_python(batch)
+        except ValidationError as e:
+            errors = e.errors()
+            fields = [
+                ".".join(str(p) for p in (err["loc"] if isinstance(body, list) else err["loc"][1:])) or "body"
+                for err in errors
+            ]
+            detail = [{"field": f, "message": err["msg"]} for f, err in zip(fields, errors, strict=True)]
+            return _error(
+                422, f"invalid request: {', '.join(dict.fromkeys(fields))}", fields=fields, detail=detail
+            )
+        now = int(time.time())
+        events = [
+            Event(e.user_id, e.item_id, e.behavior, e.timestamp if e.timestamp is not None else now)
+            for e in parsed
+        ]
+        # the store write and the model update are blocking: off the event loop
+        accepted = await run_in_threadpool(service.add_events, events)
+        return {"accepted": accepted}
+
+    return app
+
+
+def serve(
+    run_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    db: str | None = None,
+    model: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Load a run folder and serve it with uvicorn until stopped."""
+    import uvicorn
+
+    service = RecService(run_dir, db_url=db, model_label=model)
+    app = create_app(service)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+    finally:
+        service.close()

@@ -1,0 +1,448 @@
+"""The serving logic behind the HTTP API: a fitted model, live histories, new items, the index.
+
+:class:`RecService` loads a run folder (``split/`` for the id maps, the item table and the training
+histories; ``models/<label>/`` for the model), opens the event store, and replays what the store
+holds (added items, then events), so a restarted server answers as the one that was stopped.
+
+Which path serves a user (reported in every answer):
+
+- ``model``: a training user without new events — the model's own scores for that user;
+- ``history``: a user with new events (or a new user with events) — the model scores the updated
+  history without retraining (:meth:`Recommender.score_histories`; ``history_mode`` says whether
+  that is the same computation, a fold-in, or history-independent);
+- ``profile``: a user without history but with a profile (``PUT /v1/users/{id}/profile``), for a
+  model that scores text (:meth:`Recommender.score_texts`: ``lm-content``, ``tfidf``);
+- ``popularity``: a user the server knows nothing about — the most popular items, counting the
+  live events.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clarec.data.split import load_predefined_split
+from clarec.errors import ClarecError, UnknownIdError
+from clarec.models.base import Recommender
+from clarec.ranking import top_k
+from clarec.serve.explain import explain, item_attributes
+from clarec.serve.index import EXACT_LIMIT, ItemIndex, hnsw_recall
+from clarec.serve.store import Event, EventStore, default_url
+from clarec.text.templates import user_text
+
+#: Item vectors wider than this are not indexed (e.g. TF-IDF vocabularies): similar items then come
+#: from the model's own item similarity.
+MAX_INDEX_DIM = 4096
+#: Candidates re-ranked by maximal marginal relevance, per requested item.
+MMR_POOL_FACTOR = 5
+
+
+class ConflictError(ClarecError):
+    """The request conflicts with the stored state (e.g. an item id that already exists)."""
+
+
+class UnsupportedError(ClarecError):
+    """The served model cannot do what was asked (e.g. add items)."""
+
+
+@dataclass
+class Recommendations:
+    user_id: str
+    path: str
+    items: list[dict[str, Any]]
+
+
+def choose_model(run_dir: Path, label: str | None) -> str:
+    """``label`` if given (must exist), else the best model of ``results.json`` by the run's main
+    metric, else the only / first saved model."""
+    models_dir = run_dir / "models"
+    saved = (
+        sorted(p.name for p in models_dir.iterdir() if (p / "model.json").is_file())
+        if models_dir.is_dir()
+        else []
+    )
+    if not saved:
+        raise ClarecError(f"{run_dir}: no saved models under models/ (is it a clarec run folder?)")
+    if label is not None:
+        if label not in saved:
+            raise ClarecError(f"{run_dir}: no model {label!r}; saved models: {saved}")
+        return label
+    results_path = run_dir / "results.json"
+    if results_path.is_file():
+        try:
+            results = json.loads(results_path.read_text())
+            metric = _main_metric(run_dir)
+            scored = [
+                (r.get("test", {}).get(metric, float("-inf")), name)
+                for name, r in results.items()
+                if name in saved
+            ]
+            if scored:
+                return max(scored)[1]
+        except (ValueError, AttributeError):
+            pass
+    return saved[0]
+
+
+def _main_metric(run_dir: Path) -> str:
+    try:
+        import yaml
+
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        return str(cfg["evaluation"]["main_metric"])
+    except (OSError, KeyError, TypeError, ValueError, ImportError):
+        return "ndcg@20"
+
+
+class RecService:
+    """Everything a request needs; thread-safe (one lock around state changes and scoring)."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        db_url: str | None = None,
+        model_label: str | None = None,
+        build_index: bool = True,
+    ):
+        t0 = time.perf_counter()
+        self.run_dir = Path(run_dir)
+        if not self.run_dir.is_dir():
+            raise ClarecError(f"{self.run_dir}: run folder not found")
+        self.label = choose_model(self.run_dir, model_label)
+        self.model = Recommender.load(self.run_dir / "models" / self.label)
+        split = load_predefined_split(self.run_dir / "split")
+        train = split.train
+        if (self.model.n_users, self.model.n_items) != (train.n_users, train.n_items):
+            raise ClarecError(
+                f"{self.run_dir}: model {self.label!r} has {self.model.n_users} users / {self.model.n_items} items "
+                f"but the split has {train.n_users} / {train.n_items}"
+            )
+        self.lock = threading.RLock()
+        self.user_ids: list[str] = [str(u) for u in train.user_ids]
+        self.user_pos = {u: i for i, u in enumerate(self.user_ids)}
+        self.item_ids: list[str] = [str(i) for i in train.item_ids]
+        self.item_pos = {i: n for n, i in enumerate(self.item_ids)}
+        table = train.items
+        self.titles: list[str | None] = (
+            [None if pd.isna(t) else str(t) for t in table["title"]]
+            if "title" in table.columns
+            else [None] * len(self.item_ids)
+        )
+        self.attributes = [item_attributes(row) for row in table.to_dict("records")]
+        self.item_fields: list[dict[str, Any]] = [{} for _ in self.item_ids]  # text of added items
+        self.n_trained_items = len(self.item_ids)
+        self.base_history = train.user_histories()
+        self.events: dict[str, list[int]] = {}
+        self.profiles: dict[str, str] = {}  # user id -> profile text
+        self.seen_sets: dict[str, set[int]] = {}
+        self.popularity = np.asarray(self.model.seen.sum(axis=0), dtype=np.float64).ravel()
+        self.n_events = 0
+        self.index: ItemIndex | None = None
+        self.index_info: dict[str, Any] = {}
+        if build_index:
+            self._open_index()
+        self.store = EventStore(db_url or default_url(self.run_dir))
+        self._replay()
+        self.startup_seconds = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ start-up
+    def _index_vectors(self) -> np.ndarray | None:
+        vecs = self.model.item_vectors()
+        if vecs is None:
+            return None
+        vecs = np.asarray(vecs, dtype=np.float32)
+        return vecs if vecs.ndim == 2 and vecs.shape[1] <= MAX_INDEX_DIM else None
+
+    def _open_index(self) -> None:
+        vecs = self._index_vectors()
+        if vecs is None:
+            return
+        path = self.run_dir / "serve" / f"index-{self.label}.faiss"
+        kind = "exact" if len(vecs) <= EXACT_LIMIT else "hnsw"
+        if path.is_file():
+            try:
+                index, info = ItemIndex.load(path)
+                if (
+                    info.get("model") == self.label
+                    and info.get("size") == len(vecs)
+                    and info.get("kind") == kind
+                ):
+                    self.index, self.index_info = index, info
+                    return
+            except ClarecError:
+                pass
+        index = ItemIndex.build(vecs, kind=kind)
+        recall = 1.0 if kind == "exact" else hnsw_recall(vecs, k=20, index=index)
+        info = {"model": self.label, "recall@20": recall}
+        index.save(path, info)
+        self.index, self.index_info = index, {"kind": kind, "dim": index.dim, "size": index.size, **info}
+
+    def _replay(self) -> None:
+        items = self.store.items()
+        if items:
+            self._add_items_in_memory([(i, f) for i, f in items if i not in self.item_pos])
+        for user_id, fields in self.store.profiles().items():
+            self.profiles[user_id] = profile_text(fields)
+        for e in self.store.events():
+            if e.item_id in self.item_pos:
+                self._apply_event(e)
+
+    # ------------------------------------------------------------------ state
+    def history(self, user_id: str) -> np.ndarray:
+        """The user's items, oldest first: training history, then accepted events."""
+        u = self.user_pos.get(user_id)
+        base = self.base_history[u] if u is not None else np.empty(0, dtype=np.int64)
+        new = self.events.get(user_id)
+        if not new:
+            return np.asarray(base, dtype=np.int64)
+        return np.concatenate([np.asarray(base, dtype=np.int64), np.asarray(new, dtype=np.int64)])
+
+    def _apply_event(self, e: Event) -> None:
+        i = self.item_pos[e.item_id]
+        seen = self.seen_sets.get(e.user_id)
+        if seen is None:
+            u = self.user_pos.get(e.user_id)
+            seen = set(self.base_history[u].tolist()) if u is not None else set()
+            self.seen_sets[e.user_id] = seen
+        if i not in seen:
+            seen.add(i)
+            self.popularity[i] += 1.0
+        self.events.setdefault(e.user_id, []).append(i)
+        self.n_events += 1
+
+    def _add_items_in_memory(self, rows: list[tuple[str, dict[str, Any]]]) -> np.ndarray:
+        frame = pd.DataFrame([{"item_id": item_id, **fields} for item_id, fields in rows])
+        new = self.model.add_items(frame)
+        for (item_id, fields), idx in zip(rows, new, strict=True):
+            if int(idx) != len(self.item_ids):
+                raise ClarecError(f"model gave index {idx} to a new item, expected {len(self.item_ids)}")
+            self.item_pos[item_id] = len(self.item_ids)
+            self.item_ids.append(item_id)
+            title = fields.get("title")
+            self.titles.append(None if title is None else str(title))
+            self.attributes.append(item_attributes(fields))
+            self.item_fields.append(dict(fields))
+        self.popularity = np.concatenate([self.popularity, np.zeros(len(rows))])
+        if self.index is not None:
+            vecs = np.asarray(self.model.item_vectors(), dtype=np.float32)
+            self.index.add(vecs[np.asarray(new, dtype=np.int64)])
+        return new
+
+    # ------------------------------------------------------------------ requests
+    def item_index(self, item_id: str) -> int:
+        i = self.item_pos.get(item_id)
+        if i is None:
+            raise UnknownIdError(f"unknown item id {item_id!r}")
+        return i
+
+    def add_events(self, events: list[Event]) -> int:
+        """Validate, store durably, then apply: the user's next recommendations reflect them."""
+        with self.lock:
+            for e in events:
+                self.item_index(e.item_id)
+            n = self.store.add_events(events)
+            for e in events:
+                self._apply_event(e)
+        return n
+
+    def add_item(self, item_id: str, fields: dict[str, Any]) -> int:
+        """Add an item from its text: scored, recommendable and searchable at once; stored durably."""
+        if not self.model.supports_new_items:
+            raise UnsupportedError(
+                f"model {self.label!r} ({self.model.name}) cannot add items without retraining"
+            )
+        with self.lock:
+            if item_id in self.item_pos:
+                raise ConflictError(f"item id {item_id!r} already exists")
+            (idx,) = self._add_items_in_memory([(item_id, fields)])
+            self.store.add_item(item_id, fields)
+        return int(idx)
+
+    def set_profile(self, user_id: str, fields: dict[str, Any]) -> str:
+        """Store a user's profile durably; users without history are then served from its text."""
+        text = profile_text(fields)
+        if not text:
+            raise ClarecError("the profile has no text")
+        with self.lock:
+            self.store.set_profile(user_id, fields)
+            self.profiles[user_id] = text
+        return text
+
+    def _scores(self, user_id: str, hist: np.ndarray) -> tuple[np.ndarray, str]:
+        u = self.user_pos.get(user_id)
+        has_events = bool(self.events.get(user_id))
+        if u is not None and not has_events:
+            return np.asarray(self.model.score([u])[0], dtype=np.float64), "model"
+        if len(hist) and self.model.supports_histories:
+            return np.asarray(self.model.score_histories([hist])[0], dtype=np.float64), "history"
+        if u is not None:
+            return np.asarray(self.model.score([u])[0], dtype=np.float64), "model"
+        text = self.profiles.get(user_id)
+        if text and self.model.supports_texts:
+            return np.asarray(self.model.score_texts([text])[0], dtype=np.float64), "profile"
+        return self.popularity.copy(), "popularity"
+
+    def recommend(
+        self, user_id: str, k: int = 20, exclude_seen: bool = True, diversity: float = 0.0
+    ) -> Recommendations:
+        with self.lock:
+            hist = self.history(user_id)
+            scores, path = self._scores(user_id, hist)
+            if exclude_seen and len(hist):
+                scores[hist] = -np.inf
+            if diversity > 0:
+                ids = self._mmr(scores, k, diversity)
+            else:
+                i, v = top_k(scores[None, :], k)
+                ids = i[0][np.isfinite(v[0])]
+            ids = np.asarray(ids, dtype=np.int64)
+            reasons = (
+                explain(self.model, hist, ids, self.item_ids, self.attributes, self.titles)
+                if path != "popularity"
+                else [{"because": [], "shared": {}} for _ in ids]
+            )
+            items = [
+                {
+                    "item_id": self.item_ids[j],
+                    "title": self.titles[j],
+                    "score": float(scores[j]),
+                    "explanation": reason,
+                }
+                for j, reason in zip(ids.tolist(), reasons, strict=True)
+            ]
+        return Recommendations(user_id, path, items)
+
+    def _similarity_among(self, cand: np.ndarray) -> np.ndarray:
+        """Item-item similarity among candidates in [-1, 1], for the diversity re-ranking."""
+        if self.index is not None:
+            v = np.stack([self.index.vector(int(i)) for i in cand])
+            return v @ v.T
+        if self.model.history_mode != "constant":
+            try:
+                s = np.asarray(self.model.item_similarity(cand)[:, cand], dtype=np.float64)
+                s = (s + s.T) / 2
+                top = np.abs(s).max()
+                return s / top if top > 0 else s
+            except NotImplementedError:
+                pass
+        # attributes' Jaccard overlap
+        sets = [
+            set().union(*self.attributes[int(i)].values()) if self.attributes[int(i)] else set() for i in cand
+        ]
+        return np.array([[len(a & b) / max(1, len(a | b)) for b in sets] for a in sets])
+
+    def _mmr(self, scores: np.ndarray, k: int, diversity: float) -> np.ndarray:
+        """Maximal marginal relevance: greedily pick ``argmax (1-d)·rel - d·max_sim_to_picked``."""
+        pool, v = top_k(scores[None, :], max(k * MMR_POOL_FACTOR, 50))
+        cand = pool[0][np.isfinite(v[0])]
+        if len(cand) == 0:
+            return cand
+        rel = scores[cand]
+        span = rel.max() - rel.min()
+        rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+        sim = self._similarity_among(cand)
+        lam = 1.0 - float(diversity)
+        picked: list[int] = []
+        max_sim = np.zeros(len(cand))
+        free = np.ones(len(cand), dtype=bool)
+        for _ in range(min(k, len(cand))):
+            value = lam * rel - (1 - lam) * max_sim if picked else rel.copy()
+            value[~free] = -np.inf
+            j = int(np.argmax(value))
+            picked.append(j)
+            free[j] = False
+            max_sim = np.maximum(max_sim, sim[j])
+        return cand[picked]
+
+    def similar(self, item_id: str, k: int = 20) -> list[dict[str, Any]]:
+        with self.lock:
+            i = self.item_index(item_id)
+            if self.index is not None:
+                ids, vals = self.index.search(self.index.vector(i)[None, :], k + 1)
+                pairs = [
+                    (int(j), float(s)) for j, s in zip(ids[0], vals[0], strict=True) if j >= 0 and j != i
+                ][:k]
+            else:
+                ids, vals = self.model.similar_items([i], k=k)
+                # no evidence (e.g. an item added after training) is no similarity
+                pairs = [(int(j), float(s)) for j, s in zip(ids[0], vals[0], strict=True) if j >= 0 and s > 0]
+            return [{"item_id": self.item_ids[j], "title": self.titles[j], "similarity": s} for j, s in pairs]
+
+    def item_info(self, item_id: str) -> dict[str, Any]:
+        i = self.item_index(item_id)
+        return {
+            "item_id": item_id,
+            "title": self.titles[i],
+            "attributes": {f: sorted(v) for f, v in self.attributes[i].items()},
+            "added": i >= self.n_trained_items,
+            "popularity": int(self.popularity[i]),
+        }
+
+    def search_items(self, q: str, limit: int = 20) -> list[dict[str, Any]]:
+        q = q.strip().lower()
+        out = []
+        with self.lock:
+            for i in range(len(self.item_ids) - 1, -1, -1):  # newest first
+                title = self.titles[i] or ""
+                if not q or q in title.lower() or q in self.item_ids[i].lower():
+                    out.append({"item_id": self.item_ids[i], "title": self.titles[i]})
+                    if len(out) >= limit:
+                        break
+        return out
+
+    def list_users(self, limit: int = 50, offset: int = 0) -> list[str]:
+        with self.lock:
+            extra = [u for u in self.events if u not in self.user_pos]
+            return (self.user_ids + extra)[offset : offset + limit]
+
+    def history_items(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        with self.lock:
+            u = self.user_pos.get(user_id)
+            n_base = len(self.base_history[u]) if u is not None else 0
+            hist = self.history(user_id)
+            rows = [
+                {
+                    "item_id": self.item_ids[j],
+                    "title": self.titles[j],
+                    "source": "train" if n < n_base else "event",
+                }
+                for n, j in enumerate(hist.tolist())
+            ]
+        return rows[::-1][:limit]  # most recent first
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": self.label,
+            "model_name": self.model.name,
+            "history_mode": self.model.history_mode if self.model.supports_histories else None,
+            "new_items_from_text": bool(self.model.new_items_from_text),
+            "profiles_from_text": bool(self.model.supports_texts),
+            "users": len(self.user_ids),
+            "items": len(self.item_ids),
+            "added_items": len(self.item_ids) - self.n_trained_items,
+            "events": self.n_events,
+            "store": self.store.dialect,
+            "index": None if self.index is None else {**self.index_info, "size": self.index.size},
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def profile_text(fields: dict[str, Any]) -> str:
+    """A profile as one text ("Age: 24. Occupation: engineer. Likes: space operas.") by the same
+    template as the language-model user texts; a lone ``text`` field is taken as it is."""
+    fields = {k: v for k, v in fields.items() if v not in (None, "", [])}
+    if set(fields) == {"text"}:
+        return str(fields["text"]).strip()
+    if not fields:
+        return ""
+    return user_text(pd.DataFrame([fields]), [np.empty(0, dtype=np.int64)], [], n_recent=0)[0]

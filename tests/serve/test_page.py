@@ -1,0 +1,111 @@
+"""The demo page at ``/``, clicked through in headless Chromium (Debian's ``chromium``, driven by playwright).
+
+Never downloads a browser: skips with the reason when ``chromium`` or playwright is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str | None:
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    executable = _chromium()
+    if executable is None:
+        pytest.skip(
+            "chromium is not installed (apt-get install chromium); the page test needs a real browser"
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),  # a fresh --user-data-dir
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        context.set_default_timeout(15_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def _ids(page, selector: str) -> list[str]:
+    return page.eval_on_selector_all(selector, "els => els.map(e => e.dataset.itemId)")
+
+
+def test_page_flow(browser_page, server):
+    page = browser_page
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    assert "model lm" in page.text_content("#model-info")
+
+    # pick a user: history and recommendations with explanations
+    page.select_option("#user-select", "u9")
+    page.wait_for_function("document.getElementById('rec-user').textContent === 'u9'")
+    page.wait_for_function("document.querySelectorAll('#recs li').length === 10")
+    assert page.text_content("#path") == "model"
+    history = _ids(page, "#history li")
+    recs = _ids(page, "#recs li")
+    assert history and not set(history) & set(recs)
+    assert page.text_content("#recs li .why").startswith("because you liked ")
+
+    # an event (the "interact" button of the last recommendation) changes the list
+    target = recs[-1]
+    page.click(f"#recs li[data-item-id='{target}'] button:has-text('interact')")
+    page.wait_for_function("document.getElementById('path').textContent.startsWith('history')")
+    page.wait_for_function(f"document.querySelector('#history li').dataset.itemId === '{target}'")
+    assert target not in _ids(page, "#recs li")
+
+    # a new item with the text of the user's best recommendation is recommended at once
+    top = _ids(page, "#recs li")[0]
+    info = httpx.get(f"{server.url}/v1/items/{top}").json()
+    page.fill("#new-item-id", "page-new")
+    page.fill("#new-item-title", info["title"])
+    page.fill("#new-item-genres", ", ".join(info["attributes"]["genres"]))
+    page.click("#add-item")
+    page.wait_for_function("document.getElementById('item-status').textContent.includes('added page-new')")
+    page.wait_for_selector("#recs li[data-item-id='page-new']")
+
+    # and found by search, with its nearest neighbour the item whose text it copies
+    page.fill("#search-q", "page-new")
+    page.click("#search-btn")
+    page.wait_for_selector("#search-results li[data-item-id='page-new']")
+    page.click("#search-results li[data-item-id='page-new'] button")
+    page.wait_for_function("document.getElementById('similar-of').textContent === 'page-new'")
+    assert _ids(page, "#similar li")[0] == top
+
+    # an event typed into the form
+    page.fill("#event-item", "page-new")
+    page.click("#add-event")
+    page.wait_for_function("document.querySelector('#history li').dataset.itemId === 'page-new'")
+    assert "page-new" not in _ids(page, "#recs li")
+
+    # an error is shown, and the page keeps working
+    page.fill("#event-item", "no-such-item")
+    page.click("#add-event")
+    page.wait_for_function("document.getElementById('status').textContent.includes('unknown item')")
+    assert Path(server.run_dir).is_dir() and httpx.get(server.url + "/v1/health").status_code == 200

@@ -1,0 +1,140 @@
+"""The serving parts on their own: index, store, explanations, service start-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clarec.errors import ClarecError
+from clarec.serve.explain import explain, item_attributes, shared_attributes
+from clarec.serve.index import ItemIndex, hnsw_recall
+from clarec.serve.service import RecService, choose_model
+from clarec.serve.store import Event, EventStore, normalise_url
+
+from .helpers import build_run
+
+
+def test_exact_index_search_add_and_save(tmp_path):
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(200, 16)).astype(np.float32)
+    index = ItemIndex.build(vecs)
+    assert index.kind == "exact" and index.size == 200
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids, scores = index.search(vecs[:3], 5)
+    expected = np.argsort(-(unit[:3] @ unit.T), axis=1)[:, :5]
+    np.testing.assert_array_equal(ids, expected)
+    assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    index.add(-vecs[:1])  # a new item: found at once
+    ids, _ = index.search(-vecs[:1], 1)
+    assert ids[0, 0] == 200 and index.size == 201
+    index.save(tmp_path / "i.faiss", {"model": "m"})
+    loaded, info = ItemIndex.load(tmp_path / "i.faiss")
+    assert info["model"] == "m" and info["size"] == 201 and loaded.size == 201
+    np.testing.assert_array_equal(loaded.search(vecs[:3], 5)[0], index.search(vecs[:3], 5)[0])
+    with pytest.raises(ClarecError):
+        ItemIndex.load(tmp_path / "missing.faiss")
+
+
+def test_hnsw_recall_is_measured_against_exact_search():
+    vecs = np.random.default_rng(1).normal(size=(2000, 32)).astype(np.float32)
+    hnsw = ItemIndex.build(vecs, kind="hnsw")
+    assert hnsw.kind == "hnsw" and hnsw.size == 2000
+    recall = hnsw_recall(vecs, k=20, n_queries=100, index=hnsw)
+    assert 0.9 <= recall <= 1.0
+    assert hnsw_recall(vecs[:100], k=20, n_queries=50) >= 0.99  # tiny sets: HNSW is exact
+
+
+def test_store_round_trip_in_order_and_wal(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sub' / 'events.db'}"
+    store = EventStore(url)
+    assert store.journal_mode() == "wal" and store.dialect == "sqlite"
+    store.add_item("n1", {"title": "new", "genres": ["A"]})
+    assert store.add_events([Event("u1", "i1", "click", 5), Event("u2", "n1", "view", 3)]) == 2
+    store.add_events([Event("u1", "i2", "click", 1)])
+    store.close()
+    again = EventStore(url)
+    assert [(e.user_id, e.item_id, e.behavior, e.timestamp) for e in again.events()] == [
+        ("u1", "i1", "click", 5),
+        ("u2", "n1", "view", 3),
+        ("u1", "i2", "click", 1),
+    ]
+    assert again.items() == [("n1", {"title": "new", "genres": ["A"]})]
+    assert again.count_events() == 3
+    assert normalise_url("postgres://a@h/db") == "postgresql+psycopg://a@h/db"
+    with pytest.raises(ClarecError, match="cannot open the event store"):
+        EventStore("nosuchdb://x")
+
+
+def test_attributes_and_explanations():
+    assert item_attributes({"genres": "Action|Drama", "brand": "Acme", "title": "x"}) == {
+        "genres": {"Action", "Drama"},
+        "brand": {"Acme"},
+    }
+    a, b = item_attributes({"genres": ["Action", "Drama"]}), item_attributes({"genres": "Drama|Comedy"})
+    assert shared_attributes(a, b) == {"genres": ["Drama"]}
+
+
+def test_explanations_follow_the_model_terms(run_dir):
+    svc = RecService(run_dir, db_url="sqlite://", model_label="knn")
+    try:
+        model = svc.model
+        u = svc.user_pos["u1"]
+        hist = svc.history("u1")
+        recs = svc.recommend("u1", k=3)
+        j = svc.item_pos[recs.items[0]["item_id"]]
+        # itemknn: score_j = sum over the history of S[h, j]; the top contributors are the largest terms
+        terms = np.asarray(model.similarity[hist][:, j].toarray()).ravel()
+        assert recs.items[0]["score"] == pytest.approx(terms.sum(), rel=1e-5)
+        because = recs.items[0]["explanation"]["because"]
+        assert [b["similarity"] for b in because] == pytest.approx(
+            sorted(terms[terms > 0], reverse=True)[:3], rel=1e-5
+        )
+        assert because[0]["item_id"] in {svc.item_ids[h] for h in hist} and u == svc.user_pos["u1"]
+        out = explain(
+            svc.model, np.array([], dtype=np.int64), np.array([j]), svc.item_ids, svc.attributes, svc.titles
+        )
+        assert out == [{"because": [], "shared": {}}]
+    finally:
+        svc.close()
+
+
+def test_service_start_errors(run_dir, tmp_path):
+    with pytest.raises(ClarecError, match="no model 'nope'"):
+        choose_model(run_dir, "nope")
+    assert choose_model(run_dir, None) == "lm"  # best test ndcg@20 in results.json
+    with pytest.raises(ClarecError, match="run folder not found"):
+        RecService(tmp_path / "missing")
+    with pytest.raises(ClarecError, match="no saved models"):
+        RecService(tmp_path)
+
+
+def test_service_replays_items_before_events(run_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    svc = RecService(run_dir, db_url=url, model_label="ease")
+    svc.add_item("brand-new", {"title": "brand new thing"})
+    svc.add_events([Event("u3", "brand-new", "click", 1), Event("x9", "i2", "click", 2)])
+    before = svc.recommend("u3", k=5).items
+    svc.close()
+    again = RecService(run_dir, db_url=url, model_label="ease")
+    assert again.history("u3")[-1] == again.item_pos["brand-new"] == 30
+    assert again.recommend("u3", k=5).items == before
+    assert again.recommend("x9", k=5).path == "history"
+    assert again.popularity[again.item_pos["brand-new"]] == 1
+    again.close()
+
+
+def test_small_run_for_bpr_folds_in(tmp_path):
+    folder = build_run(tmp_path / "run", {"bpr": ("bpr", {"epochs": 5, "progress": False})})
+    svc = RecService(folder, db_url="sqlite://")
+    assert svc.index is not None and svc.index.size == 30  # BPR's item vectors are indexed
+    svc.add_events([Event("u0", "i1", "click", 1)])
+    assert svc.recommend("u0", k=3).path == "history"
+    assert svc.health()["history_mode"] == "fold-in"
+    svc.close()
+
+
+def test_cli_serve_reports_a_bad_run_folder_in_one_line(tmp_path, capsys):
+    from clarec.cli import main
+
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "run folder not found" in capsys.readouterr().err

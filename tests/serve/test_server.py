@@ -1,0 +1,188 @@
+"""The real server (``clarec serve`` in a subprocess) over loopback HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .helpers import ids
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def history_ids(client, user):
+    return [
+        x["item_id"] for x in client.get(f"/v1/users/{user}/history", params={"limit": 1000}).json()["items"]
+    ]
+
+
+def test_health_docs_and_metrics(client):
+    h = client.get("/v1/health").json()
+    assert h["status"] == "ok" and h["model"] == "lm"  # the run's best model by default
+    assert h["users"] == 40 and h["items"] >= 30 and h["store"] == "sqlite"
+    assert h["index"]["kind"] == "exact" and h["index"]["recall@20"] == 1.0
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/users/{user_id}/recommendations" in paths and "/v1/events" in paths
+    assert client.get("/docs").status_code == 200
+    client.get("/v1/users/u1/recommendations")
+    text = client.get("/metrics").text
+    assert (
+        'clarec_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
+    )
+    assert "clarec_request_seconds_bucket" in text
+    assert "clarec_index_items " in text
+
+
+def test_training_user_is_served_by_the_model_with_explanations(client):
+    r = client.get("/v1/users/u2/recommendations", params={"k": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["path"] == "model" and body["model"] == "lm" and len(body["items"]) == 5
+    seen = set(history_ids(client, "u2"))
+    assert not seen & set(ids(body))
+    scores = [x["score"] for x in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for item in body["items"]:
+        because = item["explanation"]["because"]
+        assert 1 <= len(because) <= 3 and {b["item_id"] for b in because} <= seen
+        sims = [b["similarity"] for b in because]
+        assert sims == sorted(sims, reverse=True) and sims[0] > 0
+    # shared attributes are genres both items really have
+    item = body["items"][0]
+    info = client.get(f"/v1/items/{item['item_id']}").json()
+    for b in item["explanation"]["because"]:
+        other = client.get(f"/v1/items/{b['item_id']}").json()
+        expected = sorted(set(info["attributes"]["genres"]) & set(other["attributes"]["genres"]))
+        assert b["shared"].get("genres", []) == expected
+    # seen items come back when asked
+    all_items = client.get("/v1/users/u2/recommendations", params={"k": 1000, "exclude_seen": False}).json()
+    assert seen <= set(ids(all_items))
+
+
+def test_unknown_user_gets_the_popularity_fallback(client):
+    body = client.get("/v1/users/stranger/recommendations", params={"k": 3}).json()
+    assert body["path"] == "popularity" and len(body["items"]) == 3
+    pops = [client.get(f"/v1/items/{i}").json()["popularity"] for i in ids(body)]
+    assert pops == sorted(pops, reverse=True)
+
+
+def test_an_event_changes_the_next_recommendations(client):
+    before = client.get("/v1/users/u7/recommendations", params={"k": 10}).json()
+    assert before["path"] == "model"
+    target = before["items"][-1]["item_id"]
+    r = client.post("/v1/events", json={"user_id": "u7", "item_id": target, "behavior": "click"})
+    assert r.status_code == 200 and r.json() == {"accepted": 1}
+    after = client.get("/v1/users/u7/recommendations", params={"k": 10}).json()
+    assert after["path"] == "history" and after["history_mode"] == "exact"
+    assert target not in ids(after)  # now seen
+    assert [x["score"] for x in after["items"]] != [x["score"] for x in before["items"]]
+    assert history_ids(client, "u7")[0] == target
+    # a brand-new user with events is served from that history too
+    client.post("/v1/events", json=[{"user_id": "newbie", "item_id": target, "timestamp": 5}])
+    fresh = client.get("/v1/users/newbie/recommendations", params={"k": 5}).json()
+    assert fresh["path"] == "history" and target not in ids(fresh)
+    assert fresh["items"][0]["explanation"]["because"][0]["item_id"] == target
+
+
+def test_a_new_item_is_recommendable_and_findable_at_once(client):
+    top = client.get("/v1/users/u3/recommendations", params={"k": 3}).json()["items"][0]
+    twin = client.get(f"/v1/items/{top['item_id']}").json()
+    r = client.post(
+        "/v1/items",
+        json={"item_id": "fresh-1", "title": twin["title"], "genres": twin["attributes"]["genres"]},
+    )
+    assert r.status_code == 201 and r.json()["scored_from_text"] is True
+    # same text as the user's best item: recommended right behind it
+    recs = client.get("/v1/users/u3/recommendations", params={"k": 3}).json()
+    assert ids(recs)[:2] == [top["item_id"], "fresh-1"]
+    sim = client.get(f"/v1/items/{top['item_id']}/similar", params={"k": 3}).json()
+    assert (
+        sim["items"][0]["item_id"] == "fresh-1" and sim["items"][0]["similarity"] > 0.99
+    )  # genres may come in another order
+    assert client.get("/v1/items", params={"q": "fresh"}).json()["items"][0]["item_id"] == "fresh-1"
+    assert (
+        client.get("/v1/items/fresh-1/similar", params={"k": 2}).json()["items"][0]["item_id"]
+        == top["item_id"]
+    )
+    # and it can be interacted with
+    assert client.post("/v1/events", json={"user_id": "u3", "item_id": "fresh-1"}).status_code == 200
+    assert "fresh-1" not in ids(client.get("/v1/users/u3/recommendations").json())
+    assert client.get("/v1/health").json()["added_items"] >= 1
+
+
+def test_diversity_reranks(client):
+    plain = client.get("/v1/users/u4/recommendations", params={"k": 8}).json()
+    diverse = client.get("/v1/users/u4/recommendations", params={"k": 8, "diversity": 0.9}).json()
+    assert len(diverse["items"]) == 8 and ids(diverse)[0] == ids(plain)[0]
+    assert ids(diverse) != ids(plain)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"item_id": "i1"}, "user_id"),
+        ({"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"}, "timestamp"),
+        ([{"user_id": "u1", "item_id": "i1"}, {"user_id": "u1"}], "1.item_id"),
+        ({"user_id": "u1", "item_id": "i1", "colour": "red"}, "colour"),
+    ],
+)
+def test_malformed_events_are_422_naming_the_field(client, body, field):
+    r = client.post("/v1/events", json=body)
+    assert r.status_code == 422
+    assert field in r.json()["fields"] and field in r.json()["error"]
+
+
+def test_bad_input_codes_and_the_server_keeps_serving(client):
+    n_events = client.get("/v1/health").json()["events"]
+    assert (
+        client.post(
+            "/v1/events", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+    r = client.post("/v1/events", json={"user_id": "u1", "item_id": "no-such-item"})
+    assert r.status_code == 404 and "no-such-item" in r.json()["error"]
+    # a batch with one unknown item is refused as a whole
+    batch = [{"user_id": "u1", "item_id": "i1"}, {"user_id": "u1", "item_id": "nope"}]
+    assert client.post("/v1/events", json=batch).status_code == 404
+    big = [{"user_id": "u1", "item_id": "i1"}] * 1001
+    assert client.post("/v1/events", json=big).status_code == 413
+    huge = (
+        b"["
+        + b",".join([b'{"user_id": "u1", "item_id": "i1", "behavior": "' + b"x" * 60 + b'"}'] * 20000)
+        + b"]"
+    )
+    assert (
+        client.post("/v1/events", content=huge, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
+    assert client.get("/v1/health").json()["events"] == n_events  # nothing refused was stored
+    assert client.get("/v1/items/no-such-item/similar").status_code == 404
+    assert client.get("/v1/items/no-such-item").status_code == 404
+    for params in ({"k": 0}, {"k": 1001}, {"k": "ten"}, {"diversity": 1.5}):
+        r = client.get("/v1/users/u1/recommendations", params=params)
+        assert r.status_code == 422 and r.json()["fields"][0].startswith("query.")
+    assert client.get("/v1/items/i1/similar", params={"k": -1}).status_code == 422
+    r = client.post("/v1/items", json={"item_id": "x-1"})
+    assert r.status_code == 422 and r.json()["fields"] == ["title"]
+    assert client.post("/v1/items", json={"item_id": "i1", "title": "dup"}).status_code == 409
+    assert client.get("/v1/health").status_code == 200
+    assert client.get("/v1/users/u1/recommendations", params={"k": 2}).status_code == 200
+
+
+def test_a_profile_serves_a_user_without_history(client):
+    r = client.put("/v1/users/profiled/profile", json={"text": "item 12"})
+    assert r.status_code == 200 and r.json()["text"] == "item 12"
+    body = client.get("/v1/users/profiled/recommendations", params={"k": 3}).json()
+    assert body["path"] == "profile" and len(body["items"]) == 3
+    r = client.put("/v1/users/profiled2/profile", json={"occupation": "engineer", "likes": ["space"]})
+    assert r.json()["text"] == "Occupation: engineer. Likes: space."
+    assert client.put("/v1/users/empty/profile", json={}).status_code == 422
+    assert client.put("/v1/users/empty/profile", json={"text": 5}).status_code == 422
+    # once the user has events, the history serves them
+    client.post("/v1/events", json={"user_id": "profiled", "item_id": "i12"})
+    assert client.get("/v1/users/profiled/recommendations").json()["path"] == "history"

@@ -1,0 +1,518 @@
+"""Graph collaborative filtering: LightGCN and its contrastive variants SGL, SimGCL, XSimGCL, and the
+negatives-free BYOL-CF.
+
+All of them learn one ``embedding_dim`` vector per user and item (the "ego" embeddings) and smooth
+them over the user–item graph with LightGCN's propagation, ``E(l+1) = Â E(l)``, where ``Â`` is the
+symmetrically normalised bipartite adjacency ``D^-1/2 A D^-1/2`` of the training interactions, kept as
+a torch sparse CSR matrix (one sparse × dense product per layer, no Python loop over edges). The
+readout is the mean of the layers.
+
+- ``lightgcn`` (He et al., SIGIR 2020): BPR loss on the readout, L2 on the batch's ego embeddings.
+- ``sgl`` (Wu et al., SIGIR 2021): plus an InfoNCE loss between two augmented graphs' readouts of the
+  batch's users and items — edge dropout (``aug="ed"``), node dropout (``"nd"``) or a different edge
+  dropout per layer (``"rw"``, random-walk style); the views are redrawn every epoch.
+- ``simgcl`` (Yu et al., SIGIR 2022): the two views are the same graph with random noise added to
+  every layer's output (``sign(e) ⊙ ε·unit-random``), no graph augmentation.
+- ``xsimgcl`` (Yu et al., TKDE 2023): one noisy propagation per step; the contrast is between its
+  final readout and one of its own layers (``cl_layer``).
+- ``byol-cf`` (BUIR, Lee et al., SIGIR 2021, with a LightGCN encoder): no negatives at all — an online
+  encoder with a predictor learns to predict an EMA target encoder's vector of an interacted item
+  from the user's and vice versa (:class:`clarec.contrastive.BYOL`).
+
+Contrastive terms use :class:`clarec.contrastive.InfoNCELoss` (cosine, ``ssl_temperature``, the other
+users / items of the batch as negatives) weighted by ``ssl_weight``; the BPR term is
+:class:`clarec.contrastive.BPRLoss` with negatives from :mod:`clarec.contrastive.samplers`.
+Training goes through the shared :class:`~clarec.train.loop.Trainer` (early stopping on validation
+NDCG@k). Scores are dot products of the final user and item vectors.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clarec.contrastive import BYOL, InfoNCELoss, UniformNegativeSampler
+from clarec.contrastive.losses import BPRLoss
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models.base import Recommender
+from clarec.models.registry import register
+from clarec.train.loop import Trainer, TrainHistory, seed_everything
+from clarec.train.validation import RankingValidator
+
+AUGMENTATIONS = ("ed", "nd", "rw")
+
+
+def normalized_adjacency(n_users: int, n_items: int, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
+    """``D^-1/2 A D^-1/2`` of the bipartite graph with edges ``(users[k], items[k])`` as a torch sparse
+    CSR matrix over ``n_users + n_items`` nodes (users first). Nodes without edges keep zero rows."""
+    n = n_users + n_items
+    rows = np.concatenate([users, items + n_users]).astype(np.int64)
+    cols = np.concatenate([items + n_users, users]).astype(np.int64)
+    deg = np.bincount(rows, minlength=n).astype(np.float64)
+    inv_sqrt = np.zeros(n)
+    inv_sqrt[deg > 0] = deg[deg > 0] ** -0.5
+    vals = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
+    m = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    m.sum_duplicates()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse × dense is all we use
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float32)),
+            size=(n, n),
+        )
+
+
+def perturb(e: torch.Tensor, eps: float) -> torch.Tensor:
+    """SimGCL's noise: ``e + sign(e) ⊙ ε·u/‖u‖`` with ``u`` uniform in [0, 1)^d, one draw per row."""
+    noise = F.normalize(torch.rand_like(e), dim=-1) * eps
+    return e + torch.sign(e) * noise
+
+
+class GraphEmbeddings(nn.Module):
+    """Ego embeddings of users and items and LightGCN propagation over a given adjacency."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float = 0.1):
+        super().__init__()
+        self.n_users = n_users
+        self.user = nn.Embedding(n_users, dim)
+        self.item = nn.Embedding(n_items, dim)
+        nn.init.normal_(self.user.weight, std=init_std)
+        nn.init.normal_(self.item.weight, std=init_std)
+
+    def layers(self, adjs: Sequence[torch.Tensor], eps: float = 0.0) -> list[torch.Tensor]:
+        """``[E0, E1, ..., EL]``, one adjacency per layer; ``eps > 0`` perturbs every propagated layer."""
+        e = torch.cat([self.user.weight, self.item.weight])
+        out = [e]
+        for adj in adjs:
+            e = torch.sparse.mm(adj, e)
+            if eps > 0:
+                e = perturb(e, eps)
+            out.append(e)
+        return out
+
+    def forward(self, nodes: torch.Tensor, adjs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Layer-mean readout of ``nodes`` (users ``0..U-1``, items ``U..``): BYOL-CF's encoder."""
+        return torch.stack(self.layers(adjs)).mean(0)[nodes]
+
+
+class _GraphRecommender(Recommender):
+    """What the graph models share: parameters, the adjacency, the training loop and inference."""
+
+    history_mode = "fold-in"
+    #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
+    readout_from: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        n_layers: int = 3,
+        lr: float = 1e-3,
+        reg: float = 1e-4,
+        epochs: int = 200,
+        batch_size: int = 2048,
+        n_negatives: int = 1,
+        init_std: float = 0.1,
+        patience: int = 10,
+        eval_every: int = 1,
+        eval_k: int = 20,
+        eval_max_users: int | None = None,
+        seed: int = 0,
+        run_dir: str | None = None,
+        progress: bool | None = None,
+        num_threads: int | None = None,
+    ):
+        for pname, value, lo in (
+            ("embedding_dim", embedding_dim, 1),
+            ("n_layers", n_layers, 1),
+            ("epochs", epochs, 1),
+            ("batch_size", batch_size, 2),
+            ("n_negatives", n_negatives, 1),
+            ("patience", patience, 1),
+            ("eval_every", eval_every, 1),
+            ("eval_k", eval_k, 1),
+        ):
+            if int(value) < lo:
+                raise ConfigError(f"{self.name}: {pname} must be at least {lo}, got {value}")
+        if not float(lr) > 0 or not float(init_std) > 0:
+            raise ConfigError(f"{self.name}: lr and init_std must be > 0, got {lr}, {init_std}")
+        if not float(reg) >= 0:
+            raise ConfigError(f"{self.name}: reg must be >= 0, got {reg}")
+        self.embedding_dim = int(embedding_dim)
+        self.n_layers = int(n_layers)
+        self.lr = float(lr)
+        self.reg = float(reg)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.n_negatives = int(n_negatives)
+        self.init_std = float(init_std)
+        self.patience = int(patience)
+        self.eval_every = int(eval_every)
+        self.eval_k = int(eval_k)
+        self.eval_max_users = None if eval_max_users is None else int(eval_max_users)
+        self.seed = int(seed)
+        self.run_dir = None if run_dir is None else str(run_dir)
+        self.progress = progress
+        self.num_threads = None if num_threads is None else int(num_threads)
+
+    # ------------------------------------------------------------------ hooks
+    def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
+        """Extra trainable modules (losses with parameters, predictors)."""
+        return {}
+
+    def _start_epoch(self, epoch: int, rng: np.random.Generator) -> None:
+        """Called before each epoch's batches (SGL redraws its views here)."""
+
+    def _loss(self, graph: GraphEmbeddings, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
+        """The batch loss; the default is BPR on the layer-mean readout plus L2 on the ego vectors."""
+        layers = graph.layers(self._adjs)
+        final = self._readout(layers)
+        return self._bpr(graph, final, users, pos, neg)
+
+    def _vectors(self, graph: GraphEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final ``(user, item)`` vectors for scoring."""
+        final = self._readout(graph.layers(self._adjs))
+        return final[: self.n_users], final[self.n_users :]
+
+    # ------------------------------------------------------------------ shared pieces
+    def _readout(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(layers[self.readout_from :]).mean(0)
+
+    def _bpr(self, graph, final, users, pos, neg) -> torch.Tensor:
+        u = final[users]
+        p = final[pos + self.n_users]
+        n = final[neg + self.n_users]
+        rec = self._bpr_loss((u * p).sum(-1), torch.einsum("bd,bnd->bn", u, n))
+        ego = graph.user(users).pow(2).sum() + graph.item(pos).pow(2).sum() + graph.item(neg).pow(2).sum()
+        return rec + self.reg * ego / len(users)
+
+    def _contrast(self, a: torch.Tensor, b: torch.Tensor, users: torch.Tensor, pos: torch.Tensor):
+        """InfoNCE between two views' vectors of the batch's distinct users and of its distinct items."""
+        u = torch.unique(users)
+        i = torch.unique(pos) + self.n_users
+        return self._ssl(a[u], b[u]) + self._ssl(a[i], b[i])
+
+    def _adjacency(self, keep: np.ndarray | None = None) -> torch.Tensor:
+        users, items = self._edges
+        if keep is not None:
+            users, items = users[keep], items[keep]
+        return normalized_adjacency(self.n_users, self.n_items, users, items)
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        seed_everything(self.seed)
+        rng = np.random.default_rng(self.seed)
+        seen = self.seen.tocoo()
+        self._edges = (seen.row.astype(np.int64), seen.col.astype(np.int64))
+        self._adjs = [self._adjacency()] * self.n_layers
+        self._bpr_loss = BPRLoss()
+        graph = GraphEmbeddings(self.n_users, self.n_items, self.embedding_dim, self.init_std)
+        bundle = nn.ModuleDict({"graph": graph, **self._modules(graph)})
+        sampler = UniformNegativeSampler(self.seen, seed=rng)
+        pair_users, pair_items = self._edges
+
+        def batches(epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
+            self._start_epoch(epoch, rng)
+            order = rng.permutation(len(pair_users))
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                if len(idx) < 2:
+                    continue
+                users, pos = pair_users[idx], pair_items[idx]
+                neg = sampler.sample(users, self.n_negatives)
+                yield torch.from_numpy(users), torch.from_numpy(pos), torch.from_numpy(neg)
+
+        def loss_fn(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return self._loss(graph, *batch)
+
+        validate = None
+        if valid is not None and valid.n_interactions > 0:
+            validator = RankingValidator(
+                self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
+            )
+
+            def validate() -> float:
+                bundle.eval()
+                with torch.no_grad():
+                    u, i = self._vectors(graph)
+                bundle.train()
+                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).numpy())
+
+        trainer = Trainer(
+            epochs=self.epochs,
+            patience=self.patience,
+            eval_every=self.eval_every,
+            metric_name=f"ndcg@{self.eval_k}",
+            run_dir=self.run_dir,
+            progress=self.progress,
+            num_threads=self.num_threads,
+        )
+        optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr)
+        self.history_: TrainHistory = trainer.fit(bundle, batches, loss_fn, optimizer, validate)
+        bundle.eval()
+        with torch.no_grad():
+            u, i = self._vectors(graph)
+        self.user_vecs = u.numpy().astype(np.float32).copy()
+        self.item_vecs = i.numpy().astype(np.float32).copy()
+        del self._adjs, self._edges  # training-only; the fitted model is its vectors
+
+    # ------------------------------------------------------------------ inference
+    def score(self, users) -> np.ndarray:
+        users = self._check_users(users)
+        return (self.user_vecs[users].astype(np.float64) @ self.item_vecs.T.astype(np.float64)).astype(
+            np.float32
+        )
+
+    def item_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_vecs
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """New items get zero vectors (no interactions, no text): score 0 until the model is refitted."""
+        self._check_fitted()
+        n, m = self.n_items, len(items)
+        self.item_vecs = np.vstack([self.item_vecs, np.zeros((m, self.item_vecs.shape[1]), np.float32)])
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs}
+
+    def _set_state(self, state: dict) -> None:
+        self.user_vecs = np.asarray(state["user_vecs"], dtype=np.float32)
+        self.item_vecs = np.asarray(state["item_vecs"], dtype=np.float32)
+
+
+class _FoldIn:
+    """Fold-in for models whose user and item vectors live in one space: the mean item vector."""
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores for ad-hoc users: the user vector is the mean of the history's item vectors (a
+        LightGCN user vector is built from its items' vectors); an empty history scores 0."""
+        hists = self._check_histories(histories)
+        v = self.item_vecs.astype(np.float64)
+        users = np.zeros((len(hists), v.shape[1]))
+        for r, h in enumerate(hists):
+            if len(h):
+                users[r] = v[h].mean(axis=0)
+        return (users @ v.T).astype(np.float32)
+
+
+@register("lightgcn")
+class LightGCN(_FoldIn, _GraphRecommender):
+    """LightGCN: propagation only (no transforms, no non-linearity), layer-mean readout, BPR loss.
+
+    Args:
+        embedding_dim: size of the ego and final vectors.
+        n_layers: propagation layers.
+        lr: Adam learning rate.
+        reg: L2 penalty on the batch's ego embeddings (per example).
+        epochs: maximum epochs.
+        batch_size: (user, positive) pairs per step.
+        n_negatives: uniformly sampled negatives per positive.
+        init_std: standard deviation of the normal initialisation.
+        patience, eval_every, eval_k, eval_max_users: early stopping on validation NDCG@k.
+        seed: same seed, same model (CPU).
+        run_dir: training log folder.
+        progress: progress bars (``None``: only on a terminal).
+        num_threads: torch threads (``None``: every core).
+    """
+
+
+class _ContrastiveGraph(_FoldIn, _GraphRecommender):
+    """Shared parameters of the graph models with an InfoNCE term."""
+
+    def _init_ssl(self, ssl_weight: float, ssl_temperature: float) -> None:
+        if not float(ssl_weight) >= 0:
+            raise ConfigError(f"{self.name}: ssl_weight must be >= 0, got {ssl_weight}")
+        if not float(ssl_temperature) > 0:
+            raise ConfigError(f"{self.name}: ssl_temperature must be > 0, got {ssl_temperature}")
+        self.ssl_weight = float(ssl_weight)
+        self.ssl_temperature = float(ssl_temperature)
+
+    def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
+        self._ssl = InfoNCELoss(temperature=self.ssl_temperature, mask_duplicates=False)
+        return {}
+
+
+def _check_eps(name: str, eps: float) -> float:
+    if not float(eps) >= 0:
+        raise ConfigError(f"{name}: eps must be >= 0, got {eps}")
+    return float(eps)
+
+
+@register("sgl")
+class SGL(_ContrastiveGraph):
+    """SGL: LightGCN plus InfoNCE between two augmented graphs (see the module docstring).
+
+    Args (beyond :class:`LightGCN`'s):
+        aug: ``"ed"`` edge dropout, ``"nd"`` node dropout, ``"rw"`` edge dropout redrawn per layer.
+        drop_ratio: share of edges (or nodes) dropped in each view.
+        ssl_weight: weight of the contrastive term.
+        ssl_temperature: its InfoNCE temperature.
+    """
+
+    def __init__(
+        self,
+        aug: str = "ed",
+        drop_ratio: float = 0.1,
+        ssl_weight: float = 0.1,
+        ssl_temperature: float = 0.2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if aug not in AUGMENTATIONS:
+            raise ConfigError(f"sgl: aug must be one of {list(AUGMENTATIONS)}, got {aug!r}")
+        if not 0.0 <= float(drop_ratio) < 1.0:
+            raise ConfigError(f"sgl: drop_ratio must be in [0, 1), got {drop_ratio}")
+        self.aug = aug
+        self.drop_ratio = float(drop_ratio)
+        self._init_ssl(ssl_weight, ssl_temperature)
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return [*super().param_names(), *LightGCN.param_names()]
+
+    def view(self, rng: np.random.Generator) -> list[torch.Tensor]:
+        """One augmented graph: an adjacency per layer."""
+        n_edges = len(self._edges[0])
+        if self.aug == "nd":
+            keep_user = rng.random(self.n_users) >= self.drop_ratio
+            keep_item = rng.random(self.n_items) >= self.drop_ratio
+            adj = self._adjacency(keep_user[self._edges[0]] & keep_item[self._edges[1]])
+            return [adj] * self.n_layers
+        if self.aug == "ed":
+            return [self._adjacency(rng.random(n_edges) >= self.drop_ratio)] * self.n_layers
+        return [self._adjacency(rng.random(n_edges) >= self.drop_ratio) for _ in range(self.n_layers)]
+
+    def _start_epoch(self, epoch: int, rng: np.random.Generator) -> None:
+        self._views = (self.view(rng), self.view(rng))
+
+    def _loss(self, graph, users, pos, neg):
+        final = self._readout(graph.layers(self._adjs))
+        a = self._readout(graph.layers(self._views[0]))
+        b = self._readout(graph.layers(self._views[1]))
+        return self._bpr(graph, final, users, pos, neg) + self.ssl_weight * self._contrast(a, b, users, pos)
+
+
+@register("simgcl")
+class SimGCL(_ContrastiveGraph):
+    """SimGCL: LightGCN plus InfoNCE between two noise-perturbed propagations (no graph augmentation).
+
+    Args (beyond :class:`LightGCN`'s):
+        eps: norm of the noise added to every propagated layer.
+        ssl_weight: weight of the contrastive term.
+        ssl_temperature: its InfoNCE temperature.
+    """
+
+    readout_from = 1
+
+    def __init__(self, eps: float = 0.1, ssl_weight: float = 0.2, ssl_temperature: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.eps = _check_eps("simgcl", eps)
+        self._init_ssl(ssl_weight, ssl_temperature)
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return [*super().param_names(), *LightGCN.param_names()]
+
+    def _loss(self, graph, users, pos, neg):
+        final = self._readout(graph.layers(self._adjs))
+        a = self._readout(graph.layers(self._adjs, self.eps))
+        b = self._readout(graph.layers(self._adjs, self.eps))
+        return self._bpr(graph, final, users, pos, neg) + self.ssl_weight * self._contrast(a, b, users, pos)
+
+
+@register("xsimgcl")
+class XSimGCL(_ContrastiveGraph):
+    """XSimGCL: one noisy propagation; its readout is both the recommendation vector and one side of
+    the contrast, the other side being its layer ``cl_layer``.
+
+    Args (beyond :class:`LightGCN`'s):
+        eps: norm of the noise added to every propagated layer.
+        cl_layer: the layer contrasted with the final readout (1 .. n_layers).
+        ssl_weight: weight of the contrastive term.
+        ssl_temperature: its InfoNCE temperature.
+    """
+
+    readout_from = 1
+
+    def __init__(
+        self,
+        eps: float = 0.2,
+        cl_layer: int = 1,
+        ssl_weight: float = 0.2,
+        ssl_temperature: float = 0.2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.eps = _check_eps("xsimgcl", eps)
+        if not 1 <= int(cl_layer) <= self.n_layers:
+            raise ConfigError(f"xsimgcl: cl_layer must be in 1..n_layers ({self.n_layers}), got {cl_layer}")
+        self.cl_layer = int(cl_layer)
+        self._init_ssl(ssl_weight, ssl_temperature)
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return [*super().param_names(), *LightGCN.param_names()]
+
+    def _loss(self, graph, users, pos, neg):
+        layers = graph.layers(self._adjs, self.eps)
+        final = self._readout(layers)
+        contrast = self._contrast(final, layers[self.cl_layer], users, pos)
+        return self._bpr(graph, final, users, pos, neg) + self.ssl_weight * contrast
+
+
+@register("byol-cf")
+class BYOLCF(_GraphRecommender):
+    """Negatives-free CF (BUIR with a LightGCN encoder): for each interaction, the online encoder plus
+    predictor learns to predict the EMA target encoder's vector of the item from the user's and of the
+    user from the item's; no negatives, no sampler. Score ``q(f(u))·f(i) + f(u)·q(f(i))`` as in BUIR.
+
+    Args (beyond :class:`LightGCN`'s, where ``reg`` and ``n_negatives`` are unused):
+        momentum: EMA rate of the target encoder.
+        predictor_hidden: hidden width of the predictor MLP.
+    """
+
+    def __init__(self, momentum: float = 0.995, predictor_hidden: int = 128, **kwargs):
+        kwargs.setdefault("n_layers", 2)
+        super().__init__(**kwargs)
+        if not 0.0 <= float(momentum) <= 1.0:
+            raise ConfigError(f"byol-cf: momentum must be in [0, 1], got {momentum}")
+        if int(predictor_hidden) < 1:
+            raise ConfigError(f"byol-cf: predictor_hidden must be at least 1, got {predictor_hidden}")
+        self.momentum = float(momentum)
+        self.predictor_hidden = int(predictor_hidden)
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return [*super().param_names(), *LightGCN.param_names()]
+
+    def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
+        self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.momentum)
+        # The online encoder is `graph` itself (registered under "graph"): only the rest is extra.
+        return {"predictor": self._byol.predictor}
+
+    def _loss(self, graph, users, pos, neg):
+        self._byol.update_target()  # EMA after the previous step's optimiser update
+        u = {"nodes": users, "adjs": self._adjs}
+        i = {"nodes": pos + self.n_users, "adjs": self._adjs}
+        return self._byol.loss(u, i)
+
+    def _vectors(self, graph: GraphEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
+        final = torch.stack(graph.layers(self._adjs)).mean(0)
+        pred = self._byol.predictor(final)
+        u, i = final[: self.n_users], final[self.n_users :]
+        pu, pi = pred[: self.n_users], pred[self.n_users :]
+        # One dot product: [q(f(u)), f(u)] · [f(i), q(f(i))].
+        return torch.cat([pu, u], dim=1), torch.cat([i, pi], dim=1)

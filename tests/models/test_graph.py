@@ -1,0 +1,154 @@
+import numpy as np
+import pytest
+import torch
+
+from clarec.errors import ConfigError
+from clarec.models import create
+from clarec.models.base import Recommender
+from clarec.models.graph import SGL, GraphEmbeddings, normalized_adjacency, perturb
+
+from .recommender_mixin import RecommenderMixin, block_dataset
+
+FAST = {"embedding_dim": 16, "epochs": 30, "batch_size": 32, "lr": 0.01, "progress": False, "seed": 1}
+# The behavioural data set is tiny (a few users per batch): a light contrastive weight lets BPR lead.
+SSL = {"ssl_weight": 0.02}
+
+
+class TestLightGCN(RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create("lightgcn", FAST)
+
+
+class TestSGL(RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create("sgl", FAST | SSL | {"aug": "rw", "drop_ratio": 0.2})
+
+
+class TestSimGCL(RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create("simgcl", FAST | SSL)
+
+
+class TestXSimGCL(RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create("xsimgcl", FAST | SSL | {"cl_layer": 2})
+
+
+class TestBYOLCF(RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create("byol-cf", FAST | {"epochs": 60, "momentum": 0.9})
+
+
+def test_normalized_adjacency_matches_dense_reference():
+    users = np.array([0, 0, 1, 2, 2, 2])
+    items = np.array([0, 1, 1, 0, 1, 3])  # item 2 and user 3 have no edge
+    adj = normalized_adjacency(4, 4, users, items).to_dense().numpy()
+    a = np.zeros((8, 8))
+    for u, i in zip(users, items, strict=True):
+        a[u, 4 + i] = a[4 + i, u] = 1.0
+    deg = a.sum(1)
+    d = np.where(deg > 0, deg, 1.0) ** -0.5 * (deg > 0)
+    np.testing.assert_allclose(adj, d[:, None] * a * d[None, :], atol=1e-7)
+    assert adj[3].sum() == 0 and adj[4 + 2].sum() == 0
+
+
+def test_propagation_is_repeated_adjacency_product_and_mean_readout():
+    torch.manual_seed(0)
+    g = GraphEmbeddings(3, 4, 5)
+    adj = normalized_adjacency(3, 4, np.array([0, 1, 2, 2]), np.array([0, 1, 2, 3]))
+    layers = g.layers([adj, adj])
+    dense = adj.to_dense()
+    e0 = torch.cat([g.user.weight, g.item.weight])
+    torch.testing.assert_close(layers[2], dense @ (dense @ e0))
+    torch.testing.assert_close(g(torch.tensor([1, 4]), [adj, adj]), (e0 + dense @ e0 + layers[2])[[1, 4]] / 3)
+
+
+def test_perturb_has_norm_eps_and_the_sign_of_the_embedding():
+    torch.manual_seed(0)
+    e = torch.randn(50, 8)
+    delta = perturb(e, 0.3) - e
+    torch.testing.assert_close(delta.norm(dim=1), torch.full((50,), 0.3))
+    assert ((delta * e) >= 0).all()
+
+
+@pytest.mark.parametrize("aug", ["ed", "nd", "rw"])
+def test_sgl_views_drop_the_asked_share(aug):
+    data = block_dataset()
+    model = SGL(aug=aug, drop_ratio=0.3, **FAST)
+    model.n_users, model.n_items = data.n_users, data.n_items
+    seen = data.to_csr().tocoo()
+    model._edges = (seen.row.astype(np.int64), seen.col.astype(np.int64))
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(200):
+        view = model.view(rng)
+        assert len(view) == model.n_layers
+        assert (aug == "rw") == (view[0] is not view[1])
+        edges = view[0].to_dense().numpy()[: data.n_users, data.n_users :] > 0
+        shares.append(1 - edges.sum() / seen.nnz)
+    # edge dropout drops 30% of edges; node dropout drops an edge when either end goes (1 - 0.7²)
+    expected = 0.3 if aug != "nd" else 1 - 0.7**2
+    assert np.mean(shares) == pytest.approx(expected, abs=0.03)
+
+
+def test_contrastive_models_learn_and_ssl_weight_matters():
+    data = block_dataset()
+    plain = create("simgcl", FAST | {"ssl_weight": 0.0}).fit(data)
+    ssl = create("simgcl", FAST | SSL).fit(data)
+    assert not np.allclose(plain.item_vectors(), ssl.item_vectors())
+    for model in (plain, ssl):
+        assert model.history_.losses[-1] < model.history_.losses[0]
+
+
+def test_byol_cf_target_is_an_ema_of_the_online_encoder():
+    data = block_dataset()
+    model = create("byol-cf", FAST | {"epochs": 3, "momentum": 0.5}).fit(data)
+    byol = model._byol
+    for t, o in zip(byol.target.parameters(), byol.online.parameters(), strict=True):
+        assert not t.requires_grad
+        assert not torch.equal(t, o)  # lags behind the online encoder
+    assert int(byol.num_updates) > 3
+
+
+def test_fold_in_and_new_items():
+    data = block_dataset()
+    model = create("lightgcn", FAST).fit(data)
+    hist = data.to_csr()[0].indices
+    folded = model.score_histories([hist])[0]
+    trained = model.score([0])[0]
+    top = set(np.argsort(-trained)[:5]) - set(hist)
+    assert top & set(np.argsort(-folded)[:8])
+    new = model.add_items(data.items.head(2))
+    assert list(new) == [data.n_items, data.n_items + 1]
+    assert (model.score([0])[0, new] == 0).all()
+
+
+def test_save_load_keeps_params(tmp_path):
+    model = create("xsimgcl", FAST | {"cl_layer": 2, "eps": 0.05}).fit(block_dataset())
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    assert loaded.get_params() == model.get_params()
+
+
+def test_bad_params():
+    for name, params in (
+        ("lightgcn", {"n_layers": 0}),
+        ("lightgcn", {"reg": -1}),
+        ("sgl", {"aug": "mask"}),
+        ("sgl", {"drop_ratio": 1.0}),
+        ("simgcl", {"eps": -0.1}),
+        ("simgcl", {"ssl_temperature": 0}),
+        ("xsimgcl", {"cl_layer": 4}),
+        ("byol-cf", {"momentum": 1.5}),
+    ):
+        with pytest.raises(ConfigError):
+            create(name, params)

@@ -162,3 +162,41 @@ def test_make_split_errors(small_dataset):
     with pytest.raises(ConfigError, match="ratios"):
         make_split(small_dataset, "random", ratios=[0.5, 0.5])
     assert make_split(small_dataset, "ro", seed=1).method == "random"
+
+
+def test_noise_goes_to_train_only_and_never_repeats_a_pair():
+    from clarec.data.split import make_split
+
+    ds = make_random_dataset(n_users=60, n_items=80, per_user=20, seed=3)
+    clean = make_split(ds, "random", ratios=[0.8, 0.1, 0.1], seed=5)
+    noisy = make_split(ds, "random", ratios=[0.8, 0.1, 0.1], seed=5, noise=0.2)
+    n_train = clean.train.n_interactions
+    added = noisy.train.n_interactions - n_train
+    assert added == round(0.2 * n_train) == noisy.params["noise_interactions"]
+    assert noisy.params["noise"] == 0.2 and noisy.params["noise_seed"] == 5
+    for part in ("valid", "test"):
+        pd.testing.assert_frame_equal(noisy.part(part).interactions, clean.part(part).interactions)
+
+    def pairs(df):
+        return set(zip(df["user"], df["item"], strict=True))
+
+    train_pairs = pairs(clean.train.interactions)
+    new = noisy.train.interactions.iloc[n_train:]
+    new_pairs = pairs(new)
+    assert len(new_pairs) == added  # no pair twice
+    every = train_pairs | pairs(clean.valid.interactions) | pairs(clean.test.interactions)
+    assert not new_pairs & every
+    assert set(new["user"]) <= set(clean.train.interactions["user"])
+    assert set(new["item"]) <= set(clean.train.interactions["item"])
+    # each false interaction lies within its user's training period
+    span = clean.train.interactions.groupby("user")["timestamp"].agg(["min", "max"])
+    lo, hi = span.loc[new["user"], "min"].to_numpy(), span.loc[new["user"], "max"].to_numpy()
+    assert ((new["timestamp"].to_numpy() >= lo) & (new["timestamp"].to_numpy() <= hi)).all()
+    # deterministic, and another noise seed draws other pairs
+    again = make_split(ds, "random", ratios=[0.8, 0.1, 0.1], seed=5, noise=0.2)
+    pd.testing.assert_frame_equal(again.train.interactions, noisy.train.interactions)
+    other = make_split(ds, "random", ratios=[0.8, 0.1, 0.1], seed=5, noise=0.2, noise_seed=9)
+    assert pairs(other.train.interactions.iloc[n_train:]) != new_pairs
+    assert make_split(ds, "random", seed=5, noise=0.0).train.n_interactions == n_train
+    with pytest.raises(ConfigError, match="noise"):
+        make_split(ds, "random", seed=5, noise=1.0)

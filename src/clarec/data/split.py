@@ -320,8 +320,74 @@ SPLIT_METHODS = {
 }
 
 
+def inject_noise(split: Split, share: float, seed: int = 2024) -> Split:
+    """Add ``round(share × |train|)`` random false interactions to the training part only.
+
+    Each is a uniformly drawn (user, item) pair among the users and items that have training
+    interactions and that the user has in no part (train, valid or test), so test relevance is
+    untouched and no true interaction is duplicated. A noisy interaction takes a timestamp drawn from
+    its user's training interactions (temporal models see it inside the user's period), weight 1 and
+    the training part's most common behaviour. Deterministic by ``seed``.
+    """
+    share = float(share)
+    if not 0.0 <= share < 1.0:
+        raise ConfigError(f"split noise must be in [0, 1), got {share}")
+    train = split.train.interactions
+    n_noise = int(round(share * len(train)))
+    if n_noise == 0:
+        return split
+    rng = np.random.default_rng(seed)
+    n_items = split.train.n_items
+    users = np.unique(train["user"].to_numpy())
+    items = np.unique(train["item"].to_numpy())
+    taken = np.concatenate(
+        [
+            p.interactions["user"].to_numpy().astype(np.int64) * n_items + p.interactions["item"].to_numpy()
+            for p in (split.train, split.valid, split.test)
+        ]
+    )
+    taken = np.unique(taken)
+    if len(users) * len(items) - np.isin(taken // n_items, users).sum() < n_noise:
+        raise ConfigError(f"split noise {share}: not enough free user-item pairs for {n_noise} interactions")
+    chosen = np.empty(0, dtype=np.int64)
+    while len(chosen) < n_noise:  # rejection: draws are rarely taken on sparse data
+        draw = rng.choice(users, 2 * n_noise) * n_items + rng.choice(items, 2 * n_noise)
+        draw = draw[~np.isin(draw, taken) & ~np.isin(draw, chosen)]
+        _, first = np.unique(draw, return_index=True)
+        chosen = np.concatenate([chosen, draw[np.sort(first)]])[:n_noise]
+    u, i = chosen // n_items, chosen % n_items
+    by_user = train.groupby("user")["timestamp"]
+    starts = by_user.min().reindex(u).to_numpy()
+    ends = by_user.max().reindex(u).to_numpy()
+    stamps = starts + np.floor(rng.random(len(u)) * (ends - starts + 1))
+    noise = pd.DataFrame(
+        {"user": u, "item": i, "timestamp": stamps.astype(train["timestamp"].dtype), "weight": 1.0}
+    )
+    if "behavior" in train.columns:
+        noise["behavior"] = train["behavior"].mode().iloc[0] if len(train) else ""
+    noisy = pd.concat([train, noise[[c for c in train.columns if c in noise.columns]]], ignore_index=True)
+    return Split(
+        split.train.with_interactions(noisy),
+        split.valid,
+        split.test,
+        cold_items=split.cold_items,
+        method=split.method,
+        params={**split.params, "noise": share, "noise_interactions": n_noise, "noise_seed": seed},
+    )
+
+
 def make_split(ds: Dataset | None, method: str, **params) -> Split:
-    """Split by method name with keyword parameters, as in a config's ``split`` section."""
+    """Split by method name with keyword parameters, as in a config's ``split`` section.
+
+    ``noise`` (a share, with ``noise_seed``) adds random false interactions to the training part
+    afterwards (:func:`inject_noise`), for robustness comparisons."""
+    noise = params.pop("noise", 0.0)
+    noise_seed = params.pop("noise_seed", params.get("seed", 2024))
+    split = _make_split(ds, method, **params)
+    return inject_noise(split, noise, noise_seed) if noise else split
+
+
+def _make_split(ds: Dataset | None, method: str, **params) -> Split:
     if method == "predefined":
         if "path" not in params:
             raise ConfigError("split method 'predefined' needs a 'path' to a split folder")

@@ -480,18 +480,18 @@ class BYOLCF(_GraphRecommender):
     user from the item's; no negatives, no sampler. Score ``q(f(u))·f(i) + f(u)·q(f(i))`` as in BUIR.
 
     Args (beyond :class:`LightGCN`'s, where ``reg`` and ``n_negatives`` are unused):
-        momentum: EMA rate of the target encoder.
+        ema: EMA rate (momentum) of the target encoder, ``ξ ← ema·ξ + (1 - ema)·θ``.
         predictor_hidden: hidden width of the predictor MLP.
     """
 
-    def __init__(self, momentum: float = 0.995, predictor_hidden: int = 128, **kwargs):
+    def __init__(self, ema: float = 0.995, predictor_hidden: int = 128, **kwargs):
         kwargs.setdefault("n_layers", 2)
         super().__init__(**kwargs)
-        if not 0.0 <= float(momentum) <= 1.0:
-            raise ConfigError(f"byol-cf: momentum must be in [0, 1], got {momentum}")
+        if not 0.0 <= float(ema) <= 1.0:
+            raise ConfigError(f"byol-cf: ema must be in [0, 1], got {ema}")
         if int(predictor_hidden) < 1:
             raise ConfigError(f"byol-cf: predictor_hidden must be at least 1, got {predictor_hidden}")
-        self.momentum = float(momentum)
+        self.ema = float(ema)
         self.predictor_hidden = int(predictor_hidden)
 
     @classmethod
@@ -499,7 +499,7 @@ class BYOLCF(_GraphRecommender):
         return [*super().param_names(), *LightGCN.param_names()]
 
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
-        self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.momentum)
+        self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.ema)
         # The online encoder is `graph` itself (registered under "graph"): only the rest is extra.
         return {"predictor": self._byol.predictor}
 

@@ -1,0 +1,249 @@
+"""Train a RecBole model on a clarec split folder and write its top-k lists for `clarec evaluate`.
+
+Runs inside benchmarks/peers/.venv-recbole (see setup_recbole.sh); it does not import clarec.
+
+The split folder's train.tsv / valid.tsv / test.tsv (header `user_id<TAB>item_id[<TAB>timestamp]`)
+are copied as RecBole atomic files `<name>.train.inter`, `<name>.valid.inter`, `<name>.test.inter`
+and loaded through RecBole's `benchmark_filename` option, so RecBole uses the split as it is (no
+re-splitting, no filtering). Outputs in OUT_DIR:
+
+- `recs.tsv`: `user_id<TAB>item_id<TAB>rank`, top-k (default 20) per test user, items the user has
+  in train or valid excluded (the same candidate set as clarec's evaluator and RecBole's test pass);
+- `recbole.json`: model, settings, seconds per training epoch (wall time of each
+  `Trainer._train_epoch` call), best validation epoch and RecBole's own test metrics (NDCG@20, ...).
+
+Usage:
+    .venv-recbole/bin/python recbole_run.py --split DIR --model LightGCN --epochs 2 --out OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# RecBole core models covered; SimGCL / XSimGCL live in recbole-gnn, which is not installed.
+GRAPH_MODELS = {"LightGCN", "SGL", "NGCF"}
+MODELS = {"BPR"} | GRAPH_MODELS
+
+
+def write_atomic(src: Path, dst: Path) -> int:
+    """Copy a clarec TSV to a RecBole .inter file with typed headers; returns the row count."""
+    with src.open(newline="") as fin, dst.open("w", newline="") as fout:
+        reader = csv.reader(fin, delimiter="\t")
+        header = next(reader)
+        if header[:2] != ["user_id", "item_id"]:
+            raise SystemExit(f"{src}: expected header user_id, item_id[, timestamp]; got {header}")
+        keep = 3 if len(header) >= 3 and header[2] == "timestamp" else 2
+        types = ["user_id:token", "item_id:token", "timestamp:float"][:keep]
+        writer = csv.writer(fout, delimiter="\t", lineterminator="\n")
+        writer.writerow(types)
+        rows = 0
+        for row in reader:
+            writer.writerow(row[:keep])
+            rows += 1
+    return rows
+
+
+def load_checkpoint(model, path: str) -> None:
+    # RecBole's own loader calls torch.load with the default weights_only=True (torch >= 2.6),
+    # which refuses its checkpoints (they hold the config object), so load them here.
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["state_dict"])
+    model.load_other_parameter(state.get("other_parameter"))
+
+
+def top_k(model, dataset, histories, users: np.ndarray, k: int, batch: int = 256) -> np.ndarray:
+    """Top-k internal item ids per internal user id, excluding each user's history and padding."""
+    from recbole.data.interaction import Interaction
+
+    uid_field = dataset.uid_field
+    n_items = dataset.item_num
+    out = np.empty((len(users), k), dtype=np.int64)
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(users), batch):
+            chunk = users[start : start + batch]
+            inter = Interaction({uid_field: torch.as_tensor(chunk, dtype=torch.int64)})
+            scores = model.full_sort_predict(inter).view(len(chunk), n_items).clone()
+            scores[:, 0] = -torch.inf  # [PAD]
+            for row, uid in enumerate(chunk):
+                seen = histories.get(int(uid))
+                if seen is not None:
+                    scores[row, seen] = -torch.inf
+            out[start : start + len(chunk)] = torch.topk(scores, k, dim=1).indices.numpy()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", required=True, type=Path, help="clarec split folder")
+    ap.add_argument("--model", required=True, choices=sorted(MODELS))
+    ap.add_argument("--out", required=True, type=Path, help="output folder")
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--n-layers", type=int, default=3, help="graph models only")
+    ap.add_argument("--embedding-size", type=int, default=64)
+    ap.add_argument("--train-batch-size", type=int, default=2048)
+    ap.add_argument("--reg-weight", type=float, default=None, help="RecBole default when unset")
+    ap.add_argument("--eval-step", type=int, default=1, help="validate every N epochs")
+    ap.add_argument("--stopping-step", type=int, default=10)
+    ap.add_argument("--k", type=int, default=20, help="length of the written lists")
+    ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--name", default="clarec", help="RecBole dataset name")
+    args = ap.parse_args()
+    sys.argv = sys.argv[:1]  # RecBole's Config would otherwise try to parse our options
+
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+    args.split, args.out = args.split.resolve(), args.out.resolve()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    data_dir = args.out / "recbole-data"
+    (data_dir / args.name).mkdir(parents=True, exist_ok=True)
+    counts = {
+        part: write_atomic(args.split / f"{part}.tsv", data_dir / args.name / f"{args.name}.{part}.inter")
+        for part in ("train", "valid", "test")
+    }
+
+    params = {
+        "data_path": str(data_dir),
+        "benchmark_filename": ["train", "valid", "test"],
+        "USER_ID_FIELD": "user_id",
+        "ITEM_ID_FIELD": "item_id",
+        "load_col": {"inter": ["user_id", "item_id"]},
+        # keep every interaction: no rating/count filters, no re-splitting
+        "user_inter_num_interval": "[0,inf)",
+        "item_inter_num_interval": "[0,inf)",
+        "eval_args": {"group_by": "user", "order": "RO", "mode": "full"},
+        "metrics": ["NDCG", "Recall", "Precision"],
+        "topk": [10, 20],
+        "valid_metric": "NDCG@20",
+        "metric_decimal_place": 6,
+        "embedding_size": args.embedding_size,
+        "train_batch_size": args.train_batch_size,
+        "eval_batch_size": 4096,
+        "learning_rate": args.learning_rate,
+        "epochs": args.epochs,
+        "eval_step": args.eval_step,
+        "stopping_step": args.stopping_step,
+        "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
+        "seed": args.seed,
+        "reproducibility": True,
+        "device": "cpu",
+        "use_gpu": False,
+        "show_progress": False,
+        "checkpoint_dir": str(args.out / "saved"),
+        "log_wandb": False,
+        "state": "INFO",
+    }
+    if args.model in GRAPH_MODELS:
+        params["n_layers"] = args.n_layers
+    if args.reg_weight is not None:
+        params["reg_weight"] = args.reg_weight
+
+    config = Config(model=args.model, dataset=args.name, config_dict=params)
+    init_seed(config["seed"], config["reproducibility"])
+    os.chdir(args.out)  # RecBole writes log/ and log_tensorboard/ in the working directory
+    init_logger(config)
+    logger = logging.getLogger()
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+    epoch_seconds: list[float] = []
+    inner = trainer._train_epoch
+
+    def timed_train_epoch(*a, **kw):
+        start = time.perf_counter()
+        result = inner(*a, **kw)
+        epoch_seconds.append(time.perf_counter() - start)
+        return result
+
+    trainer._train_epoch = timed_train_epoch
+
+    fit_start = time.perf_counter()
+    best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    fit_seconds = time.perf_counter() - fit_start
+    load_checkpoint(trainer.model, trainer.saved_model_file)
+    test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+
+    # Histories to exclude: train + valid pairs of each user (internal ids).
+    uid_field, iid_field = dataset.uid_field, dataset.iid_field
+    histories: dict[int, list[int]] = {}
+    for part in (train_data._dataset, valid_data._dataset):
+        for u, i in zip(part.inter_feat[uid_field].numpy(), part.inter_feat[iid_field].numpy(), strict=True):
+            histories.setdefault(int(u), []).append(int(i))
+    hist_t = {u: torch.as_tensor(v, dtype=torch.int64) for u, v in histories.items()}
+    test_users = np.unique(test_data._dataset.inter_feat[uid_field].numpy())
+    recs = top_k(trainer.model, dataset, hist_t, test_users, args.k)
+    user_tokens = dataset.field2id_token[uid_field]
+    item_tokens = dataset.field2id_token[iid_field]
+    with (args.out / "recs.tsv").open("w", newline="") as fh:
+        fh.write("user_id\titem_id\trank\n")
+        for uid, items in zip(test_users, recs, strict=True):
+            for rank, iid in enumerate(items, start=1):
+                fh.write(f"{user_tokens[uid]}\t{item_tokens[iid]}\t{rank}\n")
+
+    import recbole
+
+    summary = {
+        "toolkit": "recbole",
+        "recbole_version": recbole.__version__,
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "model": args.model,
+        "split": str(args.split.resolve()),
+        "rows": counts,
+        "rows_loaded": {
+            part: len(data._dataset.inter_feat)
+            for part, data in zip(
+                ("train", "valid", "test"), (train_data, valid_data, test_data), strict=True
+            )
+        },
+        "settings": {
+            "embedding_size": args.embedding_size,
+            "train_batch_size": args.train_batch_size,
+            "learning_rate": args.learning_rate,
+            "epochs": args.epochs,
+            "n_layers": args.n_layers if args.model in GRAPH_MODELS else None,
+            "reg_weight": config["reg_weight"] if "reg_weight" in config else None,
+            "eval_step": args.eval_step,
+            "stopping_step": args.stopping_step,
+            "seed": args.seed,
+        },
+        "epochs_run": len(epoch_seconds),
+        "seconds_per_epoch": epoch_seconds,
+        "mean_seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+        "fit_seconds": fit_seconds,
+        "best_valid_ndcg@20": float(best_valid) if best_valid is not None else None,
+        "best_valid": {key: float(v) for key, v in (best_valid_result or {}).items()},
+        "recbole_test": {key: float(v) for key, v in (test_result or {}).items()},
+        "recbole_test_ndcg@20": float(test_result["ndcg@20"]) if test_result else None,
+        "recs_file": "recs.tsv",
+        "recs_users": int(len(test_users)),
+        "k": args.k,
+    }
+    (args.out / "recbole.json").write_text(json.dumps(summary, indent=2) + "\n")
+    logger.info("wrote %s and %s", args.out / "recs.tsv", args.out / "recbole.json")
+    print(json.dumps({k: summary[k] for k in ("model", "seconds_per_epoch", "recbole_test_ndcg@20")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

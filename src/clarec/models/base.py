@@ -169,6 +169,17 @@ class Recommender(ABC):
             for h in (np.asarray(h).ravel() for h in histories)
         ]
 
+    def _mean_fold_in(self, histories: Sequence[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
+        """Fold-in for models whose users and items share one space: each ad-hoc user is the mean of
+        its history's item vectors (the zero vector for an empty history), scored by dot product."""
+        hists = self._check_histories(histories)
+        v = np.asarray(item_vectors, dtype=np.float64)
+        users = np.zeros((len(hists), v.shape[1]))
+        for r, h in enumerate(hists):
+            if len(h):
+                users[r] = v[h].mean(axis=0)
+        return (users @ v.T).astype(np.float32)
+
     def _history_matrix(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
         """Binary ``(len(histories), n_items)`` matrix of the (checked) histories' items."""
         hists = self._check_histories(histories)

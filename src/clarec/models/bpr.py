@@ -194,13 +194,7 @@ class BPR(Recommender):
         regression of implicit ALS. An empty history gives the zero vector (all scores 0).
         :attr:`history_mode` is ``"fold-in"``: close to :meth:`score`, not equal.
         """
-        hists = self._check_histories(histories)
-        v = self.item_factors.astype(np.float64)
-        users = np.zeros((len(hists), v.shape[1]), dtype=np.float64)
-        for r, h in enumerate(hists):
-            if len(h):
-                users[r] = v[h].mean(axis=0)
-        return (users @ v.T).astype(np.float32)
+        return self._mean_fold_in(histories, self.item_factors)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get zero vectors (no interactions, no text): score 0 until the model is refitted."""

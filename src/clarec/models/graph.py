@@ -299,13 +299,7 @@ class _FoldIn:
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores for ad-hoc users: the user vector is the mean of the history's item vectors (a
         LightGCN user vector is built from its items' vectors); an empty history scores 0."""
-        hists = self._check_histories(histories)
-        v = self.item_vecs.astype(np.float64)
-        users = np.zeros((len(hists), v.shape[1]))
-        for r, h in enumerate(hists):
-            if len(h):
-                users[r] = v[h].mean(axis=0)
-        return (users @ v.T).astype(np.float32)
+        return self._mean_fold_in(histories, self.item_vecs)
 
 
 @register("lightgcn")

@@ -180,8 +180,9 @@ class Recommender(ABC):
                 users[r] = v[h].mean(axis=0)
         return (users @ v.T).astype(np.float32)
 
-    def _history_matrix(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
-        """Binary ``(len(histories), n_items)`` matrix of the (checked) histories' items."""
+    def _history_matrix(self, histories: Sequence[np.ndarray], binary: bool = True) -> sp.csr_matrix:
+        """``(len(histories), n_items)`` matrix of the (checked) histories' items: 1 per item, or with
+        ``binary=False`` the number of times the item occurs."""
         hists = self._check_histories(histories)
         rows = np.repeat(np.arange(len(hists)), [len(h) for h in hists])
         cols = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)
@@ -189,7 +190,8 @@ class Recommender(ABC):
             (np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(hists), self.n_items)
         )
         m.sum_duplicates()
-        m.data[:] = 1.0
+        if binary:
+            m.data[:] = 1.0
         return m
 
     def recommend(

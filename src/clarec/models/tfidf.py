@@ -190,13 +190,7 @@ class TfidfRecommender(Recommender):
         ``half_life=None``; ``half_life`` is in timestamp units, which a bare item list does not have,
         so it is not applied here. An empty history scores 0 everywhere.
         """
-        hists = self._check_histories(histories)
-        rows = np.repeat(np.arange(len(hists)), [len(h) for h in hists])
-        cols = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)
-        w = sp.csr_matrix(
-            (np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(hists), self.n_items)
-        )
-        w.sum_duplicates()
+        w = self._history_matrix(histories, binary=False)
         profiles = normalize(w @ self.item_matrix, norm="l2")
         return np.asarray((profiles @ self.item_matrix.T).toarray(), dtype=np.float32)
 

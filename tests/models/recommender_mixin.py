@@ -65,6 +65,18 @@ def block_dataset() -> Dataset:
     )
 
 
+class TinyBert:
+    """Gives a test class the tiny BERT folder (``encoder_dir``) before the mixin's class-scoped
+    fixtures run."""
+
+    encoder_dir: str = ""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _tiny_bert(cls, tiny_model_dir):
+        cls.encoder_dir = str(tiny_model_dir)
+
+
 class RecommenderMixin:
     """Shared behavioural tests. Subclasses implement ``_get_model``."""
 

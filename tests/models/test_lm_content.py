@@ -9,26 +9,15 @@ from clarec.models._lm import choose_fields, default_cache_dir, recent_positions
 from clarec.models.lm_content import LMContentRecommender, recency_weights
 from clarec.text.templates import item_text
 
-from .recommender_mixin import RecommenderMixin, block_dataset
+from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
 
 
-class _TinyBert:
-    """Gives the test class the tiny BERT folder before the mixin's class-scoped fixtures run."""
-
-    encoder_dir: str = ""
-
-    @pytest.fixture(scope="class", autouse=True)
-    @classmethod
-    def _tiny_bert(cls, tiny_model_dir):
-        cls.encoder_dir = str(tiny_model_dir)
-
-
-class TestLMContent(_TinyBert, RecommenderMixin):
+class TestLMContent(TinyBert, RecommenderMixin):
     def _get_model(self):
         return LMContentRecommender(encoder=self.encoder_dir, cache_dir="none")
 
 
-class TestLMContentRecencyDot(_TinyBert, RecommenderMixin):
+class TestLMContentRecencyDot(TinyBert, RecommenderMixin):
     def _get_model(self):
         return LMContentRecommender(
             fields=["title"], encoder=self.encoder_dir, cache_dir="none", half_life=3.0, similarity="dot"

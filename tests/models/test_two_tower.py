@@ -9,7 +9,7 @@ from clarec.models import create
 from clarec.models.base import Recommender
 from clarec.models.two_tower import TwoTowerRecommender, centre, example_histories, fit_tokens
 
-from .recommender_mixin import RecommenderMixin, block_dataset
+from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
 
 FAST = {
     "cache_dir": "none",
@@ -23,25 +23,14 @@ FAST = {
 }
 
 
-class _TinyBert:
-    """Gives the test class the tiny BERT folder before the mixin's class-scoped fixtures run."""
-
-    encoder_dir: str = ""
-
-    @pytest.fixture(scope="class", autouse=True)
-    @classmethod
-    def _tiny_bert(cls, tiny_model_dir):
-        cls.encoder_dir = str(tiny_model_dir)
-
-
-class TestTwoTower(_TinyBert, RecommenderMixin):
+class TestTwoTower(TinyBert, RecommenderMixin):
     uses_validation = True
 
     def _get_model(self):
         return TwoTowerRecommender(encoder=self.encoder_dir, **FAST)
 
 
-class TestTwoTowerVariant(_TinyBert, RecommenderMixin):
+class TestTwoTowerVariant(TinyBert, RecommenderMixin):
     """Mean pooling over all other items, sampled negatives, BYOL, a scheduled temperature, dot
     product scores and log-q correction."""
 

@@ -1,6 +1,7 @@
 """Contrastive-learning building blocks, written once and composed by every model.
 
-- losses: :class:`InfoNCELoss`, :class:`BYOLLoss` / :class:`BYOL`, :class:`BPRLoss`; diagnostics
+- losses: :class:`InfoNCELoss`, :class:`BYOLLoss` / :class:`BYOL`, :class:`BPRLoss`,
+  :class:`LMAlignment` (CF ↔ language-model vectors); diagnostics
   :func:`alignment`, :func:`uniformity`;
 - temperatures: :class:`FixedTemperature`, :class:`LearnableTemperature`, :class:`ScheduledTemperature`;
 - multi-task weighting: :class:`FixedWeighting`, :class:`WarmupWeighting`, :class:`UncertaintyWeighting`;
@@ -11,6 +12,7 @@
   :class:`NoDuplicateBatchSampler`, :class:`HardNegativeMiner`.
 """
 
+from clarec.contrastive.align import LMAlignment
 from clarec.contrastive.augment import (
     Compose,
     FieldDropout,
@@ -57,6 +59,7 @@ __all__ = [
     "HardNegativeMiner",
     "IdentityAugment",
     "InfoNCELoss",
+    "LMAlignment",
     "LearnableTemperature",
     "LossWeighting",
     "NegativeSampler",

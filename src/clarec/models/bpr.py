@@ -20,6 +20,7 @@ from clarec.contrastive.losses import BPRLoss
 from clarec.contrastive.samplers import NegativeSampler, PopularityNegativeSampler, UniformNegativeSampler
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
+from clarec.models._align import AlignedMixin
 from clarec.models.base import Recommender
 from clarec.models.registry import register
 from clarec.train.loop import Trainer, TrainHistory
@@ -46,7 +47,7 @@ class MatrixFactorization(nn.Module):
 
 
 @register("bpr")
-class BPR(Recommender):
+class BPR(AlignedMixin, Recommender):
     """BPR matrix factorisation.
 
     Users outside training (or with new events) are folded in by :meth:`score_histories`.
@@ -67,6 +68,8 @@ class BPR(Recommender):
         seed: seeds initialisation, shuffling and negative sampling; same seed, same model (CPU).
         run_dir: folder for the training log, history and best checkpoint.
         progress: progress bar; ``None`` shows it only on a terminal.
+        align: language-model alignment, e.g. ``{weight: 0.1, temperature: 0.2}`` (see
+            :mod:`clarec.models._align`); also gives items without interactions a vector from their text.
     """
 
     history_mode = "fold-in"
@@ -88,6 +91,7 @@ class BPR(Recommender):
         seed: int = 0,
         run_dir: str | None = None,
         progress: bool | None = None,
+        align: dict | None = None,
     ):
         for name, value in (
             ("embedding_dim", embedding_dim),
@@ -123,6 +127,7 @@ class BPR(Recommender):
         self.seed = int(seed)
         self.run_dir = None if run_dir is None else str(run_dir)
         self.progress = progress
+        self._init_align(align)
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
@@ -137,6 +142,8 @@ class BPR(Recommender):
         pair_users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.seen.indptr))
         pair_items = self.seen.indices.astype(np.int64)
         bpr = BPRLoss()
+        aligner = self._setup_align(train, self.embedding_dim)
+        bundle = module if aligner is None else nn.ModuleDict({"mf": module, "align": aligner})
 
         def batches(epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
             order = rng.permutation(len(pair_users))
@@ -152,7 +159,8 @@ class BPR(Recommender):
             pos_scores = (u * p).sum(-1)
             neg_scores = torch.einsum("bd,bnd->bn", u, n)
             penalty = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
-            return bpr(pos_scores, neg_scores) + self.reg * penalty
+            align = self._align_loss(aligner, module.user.weight, module.item.weight, users, pos)
+            return bpr(pos_scores, neg_scores) + self.reg * penalty + align
 
         validate = None
         if valid is not None and valid.n_interactions > 0:
@@ -175,10 +183,10 @@ class BPR(Recommender):
             run_dir=self.run_dir,
             progress=self.progress,
         )
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
-        self.history_: TrainHistory = trainer.fit(module, batches, loss_fn, optimizer, validate)
+        optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr)
+        self.history_: TrainHistory = trainer.fit(bundle, batches, loss_fn, optimizer, validate)
         self.user_factors = module.user.weight.detach().numpy().copy()
-        self.item_factors = module.item.weight.detach().numpy().copy()
+        self.item_factors = self._finish_align(module.item.weight.detach().numpy().copy())
 
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
@@ -197,12 +205,12 @@ class BPR(Recommender):
         return self._mean_fold_in(histories, self.item_factors)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
-        """New items get zero vectors (no interactions, no text): score 0 until the model is refitted."""
+        """New items get the text → CF map of their text with ``align``; otherwise zero vectors (no
+        interactions, no text) that score 0 until the model is refitted."""
         self._check_fitted()
         n, m = self.n_items, len(items)
-        self.item_factors = np.vstack(
-            [self.item_factors, np.zeros((m, self.item_factors.shape[1]), dtype=self.item_factors.dtype)]
-        )
+        new = self._new_item_vectors(items, self.item_factors.shape[1]).astype(self.item_factors.dtype)
+        self.item_factors = np.vstack([self.item_factors, new])
         self._grow_items(m)
         return np.arange(n, n + m, dtype=np.int64)
 
@@ -211,8 +219,9 @@ class BPR(Recommender):
         return self.item_factors
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors, **self._align_state()}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors = state["user_factors"].astype(np.float32)
         self.item_factors = state["item_factors"].astype(np.float32)
+        self._set_align_state(state)

@@ -19,6 +19,9 @@ readout is the mean of the layers.
   encoder with a predictor learns to predict an EMA target encoder's vector of an interacted item
   from the user's and vice versa (:class:`clarec.contrastive.BYOL`).
 
+With ``align``, every model but ``byol-cf`` adds the language-model alignment of
+:mod:`clarec.models._align` to its loss (and scores items without interactions from their text).
+
 Contrastive terms use :class:`clarec.contrastive.InfoNCELoss` (cosine, ``ssl_temperature``, the other
 users / items of the batch as negatives) weighted by ``ssl_weight``; the BPR term is
 :class:`clarec.contrastive.BPRLoss` with negatives from :mod:`clarec.contrastive.samplers`.
@@ -43,6 +46,7 @@ from clarec.contrastive import BYOL, InfoNCELoss, UniformNegativeSampler
 from clarec.contrastive.losses import BPRLoss
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
+from clarec.models._align import AlignedMixin
 from clarec.models.base import Recommender
 from clarec.models.registry import register
 from clarec.train.loop import Trainer, TrainHistory, seed_everything
@@ -106,7 +110,7 @@ class GraphEmbeddings(nn.Module):
         return torch.stack(self.layers(adjs)).mean(0)[nodes]
 
 
-class _GraphRecommender(Recommender):
+class _GraphRecommender(AlignedMixin, Recommender):
     """What the graph models share: parameters, the adjacency, the training loop and inference."""
 
     history_mode = "fold-in"
@@ -131,6 +135,7 @@ class _GraphRecommender(Recommender):
         run_dir: str | None = None,
         progress: bool | None = None,
         num_threads: int | None = None,
+        align: dict | None = None,
     ):
         for pname, value, lo in (
             ("embedding_dim", embedding_dim, 1),
@@ -164,6 +169,7 @@ class _GraphRecommender(Recommender):
         self.run_dir = None if run_dir is None else str(run_dir)
         self.progress = progress
         self.num_threads = None if num_threads is None else int(num_threads)
+        self._init_align(align)
 
     # ------------------------------------------------------------------ hooks
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
@@ -194,7 +200,8 @@ class _GraphRecommender(Recommender):
         n = final[neg + self.n_users]
         rec = self._bpr_loss((u * p).sum(-1), torch.einsum("bd,bnd->bn", u, n))
         ego = graph.user(users).pow(2).sum() + graph.item(pos).pow(2).sum() + graph.item(neg).pow(2).sum()
-        return rec + self.reg * ego / len(users)
+        align = self._align_loss(self._aligner, final[: self.n_users], final[self.n_users :], users, pos)
+        return rec + self.reg * ego / len(users) + align
 
     def _contrast(self, a: torch.Tensor, b: torch.Tensor, users: torch.Tensor, pos: torch.Tensor):
         """InfoNCE between two views' vectors of the batch's distinct users and of its distinct items."""
@@ -217,7 +224,9 @@ class _GraphRecommender(Recommender):
         self._adjs = [self._adjacency()] * self.n_layers
         self._bpr_loss = BPRLoss()
         graph = GraphEmbeddings(self.n_users, self.n_items, self.embedding_dim, self.init_std)
-        bundle = nn.ModuleDict({"graph": graph, **self._modules(graph)})
+        self._aligner = self._setup_align(train, self.embedding_dim)
+        extra = {} if self._aligner is None else {"align": self._aligner}
+        bundle = nn.ModuleDict({"graph": graph, **self._modules(graph), **extra})
         sampler = UniformNegativeSampler(self.seen, seed=rng)
         pair_users, pair_items = self._edges
 
@@ -263,8 +272,8 @@ class _GraphRecommender(Recommender):
         with torch.no_grad():
             u, i = self._vectors(graph)
         self.user_vecs = u.numpy().astype(np.float32).copy()
-        self.item_vecs = i.numpy().astype(np.float32).copy()
-        del self._adjs, self._edges  # training-only; the fitted model is its vectors
+        self.item_vecs = self._finish_align(i.numpy().astype(np.float32).copy())
+        del self._adjs, self._edges, self._aligner  # training-only; the fitted model is its vectors
 
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
@@ -278,19 +287,21 @@ class _GraphRecommender(Recommender):
         return self.item_vecs
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
-        """New items get zero vectors (no interactions, no text): score 0 until the model is refitted."""
+        """New items get the text → CF map of their text with ``align``; otherwise zero vectors (no
+        interactions, no text) that score 0 until the model is refitted."""
         self._check_fitted()
         n, m = self.n_items, len(items)
-        self.item_vecs = np.vstack([self.item_vecs, np.zeros((m, self.item_vecs.shape[1]), np.float32)])
+        self.item_vecs = np.vstack([self.item_vecs, self._new_item_vectors(items, self.item_vecs.shape[1])])
         self._grow_items(m)
         return np.arange(n, n + m, dtype=np.int64)
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        return {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs}
+        return {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs, **self._align_state()}
 
     def _set_state(self, state: dict) -> None:
         self.user_vecs = np.asarray(state["user_vecs"], dtype=np.float32)
         self.item_vecs = np.asarray(state["item_vecs"], dtype=np.float32)
+        self._set_align_state(state)
 
 
 class _FoldIn:
@@ -320,6 +331,10 @@ class LightGCN(_FoldIn, _GraphRecommender):
         run_dir: training log folder.
         progress: progress bars (``None``: only on a terminal).
         num_threads: torch threads (``None``: every core).
+        align: language-model alignment, e.g. ``{weight: 0.1, temperature: 0.2}`` (see
+            :mod:`clarec.models._align`; also for ``sgl``, ``simgcl``, ``xsimgcl``): an auxiliary loss
+            tying each user's and item's final vector to the LM vector of its text, and a text → CF map
+            that gives items without interactions (cold start, :meth:`add_items`) a vector.
     """
 
 
@@ -485,6 +500,10 @@ class BYOLCF(_GraphRecommender):
             raise ConfigError(f"byol-cf: ema must be in [0, 1], got {ema}")
         if int(predictor_hidden) < 1:
             raise ConfigError(f"byol-cf: predictor_hidden must be at least 1, got {predictor_hidden}")
+        if self.align is not None:
+            raise ConfigError(
+                "byol-cf: align is not supported (it has no BPR term to add it to); use lightgcn, sgl, simgcl or xsimgcl"
+            )
         self.ema = float(ema)
         self.predictor_hidden = int(predictor_hidden)
 

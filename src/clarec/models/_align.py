@@ -1,0 +1,187 @@
+"""Language-model alignment for the embedding models (``bpr`` and the graph models), switched on by
+the ``align`` parameter::
+
+    align: {weight: 0.1, temperature: 0.2, encoder: null, mode: contrastive}
+
+What it adds to a model (written once here, the loss itself is :class:`clarec.contrastive.align.LMAlignment`):
+
+- **Targets.** Each item's LM vector is the encoder's vector of its text (the item table's text fields,
+  as ``lm-content`` renders them; unit length). A user's is the unit mean of the LM vectors of the
+  items in their training history — the text of what they chose, so no user text is needed.
+- **Loss.** Every training step adds ``weight × (L(users) + L(items))`` over the batch's distinct users
+  and distinct positive items, ``L`` being the alignment loss on their CF vectors (the vectors the
+  model scores with).
+- **Cold start.** After training, a linear text → CF map is fitted by ridge regression from the LM
+  vectors to the trained vectors of the items with training interactions; items without any (cold
+  items of a cold-start split) get the map of their text instead of an untrained vector, and items
+  added later (:meth:`add_items`) are scored from their text the same way. The contrastive head only
+  learns directions (InfoNCE is on cosines), whereas a dot-product score needs the scale too, hence
+  the least-squares map; the alignment loss is what makes the CF space predictable from text.
+
+Settings: ``weight`` (> 0, required), ``temperature`` (0.2), ``mode`` (``contrastive`` or
+``generative``), ``hidden`` (0: linear head), ``encoder`` (a model folder or Hugging Face id; default
+the bundled MiniLM), ``fields`` (item text fields; default as ``lm-content``), ``cache_dir``
+(embedding cache, as the LM models), ``batch_size`` (encoding batch, 64), ``ridge`` (the map's L2
+penalty, 1.0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clarec.contrastive.align import ALIGN_MODES, LMAlignment
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models._lm import build_encoder, choose_fields, item_texts
+
+ALIGN_DEFAULTS: dict[str, Any] = {
+    "weight": None,
+    "temperature": 0.2,
+    "mode": "contrastive",
+    "hidden": 0,
+    "encoder": None,
+    "fields": None,
+    "cache_dir": None,
+    "batch_size": 64,
+    "ridge": 1.0,
+}
+
+
+def check_align(model: str, align: Any) -> dict[str, Any] | None:
+    """The validated ``align`` setting with defaults filled in (``None`` / empty: no alignment)."""
+    if align is None or align is False or align == {}:
+        return None
+    if not isinstance(align, dict):
+        raise ConfigError(f"{model}: align must be a mapping such as {{weight: 0.1}}, got {align!r}")
+    unknown = sorted(set(align) - set(ALIGN_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{model}: unknown align key(s) {unknown}; known: {sorted(ALIGN_DEFAULTS)}")
+    if align.get("weight") is None:
+        raise ConfigError(f"{model}: align.weight is required (the alignment loss's weight, e.g. 0.1)")
+    out = ALIGN_DEFAULTS | dict(align)
+    try:
+        out["weight"] = float(out["weight"])
+        out["temperature"] = float(out["temperature"])
+        out["ridge"] = float(out["ridge"])
+        out["hidden"] = int(out["hidden"])
+        out["batch_size"] = int(out["batch_size"])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"{model}: align needs numbers for weight, temperature, ridge, hidden, batch_size ({e})"
+        ) from None
+    if not out["weight"] > 0:
+        raise ConfigError(f"{model}: align.weight must be > 0, got {align.get('weight')!r}")
+    if not out["temperature"] > 0 or not out["ridge"] >= 0 or out["hidden"] < 0 or out["batch_size"] < 1:
+        raise ConfigError(f"{model}: align needs temperature > 0, ridge >= 0, hidden >= 0, batch_size >= 1")
+    if out["mode"] not in ALIGN_MODES:
+        raise ConfigError(f"{model}: align.mode must be one of {list(ALIGN_MODES)}, got {out['mode']!r}")
+    if out["fields"] is not None:
+        out["fields"] = [
+            str(f) for f in ([out["fields"]] if isinstance(out["fields"], str) else out["fields"])
+        ]
+    for key in ("encoder", "cache_dir"):
+        out[key] = None if out[key] is None else str(out[key])
+    return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class AlignedMixin:
+    """Alignment for a model with an ``align`` parameter, item vectors to complete after training,
+    and ``n_users``/``n_items``/``seen`` from :class:`~clarec.models.base.Recommender`."""
+
+    align: dict[str, Any] | None
+    name: str
+
+    def _init_align(self, align: Any) -> None:
+        self.align = check_align(self.name, align)
+        if self.align is not None:
+            self.new_items_from_text = True  # added items are scored through the text → CF map
+
+    def _encode(self, items: pd.DataFrame, fields: list[str]) -> np.ndarray:
+        a = self.align
+        encoder = build_encoder(a["encoder"], a["cache_dir"], a["batch_size"])
+        return _unit(np.asarray(encoder.encode(item_texts(items, fields, self.name)), dtype=np.float32))
+
+    def _setup_align(self, train: Dataset, cf_dim: int) -> LMAlignment | None:
+        """Encode the targets and build the loss module (to be trained with the model); ``None``
+        without alignment."""
+        self.text_map_ = None
+        if self.align is None:
+            return None
+        self.text_fields_ = choose_fields(train.items, self.align["fields"], self.name)
+        lm_items = self._encode(train.items, self.text_fields_)
+        deg = np.asarray(self.seen.sum(axis=1)).ravel()
+        lm_users = np.asarray(self.seen @ lm_items) / np.maximum(deg, 1.0)[:, None]
+        self._lm_items = lm_items
+        self._lm = (torch.from_numpy(_unit(lm_users).astype(np.float32)), torch.from_numpy(lm_items))
+        a = self.align
+        with torch.random.fork_rng():  # the head's initialisation follows the model's seed
+            torch.manual_seed(int(getattr(self, "seed", 0)))
+            return LMAlignment(lm_items.shape[1], cf_dim, a["mode"], a["temperature"], a["hidden"])
+
+    def _align_loss(
+        self,
+        module: LMAlignment | None,
+        user_vecs: torch.Tensor,
+        item_vecs: torch.Tensor,
+        users: torch.Tensor,
+        items: torch.Tensor,
+    ) -> torch.Tensor | float:
+        """``weight × (L(users) + L(items))`` over the batch's distinct users and items, where
+        ``user_vecs``/``item_vecs`` are the CF vectors of every user / item (indexable by id)."""
+        if module is None:
+            return 0.0
+        u, i = torch.unique(users), torch.unique(items)
+        lm_users, lm_items = self._lm
+        return self.align["weight"] * (module(user_vecs[u], lm_users[u]) + module(item_vecs[i], lm_items[i]))
+
+    def _finish_align(self, item_vecs: np.ndarray) -> np.ndarray:
+        """Fit the text → CF map on the items with training interactions and give it to the others."""
+        if self.align is None:
+            return item_vecs
+        warm = np.asarray(self.seen.sum(axis=0)).ravel() > 0
+        x = self._lm_items[warm].astype(np.float64)
+        y = item_vecs[warm].astype(np.float64)
+        xm, ym = x.mean(axis=0), y.mean(axis=0)
+        xc = x - xm
+        gram = xc.T @ xc + self.align["ridge"] * np.eye(x.shape[1])
+        w = np.linalg.solve(gram, xc.T @ (y - ym))
+        self.text_map_ = (w.astype(np.float32), (ym - xm @ w).astype(np.float32))
+        out = item_vecs.copy()
+        out[~warm] = self._text_to_cf(self._lm_items[~warm])
+        del self._lm, self._lm_items  # training-only
+        return out
+
+    def _text_to_cf(self, lm: np.ndarray) -> np.ndarray:
+        w, b = self.text_map_
+        return (lm.astype(np.float32) @ w + b).astype(np.float32)
+
+    def _new_item_vectors(self, items: pd.DataFrame, dim: int) -> np.ndarray:
+        """Vectors for items being added: mapped from their text when aligned, else zeros."""
+        if getattr(self, "text_map_", None) is None:
+            return np.zeros((len(items), dim), dtype=np.float32)
+        fields = list(self.text_fields_)
+        return self._text_to_cf(self._encode(items.reindex(columns=fields), fields))
+
+    def _align_state(self) -> dict[str, np.ndarray]:
+        if getattr(self, "text_map_", None) is None:
+            return {}
+        w, b = self.text_map_
+        return {"text_map_w": w, "text_map_b": b, "text_fields": np.asarray(self.text_fields_, dtype=str)}
+
+    def _set_align_state(self, state: dict) -> None:
+        if "text_map_w" in state:
+            self.text_map_ = (
+                np.asarray(state["text_map_w"], np.float32),
+                np.asarray(state["text_map_b"], np.float32),
+            )
+            self.text_fields_ = [str(f) for f in state["text_fields"]]
+        else:
+            self.text_map_ = None

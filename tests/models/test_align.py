@@ -1,0 +1,217 @@
+"""Language-model alignment (``align``) of bpr and the graph models, and its loss."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from factories import make_random_dataset
+
+from clarec.contrastive import LMAlignment
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models import create
+from clarec.models._align import check_align
+from clarec.models.base import Recommender
+
+from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
+
+GRAPH = {"embedding_dim": 16, "epochs": 30, "batch_size": 32, "lr": 0.01, "progress": False, "seed": 1}
+GRAPH |= {"num_threads": 1}
+MF = {"embedding_dim": 16, "epochs": 40, "batch_size": 32, "lr": 0.01, "progress": False, "seed": 1}
+
+
+def _align(encoder_dir: str, **kw) -> dict:
+    return {"weight": 0.1, "encoder": encoder_dir, "cache_dir": "none"} | kw
+
+
+class TestLightGCNAligned(TinyBert, RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create("lightgcn", GRAPH | {"align": _align(self.encoder_dir)})
+
+
+class TestXSimGCLAligned(TinyBert, RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create(
+            "xsimgcl", GRAPH | {"ssl_weight": 0.02, "align": _align(self.encoder_dir, mode="generative")}
+        )
+
+
+class TestBPRAligned(TinyBert, RecommenderMixin):
+    uses_validation = True
+
+    def _get_model(self):
+        return create("bpr", MF | {"align": _align(self.encoder_dir, hidden=8)})
+
+
+# ---------------------------------------------------------------------------- the loss
+def test_contrastive_loss_prefers_matched_pairs_and_trains_both_sides():
+    torch.manual_seed(0)
+    lm = torch.nn.functional.normalize(torch.randn(16, 12), dim=-1)
+    loss = LMAlignment(12, 8, "contrastive", temperature=0.1)
+    cf = loss.head(lm).detach().clone().requires_grad_(True)  # CF vectors = the projections: aligned
+    matched = loss(cf, lm)
+    shuffled = loss(cf, lm[torch.randperm(16, generator=torch.Generator().manual_seed(1))])
+    assert matched.item() < shuffled.item()
+    matched.backward()
+    assert cf.grad is not None and loss.head.weight.grad is not None
+    assert cf.grad.abs().sum() > 0 and loss.head.weight.grad.abs().sum() > 0
+
+
+def test_generative_loss_is_zero_for_a_perfect_reconstruction():
+    loss = LMAlignment(6, 6, "generative")
+    with torch.no_grad():
+        loss.head.weight.copy_(torch.eye(6))
+        loss.head.bias.zero_()
+    x = torch.randn(5, 6)
+    assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(x, -x).item() == pytest.approx(2.0, abs=1e-6)  # 1 - cos = 2 for opposite vectors
+
+
+def test_alignment_training_makes_cf_vectors_match_their_text():
+    """Gradient steps on the loss alone: each CF vector ends up nearest its own text's projection."""
+    torch.manual_seed(0)
+    lm = torch.nn.functional.normalize(torch.randn(32, 12), dim=-1)
+    cf = torch.nn.Parameter(torch.randn(32, 8))
+    loss = LMAlignment(12, 8, "contrastive", temperature=0.1)
+    opt = torch.optim.Adam([cf, *loss.parameters()], lr=0.05)
+    first = loss(cf, lm).item()
+    for _ in range(200):
+        opt.zero_grad()
+        value = loss(cf, lm)
+        value.backward()
+        opt.step()
+    assert value.item() < 0.5 * first
+    sims = torch.nn.functional.normalize(cf, dim=-1) @ torch.nn.functional.normalize(loss.head(lm), dim=-1).T
+    assert (sims.argmax(1) == torch.arange(32)).float().mean() > 0.9
+
+
+# ---------------------------------------------------------------------------- settings
+@pytest.mark.parametrize(
+    ("align", "message"),
+    [
+        ({"weight": 0.1, "temprature": 0.2}, "unknown align key"),
+        ({"temperature": 0.2}, "align.weight is required"),
+        ({"weight": 0}, "align.weight must be > 0"),
+        ({"weight": "lots"}, "needs numbers"),
+        ({"weight": 0.1, "mode": "mirror"}, "align.mode"),
+        ({"weight": 0.1, "temperature": 0}, "temperature > 0"),
+        ([0.1], "must be a mapping"),
+    ],
+)
+def test_bad_align_settings_name_the_problem(align, message):
+    with pytest.raises(ConfigError, match=message):
+        create("lightgcn", {"align": align})
+    with pytest.raises(ConfigError, match=message):
+        create("bpr", {"align": align})
+
+
+def test_align_defaults_and_off():
+    assert check_align("bpr", None) is None and check_align("bpr", {}) is None
+    a = check_align("bpr", {"weight": 1})
+    assert a["weight"] == 1.0 and a["temperature"] == 0.2 and a["mode"] == "contrastive" and a["ridge"] == 1.0
+    assert check_align("bpr", a) == a  # idempotent: a saved model's params load back unchanged
+
+
+def test_byol_cf_refuses_align():
+    with pytest.raises(ConfigError, match="byol-cf: align is not supported"):
+        create("byol-cf", {"align": {"weight": 0.1}})
+
+
+# ---------------------------------------------------------------------------- cold start through text
+@pytest.fixture
+def aligned(tiny_model_dir):
+    def build(name, **kw):
+        params = (GRAPH if name != "bpr" else MF) | {"align": _align(str(tiny_model_dir))} | kw
+        return create(name, params)
+
+    return build
+
+
+@pytest.mark.parametrize("name", ["bpr", "lightgcn"])
+def test_items_without_interactions_get_the_text_map(aligned, name):
+    data = block_dataset()
+    model = aligned(name).fit(data)
+    d0 = data.item_index("d0")  # the item nobody interacted with
+    vecs = model.item_vectors()
+    text = model._encode(data.items.iloc[[d0]], model.text_fields_)
+    np.testing.assert_allclose(vecs[d0], model._text_to_cf(text)[0], atol=1e-5)
+    assert np.linalg.norm(vecs[d0]) > 0
+    # the map is the least-squares fit on the warm items: residuals are orthogonal to the centred text
+    warm = np.asarray(data.to_csr().sum(axis=0)).ravel() > 0
+    all_text = model._encode(data.items, model.text_fields_)
+    resid = vecs[warm] - model._text_to_cf(all_text[warm])
+    x = all_text[warm] - all_text[warm].mean(0)
+    w, _ = model.text_map_
+    np.testing.assert_allclose(x.T @ resid, model.align["ridge"] * w, atol=2e-3)
+    np.testing.assert_allclose(resid.mean(0), 0, atol=1e-4)
+
+
+def test_without_align_nothing_changes(tiny_model_dir):
+    data = block_dataset()
+    plain = create("lightgcn", GRAPH).fit(data)
+    assert plain.text_map_ is None and not plain.new_items_from_text
+    added = plain.add_items(pd.DataFrame({"item_id": ["n1"], "title": ["space"]}))
+    assert not plain.item_vectors()[added].any()
+
+
+@pytest.mark.parametrize("name", ["bpr", "xsimgcl"])
+def test_added_items_are_scored_from_text_and_survive_save(aligned, name, tmp_path):
+    data = block_dataset()
+    model = aligned(name).fit(data)
+    assert model.new_items_from_text
+    a0 = data.item_index("a0")
+    twin = data.items.iloc[[a0]].assign(item_id="a0-twin")
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    for m in (model, loaded):
+        new = m.add_items(twin)
+        assert m.n_items == data.n_items + 1
+        # the same text → the same vector as the text map gives a0's text
+        want = m._text_to_cf(m._encode(data.items.iloc[[a0]], m.text_fields_))[0]
+        np.testing.assert_allclose(m.item_vectors()[new[0]], want, atol=1e-5)
+    np.testing.assert_allclose(model.item_vectors(), loaded.item_vectors(), atol=1e-6)
+
+
+def _topics_dataset() -> Dataset:
+    """Random interactions; each item's text names one of three topics, unrelated to who chose it."""
+    base = make_random_dataset(40, 30, 8, seed=0)
+    rng = np.random.default_rng(0)
+    topics = ["galaxy space alien starship", "love romance wedding heart", "detective murder crime police"]
+    titles = [f"{topics[rng.integers(3)]} {j}" for j in range(base.n_items)]
+    inter = pd.DataFrame(
+        {
+            "user_id": base.user_ids[base.interactions["user"].to_numpy()],
+            "item_id": base.item_ids[base.interactions["item"].to_numpy()],
+        }
+    )
+    return Dataset.from_frame(inter, items=pd.DataFrame({"item_id": base.item_ids, "title": titles}))
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "floor"), [("lightgcn", "contrastive", 0.25), ("lightgcn", "generative", 0.15)]
+)
+def test_alignment_gives_cf_vectors_the_structure_of_the_text(aligned, name, mode, floor):
+    """Where interactions say nothing about the text, the item vectors' similarities follow the
+    texts' only with alignment: correlation of the item-item cosines of CF and LM vectors."""
+    data = _topics_dataset()
+    warm = np.asarray(data.to_csr().sum(axis=0)).ravel() > 0
+    pairs = np.triu_indices(int(warm.sum()), 1)
+
+    def text_structure(weight: float) -> float:
+        model = aligned(name, align={"weight": weight, "mode": mode} | _encoder_of(aligned)).fit(data)
+        t = model._encode(data.items, model.text_fields_)[warm]
+        v = model.item_vectors()[warm]
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return float(np.corrcoef((t @ t.T)[pairs], (v @ v.T)[pairs])[0, 1])
+
+    assert text_structure(1e-6) < 0.1
+    assert text_structure(1.0) > floor
+
+
+def _encoder_of(aligned) -> dict:
+    base = aligned("lightgcn").align
+    return {k: base[k] for k in ("encoder", "cache_dir")}

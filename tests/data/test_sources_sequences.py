@@ -9,6 +9,7 @@ import pytest
 
 from clarec.data.clean import DUPLICATE, MALFORMED, UNKNOWN_ID
 from clarec.data.sources import load_source
+from clarec.data.split import make_split
 from clarec.errors import DataError
 
 
@@ -78,3 +79,18 @@ def test_real_gowalla():
     res = load_source("lightgcn", folder)
     assert (res.dataset.n_users, res.dataset.n_items, res.dataset.n_interactions) == (29858, 40981, 1027370)
     assert (res.extras["official_split"]["part"] == "test").sum() == 217242
+
+
+def test_real_gowalla_official_split():
+    folder = _real("gowalla-lightgcn", "test.txt")
+    res = load_source("lightgcn", folder)
+    split = make_split(res.dataset, "official", res.extras)
+    assert (split.train.n_interactions, split.valid.n_interactions, split.test.n_interactions) == (
+        810128,
+        0,
+        217242,
+    )
+    with_valid = make_split(res.dataset, "official", res.extras, valid_share=0.1, seed=1)
+    assert with_valid.test.n_interactions == 217242
+    # per user: round(0.1 x training items), so users with few check-ins keep them all
+    assert with_valid.valid.n_interactions == 73037

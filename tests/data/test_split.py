@@ -200,3 +200,53 @@ def test_noise_goes_to_train_only_and_never_repeats_a_pair():
     assert make_split(ds, "random", seed=5, noise=0.0).train.n_interactions == n_train
     with pytest.raises(ConfigError, match="noise"):
         make_split(ds, "random", seed=5, noise=1.0)
+
+
+# ---------------------------------------------------------------------- a source's own split
+def _lightgcn_folder(tmp_path, train: str, test: str):
+    from clarec.data.sources import load_source
+
+    (tmp_path / "train.txt").write_text(train)
+    (tmp_path / "test.txt").write_text(test)
+    return load_source("lightgcn", tmp_path)
+
+
+def test_official_split_uses_the_source_parts_verbatim(tmp_path):
+    res = _lightgcn_folder(tmp_path, "0 1 2 4 5 6\n1 2 4\n2 5\n", "0 3\n1 1\n2 2\n")
+    split = make_split(res.dataset, "official", res.extras)
+    ds = res.dataset
+
+    def ids(part):
+        return {(ds.user_ids[u], ds.item_ids[i]) for u, i in pairs(part)}
+
+    assert ids(split.test) == {("0", "3"), ("1", "1"), ("2", "2")}
+    assert ids(split.train) == {
+        ("0", "1"),
+        ("0", "2"),
+        ("0", "4"),
+        ("0", "5"),
+        ("0", "6"),
+        ("1", "2"),
+        ("1", "4"),
+        ("2", "5"),
+    }
+    assert split.valid.n_interactions == 0 and split.method == "official"
+    assert_partition(ds, split)
+    # a validation share comes out of each user's training part only, the test part is untouched
+    v = make_split(res.dataset, "official", res.extras, valid_share=0.4, seed=3)
+    assert pairs(v.test) == pairs(split.test) and pairs(v.valid) <= pairs(split.train)
+    assert v.valid.n_interactions == 3  # round(0.4 x 5) of user 0, round(0.4 x 2) of user 1, none of user 2
+    assert_partition(ds, v)
+    assert pairs(make_split(res.dataset, "official", res.extras, valid_share=0.4, seed=3).valid) == pairs(
+        v.valid
+    )
+
+
+def test_official_split_errors(tmp_path):
+    res = _lightgcn_folder(tmp_path, "0 1 2\n1 2\n", "0 1\n1 1\n")  # (0, 1) in train and test
+    with pytest.raises(DataError, match="1 \\(user, item\\) pair\\(s\\) are in more than one part"):
+        make_split(res.dataset, "official", res.extras)
+    with pytest.raises(ConfigError, match="needs a data source that ships its split"):
+        make_split(make_random_dataset(), "official")
+    with pytest.raises(ConfigError, match="valid_share must be in"):
+        make_split(res.dataset, "official", res.extras, valid_share=1.0)

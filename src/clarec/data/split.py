@@ -242,6 +242,49 @@ def cold_start_split(ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1
     return _parts_from_labels(ds, labels, "cold_start", params, cold=cold)
 
 
+def official_split(ds: Dataset, parts: pd.DataFrame, valid_share: float = 0.0, seed: int = 2024) -> Split:
+    """The split a data source ships (``extras["official_split"]``: ``user_id``, ``item_id``, ``part`` =
+    ``train`` / ``valid`` / ``test``), e.g. the LightGCN Gowalla/Yelp2018 files, used verbatim so results
+    compare with published ones.
+
+    ``valid_share > 0`` moves that share of each user's training interactions (at random, ``seed``) to
+    validation, for early stopping without looking at the test part (the official files have none).
+    """
+    if not 0.0 <= float(valid_share) < 1.0:
+        raise ConfigError(f"split method 'official': valid_share must be in [0, 1), got {valid_share}")
+    codes = {p: c for c, p in enumerate(PARTS)}
+    bad = sorted(set(parts["part"].astype(str)) - set(codes))
+    if bad:
+        raise ConfigError(f"official split: unknown part(s) {bad}; expected {list(PARTS)}")
+    users = pd.Series(np.arange(ds.n_users), index=pd.Index(ds.user_ids.astype(str)))
+    items = pd.Series(np.arange(ds.n_items), index=pd.Index(ds.item_ids.astype(str)))
+    u = users.reindex(parts["user_id"].astype(str).to_numpy()).to_numpy()
+    i = items.reindex(parts["item_id"].astype(str).to_numpy()).to_numpy()
+    known = ~(np.isnan(u) | np.isnan(i))  # rows the cleaning dropped are not in the data set
+    key = u[known].astype(np.int64) * ds.n_items + i[known].astype(np.int64)
+    label = parts["part"].astype(str).map(codes).to_numpy()[known].astype(np.int8)
+    table = pd.DataFrame({"key": key, "label": label}).drop_duplicates()
+    clash = table["key"].duplicated(keep=False)
+    if clash.any():
+        raise DataError(
+            None, f"official split: {int(clash.sum()) // 2} (user, item) pair(s) are in more than one part"
+        )
+    inter = ds.interactions
+    ds_key = inter["user"].to_numpy(np.int64) * ds.n_items + inter["item"].to_numpy(np.int64)
+    labels = pd.Series(table["label"].to_numpy(), index=table["key"].to_numpy()).reindex(ds_key).to_numpy()
+    if np.isnan(labels).any():
+        raise DataError(None, f"official split: {int(np.isnan(labels).sum())} interaction(s) are in no part")
+    labels = labels.astype(np.int8)
+    if valid_share > 0:
+        train_idx = np.flatnonzero(labels == 0)
+        train_users = inter["user"].to_numpy()[train_idx]
+        rng = np.random.default_rng(seed)
+        order = np.lexsort((rng.permutation(len(train_idx)), train_users))
+        ratios = np.array([1.0 - valid_share, valid_share, 0.0])
+        labels[train_idx] = _ratio_labels(train_users, order, ratios)
+    return _parts_from_labels(ds, labels, "official", {"valid_share": float(valid_share), "seed": seed})
+
+
 # ---------------------------------------------------------------------- predefined folders
 def _read_part(path: Path, required: bool = True) -> pd.DataFrame | None:
     if not path.is_file():
@@ -317,6 +360,7 @@ SPLIT_METHODS = {
     "leave_one_out": leave_one_out_split,
     "loo": leave_one_out_split,
     "cold_start": cold_start_split,
+    "official": official_split,
 }
 
 
@@ -376,18 +420,19 @@ def inject_noise(split: Split, share: float, seed: int = 2024) -> Split:
     )
 
 
-def make_split(ds: Dataset | None, method: str, **params) -> Split:
+def make_split(ds: Dataset | None, method: str, extras: dict | None = None, **params) -> Split:
     """Split by method name with keyword parameters, as in a config's ``split`` section.
 
+    ``extras`` are the data source's extras (method ``official`` reads its ``official_split``).
     ``noise`` (a share, with ``noise_seed``) adds random false interactions to the training part
     afterwards (:func:`inject_noise`), for robustness comparisons."""
     noise = params.pop("noise", 0.0)
     noise_seed = params.pop("noise_seed", params.get("seed", 2024))
-    split = _make_split(ds, method, **params)
+    split = _make_split(ds, method, extras or {}, **params)
     return inject_noise(split, noise, noise_seed) if noise else split
 
 
-def _make_split(ds: Dataset | None, method: str, **params) -> Split:
+def _make_split(ds: Dataset | None, method: str, extras: dict, **params) -> Split:
     if method == "predefined":
         if "path" not in params:
             raise ConfigError("split method 'predefined' needs a 'path' to a split folder")
@@ -396,6 +441,12 @@ def _make_split(ds: Dataset | None, method: str, **params) -> Split:
         raise ConfigError(
             f"unknown split method {method!r}; available: predefined, {', '.join(SPLIT_METHODS)}"
         )
+    if method == "official" and ds is not None:
+        if "official_split" not in extras:
+            raise ConfigError(
+                "split method 'official' needs a data source that ships its split (e.g. gowalla-lightgcn)"
+            )
+        params = {"parts": extras["official_split"], **params}
     if ds is None:
         raise ConfigError(f"split method {method!r} needs a 'data' section")
     fn = SPLIT_METHODS[method]

@@ -67,7 +67,7 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
     fn_params = _split_signature(cfg.split.method)
     if "seed" in fn_params and "seed" not in split_params:
         split_params["seed"] = cfg.seed
-    split = make_split(loaded.dataset, cfg.split.method, **split_params)
+    split = make_split(loaded.dataset, cfg.split.method, loaded.extras, **split_params)
     if tags_policy == "train_only":
         if "tags" not in loaded.extras:
             raise ConfigError("data.tags: train_only needs a source with user tags (e.g. MovieLens CSV)")

@@ -6,8 +6,9 @@ the ``align`` parameter::
 What it adds to a model (written once here, the loss itself is :class:`clarec.contrastive.align.LMAlignment`):
 
 - **Targets.** Each item's LM vector is the encoder's vector of its text (the item table's text fields,
-  as ``lm-content`` renders them; unit length). A user's is the unit mean of the LM vectors of the
-  items in their training history — the text of what they chose, so no user text is needed.
+  as ``lm-content`` renders them). A user's is the mean of the LM vectors of the items in their
+  training history — the text of what they chose, so no user text is needed. Both sets are centred
+  (their mean removed) and made unit length, so what they share does not dominate the contrast.
 - **Loss.** Every training step adds ``weight × (L(users) + L(items))`` over the batch's distinct users
   and distinct positive items, ``L`` being the alignment loss on their CF vectors (the vectors the
   model scores with).
@@ -120,7 +121,10 @@ class AlignedMixin:
         deg = np.asarray(self.seen.sum(axis=1)).ravel()
         lm_users = np.asarray(self.seen @ lm_items) / np.maximum(deg, 1.0)[:, None]
         self._lm_items = lm_items
-        self._lm = (torch.from_numpy(_unit(lm_users).astype(np.float32)), torch.from_numpy(lm_items))
+        # Targets are centred before they are made unit length: sentence vectors share a large common
+        # direction (and users' history means even more), which would leave InfoNCE little to tell apart.
+        targets = [_unit(x - x.mean(axis=0)).astype(np.float32) for x in (lm_users, lm_items)]
+        self._lm = tuple(torch.from_numpy(t) for t in targets)
         a = self.align
         with torch.random.fork_rng():  # the head's initialisation follows the model's seed
             torch.manual_seed(int(getattr(self, "seed", 0)))

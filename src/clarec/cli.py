@@ -154,11 +154,14 @@ def serve_cmd(
         None, "--model", help="Model label under models/ (default: the run's best)."
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    threads: int = typer.Option(
+        1, "--threads", min=0, help="BLAS and torch threads (0: the libraries' defaults)."
+    ),
 ) -> None:
     """Serve a run's model over HTTP: recommendations, live events, new items, a demo page at /."""
     from clarec.serve.app import serve
 
-    serve(run_dir, host=host, port=port, db=db, model=model, log_level=log_level)
+    serve(run_dir, host=host, port=port, db=db, model=model, log_level=log_level, threads=threads or None)
 
 
 @app.command("models")

@@ -55,3 +55,51 @@ def _exact_rows(sub: np.ndarray, kth: np.ndarray, k: int) -> tuple[np.ndarray, n
     rows, cols = np.nonzero(take)  # row-major: exactly k columns per row, ascending
     cols = cols.reshape(len(sub), k).astype(np.int64)
     return cols, np.take_along_axis(sub, cols, axis=1)
+
+
+def top_k_inner_product(
+    query: np.ndarray,
+    items: np.ndarray,
+    items_t64: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None = None,
+    max_item_norm: float | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """What ``top_k`` gives for ``scores = float32(float64(query) @ items_t64)`` (one query vector;
+    ``items_t64`` is ``items.T`` in float64), with the ``exclude`` indices left out, computed
+    without the float64 product over every item.
+
+    A float32 product ranks all items; float32 rounding moves a dot product of length ``d`` by at most
+    ``γ_d·|q|·|v|`` (``γ_d = d·u / (1 - d·u)``, ``u = 2^-24``), so every item that can reach the
+    top ``k`` of the exact scores lies within twice that (plus a few float32 spacings, so that no
+    left-out item can tie the k-th) of the k-th float32 score. Only those candidates are scored
+    exactly and ranked by ``top_k``, whose tie order (lower index first) they keep, being in index
+    order. Returns ``(ids, scores)`` of the finite scores, best first, or ``None`` when there are
+    fewer than ``k`` eligible items (rank them all instead).
+    """
+    q32 = np.asarray(query, dtype=np.float32).ravel()
+    approx = items @ q32
+    if exclude is not None and len(exclude):
+        approx[exclude] = -np.inf
+    n = len(approx)
+    k = int(k)
+    if k <= 0 or k >= n:
+        return None
+    kth = np.partition(approx, n - k)[n - k]
+    if not np.isfinite(kth):
+        return None
+    d = items.shape[1]
+    u = 2.0**-24
+    gamma = d * u / (1 - d * u)
+    if max_item_norm is None:
+        max_item_norm = float(np.sqrt((np.asarray(items, dtype=np.float64) ** 2).sum(axis=1).max()))
+    delta = gamma * float(np.linalg.norm(q32.astype(np.float64))) * max_item_norm
+    margin = 2.0 * delta + 4.0 * float(np.spacing(np.float32(abs(kth)))) + 1e-30
+    cand = np.flatnonzero(approx >= kth - margin)
+    # the candidates' columns in the layout of ``items_t64`` (a transposed C array), so that BLAS
+    # runs the same kind of product as over all items
+    sub = np.ascontiguousarray(items_t64.T[cand]).T
+    exact = (q32.astype(np.float64)[None, :] @ sub)[0].astype(np.float32)
+    i, v = top_k(exact[None, :], k)
+    keep = np.isfinite(v[0])
+    return cand[i[0][keep]], v[0][keep]

@@ -138,3 +138,88 @@ def test_cli_serve_reports_a_bad_run_folder_in_one_line(tmp_path, capsys):
 
     assert main(["serve", str(tmp_path / "missing")]) == 2
     assert "run folder not found" in capsys.readouterr().err
+
+
+def test_ranking_cache_is_dropped_by_the_users_next_event(run_dir):
+    svc = RecService(run_dir, db_url="sqlite://", model_label="lm")
+    try:
+        first = svc.recommend("u1", k=5)
+        assert svc.recommend("u1", k=5).items == first.items and svc.cache_hits == 1
+        svc.recommend("u2", k=5)  # another user's entry
+        top = first.items[0]["item_id"]
+        svc.add_events([Event("u1", top, "click", 1)])  # the top item is now seen: it must go
+        after = svc.recommend("u1", k=5)
+        assert after.path == "history" and top not in [x["item_id"] for x in after.items]
+        assert after.items != first.items and svc.cache_misses == 3
+        # u2 is not affected by u1's event and still answered from the cache
+        hits = svc.cache_hits
+        svc.recommend("u2", k=5)
+        assert svc.cache_hits == hits + 1
+        # another query (k, exclude_seen, diversity) is its own entry
+        assert len(svc.recommend("u1", k=3).items) == 3
+        assert svc.recommend("u1", k=5, exclude_seen=False).items[0]["item_id"] == top
+    finally:
+        svc.close()
+
+
+def test_ranking_cache_follows_profiles_items_and_popularity(run_dir):
+    svc = RecService(run_dir, db_url="sqlite://", model_label="lm")
+    try:
+        assert svc.recommend("stranger", k=3).path == "popularity"
+        svc.add_events([Event(f"x{n}", "i7", "click", 1) for n in range(25)])
+        pop = svc.recommend("stranger", k=3)  # anyone's event moves the popularity list
+        assert pop.path == "popularity" and pop.items[0]["item_id"] == "i7"
+        svc.set_profile("stranger", {"text": "a comedy"})
+        assert svc.recommend("stranger", k=3).path == "profile"
+        before = [x["item_id"] for x in svc.recommend("u1", k=30).items]
+        svc.add_item("fresh", {"title": "fresh", "genres": ["Comedy"]})  # recommendable at once
+        after = [x["item_id"] for x in svc.recommend("u1", k=30).items]
+        assert "fresh" in after and "fresh" not in before
+        svc.ranking_cache_size = 1  # least recently used entries are dropped
+        svc.recommend("u2", k=2)
+        svc.recommend("u3", k=2)
+        assert list(svc.ranking_cache) == [("u3", 2, True, 0.0)]
+    finally:
+        svc.close()
+
+
+def test_inner_product_top_k_matches_scoring_every_item(run_dir):
+    """The lm-content fast path (float32 ranking, exact rescoring of the candidates) gives the items
+    and scores of the full float64 scores, seen items left out, ties by lower index."""
+    from clarec.ranking import top_k, top_k_inner_product
+
+    svc = RecService(run_dir, db_url="sqlite://", model_label="lm")
+    try:
+        model = svc.model
+        vectors, t64, norm = model.query_items()
+        for u in range(model.n_users):
+            scores = model.score([u])[0].copy()
+            seen = model.seen[u].indices
+            scores[seen] = -np.inf
+            for k in (1, 5, 20):
+                ids, vals = top_k(scores[None, :], k)
+                got = top_k_inner_product(model.user_queries([u])[0], vectors, t64, k, seen, norm)
+                np.testing.assert_array_equal(got[0], ids[0])
+                np.testing.assert_array_equal(got[1], vals[0])
+        # ties: equal item vectors are ranked by index, including at the k-th place
+        rng = np.random.default_rng(0)
+        base = rng.normal(size=(6, 8)).astype(np.float32)
+        items = np.repeat(base, 3, axis=0)  # items 3i, 3i+1, 3i+2 are equal
+        q = rng.normal(size=8).astype(np.float32)
+        exact = (q.astype(np.float64)[None, :] @ items.T.astype(np.float64)).astype(np.float32)
+        for k in range(1, 17):
+            ids, vals = top_k(exact, k)
+            got = top_k_inner_product(q, items, items.T.astype(np.float64), k)
+            np.testing.assert_array_equal(got[0], ids[0])
+            np.testing.assert_array_equal(got[1], vals[0])
+        assert top_k_inner_product(q, items, items.T.astype(np.float64), 18) is None  # all: score them
+        # the service uses it and answers as the full scores do
+        recs = svc.recommend("u1", k=5)
+        u = svc.user_pos["u1"]
+        scores = model.score([u])[0].copy()
+        scores[svc.history("u1")] = -np.inf
+        ids, vals = top_k(scores[None, :], 5)
+        assert [x["item_id"] for x in recs.items] == [svc.item_ids[j] for j in ids[0]]
+        assert [x["score"] for x in recs.items] == [float(v) for v in vals[0]]
+    finally:
+        svc.close()

@@ -229,6 +229,25 @@ class Recommender(ABC):
         ids[~np.isfinite(vals)] = -1
         return ids, vals
 
+    # ------------------------------------------------------------------ inner-product scoring
+    def user_queries(self, users) -> np.ndarray | None:
+        """For a model whose scores are an inner product: float32 query vectors ``q`` of the users,
+        ``(len(users), d)``, with ``score(users)`` equal, bit for bit, to
+        ``float32(float64(q) @ query_items()[1])``; ``None`` (the default) for other models. The
+        server then ranks with :func:`clarec.ranking.top_k_inner_product` instead of scoring every
+        item in float64."""
+        return None
+
+    def history_queries(self, histories: Sequence[np.ndarray]) -> np.ndarray | None:
+        """:meth:`user_queries` for ad-hoc users: the same relation to :meth:`score_histories`."""
+        return None
+
+    def query_items(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The other side of :meth:`user_queries`: item vectors ``(n_items, d)`` as a C-ordered
+        float32 array, their transpose in float64 (what the scores are computed with) and the largest
+        item-vector norm; ``None`` for models without query vectors."""
+        return None
+
     # ------------------------------------------------------------------ item similarity
     def item_vectors(self) -> np.ndarray | None:
         """Item representations ``(n_items, d)`` if the model has them, else ``None``."""
@@ -246,6 +265,24 @@ class Recommender(ABC):
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         unit = vecs / np.maximum(norms, 1e-12)
         return unit[items] @ unit.T
+
+    def item_pair_similarity(self, rows, cols) -> np.ndarray:
+        """``item_similarity(rows)[:, cols]``: similarity of items ``rows`` to items ``cols``,
+        ``(len(rows), len(cols))``. With the default cosine of :meth:`item_vectors` only the rows and
+        columns asked for are normalised and multiplied (the server explains 20 items against a
+        history this way instead of scoring the history against the whole catalogue)."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        cols = np.asarray(cols, dtype=np.int64).ravel()
+        if type(self).item_similarity is not Recommender.item_similarity:
+            return np.asarray(self.item_similarity(rows))[:, cols]
+        vecs = self.item_vectors()
+        if vecs is None:
+            raise NotImplementedError(f"{type(self).__name__} defines no item similarity")
+        vecs = np.asarray(vecs, dtype=np.float32)
+        a, b = vecs[rows], vecs[cols]
+        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return a @ b.T
 
     def similar_items(self, items, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to each given item, the item itself excluded."""

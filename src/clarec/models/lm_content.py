@@ -139,13 +139,32 @@ class LMContentRecommender(Recommender):
         self.user_profiles = _unit(profiles) if self.similarity == "cosine" else profiles
 
     # ------------------------------------------------------------------ inference
+    def _items_t64(self) -> np.ndarray:
+        """``item_matrix.T`` as float64, kept until the item matrix changes (a server scoring one user
+        per request would otherwise convert the whole catalogue each time)."""
+        return self.query_items()[1]
+
+    def query_items(self) -> tuple[np.ndarray, np.ndarray, float]:
+        self._check_fitted()
+        cached = getattr(self, "_query_items", None)
+        if cached is None or cached[0] is not self.item_matrix:
+            items = np.ascontiguousarray(self.item_matrix, dtype=np.float32)
+            norm = float(np.sqrt((items.astype(np.float64) ** 2).sum(axis=1).max())) if len(items) else 0.0
+            cached = (self.item_matrix, (items, self.item_matrix.T.astype(np.float64), norm))
+            self._query_items = cached
+        return cached[1]
+
+    def user_queries(self, users) -> np.ndarray:
+        return self.user_profiles[self._check_users(users)]
+
+    def history_queries(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return self._profiles(histories)
+
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
         # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
         # not change with the users scored alongside.
-        return (self.user_profiles[users].astype(np.float64) @ self.item_matrix.T.astype(np.float64)).astype(
-            np.float32
-        )
+        return (self.user_profiles[users].astype(np.float64) @ self._items_t64()).astype(np.float32)
 
     def _profiles(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Recency-weighted mean item vector of each history (oldest first), as in training."""
@@ -168,7 +187,7 @@ class LMContentRecommender(Recommender):
         :meth:`score` (with unit interaction weights); an empty history gets the "typical item" profile.
         """
         profiles = self._profiles(histories)
-        return (profiles.astype(np.float64) @ self.item_matrix.T.astype(np.float64)).astype(np.float32)
+        return (profiles.astype(np.float64) @ self._items_t64()).astype(np.float32)
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Cosine (or dot product) of each text's LM vector with every item (the text is encoded as
@@ -179,7 +198,7 @@ class LMContentRecommender(Recommender):
         vectors = vectors.reshape(len(texts), self.item_matrix.shape[1])
         if self.similarity == "cosine":
             vectors = _unit(vectors)
-        return (vectors.astype(np.float64) @ self.item_matrix.T.astype(np.float64)).astype(np.float32)
+        return (vectors.astype(np.float64) @ self._items_t64()).astype(np.float32)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Encode new items' text (the training text fields; missing columns count as empty) and

@@ -22,6 +22,7 @@ Every error is answered as JSON and the server keeps serving.
 
 from __future__ import annotations
 
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -137,6 +138,44 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message, **extra})
 
 
+def _json(payload: dict[str, Any]) -> Response:
+    """A JSON answer written directly (as ``JSONResponse`` writes it), without FastAPI validating it
+    against the response model again: the service builds it in that shape."""
+    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode("utf-8"), media_type="application/json")
+
+
+class MeasureMiddleware:
+    """Refuses bodies over ``MAX_BODY_BYTES`` (413) and records each request's latency and status
+    per route. Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per request."""
+
+    def __init__(self, app, observe) -> None:
+        self.app, self.observe = app, observe
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > MAX_BODY_BYTES:
+                    await _error(413, f"request body over {MAX_BODY_BYTES} bytes")(scope, receive, send)
+                    return
+                break
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_status)
+        route = scope.get("route")
+        self.observe(scope["method"], getattr(route, "path", "unmatched"), status, time.perf_counter() - t0)
+
+
 def create_app(service: RecService) -> FastAPI:
     """The FastAPI application serving ``service``."""
     from prometheus_client import (
@@ -178,18 +217,11 @@ def create_app(service: RecService) -> FastAPI:
         lambda: service.n_events
     )
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        latency.labels(name).observe(time.perf_counter() - t0)
-        requests_total.labels(request.method, name, str(response.status_code)).inc()
-        return response
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
+        latency.labels(route).observe(seconds)
+        requests_total.labels(method, route, str(status)).inc()
+
+    app.add_middleware(MeasureMiddleware, observe=observe)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -238,17 +270,19 @@ def create_app(service: RecService) -> FastAPI:
         diversity: float = Query(
             0.0, ge=0.0, le=1.0, description="> 0 re-ranks by maximal marginal relevance"
         ),
-    ) -> dict[str, Any]:
+    ) -> Response:
         recs = service.recommend(user_id, k=k, exclude_seen=exclude_seen, diversity=diversity)
         paths_total.labels(recs.path).inc()
         mode = service.model.history_mode if recs.path == "history" else None
-        return {
-            "user_id": user_id,
-            "path": recs.path,
-            "model": service.label,
-            "history_mode": mode,
-            "items": recs.items,
-        }
+        return _json(
+            {
+                "user_id": user_id,
+                "path": recs.path,
+                "model": service.label,
+                "history_mode": mode,
+                "items": recs.items,
+            }
+        )
 
     @app.get("/v1/users/{user_id}/history")
     def history(user_id: str, limit: int = Query(50, ge=1, le=MAX_K)) -> dict[str, Any]:
@@ -342,13 +376,30 @@ def serve(
     db: str | None = None,
     model: str | None = None,
     log_level: str = "info",
+    threads: int | None = 1,
 ) -> None:
-    """Load a run folder and serve it with uvicorn until stopped."""
+    """Load a run folder and serve it with uvicorn until stopped.
+
+    ``threads`` caps the BLAS and torch threads of the process (``None``: their defaults). A request
+    scores one user (a matrix-vector product), where more threads only spin and take CPU from the
+    other requests and the event loop; one thread per request serves the most requests per core.
+    """
     import uvicorn
 
+    if threads is not None:
+        limit_threads(threads)
     service = RecService(run_dir, db_url=db, model_label=model)
     app = create_app(service)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
     finally:
         service.close()
+
+
+def limit_threads(n: int) -> None:
+    """At most ``n`` threads in BLAS (numpy, FAISS's OpenMP) and torch's intra-op pool."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(n))
+    torch.set_num_threads(int(n))

@@ -50,14 +50,17 @@ def shared_attributes(a: dict[str, set[str]], b: dict[str, set[str]]) -> dict[st
 
 def contributions(model: Recommender, history: np.ndarray, items: np.ndarray) -> np.ndarray | None:
     """``(len(history), len(items))`` item-to-item contributions, or ``None`` when the model has none
-    (popularity, or a model without item similarity)."""
+    (popularity, or a model without item similarity). Only these pairs are computed
+    (:meth:`Recommender.item_pair_similarity`), not the history against the whole catalogue."""
     if len(history) == 0 or len(items) == 0 or model.history_mode == "constant":
         return None
     try:
-        sim = model.item_similarity(np.asarray(history, dtype=np.int64))
+        sim = model.item_pair_similarity(
+            np.asarray(history, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        )
     except NotImplementedError:
         return None
-    return np.asarray(sim[:, np.asarray(items, dtype=np.int64)], dtype=np.float64)
+    return np.asarray(sim, dtype=np.float64)
 
 
 def explain(
@@ -76,31 +79,34 @@ def explain(
     with its ``similarity`` and the attributes it shares with the recommended item; ``shared`` is the
     union of those. Only the ``max_history`` most recent distinct history items are considered.
     """
+    items = np.asarray(items, dtype=np.int64)
     hist = np.asarray(history, dtype=np.int64)[::-1]
     _, first = np.unique(hist, return_index=True)
     hist = hist[np.sort(first)][:max_history]  # distinct, most recent first
     sim = contributions(model, hist, items)
+    if sim is None:
+        return [{"because": [], "shared": {}} for _ in range(len(items))]
+    # the `top` largest contributions of every item at once (stable: ties keep the more recent item)
+    order = np.argsort(-sim, axis=0, kind="stable")[:top]
+    best = np.take_along_axis(sim, order, axis=0)
     out = []
-    for col, j in enumerate(np.asarray(items, dtype=np.int64)):
+    for col, j in enumerate(items.tolist()):
         because = []
         shared_all: dict[str, set[str]] = {}
-        if sim is not None:
-            order = np.argsort(-sim[:, col], kind="stable")[:top]
-            for r in order:
-                s = float(sim[r, col])
-                if not s > 0:
-                    break
-                h = int(hist[r])
-                shared = shared_attributes(attributes[j], attributes[h])
-                for f, vals in shared.items():
-                    shared_all.setdefault(f, set()).update(vals)
-                because.append(
-                    {
-                        "item_id": str(item_ids[h]),
-                        "title": titles[h],
-                        "similarity": round(s, 6),
-                        "shared": shared,
-                    }
-                )
+        for r, s in zip(order[:, col].tolist(), best[:, col].tolist(), strict=True):
+            if not s > 0:
+                break
+            h = int(hist[r])
+            shared = shared_attributes(attributes[j], attributes[h])
+            for f, vals in shared.items():
+                shared_all.setdefault(f, set()).update(vals)
+            because.append(
+                {
+                    "item_id": str(item_ids[h]),
+                    "title": titles[h],
+                    "similarity": round(s, 6),
+                    "shared": shared,
+                }
+            )
         out.append({"because": because, "shared": {f: sorted(v) for f, v in shared_all.items()}})
     return out

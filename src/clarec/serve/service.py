@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import pandas as pd
 from clarec.data.split import load_predefined_split
 from clarec.errors import ClarecError, UnknownIdError
 from clarec.models.base import Recommender
-from clarec.ranking import top_k
+from clarec.ranking import top_k, top_k_inner_product
 from clarec.serve.explain import explain, item_attributes
 from clarec.serve.index import EXACT_LIMIT, ItemIndex, hnsw_recall
 from clarec.serve.store import Event, EventStore, default_url
@@ -42,6 +43,9 @@ from clarec.text.templates import user_text
 MAX_INDEX_DIM = 4096
 #: Candidates re-ranked by maximal marginal relevance, per requested item.
 MMR_POOL_FACTOR = 5
+#: Ranked lists (item indices and scores per user and query) kept for users whose state has not
+#: changed since; least recently used dropped first.
+RANKING_CACHE_SIZE = 50_000
 
 
 class ConflictError(ClarecError):
@@ -144,6 +148,13 @@ class RecService:
         self.seen_sets: dict[str, set[int]] = {}
         self.popularity = np.asarray(self.model.seen.sum(axis=0), dtype=np.float64).ravel()
         self.n_events = 0
+        # what a user's ranking depends on: their version (events, profile), the catalogue's version
+        # (added items), and for the popularity path every event
+        self.user_versions: dict[str, int] = {}
+        self.catalogue_version = 0
+        self.ranking_cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self.ranking_cache_size = RANKING_CACHE_SIZE
+        self.cache_hits = self.cache_misses = 0
         self.index: ItemIndex | None = None
         self.index_info: dict[str, Any] = {}
         if build_index:
@@ -216,6 +227,7 @@ class RecService:
             self.popularity[i] += 1.0
         self.events.setdefault(e.user_id, []).append(i)
         self.n_events += 1
+        self.user_versions[e.user_id] = self.user_versions.get(e.user_id, 0) + 1
 
     def _add_items_in_memory(self, rows: list[tuple[str, dict[str, Any]]]) -> np.ndarray:
         frame = pd.DataFrame([{"item_id": item_id, **fields} for item_id, fields in rows])
@@ -230,6 +242,7 @@ class RecService:
             self.attributes.append(item_attributes(fields))
             self.item_fields.append(dict(fields))
         self.popularity = np.concatenate([self.popularity, np.zeros(len(rows))])
+        self.catalogue_version += 1
         if self.index is not None:
             vecs = np.asarray(self.model.item_vectors(), dtype=np.float32)
             self.index.add(vecs[np.asarray(new, dtype=np.int64)])
@@ -273,36 +286,56 @@ class RecService:
         with self.lock:
             self.store.set_profile(user_id, fields)
             self.profiles[user_id] = text
+            self.user_versions[user_id] = self.user_versions.get(user_id, 0) + 1
         return text
 
-    def _scores(self, user_id: str, hist: np.ndarray) -> tuple[np.ndarray, str]:
+    def _path(self, user_id: str, hist: np.ndarray) -> str:
         u = self.user_pos.get(user_id)
-        has_events = bool(self.events.get(user_id))
-        if u is not None and not has_events:
-            return np.asarray(self.model.score([u])[0], dtype=np.float64), "model"
+        if u is not None and not self.events.get(user_id):
+            return "model"
         if len(hist) and self.model.supports_histories:
-            return np.asarray(self.model.score_histories([hist])[0], dtype=np.float64), "history"
+            return "history"
         if u is not None:
-            return np.asarray(self.model.score([u])[0], dtype=np.float64), "model"
-        text = self.profiles.get(user_id)
-        if text and self.model.supports_texts:
-            return np.asarray(self.model.score_texts([text])[0], dtype=np.float64), "profile"
-        return self.popularity.copy(), "popularity"
+            return "model"
+        if self.profiles.get(user_id) and self.model.supports_texts:
+            return "profile"
+        return "popularity"
+
+    def _scores(self, user_id: str, hist: np.ndarray, path: str) -> np.ndarray:
+        if path == "model":
+            return np.asarray(self.model.score([self.user_pos[user_id]])[0], dtype=np.float64)
+        if path == "history":
+            return np.asarray(self.model.score_histories([hist])[0], dtype=np.float64)
+        if path == "profile":
+            return np.asarray(self.model.score_texts([self.profiles[user_id]])[0], dtype=np.float64)
+        return self.popularity.copy()
+
+    def _inner_product_top(
+        self, user_id: str, hist: np.ndarray, path: str, k: int, exclude_seen: bool
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The top ``k`` of an inner-product model without its float64 scores of every item
+        (:func:`top_k_inner_product`: the same items and scores); ``None`` where that does not apply."""
+        if path not in ("model", "history"):
+            return None
+        items = self.model.query_items()
+        if items is None:
+            return None
+        if path == "model":
+            q = self.model.user_queries([self.user_pos[user_id]])
+        else:
+            q = self.model.history_queries([hist])
+        if q is None:
+            return None
+        vectors, vectors_t64, max_norm = items
+        exclude = hist if exclude_seen and len(hist) else None
+        return top_k_inner_product(q[0], vectors, vectors_t64, k, exclude=exclude, max_item_norm=max_norm)
 
     def recommend(
         self, user_id: str, k: int = 20, exclude_seen: bool = True, diversity: float = 0.0
     ) -> Recommendations:
         with self.lock:
             hist = self.history(user_id)
-            scores, path = self._scores(user_id, hist)
-            if exclude_seen and len(hist):
-                scores[hist] = -np.inf
-            if diversity > 0:
-                ids = self._mmr(scores, k, diversity)
-            else:
-                i, v = top_k(scores[None, :], k)
-                ids = i[0][np.isfinite(v[0])]
-            ids = np.asarray(ids, dtype=np.int64)
+            ids, values, path = self._ranking(user_id, hist, k, exclude_seen, diversity)
             reasons = (
                 explain(self.model, hist, ids, self.item_ids, self.attributes, self.titles)
                 if path != "popularity"
@@ -312,12 +345,47 @@ class RecService:
                 {
                     "item_id": self.item_ids[j],
                     "title": self.titles[j],
-                    "score": float(scores[j]),
+                    "score": v,
                     "explanation": reason,
                 }
-                for j, reason in zip(ids.tolist(), reasons, strict=True)
+                for j, v, reason in zip(ids.tolist(), values, reasons, strict=True)
             ]
         return Recommendations(user_id, path, items)
+
+    def _ranking(
+        self, user_id: str, hist: np.ndarray, k: int, exclude_seen: bool, diversity: float
+    ) -> tuple[np.ndarray, list[float], str]:
+        """Item indices, their scores and the path for one query; kept in :attr:`ranking_cache` until
+        the user's next event or profile, an added item, or (popularity path) anyone's next event."""
+        key = (user_id, int(k), bool(exclude_seen), float(diversity))
+        stamp = (self.catalogue_version, self.user_versions.get(user_id, 0))
+        hit = self.ranking_cache.get(key)
+        if hit is not None and hit[0] == stamp and (hit[3] != "popularity" or hit[4] == self.n_events):
+            self.ranking_cache.move_to_end(key)
+            self.cache_hits += 1
+            return hit[1], hit[2], hit[3]
+        self.cache_misses += 1
+        path = self._path(user_id, hist)
+        fast = None if diversity > 0 else self._inner_product_top(user_id, hist, path, k, exclude_seen)
+        if fast is not None:
+            ids, values = np.asarray(fast[0], dtype=np.int64), [float(x) for x in fast[1]]
+        else:
+            scores = self._scores(user_id, hist, path)
+            if exclude_seen and len(hist):
+                scores[hist] = -np.inf
+            if diversity > 0:
+                ids = self._mmr(scores, k, diversity)
+            else:
+                i, v = top_k(scores[None, :], k)
+                ids = i[0][np.isfinite(v[0])]
+            ids = np.asarray(ids, dtype=np.int64)
+            values = [float(x) for x in scores[ids]]
+        if self.ranking_cache_size > 0:
+            self.ranking_cache[key] = (stamp, ids, values, path, self.n_events)
+            self.ranking_cache.move_to_end(key)
+            while len(self.ranking_cache) > self.ranking_cache_size:
+                self.ranking_cache.popitem(last=False)
+        return ids, values, path
 
     def _similarity_among(self, cand: np.ndarray) -> np.ndarray:
         """Item-item similarity among candidates in [-1, 1], for the diversity re-ranking."""

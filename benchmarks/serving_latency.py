@@ -1,15 +1,25 @@
 """Latency of ``GET /v1/users/{id}/recommendations`` under a fixed arrival rate, on loopback.
 
 Starts ``clarec serve RUN_DIR`` in a subprocess (its own fresh SQLite store in a temp folder), then
-for each rate sends requests on an open-loop schedule — request ``i`` leaves at ``t0 + i / rate``
+for each rate sends requests on an open-loop schedule — request ``i`` is due at ``t0 + i / rate``
 whether or not earlier ones have returned, so a slow server is not hidden by a waiting client
 (coordinated omission) — for random training users, and reports p50 / p90 / p99 / max. Latency is
 measured from the scheduled send time. ``--event-share`` makes that share of the requests post an
 event first (the figure then covers the POST and the GET), so users are also served by the history
 path.
 
-The load generator is httpx on asyncio in this process; on a 2-core machine it competes with the
-server for the CPUs, so the figures are an upper bound (``wrk`` on another core set would be kinder).
+A rate beyond the server's capacity cannot hang the run: at most ``--max-outstanding`` requests
+are in flight (a request due while that many are open is *dropped*), each request has
+``--timeout`` seconds from its scheduled time (then it is *timed out* and its connection closed),
+and a phase ends at most ``--timeout`` + 1 s after its last scheduled request. Dropped and timed-out
+requests count as errors and as infinitely slow in the percentiles (a percentile they reach prints
+as ``>TIMEOUT``).
+
+The load generator is a small HTTP/1.1 keep-alive client on asyncio streams in this process (httpx
+costs several times its CPU per request); on a 2-core machine it still competes with the server for
+the CPUs. Each row also gives the server's CPU time per request (``/proc``), the load generator's,
+the share of rankings the server answered from its cache (``/v1/health``) and the 1-minute load
+average at the end of the phase.
 
 Usage::
 
@@ -17,7 +27,7 @@ Usage::
     .venv/bin/python benchmarks/serving_latency.py --build runs/serving-ml-100k
     # the measurement: 50, 100 and 200 requests/s, 20 s each, for the run's lm-content model
     .venv/bin/python benchmarks/serving_latency.py --run runs/serving-ml-100k --model lm-content \\
-        --rates 50 100 200 --duration 20 --out benchmarks/results/serving.md
+        --rates 50 100 200 --duration 20 --out benchmarks/results/serving-ml-100k.md
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -32,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -58,9 +70,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run: Path, model: str | None, db: str, port: int) -> subprocess.Popen:
+def start_server(
+    run: Path, model: str | None, db: str, port: int, extra: list[str] | None = None
+) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "clarec.cli", "serve", str(run), "--port", str(port), "--db", db]
-    cmd += ["--log-level", "warning"] + (["--model", model] if model else [])
+    cmd += ["--log-level", "warning"] + (["--model", model] if model else []) + list(extra or [])
     proc = subprocess.Popen(cmd)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -75,8 +89,63 @@ def start_server(run: Path, model: str | None, db: str, port: int) -> subprocess
     raise SystemExit("server did not start within 120 s")
 
 
+class Connections:
+    """Keep-alive HTTP/1.1 connections to one server, opened on demand (at most one per request in
+    flight: the caller bounds those)."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> int:
+        """Send one request and read the whole answer; returns its status. A connection that fails
+        or is cancelled half-way (a timeout) is closed, never reused."""
+        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = conn
+        try:
+            head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            if body is not None:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            writer.write(head.encode() + b"\r\n" + (body or b""))
+            header = await reader.readuntil(b"\r\n\r\n")
+            status = int(header[9:12])
+            length, close = 0, False
+            for line in header.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    raise ValueError("chunked answers are not read by this client")
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if close:
+            writer.close()
+        else:
+            self.idle.append(conn)
+        return status
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 async def load(
-    base: str,
+    conns: Connections,
     users: list[str],
     items: list[str],
     rate: float,
@@ -84,46 +153,121 @@ async def load(
     k: int,
     event_share: float,
     seed: int,
+    timeout: float = 2.0,
+    max_outstanding: int = 256,
 ) -> dict:
-    """One open-loop phase; returns latency percentiles (ms) and error counts."""
+    """One open-loop phase; returns latency percentiles (ms) and error counts. Ends at most
+    ``timeout + 1`` s after the last scheduled request."""
+    loop = asyncio.get_running_loop()
     rng = np.random.default_rng(seed)
     n = int(rate * duration)
-    latencies = np.full(n, np.nan)
-    errors = 0
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    who = rng.integers(len(users), size=n)
+    post = rng.random(n) < event_share
+    what = rng.integers(len(items), size=n)
+    latencies = np.full(n, np.inf)  # not answered in time: infinitely slow
+    counts = {"ok": 0, "errors": 0, "timed_out": 0, "dropped": 0}
+    outstanding: set[asyncio.Task] = set()
+    last_done = 0.0
 
-        async def one(i: int, at: float) -> None:
-            nonlocal errors
-            delay = at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            user = users[int(rng.integers(len(users)))]
-            try:
-                if rng.random() < event_share:
-                    item = items[int(rng.integers(len(items)))]
-                    await client.post("/v1/events", json={"user_id": user, "item_id": item})
-                r = await client.get(f"/v1/users/{user}/recommendations", params={"k": k})
-                if r.status_code != 200:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies[i] = (time.perf_counter() - at) * 1000
+    async def one(i: int, at: float) -> None:
+        nonlocal last_done
+        user = quote(users[int(who[i])], safe="")
+        try:
+            async with asyncio.timeout_at(at + timeout):
+                ok = True
+                if post[i]:
+                    event = {"user_id": users[int(who[i])], "item_id": items[int(what[i])]}
+                    ok = await conns.request("POST", "/v1/events", json.dumps(event).encode()) == 200
+                ok = await conns.request("GET", f"/v1/users/{user}/recommendations?k={k}") == 200 and ok
+        except TimeoutError:
+            counts["timed_out"] += 1
+            return
+        except (OSError, ValueError, asyncio.IncompleteReadError):
+            counts["errors"] += 1
+            return
+        last_done = loop.time()
+        latencies[i] = (last_done - at) * 1000
+        counts["ok" if ok else "errors"] += 1
 
-        t0 = time.perf_counter() + 0.2
-        await asyncio.gather(*(one(i, t0 + i / rate) for i in range(n)))
-        wall = time.perf_counter() - t0
-    done = latencies[~np.isnan(latencies)]
+    t0 = loop.time() + 0.2
+    for i in range(n):
+        at = t0 + i / rate
+        delay = at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(outstanding) >= max_outstanding:
+            counts["dropped"] += 1
+            continue
+        task = asyncio.create_task(one(i, at))
+        outstanding.add(task)
+        task.add_done_callback(outstanding.discard)
+    if outstanding:
+        # every request times out on its own by then; the extra second is a guard against a loop
+        # too starved to run the timeouts
+        await asyncio.wait(
+            set(outstanding), timeout=max(0.0, t0 + (n - 1) / rate + timeout + 1 - loop.time())
+        )
+    for task in list(outstanding):
+        task.cancel()
+        counts["timed_out"] += 1
+    end = max(last_done, t0 + n / rate)
+    cap = 1e12  # stands for "never answered" in the percentiles
+    lat = np.minimum(latencies, cap)
+
+    def pct(q: float) -> float | str:
+        v = float(np.percentile(lat, q)) if n else float("nan")
+        return f">{timeout * 1000:g}" if v > timeout * 1000 else round(v, 2)
+
+    answered = latencies[np.isfinite(latencies)]
     return {
         "rate": rate,
         "requests": n,
-        "achieved_rate": round(n / wall, 1),
-        "errors": errors,
-        "p50_ms": round(float(np.percentile(done, 50)), 2),
-        "p90_ms": round(float(np.percentile(done, 90)), 2),
-        "p99_ms": round(float(np.percentile(done, 99)), 2),
-        "max_ms": round(float(done.max()), 2),
+        **counts,
+        "achieved_rate": round(counts["ok"] / max(end - t0, 1e-9), 1),
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p99_ms": pct(99),
+        "max_ms": pct(100) if len(answered) < n else round(float(answered.max()), 2) if n else "",
     }
+
+
+async def measure(
+    base: str,
+    port: int,
+    pid: int,
+    users: list[str],
+    items: list[str],
+    args: argparse.Namespace,
+) -> list[dict]:
+    """A warm-up phase at the first rate, then one phase per rate, with the server's CPU time, the
+    load generator's, the ranking-cache share and the load average of each phase."""
+    conns = Connections("127.0.0.1", port)
+    opts = {"timeout": args.timeout, "max_outstanding": args.max_outstanding}
+    rows = []
+    try:
+        await load(
+            conns, users, items, args.rates[0], args.warmup, args.k, args.event_share, args.seed, **opts
+        )
+        async with httpx.AsyncClient(base_url=base) as client:
+            for n, rate in enumerate(args.rates):
+                cache0 = (await client.get("/v1/health")).json().get("ranking_cache") or {}
+                cpu0, own0 = server_cpu_seconds(pid), time.process_time()
+                row = await load(
+                    conns, users, items, rate, args.duration, args.k, args.event_share, args.seed + n, **opts
+                )
+                sent = max(1, row["requests"] - row["dropped"])
+                row["server_cpu_ms"] = round((server_cpu_seconds(pid) - cpu0) * 1000 / sent, 2)
+                row["client_cpu_ms"] = round((time.process_time() - own0) * 1000 / sent, 2)
+                cache1 = (await client.get("/v1/health")).json().get("ranking_cache") or {}
+                hits = cache1.get("hits", 0) - cache0.get("hits", 0)
+                misses = cache1.get("misses", 0) - cache0.get("misses", 0)
+                row["cache_hits"] = f"{100 * hits / max(1, hits + misses):.0f}%" if cache1 else "n/a"
+                row["load_avg"] = round(os.getloadavg()[0], 2)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        conns.close()
+    return rows
 
 
 def main() -> None:
@@ -139,6 +283,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--event-share", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=2.0, help="seconds a request may take from its due time")
+    ap.add_argument(
+        "--max-outstanding", type=int, default=256, help="requests in flight at most (then dropped)"
+    )
+    ap.add_argument("--server-arg", action="append", default=[], help="extra argument of clarec serve")
     ap.add_argument("--out", type=Path, help="write the markdown table here")
     args = ap.parse_args()
     if args.build:
@@ -156,19 +305,13 @@ def main() -> None:
     items = [str(i) for i in train.item_ids]
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_server(args.run, args.model, f"sqlite:///{Path(tmp) / 'events.db'}", port)
+        proc = start_server(
+            args.run, args.model, f"sqlite:///{Path(tmp) / 'events.db'}", port, args.server_arg
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             health = httpx.get(base + "/v1/health").json()
-            asyncio.run(
-                load(base, users, items, args.rates[0], args.warmup, args.k, args.event_share, args.seed)
-            )
-            rows = [
-                asyncio.run(
-                    load(base, users, items, r, args.duration, args.k, args.event_share, args.seed + n)
-                )
-                for n, r in enumerate(args.rates)
-            ]
+            rows = asyncio.run(measure(base, port, proc.pid, users, items, args))
         finally:
             proc.terminate()
             proc.wait(30)
@@ -180,15 +323,18 @@ def main() -> None:
         f"Command: `{command}`  ",
         f"Machine: {machine_line()}  ",
         f"k = {args.k}, {args.duration:g} s per rate, open-loop arrivals, event share {args.event_share:g}, "
-        f"load generator in the same machine (httpx/asyncio).",
+        f"timeout {args.timeout:g} s, at most {args.max_outstanding} in flight, load generator on the same "
+        "machine (asyncio streams).",
         "",
-        "| requests/s | sent | achieved/s | errors | p50 ms | p90 ms | p99 ms | max ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| requests/s | sent | achieved/s | errors | timed out | dropped | p50 ms | p90 ms | p99 ms | max ms "
+        "| server CPU ms/req | client CPU ms/req | cache hits | load avg |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['rate']:g} | {r['requests']} | {r['achieved_rate']} | {r['errors']} | {r['p50_ms']} | "
-            f"{r['p90_ms']} | {r['p99_ms']} | {r['max_ms']} |"
+            f"| {r['rate']:g} | {r['requests']} | {r['achieved_rate']} | {r['errors']} | {r['timed_out']} | "
+            f"{r['dropped']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['max_ms']} | "
+            f"{r['server_cpu_ms']} | {r['client_cpu_ms']} | {r['cache_hits']} | {r['load_avg']} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

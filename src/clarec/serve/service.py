@@ -499,6 +499,11 @@ class RecService:
             "events": self.n_events,
             "store": self.store.dialect,
             "index": None if self.index is None else {**self.index_info, "size": self.index.size},
+            "ranking_cache": {
+                "entries": len(self.ranking_cache),
+                "hits": self.cache_hits,
+                "misses": self.cache_misses,
+            },
         }
 
     def close(self) -> None:

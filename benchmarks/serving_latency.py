@@ -91,23 +91,41 @@ def start_server(
 
 class Connections:
     """Keep-alive HTTP/1.1 connections to one server, opened on demand (at most one per request in
-    flight: the caller bounds those)."""
+    flight: the caller bounds those). A connection idle for ``max_idle`` seconds is not reused
+    (uvicorn closes idle ones after 5 s), and a GET whose reused connection turns out closed before
+    any answer is sent again on a new one."""
 
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    def __init__(self, host: str, port: int, max_idle: float = 3.0):
+        self.host, self.port, self.max_idle = host, port, max_idle
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        now = time.monotonic()
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if now - since < self.max_idle and not reader.at_eof():
+                return reader, writer, True
+            writer.close()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return reader, writer, False
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> int:
         """Send one request and read the whole answer; returns its status. A connection that fails
         or is cancelled half-way (a timeout) is closed, never reused."""
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
-        reader, writer = conn
+        reader, writer, reused = await self._connection()
         try:
             head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
             if body is not None:
                 head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             writer.write(head.encode() + b"\r\n" + (body or b""))
-            header = await reader.readuntil(b"\r\n\r\n")
+            try:
+                header = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError) as e:
+                stale = reused and method == "GET" and not getattr(e, "partial", b"")
+                if not stale:
+                    raise
+                writer.close()
+                return await self.request(method, path, body)  # the server had closed it: no answer
             status = int(header[9:12])
             length, close = 0, False
             for line in header.split(b"\r\n")[1:]:
@@ -126,11 +144,11 @@ class Connections:
         if close:
             writer.close()
         else:
-            self.idle.append(conn)
+            self.idle.append((reader, writer, time.monotonic()))
         return status
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 
@@ -166,6 +184,7 @@ async def load(
     what = rng.integers(len(items), size=n)
     latencies = np.full(n, np.inf)  # not answered in time: infinitely slow
     counts = {"ok": 0, "errors": 0, "timed_out": 0, "dropped": 0}
+    kinds: dict[str, int] = {}  # what the errors were
     outstanding: set[asyncio.Task] = set()
     last_done = 0.0
 
@@ -174,20 +193,24 @@ async def load(
         user = quote(users[int(who[i])], safe="")
         try:
             async with asyncio.timeout_at(at + timeout):
-                ok = True
+                statuses = []
                 if post[i]:
                     event = {"user_id": users[int(who[i])], "item_id": items[int(what[i])]}
-                    ok = await conns.request("POST", "/v1/events", json.dumps(event).encode()) == 200
-                ok = await conns.request("GET", f"/v1/users/{user}/recommendations?k={k}") == 200 and ok
+                    statuses.append(await conns.request("POST", "/v1/events", json.dumps(event).encode()))
+                statuses.append(await conns.request("GET", f"/v1/users/{user}/recommendations?k={k}"))
         except TimeoutError:
             counts["timed_out"] += 1
             return
-        except (OSError, ValueError, asyncio.IncompleteReadError):
+        except (OSError, ValueError, asyncio.IncompleteReadError) as e:
             counts["errors"] += 1
+            kinds[type(e).__name__] = kinds.get(type(e).__name__, 0) + 1
             return
         last_done = loop.time()
         latencies[i] = (last_done - at) * 1000
-        counts["ok" if ok else "errors"] += 1
+        bad = [f"HTTP {code}" for code in statuses if code != 200]
+        counts["errors" if bad else "ok"] += 1
+        for b in bad:
+            kinds[b] = kinds.get(b, 0) + 1
 
     t0 = loop.time() + 0.2
     for i in range(n):
@@ -228,6 +251,8 @@ async def load(
         "p90_ms": pct(90),
         "p99_ms": pct(99),
         "max_ms": pct(100) if len(answered) < n else round(float(answered.max()), 2) if n else "",
+        "error_kinds": kinds,
+        "latencies_ms": latencies,
     }
 
 
@@ -255,6 +280,10 @@ async def measure(
                 row = await load(
                     conns, users, items, rate, args.duration, args.k, args.event_share, args.seed + n, **opts
                 )
+                if args.latencies:
+                    path = args.latencies.with_name(f"{args.latencies.stem}-{rate:g}{args.latencies.suffix}")
+                    np.savetxt(path, row["latencies_ms"], fmt="%.3f")
+                del row["latencies_ms"]
                 sent = max(1, row["requests"] - row["dropped"])
                 row["server_cpu_ms"] = round((server_cpu_seconds(pid) - cpu0) * 1000 / sent, 2)
                 row["client_cpu_ms"] = round((time.process_time() - own0) * 1000 / sent, 2)
@@ -286,6 +315,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds a request may take from its due time")
     ap.add_argument(
         "--max-outstanding", type=int, default=256, help="requests in flight at most (then dropped)"
+    )
+    ap.add_argument(
+        "--latencies", type=Path, help="write each request's latency (ms, in due order) to FILE-RATE.txt"
     )
     ap.add_argument("--server-arg", action="append", default=[], help="extra argument of clarec serve")
     ap.add_argument("--out", type=Path, help="write the markdown table here")

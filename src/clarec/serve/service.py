@@ -348,13 +348,13 @@ class RecService:
                     "score": v,
                     "explanation": reason,
                 }
-                for j, v, reason in zip(ids.tolist(), values, reasons, strict=True)
+                for j, v, reason in zip(ids.tolist(), values.tolist(), reasons, strict=True)
             ]
         return Recommendations(user_id, path, items)
 
     def _ranking(
         self, user_id: str, hist: np.ndarray, k: int, exclude_seen: bool, diversity: float
-    ) -> tuple[np.ndarray, list[float], str]:
+    ) -> tuple[np.ndarray, np.ndarray, str]:
         """Item indices, their scores and the path for one query; kept in :attr:`ranking_cache` until
         the user's next event or profile, an added item, or (popularity path) anyone's next event."""
         key = (user_id, int(k), bool(exclude_seen), float(diversity))
@@ -368,7 +368,7 @@ class RecService:
         path = self._path(user_id, hist)
         fast = None if diversity > 0 else self._inner_product_top(user_id, hist, path, k, exclude_seen)
         if fast is not None:
-            ids, values = np.asarray(fast[0], dtype=np.int64), [float(x) for x in fast[1]]
+            ids, values = np.asarray(fast[0], dtype=np.int64), np.asarray(fast[1], dtype=np.float64)
         else:
             scores = self._scores(user_id, hist, path)
             if exclude_seen and len(hist):
@@ -379,7 +379,7 @@ class RecService:
                 i, v = top_k(scores[None, :], k)
                 ids = i[0][np.isfinite(v[0])]
             ids = np.asarray(ids, dtype=np.int64)
-            values = [float(x) for x in scores[ids]]
+            values = np.asarray(scores[ids], dtype=np.float64)
         if self.ranking_cache_size > 0:
             self.ranking_cache[key] = (stamp, ids, values, path, self.n_events)
             self.ranking_cache.move_to_end(key)

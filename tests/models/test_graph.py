@@ -6,7 +6,7 @@ import torch
 from clarec.errors import ConfigError
 from clarec.models import create
 from clarec.models.base import Recommender
-from clarec.models.graph import SGL, GraphEmbeddings, normalized_adjacency, perturb
+from clarec.models.graph import SGL, GraphEmbeddings, normalized_adjacency, perturb, propagate
 
 from .recommender_mixin import RecommenderMixin, block_dataset
 
@@ -81,6 +81,22 @@ def test_propagation_is_repeated_adjacency_product_and_mean_readout():
     e0 = torch.cat([g.user.weight, g.item.weight])
     torch.testing.assert_close(layers[2], dense @ (dense @ e0))
     torch.testing.assert_close(g(torch.tensor([1, 4]), [adj, adj]), (e0 + dense @ e0 + layers[2])[[1, 4]] / 3)
+
+
+def test_propagation_gradient_equals_autograds_own():
+    """The symmetric backward (``adj @ grad``) gives autograd's ``adj.T @ grad``, over two layers."""
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 20, 120), rng.integers(0, 30, 120)
+    adj = normalized_adjacency(20, 30, users, items)
+    x = torch.randn(50, 6, dtype=torch.float32)
+    w = torch.randn(50, 6)
+    grads = []
+    for step in (propagate, torch.sparse.mm):
+        leaf = x.clone().requires_grad_(True)
+        (step(adj, step(adj, leaf)) * w).sum().backward()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(grads[0], adj.to_dense() @ (adj.to_dense() @ w), atol=1e-6, rtol=1e-5)
 
 
 def test_perturb_has_norm_eps_and_the_sign_of_the_embedding():

@@ -77,6 +77,31 @@ def normalized_adjacency(n_users: int, n_items: int, users: np.ndarray, items: n
         )
 
 
+class _SymmetricSpMM(torch.autograd.Function):
+    """``adj @ x`` for a constant symmetric sparse ``adj``, whose backward is ``adj @ grad``.
+
+    Autograd's own backward of a CSR product computes ``adj.T @ grad`` and builds that transpose
+    (a COO conversion and a sort over every edge) again at every layer of every step; every adjacency
+    here is ``D^-1/2 A D^-1/2`` of an undirected graph, so the transpose is ``adj`` itself.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adj = adj
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, torch.sparse.mm(ctx.adj, grad)
+
+
+def propagate(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """One propagation step ``adj @ x`` for a symmetric adjacency from :func:`normalized_adjacency`."""
+    if x.requires_grad and not adj.requires_grad:
+        return _SymmetricSpMM.apply(adj, x)
+    return torch.sparse.mm(adj, x)
+
+
 def perturb(e: torch.Tensor, eps: float) -> torch.Tensor:
     """SimGCL's noise: ``e + sign(e) ⊙ ε·u/‖u‖`` with ``u`` uniform in [0, 1)^d, one draw per row."""
     noise = F.normalize(torch.rand_like(e), dim=-1) * eps
@@ -99,7 +124,7 @@ class GraphEmbeddings(nn.Module):
         e = torch.cat([self.user.weight, self.item.weight])
         out = [e]
         for adj in adjs:
-            e = torch.sparse.mm(adj, e)
+            e = propagate(adj, e)
             if eps > 0:
                 e = perturb(e, eps)
             out.append(e)

@@ -157,11 +157,23 @@ def serve_cmd(
     threads: int = typer.Option(
         1, "--threads", min=0, help="BLAS and torch threads (0: the libraries' defaults)."
     ),
+    ranking_cache: int = typer.Option(
+        50_000, "--ranking-cache", min=0, help="Ranked lists kept until a user's next event (0: none)."
+    ),
 ) -> None:
     """Serve a run's model over HTTP: recommendations, live events, new items, a demo page at /."""
     from clarec.serve.app import serve
 
-    serve(run_dir, host=host, port=port, db=db, model=model, log_level=log_level, threads=threads or None)
+    serve(
+        run_dir,
+        host=host,
+        port=port,
+        db=db,
+        model=model,
+        log_level=log_level,
+        threads=threads or None,
+        ranking_cache=ranking_cache,
+    )
 
 
 @app.command("models")

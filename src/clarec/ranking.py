@@ -64,38 +64,63 @@ def top_k_inner_product(
     k: int,
     exclude: np.ndarray | None = None,
     max_item_norm: float | None = None,
+    search=None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """What ``top_k`` gives for ``scores = float32(float64(query) @ items_t64)`` (one query vector;
     ``items_t64`` is ``items.T`` in float64), with the ``exclude`` indices left out, computed
     without the float64 product over every item.
 
     A float32 product ranks all items; float32 rounding moves a dot product of length ``d`` by at most
-    ``γ_d·|q|·|v|`` (``γ_d = d·u / (1 - d·u)``, ``u = 2^-24``), so every item that can reach the
-    top ``k`` of the exact scores lies within twice that (plus a few float32 spacings, so that no
-    left-out item can tie the k-th) of the k-th float32 score. Only those candidates are scored
-    exactly and ranked by ``top_k``, whose tie order (lower index first) they keep, being in index
-    order. Returns ``(ids, scores)`` of the finite scores, best first, or ``None`` when there are
-    fewer than ``k`` eligible items (rank them all instead).
+    ``γ_d·|q|·|v|`` (``γ_d = d·u / (1 - d·u)``, ``u = 2^-24``, whatever the order of the sums), so
+    every item that can reach the top ``k`` of the exact scores lies within twice that (plus a few
+    float32 spacings, so that no left-out item can tie the k-th) of the k-th float32 score. Only those
+    candidates are scored exactly and ranked by ``top_k``, whose tie order (lower index first) they
+    keep, being in index order. ``search(query, n)``, when given, returns the ``n`` largest float32
+    inner products ``(ids, values)``, best first (a FAISS ``IndexFlatIP`` over ``items``): it is asked
+    for more until the last one it returns lies below the candidates' bound, so that every candidate
+    is among them; otherwise all items are multiplied. Returns ``(ids, scores)`` of the finite
+    scores, best first, or ``None`` when there are fewer than ``k`` eligible items (rank them all
+    instead).
     """
     q32 = np.asarray(query, dtype=np.float32).ravel()
-    approx = items @ q32
-    if exclude is not None and len(exclude):
-        approx[exclude] = -np.inf
-    n = len(approx)
+    n, d = items.shape
     k = int(k)
     if k <= 0 or k >= n:
         return None
-    kth = np.partition(approx, n - k)[n - k]
-    if not np.isfinite(kth):
-        return None
-    d = items.shape[1]
-    u = 2.0**-24
-    gamma = d * u / (1 - d * u)
     if max_item_norm is None:
         max_item_norm = float(np.sqrt((np.asarray(items, dtype=np.float64) ** 2).sum(axis=1).max()))
-    delta = gamma * float(np.linalg.norm(q32.astype(np.float64))) * max_item_norm
-    margin = 2.0 * delta + 4.0 * float(np.spacing(np.float32(abs(kth)))) + 1e-30
-    cand = np.flatnonzero(approx >= kth - margin)
+    u = 2.0**-24
+    delta = d * u / (1 - d * u) * float(np.linalg.norm(q32.astype(np.float64))) * max_item_norm
+
+    def margin(kth: float) -> float:
+        return 2.0 * delta + 4.0 * float(np.spacing(np.float32(abs(kth)))) + 1e-30
+
+    excluded = (
+        np.unique(np.asarray(exclude, dtype=np.int64)) if exclude is not None else np.empty(0, np.int64)
+    )
+    cand = None
+    if search is not None:
+        fetch = k + len(excluded) + max(k, 32)
+        while fetch < n and cand is None:
+            ids, approx = search(q32, fetch)
+            ids, approx = np.asarray(ids, dtype=np.int64).ravel(), np.asarray(approx).ravel()
+            keep = (ids >= 0) & ~np.isin(ids, excluded)
+            if keep.sum() >= k:
+                kept_ids, kept = ids[keep], approx[keep]
+                kth = float(kept[k - 1])
+                if not np.isfinite(kth):
+                    return None
+                if float(approx[-1]) < kth - margin(kth):  # nothing left out can be a candidate
+                    cand = np.sort(kept_ids[kept >= kth - margin(kth)])
+            fetch *= 4
+    if cand is None:
+        approx = items @ q32
+        if len(excluded):
+            approx[excluded] = -np.inf
+        kth = np.partition(approx, n - k)[n - k]
+        if not np.isfinite(kth):
+            return None
+        cand = np.flatnonzero(approx >= kth - margin(float(kth)))
     # the candidates' columns in the layout of ``items_t64`` (a transposed C array), so that BLAS
     # runs the same kind of product as over all items
     sub = np.ascontiguousarray(items_t64.T[cand]).T

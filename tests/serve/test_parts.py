@@ -192,15 +192,25 @@ def test_inner_product_top_k_matches_scoring_every_item(run_dir):
     try:
         model = svc.model
         vectors, t64, norm = model.query_items()
+        faiss_search = svc._inner_product_search(vectors)
+        asked = []
+
+        def stingy(query, n):  # the float32 ranking, but cut short: the caller must ask again
+            asked.append(n)
+            ids, values = faiss_search(query, n)
+            return ids[: min(n, 3 * len(asked))], values[: min(n, 3 * len(asked))]
+
         for u in range(model.n_users):
             scores = model.score([u])[0].copy()
             seen = model.seen[u].indices
             scores[seen] = -np.inf
             for k in (1, 5, 20):
                 ids, vals = top_k(scores[None, :], k)
-                got = top_k_inner_product(model.user_queries([u])[0], vectors, t64, k, seen, norm)
-                np.testing.assert_array_equal(got[0], ids[0])
-                np.testing.assert_array_equal(got[1], vals[0])
+                for search in (None, faiss_search, stingy):
+                    asked.clear()
+                    got = top_k_inner_product(model.user_queries([u])[0], vectors, t64, k, seen, norm, search)
+                    np.testing.assert_array_equal(got[0], ids[0])
+                    np.testing.assert_array_equal(got[1], vals[0])
         # ties: equal item vectors are ranked by index, including at the k-th place
         rng = np.random.default_rng(0)
         base = rng.normal(size=(6, 8)).astype(np.float32)

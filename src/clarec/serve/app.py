@@ -36,7 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from clarec.errors import ClarecError, UnknownIdError
-from clarec.serve.service import ConflictError, RecService, UnsupportedError
+from clarec.serve.service import RANKING_CACHE_SIZE, ConflictError, RecService, UnsupportedError
 from clarec.serve.store import Event
 
 #: Most events accepted in one request.
@@ -378,18 +378,21 @@ def serve(
     model: str | None = None,
     log_level: str = "info",
     threads: int | None = 1,
+    ranking_cache: int = RANKING_CACHE_SIZE,
 ) -> None:
     """Load a run folder and serve it with uvicorn until stopped.
 
     ``threads`` caps the BLAS and torch threads of the process (``None``: their defaults). A request
     scores one user (a matrix-vector product), where more threads only spin and take CPU from the
     other requests and the event loop; one thread per request serves the most requests per core.
+    ``ranking_cache`` is how many ranked lists the service keeps (0: none).
     """
     import uvicorn
 
     if threads is not None:
         limit_threads(threads)
     service = RecService(run_dir, db_url=db, model_label=model)
+    service.ranking_cache_size = int(ranking_cache)
     app = create_app(service)
     # What start-up made (catalogue, histories, the model, the libraries) lives as long as the server:
     # out of the collector's sight, a full collection no longer walks it (on Beauty that was a pause

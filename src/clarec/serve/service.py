@@ -155,6 +155,7 @@ class RecService:
         self.ranking_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self.ranking_cache_size = RANKING_CACHE_SIZE
         self.cache_hits = self.cache_misses = 0
+        self._ip_index: tuple[np.ndarray, Any] | None = None  # (vectors, FAISS index over them)
         self.index: ItemIndex | None = None
         self.index_info: dict[str, Any] = {}
         if build_index:
@@ -328,7 +329,32 @@ class RecService:
             return None
         vectors, vectors_t64, max_norm = items
         exclude = hist if exclude_seen and len(hist) else None
-        return top_k_inner_product(q[0], vectors, vectors_t64, k, exclude=exclude, max_item_norm=max_norm)
+        return top_k_inner_product(
+            q[0], vectors, vectors_t64, k, exclude, max_norm, search=self._inner_product_search(vectors)
+        )
+
+    def _inner_product_search(self, vectors: np.ndarray):
+        """``search(query, n)`` over ``vectors`` (FAISS ``IndexFlatIP``, rebuilt when they change):
+        the float32 ranking behind :func:`top_k_inner_product`, about twice as fast as numpy's."""
+        try:
+            import faiss
+        except ImportError:  # pragma: no cover - a declared dependency
+            return None
+        if self._ip_index is None or self._ip_index[0] is not vectors:
+            index = faiss.IndexFlatIP(vectors.shape[1])
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            self._ip_index = (vectors, index)
+        index = self._ip_index[1]
+
+        def search(query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            # One query: FAISS would split the catalogue over an OpenMP team, whose threads wait for
+            # each other on a busy machine (20 ms instead of 0.5 ms on 2 shared cores). The setting
+            # is per thread (this request's worker thread).
+            faiss.omp_set_num_threads(1)
+            values, ids = index.search(np.ascontiguousarray(query, dtype=np.float32)[None, :], int(n))
+            return ids[0], values[0]
+
+        return search
 
     def recommend(
         self, user_id: str, k: int = 20, exclude_seen: bool = True, diversity: float = 0.0

@@ -15,9 +15,9 @@ and a phase ends at most ``--timeout`` + 1 s after its last scheduled request. D
 requests count as errors and as infinitely slow in the percentiles (a percentile they reach prints
 as ``>TIMEOUT``).
 
-The load generator is a small HTTP/1.1 keep-alive client on asyncio streams in this process (httpx
-costs several times its CPU per request); on a 2-core machine it still competes with the server for
-the CPUs. Each row also gives the server's CPU time per request (``/proc``), the load generator's,
+The load generator is a small HTTP/1.1 keep-alive client on asyncio streams in this process, with
+Python's garbage collector off during a phase (its full passes had paused the measurement); on a
+2-core machine it still competes with the server for the CPUs. Each row also gives the server's CPU time per request (``/proc``), the load generator's,
 the share of rankings the server answered from its cache (``/v1/health``) and the 1-minute load
 average at the end of the phase.
 
@@ -27,13 +27,14 @@ Usage::
     .venv/bin/python benchmarks/serving_latency.py --build runs/serving-ml-100k
     # the measurement: 50, 100 and 200 requests/s, 20 s each, for the run's lm-content model
     .venv/bin/python benchmarks/serving_latency.py --run runs/serving-ml-100k --model lm-content \\
-        --rates 50 100 200 --duration 20 --out benchmarks/results/serving-ml-100k.md
+        --rates 50 100 200 --duration 20 --out /tmp/serving-ml-100k.md
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shlex
@@ -212,6 +213,7 @@ async def load(
         for b in bad:
             kinds[b] = kinds.get(b, 0) + 1
 
+    gc.disable()  # no collector pause in this process while it measures (re-enabled below)
     t0 = loop.time() + 0.2
     for i in range(n):
         at = t0 + i / rate
@@ -233,6 +235,7 @@ async def load(
     for task in list(outstanding):
         task.cancel()
         counts["timed_out"] += 1
+    gc.enable()
     end = max(last_done, t0 + n / rate)
     cap = 1e12  # stands for "never answered" in the percentiles
     lat = np.minimum(latencies, cap)
@@ -343,6 +346,11 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             health = httpx.get(base + "/v1/health").json()
+            # the data and libraries loaded so far live to the end: kept out of the collector's full
+            # passes, which paused this process (and so the measured latencies) by 100-170 ms; during
+            # a phase the collector is off altogether
+            gc.collect()
+            gc.freeze()
             rows = asyncio.run(measure(base, port, proc.pid, users, items, args))
         finally:
             proc.terminate()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError, UnknownIdError
+from clarec.errors import ClarecError, ConfigError, UnknownIdError
 from clarec.models import create
 from clarec.models.base import Recommender
 from clarec.models.two_tower import TwoTowerRecommender, centre, example_histories, fit_tokens
@@ -270,7 +270,9 @@ def test_aux_simcse_learnable_temperature_uncertainty(tiny):
     assert np.isfinite(model.score(np.arange(data.n_users))).all()
 
 
-def test_user_text_profiles_separate_cold_users(tiny):
+def _profile_data() -> tuple[Dataset, np.ndarray]:
+    """``block_dataset`` with an occupation per user, plus two users without interactions
+    (``zz1`` an artist, ``zz2`` an engineer); returns the data and those two users' indices."""
     base = block_dataset()
     users = pd.DataFrame({"user_id": base.user_ids})
     users["occupation"] = ["engineer" if i % 2 else "artist" for i in range(len(users))]
@@ -285,13 +287,79 @@ def test_user_text_profiles_separate_cold_users(tiny):
         keep_all_items=True,
         keep_all_users=True,
     )
-    cold = data.user_index(["zz1", "zz2"])
+    return data, data.user_index(["zz1", "zz2"])
+
+
+def test_user_text_profiles_separate_cold_users(tiny):
+    data, cold = _profile_data()
     with_text = tiny(epochs=5, user_text=True).fit(data)
     assert not np.allclose(with_text.user_vecs[cold[0]], with_text.user_vecs[cold[1]])
     without = tiny(epochs=5).fit(data)
     np.testing.assert_array_equal(without.user_vecs[cold[0]], without.user_vecs[cold[1]])  # the empty vector
     with pytest.raises(ConfigError, match="profile fields"):
         tiny(epochs=1, user_text=True).fit(block_dataset().with_interactions(block_dataset().interactions))
+
+
+def test_score_texts_is_the_user_tower_on_an_empty_history_plus_the_text(tiny, tmp_path):
+    data, cold = _profile_data()
+    model = tiny(epochs=5, user_text=True, cold_calibration="match").fit(data)
+    assert model.supports_texts and not TwoTowerRecommender.supports_texts  # set per instance
+    texts = model._profile_texts(data)
+    assert texts[cold[0]] == "Occupation: artist." and texts[cold[1]] == "Occupation: engineer."
+    # a training user without interactions is exactly "empty history + profile text"
+    got = model.score_texts([texts[c] for c in cold])
+    assert got.shape == (2, data.n_items) and got.dtype == np.float32
+    np.testing.assert_allclose(got, model.score(cold), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got[0], got[1])  # different texts, different scores
+    # a user with history: its profile text alone is the user tower on an empty history plus the text
+    towers = model._towers
+    with torch.no_grad():
+        alone = towers.users(
+            torch.zeros((1, model.max_history, model.dim)),
+            torch.zeros((1, model.max_history), dtype=torch.bool),
+            torch.from_numpy(model.lm_user[[0]]),
+        )
+    expected = model._scores(model._finish(alone).numpy())
+    np.testing.assert_allclose(model.score_texts([texts[0]]), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(model.score_texts([texts[0]]), model.score([0]))
+    assert model.score_texts([]).shape == (0, data.n_items)
+
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.supports_texts
+    np.testing.assert_allclose(loaded.score_texts([texts[c] for c in cold]), got, rtol=1e-5, atol=1e-6)
+
+
+def test_score_texts_with_a_finetuned_encoder_uses_the_encoder_that_wrote_the_profiles(tiny):
+    data, cold = _profile_data()
+    model = tiny(epochs=2, user_text=True, finetune_encoder=True, max_history=5).fit(data)
+    texts = model._profile_texts(data)
+    got = model.score_texts([texts[c] for c in cold])
+    np.testing.assert_allclose(got, model.score(cold), rtol=1e-5, atol=1e-6)
+
+
+def test_score_texts_refused_without_user_text(tiny, tmp_path):
+    data, cold = _profile_data()
+    model = tiny(epochs=2).fit(data)
+    assert not model.supports_texts
+    with pytest.raises(ClarecError, match="cannot score users from a text.*user_text"):
+        model.score_texts(["Occupation: artist."])
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert not loaded.supports_texts
+    with pytest.raises(ClarecError, match="cannot score users from a text"):
+        loaded.score_texts(["Occupation: artist."])
+    # a user_text model saved before the user-text centring was kept cannot score texts either
+    with_text = tiny(epochs=1, user_text=True).fit(data)
+    with_text.save(tmp_path / "old")
+    with np.load(tmp_path / "old" / "state.npz") as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("state.user_lm_")}
+    np.savez(tmp_path / "old" / "state.npz", **arrays)
+    old = Recommender.load(tmp_path / "old")
+    assert not old.supports_texts
+    np.testing.assert_array_equal(old.score(cold), with_text.score(cold))
+    with pytest.raises(ClarecError, match="re-train"):
+        old.score_texts(["Occupation: artist."])
 
 
 def test_finetuned_encoder_is_saved_and_reloads(tiny, tmp_path):

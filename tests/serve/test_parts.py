@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from factories import make_random_dataset
 
+from clarec.data.split import random_split
 from clarec.errors import ClarecError
+from clarec.models import create
 from clarec.serve.explain import explain, item_attributes, shared_attributes
 from clarec.serve.index import ItemIndex, hnsw_recall
 from clarec.serve.service import RecService, choose_model
@@ -231,5 +236,47 @@ def test_inner_product_top_k_matches_scoring_every_item(run_dir):
         ids, vals = top_k(scores[None, :], 5)
         assert [x["item_id"] for x in recs.items] == [svc.item_ids[j] for j in ids[0]]
         assert [x["score"] for x in recs.items] == [float(v) for v in vals[0]]
+    finally:
+        svc.close()
+
+
+def test_two_tower_with_user_text_serves_a_profile(tmp_path, tiny_model_dir):
+    """A two-tower model trained with profile text serves a user without history from the profile
+    (the server renders the fields as training did); one trained without refuses (popularity)."""
+    data = make_random_dataset(n_users=40, n_items=30, per_user=8, seed=3)
+    data.users["user_id"] = data.user_ids
+    data.users["occupation"] = ["engineer" if u % 2 else "artist" for u in range(data.n_users)]
+    split = random_split(data, seed=0)
+    folder = tmp_path / "run"
+    split.save(folder / "split")
+    params = {"encoder": str(tiny_model_dir), "cache_dir": "none", "epochs": 2, "batch_size": 32}
+    params |= {"dim": 8, "hidden": 16, "n_negatives": 0, "num_threads": 1, "progress": False}
+    results = {}
+    for label, user_text in (("tt", True), ("plain", False)):
+        create("two-tower", params | {"user_text": user_text}).fit(split.train).save(
+            folder / "models" / label
+        )
+        results[label] = {"test": {"ndcg@20": 0.5}, "valid": {}}
+    (folder / "results.json").write_text(json.dumps(results))
+    (folder / "config.yaml").write_text("evaluation: {main_metric: ndcg@20}\n")
+
+    svc = RecService(folder, db_url="sqlite://", model_label="tt")
+    try:
+        assert svc.health()["profiles_from_text"] is True
+        assert svc.set_profile("stranger", {"occupation": "engineer"}) == "Occupation: engineer."
+        got = svc.recommend("stranger", k=5, exclude_seen=False)
+        assert got.path == "profile"
+        assert "Occupation: engineer." in svc.model._profile_texts(split.train)  # as in training
+        scores = svc.model.score_texts(["Occupation: engineer."])[0]
+        assert [x["item_id"] for x in got.items] == [
+            svc.item_ids[j] for j in np.argsort(-scores, kind="stable")[:5]
+        ]
+    finally:
+        svc.close()
+    svc = RecService(folder, db_url="sqlite://", model_label="plain")
+    try:
+        assert svc.health()["profiles_from_text"] is False
+        svc.set_profile("stranger", {"occupation": "engineer"})
+        assert svc.recommend("stranger", k=5).path == "popularity"
     finally:
         svc.close()

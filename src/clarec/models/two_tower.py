@@ -36,8 +36,9 @@ Training
 Scores are cosines (``similarity="cosine"``: user and item vectors are L2-normalised) or dot products.
 
 Real time: :meth:`TwoTowerRecommender.score_histories` runs the user tower on any history (an event
-changes the next scores without retraining) and :meth:`TwoTowerRecommender.add_items` puts new items
-in the catalogue through their text.
+changes the next scores without retraining), :meth:`TwoTowerRecommender.add_items` puts new items
+in the catalogue through their text, and with ``user_text`` :meth:`TwoTowerRecommender.score_texts`
+serves a user known only by a profile text (the user tower on an empty history plus that text).
 """
 
 from __future__ import annotations
@@ -312,6 +313,9 @@ class TwoTowerRecommender(Recommender):
     """
 
     new_items_from_text: ClassVar[bool] = True
+    #: False for the class: only a model trained with ``user_text`` has a user tower that reads text,
+    #: so :meth:`_fit` and :meth:`load` set it per instance (``True`` with ``user_text``).
+    supports_texts: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -465,6 +469,18 @@ class TwoTowerRecommender(Recommender):
             )
         return self._text_encoder
 
+    def _user_encoder(self):
+        """The encoder that wrote the training users' profile vectors: the item encoder, or with
+        ``finetune_encoder`` a fresh copy of the starting encoder (profiles are encoded once, before
+        the item encoder is adapted, and the user-text projection was trained on those vectors)."""
+        if not self.finetune_encoder:
+            return self._encoder()
+        if getattr(self, "_user_text_encoder", None) is None:
+            self._user_text_encoder = build_encoder(
+                self.encoder, self.cache_dir, 64, self.max_length, self.device, self.progress
+            )
+        return self._user_text_encoder
+
     def _profile_texts(self, train: Dataset) -> list[str]:
         users = train.users
         fields = self.user_fields
@@ -489,8 +505,11 @@ class TwoTowerRecommender(Recommender):
         self.lm_centring = centring(raw_lm)
         lm_item = torch.from_numpy(centre(raw_lm, self.lm_centring))
         lm_user = None
+        self.user_lm_centring = None
         if self.user_text:
-            lm_user = torch.from_numpy(centre(enc.encode(self._profile_texts(train))))
+            raw_user = enc.encode(self._profile_texts(train))
+            self.user_lm_centring = centring(raw_user)  # kept: score_texts centres new profiles alike
+            lm_user = torch.from_numpy(centre(raw_user, self.user_lm_centring))
 
         # Training interactions sorted by (user, time): example j predicts item j from the ones before it.
         df = train.interactions.sort_values(["user", "timestamp"], kind="stable")
@@ -673,6 +692,7 @@ class TwoTowerRecommender(Recommender):
                 .astype(np.float32)
             )
             self.lm_user = None if lm_user is None else lm_user.numpy().astype(np.float32)
+            self.supports_texts = self.lm_user is not None
             self._towers = towers
             self._set_vectors()
         if self.finetune_encoder:
@@ -799,6 +819,41 @@ class TwoTowerRecommender(Recommender):
             users = self._pool(self._towers, self._raw_items, seq, ends - lengths, ends, None)
         return self._scores(users.astype(np.float32))
 
+    def score_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of every item for users known only by a profile text (no history).
+
+        Only for a model trained with ``user_text``: each text goes through the user-text path as a
+        training user's profile did (same encoder, same centring, same projection) and is added to
+        the learned "empty history" vector, then scored as :meth:`score` scores (same similarity,
+        same cold-item calibration). A text rendered like the training profiles (profile fields by
+        :func:`clarec.text.templates.user_text`, as the server's profile endpoint does) of a
+        training user without interactions gives that user's :meth:`score`. A model trained without
+        ``user_text`` refuses (``supports_texts`` is False): its user tower has no text input, and
+        every profile-only user would get the same "empty history" vector whatever the text.
+        """
+        self._check_fitted()
+        if not self.supports_texts:
+            if self.lm_user is None:
+                raise ClarecError(
+                    "model 'two-tower' cannot score users from a text: it was trained without "
+                    "user_text=True, so its user tower reads no profile text; re-train with user_text"
+                )
+            raise ClarecError(
+                "model 'two-tower' cannot score users from a text: it was saved without its "
+                "user-text centring (an older clarec); re-train it to score profile texts"
+            )
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.n_items), dtype=np.float32)
+        raw = np.asarray(self._user_encoder().encode(texts), dtype=np.float32)
+        lm = centre(raw.reshape(len(texts), self.lm_user.shape[1]), self.user_lm_centring)
+        none = np.zeros(len(texts), dtype=np.int64)
+        with torch.no_grad():
+            users = self._pool(
+                self._towers, self._raw_items, np.empty(0, np.int64), none, none, torch.from_numpy(lm)
+            )
+        return self._scores(users.astype(np.float32))
+
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Add items from their text (the columns of ``fields``); they are scored at once, as cold items.
 
@@ -859,6 +914,9 @@ class TwoTowerRecommender(Recommender):
             state["item_tokens"] = self.item_tokens
         if self.lm_user is not None:
             state["lm_user"] = self.lm_user
+        if getattr(self, "user_lm_centring", None) is not None:
+            state["user_lm_mean"] = self.user_lm_centring[0]
+            state["user_lm_scale"] = np.float64(self.user_lm_centring[1])
         for name, tensor in self._towers.state_dict().items():
             state[f"w.{name}"] = tensor.detach().cpu().numpy()
         return state
@@ -878,6 +936,12 @@ class TwoTowerRecommender(Recommender):
             if "lm_mean" in state
             else None  # saved by an older clarec: no new items can be added
         )
+        self.user_lm_centring = (
+            (np.asarray(state["user_lm_mean"], dtype=np.float64), float(state["user_lm_scale"]))
+            if "user_lm_mean" in state
+            else None  # no user text, or saved by an older clarec: no profile texts can be scored
+        )
+        self.supports_texts = self.lm_user is not None and self.user_lm_centring is not None
         self._seq = (
             np.asarray(state["seq_items"], dtype=np.int64),
             np.asarray(state["seq_starts"], dtype=np.int64),

@@ -11,7 +11,8 @@ Which path serves a user (reported in every answer):
   history without retraining (:meth:`Recommender.score_histories`; ``history_mode`` says whether
   that is the same computation, a fold-in, or history-independent);
 - ``profile``: a user without history but with a profile (``PUT /v1/users/{id}/profile``), for a
-  model that scores text (:meth:`Recommender.score_texts`: ``lm-content``, ``tfidf``);
+  model that scores text (:meth:`Recommender.score_texts`: ``lm-content``, ``tfidf``, ``two-tower``
+  trained with ``user_text``);
 - ``popularity``: a user the server knows nothing about — the most popular items, counting the
   live events.
 """

@@ -373,6 +373,15 @@ def test_finetuned_encoder_is_saved_and_reloads(tiny, tmp_path):
     loaded = Recommender.load(tmp_path / "m")
     users = np.arange(data.n_users)
     np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    # items added after loading go through the fine-tuned encoder, as in the trained model
+    new = pd.DataFrame({"item_id": ["n1"], "title": ["galaxy starship romance"]})
+    model.add_items(new)
+    loaded.add_items(new)
+    np.testing.assert_allclose(loaded.item_vectors()[-1], model.item_vectors()[-1], atol=1e-5)
+    fresh = tiny(epochs=2, finetune_encoder=True, aux="simcse", max_history=5)._encoder()
+    assert not np.allclose(
+        fresh.encode(["galaxy starship romance"]), loaded._encoder().encode(["galaxy starship romance"])
+    )
 
 
 def test_messy_item_texts_never_crash(tiny):

@@ -326,7 +326,16 @@ class Recommender(ABC):
                 arrays[f"state.{key}"] = np.asarray(value)
         arrays |= _sparse_to_arrays("seen", self.seen)
         np.savez(path / "state.npz", **arrays)
+        self._save_files(path)
         return path
+
+    def _save_files(self, path: Path) -> None:
+        """Write what does not fit in arrays (e.g. a fine-tuned text encoder) into the model folder."""
+        return None
+
+    def _load_files(self, path: Path) -> None:
+        """Read back what :meth:`_save_files` wrote (called by :meth:`load` after ``_set_state``)."""
+        return None
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
@@ -353,6 +362,7 @@ class Recommender(ABC):
         for key in {k[len("sparse.") :].rsplit(".", 1)[0] for k in arrays if k.startswith("sparse.")}:
             state[key] = _sparse_from_arrays(f"sparse.{key}", arrays)
         model._set_state(state)
+        model._load_files(path)
         return model
 
 

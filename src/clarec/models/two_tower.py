@@ -966,9 +966,16 @@ class TwoTowerRecommender(Recommender):
         with torch.no_grad():
             _, self._raw_items = self._infer(self._towers, lambda items, _train=False: lm[items])
 
-    def save(self, path: str | Path) -> Path:
-        """Save as every model does; a fine-tuned encoder goes to ``path/encoder`` (``TextEncoder.load``)."""
-        path = super().save(path)
+    def _save_files(self, path: Path) -> None:
+        """A fine-tuned encoder goes to ``path/encoder`` (a ``TextEncoder.save`` folder)."""
         if self.finetune_encoder and getattr(self, "_text_encoder", None) is not None:
             self._text_encoder.save(path / "encoder")
-        return path
+
+    def _load_files(self, path: Path) -> None:
+        """Re-attach the saved fine-tuned encoder, so items added later are encoded by the encoder the
+        item tower was trained with (not by the starting one named in ``encoder``)."""
+        folder = path / "encoder"
+        if self.finetune_encoder and folder.is_dir():
+            self._text_encoder = build_encoder(
+                str(folder), self.cache_dir, 64, self.max_length, self.device, self.progress
+            )

@@ -37,7 +37,7 @@ import torch
 from clarec.contrastive.align import ALIGN_MODES, LMAlignment
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._lm import build_encoder, choose_fields, item_texts
+from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
 
 ALIGN_DEFAULTS: dict[str, Any] = {
     "weight": None,
@@ -89,10 +89,6 @@ def check_align(model: str, align: Any) -> dict[str, Any] | None:
     return out
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 class AlignedMixin:
     """Alignment for a model with an ``align`` parameter, item vectors to complete after training,
     and ``n_users``/``n_items``/``seen`` from :class:`~clarec.models.base.Recommender`."""
@@ -106,9 +102,13 @@ class AlignedMixin:
             self.new_items_from_text = True  # added items are scored through the text → CF map
 
     def _encode(self, items: pd.DataFrame, fields: list[str]) -> np.ndarray:
-        a = self.align
-        encoder = build_encoder(a["encoder"], a["cache_dir"], a["batch_size"])
-        return _unit(np.asarray(encoder.encode(item_texts(items, fields, self.name)), dtype=np.float32))
+        """Unit LM vectors of the items' texts; the encoder is loaded once and kept (a server adding
+        items one request at a time would otherwise load the model each time)."""
+        if getattr(self, "_align_encoder", None) is None:
+            a = self.align
+            self._align_encoder = build_encoder(a["encoder"], a["cache_dir"], a["batch_size"])
+        texts = item_texts(items, fields, self.name)
+        return unit_rows(np.asarray(self._align_encoder.encode(texts), dtype=np.float32))
 
     def _setup_align(self, train: Dataset, cf_dim: int) -> LMAlignment | None:
         """Encode the targets and build the loss module (to be trained with the model); ``None``
@@ -123,7 +123,7 @@ class AlignedMixin:
         self._lm_items = lm_items
         # Targets are centred before they are made unit length: sentence vectors share a large common
         # direction (and users' history means even more), which would leave InfoNCE little to tell apart.
-        targets = [_unit(x - x.mean(axis=0)).astype(np.float32) for x in (lm_users, lm_items)]
+        targets = [unit_rows(x - x.mean(axis=0)) for x in (lm_users, lm_items)]
         self._lm = tuple(torch.from_numpy(t) for t in targets)
         a = self.align
         with torch.random.fork_rng():  # the head's initialisation follows the model's seed
@@ -161,6 +161,7 @@ class AlignedMixin:
         out = item_vecs.copy()
         out[~warm] = self._text_to_cf(self._lm_items[~warm])
         del self._lm, self._lm_items  # training-only
+        self._align_encoder = None  # not kept after training; add_items loads it on first use
         return out
 
     def _text_to_cf(self, lm: np.ndarray) -> np.ndarray:

@@ -69,6 +69,11 @@ def build_encoder(
     )
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def _column_key(col: pd.Series) -> list[str]:
     return [repr(v.tolist() if isinstance(v, np.ndarray) else v) for v in col.tolist()]
 

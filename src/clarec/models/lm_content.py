@@ -19,15 +19,11 @@ import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._lm import build_encoder, choose_fields, item_texts
+from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
 from clarec.models.base import Recommender
 from clarec.models.registry import register
 
 SIMILARITIES = ("cosine", "dot")
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def recency_weights(train: Dataset, half_life: float | None) -> sp.csr_matrix:
@@ -125,7 +121,7 @@ class LMContentRecommender(Recommender):
         self.text_fields_ = choose_fields(train.items, self.fields, "lm-content")
         vectors = self.encode_items(train.items, self.text_fields_)
         self._text_encoder = None  # not kept after training; add_items loads it on first use
-        self.item_matrix = _unit(vectors) if self.similarity == "cosine" else vectors
+        self.item_matrix = unit_rows(vectors) if self.similarity == "cosine" else vectors
         weights = recency_weights(train, self.half_life)
         totals = np.asarray(weights.sum(axis=1)).ravel()
         profiles = (
@@ -136,7 +132,7 @@ class LMContentRecommender(Recommender):
         profiles[totals <= 0] = fallback
         self.fallback_profile = np.asarray(fallback, dtype=np.float32)
         profiles = profiles.astype(np.float32)
-        self.user_profiles = _unit(profiles) if self.similarity == "cosine" else profiles
+        self.user_profiles = unit_rows(profiles) if self.similarity == "cosine" else profiles
 
     # ------------------------------------------------------------------ inference
     def _items_t64(self) -> np.ndarray:
@@ -179,7 +175,7 @@ class LMContentRecommender(Recommender):
                 w = np.power(0.5, (len(h) - 1 - np.arange(len(h))) / self.half_life)
             out[r] = (w @ self.item_matrix[h].astype(np.float64)) / w.sum()
         out = out.astype(np.float32)
-        return _unit(out) if self.similarity == "cosine" else out
+        return unit_rows(out) if self.similarity == "cosine" else out
 
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores for ad-hoc users: the profile is recomputed from the history exactly as in training
@@ -197,7 +193,7 @@ class LMContentRecommender(Recommender):
         vectors = np.asarray(self._get_encoder().encode(texts), dtype=np.float32)
         vectors = vectors.reshape(len(texts), self.item_matrix.shape[1])
         if self.similarity == "cosine":
-            vectors = _unit(vectors)
+            vectors = unit_rows(vectors)
         return (vectors.astype(np.float64) @ self._items_t64()).astype(np.float32)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
@@ -210,7 +206,7 @@ class LMContentRecommender(Recommender):
         vectors = self.encode_items(items.reindex(columns=list(fields)), fields)
         vectors = vectors.reshape(len(items), self.item_matrix.shape[1])
         if self.similarity == "cosine":
-            vectors = _unit(vectors)
+            vectors = unit_rows(vectors)
         n, m = self.n_items, len(items)
         self.item_matrix = np.vstack([self.item_matrix, vectors.astype(np.float32)])
         self._grow_items(m)

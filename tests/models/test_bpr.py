@@ -1,10 +1,12 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from clarec.errors import ConfigError
+from clarec.models.base import Recommender
 from clarec.models.bpr import BPR, MatrixFactorization
 from clarec.train.loop import load_checkpoint
 from clarec.train.validation import RankingValidator
@@ -75,7 +77,7 @@ def test_validation_metric_is_ndcg_of_the_held_out_items():
 
 
 def test_popularity_negatives_train_too():
-    model = _bpr(neg_alpha=0.75, n_negatives=4).fit(block_dataset())
+    model = _bpr(neg_alpha=0.75, n_negatives=4, epochs=80).fit(block_dataset())
     ds = block_dataset()
     assert model.recommend([ds.user_index("uA0")], k=1)[0][0, 0] == ds.item_index("a5")
 
@@ -86,3 +88,22 @@ def test_popularity_negatives_train_too():
 def test_bad_parameters(params):
     with pytest.raises(ConfigError):
         BPR(**params)
+
+
+def test_items_without_training_interactions_rank_after_every_trained_item(tmp_path):
+    ds = block_dataset()
+    d0 = ds.item_index("d0")  # in the catalogue, never interacted with
+    assert ds.to_csr()[:, d0].nnz == 0
+    model = _bpr(epochs=10).fit(ds)
+    users = np.arange(ds.n_users)
+    s = model.score(users)
+    others = np.delete(s, d0, axis=1)
+    np.testing.assert_allclose(s[:, d0], others.min(axis=1) - 1.0, rtol=1e-6)
+    hist = model.score_histories([np.array([ds.item_index("a0")]), np.array([], dtype=np.int64)])
+    assert (hist[0, d0] < np.delete(hist[0], d0)).all()
+    # items added without text (no align): ranked last as well, and saved so
+    new = model.add_items(pd.DataFrame({"item_id": ["n1"]}))
+    s2 = model.score(users)
+    assert (s2[:, new[0]] < np.delete(s2, [d0, new[0]], axis=1).min(axis=1)).all()
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(Recommender.load(tmp_path / "m").score(users), s2)

@@ -233,6 +233,35 @@ def test_cold_calibration_matches_scales_without_reordering(tiny):
     assert plain.cold_affine == (1.0, 0.0)
 
 
+def test_cold_calibration_validate_shifts_cold_scores_by_the_validation_best_amount(tiny):
+    data, twin = _clustered()
+    t = data.item_index(twin)
+    fans = [u for u in range(data.n_users) if data.user_ids[u].startswith("ua")]
+    on_twin = pd.DataFrame({"user": fans, "item": t, "timestamp": 10_000})
+    valid = data.with_interactions(on_twin, name="valid")
+    kw = {"epochs": 5, "history": "past", "patience": 10, "eval_every": 5}
+    matched = tiny(cold_calibration="match", **kw).fit(data, valid)
+    tuned = tiny(cold_calibration="validate", **kw).fit(data, valid)
+    users = np.arange(data.n_users)
+    s0, s1 = matched.score(users).astype(np.float64), tuned.score(users).astype(np.float64)
+    warm = np.arange(data.n_items) != t
+    np.testing.assert_array_equal(s0[:, warm], s1[:, warm])  # only the cold item moves ...
+    shift = tuned.cold_shift_ * tuned.cold_spread_
+    np.testing.assert_allclose(s1[:, t], s0[:, t] + shift, rtol=1e-5, atol=1e-5)  # ... by one constant
+    curve = tuned.cold_shift_curve_
+    assert curve[round(tuned.cold_shift_, 2)] == max(curve.values()) and len(curve) == 37
+    # every validation user holds out the twin only: the best shift puts it first for each of them,
+    # and that shift is the least one that does
+    assert max(curve.values()) == pytest.approx(1.0)
+    assert tuned.cold_shift_ > 0 and curve[round(tuned.cold_shift_ - 0.25, 2)] < 1.0
+    for u in fans:
+        assert tuned.recommend([u], k=1)[0][0, 0] == t
+    # validation without interactions on items lacking training ones: the match as it is
+    other = data.with_interactions(pd.DataFrame({"user": [0], "item": [int(np.flatnonzero(warm)[0])]}))
+    plain = tiny(cold_calibration="validate", **kw).fit(data, other)
+    assert plain.cold_affine == matched.cold_affine and plain.cold_shift_ == 0.0
+
+
 def test_example_histories_leave_the_target_out():
     # user 0: items 10, 11, 12, 13 in time order; user 1: item 20
     ex_user = np.array([0, 0, 0, 0, 1])

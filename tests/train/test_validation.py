@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from clarec.train.validation import RankingValidator
+from clarec.train.validation import RankingValidator, best_offset
 
 
 def _setup():
@@ -35,3 +35,26 @@ def test_user_subset_and_batches():
 def test_no_validation_users():
     seen, _, score = _setup()
     assert RankingValidator(seen, sp.csr_matrix((3, 4)), k=3)(score) == 0.0
+
+
+def test_best_offset_lifts_the_masked_items_by_the_least_that_wins():
+    seen, truth, score = _setup()
+    v = RankingValidator(seen, truth, k=1)
+    # k = 1: user 0's top is item 2 (score 5, relevant); user 1's is item 3 (3, relevant)
+    assert v(score) == pytest.approx(1.0)
+    # items 2 and 3 shifted down: below 1 (item 1 score 1) the users lose their hits
+    mask = np.array([False, False, True, True])
+    offsets = np.array([-5.0, -4.0, -1.0, 0.0, 1.0])
+    best, curve = best_offset(v, score, mask, offsets)
+    assert best == 0.0  # ties (0, 1) go to the offset closest to 0
+    # -5: user 0: 2 -> 0 < 1 (item 1 wins, irrelevant); user 1: 3 -> -2, item 1 (relevant) wins
+    np.testing.assert_allclose(curve, [0.5, 0.5, 1.0, 1.0, 1.0])
+    # one batch at a time gives the same curve
+    _, again = best_offset(RankingValidator(seen, truth, k=1, batch_size=1), score, mask, offsets)
+    np.testing.assert_allclose(again, curve)
+    # user 0's only relevant item (2) must pass item 1 (4) without passing user 1's item 1 (5)
+    scores = np.array([[9, 4, 1, 3], [9, 5, 0, 3], [0, 0, 0, 0]], dtype=np.float32)
+    only2 = np.array([False, False, True, False])
+    best, curve = best_offset(v, lambda u: scores[u], only2, [0.0, 2.0, 3.2, 5.5])
+    np.testing.assert_allclose(curve, [0.5, 0.5, 1.0, 0.5])  # at 5.5 item 2 tops user 1 too
+    assert best == 3.2

@@ -73,13 +73,16 @@ from clarec.models.base import Recommender
 from clarec.models.registry import register
 from clarec.text.templates import user_text as render_user_text
 from clarec.train.loop import Trainer, TrainHistory, seed_everything
-from clarec.train.validation import RankingValidator
+from clarec.train.validation import RankingValidator, best_offset
 
 POOLINGS = ("attention", "mean")
 HISTORIES = ("past", "all")
 AUXES = ("none", "simcse", "byol")
 WEIGHTINGS = ("fixed", "warmup", "uncertainty")
-CALIBRATIONS = ("match", "none")
+CALIBRATIONS = ("match", "validate", "none")
+#: Shifts of the cold items' scores tried by ``cold_calibration="validate"``, in units of the spread of
+#: the trained items' scores (the top of a list sits about 3 spreads above the mean).
+COLD_SHIFTS = np.arange(-3.0, 6.01, 0.25)
 
 
 class TwoTowerModule(nn.Module):
@@ -279,6 +282,12 @@ class TwoTowerRecommender(Recommender):
             targets), which puts them ahead of every new item of similar text; the match puts new
             items on the same scale without reordering either group. Use it when new items should
             reach lists at the rate of trained ones (cold-start catalogues, a live shop).
+            ``"validate"`` applies the match, then shifts the cold items' scores by the amount
+            (from -3 to +6 spreads of the trained items' scores, step 0.25) that maximises
+            validation NDCG@``eval_k`` over the whole catalogue: how far new items should reach
+            into lists is learned from the held-out interactions (``cold_shift_`` and
+            ``cold_shift_curve_`` record the choice). It needs validation interactions on items
+            without training interactions; without them it is the match.
         pooling: ``"attention"`` or ``"mean"`` over the history.
         max_history: most recent history items the user tower sees.
         history: ``"past"`` (items before the target) or ``"all"`` (every other training item).
@@ -695,6 +704,8 @@ class TwoTowerRecommender(Recommender):
             self.supports_texts = self.lm_user is not None
             self._towers = towers
             self._set_vectors()
+            if self.cold_calibration == "validate" and validate is not None:
+                self._validate_cold_shift(validator, valid)
         if self.finetune_encoder:
             enc.module.eval()
 
@@ -762,17 +773,35 @@ class TwoTowerRecommender(Recommender):
         self._raw_items = raw
         self.item_vecs = self.item_vecs.astype(np.float32)
         self.user_vecs = self.user_vecs.astype(np.float32)
-        self.cold_affine = self._match_cold_scores(lm) if self.cold_calibration == "match" else (1.0, 0.0)
+        self.cold_affine = (1.0, 0.0)
+        self.cold_spread_ = 1.0
+        if self.cold_calibration != "none":
+            a, b, self.cold_spread_ = self._match_cold_scores(lm)
+            self.cold_affine = (a, b)
 
-    def _match_cold_scores(self, lm: torch.Tensor, sample: int = 2000) -> tuple[float, float]:
-        """``(a, b)`` putting items without interactions on the trained items' score scale (see
-        ``cold_calibration``), from up to ``sample`` training users and items of each group. Without
-        such items in the catalogue, the trained items' text-only vectors (what they would be if
-        they were new) stand in for them."""
+    def _validate_cold_shift(self, validator: RankingValidator, valid: Dataset) -> None:
+        """Shift the matched cold scores by the validation-best amount (``cold_calibration="validate"``)."""
+        cold = ~self.warm_items
+        self.cold_shift_, self.cold_shift_curve_ = 0.0, None
+        if not cold.any() or not valid.to_csr()[:, cold].nnz:
+            return
+        offsets = COLD_SHIFTS * self.cold_spread_
+        shift, curve = best_offset(validator, lambda users: self._scores(self.user_vecs[users]), cold, offsets)
+        a, b = self.cold_affine
+        self.cold_affine = (a, b + shift)
+        self.cold_shift_ = shift / self.cold_spread_
+        self.cold_shift_curve_ = dict(zip(COLD_SHIFTS.round(2).tolist(), curve.round(5).tolist(), strict=True))
+
+    def _match_cold_scores(self, lm: torch.Tensor, sample: int = 2000) -> tuple[float, float, float]:
+        """``(a, b, spread)``: ``a·s + b`` puts items without interactions on the trained items' score
+        scale (see ``cold_calibration``), from up to ``sample`` training users and items of each
+        group; ``spread`` is the standard deviation of the trained items' scores. Without such items
+        in the catalogue, the trained items' text-only vectors (what they would be if they were new)
+        stand in for them."""
         warm = np.flatnonzero(self.warm_items)
         cold = np.flatnonzero(~self.warm_items)
         if len(warm) == 0 or self.n_users == 0:
-            return 1.0, 0.0
+            return 1.0, 0.0, 1.0
         rng = np.random.default_rng(self.seed)
         pick = lambda a: a if len(a) <= sample else rng.choice(a, sample, replace=False)  # noqa: E731
         users = self.user_vecs[pick(np.arange(self.n_users))].astype(np.float64)
@@ -785,10 +814,11 @@ class TwoTowerRecommender(Recommender):
             ref = self._finish(raw).numpy()
         s_warm = users @ self.item_vecs[warm].T.astype(np.float64)
         s_cold = users @ ref.T.astype(np.float64)
+        spread = float(s_warm.std()) or 1.0
         if s_cold.std() < 1e-12:
-            return 1.0, float(s_warm.mean() - s_cold.mean())
+            return 1.0, float(s_warm.mean() - s_cold.mean()), spread
         a = float(s_warm.std() / s_cold.std())
-        return a, float(s_warm.mean() - a * s_cold.mean())
+        return a, float(s_warm.mean() - a * s_cold.mean()), spread
 
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:

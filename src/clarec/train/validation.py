@@ -8,14 +8,14 @@ held-out items.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
 from clarec.ranking import top_k
 
-__all__ = ["RankingValidator"]
+__all__ = ["RankingValidator", "best_offset"]
 
 
 class RankingValidator:
@@ -57,15 +57,44 @@ class RankingValidator:
         """Mean NDCG@k over the validation users; ``score_fn(users) -> (len(users), n_items)``."""
         if len(self.users) == 0:
             return 0.0
-        total = 0.0
-        for start in range(0, len(self.users), self.batch_size):
-            chunk = self.users[start : start + self.batch_size]
-            s = np.array(score_fn(chunk), dtype=np.float32, copy=True)
-            sub = self.seen[chunk]
-            s[np.repeat(np.arange(len(chunk)), np.diff(sub.indptr)), sub.indices] = -np.inf
-            idx, vals = top_k(s, self.k)
-            rel = np.asarray(self.truth[chunk[:, None], idx].todense() > 0) & np.isfinite(vals)
-            dcg = (rel * self._discounts[: idx.shape[1]]).sum(axis=1)
-            n_rel = np.minimum(np.diff(self.truth[chunk].indptr), self.k)
-            total += float((dcg / self._idcg[n_rel]).sum())
+        total = sum(self.batch_total(chunk, score_fn(chunk)) for chunk in self.batches())
         return total / len(self.users)
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """The validation users, ``batch_size`` at a time."""
+        for start in range(0, len(self.users), self.batch_size):
+            yield self.users[start : start + self.batch_size]
+
+    def batch_total(self, chunk: np.ndarray, scores: np.ndarray) -> float:
+        """Sum of NDCG@k over the users ``chunk`` given their scores of every item."""
+        s = np.array(scores, dtype=np.float32, copy=True)
+        sub = self.seen[chunk]
+        s[np.repeat(np.arange(len(chunk)), np.diff(sub.indptr)), sub.indices] = -np.inf
+        idx, vals = top_k(s, self.k)
+        rel = np.asarray(self.truth[chunk[:, None], idx].todense() > 0) & np.isfinite(vals)
+        dcg = (rel * self._discounts[: idx.shape[1]]).sum(axis=1)
+        n_rel = np.minimum(np.diff(self.truth[chunk].indptr), self.k)
+        return float((dcg / self._idcg[n_rel]).sum())
+
+
+def best_offset(
+    validator: RankingValidator,
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    columns: np.ndarray,
+    offsets: np.ndarray,
+) -> tuple[float, np.ndarray]:
+    """The offset added to the scores of the items in ``columns`` (a boolean item mask) that maximises
+    the validator's NDCG, and the NDCG of every offset in ``offsets`` (ties: the offset closest to 0).
+
+    Each validation batch is scored once and ranked once per offset.
+    """
+    offsets = np.asarray(offsets, dtype=np.float64)
+    shift = np.asarray(columns, dtype=np.float32)
+    totals = np.zeros(len(offsets))
+    for chunk in validator.batches():
+        s = np.asarray(score_fn(chunk), dtype=np.float32)
+        for i, off in enumerate(offsets):
+            totals[i] += validator.batch_total(chunk, s + np.float32(off) * shift)
+    curve = totals / max(1, len(validator.users))
+    best = np.flatnonzero(curve >= curve.max() - 1e-12)
+    return float(offsets[best[np.argmin(np.abs(offsets[best]))]]), curve

@@ -244,5 +244,7 @@ class BPR(AlignedMixin, Recommender):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors = state["user_factors"].astype(np.float32)
         self.item_factors = state["item_factors"].astype(np.float32)
-        self.unknown_items_ = np.asarray(state.get("unknown_items", np.zeros(len(self.item_factors))), dtype=bool)
+        self.unknown_items_ = np.asarray(
+            state.get("unknown_items", np.zeros(len(self.item_factors))), dtype=bool
+        )
         self._set_align_state(state)

@@ -786,11 +786,15 @@ class TwoTowerRecommender(Recommender):
         if not cold.any() or not valid.to_csr()[:, cold].nnz:
             return
         offsets = COLD_SHIFTS * self.cold_spread_
-        shift, curve = best_offset(validator, lambda users: self._scores(self.user_vecs[users]), cold, offsets)
+        shift, curve = best_offset(
+            validator, lambda users: self._scores(self.user_vecs[users]), cold, offsets
+        )
         a, b = self.cold_affine
         self.cold_affine = (a, b + shift)
         self.cold_shift_ = shift / self.cold_spread_
-        self.cold_shift_curve_ = dict(zip(COLD_SHIFTS.round(2).tolist(), curve.round(5).tolist(), strict=True))
+        self.cold_shift_curve_ = dict(
+            zip(COLD_SHIFTS.round(2).tolist(), curve.round(5).tolist(), strict=True)
+        )
 
     def _match_cold_scores(self, lm: torch.Tensor, sample: int = 2000) -> tuple[float, float, float]:
         """``(a, b, spread)``: ``a·s + b`` puts items without interactions on the trained items' score

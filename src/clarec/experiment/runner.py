@@ -173,12 +173,13 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    package = logging.getLogger("clarec")  # the run's own lines and what models report while fitting
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
     try:
         return _run(cfg, out, seeds, save_models)
     finally:
-        log.removeHandler(handler)
+        package.removeHandler(handler)
         handler.close()
 
 

@@ -32,7 +32,7 @@ class TestTwoTower(TinyBert, RecommenderMixin):
 
 class TestTwoTowerVariant(TinyBert, RecommenderMixin):
     """Mean pooling over all other items, sampled negatives, BYOL, a scheduled temperature, dot
-    product scores, log-q correction and a user ID embedding."""
+    product scores and log-q correction."""
 
     uses_validation = True
 
@@ -50,7 +50,6 @@ class TestTwoTowerVariant(TinyBert, RecommenderMixin):
                 "weighting": "warmup",
                 "similarity": "dot",
                 "logq": True,
-                "user_embedding": True,
             },
         )
 
@@ -157,26 +156,6 @@ def test_score_histories_matches_training_users_and_reacts_to_events(tiny):
     assert not np.allclose(grown, model.score([0])[0])
     with pytest.raises(UnknownIdError):
         model.score_histories([np.array([data.n_items])])
-
-
-def test_user_embedding_adds_a_per_user_vector_that_ad_hoc_users_go_without(tiny, tmp_path):
-    data, _ = _clustered()
-    model = tiny(epochs=10, history="past", user_embedding=True, similarity="dot").fit(data)
-    emb = model._towers.user_emb.weight.detach().numpy()
-    assert emb.shape == (data.n_users, model.dim)
-    df = data.interactions.sort_values(["user", "timestamp"], kind="stable")
-    users = [0, 5, 20]
-    hists = [df.loc[df["user"] == u, "item"].to_numpy() for u in users]
-    # dot scores: a training user's vector is the history tower's (what an ad-hoc user with the same
-    # history gets) plus its own ID vector
-    ad_hoc = model.score_histories(hists).astype(np.float64)
-    expected = ad_hoc + emb[users].astype(np.float64) @ model.item_vectors().T.astype(np.float64)
-    np.testing.assert_allclose(model.score(users), expected, rtol=1e-4, atol=1e-5)
-    assert not np.allclose(model.score(users), ad_hoc, atol=1e-3)
-    model.save(tmp_path / "m")
-    loaded = Recommender.load(tmp_path / "m")
-    np.testing.assert_array_equal(loaded.score(users), model.score(users))
-    np.testing.assert_allclose(loaded.score_histories(hists), ad_hoc, rtol=1e-6, atol=1e-6)
 
 
 def test_add_items_scores_new_items_from_text_and_survives_save(tiny, tmp_path):

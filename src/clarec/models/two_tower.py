@@ -19,9 +19,7 @@ User tower
     optionally plus the projection of the user's profile text (:func:`clarec.text.templates.user_text`
     with profile fields only — listing history titles would leak the training targets). A user with
     no history gets a learned "empty history" vector (plus the profile text when ``user_text``); the
-    training examples whose target is a user's first interaction are what teach it. With
-    ``user_embedding`` a learned user-ID vector is added (dropped for ``id_dropout`` of a batch's
-    users in training); users scored from an ad-hoc history or a profile text have none.
+    training examples whose target is a user's first interaction are what teach it.
 
 Training
     Examples are (history before the target → target) for every training interaction, in time order
@@ -105,7 +103,6 @@ class TwoTowerModule(nn.Module):
         pooling: str,
         max_history: int,
         n_tokens: int = 0,
-        n_users: int = 0,
     ):
         super().__init__()
         self.dim = dim
@@ -125,9 +122,6 @@ class TwoTowerModule(nn.Module):
         self.tokens = nn.EmbeddingBag(n_tokens, dim, mode="sum") if n_tokens else None
         if self.tokens is not None:
             nn.init.normal_(self.tokens.weight, std=0.05)
-        self.user_emb = nn.Embedding(n_users, dim) if n_users else None
-        if self.user_emb is not None:
-            nn.init.normal_(self.user_emb.weight, std=0.05)
 
     def items(
         self,
@@ -150,16 +144,9 @@ class TwoTowerModule(nn.Module):
         return t + (id_mask & known).to(t.dtype).unsqueeze(-1) * g * e
 
     def users(
-        self,
-        hist: torch.Tensor,
-        valid: torch.Tensor,
-        user_lm: torch.Tensor | None = None,
-        user_ids: torch.Tensor | None = None,
-        user_mask: torch.Tensor | None = None,
+        self, hist: torch.Tensor, valid: torch.Tensor, user_lm: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """User vectors from history item vectors ``(B, L, dim)`` (most recent first) and their mask;
-        with a user ID embedding, plus the ID vectors of ``user_ids`` where ``user_mask`` (all when
-        ``None``) allows (``user_ids`` ``None``: ad-hoc users, no ID part)."""
+        """User vectors from history item vectors ``(B, L, dim)`` (most recent first) and their mask."""
         has = valid.any(dim=1, keepdim=True)
         if self.pooling == "attention":
             keys = torch.tanh(self.key(hist + self.pos_emb.weight[: hist.shape[1]]))
@@ -174,9 +161,6 @@ class TwoTowerModule(nn.Module):
         out = torch.where(has, self.user_out(pooled), self.empty.expand_as(pooled))
         if self.user_text_proj is not None and user_lm is not None:
             out = out + self.user_text_proj(user_lm)
-        if self.user_emb is not None and user_ids is not None:
-            e = self.user_emb(user_ids)
-            out = out + (e if user_mask is None else user_mask.to(e.dtype).unsqueeze(-1) * e)
         return out
 
 
@@ -289,12 +273,7 @@ class TwoTowerRecommender(Recommender):
         hidden: hidden width of the projection MLPs (0: a single linear layer).
         dropout: dropout inside the projections.
         id_embedding: fuse a learnable item-ID embedding through a learned gate (warm items only).
-        id_dropout: share of a batch's items whose ID embedding is dropped in training (and of its
-            users' with ``user_embedding``).
-        user_embedding: add a learnable user-ID vector to the user tower's output (BPR's free user
-            factor next to the history pooling). Users scored from an ad-hoc history or a profile
-            text (:meth:`score_histories`, :meth:`score_texts`) get the tower without it; ``id_dropout``
-            of a batch's users train without theirs, so that part learns to stand alone.
+        id_dropout: share of a batch's items whose ID embedding is dropped in training.
         token_features: add a learned vector per word of the item text (words shared by at least two
             items with training interactions; the mean over an item's words, ``dropout`` of them
             dropped in training) to the text path, so cold items share what was learned for words
@@ -365,7 +344,6 @@ class TwoTowerRecommender(Recommender):
         dropout: float = 0.1,
         id_embedding: bool = True,
         id_dropout: float = 0.2,
-        user_embedding: bool = False,
         token_features: bool = False,
         cold_calibration: str = "none",
         pooling: str = "attention",
@@ -466,7 +444,6 @@ class TwoTowerRecommender(Recommender):
         self.dropout = float(dropout)
         self.id_embedding = bool(id_embedding)
         self.id_dropout = float(id_dropout)
-        self.user_embedding = bool(user_embedding)
         self.token_features = bool(token_features)
         if cold_calibration not in CALIBRATIONS:
             raise ConfigError(
@@ -582,7 +559,6 @@ class TwoTowerRecommender(Recommender):
             self.pooling,
             self.max_history,
             0 if self.token_vocab is None else len(self.token_vocab),
-            self.n_users if self.user_embedding else 0,
         )
         steps_per_epoch = max(1, math.ceil(len(ex_item) / self.batch_size))
         if isinstance(self.temperature, list):
@@ -662,9 +638,7 @@ class TwoTowerRecommender(Recommender):
             hist_vecs[ok_t] = reps[inv_t[b : b + n_hist]]
             neg_vecs = None if negs is None else reps[inv_t[b + n_hist :]].reshape(b, self.n_negatives, -1)
             user_lm = None if lm_user is None else lm_user[users]
-            user_t = torch.from_numpy(users)
-            user_mask = torch.rand(len(users)) >= self.id_dropout if self.id_dropout > 0 else None
-            u = towers.users(hist_vecs, ok_t, user_lm, user_t, user_mask)
+            u = towers.users(hist_vecs, ok_t, user_lm)
             losses = {
                 "rec": rec_loss(
                     u,
@@ -783,7 +757,7 @@ class TwoTowerRecommender(Recommender):
         ex_item, starts, ends = self._seq
         users = np.asarray(users, dtype=np.int64)
         user_lm = None if lm_user is None else torch.as_tensor(lm_user)[torch.from_numpy(users)]
-        return self._pool(towers, raw_items, ex_item, starts[users], ends[users], user_lm, users)
+        return self._pool(towers, raw_items, ex_item, starts[users], ends[users], user_lm)
 
     def _pool(
         self,
@@ -793,14 +767,11 @@ class TwoTowerRecommender(Recommender):
         starts: np.ndarray,
         ends: np.ndarray,
         user_lm: torch.Tensor | None,
-        users: np.ndarray | None = None,
     ) -> np.ndarray:
-        """User-tower vectors of the histories ``seq_items[starts[r]:ends[r]]`` (oldest first), of
-        training users ``users`` (their ID vectors join) or of ad-hoc users (``None``)."""
+        """User-tower vectors of the histories ``seq_items[starts[r]:ends[r]]`` (oldest first)."""
         pos, ok = recent_positions(starts, ends, self.max_history)
         hist = raw_items[torch.from_numpy(seq_items[pos] if len(seq_items) else np.zeros_like(pos))]
-        ids = None if users is None else torch.from_numpy(np.asarray(users, dtype=np.int64))
-        return self._finish(towers.users(hist, torch.from_numpy(ok), user_lm, ids)).numpy()
+        return self._finish(towers.users(hist, torch.from_numpy(ok), user_lm)).numpy()
 
     def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
         """Tower outputs as scored: unit length for cosine similarity, as they are for dot."""
@@ -1042,7 +1013,6 @@ class TwoTowerRecommender(Recommender):
             self.pooling,
             self.max_history,
             0 if self.token_vocab is None else len(self.token_vocab),
-            len(state["w.user_emb.weight"]) if "w.user_emb.weight" in state else 0,
         )
         weights = {k[2:]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith("w.")}
         towers.load_state_dict(weights)

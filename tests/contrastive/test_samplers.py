@@ -78,3 +78,36 @@ def test_user_with_every_item_does_not_hang():
 def test_bad_n_neg():
     with pytest.raises(ConfigError):
         UniformNegativeSampler(_positives()).sample(np.array([0]), n_neg=0)
+
+
+def test_dense_and_sorted_key_lookups_agree(monkeypatch):
+    import clarec.contrastive.samplers as samplers
+
+    rng = np.random.default_rng(0)
+    pos = sp.random(40, 60, density=0.2, format="csr", random_state=1)
+    users, items = rng.integers(0, 40, 5000), rng.integers(0, 60, 5000)
+    dense = NegativeSampler(pos, seed=0)
+    monkeypatch.setattr(samplers, "_DENSE_CELLS", 0)
+    keys = NegativeSampler(pos, seed=0)
+    assert dense._dense is not None and keys._dense is None
+    np.testing.assert_array_equal(dense.is_positive(users, items), keys.is_positive(users, items))
+    np.testing.assert_array_equal(dense.is_positive(users, items), pos.toarray()[users, items] > 0)
+    np.testing.assert_array_equal(dense.sample(users, 4), keys.sample(users, 4))
+
+
+def test_equal_weights_on_a_subset_draw_as_the_cdf_would():
+    # weight 1 on items 2, 5, 6, 9 only: the subset shortcut must reproduce the CDF inversion
+    w = np.zeros(10)
+    w[[2, 5, 6, 9]] = 1.0
+    shortcut = NegativeSampler(_positives(), weights=w, seed=7)
+    assert shortcut._support is not None
+    users = np.array([1, 2] * 500)
+    draws = shortcut.sample(users, 3)
+    assert set(np.unique(draws)) == {2, 5, 6, 9}
+    u = np.random.default_rng(7).random(3000) * 4.0
+    by_cdf = np.searchsorted(np.cumsum(w), u, side="right")
+    # user 1's only positive (item 3) has weight 0 and user 2 has none: no draw is redrawn
+    np.testing.assert_array_equal(draws.ravel(), by_cdf)
+    # unequal weights keep the CDF path
+    w[2] = 2.0
+    assert NegativeSampler(_positives(), weights=w, seed=7)._support is None

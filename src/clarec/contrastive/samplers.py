@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 SeedLike = int | np.random.Generator | None
+#: Largest user × item matrix a sampler also keeps as a dense boolean array (32 MB).
+_DENSE_CELLS = 1 << 25
 
 
 class NegativeSampler:
@@ -60,13 +62,26 @@ class NegativeSampler:
         rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(pos.indptr))
         # One sorted int64 key per (user, item) pair, so membership is a vectorised binary search.
         self._keys = rows * self.n_items + pos.indices.astype(np.int64)
+        # Small enough user × item matrices are also kept dense: a lookup beats the binary search.
+        self._dense = pos.toarray().astype(bool) if self.n_users * self.n_items <= _DENSE_CELLS else None
         self._cdf = None if weights is None else _cdf(weights, self.n_items)
+        # Equal weights on a subset of the items (e.g. only items with training interactions): draw
+        # uniformly from that subset instead of inverting the CDF.
+        self._support = None
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            nonzero = np.flatnonzero(w > 0)
+            if len(nonzero) and np.all(w[nonzero] == w[nonzero[0]]):
+                self._support = nonzero
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.max_rounds = int(max_rounds)
 
     def _draw(self, size: int) -> np.ndarray:
         if self._cdf is None:
             return self.rng.integers(0, self.n_items, size=size, dtype=np.int64)
+        if self._support is not None:  # the same uniform numbers as the CDF inversion would use
+            pick = (self.rng.random(size) * len(self._support)).astype(np.int64)
+            return self._support[np.minimum(pick, len(self._support) - 1)]
         # searchsorted on the CDF is the vectorised inverse-transform draw; "right" skips items of
         # zero weight, whose CDF step is empty.
         u = self.rng.random(size) * self._cdf[-1]
@@ -76,6 +91,8 @@ class NegativeSampler:
         """Boolean mask: whether each ``(users[i], items[i])`` pair is a positive."""
         if len(self._keys) == 0:
             return np.zeros(np.shape(items), dtype=bool)
+        if self._dense is not None:
+            return self._dense[np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)]
         q = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
         pos = np.minimum(np.searchsorted(self._keys, q), len(self._keys) - 1)
         return self._keys[pos] == q

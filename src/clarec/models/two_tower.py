@@ -216,6 +216,15 @@ def example_histories(
     return ex_item[pos], ok
 
 
+def _unique_items(items: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(items, return_inverse=True)`` for indices below ``n_items``, by a presence mask
+    (linear time; a training step gathers tens of thousands of indices)."""
+    present = np.zeros(n_items, dtype=bool)
+    present[items] = True
+    position = np.cumsum(present) - 1
+    return np.flatnonzero(present), position[items]
+
+
 #: A word in more than this share of the items with interactions (template labels, "the") is dropped.
 _TOKEN_MAX_DF = 0.5
 
@@ -567,7 +576,9 @@ class TwoTowerRecommender(Recommender):
             temp = LearnableTemperature(init=min(max(self.temperature, 0.01), 1.0))
         else:
             temp = self.temperature
-        rec_loss = InfoNCELoss(temperature=temp, mask_duplicates=True, normalize=self.similarity == "cosine")
+        # Tower outputs are made unit length (cosine) by ``_finish`` before the loss, once per distinct
+        # item rather than once per gathered copy (negatives are batch × n_negatives copies).
+        rec_loss = InfoNCELoss(temperature=temp, mask_duplicates=True, normalize=False)
         tasks = {"rec": 1.0} | ({"aux": self.aux_weight} if self.aux != "none" else {})
         if self.weighting == "uncertainty":
             weighting: nn.Module = UncertaintyWeighting(list(tasks))
@@ -623,7 +634,7 @@ class TwoTowerRecommender(Recommender):
                 ok &= rng.random(ok.shape) >= self.history_dropout
             negs = sampler.sample(users, self.n_negatives) if sampler is not None else None
             parts = [targets, hist[ok]] + ([negs.ravel()] if negs is not None else [])
-            uniq, inv = np.unique(np.concatenate(parts), return_inverse=True)
+            uniq, inv = _unique_items(np.concatenate(parts), self.n_items)
             uniq_t = torch.from_numpy(uniq)
             id_mask = warm_t[uniq_t]
             if self.id_dropout > 0:
@@ -632,13 +643,14 @@ class TwoTowerRecommender(Recommender):
             reps = towers.items(lm, uniq_t, id_mask, self._bags(uniq, drop=self.dropout))
             inv_t = torch.from_numpy(inv)
             b, n_hist = len(rows), int(ok.sum())
-            tgt = reps[inv_t[:b]]
+            scored = self._finish(reps)
+            tgt = scored[inv_t[:b]]
             hist_vecs = reps.new_zeros((b, self.max_history, self.dim))
             ok_t = torch.from_numpy(ok)
             hist_vecs[ok_t] = reps[inv_t[b : b + n_hist]]
-            neg_vecs = None if negs is None else reps[inv_t[b + n_hist :]].reshape(b, self.n_negatives, -1)
+            neg_vecs = None if negs is None else scored[inv_t[b + n_hist :]].reshape(b, self.n_negatives, -1)
             user_lm = None if lm_user is None else lm_user[users]
-            u = towers.users(hist_vecs, ok_t, user_lm)
+            u = self._finish(towers.users(hist_vecs, ok_t, user_lm))
             losses = {
                 "rec": rec_loss(
                     u,

@@ -99,6 +99,7 @@ def test_alignment_training_makes_cf_vectors_match_their_text():
         ({"weight": "lots"}, "needs numbers"),
         ({"weight": 0.1, "mode": "mirror"}, "align.mode"),
         ({"weight": 0.1, "temperature": 0}, "temperature > 0"),
+        ({"weight": 0.1, "cold_calibration": "zscore"}, "align.cold_calibration"),
         ([0.1], "must be a mapping"),
     ],
 )
@@ -174,6 +175,42 @@ def test_added_items_are_scored_from_text_and_survive_save(aligned, name, tmp_pa
         want = m._text_to_cf(m._encode(data.items.iloc[[a0]], m.text_fields_))[0]
         np.testing.assert_allclose(m.item_vectors()[new[0]], want, atol=1e-5)
     np.testing.assert_allclose(model.item_vectors(), loaded.item_vectors(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bpr", "lightgcn"])
+def test_cold_calibration_moves_only_text_scored_items_and_survives_save(aligned, name, tmp_path):
+    data = block_dataset()
+    d0 = data.item_index("d0")  # no interactions: scored through the text map
+    # every user of block A holds out d0 in validation: the validated shift must lift it
+    fans = [u for u in range(data.n_users) if data.user_ids[u].startswith("uA")]
+    valid = data.with_interactions(pd.DataFrame({"user": fans, "item": d0, "timestamp": 10_000}))
+    plain = aligned(name).fit(data, valid)
+    matched = aligned(name, align=plain.align | {"cold_calibration": "match"}).fit(data, valid)
+    tuned = aligned(name, align=plain.align | {"cold_calibration": "validate"}).fit(data, valid)
+    users = np.arange(data.n_users)
+    s0, s1, s2 = (m.score(users).astype(np.float64) for m in (plain, matched, tuned))
+    other = np.arange(data.n_items) != d0
+    np.testing.assert_array_equal(s0[:, other], s1[:, other])  # same seed, same model: only d0 moves
+    np.testing.assert_array_equal(s0[:, other], s2[:, other])
+    a, b = matched.cold_affine
+    assert a > 0 and (a, b) != (1.0, 0.0) and plain.cold_affine == (1.0, 0.0)
+    np.testing.assert_allclose(s1[:, d0], a * s0[:, d0] + b, rtol=1e-5, atol=1e-5)
+    a2, b2 = tuned.cold_affine
+    assert a2 == a and b2 != b
+    np.testing.assert_allclose(s2[:, d0], s1[:, d0] + (b2 - b), rtol=1e-5, atol=1e-5)
+    for u in fans:  # the shift chosen on validation puts d0 first for the users who hold it out
+        assert tuned.recommend([u], k=1)[0][0, 0] == d0
+    # the calibration is saved, reaches folded-in histories and items added from text
+    tuned.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.score(users), tuned.score(users), rtol=1e-6, atol=1e-6)
+    hist = [np.array([data.item_index("a0")])]
+    raw = tuned._mean_fold_in(hist, tuned.item_vectors())[0].astype(np.float64)
+    np.testing.assert_allclose(tuned.score_histories(hist)[0, d0], a2 * raw[d0] + b2, rtol=1e-5, atol=1e-5)
+    twin = data.items.iloc[[d0]].assign(item_id="d0-twin")
+    for m in (tuned, loaded):
+        new = m.add_items(twin)[0]
+        np.testing.assert_allclose(m.score(users)[:, new], m.score(users)[:, d0], rtol=1e-5, atol=1e-5)
 
 
 def _topics_dataset() -> Dataset:

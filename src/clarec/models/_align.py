@@ -23,7 +23,9 @@ Settings: ``weight`` (> 0, required), ``temperature`` (0.2), ``mode`` (``contras
 ``generative``), ``hidden`` (0: linear head), ``encoder`` (a model folder or Hugging Face id; default
 the bundled MiniLM), ``fields`` (item text fields; default as ``lm-content``), ``cache_dir``
 (embedding cache, as the LM models), ``batch_size`` (encoding batch, 64), ``ridge`` (the map's L2
-penalty, 1.0).
+penalty, 1.0), ``cold_calibration`` (``none``, ``match`` or ``validate``: the scores of the items
+scored from their text put on the trained items' scale, then shifted by the validation-best amount;
+see :mod:`clarec.models._cold`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ import torch
 from clarec.contrastive.align import ALIGN_MODES, LMAlignment
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
+from clarec.models._cold import CALIBRATIONS, apply_affine, match_scores, validated_shift
 from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
+from clarec.train.validation import RankingValidator
 
 ALIGN_DEFAULTS: dict[str, Any] = {
     "weight": None,
@@ -49,6 +53,7 @@ ALIGN_DEFAULTS: dict[str, Any] = {
     "cache_dir": None,
     "batch_size": 64,
     "ridge": 1.0,
+    "cold_calibration": "none",
 }
 
 
@@ -86,6 +91,11 @@ def check_align(model: str, align: Any) -> dict[str, Any] | None:
         ]
     for key in ("encoder", "cache_dir"):
         out[key] = None if out[key] is None else str(out[key])
+    if out["cold_calibration"] not in CALIBRATIONS:
+        raise ConfigError(
+            f"{model}: align.cold_calibration must be one of {list(CALIBRATIONS)}, "
+            f"got {out['cold_calibration']!r}"
+        )
     return out
 
 
@@ -148,9 +158,11 @@ class AlignedMixin:
 
     def _finish_align(self, item_vecs: np.ndarray) -> np.ndarray:
         """Fit the text → CF map on the items with training interactions and give it to the others."""
+        self.text_items_, self.cold_affine = None, (1.0, 0.0)
         if self.align is None:
             return item_vecs
         warm = np.asarray(self.seen.sum(axis=0)).ravel() > 0
+        self.text_items_ = ~warm
         x = self._lm_items[warm].astype(np.float64)
         y = item_vecs[warm].astype(np.float64)
         xm, ym = x.mean(axis=0), y.mean(axis=0)
@@ -164,6 +176,41 @@ class AlignedMixin:
         self._align_encoder = None  # not kept after training; add_items loads it on first use
         return out
 
+    def _calibrate_text_items(
+        self, user_vecs: np.ndarray, item_vecs: np.ndarray, valid: Dataset | None
+    ) -> None:
+        """``align.cold_calibration`` (see :mod:`clarec.models._cold`): match the scores of the items
+        scored from their text to the trained items' (``match``), then shift them by the
+        validation-best amount (``validate``, with ``valid``)."""
+        mode = "none" if self.align is None else self.align["cold_calibration"]
+        if mode == "none" or not self.text_items_.any():
+            return
+        text = self.text_items_
+        a, b, spread = match_scores(user_vecs, item_vecs[~text], item_vecs[text], seed=int(self.seed))
+        self.cold_affine = (a, b)
+        if mode == "validate" and valid is not None and valid.n_interactions > 0:
+            truth = valid.to_csr()
+            validator = RankingValidator(
+                self.seen, truth, k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
+            )
+            shift, _ = validated_shift(
+                self.name,
+                validator,
+                lambda users: self._apply_cold(
+                    user_vecs[users].astype(np.float64) @ item_vecs.T.astype(np.float64)
+                ),
+                text,
+                spread,
+                truth,
+            )
+            self.cold_affine = (a, b + shift)
+
+    def _apply_cold(self, scores: np.ndarray) -> np.ndarray:
+        """``scores`` with the calibration of the items scored from text applied (in place)."""
+        if getattr(self, "text_items_", None) is None:
+            return scores
+        return apply_affine(scores, self.text_items_, self.cold_affine)
+
     def _text_to_cf(self, lm: np.ndarray) -> np.ndarray:
         w, b = self.text_map_
         return (lm.astype(np.float32) @ w + b).astype(np.float32)
@@ -172,6 +219,7 @@ class AlignedMixin:
         """Vectors for items being added: mapped from their text when aligned, else zeros."""
         if getattr(self, "text_map_", None) is None:
             return np.zeros((len(items), dim), dtype=np.float32)
+        self.text_items_ = np.concatenate([self.text_items_, np.ones(len(items), dtype=bool)])
         fields = list(self.text_fields_)
         return self._text_to_cf(self._encode(items.reindex(columns=fields), fields))
 
@@ -179,7 +227,13 @@ class AlignedMixin:
         if getattr(self, "text_map_", None) is None:
             return {}
         w, b = self.text_map_
-        return {"text_map_w": w, "text_map_b": b, "text_fields": np.asarray(self.text_fields_, dtype=str)}
+        return {
+            "text_map_w": w,
+            "text_map_b": b,
+            "text_fields": np.asarray(self.text_fields_, dtype=str),
+            "text_items": self.text_items_,
+            "cold_affine": np.asarray(self.cold_affine, dtype=np.float64),
+        }
 
     def _set_align_state(self, state: dict) -> None:
         if "text_map_w" in state:
@@ -188,5 +242,8 @@ class AlignedMixin:
                 np.asarray(state["text_map_b"], np.float32),
             )
             self.text_fields_ = [str(f) for f in state["text_fields"]]
+            # saved by an older clarec: no calibration, every item without interactions unknown
+            self.text_items_ = np.asarray(state.get("text_items", np.zeros(self.n_items)), dtype=bool)
+            self.cold_affine = tuple(float(x) for x in state.get("cold_affine", (1.0, 0.0)))
         else:
-            self.text_map_ = None
+            self.text_map_, self.text_items_, self.cold_affine = None, None, (1.0, 0.0)

@@ -193,11 +193,12 @@ class BPR(AlignedMixin, Recommender):
         self.history_: TrainHistory = trainer.fit(bundle, batches, loss_fn, optimizer, validate)
         self.user_factors = module.user.weight.detach().numpy().copy()
         self.item_factors = self._finish_align(module.item.weight.detach().numpy().copy())
+        self._calibrate_text_items(self.user_factors, self.item_factors, valid)
 
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
-        return self._unknown_last(self.user_factors[users] @ self.item_factors.T)
+        return self._unknown_last(self._apply_cold(self.user_factors[users] @ self.item_factors.T))
 
     def _unknown_last(self, scores: np.ndarray) -> np.ndarray:
         """Each row's items without anything learned about them just below its lowest other score."""
@@ -216,7 +217,7 @@ class BPR(AlignedMixin, Recommender):
         with training interactions). Items without any rank last, as in :meth:`score`.
         :attr:`history_mode` is ``"fold-in"``: close to :meth:`score`, not equal.
         """
-        return self._unknown_last(self._mean_fold_in(histories, self.item_factors))
+        return self._unknown_last(self._apply_cold(self._mean_fold_in(histories, self.item_factors)))
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get the text → CF map of their text with ``align``; otherwise zero vectors (no

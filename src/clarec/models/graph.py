@@ -298,14 +298,14 @@ class _GraphRecommender(AlignedMixin, Recommender):
             u, i = self._vectors(graph)
         self.user_vecs = u.numpy().astype(np.float32).copy()
         self.item_vecs = self._finish_align(i.numpy().astype(np.float32).copy())
+        self._calibrate_text_items(self.user_vecs, self.item_vecs, valid)
         del self._adjs, self._edges, self._aligner  # training-only; the fitted model is its vectors
 
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
-        return (self.user_vecs[users].astype(np.float64) @ self.item_vecs.T.astype(np.float64)).astype(
-            np.float32
-        )
+        scores = self.user_vecs[users].astype(np.float64) @ self.item_vecs.T.astype(np.float64)
+        return self._apply_cold(scores).astype(np.float32)
 
     def item_vectors(self) -> np.ndarray:
         self._check_fitted()
@@ -335,7 +335,7 @@ class _FoldIn:
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores for ad-hoc users: the user vector is the mean of the history's item vectors (a
         LightGCN user vector is built from its items' vectors); an empty history scores 0."""
-        return self._mean_fold_in(histories, self.item_vecs)
+        return self._apply_cold(self._mean_fold_in(histories, self.item_vecs))
 
 
 @register("lightgcn")

@@ -43,7 +43,6 @@ serves a user known only by a profile text (the user tower on an empty history p
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -69,23 +68,18 @@ from clarec.contrastive import (
 )
 from clarec.data.dataset import Dataset
 from clarec.errors import ClarecError, ConfigError
+from clarec.models._cold import CALIBRATIONS, apply_affine, match_scores, validated_shift
 from clarec.models._lm import build_encoder, choose_fields, item_texts, recent_positions
 from clarec.models.base import Recommender
 from clarec.models.registry import register
 from clarec.text.templates import user_text as render_user_text
 from clarec.train.loop import Trainer, TrainHistory, seed_everything
-from clarec.train.validation import RankingValidator, best_offset
-
-log = logging.getLogger("clarec.two_tower")
+from clarec.train.validation import RankingValidator
 
 POOLINGS = ("attention", "mean")
 HISTORIES = ("past", "all")
 AUXES = ("none", "simcse", "byol")
 WEIGHTINGS = ("fixed", "warmup", "uncertainty")
-CALIBRATIONS = ("match", "validate", "none")
-#: Shifts of the cold items' scores tried by ``cold_calibration="validate"``, in units of the spread of
-#: the trained items' scores (the top of a list sits about 3 spreads above the mean).
-COLD_SHIFTS = np.arange(-3.0, 6.01, 0.25)
 
 
 class TwoTowerModule(nn.Module):
@@ -807,55 +801,31 @@ class TwoTowerRecommender(Recommender):
 
     def _validate_cold_shift(self, validator: RankingValidator, valid: Dataset) -> None:
         """Shift the matched cold scores by the validation-best amount (``cold_calibration="validate"``)."""
-        cold = ~self.warm_items
-        self.cold_shift_, self.cold_shift_curve_ = 0.0, None
-        if not cold.any() or not valid.to_csr()[:, cold].nnz:
-            return
-        offsets = COLD_SHIFTS * self.cold_spread_
-        shift, curve = best_offset(
-            validator, lambda users: self._scores(self.user_vecs[users]), cold, offsets
+        shift, self.cold_shift_curve_ = validated_shift(
+            "two-tower",
+            validator,
+            lambda users: self._scores(self.user_vecs[users]),
+            ~self.warm_items,
+            self.cold_spread_,
+            valid.to_csr(),
         )
         a, b = self.cold_affine
         self.cold_affine = (a, b + shift)
         self.cold_shift_ = shift / self.cold_spread_
-        self.cold_shift_curve_ = dict(
-            zip(COLD_SHIFTS.round(2).tolist(), curve.round(5).tolist(), strict=True)
-        )
-        log.info(
-            "two-tower: cold scores shifted by %+.2f spreads; validation ndcg@%d %.4f (matched: %.4f)",
-            self.cold_shift_,
-            self.eval_k,
-            curve.max(),
-            self.cold_shift_curve_[0.0],
-        )
 
     def _match_cold_scores(self, lm: torch.Tensor, sample: int = 2000) -> tuple[float, float, float]:
-        """``(a, b, spread)``: ``a·s + b`` puts items without interactions on the trained items' score
-        scale (see ``cold_calibration``), from up to ``sample`` training users and items of each
-        group; ``spread`` is the standard deviation of the trained items' scores. Without such items
-        in the catalogue, the trained items' text-only vectors (what they would be if they were new)
-        stand in for them."""
+        """``(a, b, spread)`` of :func:`clarec.models._cold.match_scores` for the items without
+        interactions. Without such items in the catalogue, the trained items' text-only vectors (what
+        they would be if they were new) stand in for them."""
         warm = np.flatnonzero(self.warm_items)
         cold = np.flatnonzero(~self.warm_items)
-        if len(warm) == 0 or self.n_users == 0:
-            return 1.0, 0.0, 1.0
-        rng = np.random.default_rng(self.seed)
-        pick = lambda a: a if len(a) <= sample else rng.choice(a, sample, replace=False)  # noqa: E731
-        users = self.user_vecs[pick(np.arange(self.n_users))].astype(np.float64)
-        warm = pick(warm)
         if len(cold):
-            ref = self.item_vecs[pick(cold)]
+            ref = self.item_vecs[cold]
         else:
             with torch.no_grad():
                 raw = self._towers.items(lm[warm], torch.from_numpy(warm), None, self._bags(warm))
             ref = self._finish(raw).numpy()
-        s_warm = users @ self.item_vecs[warm].T.astype(np.float64)
-        s_cold = users @ ref.T.astype(np.float64)
-        spread = float(s_warm.std()) or 1.0
-        if s_cold.std() < 1e-12:
-            return 1.0, float(s_warm.mean() - s_cold.mean()), spread
-        a = float(s_warm.std() / s_cold.std())
-        return a, float(s_warm.mean() - a * s_cold.mean()), spread
+        return match_scores(self.user_vecs, self.item_vecs[warm], ref, sample, self.seed)
 
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
@@ -866,11 +836,7 @@ class TwoTowerRecommender(Recommender):
         # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
         # not change with the users scored alongside.
         s = user_vecs.astype(np.float64) @ self.item_vecs.T.astype(np.float64)
-        a, b = self.cold_affine
-        if (a, b) != (1.0, 0.0) and not self.warm_items.all():
-            cold = ~self.warm_items
-            s[:, cold] = a * s[:, cold] + b
-        return s.astype(np.float32)
+        return apply_affine(s, ~self.warm_items, self.cold_affine).astype(np.float32)
 
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of every item for ad-hoc users given their item-index histories (oldest first).

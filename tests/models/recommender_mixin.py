@@ -115,6 +115,25 @@ class RecommenderMixin:
         assert np.isfinite(s).all()
         np.testing.assert_array_equal(fitted.score(users[3:5]), s[3:5])
 
+    def test_inner_product_queries_reproduce_the_scores(self, fitted, data):
+        # the server's fast ranking relies on this contract, bit for bit
+        users = np.arange(data.n_users)
+        hists = [np.array([data.item_index("a0"), data.item_index("a1")]), np.array([], dtype=np.int64)]
+        items = fitted.query_items()
+        if items is None:
+            assert fitted.user_queries(users) is None and fitted.history_queries(hists) is None
+            return
+        vectors, t64, norm = items
+        assert vectors.dtype == np.float32 and vectors.flags.c_contiguous and t64.dtype == np.float64
+        np.testing.assert_array_equal(t64, vectors.T.astype(np.float64))
+        assert norm == pytest.approx(np.linalg.norm(vectors.astype(np.float64), axis=1).max())
+        q = fitted.user_queries(users)
+        np.testing.assert_array_equal(fitted.score(users), (q.astype(np.float64) @ t64).astype(np.float32))
+        h = fitted.history_queries(hists)
+        if h is not None:
+            want = (h.astype(np.float64) @ t64).astype(np.float32)
+            np.testing.assert_array_equal(fitted.score_histories(hists), want)
+
     def test_recommend_excludes_seen_and_sorts(self, fitted, data):
         users = np.arange(data.n_users)
         ids, vals = fitted.recommend(users, k=4)

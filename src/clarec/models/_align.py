@@ -205,6 +205,11 @@ class AlignedMixin:
             )
             self.cold_affine = (a, b + shift)
 
+    def _cold_active(self) -> bool:
+        """Whether the calibration changes any item's scores."""
+        text = getattr(self, "text_items_", None)
+        return text is not None and bool(text.any()) and tuple(self.cold_affine) != (1.0, 0.0)
+
     def _apply_cold(self, scores: np.ndarray) -> np.ndarray:
         """``scores`` with the calibration of the items scored from text applied (in place)."""
         if getattr(self, "text_items_", None) is None:

@@ -172,13 +172,21 @@ class Recommender(ABC):
     def _mean_fold_in(self, histories: Sequence[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
         """Fold-in for models whose users and items share one space: each ad-hoc user is the mean of
         its history's item vectors (the zero vector for an empty history), scored by dot product."""
+        return (
+            self._mean_queries(histories, item_vectors).astype(np.float64)
+            @ self._inner_product_items(item_vectors)[1]
+        ).astype(np.float32)
+
+    def _mean_queries(self, histories: Sequence[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
+        """The fold-in's user vectors (float32): the mean of each history's item vectors (zero for an
+        empty history)."""
         hists = self._check_histories(histories)
         v = np.asarray(item_vectors, dtype=np.float64)
         users = np.zeros((len(hists), v.shape[1]))
         for r, h in enumerate(hists):
             if len(h):
                 users[r] = v[h].mean(axis=0)
-        return (users @ v.T).astype(np.float32)
+        return users.astype(np.float32)
 
     def _history_matrix(self, histories: Sequence[np.ndarray], binary: bool = True) -> sp.csr_matrix:
         """``(len(histories), n_items)`` matrix of the (checked) histories' items: 1 per item, or with
@@ -247,6 +255,18 @@ class Recommender(ABC):
         float32 array, their transpose in float64 (what the scores are computed with) and the largest
         item-vector norm; ``None`` for models without query vectors."""
         return None
+
+    def _inner_product_items(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """:meth:`query_items` of the item matrix ``vectors``, kept until the model replaces that
+        matrix (a server scoring one user per request would otherwise convert the whole catalogue
+        to float64 each time). Scores are ``float32(float64(q) @ ...[1])`` for every such model."""
+        cached = getattr(self, "_query_items_cache", None)
+        if cached is None or cached[0] is not vectors:
+            items = np.ascontiguousarray(vectors, dtype=np.float32)
+            norm = float(np.sqrt((items.astype(np.float64) ** 2).sum(axis=1).max())) if len(items) else 0.0
+            cached = (vectors, (items, vectors.T.astype(np.float64), norm))
+            self._query_items_cache = cached
+        return cached[1]
 
     # ------------------------------------------------------------------ item similarity
     def item_vectors(self) -> np.ndarray | None:

@@ -304,8 +304,17 @@ class _GraphRecommender(AlignedMixin, Recommender):
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
-        scores = self.user_vecs[users].astype(np.float64) @ self.item_vecs.T.astype(np.float64)
+        scores = self.user_vecs[users].astype(np.float64) @ self._inner_product_items(self.item_vecs)[1]
         return self._apply_cold(scores).astype(np.float32)
+
+    def query_items(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Item vectors for the server's inner-product ranking; ``None`` while a cold calibration
+        changes some items' scores (they are then not a plain inner product)."""
+        self._check_fitted()
+        return None if self._cold_active() else self._inner_product_items(self.item_vecs)
+
+    def user_queries(self, users) -> np.ndarray | None:
+        return None if self.query_items() is None else self.user_vecs[self._check_users(users)]
 
     def item_vectors(self) -> np.ndarray:
         self._check_fitted()
@@ -336,6 +345,9 @@ class _FoldIn:
         """Scores for ad-hoc users: the user vector is the mean of the history's item vectors (a
         LightGCN user vector is built from its items' vectors); an empty history scores 0."""
         return self._apply_cold(self._mean_fold_in(histories, self.item_vecs))
+
+    def history_queries(self, histories: Sequence[np.ndarray]) -> np.ndarray | None:
+        return None if self.query_items() is None else self._mean_queries(histories, self.item_vecs)
 
 
 @register("lightgcn")

@@ -142,13 +142,7 @@ class LMContentRecommender(Recommender):
 
     def query_items(self) -> tuple[np.ndarray, np.ndarray, float]:
         self._check_fitted()
-        cached = getattr(self, "_query_items", None)
-        if cached is None or cached[0] is not self.item_matrix:
-            items = np.ascontiguousarray(self.item_matrix, dtype=np.float32)
-            norm = float(np.sqrt((items.astype(np.float64) ** 2).sum(axis=1).max())) if len(items) else 0.0
-            cached = (self.item_matrix, (items, self.item_matrix.T.astype(np.float64), norm))
-            self._query_items = cached
-        return cached[1]
+        return self._inner_product_items(self.item_matrix)
 
     def user_queries(self, users) -> np.ndarray:
         return self.user_profiles[self._check_users(users)]

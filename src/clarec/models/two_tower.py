@@ -835,8 +835,26 @@ class TwoTowerRecommender(Recommender):
     def _scores(self, user_vecs: np.ndarray) -> np.ndarray:
         # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
         # not change with the users scored alongside.
-        s = user_vecs.astype(np.float64) @ self.item_vecs.T.astype(np.float64)
+        s = user_vecs.astype(np.float64) @ self._inner_product_items(self.item_vecs)[1]
         return apply_affine(s, ~self.warm_items, self.cold_affine).astype(np.float32)
+
+    def query_items(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Item vectors for the server's inner-product ranking; ``None`` while ``cold_calibration``
+        changes the scores of items without interactions (they are then not a plain inner product)."""
+        self._check_fitted()
+        cold = ~self.warm_items
+        if cold.any() and tuple(self.cold_affine) != (1.0, 0.0):
+            return None
+        return self._inner_product_items(self.item_vecs)
+
+    def user_queries(self, users) -> np.ndarray | None:
+        return None if self.query_items() is None else self.user_vecs[self._check_users(users)]
+
+    def history_queries(self, histories: Sequence[np.ndarray]) -> np.ndarray | None:
+        """The user-tower vectors :meth:`score_histories` scores with (``None`` as :meth:`query_items`)."""
+        if self.query_items() is None:
+            return None
+        return self._history_vectors(histories)
 
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of every item for ad-hoc users given their item-index histories (oldest first).
@@ -844,13 +862,17 @@ class TwoTowerRecommender(Recommender):
         The user tower runs on the history as it would for a training user (its last ``max_history``
         items), so an event changes the next scores without retraining. Profile text is not used.
         """
+        return self._scores(self._history_vectors(histories))
+
+    def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """User-tower vectors (float32, as scored) of ad-hoc histories."""
         hists = self._check_histories(histories)
         lengths = np.array([len(h) for h in hists], dtype=np.int64)
         ends = np.cumsum(lengths)
         seq = np.concatenate(hists) if hists else np.empty(0, np.int64)
         with torch.no_grad():
             users = self._pool(self._towers, self._raw_items, seq, ends - lengths, ends, None)
-        return self._scores(users.astype(np.float32))
+        return users.astype(np.float32)
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Scores of every item for users known only by a profile text (no history).

@@ -68,6 +68,27 @@ def test_early_stopping_restores_best_weights():
     assert float(module.w.detach()) == weights[1] == pytest.approx(3.6)
 
 
+def test_min_epochs_keeps_training_through_an_early_dip():
+    module, batches, loss_fn, opt = _setup()
+    # a curve that dips after epoch 1 and only recovers at epoch 6
+    curve = [0.5, 0.3, 0.2, 0.25, 0.3, 0.6, 0.55, 0.5, 0.4, 0.7, 0.8, 0.9]
+    plain = Trainer(epochs=12, patience=3, progress=False).fit(
+        module, batches, loss_fn, opt, _scripted(curve, module, [])
+    )
+    assert plain.epochs == [1, 2, 3, 4] and plain.best_epoch == 1  # stopped inside the dip
+    module, batches, loss_fn, opt = _setup()
+    weights = []
+    h = Trainer(epochs=12, patience=3, min_epochs=6, progress=False).fit(
+        module, batches, loss_fn, opt, _scripted(curve, module, weights)
+    )
+    # no stop before epoch 6; then three validations without improvement
+    assert h.epochs == [1, 2, 3, 4, 5, 6, 7, 8, 9] and h.stopped_early
+    assert h.best_epoch == 6 and h.best_metric == 0.6
+    assert float(module.w.detach()) == weights[5]
+    with pytest.raises(ClarecError, match="min_epochs"):
+        Trainer(min_epochs=-1)
+
+
 def test_min_delta_and_no_patience():
     module, batches, loss_fn, opt = _setup()
     validate = _scripted([0.1, 0.105, 0.2, 0.21], module, [])

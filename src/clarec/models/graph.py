@@ -153,6 +153,7 @@ class _GraphRecommender(AlignedMixin, Recommender):
         n_negatives: int = 1,
         init_std: float = 0.1,
         patience: int = 10,
+        min_epochs: int = 0,
         eval_every: int = 1,
         eval_k: int = 20,
         eval_max_users: int | None = None,
@@ -169,6 +170,7 @@ class _GraphRecommender(AlignedMixin, Recommender):
             ("batch_size", batch_size, 2),
             ("n_negatives", n_negatives, 1),
             ("patience", patience, 1),
+            ("min_epochs", min_epochs, 0),
             ("eval_every", eval_every, 1),
             ("eval_k", eval_k, 1),
         ):
@@ -187,6 +189,7 @@ class _GraphRecommender(AlignedMixin, Recommender):
         self.n_negatives = int(n_negatives)
         self.init_std = float(init_std)
         self.patience = int(patience)
+        self.min_epochs = int(min_epochs)
         self.eval_every = int(eval_every)
         self.eval_k = int(eval_k)
         self.eval_max_users = None if eval_max_users is None else int(eval_max_users)
@@ -285,6 +288,7 @@ class _GraphRecommender(AlignedMixin, Recommender):
         trainer = Trainer(
             epochs=self.epochs,
             patience=self.patience,
+            min_epochs=self.min_epochs,
             eval_every=self.eval_every,
             metric_name=f"ndcg@{self.eval_k}",
             run_dir=self.run_dir,
@@ -364,6 +368,8 @@ class LightGCN(_FoldIn, _GraphRecommender):
         n_negatives: uniformly sampled negatives per positive.
         init_std: standard deviation of the normal initialisation.
         patience, eval_every, eval_k, eval_max_users: early stopping on validation NDCG@k.
+        min_epochs: no early stop before this epoch (XSimGCL's validation NDCG dips for its first
+            epochs on ML-100K; patience alone can stop inside the dip).
         seed: same seed, same model (CPU).
         run_dir: training log folder.
         progress: progress bars (``None``: only on a terminal).

@@ -113,6 +113,9 @@ class Trainer:
         patience: stop after this many validations without improvement (``None``: never stop
             early). Only used when a ``validate`` callable is given to :meth:`fit`.
         eval_every: validate every this many epochs (and always after the last epoch).
+        min_epochs: never stop early before this epoch (a validation curve that dips at the start,
+            as XSimGCL's does, would otherwise end training inside the dip); the best epoch is
+            still the best one seen.
         min_delta: an improvement must exceed the best metric by more than this.
         metric_name: label of the validation metric in logs and the history.
         run_dir: folder for ``log.txt``, ``history.json`` and ``best.pt``; nothing is written
@@ -128,6 +131,7 @@ class Trainer:
         epochs: int = 100,
         patience: int | None = 10,
         eval_every: int = 1,
+        min_epochs: int = 0,
         min_delta: float = 0.0,
         metric_name: str = "metric",
         run_dir: str | Path | None = None,
@@ -142,9 +146,12 @@ class Trainer:
             raise ClarecError(f"eval_every must be at least 1, got {eval_every}")
         if patience is not None and patience < 1:
             raise ClarecError(f"patience must be at least 1 (or None), got {patience}")
+        if min_epochs < 0:
+            raise ClarecError(f"min_epochs must be >= 0, got {min_epochs}")
         self.epochs = int(epochs)
         self.patience = patience
         self.eval_every = int(eval_every)
+        self.min_epochs = int(min_epochs)
         self.min_delta = float(min_delta)
         self.metric_name = metric_name
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -233,7 +240,7 @@ class Trainer:
                 bar.update(1)
                 if self.run_dir is not None:
                     history.save(self.run_dir / HISTORY_NAME)
-                if self.patience is not None and stale >= self.patience:
+                if self.patience is not None and stale >= self.patience and epoch >= self.min_epochs:
                     history.stopped_early = True
                     self._log(f"early stop: no improvement in {self.patience} validations")
                     break

@@ -39,7 +39,7 @@ import torch
 from clarec.contrastive.align import ALIGN_MODES, LMAlignment
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._cold import CALIBRATIONS, apply_affine, match_scores, validated_shift
+from clarec.models._cold import CALIBRATIONS, apply_affine, calibrates, match_scores, validated_shift
 from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
 from clarec.train.validation import RankingValidator
 
@@ -189,9 +189,8 @@ class AlignedMixin:
         a, b, spread = match_scores(user_vecs, item_vecs[~text], item_vecs[text], seed=int(self.seed))
         self.cold_affine = (a, b)
         if mode == "validate" and valid is not None and valid.n_interactions > 0:
-            truth = valid.to_csr()
             validator = RankingValidator(
-                self.seen, truth, k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
+                self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
             )
             shift, _ = validated_shift(
                 self.name,
@@ -201,20 +200,16 @@ class AlignedMixin:
                 ),
                 text,
                 spread,
-                truth,
             )
             self.cold_affine = (a, b + shift)
 
     def _cold_active(self) -> bool:
         """Whether the calibration changes any item's scores."""
-        text = getattr(self, "text_items_", None)
-        return text is not None and bool(text.any()) and tuple(self.cold_affine) != (1.0, 0.0)
+        return calibrates(getattr(self, "text_items_", None), self.cold_affine)
 
     def _apply_cold(self, scores: np.ndarray) -> np.ndarray:
         """``scores`` with the calibration of the items scored from text applied (in place)."""
-        if getattr(self, "text_items_", None) is None:
-            return scores
-        return apply_affine(scores, self.text_items_, self.cold_affine)
+        return apply_affine(scores, getattr(self, "text_items_", None), self.cold_affine)
 
     def _text_to_cf(self, lm: np.ndarray) -> np.ndarray:
         w, b = self.text_map_

@@ -63,13 +63,12 @@ def validated_shift(
     score_fn: Callable[[np.ndarray], np.ndarray],
     cold: np.ndarray,
     spread: float,
-    valid_truth,
 ) -> tuple[float, dict[float, float] | None]:
     """``(shift, curve)``: the shift of the ``cold`` items' scores (``score_fn`` already matched) that
     maximises the validator's NDCG, and NDCG per shift in spreads; ``(0, None)`` without validation
     interactions on ``cold`` items."""
     cold = np.asarray(cold, dtype=bool)
-    if not cold.any() or not valid_truth[:, cold].nnz:
+    if not cold.any() or not validator.truth[:, cold].nnz:
         return 0.0, None
     shift, curve = best_offset(validator, score_fn, cold, COLD_SHIFTS * spread)
     table = dict(zip(COLD_SHIFTS.round(2).tolist(), curve.round(5).tolist(), strict=True))
@@ -84,9 +83,14 @@ def validated_shift(
     return shift, table
 
 
-def apply_affine(scores: np.ndarray, cold: np.ndarray, affine: tuple[float, float]) -> np.ndarray:
+def calibrates(cold: np.ndarray | None, affine: tuple[float, float]) -> bool:
+    """Whether ``affine`` changes the scores of any item of the mask ``cold``."""
+    return cold is not None and bool(np.any(cold)) and tuple(affine) != (1.0, 0.0)
+
+
+def apply_affine(scores: np.ndarray, cold: np.ndarray | None, affine: tuple[float, float]) -> np.ndarray:
     """``scores`` with the columns of ``cold`` mapped by ``a·s + b`` (in place; returned)."""
-    a, b = affine
-    if (a, b) != (1.0, 0.0) and len(scores) and np.any(cold):
+    if calibrates(cold, affine) and len(scores):
+        a, b = affine
         scores[:, cold] = a * scores[:, cold] + b
     return scores

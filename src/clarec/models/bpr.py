@@ -213,8 +213,8 @@ class BPR(AlignedMixin, Recommender):
         BPR's gradient moves a user's vector towards the vectors of the items they chose, so the
         mean points where the trained vector does: on ML-100K (32-d, 15 epochs, init std 0.1) the
         fold-in's top 20 shares 79% of its items with the trained user's top 20, against 44% for the
-        weighted ridge regression of implicit ALS. An empty history gives the zero vector (score 0 for every item
-        with training interactions). Items without any rank last, as in :meth:`score`.
+        weighted ridge regression of implicit ALS. An empty history gives the zero vector (score 0 for
+        every item with training interactions). Items without any rank last, as in :meth:`score`.
         :attr:`history_mode` is ``"fold-in"``: close to :meth:`score`, not equal.
         """
         return self._unknown_last(self._apply_cold(self._mean_fold_in(histories, self.item_factors)))

@@ -68,7 +68,7 @@ from clarec.contrastive import (
 )
 from clarec.data.dataset import Dataset
 from clarec.errors import ClarecError, ConfigError
-from clarec.models._cold import CALIBRATIONS, apply_affine, match_scores, validated_shift
+from clarec.models._cold import CALIBRATIONS, apply_affine, calibrates, match_scores, validated_shift
 from clarec.models._lm import build_encoder, choose_fields, item_texts, recent_positions
 from clarec.models.base import Recommender
 from clarec.models.registry import register
@@ -725,7 +725,7 @@ class TwoTowerRecommender(Recommender):
             self._towers = towers
             self._set_vectors()
             if self.cold_calibration == "validate" and validate is not None:
-                self._validate_cold_shift(validator, valid)
+                self._validate_cold_shift(validator)
         if self.finetune_encoder:
             enc.module.eval()
 
@@ -799,7 +799,7 @@ class TwoTowerRecommender(Recommender):
             a, b, self.cold_spread_ = self._match_cold_scores(lm)
             self.cold_affine = (a, b)
 
-    def _validate_cold_shift(self, validator: RankingValidator, valid: Dataset) -> None:
+    def _validate_cold_shift(self, validator: RankingValidator) -> None:
         """Shift the matched cold scores by the validation-best amount (``cold_calibration="validate"``)."""
         shift, self.cold_shift_curve_ = validated_shift(
             "two-tower",
@@ -807,7 +807,6 @@ class TwoTowerRecommender(Recommender):
             lambda users: self._scores(self.user_vecs[users]),
             ~self.warm_items,
             self.cold_spread_,
-            valid.to_csr(),
         )
         a, b = self.cold_affine
         self.cold_affine = (a, b + shift)
@@ -842,8 +841,7 @@ class TwoTowerRecommender(Recommender):
         """Item vectors for the server's inner-product ranking; ``None`` while ``cold_calibration``
         changes the scores of items without interactions (they are then not a plain inner product)."""
         self._check_fitted()
-        cold = ~self.warm_items
-        if cold.any() and tuple(self.cold_affine) != (1.0, 0.0):
+        if calibrates(~self.warm_items, self.cold_affine):
             return None
         return self._inner_product_items(self.item_vecs)
 

@@ -87,9 +87,9 @@ def clarec_params(cfg, name: str, seed: int, threads: int, dim: int, batch: int,
     """The config's parameters for ``name`` with the shared shape settings forced."""
     params = next(dict(m.params) for m in cfg.models if m.name == name)
     if name != "ease":
-        params.update(embedding_dim=dim, batch_size=batch, seed=seed, progress=False)
+        params.update(embedding_dim=dim, batch_size=batch, seed=seed, progress=False, num_threads=threads)
     if name not in ("ease", "bpr"):
-        params.update(n_layers=layers, num_threads=threads)
+        params.update(n_layers=layers)
     return params
 
 

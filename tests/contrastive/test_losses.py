@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from clarec.contrastive.bpr import DotProductBPRLoss
 from clarec.contrastive.losses import BPRLoss
 
 
@@ -46,3 +47,27 @@ def test_gradient_pushes_positive_up_and_negative_down():
 def test_bad_reduction():
     with pytest.raises(ValueError, match="reduction"):
         BPRLoss(reduction="max")
+
+
+@pytest.mark.parametrize(("n_neg", "l2"), [(1, 0.0), (3, 0.0), (1, 0.3), (2, 1e-4)])
+def test_dot_product_bpr_matches_bpr_of_the_dot_products(n_neg, l2):
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(17, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(17, 1 + n_neg, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    fused = DotProductBPRLoss(l2=l2)(u, v)
+    plain = BPRLoss()((u * v[:, 0]).sum(-1), torch.einsum("bd,bnd->bn", u, v[:, 1:]))
+    plain = plain + l2 * (u.pow(2).sum() + v.pow(2).sum()) / len(u)
+    torch.testing.assert_close(fused, plain)
+    want = torch.autograd.grad(3.0 * plain, [u, v])
+    for a, b in zip(torch.autograd.grad(3.0 * fused, [u, v]), want, strict=True):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda a, b: DotProductBPRLoss(l2=l2)(a, b), (u, v))
+
+
+def test_dot_product_bpr_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"items \(B, 1 \+ n, d\)"):
+        DotProductBPRLoss()(torch.zeros(4, 8), torch.zeros(4, 1, 8))
+    with pytest.raises(ValueError):
+        DotProductBPRLoss()(torch.zeros(4, 8), torch.zeros(3, 2, 8))
+    with pytest.raises(ValueError, match="l2"):
+        DotProductBPRLoss(l2=-1.0)

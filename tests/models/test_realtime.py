@@ -9,7 +9,6 @@ import pytest
 from clarec.errors import ClarecError, UnknownIdError
 from clarec.models import create
 from clarec.models.base import Recommender
-from clarec.models.registry import get_model_class
 
 from .recommender_mixin import block_dataset
 
@@ -43,17 +42,6 @@ def fitted(data, tiny_model_dir):
 def _histories(data, users):
     hist = data.user_histories()
     return [hist[u] for u in users]
-
-
-def test_capability_flags():
-    for name in [*EXACT, "bpr", "two-tower"]:
-        cls = get_model_class(name)
-        assert cls.supports_histories and cls.supports_new_items, name
-    assert get_model_class("bpr").history_mode == "fold-in"
-    assert get_model_class("popularity").history_mode == "constant"
-    assert get_model_class("lm-content").new_items_from_text is True
-    assert get_model_class("tfidf").new_items_from_text is True
-    assert get_model_class("ease").new_items_from_text is False
 
 
 def test_base_default_raises_a_clear_error(data):

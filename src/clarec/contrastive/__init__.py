@@ -1,6 +1,7 @@
 """Contrastive-learning building blocks, written once and composed by every model.
 
-- losses: :class:`InfoNCELoss`, :class:`BYOLLoss` / :class:`BYOL`, :class:`BPRLoss`,
+- losses: :class:`InfoNCELoss`, :class:`BYOLLoss` / :class:`BYOL`, :class:`BPRLoss` (and
+  :class:`DotProductBPRLoss`, the same on dot products with a closed-form gradient),
   :class:`LMAlignment` (CF ↔ language-model vectors); diagnostics
   :func:`alignment`, :func:`uniformity`;
 - temperatures: :class:`FixedTemperature`, :class:`LearnableTemperature`, :class:`ScheduledTemperature`;
@@ -27,7 +28,7 @@ from clarec.contrastive.augment import (
     TextAugment,
     WordDropout,
 )
-from clarec.contrastive.bpr import BPRLoss
+from clarec.contrastive.bpr import BPRLoss, DotProductBPRLoss
 from clarec.contrastive.byol import BYOL, BYOLLoss
 from clarec.contrastive.diagnostics import alignment, uniformity
 from clarec.contrastive.infonce import InfoNCELoss
@@ -49,6 +50,7 @@ from clarec.contrastive.weighting import FixedWeighting, LossWeighting, Uncertai
 
 __all__ = [
     "BPRLoss",
+    "DotProductBPRLoss",
     "BYOL",
     "BYOLLoss",
     "Compose",

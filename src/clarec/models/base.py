@@ -42,8 +42,11 @@ class Recommender(ABC):
     #: Registry name, set by :func:`clarec.models.registry.register`.
     name: ClassVar[str] = ""
 
+    # Capabilities are declared by each model class (never inferred from which methods it defines:
+    # a method inherited from a mixin is as real as one written in the class);
+    # tests/models/test_capabilities.py checks every registered model's flags against what it does.
+
     #: Whether :meth:`score_histories` works (scores for ad-hoc users from their item histories).
-    #: Set automatically for a subclass that overrides the method, unless the class sets it itself.
     supports_histories: ClassVar[bool] = False
     #: How :meth:`score_histories` relates to :meth:`score` for a training user's own history:
     #: ``"exact"`` (the same computation), ``"fold-in"`` (a user vector estimated from the history,
@@ -54,19 +57,8 @@ class Recommender(ABC):
     #: Whether added items are scored from their text (cold start); otherwise they enter the catalogue
     #: with no evidence (score 0, or the model's equivalent) until the model is retrained.
     new_items_from_text: ClassVar[bool] = False
-    #: Whether :meth:`score_texts` works (users described only by a profile text). Set automatically
-    #: for a subclass that overrides the method.
+    #: Whether :meth:`score_texts` works (users described only by a profile text).
     supports_texts: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        own = cls.__dict__
-        if "supports_histories" not in own and "score_histories" in own:
-            cls.supports_histories = True
-        if "supports_new_items" not in own and "add_items" in own:
-            cls.supports_new_items = True
-        if "supports_texts" not in own and "score_texts" in own:
-            cls.supports_texts = True
 
     n_users: int
     n_items: int
@@ -281,10 +273,9 @@ class Recommender(ABC):
         vecs = self.item_vectors()
         if vecs is None:
             raise NotImplementedError(f"{type(self).__name__} defines no item similarity")
-        vecs = np.asarray(vecs, dtype=np.float32)
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        unit = vecs / np.maximum(norms, 1e-12)
-        return unit[items] @ unit.T
+        unit = _unit(vecs)
+        # float64 then float32: a row must not depend on the other items asked for with it
+        return (unit[items] @ unit.T).astype(np.float32)
 
     def item_pair_similarity(self, rows, cols) -> np.ndarray:
         """``item_similarity(rows)[:, cols]``: similarity of items ``rows`` to items ``cols``,
@@ -298,11 +289,7 @@ class Recommender(ABC):
         vecs = self.item_vectors()
         if vecs is None:
             raise NotImplementedError(f"{type(self).__name__} defines no item similarity")
-        vecs = np.asarray(vecs, dtype=np.float32)
-        a, b = vecs[rows], vecs[cols]
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return a @ b.T
+        return (_unit(vecs[rows]) @ _unit(vecs[cols]).T).astype(np.float32)
 
     def similar_items(self, items, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to each given item, the item itself excluded."""
@@ -384,6 +371,12 @@ class Recommender(ABC):
         model._set_state(state)
         model._load_files(path)
         return model
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows of ``vectors`` (rounded to float32, as models store them) scaled to unit length, in float64."""
+    v = np.asarray(vectors, dtype=np.float32).astype(np.float64)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
 def _sparse_to_arrays(prefix: str, m: sp.spmatrix) -> dict[str, np.ndarray]:

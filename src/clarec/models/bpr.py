@@ -2,7 +2,7 @@
 
 Users and items get ``embedding_dim`` vectors; a score is their dot product. Each epoch shuffles
 the training (user, positive) pairs, draws negatives with :mod:`clarec.contrastive.samplers` and
-minimises :class:`~clarec.contrastive.losses.BPRLoss` plus an L2 penalty on the embeddings in the
+minimises the BPR loss of the dot products (:class:`~clarec.contrastive.bpr.DotProductBPRLoss`) plus an L2 penalty on the embeddings in the
 batch, through the shared :class:`~clarec.train.loop.Trainer` (early stopping on validation
 NDCG@k when ``valid`` is given).
 """
@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from clarec.contrastive.losses import BPRLoss
+from clarec.contrastive.bpr import DotProductBPRLoss
 from clarec.contrastive.samplers import NegativeSampler, PopularityNegativeSampler, UniformNegativeSampler
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
@@ -70,11 +70,14 @@ class BPR(AlignedMixin, Recommender):
         seed: seeds initialisation, shuffling and negative sampling; same seed, same model (CPU).
         run_dir: folder for the training log, history and best checkpoint.
         progress: progress bar; ``None`` shows it only on a terminal.
+        num_threads: torch threads (``None``: every core; a model this small trains fastest on one).
         align: language-model alignment, e.g. ``{weight: 0.1, temperature: 0.2}`` (see
             :mod:`clarec.models._align`); also gives items without interactions a vector from their text.
     """
 
+    supports_histories = True
     history_mode = "fold-in"
+    supports_new_items = True
 
     def __init__(
         self,
@@ -93,6 +96,7 @@ class BPR(AlignedMixin, Recommender):
         seed: int = 0,
         run_dir: str | None = None,
         progress: bool | None = None,
+        num_threads: int | None = None,
         align: dict | None = None,
     ):
         for name, value in (
@@ -129,6 +133,7 @@ class BPR(AlignedMixin, Recommender):
         self.seed = int(seed)
         self.run_dir = None if run_dir is None else str(run_dir)
         self.progress = progress
+        self.num_threads = None if num_threads is None else int(num_threads)
         self._init_align(align)
 
     # ------------------------------------------------------------------ training
@@ -143,7 +148,7 @@ class BPR(AlignedMixin, Recommender):
             sampler = UniformNegativeSampler(self.seen, seed=rng)
         pair_users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.seen.indptr))
         pair_items = self.seen.indices.astype(np.int64)
-        bpr = BPRLoss()
+        bpr = DotProductBPRLoss(l2=self.reg)  # BPR plus the L2 penalty on the batch's vectors
         # Items without training interactions keep their random initial vectors: nothing is learned
         # about them, so they rank below every trained item (unless ``align`` maps them from text).
         trained = np.asarray(self.seen.sum(axis=0)).ravel() > 0
@@ -155,18 +160,18 @@ class BPR(AlignedMixin, Recommender):
             order = rng.permutation(len(pair_users))
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                users, pos = pair_users[idx], pair_items[idx]
-                neg = sampler.sample(users, self.n_negatives)
-                yield torch.from_numpy(users), torch.from_numpy(pos), torch.from_numpy(neg)
+                users = pair_users[idx]
+                # column 0 the positive, then the negatives: one gather of all the batch's items
+                items = np.column_stack([pair_items[idx], sampler.sample(users, self.n_negatives)])
+                yield torch.from_numpy(users), torch.from_numpy(items)
 
-        def loss_fn(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            users, pos, neg = batch
-            u, p, n = module.user(users), module.item(pos), module.item(neg)
-            pos_scores = (u * p).sum(-1)
-            neg_scores = torch.einsum("bd,bnd->bn", u, n)
-            penalty = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
-            align = self._align_loss(aligner, module.user.weight, module.item.weight, users, pos)
-            return bpr(pos_scores, neg_scores) + self.reg * penalty + align
+        def loss_fn(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            users, items = batch
+            # index_select: its backward is one index_add into each table
+            u = module.user.weight.index_select(0, users)
+            v = module.item.weight.index_select(0, items.view(-1)).view(*items.shape, -1)
+            align = self._align_loss(aligner, module.user.weight, module.item.weight, users, items[:, 0])
+            return bpr(u, v) + align
 
         validate = None
         if valid is not None and valid.n_interactions > 0:
@@ -188,8 +193,10 @@ class BPR(AlignedMixin, Recommender):
             metric_name=f"ndcg@{self.eval_k}",
             run_dir=self.run_dir,
             progress=self.progress,
+            num_threads=self.num_threads,
         )
-        optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr)
+        # foreach: one multi-tensor update instead of a loop over the parameters (same arithmetic)
+        optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr, foreach=True)
         self.history_: TrainHistory = trainer.fit(bundle, batches, loss_fn, optimizer, validate)
         self.user_factors = module.user.weight.detach().numpy().copy()
         self.item_factors = self._finish_align(module.item.weight.detach().numpy().copy())
@@ -198,7 +205,10 @@ class BPR(AlignedMixin, Recommender):
     # ------------------------------------------------------------------ inference
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
-        return self._unknown_last(self._apply_cold(self.user_factors[users] @ self.item_factors.T))
+        # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
+        # not change with the users scored alongside.
+        scores = self.user_factors[users].astype(np.float64) @ self._inner_product_items(self.item_factors)[1]
+        return self._unknown_last(self._apply_cold(scores).astype(np.float32))
 
     def _unknown_last(self, scores: np.ndarray) -> np.ndarray:
         """Each row's items without anything learned about them just below its lowest other score."""

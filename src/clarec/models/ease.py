@@ -30,6 +30,9 @@ class EASE(Recommender):
             ``n_items × n_items`` float64 matrices (30,000 items ≈ 14 GB).
     """
 
+    supports_histories = True
+    supports_new_items = True
+
     def __init__(self, reg: float = 250.0, max_items: int = 30000):
         if not reg > 0:
             raise ConfigError(f"ease: reg must be > 0, got {reg}")

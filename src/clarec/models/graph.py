@@ -138,7 +138,7 @@ class GraphEmbeddings(nn.Module):
 class _GraphRecommender(AlignedMixin, Recommender):
     """What the graph models share: parameters, the adjacency, the training loop and inference."""
 
-    history_mode = "fold-in"
+    supports_new_items = True
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
 
@@ -345,6 +345,9 @@ class _GraphRecommender(AlignedMixin, Recommender):
 class _FoldIn:
     """Fold-in for models whose user and item vectors live in one space: the mean item vector."""
 
+    supports_histories = True
+    history_mode = "fold-in"
+
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores for ad-hoc users: the user vector is the mean of the history's item vectors (a
         LightGCN user vector is built from its items' vectors); an empty history scores 0."""
@@ -526,10 +529,14 @@ class XSimGCL(_ContrastiveGraph):
 
 
 @register("byol-cf")
-class BYOLCF(_GraphRecommender):
+class BYOLCF(_FoldIn, _GraphRecommender):
     """Negatives-free CF (BUIR with a LightGCN encoder): for each interaction, the online encoder plus
     predictor learns to predict the EMA target encoder's vector of the item from the user's and of the
     user from the item's; no negatives, no sampler. Score ``q(f(u))·f(i) + f(u)·q(f(i))`` as in BUIR.
+
+    Fold-in (:meth:`score_histories`) is the mean of the history's item vectors ``[f(i), q(f(i))]``:
+    training makes ``q(f(u))`` predict ``f(i)`` and ``q(f(i))`` predict ``f(u)`` for the user's items,
+    so the mean estimates the user's query ``[q(f(u)), f(u)]`` without the predictor.
 
     Args (beyond :class:`LightGCN`'s, where ``reg`` and ``n_negatives`` are unused):
         ema: EMA rate (momentum) of the target encoder, ``ξ ← ema·ξ + (1 - ema)·θ``.

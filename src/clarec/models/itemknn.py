@@ -73,6 +73,9 @@ class ItemKNN(Recommender):
             the dense-ish intermediate products.
     """
 
+    supports_histories = True
+    supports_new_items = True
+
     def __init__(
         self,
         k_neighbors: int = 100,

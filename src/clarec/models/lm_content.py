@@ -68,7 +68,10 @@ class LMContentRecommender(Recommender):
     training interactions (a "typical item" profile, not biased towards popular items).
     """
 
+    supports_histories = True
+    supports_new_items = True
     new_items_from_text = True
+    supports_texts = True
 
     def __init__(
         self,

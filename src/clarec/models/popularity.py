@@ -20,7 +20,9 @@ class Popularity(Recommender):
     item features can offer, and it is the baseline every other model must beat.
     """
 
+    supports_histories = True
     history_mode = "constant"
+    supports_new_items = True
 
     def __init__(self):
         pass

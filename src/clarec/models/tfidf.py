@@ -105,7 +105,10 @@ class TfidfRecommender(Recommender):
     text is side information known before any interaction, so this uses no held-out feedback.
     """
 
+    supports_histories = True
+    supports_new_items = True
     new_items_from_text = True
+    supports_texts = True
 
     def __init__(
         self,

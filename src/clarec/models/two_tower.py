@@ -329,6 +329,8 @@ class TwoTowerRecommender(Recommender):
             other jobs, 1 can be much faster than oversubscribed cores).
     """
 
+    supports_histories = True
+    supports_new_items = True
     new_items_from_text: ClassVar[bool] = True
     #: False for the class: only a model trained with ``user_text`` has a user tower that reads text,
     #: so :meth:`_fit` and :meth:`load` set it per instance (``True`` with ``user_text``).

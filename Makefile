@@ -20,7 +20,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/clarec data fetch ml-100k
-	$(BIN)/clarec run configs/ml-100k.yaml --out runs/demo
+	$(BIN)/clarec run configs/ml-100k-demo.yaml --out runs/demo
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _machine import machine_line
+from _machine import REPO, command_line, machine_line
 
 from clarec.text.encoder import TextEncoder, default_model_path
 from clarec.text.templates import item_text
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         "Command:",
         "",
         "```",
-        "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])]),
+        command_line([os.path.relpath(__file__, REPO), *(argv or sys.argv[1:])]),
         "```",
         "",
         f"- Machine: {machine_line()}; load average {load_before:.2f} before, {load_after:.2f} after "

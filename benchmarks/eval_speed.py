@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _machine import machine_info
+from _machine import command_line, data_root, machine_info
 
 from clarec.data.dataset import Dataset
 from clarec.data.split import Split
@@ -273,10 +273,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(syn))
         return
 
-    env = f"CLAREC_DATA={shlex.quote(os.environ['CLAREC_DATA'])} " if "CLAREC_DATA" in os.environ else ""
-    command = f"{env}.venv/bin/python benchmarks/eval_speed.py " + " ".join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
-    )
+    env = f"CLAREC_DATA={shlex.quote(data_root())} " if "CLAREC_DATA" in os.environ else ""
+    command = env + command_line(["benchmarks/eval_speed.py", *(argv if argv is not None else sys.argv[1:])])
     ml = syn = None
     load_before = _loadavg()
     if not args.skip_ml100k:

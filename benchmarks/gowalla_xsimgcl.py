@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from _machine import machine_line
+from _machine import command_line, data_root, machine_line
 
 from clarec.config import load_config
 from clarec.evaluate.evaluator import Evaluator
@@ -58,7 +56,7 @@ def main() -> None:
     final = evaluator.evaluate(model, part="test").metrics
     print(f"{_fmt(final)}; {statistics.median(seconds):.1f} s/epoch", flush=True)
 
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     lines = [
         f"# {model_cfg.key} on Gowalla (LightGCN's official split)",
         "",
@@ -79,7 +77,7 @@ def main() -> None:
     ]
     lines += [
         f"Command: `{command}`  ",
-        f"Data root: `$CLAREC_DATA` = `{os.environ.get('CLAREC_DATA', '~/.cache/clarec/datasets')}`  ",
+        f"Data root: `$CLAREC_DATA` = `{data_root()}`  ",
         f"Machine: {machine_line()}; load average at the end {_load()}; whole run "
         f"{time.perf_counter() - t0:.0f} s (data {load_seconds:.0f} s).",
         "",

@@ -11,13 +11,11 @@ only; see :func:`clarec.data.split.inject_noise`), run with :func:`clarec.experi
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _machine import machine_line
+from _machine import command_line, machine_line
 
 from clarec.config import load_config
 from clarec.experiment.runner import run_experiment
@@ -56,7 +54,7 @@ def main() -> None:
     head = ["model", *(f"noise {level:g}" for level in args.levels)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(args.levels)) + "|"]
     lines += ["| " + " | ".join([m, *(cell(m, lv) for lv in args.levels)]) + " |" for m in models]
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     text = (
         f"# {load_config(args.config, args.overrides).name}: test {args.metric} under training noise\n\n"
         "Noise = random false interactions added to the training part only, as a share of its size "

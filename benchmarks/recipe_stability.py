@@ -14,7 +14,8 @@ own split) and configs that train no recommender (``pretrain``) are listed as sk
 
 Criterion: for every model, the lowest test value of the config's main metric over the seeds is at
 least 95% of that model's mean over the seeds. Each (config, seed) run folder is kept under
-``--out``; a re-run reuses finished folders, so an interrupted benchmark resumes where it stopped.
+``--out``; a re-run reuses a finished folder whose resolved config is unchanged, so an interrupted
+benchmark resumes where it stopped and an edited recipe is run again.
 The result file is rewritten after every run, so it always shows what is finished.
 """
 
@@ -23,16 +24,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
-from _machine import machine_line
+from _machine import command_line, machine_line
 
-from clarec.config import load_config
+from clarec.config import dump_config, load_config
 from clarec.data.split import SPLIT_METHODS
 from clarec.experiment.runner import run_experiment
 from clarec.models.registry import get_model_class
@@ -76,12 +75,10 @@ def label(model: dict) -> str:
 def run_one(raw: dict, config: str, seed: int, models: list[dict], out: Path) -> dict:
     """Results of ``models`` under ``seed`` (reusing a finished run folder)."""
     folder = out / Path(config).stem / f"seed-{seed}"
-    done = folder / "results.json"
-    if done.is_file():
-        results = json.loads(done.read_text())
-        if all(label(m) in results for m in models):
-            return results
     cfg = load_config(raw=seeded(raw, seed) | {"models": models})
+    done = folder / "results.json"
+    if done.is_file() and (folder / "config.yaml").read_text() == dump_config(cfg):
+        return json.loads(done.read_text())
     print(f"[{time.strftime('%H:%M:%S')}] {config} seed {seed}: {[label(m) for m in models]}", flush=True)
     return run_experiment(cfg, folder, seeds=1, save_models=False)
 
@@ -93,7 +90,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025, 2026])
     ap.add_argument("--out", default="runs/recipe-stability")
     args = ap.parse_args()
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     out = Path(args.out)
     t0 = time.perf_counter()
 

@@ -10,14 +10,11 @@ mean ± std over seeds), validation NDCG, and fit seconds.
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _machine import machine_line
+from _machine import command_line, data_root, machine_line
 
 from clarec.config import load_config
 from clarec.experiment.report import results_table
@@ -38,7 +35,7 @@ def main() -> None:
     t0 = time.perf_counter()
     results = run_experiment(cfg, out, seeds=args.seeds)
     total = time.perf_counter() - t0
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     table = results_table(results, cfg)
     valid_metric = cfg.evaluation.main_metric
     valid_lines = "\n".join(
@@ -48,7 +45,7 @@ def main() -> None:
         f"{table}\n"
         f"Validation {valid_metric} (used for early stopping / model selection):\n\n{valid_lines}\n\n"
         f"Command: `{command}`  \n"
-        f"Data root: `$CLAREC_DATA` = `{os.environ.get('CLAREC_DATA', '~/.cache/clarec/datasets')}`  \n"
+        f"Data root: `$CLAREC_DATA` = `{data_root()}`  \n"
         f"Machine: {machine_line()}; whole run {total:.0f} s.\n"
     )
     Path(args.result_md).parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ Usage::
     .venv/bin/python benchmarks/serving_latency.py --build runs/serving-ml-100k
     # the measurement: 50, 100 and 200 requests/s, 20 s each, for the run's lm-content model
     .venv/bin/python benchmarks/serving_latency.py --run runs/serving-ml-100k --model lm-content \\
-        --rates 50 100 200 --duration 20 --out /tmp/serving-ml-100k.md
+        --rates 50 100 200 --duration 20 --out runs/serving-ml-100k.md
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import asyncio
 import gc
 import json
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -48,7 +47,7 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
-from _machine import machine_line
+from _machine import command_line, machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -355,7 +354,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     lines = [
         f"# Serving latency: {health['model']} ({health['model_name']}), {health['items']} items, "
         f"{health['users']} users",

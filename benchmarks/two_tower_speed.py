@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from _machine import machine_line
+from _machine import command_line, machine_line
 
 from clarec.data.registry import load_from_config
 from clarec.data.split import random_split
@@ -58,7 +56,7 @@ def main() -> None:
     fit_s = time.perf_counter() - t0
     load_after = os.getloadavg()
     per_epoch = statistics.median(model.history_.seconds)
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     text = (
         "# Two-tower training speed (ML-100K, frozen cached encoder)\n\n"
         f"| examples | batch size | epochs | median s/epoch | min s/epoch | whole fit s |\n"

@@ -33,8 +33,15 @@ def test_run_writes_results(tmp_path, split_dir, capsys):
     cfg = write_config(tmp_path, split_dir)
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "| popularity |" in printed and "ndcg@10" in printed
+    # one progress line as each model starts and ends, with the validation figure (never test)
+    progress = captured.err.splitlines()
+    assert any("data ready" in line for line in progress)
+    for name in ("popularity", "ease"):
+        assert any(f"{name} (seed 2024): fitting" in line for line in progress)
+        assert any(f"{name} (seed 2024): fit " in line and "valid ndcg@" in line for line in progress)
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"popularity", "ease"}
     for r in results.values():

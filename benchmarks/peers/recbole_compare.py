@@ -26,7 +26,7 @@ on the same split folder (written by ``clarec split``). Both sides: embedding si
 Writes ``OUT/compare.json`` (everything) and the markdown result file.
 
 Usage:
-    CLAREC_DATA=/work/shared/datasets .venv/bin/python benchmarks/peers/recbole_compare.py \\
+    CLAREC_DATA=../shared/datasets .venv/bin/python benchmarks/peers/recbole_compare.py \\
         --split runs/peers-recbole/split --out runs/peers-recbole/compare \\
         --result benchmarks/results/peers-recbole-ml-100k.md
 """
@@ -50,7 +50,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # benchmarks/_machine.py
 
-from _machine import machine_info, machine_line  # noqa: E402
+from _machine import command_line, machine_info, machine_line  # noqa: E402
 
 from clarec.config import load_config  # noqa: E402
 from clarec.data.split import load_predefined_split  # noqa: E402
@@ -414,7 +414,7 @@ def main() -> int:
 
     loop.set_torch_threads = lambda n=None: (torch.set_num_threads(args.threads), args.threads)[1]
     phases = {p.strip() for p in args.phases.split(",") if p.strip()}
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
 
     import clarec
 

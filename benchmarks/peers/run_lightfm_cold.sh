@@ -4,12 +4,12 @@
 # with clarec's evaluator -> clarec baselines -> benchmarks/results/peers-lightfm-cold.md.
 #
 # Usage (from anywhere): benchmarks/peers/run_lightfm_cold.sh [OUT_DIR]   (default runs/peers-lightfm-cold)
-# Needs CLAREC_DATA (default /work/shared/datasets) and the project venv at .venv.
+# Needs CLAREC_DATA (default ../shared/datasets, beside the repository) and the project venv at .venv.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-export CLAREC_DATA="${CLAREC_DATA:-/work/shared/datasets}"
+export CLAREC_DATA="${CLAREC_DATA:-../shared/datasets}"
 OUT="${1:-runs/peers-lightfm-cold}"
 PEERS=benchmarks/peers
 RESULT=benchmarks/results/peers-lightfm-cold.md

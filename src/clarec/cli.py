@@ -61,7 +61,7 @@ def run(
     cfg = load_config(config, set_)
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    results = run_experiment(cfg, out, seeds=seeds)
+    results = run_experiment(cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True))
     if (out / "cleaning.txt").is_file():
         typer.echo("Data cleaning and filters:\n" + (out / "cleaning.txt").read_text())
     command = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -18,6 +18,7 @@ import inspect
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,10 +166,15 @@ def _aggregate(per_seed: list[dict]) -> dict:
 
 
 def run_experiment(
-    cfg: ExperimentConfig, out_dir: str | Path, seeds: int = 1, save_models: bool = True
+    cfg: ExperimentConfig,
+    out_dir: str | Path,
+    seeds: int = 1,
+    save_models: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every model of ``cfg`` (``seeds`` times each with seeds ``cfg.seed + s``) and write the
-    run folder. Returns the results dictionary written to ``results.json``."""
+    run folder. Returns the results dictionary written to ``results.json``. ``progress`` receives a
+    line as each model starts and ends (``clarec run`` prints them)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="w")
@@ -177,18 +183,23 @@ def run_experiment(
     package.addHandler(handler)
     package.setLevel(logging.INFO)
     try:
-        return _run(cfg, out, seeds, save_models)
+        return _run(cfg, out, seeds, save_models, progress or (lambda line: None))
     finally:
         package.removeHandler(handler)
         handler.close()
 
 
-def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dict[str, Any]:
+def _run(
+    cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool, progress: Callable[[str], None]
+) -> dict[str, Any]:
     (out / "config.yaml").write_text(dump_config(cfg))
+    for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
+        create(model_cfg.name, _run_params(model_cfg, cfg.seed, out / "train" / model_cfg.key))
     t0 = time.perf_counter()
     data = prepare_data(cfg)
     split = data.split
     log.info("data ready in %.2fs: %s", time.perf_counter() - t0, split.describe())
+    progress(f"[{time.perf_counter() - t0:6.1f}s] data ready: {split.describe()}")
     data_info = {"split": split.describe()}
     if data.dataset is not None:
         data_info["dataset"] = data.dataset.describe()
@@ -214,6 +225,7 @@ def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dic
             train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
             model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir))
             log.info("fitting %s (seed %d): %r", model_cfg.key, seed, model)
+            progress(f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): fitting")
             t = time.perf_counter()
             model.fit(split.train, valid=split.valid)
             fit_seconds = time.perf_counter() - t
@@ -225,6 +237,11 @@ def _run(cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool) -> dic
                 seed,
                 fit_seconds,
                 {k: round(v, 4) for k, v in test_res.metrics.items() if k.startswith(("ndcg", "recall"))},
+            )
+            main = cfg.evaluation.main_metric
+            progress(
+                f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): fit {fit_seconds:.1f}s, "
+                f"valid {main} {valid_res.metrics.get(main, float('nan')):.4f}"
             )
             per_seed.append(
                 {

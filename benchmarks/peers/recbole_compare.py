@@ -50,7 +50,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # benchmarks/_machine.py
 
-from _machine import command_line, machine_info, machine_line  # noqa: E402
+from _machine import command_line, machine_info, machine_line, shown_path  # noqa: E402
 
 from clarec.config import load_config  # noqa: E402
 from clarec.data.split import load_predefined_split  # noqa: E402
@@ -290,7 +290,7 @@ def render(res: dict, args, command: str) -> str:
     lines = [
         "# clarec vs RecBole on ML-100K (same split, same metric code)",
         "",
-        f"Split: `{args.split}` (`clarec split configs/ml-100k.yaml`: ratings ≥ 4, per-user random 8:1:1, "
+        f"Split: `{shown_path(args.split)}` (`clarec split configs/ml-100k.yaml`: ratings ≥ 4, per-user random 8:1:1, "
         f"seed 2024; {res['split_check']['train']['pairs']} / {res['split_check']['valid']['pairs']} / "
         f"{res['split_check']['test']['pairs']} train / valid / test pairs). Identical to the split "
         f"`clarec run configs/ml-100k-graph.yaml` makes: **{res['split_check']['identical']}**.  ",
@@ -422,7 +422,7 @@ def main() -> int:
         "command": command,
         "machine": machine_info(),
         "load_start": load_avg(),
-        "clarec_code": f"`{Path(clarec.__file__).parent}` {args.code_note}".strip(),
+        "clarec_code": f"`{shown_path(Path(clarec.__file__).parent)}` {args.code_note}".strip(),
     }
     start = time.perf_counter()
     res["split_check"] = check_split(args.split, args.config)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _machine import command_line, machine_line
 
-from clarec.data.registry import load_from_config
+from clarec.data.loading import load_from_config
 from clarec.data.split import random_split
 from clarec.models._lm import item_texts
 from clarec.models.two_tower import TwoTowerRecommender

@@ -13,7 +13,7 @@ import time
 
 import yaml
 
-from clarec.data.registry import load_dataset
+from clarec.data.loading import load_dataset
 from clarec.data.split import random_split
 from clarec.evaluate import Evaluator
 from clarec.models import create

@@ -25,7 +25,7 @@ def _fail(e: ClarecError) -> None:
 @data_app.command("list")
 def list_cmd(root: RootOpt = None) -> None:
     """List registered data sets and whether each is installed under the data root."""
-    from clarec.data.registry import dataset_info, list_datasets
+    from clarec.data.catalogue import dataset_info, list_datasets
 
     for name in list_datasets():
         info = dataset_info(name, root)
@@ -36,7 +36,7 @@ def list_cmd(root: RootOpt = None) -> None:
 @data_app.command("info")
 def info_cmd(name: str, root: RootOpt = None) -> None:
     """Show a data set's files, URLs, checksums, loader options and licence (JSON)."""
-    from clarec.data.registry import dataset_info
+    from clarec.data.catalogue import dataset_info
 
     try:
         typer.echo(json.dumps(dataset_info(name, root), indent=2))
@@ -51,7 +51,7 @@ def fetch_cmd(
     force: Annotated[bool, typer.Option("--force", help="Download even if the files are present.")] = False,
 ) -> None:
     """Download a data set into the data root (checksums verified where known)."""
-    from clarec.data.registry import fetch
+    from clarec.data.download import fetch
 
     try:
         folder = fetch(name, root=root, force=force)
@@ -63,7 +63,7 @@ def fetch_cmd(
 @data_app.command("import")
 def import_cmd(name: str, src_dir: Path, root: RootOpt = None) -> None:
     """Copy a local copy of a data set (folder or official zip) into the data root layout."""
-    from clarec.data.registry import import_local
+    from clarec.data.download import import_local
 
     try:
         folder = import_local(name, src_dir, root=root)

@@ -1,19 +1,15 @@
-"""Data: sources, cleaning, filters, the registry of public data sets, and the :class:`Dataset` type."""
+"""Data: sources, cleaning, filters, splits, the :class:`Dataset` type, and public data sets by name.
 
+Public data sets: :mod:`~clarec.data.catalogue` (what exists), :mod:`~clarec.data.download` (getting
+the files onto disk) and :mod:`~clarec.data.loading` (reading them, by name or from a config section).
+"""
+
+from clarec.data.catalogue import DatasetInfo, data_root, dataset_info, list_datasets, register_dataset
 from clarec.data.clean import CleanReport, FilterStep, Issue
 from clarec.data.dataset import Dataset
+from clarec.data.download import fetch, import_local
 from clarec.data.filters import apply_filters, dedupe, k_core, to_implicit, weight_behaviors
-from clarec.data.registry import (
-    DatasetInfo,
-    data_root,
-    dataset_info,
-    fetch,
-    import_local,
-    list_datasets,
-    load_dataset,
-    load_from_config,
-    register_dataset,
-)
+from clarec.data.loading import load_dataset, load_from_config
 from clarec.data.sources import SOURCES, LoadResult, RawData, load_source, read_source
 from clarec.data.split import (
     Split,

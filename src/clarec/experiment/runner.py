@@ -58,7 +58,7 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
     if cfg.split.method == "predefined":
         split = make_split(None, "predefined", **split_params)
         return PreparedData(None, split)
-    from clarec.data.registry import load_from_config
+    from clarec.data.loading import load_from_config
 
     data_cfg = dict(cfg.data or {})
     tags_policy = data_cfg.pop("tags", "none")

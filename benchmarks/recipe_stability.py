@@ -44,8 +44,8 @@ THRESHOLD = 0.95
 def skip_reason(raw: dict) -> str | None:
     if raw.get("pretrain") is not None:
         return (
-            "encoder-adaptation recipe (`clarec pretrain`): it trains no recommender (its `models` entry "
-            "is a placeholder); what it gives is measured through the cold-start recipe"
+            "encoder-adaptation recipe (`clarec pretrain`): it trains no recommender; what it gives is "
+            "measured through the cold-start recipe"
         )
     if raw.get("split", {}).get("method") == "official":
         return "the source's own split (`official`): there is no other draw of it to run"

@@ -55,6 +55,7 @@ def test_overrides(tmp_path):
         ("data: {name: x}\nmodels: [{name: ease}]\nevaluation: {ks: [0]}\n", "positive"),
         ("models: [{name: ease}]\n", "'data' section is required"),
         ("data: {name: x}\nmodels: []\n", "at least one model"),
+        ("data: {name: x}\n", "at least one model (or the config needs a 'pretrain' section)"),
         ("data: {name: x}\nmodels: [{name: ease}, {name: ease}]\n", "unique"),
         ("data: [1, 2\n", "invalid YAML"),
         ("- a\n- b\n", "mapping at the top level"),
@@ -84,3 +85,10 @@ def test_predefined_needs_no_data(tmp_path):
     p = write(tmp_path, f"split: {{method: predefined, path: {tmp_path}}}\nmodels: [{{name: popularity}}]\n")
     cfg = load_config(p)
     assert cfg.data is None and cfg.split.params() == {"path": str(tmp_path)}
+
+
+def test_models_may_be_left_out_with_a_pretrain_section(tmp_path):
+    cfg = load_config(write(tmp_path, "data: {name: x}\npretrain: {method: byol}\n"))
+    assert cfg.models == [] and cfg.pretrain.method == "byol"
+    shipped = load_config(REPO / "configs" / "ml-latest-small-pretrain.yaml")
+    assert shipped.models == [] and shipped.pretrain.fields is None  # the text models' default fields

@@ -118,9 +118,8 @@ def pretrain(
 ) -> None:
     """Adapt the text encoder to the training items (SimCSE / BYOL); writes OUT/encoder and OUT/pretrain.json."""
     from clarec.config import load_config
-    from clarec.contrastive.pretrain import run_pretraining
     from clarec.errors import ConfigError
-    from clarec.experiment.runner import prepare_data
+    from clarec.experiment.pretrain import ENCODER_FOLDER, run_pretraining
 
     if ctx.args:
         raise ClarecError(f"unexpected argument(s): {' '.join(ctx.args)}")
@@ -129,15 +128,13 @@ def pretrain(
         raise ConfigError(f"{config}: no 'pretrain' section")
     if out is None:
         out = Path("runs") / f"{cfg.name}-pretrain-{datetime.now():%Y%m%d-%H%M%S}"
-    out.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(cfg)  # only data.split.train trains; valid serves the held-out diagnostics
-    report = run_pretraining(cfg, data.split, out)
+    report = run_pretraining(cfg, out)  # only the training split trains; valid serves the diagnostics
     typer.echo(
         f"{report.method}: {report.steps} steps over {report.n_examples} examples in {report.seconds:.1f} s; "
         f"loss {report.step_losses[0]:.4f} -> {report.step_losses[-1]:.4f}"
     )
     typer.echo(report.table())
-    typer.echo(f"adapted encoder: {out / 'encoder'}")
+    typer.echo(f"adapted encoder: {out / ENCODER_FOLDER}")
 
 
 @app.command("serve")

@@ -55,10 +55,12 @@ class EvaluationConfig(_Strict):
 
 
 class PretrainConfig(_Strict):
-    """Encoder adaptation before training (``clarec pretrain``; see :mod:`clarec.contrastive.pretrain`).
+    """Encoder adaptation before training (``clarec pretrain``; see :mod:`clarec.text.adapt` and
+    :func:`clarec.experiment.pretrain.run_pretraining`).
 
     ``encoder`` is a base model folder or hub id (None: the bundled all-MiniLM-L6-v2); ``fields`` the item
-    fields rendered into each text (None: the template defaults); ``seed`` None uses the config's seed.
+    fields rendered into each text (None: the fields the text models encode by default); ``seed`` None
+    uses the config's seed.
     """
 
     method: Literal["simcse", "simcse-sup", "byol"] = "simcse-sup"
@@ -83,11 +85,14 @@ class PretrainConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
+    """A whole experiment. ``models`` may be left out only when a ``pretrain`` section is there (a
+    config for ``clarec pretrain`` alone); ``clarec run`` still needs at least one model."""
+
     name: str = "experiment"
     seed: int = 2024
     data: dict[str, Any] | None = None
     split: SplitConfig = Field(default_factory=SplitConfig)
-    models: list[ModelConfig]
+    models: list[ModelConfig] = Field(default_factory=list)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     pretrain: PretrainConfig | None = None
 
@@ -95,8 +100,10 @@ class ExperimentConfig(_Strict):
     def _check(self) -> ExperimentConfig:
         if self.data is None and self.split.method != "predefined":
             raise ValueError("a 'data' section is required unless split.method is 'predefined'")
-        if not self.models:
-            raise ValueError("'models' must list at least one model")
+        if not self.models and self.pretrain is None:
+            raise ValueError(
+                "'models' must list at least one model (or the config needs a 'pretrain' section)"
+            )
         keys = [m.key for m in self.models]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:

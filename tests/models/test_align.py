@@ -1,5 +1,8 @@
 """Language-model alignment (``align``) of bpr and the graph models, and its loss."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +13,7 @@ from clarec.contrastive import LMAlignment
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models import create
-from clarec.models._align import check_align
+from clarec.models._align import AlignSettings
 from clarec.models.base import Recommender
 
 from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
@@ -96,9 +99,9 @@ def test_alignment_training_makes_cf_vectors_match_their_text():
         ({"weight": 0.1, "temprature": 0.2}, "unknown align key"),
         ({"temperature": 0.2}, "align.weight is required"),
         ({"weight": 0}, "align.weight must be > 0"),
-        ({"weight": "lots"}, "needs numbers"),
+        ({"weight": "lots"}, "align.weight must be float"),
         ({"weight": 0.1, "mode": "mirror"}, "align.mode"),
-        ({"weight": 0.1, "temperature": 0}, "temperature > 0"),
+        ({"weight": 0.1, "temperature": 0}, "align.temperature must be > 0"),
         ({"weight": 0.1, "cold_calibration": "zscore"}, "align.cold_calibration"),
         ([0.1], "must be a mapping"),
     ],
@@ -111,10 +114,13 @@ def test_bad_align_settings_name_the_problem(align, message):
 
 
 def test_align_defaults_and_off():
-    assert check_align("bpr", None) is None and check_align("bpr", {}) is None
-    a = check_align("bpr", {"weight": 1})
-    assert a["weight"] == 1.0 and a["temperature"] == 0.2 and a["mode"] == "contrastive" and a["ridge"] == 1.0
-    assert check_align("bpr", a) == a  # idempotent: a saved model's params load back unchanged
+    assert AlignSettings.parse(None) is None and AlignSettings.parse({}) is None
+    a = AlignSettings.parse({"weight": 1})
+    assert a.weight == 1.0 and a.temperature == 0.2 and a.mode == "contrastive" and a.ridge == 1.0
+    assert AlignSettings.parse(a) is a
+    # a saved model's params (JSON) load back unchanged
+    assert AlignSettings.parse(json.loads(json.dumps(dataclasses.asdict(a)))) == a
+    assert create("bpr", {"align": {"weight": 1}}).align == a
 
 
 def test_byol_cf_refuses_align():
@@ -147,7 +153,7 @@ def test_items_without_interactions_get_the_text_map(aligned, name):
     resid = vecs[warm] - model._text_to_cf(all_text[warm])
     x = all_text[warm] - all_text[warm].mean(0)
     w, _ = model.text_map_
-    np.testing.assert_allclose(x.T @ resid, model.align["ridge"] * w, atol=2e-3)
+    np.testing.assert_allclose(x.T @ resid, model.align.ridge * w, atol=2e-3)
     np.testing.assert_allclose(resid.mean(0), 0, atol=1e-4)
 
 
@@ -185,8 +191,10 @@ def test_cold_calibration_moves_only_text_scored_items_and_survives_save(aligned
     fans = [u for u in range(data.n_users) if data.user_ids[u].startswith("uA")]
     valid = data.with_interactions(pd.DataFrame({"user": fans, "item": d0, "timestamp": 10_000}))
     plain = aligned(name).fit(data, valid)
-    matched = aligned(name, align=plain.align | {"cold_calibration": "match"}).fit(data, valid)
-    tuned = aligned(name, align=plain.align | {"cold_calibration": "validate"}).fit(data, valid)
+    matched = aligned(name, align=dataclasses.replace(plain.align, cold_calibration="match")).fit(data, valid)
+    tuned = aligned(name, align=dataclasses.replace(plain.align, cold_calibration="validate")).fit(
+        data, valid
+    )
     users = np.arange(data.n_users)
     s0, s1, s2 = (m.score(users).astype(np.float64) for m in (plain, matched, tuned))
     other = np.arange(data.n_items) != d0
@@ -253,4 +261,4 @@ def test_alignment_gives_cf_vectors_the_structure_of_the_text(aligned, name, mod
 
 def _encoder_of(aligned) -> dict:
     base = aligned("lightgcn").align
-    return {k: base[k] for k in ("encoder", "cache_dir")}
+    return {"encoder": base.encoder, "cache_dir": base.cache_dir}

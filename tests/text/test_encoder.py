@@ -240,6 +240,52 @@ def test_embed_batch_gives_gradients_and_dropout_views(make_encoder):
     assert not enc.module.training  # encode puts the module back in eval mode
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_tokenize_and_forward_are_the_differentiable_encode(make_encoder, pooling):
+    enc = make_encoder(pooling=pooling, max_length=12)
+    batch = enc.tokenize(TEXTS + [None, "a\x00b"])
+    assert set(batch) == {"input_ids", "attention_mask"}
+    assert batch["input_ids"].dtype == torch.long and batch["input_ids"].shape[1] <= 12
+    assert batch["attention_mask"].sum(1).tolist()[:2] == [12, 3]  # truncated; "short" = [CLS] short [SEP]
+    enc.eval()
+    vectors = enc.forward(batch)
+    assert vectors.requires_grad and vectors.shape == (len(TEXTS) + 2, 32)
+    # the same cleaning, truncation, padding-free pooling and normalisation as encode()
+    np.testing.assert_allclose(vectors.detach().numpy(), enc.encode(TEXTS + [None, "a\x00b"]), atol=1e-5)
+    raw = enc.forward(batch, normalize=False)
+    np.testing.assert_allclose(
+        torch.nn.functional.normalize(raw, dim=-1).detach().numpy(), vectors.detach().numpy(), atol=1e-6
+    )
+    vectors.sum().backward()
+    assert enc.module.embeddings.word_embeddings.weight.grad is not None
+    empty = enc.tokenize([])
+    assert empty["input_ids"].shape == (0, 0) and empty["attention_mask"].shape == (0, 0)
+
+
+def test_train_and_eval_switch_dropout(make_encoder):
+    enc = make_encoder()
+    batch = enc.tokenize(TEXTS)
+    assert enc.train() is enc and enc.module.training
+    assert (enc.forward(batch) - enc.forward(batch)).abs().max().item() > 1e-4  # dropout views
+    assert enc.eval() is enc and not enc.module.training
+    torch.testing.assert_close(enc.forward(batch), enc.forward(batch), rtol=0, atol=0)
+
+
+def test_pooled_module_shares_weights_and_copies_without_the_encoder(make_encoder):
+    import copy
+
+    enc = make_encoder(normalize=False)
+    module = enc.pooled_module()
+    assert isinstance(module, torch.nn.Module)
+    assert all(a is b for a, b in zip(module.parameters(), enc.module.parameters(), strict=True))
+    batch = enc.tokenize(TEXTS)
+    with torch.no_grad():
+        torch.testing.assert_close(module(**batch), enc.forward(batch), rtol=0, atol=0)
+    twin = copy.deepcopy(module)  # what BYOL does to make its target: weights only
+    assert sum(p.numel() for p in twin.parameters()) == sum(p.numel() for p in enc.module.parameters())
+    assert all(a is not b for a, b in zip(twin.parameters(), module.parameters(), strict=True))
+
+
 def test_save_load_roundtrip(make_encoder, tmp_path):
     enc = make_encoder(pooling="cls", max_length=24, normalize=False)
     ref = enc.encode(TEXTS)

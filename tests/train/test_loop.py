@@ -171,3 +171,35 @@ def test_set_torch_threads():
         assert set_torch_threads() >= 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_max_steps_ends_mid_epoch_and_validates_there():
+    module = Scalar()
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    steps = []
+
+    def batches(epoch):
+        for _ in range(4):  # four steps per epoch
+            yield None
+
+    def loss_fn(_):
+        return (module.w - 10.0) ** 2
+
+    validated = []
+
+    def validate():
+        validated.append(float(module.w.detach()))
+        return float(module.w.detach())
+
+    h = Trainer(epochs=10, max_steps=6, progress=False).fit(
+        module, batches, loss_fn, opt, validate, after_step=[lambda: steps.append(float(module.w.detach()))]
+    )
+    assert h.epochs == [1, 2] and len(steps) == 6  # epoch 2 stopped after its second step
+    # w_{t+1} = 0.8 w_t + 2 from 0: the after-step callback sees each step's result, in order
+    want = [0.0]
+    for _ in range(6):
+        want.append(0.8 * want[-1] + 2)
+    np.testing.assert_allclose(steps, want[1:], rtol=1e-6)
+    assert len(validated) == 2 and validated[-1] == pytest.approx(want[6])
+    with pytest.raises(ClarecError, match="max_steps"):
+        Trainer(max_steps=0)

@@ -10,6 +10,9 @@ files, the *predefined split* format that other toolkits can read too::
 
 Splits assume (user, item) pairs are already deduplicated (the default data pipeline does it);
 otherwise a pair could sit in train and in test and could never be recommended.
+
+Why one file of this length: every split method shares the conventions written here (per-user
+ratios, at least one training item per user, the predefined-folder format), and they read best side by side.
 """
 
 from __future__ import annotations

@@ -174,7 +174,16 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run every model of ``cfg`` (``seeds`` times each with seeds ``cfg.seed + s``) and write the
     run folder. Returns the results dictionary written to ``results.json``. ``progress`` receives a
-    line as each model starts and ends (``clarec run`` prints them)."""
+    line as each model starts and ends (``clarec run`` prints them).
+
+    Raises:
+        ConfigError: ``cfg`` lists no model (a config with only a ``pretrain`` section).
+    """
+    if not cfg.models:
+        raise ConfigError(
+            "the config lists no models to run: add a 'models' section "
+            "(a config with only a 'pretrain' section is for 'clarec pretrain')"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="w")

@@ -30,7 +30,8 @@ see :mod:`clarec.models._cold`).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -41,73 +42,64 @@ from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models._cold import CALIBRATIONS, apply_affine, calibrates, match_scores, validated_shift
 from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
-from clarec.train.validation import RankingValidator
-
-ALIGN_DEFAULTS: dict[str, Any] = {
-    "weight": None,
-    "temperature": 0.2,
-    "mode": "contrastive",
-    "hidden": 0,
-    "encoder": None,
-    "fields": None,
-    "cache_dir": None,
-    "batch_size": 64,
-    "ridge": 1.0,
-    "cold_calibration": "none",
-}
+from clarec.models.params import Param, param, text_list
 
 
-def check_align(model: str, align: Any) -> dict[str, Any] | None:
-    """The validated ``align`` setting with defaults filled in (``None`` / empty: no alignment)."""
-    if align is None or align is False or align == {}:
-        return None
-    if not isinstance(align, dict):
-        raise ConfigError(f"{model}: align must be a mapping such as {{weight: 0.1}}, got {align!r}")
-    unknown = sorted(set(align) - set(ALIGN_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"{model}: unknown align key(s) {unknown}; known: {sorted(ALIGN_DEFAULTS)}")
-    if align.get("weight") is None:
-        raise ConfigError(f"{model}: align.weight is required (the alignment loss's weight, e.g. 0.1)")
-    out = ALIGN_DEFAULTS | dict(align)
-    try:
-        out["weight"] = float(out["weight"])
-        out["temperature"] = float(out["temperature"])
-        out["ridge"] = float(out["ridge"])
-        out["hidden"] = int(out["hidden"])
-        out["batch_size"] = int(out["batch_size"])
-    except (TypeError, ValueError) as e:
-        raise ConfigError(
-            f"{model}: align needs numbers for weight, temperature, ridge, hidden, batch_size ({e})"
-        ) from None
-    if not out["weight"] > 0:
-        raise ConfigError(f"{model}: align.weight must be > 0, got {align.get('weight')!r}")
-    if not out["temperature"] > 0 or not out["ridge"] >= 0 or out["hidden"] < 0 or out["batch_size"] < 1:
-        raise ConfigError(f"{model}: align needs temperature > 0, ridge >= 0, hidden >= 0, batch_size >= 1")
-    if out["mode"] not in ALIGN_MODES:
-        raise ConfigError(f"{model}: align.mode must be one of {list(ALIGN_MODES)}, got {out['mode']!r}")
-    if out["fields"] is not None:
-        out["fields"] = [
-            str(f) for f in ([out["fields"]] if isinstance(out["fields"], str) else out["fields"])
-        ]
-    for key in ("encoder", "cache_dir"):
-        out[key] = None if out[key] is None else str(out[key])
-    if out["cold_calibration"] not in CALIBRATIONS:
-        raise ConfigError(
-            f"{model}: align.cold_calibration must be one of {list(CALIBRATIONS)}, "
-            f"got {out['cold_calibration']!r}"
-        )
-    return out
+@dataclass(frozen=True)
+class AlignSettings:
+    """The validated ``align`` parameter (see the module docstring for each setting)."""
+
+    weight: float
+    temperature: float = 0.2
+    mode: str = "contrastive"
+    hidden: int = 0
+    encoder: str | None = None
+    fields: list[str] | None = None
+    cache_dir: str | None = None
+    batch_size: int = 64
+    ridge: float = 1.0
+    cold_calibration: str = "none"
+
+    #: each setting's range, checked as a model parameter is
+    SPECS: ClassVar[dict[str, Param]] = {
+        "weight": param(None, float, gt=0, nullable=False),
+        "temperature": param(0.2, gt=0),
+        "mode": param("contrastive", choices=ALIGN_MODES),
+        "hidden": param(0, ge=0),
+        "encoder": param(None, str),
+        "fields": param(None, text_list),
+        "cache_dir": param(None, str),
+        "batch_size": param(64, ge=1),
+        "ridge": param(1.0, ge=0),
+        "cold_calibration": param("none", choices=CALIBRATIONS),
+    }
+
+    @classmethod
+    def parse(cls, value: Any) -> AlignSettings | None:
+        """Settings from a mapping such as ``{weight: 0.1}`` (``None``, ``False``, ``{}``: no alignment)."""
+        if value is None or value is False or value == {}:
+            return None
+        if isinstance(value, AlignSettings):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"align must be a mapping such as {{weight: 0.1}}, got {value!r}")
+        unknown = sorted(set(value) - set(cls.SPECS))
+        if unknown:
+            raise ConfigError(f"unknown align key(s) {unknown}; known: {sorted(cls.SPECS)}")
+        if value.get("weight") is None:
+            raise ConfigError("align.weight is required (the alignment loss's weight, e.g. 0.1)")
+        return cls(**{k: s.check("", f"align.{k}", value.get(k, s.default)) for k, s in cls.SPECS.items()})
 
 
 class AlignedMixin:
     """Alignment for a model with an ``align`` parameter, item vectors to complete after training,
     and ``n_users``/``n_items``/``seen`` from :class:`~clarec.models.base.Recommender`."""
 
-    align: dict[str, Any] | None
+    align: AlignSettings | None
     name: str
 
-    def _init_align(self, align: Any) -> None:
-        self.align = check_align(self.name, align)
+    def _init_align(self) -> None:
+        """Called from the model's ``_check_params`` once ``align`` is parsed."""
         if self.align is not None:
             self.new_items_from_text = True  # added items are scored through the text → CF map
 
@@ -116,7 +108,7 @@ class AlignedMixin:
         items one request at a time would otherwise load the model each time)."""
         if getattr(self, "_align_encoder", None) is None:
             a = self.align
-            self._align_encoder = build_encoder(a["encoder"], a["cache_dir"], a["batch_size"])
+            self._align_encoder = build_encoder(a.encoder, a.cache_dir, a.batch_size)
         texts = item_texts(items, fields, self.name)
         return unit_rows(np.asarray(self._align_encoder.encode(texts), dtype=np.float32))
 
@@ -126,7 +118,7 @@ class AlignedMixin:
         self.text_map_ = None
         if self.align is None:
             return None
-        self.text_fields_ = choose_fields(train.items, self.align["fields"], self.name)
+        self.text_fields_ = choose_fields(train.items, self.align.fields, self.name)
         lm_items = self._encode(train.items, self.text_fields_)
         deg = np.asarray(self.seen.sum(axis=1)).ravel()
         lm_users = np.asarray(self.seen @ lm_items) / np.maximum(deg, 1.0)[:, None]
@@ -138,7 +130,7 @@ class AlignedMixin:
         a = self.align
         with torch.random.fork_rng():  # the head's initialisation follows the model's seed
             torch.manual_seed(int(getattr(self, "seed", 0)))
-            return LMAlignment(lm_items.shape[1], cf_dim, a["mode"], a["temperature"], a["hidden"])
+            return LMAlignment(lm_items.shape[1], cf_dim, a.mode, a.temperature, a.hidden)
 
     def _align_loss(
         self,
@@ -154,7 +146,7 @@ class AlignedMixin:
             return 0.0
         u, i = torch.unique(users), torch.unique(items)
         lm_users, lm_items = self._lm
-        return self.align["weight"] * (module(user_vecs[u], lm_users[u]) + module(item_vecs[i], lm_items[i]))
+        return self.align.weight * (module(user_vecs[u], lm_users[u]) + module(item_vecs[i], lm_items[i]))
 
     def _finish_align(self, item_vecs: np.ndarray) -> np.ndarray:
         """Fit the text → CF map on the items with training interactions and give it to the others."""
@@ -167,7 +159,7 @@ class AlignedMixin:
         y = item_vecs[warm].astype(np.float64)
         xm, ym = x.mean(axis=0), y.mean(axis=0)
         xc = x - xm
-        gram = xc.T @ xc + self.align["ridge"] * np.eye(x.shape[1])
+        gram = xc.T @ xc + self.align.ridge * np.eye(x.shape[1])
         w = np.linalg.solve(gram, xc.T @ (y - ym))
         self.text_map_ = (w.astype(np.float32), (ym - xm @ w).astype(np.float32))
         out = item_vecs.copy()
@@ -182,16 +174,14 @@ class AlignedMixin:
         """``align.cold_calibration`` (see :mod:`clarec.models._cold`): match the scores of the items
         scored from their text to the trained items' (``match``), then shift them by the
         validation-best amount (``validate``, with ``valid``)."""
-        mode = "none" if self.align is None else self.align["cold_calibration"]
+        mode = "none" if self.align is None else self.align.cold_calibration
         if mode == "none" or not self.text_items_.any():
             return
         text = self.text_items_
         a, b, spread = match_scores(user_vecs, item_vecs[~text], item_vecs[text], seed=int(self.seed))
         self.cold_affine = (a, b)
-        if mode == "validate" and valid is not None and valid.n_interactions > 0:
-            validator = RankingValidator(
-                self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
-            )
+        validator = self._validator(valid) if mode == "validate" else None
+        if validator is not None:
             shift, _ = validated_shift(
                 self.name,
                 validator,

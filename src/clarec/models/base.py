@@ -5,10 +5,14 @@ special-case a model. A subclass implements ``_fit`` and ``score`` (and, where i
 ``item_vectors`` or ``item_similarity``); the base class gives ``recommend`` with seen-item
 exclusion, ``similar_items`` and safe ``save``/``load`` (JSON parameters + ``.npz`` arrays, never
 pickle).
+
+Why one file of this length: it is the whole contract every model meets (scoring, ranking, real
+time, inner-product queries, persistence), and the evaluator, runner and server read only this.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from abc import ABC, abstractmethod
@@ -21,7 +25,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ClarecError, UnknownIdError
+from clarec.errors import ClarecError, ConfigError, UnknownIdError
+from clarec.models.params import Param
 from clarec.ranking import top_k
 
 MODEL_FORMAT = 1
@@ -34,13 +39,18 @@ class NotFittedError(ClarecError):
 class Recommender(ABC):
     """Base class of all recommenders.
 
-    Constructor arguments are the model's hyper-parameters and are stored as attributes of the
-    same name, so :meth:`get_params` can read them back (as in scikit-learn) and :meth:`save`
-    can write them as JSON.
+    Hyper-parameters are declared once as class attributes made with
+    :func:`clarec.models.params.param` (default, type, range). The constructor takes them as keyword
+    arguments, checks each one and stores it as an attribute of the same name, so :meth:`get_params`
+    can read them back (as in scikit-learn) and :meth:`save` can write them as JSON. Checks that
+    involve several parameters go in :meth:`_check_params`. Attributes learned by ``fit`` end in
+    ``_`` or are arrays the model scores with.
     """
 
     #: Registry name, set by :func:`clarec.models.registry.register`.
     name: ClassVar[str] = ""
+    #: The declared hyper-parameters (filled in for every subclass).
+    params: ClassVar[dict[str, Param]] = {}
 
     # Capabilities are declared by each model class (never inferred from which methods it defines:
     # a method inherited from a mixin is as real as one written in the class);
@@ -65,14 +75,40 @@ class Recommender(ABC):
     seen: sp.csr_matrix
 
     # ------------------------------------------------------------------ parameters
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # The most derived declaration of a name counts; names are listed by the class that introduced
+        # them, the model's own before its parents' (a subclass's parameters, then shared settings).
+        spec: dict[str, Param] = {}
+        introduced: dict[str, tuple[int, int]] = {}
+        for depth, klass in enumerate(cls.__mro__):
+            for position, (k, v) in enumerate(kv for kv in vars(klass).items() if isinstance(kv[1], Param)):
+                spec.setdefault(k, v)
+                introduced[k] = (depth, position)
+        declared = {k: spec[k] for k in sorted(spec, key=introduced.__getitem__)}
+        cls.params = declared
+        cls.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+                for k, p in declared.items()
+            ]
+        )
+
+    def __init__(self, **params: Any):
+        owner = self.name or type(self).__name__
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise ConfigError(f"{owner}: unknown parameter(s) {unknown}; allowed: {list(self.params)}")
+        for key, spec in self.params.items():
+            setattr(self, key, spec.check(owner, key, params.get(key, spec.default)))
+        self._check_params()
+
+    def _check_params(self) -> None:  # noqa: B027 - a hook: most models need no joint checks
+        """Checks that involve several parameters (each one alone was checked by its declaration)."""
+
     @classmethod
     def param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            name
-            for name, p in sig.parameters.items()
-            if name != "self" and p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
-        ]
+        return list(cls.params)
 
     def get_params(self) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self.param_names()}
@@ -397,6 +433,8 @@ def _sparse_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_ma
 
 
 def _json_default(o):
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):  # typed settings such as ``align``
+        return dataclasses.asdict(o)
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, Path):

@@ -2,9 +2,10 @@
 
 Users and items get ``embedding_dim`` vectors; a score is their dot product. Each epoch shuffles
 the training (user, positive) pairs, draws negatives with :mod:`clarec.contrastive.samplers` and
-minimises the BPR loss of the dot products (:class:`~clarec.contrastive.bpr.DotProductBPRLoss`) plus an L2 penalty on the embeddings in the
-batch, through the shared :class:`~clarec.train.loop.Trainer` (early stopping on validation
-NDCG@k when ``valid`` is given).
+minimises the BPR loss of the dot products plus an L2 penalty on the batch's embeddings
+(:class:`~clarec.contrastive.bpr.DotProductBPRLoss`), through the shared training loop of
+:class:`~clarec.models.torch_base.TorchRecommender` (early stopping on validation NDCG@k when
+``valid`` is given).
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from torch import nn
 from clarec.contrastive.bpr import DotProductBPRLoss
 from clarec.contrastive.samplers import NegativeSampler, PopularityNegativeSampler, UniformNegativeSampler
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
-from clarec.models._align import AlignedMixin
-from clarec.models.base import Recommender
+from clarec.models._align import AlignedMixin, AlignSettings
+from clarec.models.params import param
 from clarec.models.registry import register
-from clarec.train.loop import Trainer, TrainHistory
-from clarec.train.validation import RankingValidator
+from clarec.models.torch_base import TorchRecommender
 
 
 class MatrixFactorization(nn.Module):
@@ -47,7 +46,7 @@ class MatrixFactorization(nn.Module):
 
 
 @register("bpr")
-class BPR(AlignedMixin, Recommender):
+class BPR(AlignedMixin, TorchRecommender):
     """BPR matrix factorisation.
 
     Users outside training (or with new events) are folded in by :meth:`score_histories`.
@@ -56,90 +55,39 @@ class BPR(AlignedMixin, Recommender):
         embedding_dim: size of user and item vectors.
         lr: Adam learning rate.
         reg: L2 penalty on the batch's user, positive and negative embeddings (per example).
-        epochs: maximum number of epochs.
-        batch_size: (user, positive) pairs per step.
         n_negatives: negatives per positive.
         neg_alpha: ``0`` samples negatives uniformly; ``> 0`` ∝ popularity ** neg_alpha.
         init_std: standard deviation of the normal initialisation. The default 0.01 (0.1 until
             2026-11-29) lets the factors grow from near zero; on ML-100K 0.1 costs about 0.025
             NDCG@20 (``benchmarks/results/ml-100k-align.md``).
-        patience: validations without improvement before stopping (with ``valid`` only).
-        eval_every: validate every this many epochs.
-        eval_k: cut-off of the validation NDCG.
-        eval_max_users: validate on at most this many users (``None``: all).
-        seed: seeds initialisation, shuffling and negative sampling; same seed, same model (CPU).
-        run_dir: folder for the training log, history and best checkpoint.
-        progress: progress bar; ``None`` shows it only on a terminal.
-        num_threads: torch threads (``None``: every core; a model this small trains fastest on one).
         align: language-model alignment, e.g. ``{weight: 0.1, temperature: 0.2}`` (see
             :mod:`clarec.models._align`); also gives items without interactions a vector from their text.
+
+    Training settings (``epochs`` 200 by default, ``batch_size`` 2048 (user, positive) pairs per step,
+    ``patience``, ``num_threads`` — a model this small trains fastest on one thread —, ``seed``, ...):
+    see :class:`~clarec.models.torch_base.TorchRecommender`.
     """
 
     supports_histories = True
     history_mode = "fold-in"
     supports_new_items = True
 
-    def __init__(
-        self,
-        embedding_dim: int = 64,
-        lr: float = 1e-3,
-        reg: float = 1e-4,
-        epochs: int = 200,
-        batch_size: int = 2048,
-        n_negatives: int = 1,
-        neg_alpha: float = 0.0,
-        init_std: float = 0.01,
-        patience: int = 10,
-        eval_every: int = 1,
-        eval_k: int = 20,
-        eval_max_users: int | None = None,
-        seed: int = 0,
-        run_dir: str | None = None,
-        progress: bool | None = None,
-        num_threads: int | None = None,
-        align: dict | None = None,
-    ):
-        for name, value in (
-            ("embedding_dim", embedding_dim),
-            ("epochs", epochs),
-            ("batch_size", batch_size),
-            ("n_negatives", n_negatives),
-            ("patience", patience),
-            ("eval_every", eval_every),
-            ("eval_k", eval_k),
-        ):
-            if int(value) < 1:
-                raise ConfigError(f"bpr: {name} must be at least 1, got {value}")
-        if not lr > 0:
-            raise ConfigError(f"bpr: lr must be > 0, got {lr}")
-        if not reg >= 0:
-            raise ConfigError(f"bpr: reg must be >= 0, got {reg}")
-        if not neg_alpha >= 0:
-            raise ConfigError(f"bpr: neg_alpha must be >= 0, got {neg_alpha}")
-        if not init_std > 0:
-            raise ConfigError(f"bpr: init_std must be > 0, got {init_std}")
-        self.embedding_dim = int(embedding_dim)
-        self.lr = float(lr)
-        self.reg = float(reg)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.n_negatives = int(n_negatives)
-        self.neg_alpha = float(neg_alpha)
-        self.init_std = float(init_std)
-        self.patience = int(patience)
-        self.eval_every = int(eval_every)
-        self.eval_k = int(eval_k)
-        self.eval_max_users = None if eval_max_users is None else int(eval_max_users)
-        self.seed = int(seed)
-        self.run_dir = None if run_dir is None else str(run_dir)
-        self.progress = progress
-        self.num_threads = None if num_threads is None else int(num_threads)
-        self._init_align(align)
+    embedding_dim = param(64, ge=1)
+    lr = param(1e-3, gt=0)
+    reg = param(1e-4, ge=0)
+    n_negatives = param(1, ge=1)
+    neg_alpha = param(0.0, ge=0)
+    init_std = param(0.01, gt=0)
+    align = param(None, AlignSettings.parse)
+    epochs = TorchRecommender.epochs.with_default(200)
+    batch_size = TorchRecommender.batch_size.with_default(2048)
+
+    def _check_params(self) -> None:
+        self._init_align()
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        generator = torch.Generator().manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
+        rng, generator = self._generators()
         module = MatrixFactorization(self.n_users, self.n_items, self.embedding_dim, self.init_std, generator)
         sampler: NegativeSampler
         if self.neg_alpha > 0:
@@ -174,30 +122,16 @@ class BPR(AlignedMixin, Recommender):
             return bpr(u, v) + align
 
         validate = None
-        if valid is not None and valid.n_interactions > 0:
-            validator = RankingValidator(
-                self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
-            )
-
-            def score_fn(users: np.ndarray) -> np.ndarray:
-                u = module.user.weight[torch.from_numpy(users)]
-                return self._unknown_last((u @ module.item.weight.T).numpy())
+        validator = self._validator(valid)
+        if validator is not None:
 
             def validate() -> float:
-                return validator(score_fn)
+                u, v = module.user.weight, module.item.weight
+                return validator(lambda users: self._unknown_last((u[torch.from_numpy(users)] @ v.T).numpy()))
 
-        trainer = Trainer(
-            epochs=self.epochs,
-            patience=self.patience,
-            eval_every=self.eval_every,
-            metric_name=f"ndcg@{self.eval_k}",
-            run_dir=self.run_dir,
-            progress=self.progress,
-            num_threads=self.num_threads,
-        )
         # foreach: one multi-tensor update instead of a loop over the parameters (same arithmetic)
         optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr, foreach=True)
-        self.history_: TrainHistory = trainer.fit(bundle, batches, loss_fn, optimizer, validate)
+        self._train(bundle, batches, loss_fn, optimizer, validate)
         self.user_factors = module.user.weight.detach().numpy().copy()
         self.item_factors = self._finish_align(module.item.weight.detach().numpy().copy())
         self._calibrate_text_items(self.user_factors, self.item_factors, valid)

@@ -16,6 +16,7 @@ import scipy.linalg
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models.base import Recommender
+from clarec.models.params import param
 from clarec.models.registry import register
 
 
@@ -33,13 +34,8 @@ class EASE(Recommender):
     supports_histories = True
     supports_new_items = True
 
-    def __init__(self, reg: float = 250.0, max_items: int = 30000):
-        if not reg > 0:
-            raise ConfigError(f"ease: reg must be > 0, got {reg}")
-        if int(max_items) < 1:
-            raise ConfigError(f"ease: max_items must be at least 1, got {max_items}")
-        self.reg = float(reg)
-        self.max_items = int(max_items)
+    reg = param(250.0, gt=0)
+    max_items = param(30000, ge=1)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         n = self.n_items

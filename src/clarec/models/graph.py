@@ -27,12 +27,15 @@ users / items of the batch as negatives) weighted by ``ssl_weight``; the BPR ter
 :class:`clarec.contrastive.BPRLoss` with negatives from :mod:`clarec.contrastive.samplers`.
 Training goes through the shared :class:`~clarec.train.loop.Trainer` (early stopping on validation
 NDCG@k). Scores are dot products of the final user and item vectors.
+
+Why one file of this length: the five models share everything but their loss and views; keeping
+them together shows each variant as the few lines in which it differs.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -46,11 +49,10 @@ from clarec.contrastive import BYOL, InfoNCELoss, UniformNegativeSampler
 from clarec.contrastive.losses import BPRLoss
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._align import AlignedMixin
-from clarec.models.base import Recommender
+from clarec.models._align import AlignedMixin, AlignSettings
+from clarec.models.params import param
 from clarec.models.registry import register
-from clarec.train.loop import Trainer, TrainHistory, seed_everything
-from clarec.train.validation import RankingValidator
+from clarec.models.torch_base import TorchRecommender
 
 AUGMENTATIONS = ("ed", "nd", "rw")
 
@@ -135,69 +137,25 @@ class GraphEmbeddings(nn.Module):
         return torch.stack(self.layers(adjs)).mean(0)[nodes]
 
 
-class _GraphRecommender(AlignedMixin, Recommender):
+class _GraphRecommender(AlignedMixin, TorchRecommender):
     """What the graph models share: parameters, the adjacency, the training loop and inference."""
 
     supports_new_items = True
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
 
-    def __init__(
-        self,
-        embedding_dim: int = 64,
-        n_layers: int = 3,
-        lr: float = 1e-3,
-        reg: float = 1e-4,
-        epochs: int = 200,
-        batch_size: int = 2048,
-        n_negatives: int = 1,
-        init_std: float = 0.1,
-        patience: int = 10,
-        min_epochs: int = 0,
-        eval_every: int = 1,
-        eval_k: int = 20,
-        eval_max_users: int | None = None,
-        seed: int = 0,
-        run_dir: str | None = None,
-        progress: bool | None = None,
-        num_threads: int | None = None,
-        align: dict | None = None,
-    ):
-        for pname, value, lo in (
-            ("embedding_dim", embedding_dim, 1),
-            ("n_layers", n_layers, 1),
-            ("epochs", epochs, 1),
-            ("batch_size", batch_size, 2),
-            ("n_negatives", n_negatives, 1),
-            ("patience", patience, 1),
-            ("min_epochs", min_epochs, 0),
-            ("eval_every", eval_every, 1),
-            ("eval_k", eval_k, 1),
-        ):
-            if int(value) < lo:
-                raise ConfigError(f"{self.name}: {pname} must be at least {lo}, got {value}")
-        if not float(lr) > 0 or not float(init_std) > 0:
-            raise ConfigError(f"{self.name}: lr and init_std must be > 0, got {lr}, {init_std}")
-        if not float(reg) >= 0:
-            raise ConfigError(f"{self.name}: reg must be >= 0, got {reg}")
-        self.embedding_dim = int(embedding_dim)
-        self.n_layers = int(n_layers)
-        self.lr = float(lr)
-        self.reg = float(reg)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.n_negatives = int(n_negatives)
-        self.init_std = float(init_std)
-        self.patience = int(patience)
-        self.min_epochs = int(min_epochs)
-        self.eval_every = int(eval_every)
-        self.eval_k = int(eval_k)
-        self.eval_max_users = None if eval_max_users is None else int(eval_max_users)
-        self.seed = int(seed)
-        self.run_dir = None if run_dir is None else str(run_dir)
-        self.progress = progress
-        self.num_threads = None if num_threads is None else int(num_threads)
-        self._init_align(align)
+    embedding_dim = param(64, ge=1)
+    n_layers = param(3, ge=1)
+    lr = param(1e-3, gt=0)
+    reg = param(1e-4, ge=0)
+    n_negatives = param(1, ge=1)
+    init_std = param(0.1, gt=0)
+    align = param(None, AlignSettings.parse)
+    epochs = TorchRecommender.epochs.with_default(200)
+    batch_size = TorchRecommender.batch_size.with_default(2048)
+
+    def _check_params(self) -> None:
+        self._init_align()
 
     # ------------------------------------------------------------------ hooks
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
@@ -206,6 +164,10 @@ class _GraphRecommender(AlignedMixin, Recommender):
 
     def _start_epoch(self, epoch: int, rng: np.random.Generator) -> None:
         """Called before each epoch's batches (SGL redraws its views here)."""
+
+    def _after_step(self) -> list[Callable[[], None]]:
+        """Called after every optimiser step (BYOL-CF's target update); set up by ``_modules``."""
+        return []
 
     def _loss(self, graph: GraphEmbeddings, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
         """The batch loss; the default is BPR on the layer-mean readout plus L2 on the ego vectors."""
@@ -245,8 +207,7 @@ class _GraphRecommender(AlignedMixin, Recommender):
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        seed_everything(self.seed)
-        rng = np.random.default_rng(self.seed)
+        rng, _ = self._generators()
         seen = self.seen.tocoo()
         self._edges = (seen.row.astype(np.int64), seen.col.astype(np.int64))
         self._adjs = [self._adjacency()] * self.n_layers
@@ -273,10 +234,8 @@ class _GraphRecommender(AlignedMixin, Recommender):
             return self._loss(graph, *batch)
 
         validate = None
-        if valid is not None and valid.n_interactions > 0:
-            validator = RankingValidator(
-                self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
-            )
+        validator = self._validator(valid)
+        if validator is not None:
 
             def validate() -> float:
                 bundle.eval()
@@ -285,18 +244,8 @@ class _GraphRecommender(AlignedMixin, Recommender):
                 bundle.train()
                 return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).numpy())
 
-        trainer = Trainer(
-            epochs=self.epochs,
-            patience=self.patience,
-            min_epochs=self.min_epochs,
-            eval_every=self.eval_every,
-            metric_name=f"ndcg@{self.eval_k}",
-            run_dir=self.run_dir,
-            progress=self.progress,
-            num_threads=self.num_threads,
-        )
         optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr)
-        self.history_: TrainHistory = trainer.fit(bundle, batches, loss_fn, optimizer, validate)
+        self._train(bundle, batches, loss_fn, optimizer, validate, self._after_step())
         bundle.eval()
         with torch.no_grad():
             u, i = self._vectors(graph)
@@ -387,23 +336,12 @@ class LightGCN(_FoldIn, _GraphRecommender):
 class _ContrastiveGraph(_FoldIn, _GraphRecommender):
     """Shared parameters of the graph models with an InfoNCE term."""
 
-    def _init_ssl(self, ssl_weight: float, ssl_temperature: float) -> None:
-        if not float(ssl_weight) >= 0:
-            raise ConfigError(f"{self.name}: ssl_weight must be >= 0, got {ssl_weight}")
-        if not float(ssl_temperature) > 0:
-            raise ConfigError(f"{self.name}: ssl_temperature must be > 0, got {ssl_temperature}")
-        self.ssl_weight = float(ssl_weight)
-        self.ssl_temperature = float(ssl_temperature)
+    ssl_weight = param(0.1, ge=0)
+    ssl_temperature = param(0.2, gt=0)
 
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
         self._ssl = InfoNCELoss(temperature=self.ssl_temperature, mask_duplicates=False)
         return {}
-
-
-def _check_eps(name: str, eps: float) -> float:
-    if not float(eps) >= 0:
-        raise ConfigError(f"{name}: eps must be >= 0, got {eps}")
-    return float(eps)
 
 
 @register("sgl")
@@ -417,26 +355,8 @@ class SGL(_ContrastiveGraph):
         ssl_temperature: its InfoNCE temperature.
     """
 
-    def __init__(
-        self,
-        aug: str = "ed",
-        drop_ratio: float = 0.1,
-        ssl_weight: float = 0.1,
-        ssl_temperature: float = 0.2,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if aug not in AUGMENTATIONS:
-            raise ConfigError(f"sgl: aug must be one of {list(AUGMENTATIONS)}, got {aug!r}")
-        if not 0.0 <= float(drop_ratio) < 1.0:
-            raise ConfigError(f"sgl: drop_ratio must be in [0, 1), got {drop_ratio}")
-        self.aug = aug
-        self.drop_ratio = float(drop_ratio)
-        self._init_ssl(ssl_weight, ssl_temperature)
-
-    @classmethod
-    def param_names(cls) -> list[str]:
-        return [*super().param_names(), *LightGCN.param_names()]
+    aug = param("ed", choices=AUGMENTATIONS)
+    drop_ratio = param(0.1, ge=0, lt=1)
 
     def view(self, rng: np.random.Generator) -> list[torch.Tensor]:
         """One augmented graph: an adjacency per layer."""
@@ -472,14 +392,8 @@ class SimGCL(_ContrastiveGraph):
 
     readout_from = 1
 
-    def __init__(self, eps: float = 0.1, ssl_weight: float = 0.2, ssl_temperature: float = 0.2, **kwargs):
-        super().__init__(**kwargs)
-        self.eps = _check_eps("simgcl", eps)
-        self._init_ssl(ssl_weight, ssl_temperature)
-
-    @classmethod
-    def param_names(cls) -> list[str]:
-        return [*super().param_names(), *LightGCN.param_names()]
+    eps = param(0.1, ge=0)
+    ssl_weight = _ContrastiveGraph.ssl_weight.with_default(0.2)
 
     def _loss(self, graph, users, pos, neg):
         final = self._readout(graph.layers(self._adjs))
@@ -502,24 +416,16 @@ class XSimGCL(_ContrastiveGraph):
 
     readout_from = 1
 
-    def __init__(
-        self,
-        eps: float = 0.2,
-        cl_layer: int = 1,
-        ssl_weight: float = 0.2,
-        ssl_temperature: float = 0.2,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.eps = _check_eps("xsimgcl", eps)
-        if not 1 <= int(cl_layer) <= self.n_layers:
-            raise ConfigError(f"xsimgcl: cl_layer must be in 1..n_layers ({self.n_layers}), got {cl_layer}")
-        self.cl_layer = int(cl_layer)
-        self._init_ssl(ssl_weight, ssl_temperature)
+    eps = param(0.2, ge=0)
+    cl_layer = param(1, ge=1)
+    ssl_weight = _ContrastiveGraph.ssl_weight.with_default(0.2)
 
-    @classmethod
-    def param_names(cls) -> list[str]:
-        return [*super().param_names(), *LightGCN.param_names()]
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.cl_layer > self.n_layers:
+            raise ConfigError(
+                f"xsimgcl: cl_layer must be in 1..n_layers ({self.n_layers}), got {self.cl_layer}"
+            )
 
     def _loss(self, graph, users, pos, neg):
         layers = graph.layers(self._adjs, self.eps)
@@ -543,23 +449,19 @@ class BYOLCF(_FoldIn, _GraphRecommender):
         predictor_hidden: hidden width of the predictor MLP.
     """
 
-    def __init__(self, ema: float = 0.995, predictor_hidden: int = 128, **kwargs):
-        kwargs.setdefault("n_layers", 2)
-        super().__init__(**kwargs)
-        if not 0.0 <= float(ema) <= 1.0:
-            raise ConfigError(f"byol-cf: ema must be in [0, 1], got {ema}")
-        if int(predictor_hidden) < 1:
-            raise ConfigError(f"byol-cf: predictor_hidden must be at least 1, got {predictor_hidden}")
+    ema = param(0.995, ge=0, le=1)
+    predictor_hidden = param(128, ge=1)
+    n_layers = _GraphRecommender.n_layers.with_default(2)
+
+    def _check_params(self) -> None:
         if self.align is not None:
             raise ConfigError(
-                "byol-cf: align is not supported (it has no BPR term to add it to); use lightgcn, sgl, simgcl or xsimgcl"
+                "byol-cf: align is not supported (it has no BPR term to add it to); "
+                "use lightgcn, sgl, simgcl or xsimgcl"
             )
-        self.ema = float(ema)
-        self.predictor_hidden = int(predictor_hidden)
 
-    @classmethod
-    def param_names(cls) -> list[str]:
-        return [*super().param_names(), *LightGCN.param_names()]
+    def _after_step(self) -> list[Callable[[], None]]:
+        return [self._byol.update_target]  # the target's EMA after every optimiser step
 
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
         self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.ema)
@@ -567,7 +469,6 @@ class BYOLCF(_FoldIn, _GraphRecommender):
         return {"predictor": self._byol.predictor}
 
     def _loss(self, graph, users, pos, neg):
-        self._byol.update_target()  # EMA after the previous step's optimiser update
         u = {"nodes": users, "adjs": self._adjs}
         i = {"nodes": pos + self.n_users, "adjs": self._adjs}
         return self._byol.loss(u, i)

@@ -14,8 +14,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
 from clarec.models.base import Recommender
+from clarec.models.params import param
 from clarec.models.registry import register
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
@@ -76,29 +76,12 @@ class ItemKNN(Recommender):
     supports_histories = True
     supports_new_items = True
 
-    def __init__(
-        self,
-        k_neighbors: int = 100,
-        shrink: float = 10.0,
-        weighting: str = "none",
-        bm25_k1: float = 1.2,
-        bm25_b: float = 0.75,
-        block_size: int = 2048,
-    ):
-        if int(k_neighbors) < 1:
-            raise ConfigError(f"itemknn: k_neighbors must be at least 1, got {k_neighbors}")
-        if not shrink >= 0:
-            raise ConfigError(f"itemknn: shrink must be >= 0, got {shrink}")
-        if weighting not in WEIGHTINGS:
-            raise ConfigError(f"itemknn: weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-        if int(block_size) < 1:
-            raise ConfigError(f"itemknn: block_size must be at least 1, got {block_size}")
-        self.k_neighbors = int(k_neighbors)
-        self.shrink = float(shrink)
-        self.weighting = weighting
-        self.bm25_k1 = float(bm25_k1)
-        self.bm25_b = float(bm25_b)
-        self.block_size = int(block_size)
+    k_neighbors = param(100, ge=1)
+    shrink = param(10.0, ge=0)
+    weighting = param("none", choices=WEIGHTINGS)
+    bm25_k1 = param(1.2, ge=0)
+    bm25_b = param(0.75, ge=0, le=1)
+    block_size = param(2048, ge=1)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         x = weight_users(self.seen, self.weighting, self.bm25_k1, self.bm25_b)

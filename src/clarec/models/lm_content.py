@@ -18,9 +18,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
 from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
 from clarec.models.base import Recommender
+from clarec.models.params import param, text_list
 from clarec.models.registry import register
 
 SIMILARITIES = ("cosine", "dot")
@@ -73,37 +73,15 @@ class LMContentRecommender(Recommender):
     new_items_from_text = True
     supports_texts = True
 
-    def __init__(
-        self,
-        fields: list[str] | None = None,
-        encoder: str | None = None,
-        cache_dir: str | None = None,
-        half_life: float | None = None,
-        similarity: str = "cosine",
-        batch_size: int = 64,
-        max_length: int = 128,
-        device: str | None = "cpu",
-        progress: bool | None = None,
-    ):
-        if half_life is not None and not float(half_life) > 0:
-            raise ConfigError(f"lm-content: half_life must be > 0 or None, got {half_life}")
-        if similarity not in SIMILARITIES:
-            raise ConfigError(
-                f"lm-content: similarity must be one of {list(SIMILARITIES)}, got {similarity!r}"
-            )
-        if int(batch_size) < 1 or int(max_length) < 2:
-            raise ConfigError("lm-content: batch_size must be >= 1 and max_length >= 2")
-        self.fields = (
-            None if fields is None else [str(f) for f in ([fields] if isinstance(fields, str) else fields)]
-        )
-        self.encoder = None if encoder is None else str(encoder)
-        self.cache_dir = None if cache_dir is None else str(cache_dir)
-        self.half_life = None if half_life is None else float(half_life)
-        self.similarity = similarity
-        self.batch_size = int(batch_size)
-        self.max_length = int(max_length)
-        self.device = device
-        self.progress = progress
+    fields = param(None, text_list)
+    encoder = param(None, str)
+    cache_dir = param(None, str)
+    half_life = param(None, float, gt=0)
+    similarity = param("cosine", choices=SIMILARITIES)
+    batch_size = param(64, ge=1)
+    max_length = param(128, ge=2)
+    device = param("cpu", nullable=True)
+    progress = param(None, bool)
 
     # ------------------------------------------------------------------ fitting
     def encode_items(self, items, fields: Sequence[str] | None = None) -> np.ndarray:

@@ -24,9 +24,6 @@ class Popularity(Recommender):
     history_mode = "constant"
     supports_new_items = True
 
-    def __init__(self):
-        pass
-
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         # self.seen is binary, so column sums count distinct users.
         self.popularity = np.asarray(self.seen.sum(axis=0), dtype=np.float32).ravel()

@@ -20,6 +20,7 @@ from sklearn.preprocessing import normalize
 from clarec.data.dataset import Dataset
 from clarec.errors import ClarecError, ConfigError
 from clarec.models.base import Recommender
+from clarec.models.params import param, text_list
 from clarec.models.registry import register
 
 #: Id columns never count as text.
@@ -86,6 +87,20 @@ def item_texts(items: pd.DataFrame, fields: Sequence[str] | None = None) -> tupl
     return texts, used
 
 
+def _count_or_share(value) -> int | float:
+    """``min_df``: a number of items (int) or a share of them (float in (0, 1])."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(value)
+    return value
+
+
+def _ngram_range(value) -> tuple[int, int]:
+    ngram = tuple(int(x) for x in value)  # JSON gives lists back
+    if len(ngram) != 2 or not 1 <= ngram[0] <= ngram[1]:
+        raise ConfigError(f"ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n, got {value}")
+    return ngram
+
+
 @register("tfidf")
 class TfidfRecommender(Recommender):
     """Traditional content-based recommender over TF-IDF item text.
@@ -110,32 +125,13 @@ class TfidfRecommender(Recommender):
     new_items_from_text = True
     supports_texts = True
 
-    def __init__(
-        self,
-        fields: list[str] | None = None,
-        min_df: int | float = 1,
-        max_features: int | None = None,
-        ngram_range: tuple[int, int] = (1, 1),
-        sublinear_tf: bool = True,
-        stop_words: str | None = "english",
-        half_life: float | None = None,
-    ):
-        ngram_range = tuple(int(x) for x in ngram_range)  # JSON gives lists back
-        if len(ngram_range) != 2 or not 1 <= ngram_range[0] <= ngram_range[1]:
-            raise ConfigError(
-                f"tfidf: ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n, got {ngram_range}"
-            )
-        if half_life is not None and not half_life > 0:
-            raise ConfigError(f"tfidf: half_life must be > 0 or None, got {half_life}")
-        if stop_words not in ("english", None):
-            raise ConfigError(f"tfidf: stop_words must be 'english' or None, got {stop_words!r}")
-        self.fields = None if fields is None else [str(f) for f in fields]
-        self.min_df = min_df
-        self.max_features = max_features
-        self.ngram_range = ngram_range
-        self.sublinear_tf = bool(sublinear_tf)
-        self.stop_words = stop_words
-        self.half_life = None if half_life is None else float(half_life)
+    fields = param(None, text_list)
+    min_df = param(1, _count_or_share, gt=0)
+    max_features = param(None, int, ge=1)
+    ngram_range = param((1, 1), _ngram_range)
+    sublinear_tf = param(True)
+    stop_words = param("english", choices=("english", None), nullable=True)
+    half_life = param(None, float, gt=0)
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:

@@ -18,6 +18,9 @@ Endpoints (OpenAPI docs at ``/docs``, schema at ``/openapi.json``)::
 Errors: a malformed body or parameter → 422 naming the field; an unknown item → 404; a batch of
 more than ``MAX_BATCH`` events or a body over ``MAX_BODY_BYTES`` → 413; an existing item id → 409.
 Every error is answered as JSON and the server keeps serving.
+
+Why one file of this length: the request and response schemas sit next to the routes that use them,
+so each endpoint's contract reads in one place.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ Which path serves a user (reported in every answer):
   trained with ``user_text``);
 - ``popularity``: a user the server knows nothing about — the most popular items, counting the
   live events.
+
+Why one file of this length: the serving paths, live events, added items and caches are one state
+machine under one lock; it splits when a second serving mode arrives.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Language-model text encoding: item/user text templates, the :class:`TextEncoder` and its disk cache.
+"""Language-model text encoding: item/user text templates, the :class:`TextEncoder` and its disk cache,
+and the adaptation of an encoder to item texts (:func:`adapt_encoder`: SimCSE, supervised SimCSE, BYOL).
 
 The encoder pulls in torch and transformers, so it is imported on first use: ``clarec.text.templates``
 stays light.
@@ -11,10 +12,13 @@ from typing import TYPE_CHECKING
 from clarec.text.templates import item_text, price_bucket, user_text
 
 if TYPE_CHECKING:
+    from clarec.text.adapt import AdaptReport, adapt_encoder
     from clarec.text.cache import EmbeddingCache
     from clarec.text.encoder import EncodeStats, TextEncoder, clean_text
 
 _LAZY = {
+    "AdaptReport": "clarec.text.adapt",
+    "adapt_encoder": "clarec.text.adapt",
     "TextEncoder": "clarec.text.encoder",
     "EncodeStats": "clarec.text.encoder",
     "clean_text": "clarec.text.encoder",
@@ -22,9 +26,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "AdaptReport",
     "EmbeddingCache",
     "EncodeStats",
     "TextEncoder",
+    "adapt_encoder",
     "clean_text",
     "item_text",
     "price_bucket",

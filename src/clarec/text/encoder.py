@@ -1,4 +1,8 @@
-"""Sentence vectors from a Hugging Face encoder, batched, length-sorted and optionally cached on disk."""
+"""Sentence vectors from a Hugging Face encoder, batched, length-sorted and optionally cached on disk.
+
+Why one file of this length: loading, tokenising, pooling, the cached inference path and the
+differentiable forward that adaptation trains are one object, and must stay consistent with each other.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ import math
 import os
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from clarec.errors import ConfigError, DataError
@@ -87,6 +92,33 @@ def clean_text(value: object) -> str:
             " " if (c not in _CONTROL_OK and unicodedata.category(c) in ("Cc", "Cs")) else c for c in text
         )
     return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """Sentence vectors from a transformer's last hidden state ``(B, T, d)``: the first token's state
+    (``"cls"``) or the mean over real tokens (``"mean"``, padding left out by ``attention_mask``)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class PooledTransformer(nn.Module):
+    """A transformer followed by :func:`pool`, as one ``nn.Module`` on tokenised input.
+
+    Made by :meth:`TextEncoder.pooled_module`; it holds the encoder's transformer (shared, not copied)
+    and nothing else, so a training wrapper that deep-copies its network (BYOL's target) copies weights
+    only. ``forward(input_ids, attention_mask)`` takes what :meth:`TextEncoder.tokenize` returns and
+    gives unnormalised vectors ``(B, dim)``, with gradients.
+    """
+
+    def __init__(self, transformer: nn.Module, pooling: Pooling):
+        super().__init__()
+        self.transformer, self.pooling = transformer, pooling
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return pool(hidden, attention_mask, self.pooling)
 
 
 @dataclass
@@ -229,20 +261,9 @@ class TextEncoder:
             torch.from_numpy(mask).to(self.device, non_blocking=True),
         )
 
-    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor, normalize: bool) -> torch.Tensor:
-        if self.pooling == "cls":
-            out = hidden[:, 0]
-        else:
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            out = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        if normalize:
-            out = torch.nn.functional.normalize(out, p=2, dim=-1)
-        return out
-
     def _forward(self, ids: list[list[int]], normalize: bool) -> torch.Tensor:
         input_ids, mask = self._pad(ids)
-        hidden = self.module(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return self._pool(hidden, mask, normalize)
+        return self.forward({"input_ids": input_ids, "attention_mask": mask}, normalize)
 
     @staticmethod
     def _as_list(texts: Sequence[str]) -> list[str]:
@@ -306,11 +327,48 @@ class TextEncoder:
                 bar.update(len(rows))
         return out
 
-    # ------------------------------------------------------------------ training hooks
+    # ------------------------------------------------------------------ differentiable forward
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``texts`` as one padded batch on :attr:`device`: ``{"input_ids", "attention_mask"}``, both
+        ``(B, T)`` int64, cleaned (:func:`clean_text`) and truncated exactly as :meth:`encode` does."""
+        cleaned = self._as_list(texts)
+        if not cleaned:
+            empty = torch.empty((0, 0), dtype=torch.long, device=self.device)
+            return {"input_ids": empty, "attention_mask": empty.clone()}
+        input_ids, mask = self._pad(self._tokenize(cleaned))
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def forward(self, batch: Mapping[str, torch.Tensor], normalize: bool | None = None) -> torch.Tensor:
+        """Pooled vectors ``(B, dim)`` of a :meth:`tokenize` batch, with gradients.
+
+        Runs the module in whatever mode it is in (see :meth:`train` / :meth:`eval`); ``normalize``
+        None follows the encoder's setting. :meth:`encode` computes the same vectors without gradients.
+        """
+        mask = batch["attention_mask"]
+        hidden = self.module(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        out = pool(hidden, mask, self.pooling)
+        normalize = self.normalize if normalize is None else normalize
+        return torch.nn.functional.normalize(out, p=2, dim=-1) if normalize else out
+
+    def pooled_module(self) -> PooledTransformer:
+        """The transformer and its pooling as one ``nn.Module`` sharing this encoder's weights (for
+        training code that needs a module, e.g. to wrap it with a projection head or copy it)."""
+        return PooledTransformer(self.module, self.pooling)
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        """Switch dropout on (``mode=True``) or off for :meth:`forward`; :meth:`encode` always runs in eval mode."""
+        self.module.train(mode)
+        return self
+
+    def eval(self) -> TextEncoder:
+        """Switch dropout off (the same as ``train(False)``)."""
+        return self.train(False)
+
     def embed_batch(
         self, texts: Sequence[str], train: bool = True, normalize: bool | None = None
     ) -> torch.Tensor:
-        """Vectors of one batch as a tensor on :attr:`device`, with gradients.
+        """Vectors of one batch as a tensor on :attr:`device`, with gradients: :meth:`tokenize` then
+        :meth:`forward`.
 
         ``train=True`` switches the module to training mode, so dropout is active and the same text
         passed twice gives two different views (SimCSE). Calling it marks the weights as possibly
@@ -319,7 +377,7 @@ class TextEncoder:
         cleaned = self._as_list(texts)
         if not cleaned:
             return torch.empty((0, self.dim), device=self.device)
-        self.module.train(train)
+        self.train(train)
         if train:
             self.mark_weights_changed()
         return self._forward(self._tokenize(cleaned), self.normalize if normalize is None else normalize)
@@ -442,4 +500,11 @@ class TextEncoder:
         )
 
 
-__all__ = ["EncodeStats", "TextEncoder", "clean_text", "default_model_path"]
+__all__ = [
+    "EncodeStats",
+    "PooledTransformer",
+    "TextEncoder",
+    "clean_text",
+    "default_model_path",
+    "pool",
+]

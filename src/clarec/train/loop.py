@@ -1,9 +1,11 @@
 """The training loop shared by every PyTorch model.
 
 A model supplies what is specific to it — a batch iterator per epoch, a loss function of a batch,
-an optimiser and, optionally, a ``validate() -> float`` callable (higher is better) — and
-:class:`Trainer` runs the epochs: progress bar with the live loss, early stopping with patience,
-restoring the best weights, and a run folder (``log.txt``, ``history.json``, ``best.pt``).
+an optimiser, optionally a ``validate() -> float`` callable (higher is better) and after-step
+callbacks (schedules, an EMA target) — and :class:`Trainer` runs the epochs: progress bar with the
+live loss, early stopping with patience, a step budget, restoring the best weights, and a run folder
+(``log.txt``, ``history.json``, ``best.pt``). Models reach it through
+:class:`clarec.models.torch_base.TorchRecommender`, which owns the training settings.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,13 +119,13 @@ class Trainer:
             as XSimGCL's does, would otherwise end training inside the dip); the best epoch is
             still the best one seen.
         min_delta: an improvement must exceed the best metric by more than this.
+        max_steps: stop after this many optimiser steps in all (the epoch in progress ends there
+            and is validated); ``None``: no limit.
         metric_name: label of the validation metric in logs and the history.
         run_dir: folder for ``log.txt``, ``history.json`` and ``best.pt``; nothing is written
             when ``None``.
         progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
         num_threads: torch threads; ``None`` uses every available core.
-        seed: when given, :func:`seed_everything` is called at the start of :meth:`fit`.
-        grad_clip: clip the gradient norm to this value when given.
     """
 
     def __init__(
@@ -133,12 +135,11 @@ class Trainer:
         eval_every: int = 1,
         min_epochs: int = 0,
         min_delta: float = 0.0,
+        max_steps: int | None = None,
         metric_name: str = "metric",
         run_dir: str | Path | None = None,
         progress: bool | None = None,
         num_threads: int | None = None,
-        seed: int | None = None,
-        grad_clip: float | None = None,
     ):
         if epochs < 1:
             raise ClarecError(f"epochs must be at least 1, got {epochs}")
@@ -148,17 +149,18 @@ class Trainer:
             raise ClarecError(f"patience must be at least 1 (or None), got {patience}")
         if min_epochs < 0:
             raise ClarecError(f"min_epochs must be >= 0, got {min_epochs}")
+        if max_steps is not None and max_steps < 1:
+            raise ClarecError(f"max_steps must be at least 1 (or None), got {max_steps}")
         self.epochs = int(epochs)
         self.patience = patience
         self.eval_every = int(eval_every)
         self.min_epochs = int(min_epochs)
         self.min_delta = float(min_delta)
+        self.max_steps = max_steps
         self.metric_name = metric_name
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
         self.num_threads = num_threads
-        self.seed = seed
-        self.grad_clip = grad_clip
 
     # ------------------------------------------------------------------ helpers
     def _log(self, line: str) -> None:
@@ -179,6 +181,7 @@ class Trainer:
         loss_fn: Callable[[Any], torch.Tensor],
         optimizer: torch.optim.Optimizer,
         validate: Callable[[], float] | None = None,
+        after_step: Sequence[Callable[[], None]] = (),
     ) -> TrainHistory:
         """Train ``module`` in place and return the :class:`TrainHistory`.
 
@@ -190,10 +193,11 @@ class Trainer:
             optimizer: optimiser over ``module``'s parameters.
             validate: metric on validation data, higher is better. When given, the weights of
                 the best epoch are restored at the end (and saved to ``run_dir/best.pt``).
+            after_step: called in order after every optimiser step (a temperature or loss-weight
+                schedule, a BYOL target's EMA update).
         """
-        if self.seed is not None:
-            seed_everything(self.seed)
         set_torch_threads(self.num_threads)
+        self._steps = 0
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / LOG_NAME).write_text("")
@@ -207,9 +211,11 @@ class Trainer:
         try:
             for epoch in range(1, self.epochs + 1):
                 start = time.perf_counter()
-                loss = self._run_epoch(module, batches(epoch), loss_fn, optimizer, bar, epoch)
+                loss = self._run_epoch(module, batches(epoch), loss_fn, optimizer, after_step, bar, epoch)
+                out_of_steps = self.max_steps is not None and self._steps >= self.max_steps
+                last = epoch == self.epochs or out_of_steps
                 metric = None
-                if validate is not None and (epoch % self.eval_every == 0 or epoch == self.epochs):
+                if validate is not None and (epoch % self.eval_every == 0 or last):
                     module.eval()
                     with torch.no_grad():
                         metric = float(validate())
@@ -244,6 +250,9 @@ class Trainer:
                     history.stopped_early = True
                     self._log(f"early stop: no improvement in {self.patience} validations")
                     break
+                if out_of_steps:
+                    self._log(f"stop: max_steps ({self.max_steps}) reached")
+                    break
         finally:
             bar.close()
 
@@ -266,10 +275,11 @@ class Trainer:
         batches: Iterable[Any],
         loss_fn: Callable[[Any], torch.Tensor],
         optimizer: torch.optim.Optimizer,
+        after_step: Sequence[Callable[[], None]],
         bar: tqdm,
         epoch: int,
     ) -> float:
-        """One pass over the batches; returns the mean batch loss."""
+        """One pass over the batches (or up to ``max_steps``); returns the mean batch loss."""
         module.train()
         total, n = 0.0, 0
         for batch in batches:
@@ -281,11 +291,14 @@ class Trainer:
                     f"training loss became {value} in epoch {epoch}; lower the learning rate or check the data"
                 )
             loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
             optimizer.step()
+            for callback in after_step:
+                callback()
             total += value
             n += 1
+            self._steps += 1
             # refresh=False: tqdm redraws at its own rate, so a per-batch update stays cheap.
             bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)
+            if self.max_steps is not None and self._steps >= self.max_steps:
+                break
         return total / max(n, 1)

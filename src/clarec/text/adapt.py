@@ -1,6 +1,9 @@
 """Encoder adaptation: fine-tune a :class:`~clarec.text.encoder.TextEncoder` on item texts before a model uses it.
 
-Three methods, all trained on the training split only (no leakage into validation or test):
+Three methods, all trained on the training split only (no leakage into validation or test), built from
+:mod:`clarec.contrastive` pieces (:class:`InfoNCELoss`, :class:`BYOL`, text augmentations,
+:class:`NoDuplicateBatchSampler`) and the encoder's public differentiable forward
+(:meth:`TextEncoder.embed_batch`, :meth:`TextEncoder.tokenize`, :meth:`TextEncoder.pooled_module`):
 
 - ``"simcse"`` (unsupervised SimCSE, Gao et al. 2021): every item text goes through the encoder twice
   with dropout on; the two vectors are a positive pair, the other texts of the batch are negatives
@@ -12,202 +15,49 @@ Three methods, all trained on the training split only (no leakage into validatio
   projector and a predictor regress an exponential-moving-average target. Projector, predictor and
   target are dropped afterwards; only the adapted encoder stays.
 
-Before and after training, :func:`embedding_diagnostics` measures alignment (held-out positive pairs:
-co-consumed pairs of the validation split; for the unsupervised methods also two views of a text) and
-uniformity (item vectors), plus a retrieval check: the mean cosine of held-out co-consumed pairs against
-the same items paired at random.
+Before and after training, :func:`~clarec.text.diagnostics.embedding_diagnostics` measures alignment
+(held-out positive pairs: co-consumed pairs of the validation split; for the unsupervised methods also
+two views of a text) and uniformity (item vectors), plus a retrieval check: the mean cosine of held-out
+co-consumed pairs against the same items paired at random. The run-folder workflow around this (config,
+data, split, files) is :func:`clarec.experiment.pretrain.run_pretraining`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from clarec.contrastive.augment import Compose, FieldDropout, IdentityAugment, TextAugment, WordDropout
 from clarec.contrastive.byol import BYOL
-from clarec.contrastive.diagnostics import alignment, uniformity
 from clarec.contrastive.infonce import InfoNCELoss
 from clarec.contrastive.samplers import NoDuplicateBatchSampler
-from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError, DataError
-from clarec.text.templates import DEFAULT_ITEM_FIELDS, item_text
+from clarec.errors import ConfigError
+from clarec.text.adapt_data import ItemTexts, collaborative_pairs, seeded_sample
+from clarec.text.diagnostics import DIAGNOSTIC_ORDER, embedding_diagnostics
+from clarec.text.templates import DEFAULT_ITEM_FIELDS
 
 if TYPE_CHECKING:
-    from clarec.config import ExperimentConfig
-    from clarec.data.split import Split
+    from clarec.data.dataset import Dataset
     from clarec.text.encoder import TextEncoder
 
-__all__ = [
-    "METHODS",
-    "PretrainReport",
-    "collaborative_pairs",
-    "default_augment",
-    "embedding_diagnostics",
-    "pretrain_encoder",
-    "run_pretraining",
-]
+__all__ = ["METHODS", "AdaptReport", "adapt_encoder", "default_augment"]
 
 Method = Literal["simcse", "simcse-sup", "byol"]
-#: The adaptation methods :func:`pretrain_encoder` knows.
+#: The adaptation methods :func:`adapt_encoder` knows.
 METHODS: tuple[str, ...] = ("simcse", "simcse-sup", "byol")
-#: Files written by :func:`run_pretraining` in its output folder.
-ENCODER_FOLDER = "encoder"
-REPORT_FILE = "pretrain.json"
 
 
-# ---------------------------------------------------------------------------------------------- pairs
-def collaborative_pairs(ds: Dataset, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Distinct pairs of different items consumed one right after the other by the same user in ``ds``.
-
-    Returns an int64 array ``(n, 2)`` with ``a < b`` in every row (a pair is unordered), rows sorted.
-    Pass only the training split when the pairs are used for training. ``exclude`` (pairs in the same
-    form, e.g. the training pairs) removes those pairs, so held-out pairs are really unseen.
-    """
-    firsts, seconds = [], []
-    for history in ds.user_histories():
-        if len(history) > 1:
-            firsts.append(history[:-1])
-            seconds.append(history[1:])
-    if not firsts:
-        return np.empty((0, 2), dtype=np.int64)
-    a, b = np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64)
-    keep = a != b
-    pairs = np.stack([np.minimum(a, b)[keep], np.maximum(a, b)[keep]], axis=1)
-    pairs = np.unique(pairs, axis=0).reshape(-1, 2)
-    if exclude is not None and len(exclude) and len(pairs):
-        n = int(max(pairs.max(), np.max(exclude))) + 1
-        drop = np.isin(
-            pairs[:, 0] * n + pairs[:, 1], np.asarray(exclude)[:, 0] * n + np.asarray(exclude)[:, 1]
-        )
-        pairs = pairs[~drop]
-    return pairs
-
-
-# ------------------------------------------------------------------------------------------ texts
-class _ItemTexts:
-    """Item texts of a dataset, their distinct values, and (for augmentations) the field records."""
-
-    def __init__(self, ds: Dataset, fields: Sequence[str]):
-        self.fields = [fields] if isinstance(fields, str) else list(fields)
-        self.texts = item_text(ds.items, self.fields)
-        first: dict[str, int] = {}
-        self.text_id = np.array([first.setdefault(t, len(first)) for t in self.texts], dtype=np.int64)
-        self.unique = list(first)
-        # One item per distinct text: its field values are what an augmentation changes.
-        self.representative = np.zeros(len(self.unique), dtype=np.int64)
-        self.representative[self.text_id[::-1]] = np.arange(len(self.texts))[::-1]
-        present = [f for f in self.fields if f in ds.items.columns]
-        self._columns = {f: ds.items[f].tolist() for f in present}
-
-    def record(self, text_id: int) -> dict[str, Any]:
-        item = int(self.representative[text_id])
-        return {f: col[item] for f, col in self._columns.items()}
-
-    def views(self, text_ids: np.ndarray, augment: TextAugment, rng: np.random.Generator) -> list[str]:
-        """Texts of ``text_ids`` after ``augment`` (applied to the field record, then rendered)."""
-        if isinstance(augment, IdentityAugment):
-            return [self.unique[int(t)] for t in text_ids]
-        out = []
-        for t in text_ids:
-            record = augment(self.record(int(t)), rng)
-            if isinstance(record, str):  # an augmentation that renders text itself
-                out.append(record)
-            else:
-                out.append(item_text(record, list(record) or self.fields)[0] if record else "")
-        return out
-
-
-def default_augment(method: str) -> TextAugment:
-    """The views each method uses by default: identity for SimCSE (dropout makes the views); for BYOL
-    field dropout (title kept) followed by word dropout."""
-    if method == "byol":
-        return Compose([FieldDropout(0.2, keep=("title",)), WordDropout(0.1)])
-    return IdentityAugment()
-
-
-# ------------------------------------------------------------------------------------------ diagnostics
-def _seeded_sample(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    return np.arange(n) if n <= k else np.sort(rng.choice(n, size=k, replace=False))
-
-
-@torch.no_grad()
-def _view_vectors(encoder: TextEncoder, texts: list[str], batch_size: int) -> torch.Tensor:
-    out = [
-        encoder.embed_batch(texts[s : s + batch_size], train=True) for s in range(0, len(texts), batch_size)
-    ]
-    return torch.cat(out).float().cpu()
-
-
-def embedding_diagnostics(
-    encoder: TextEncoder,
-    texts: Sequence[str],
-    heldout_pairs: np.ndarray | None = None,
-    view_text_ids: np.ndarray | None = None,
-    item_texts: _ItemTexts | None = None,
-    augment: TextAugment | None = None,
-    max_uniformity_items: int = 4096,
-    max_view_texts: int = 512,
-    batch_size: int = 64,
-    seed: int = 0,
-) -> dict[str, float]:
-    """How the encoder's item space is shaped (all measures on L2-normalised vectors).
-
-    Keys:
-        ``uniformity``: :func:`~clarec.contrastive.diagnostics.uniformity` of the distinct item texts'
-            vectors (a seeded sample of ``max_uniformity_items`` when there are more); lower is more spread.
-        ``alignment``, ``pair_cosine``, ``random_cosine``, ``cosine_gap`` (with ``heldout_pairs``, rows of
-            item indices into ``texts``): alignment of the pairs, their mean cosine, the mean cosine of
-            the same items re-paired at random (a seeded permutation of the second column, so both sides
-            keep their popularity), and the difference. A useful encoder has a clearly positive gap.
-        ``alignment_views`` (with ``view_text_ids`` and ``item_texts``): alignment of two views of the
-            same text with dropout on (and ``augment``, if given), as the unsupervised methods see them.
-
-    Vectors come from :meth:`TextEncoder.encode` (eval mode, no dropout); the encoder is left in eval mode.
-    """
-    rng = np.random.default_rng(seed)
-    texts = list(texts)
-    distinct = list(dict.fromkeys(texts))
-    where = {t: i for i, t in enumerate(distinct)}
-    vectors = torch.from_numpy(np.asarray(encoder.encode(distinct), dtype=np.float32))
-    vectors = F.normalize(vectors, dim=-1)
-    out: dict[str, float] = {}
-    if len(distinct) >= 2:
-        rows = _seeded_sample(len(distinct), max_uniformity_items, rng)
-        out["uniformity"] = float(uniformity(vectors[torch.from_numpy(rows)]))
-    if heldout_pairs is not None and len(heldout_pairs):
-        ids = np.array([where[t] for t in texts], dtype=np.int64)
-        a = vectors[torch.from_numpy(ids[heldout_pairs[:, 0]])]
-        b = vectors[torch.from_numpy(ids[heldout_pairs[:, 1]])]
-        shuffled = b[torch.from_numpy(rng.permutation(len(b)))]
-        out["alignment"] = float(alignment(a, b))
-        out["pair_cosine"] = float((a * b).sum(-1).mean())
-        out["random_cosine"] = float((a * shuffled).sum(-1).mean())
-        out["cosine_gap"] = out["pair_cosine"] - out["random_cosine"]
-    if view_text_ids is not None and item_texts is not None and len(view_text_ids):
-        chosen = view_text_ids[_seeded_sample(len(view_text_ids), max_view_texts, rng)]
-        aug = augment or IdentityAugment()
-        v1 = _view_vectors(encoder, item_texts.views(chosen, aug, rng), batch_size)
-        v2 = _view_vectors(encoder, item_texts.views(chosen, aug, rng), batch_size)
-        out["alignment_views"] = float(alignment(v1, v2))
-    encoder.module.eval()
-    return out
-
-
-# ------------------------------------------------------------------------------------------ report
 @dataclass
-class PretrainReport:
-    """What :func:`pretrain_encoder` did.
+class AdaptReport:
+    """What :func:`adapt_encoder` did.
 
     ``step_losses`` has one training loss per optimiser step, ``epoch_losses`` the mean per epoch
     (started epochs only); ``before``/``after`` are :func:`embedding_diagnostics` results.
@@ -229,7 +79,7 @@ class PretrainReport:
 
     def table(self) -> str:
         """Markdown table of the diagnostics before and after training."""
-        keys = [k for k in _DIAGNOSTIC_ORDER if k in self.before or k in self.after]
+        keys = [k for k in DIAGNOSTIC_ORDER if k in self.before or k in self.after]
         lines = ["| measure | before | after | change |", "|---|---:|---:|---:|"]
         for k in keys:
             b, a = self.before.get(k, math.nan), self.after.get(k, math.nan)
@@ -237,55 +87,27 @@ class PretrainReport:
         return "\n".join(lines)
 
 
-_DIAGNOSTIC_ORDER = (
-    "alignment",
-    "alignment_views",
-    "uniformity",
-    "pair_cosine",
-    "random_cosine",
-    "cosine_gap",
-)
+def default_augment(method: str) -> TextAugment:
+    """The views each method uses by default: identity for SimCSE (dropout makes the views); for BYOL
+    field dropout (title kept) followed by word dropout."""
+    if method == "byol":
+        return Compose([FieldDropout(0.2, keep=("title",)), WordDropout(0.1)])
+    return IdentityAugment()
 
 
-# ------------------------------------------------------------------------------------------ training
-class _TextTower(nn.Module):
-    """Transformer → pooling → projector, on tokenised input; the BYOL online network.
+class _ProjectedTower(nn.Module):
+    """The encoder's pooled transformer followed by a projector: BYOL's online network.
 
-    Holds the encoder's module (not the encoder object), so BYOL's deep copy of it (the target) copies
-    weights only, and parameter order matches between online and target.
+    Holds modules only (not the encoder object), so BYOL's deep copy of it (the target) copies weights
+    only, and parameter order matches between online and target.
     """
 
-    def __init__(self, backbone: nn.Module, pooling: str, projector: nn.Module):
+    def __init__(self, body: nn.Module, projector: nn.Module):
         super().__init__()
-        self.backbone, self.pooling, self.projector = backbone, pooling, projector
+        self.body, self.projector = body, projector
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:  # mean over real tokens, as TextEncoder pools
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return self.projector(pooled)
-
-
-def _tokenize(encoder: TextEncoder, texts: list[str]) -> dict[str, torch.Tensor]:
-    limit = getattr(encoder.module.config, "max_position_embeddings", None)
-    max_tokens = (
-        min(encoder.max_length, limit) if isinstance(limit, int) and limit > 0 else encoder.max_length
-    )
-    batch = encoder.tokenizer(
-        texts,
-        truncation=True,
-        max_length=max_tokens,
-        padding=True,
-        return_tensors="pt",
-        return_token_type_ids=False,
-    )
-    return {
-        "input_ids": batch["input_ids"].to(encoder.device),
-        "attention_mask": batch["attention_mask"].to(encoder.device),
-    }
+        return self.projector(self.body(input_ids=input_ids, attention_mask=attention_mask))
 
 
 def _check(
@@ -321,7 +143,7 @@ def _epoch_batches(
     return [b for b in batches if len(b) >= 2]
 
 
-def pretrain_encoder(
+def adapt_encoder(
     encoder: TextEncoder,
     train: Dataset,
     method: Method = "simcse-sup",
@@ -340,20 +162,21 @@ def pretrain_encoder(
     byol_momentum: float = 0.99,
     diagnostics: bool = True,
     progress: bool = True,
-) -> PretrainReport:
+) -> AdaptReport:
     """Adapt ``encoder`` in place to the item texts of ``train``; returns what happened.
 
     Args:
         encoder: the encoder to fine-tune (its weights change; its cache key changes with them).
         train: the training split; the only source of texts (items with a training interaction) and
-            of collaborative pairs (:func:`collaborative_pairs`).
+            of collaborative pairs (:func:`~clarec.text.adapt_data.collaborative_pairs`).
         method: ``"simcse"``, ``"simcse-sup"`` or ``"byol"`` (see the module docstring).
         epochs: passes over the examples (texts, or pairs for ``simcse-sup``).
         batch_size: examples per step (texts or pairs); the other examples of a batch are negatives.
         lr: AdamW peak learning rate, reached after a linear warm-up over ``warmup`` of the planned steps.
         temperature: InfoNCE temperature (unused by BYOL).
         max_steps: stop after this many optimiser steps (None: all epochs).
-        fields: item fields rendered into each text (:func:`~clarec.text.templates.item_text`).
+        fields: item fields rendered into each text (:func:`~clarec.text.templates.item_text`);
+            ``clarec pretrain`` passes the fields the text models encode by default.
         seed: seeds batch order, augmentations, dropout and the BYOL heads; same seed, same result.
         augment: view augmentation applied to each item's field record before rendering; None uses
             :func:`default_augment` (identity for SimCSE, where dropout makes the views).
@@ -369,7 +192,7 @@ def pretrain_encoder(
     """
     _check(method, epochs, batch_size, lr, temperature, max_steps, warmup)
     start = time.perf_counter()
-    texts = _ItemTexts(train, fields)
+    texts = ItemTexts(train, fields)
     aug = augment if augment is not None else default_augment(method)
     train_items = np.unique(train.interactions["item"].to_numpy())
     train_text_ids = np.unique(texts.text_id[train_items])
@@ -393,7 +216,7 @@ def pretrain_encoder(
     if valid is not None:
         heldout = collaborative_pairs(valid, exclude=pairs)
         if len(heldout) > 5000:  # enough for stable means; keeps the diagnostics quick
-            heldout = heldout[_seeded_sample(len(heldout), 5000, np.random.default_rng(seed))]
+            heldout = heldout[seeded_sample(len(heldout), 5000, np.random.default_rng(seed))]
     view_ids = train_text_ids if method in ("simcse", "byol") else None
 
     def measure() -> dict[str, float]:
@@ -420,7 +243,7 @@ def pretrain_encoder(
             seed, warmup, weight_decay, max_grad_norm, byol_momentum, progress,
         )  # fmt: skip
         encoder.mark_weights_changed()  # BYOL trains the module directly, outside embed_batch
-        encoder.module.eval()
+        encoder.eval()
         report.before = before
         report.after = measure()
     report.seconds = time.perf_counter() - start
@@ -450,7 +273,7 @@ def pretrain_encoder(
 
 def _train(
     encoder: TextEncoder,
-    texts: _ItemTexts,
+    texts: ItemTexts,
     method: str,
     examples: np.ndarray,
     sampler: NoDuplicateBatchSampler | None,
@@ -466,7 +289,7 @@ def _train(
     max_grad_norm: float,
     byol_momentum: float,
     progress: bool,
-) -> PretrainReport:
+) -> AdaptReport:
     rng = np.random.default_rng(seed)
     per_epoch = math.ceil(len(examples) / batch_size)
     planned = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
@@ -477,7 +300,7 @@ def _train(
         projector = nn.Sequential(
             nn.Linear(dim, 4 * dim), nn.BatchNorm1d(4 * dim), nn.ReLU(), nn.Linear(4 * dim, dim)
         )
-        tower = _TextTower(encoder.module, encoder.pooling, projector)
+        tower = _ProjectedTower(encoder.pooled_module(), projector)
         byol = BYOL(
             tower, projector_dim=dim, predictor_hidden=4 * dim, momentum=byol_momentum, total_steps=planned
         )
@@ -490,7 +313,7 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
     )
-    report = PretrainReport(method=method, steps=0, epochs=0, n_examples=int(len(examples)))
+    report = AdaptReport(method=method, steps=0, epochs=0, n_examples=int(len(examples)))
     bar = tqdm(total=planned, desc=f"pretrain {method}", unit="step", disable=not progress)
     with bar:
         for epoch in range(epochs):
@@ -504,8 +327,8 @@ def _train(
                 if byol is not None:
                     byol.train()
                     byol.target.eval()  # the target gives stable regression targets: no dropout
-                    v1 = _tokenize(encoder, texts.views(batch, aug, rng))
-                    v2 = _tokenize(encoder, texts.views(batch, aug, rng))
+                    v1 = encoder.tokenize(texts.views(batch, aug, rng))
+                    v2 = encoder.tokenize(texts.views(batch, aug, rng))
                     loss = byol.loss(v1, v2)
                 else:
                     first, second = (batch, batch) if method == "simcse" else (batch[:, 0], batch[:, 1])
@@ -535,45 +358,4 @@ def _train(
                 bar.set_postfix(loss=f"{value:.4f}")
             if losses:
                 report.epoch_losses.append(float(np.mean(losses)))
-    return report
-
-
-# ------------------------------------------------------------------------------------------ config entry
-def run_pretraining(
-    cfg: ExperimentConfig, split: Split, out: str | Path, progress: bool = True
-) -> PretrainReport:
-    """Run a config's ``pretrain`` section on ``split.train`` and write the results to ``out``.
-
-    Writes ``out/encoder/`` (the adapted encoder, :meth:`TextEncoder.save`; read it back with
-    :meth:`TextEncoder.load` or pass the folder as a model's ``encoder`` parameter) and ``out/pretrain.json``
-    (the resolved config, losses per step and epoch, diagnostics before and after, seconds).
-    """
-    from clarec.text.encoder import TextEncoder
-
-    p = cfg.pretrain
-    if p is None:
-        raise ConfigError("the config has no 'pretrain' section")
-    out = Path(out)
-    encoder = TextEncoder(p.encoder, max_length=p.max_length, device=p.device, progress=progress)
-    report = pretrain_encoder(
-        encoder,
-        split.train,
-        method=p.method,
-        epochs=p.epochs,
-        batch_size=p.batch_size,
-        lr=p.lr,
-        temperature=p.temperature,
-        max_steps=p.max_steps,
-        fields=DEFAULT_ITEM_FIELDS if p.fields is None else p.fields,
-        seed=cfg.seed if p.seed is None else p.seed,
-        valid=split.valid,
-        warmup=p.warmup,
-        progress=progress,
-    )
-    encoder.save(out / ENCODER_FOLDER)
-    payload = {"config": cfg.model_dump(mode="json", exclude_none=True), **report.to_dict()}
-    try:
-        (out / REPORT_FILE).write_text(json.dumps(payload, indent=2) + "\n")
-    except OSError as e:
-        raise DataError(out / REPORT_FILE, f"cannot write: {e}") from None
     return report

@@ -1,0 +1,97 @@
+"""Choose one model's settings in a shipped config on validation only, over several seeds.
+
+Usage:
+    python benchmarks/validation_sweep.py CONFIG MODEL RESULT_MD --grid lr=0.001,0.005 --grid patience=10,30 \\
+        [--seeds 2024 2025 2026] [--set key=value]
+
+Every point of the grid (the model's parameters in CONFIG, with the grid's values put in) is trained
+once per seed; each seed draws the split (as ``benchmarks/recipe_stability.py`` does) and seeds the
+model. Only validation figures are computed and printed — the config's main metric, its mean over
+the seeds and its lowest seed relative to that mean — never a test figure. The point with the best
+mean is reported as the choice; the config is then edited by hand, with this file as its record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from _machine import command_line, data_root, machine_line
+from recipe_stability import seeded
+
+from clarec.config import load_config
+from clarec.evaluate import Evaluator
+from clarec.experiment.runner import prepare_data
+from clarec.models import create
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    grid = {}
+    for item in items:
+        key, _, values = item.partition("=")
+        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    return grid
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("model", help="the model's label (or name) in the config")
+    ap.add_argument("result_md")
+    ap.add_argument("--grid", action="append", default=[], help="param=v1,v2,... (repeatable)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025, 2026])
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+    entry = next(m for m in raw["models"] if (m.get("label") or m["name"]) == args.model)
+    grid = parse_grid(args.grid)
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    metric = load_config(args.config).evaluation.main_metric
+    k = int(metric.split("@")[1])
+    scores: dict[int, list[float]] = {i: [] for i in range(len(points))}
+    for seed in args.seeds:
+        cfg = load_config(raw=seeded(raw, seed))
+        split = prepare_data(cfg).split
+        evaluator = Evaluator(split, ks=[k])
+        for i, point in enumerate(points):
+            params = dict(entry.get("params") or {}) | point | {"seed": seed, "progress": False}
+            model = create(entry["name"], params).fit(split.train, valid=split.valid)
+            scores[i].append(evaluator.evaluate(model, part="valid").metrics[metric])
+            print(f"seed {seed} {point}: valid {metric} {scores[i][-1]:.4f}", flush=True)
+    rows = sorted(((float(np.mean(v)), i) for i, v in scores.items()), reverse=True)  # best mean first
+    best = points[rows[0][1]]
+    lines = [
+        f"# Validation sweep: {args.model} in `{args.config}`",
+        "",
+        f"Validation {metric} only (no test figure is computed); seeds {', '.join(map(str, args.seeds))} "
+        "each draw the split and seed the model. Base parameters: the config's "
+        f"`{entry.get('params') or {}}`.",
+        "",
+        f"| setting | valid {metric} per seed | mean | lowest / mean |",
+        "|---|---|---:|---:|",
+    ]
+    for mean, i in rows:
+        v = scores[i]
+        lines.append(
+            f"| {points[i]} | {' / '.join(f'{x:.4f}' for x in v)} | {mean:.4f} | {min(v) / mean:.3f} |"
+        )
+    lines += [
+        "",
+        f"Chosen (best mean): `{best}`.",
+        "",
+        f"Command: `{command_line()}`  ",
+        f"Data root: `$CLAREC_DATA` = `{data_root()}`  ",
+        f"Machine: {machine_line()}; {time.perf_counter() - t0:.0f} s.",
+        "",
+    ]
+    Path(args.result_md).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.result_md).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""What every model trained with torch shares: the training settings, declared once, and the
+plumbing from them to :class:`~clarec.train.loop.Trainer` and the validation metric.
+
+A torch model subclasses :class:`TorchRecommender`, declares its own hyper-parameters (and, where it
+wants other defaults, re-declares a setting: ``epochs = TorchRecommender.epochs.with_default(200)``),
+and in ``_fit`` builds its module, batches and loss, then calls :meth:`TorchRecommender._train`.
+Randomness: :meth:`fit` seeds the global generators (dropout and other layers draw from them), and
+:meth:`_generators` gives the model its own NumPy and torch generators for everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Self
+
+import numpy as np
+import torch
+from torch import nn
+
+from clarec.data.dataset import Dataset
+from clarec.models.base import Recommender
+from clarec.models.params import param
+from clarec.train.loop import Trainer, TrainHistory, seed_everything
+from clarec.train.validation import RankingValidator
+
+
+class TorchRecommender(Recommender):
+    """Base of the torch models.
+
+    Training settings (every torch model takes them):
+        epochs: maximum number of epochs.
+        batch_size: training examples per step.
+        patience: validations without improvement before stopping (with ``valid`` only).
+        min_epochs: no early stop before this epoch (for validation curves that dip at the start).
+        max_steps: stop after this many optimiser steps (``None``: no limit).
+        eval_every: validate every this many epochs.
+        eval_k: cut-off of the validation NDCG that early stopping follows.
+        eval_max_users: validate on at most this many users (``None``: all).
+        seed: seeds initialisation, shuffling, sampling and dropout; same seed, same model (CPU).
+        run_dir: folder for the training log, history and best checkpoint.
+        progress: progress bar; ``None`` shows it only on a terminal.
+        num_threads: torch threads (``None``: every core; on a machine shared with other jobs, 1 can
+            be much faster than oversubscribed cores).
+    """
+
+    epochs = param(100, ge=1)
+    batch_size = param(256, ge=2)
+    patience = param(10, ge=1)
+    min_epochs = param(0, ge=0)
+    max_steps = param(None, int, ge=1)
+    eval_every = param(1, ge=1)
+    eval_k = param(20, ge=1)
+    eval_max_users = param(None, int, ge=1)
+    seed = param(0)
+    run_dir = param(None, str)
+    progress = param(None, bool)
+    num_threads = param(None, int, ge=1)
+
+    #: What :meth:`_train` returns, kept after fitting: epochs, losses, validation metric, times.
+    history_: TrainHistory
+
+    def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
+        seed_everything(self.seed)  # dropout and other layers draw from the global generators
+        return super().fit(train, valid)
+
+    def _generators(self) -> tuple[np.random.Generator, torch.Generator]:
+        """Fresh NumPy and torch generators seeded with ``seed``."""
+        return np.random.default_rng(self.seed), torch.Generator().manual_seed(self.seed)
+
+    def _validator(self, valid: Dataset | None) -> RankingValidator | None:
+        """NDCG@``eval_k`` on ``valid`` with training items excluded; ``None`` without validation data."""
+        if valid is None or valid.n_interactions == 0:
+            return None
+        return RankingValidator(
+            self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
+        )
+
+    def _train(
+        self,
+        module: nn.Module,
+        batches: Callable[[int], Iterable[Any]],
+        loss_fn: Callable[[Any], torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        validate: Callable[[], float] | None = None,
+        after_step: Sequence[Callable[[], None]] = (),
+    ) -> TrainHistory:
+        """Run :class:`~clarec.train.loop.Trainer` with this model's settings; sets ``history_``."""
+        trainer = Trainer(
+            epochs=self.epochs,
+            patience=self.patience,
+            min_epochs=self.min_epochs,
+            max_steps=self.max_steps,
+            eval_every=self.eval_every,
+            metric_name=f"ndcg@{self.eval_k}",
+            run_dir=self.run_dir,
+            progress=self.progress,
+            num_threads=self.num_threads,
+        )
+        self.history_ = trainer.fit(module, batches, loss_fn, optimizer, validate, after_step)
+        return self.history_

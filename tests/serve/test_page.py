@@ -57,6 +57,10 @@ def _ids(page, selector: str) -> list[str]:
     return page.eval_on_selector_all(selector, "els => els.map(e => e.dataset.itemId)")
 
 
+def _served(server, path: str) -> list[str]:
+    return [it["item_id"] for it in httpx.get(server.url + path).json()["items"]]
+
+
 def test_page_flow(browser_page, server):
     page = browser_page
     page.goto(server.url + "/")
@@ -109,3 +113,32 @@ def test_page_flow(browser_page, server):
     page.click("#add-event")
     page.wait_for_function("document.getElementById('status').textContent.includes('unknown item')")
     assert Path(server.run_dir).is_dir() and httpx.get(server.url + "/v1/health").status_code == 200
+
+
+def test_a_late_answer_for_the_previous_user_is_not_drawn(browser_page, server):
+    """Switching users while the first user's answers are still on their way: the page shows the
+    second user's history and list under the second user's name, and drops the late answers."""
+    page = browser_page
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    held = []
+    # u4's history and recommendations wait here
+    page.route("**/v1/users/u4/**", lambda route: held.append(route))
+    page.select_option("#user-select", "u4")
+    page.wait_for_function("true")  # let playwright dispatch the held requests
+    while len(held) < 2:
+        page.wait_for_timeout(50)
+    assert page.text_content("#rec-user") != "u4"  # nothing of u4 is drawn yet, not even the name
+
+    page.select_option("#user-select", "u6")
+    page.wait_for_function("document.getElementById('rec-user').textContent === 'u6'")
+    expected = _served(server, "/v1/users/u6/recommendations?k=10")
+    assert _ids(page, "#recs li") == expected
+
+    for route in held:  # u4's answers arrive late
+        with page.expect_response(lambda r, url=route.request.url: r.url == url):
+            route.continue_()
+    page.wait_for_timeout(300)
+    assert page.text_content("#rec-user") == "u6"
+    assert _ids(page, "#recs li") == expected
+    assert _ids(page, "#history li") == _served(server, "/v1/users/u6/history?limit=50")

@@ -201,7 +201,7 @@ def write(args, report: list[dict], command: str, seconds: float, final: bool = 
         + (f" Not finished: {', '.join(missing)}." if missing else ""),
         "",
         f"Command: `{command}`  ",
-        f"Machine: {machine_line()}; {seconds / 60:.0f} min so far.",
+        f"Machine: {machine_line()}; {seconds / 60:.0f} min" + (" in all." if final else " so far."),
         "",
     ]
     Path(args.result_md).parent.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,8 @@ def test_loss_decreases_and_history():
 
 def test_different_seeds_differ():
     ds = block_dataset()
-    a = _bpr(seed=1).fit(ds).item_factors
-    b = _bpr(seed=2).fit(ds).item_factors
+    a = _bpr(seed=1).fit(ds).item_vecs
+    b = _bpr(seed=2).fit(ds).item_vecs
     assert not np.array_equal(a, b)
 
 
@@ -61,12 +61,12 @@ def test_early_stopping_restores_best_and_writes_run_dir(tmp_path):
     assert len(h.epochs) - h.best_epoch == 3  # stopped after `patience` validations without improvement
     # The kept factors are the best epoch's: the checkpoint holds exactly them.
     state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
-    np.testing.assert_array_equal(state["item.weight"].numpy(), model.item_factors)
+    np.testing.assert_array_equal(state["item.weight"].numpy(), model.item_vecs)
     saved = json.loads((tmp_path / "run" / "history.json").read_text())
     assert saved["best_epoch"] == h.best_epoch
     module = MatrixFactorization(train.n_users, train.n_items, 16, 0.1, torch.Generator().manual_seed(0))
     load_checkpoint(tmp_path / "run" / "best.pt", module)
-    np.testing.assert_array_equal(module.user.weight.detach().numpy(), model.user_factors)
+    np.testing.assert_array_equal(module.user.weight.detach().numpy(), model.user_vecs)
 
 
 def test_validation_metric_is_ndcg_of_the_held_out_items():

@@ -225,7 +225,11 @@ def test_fold_in_and_new_items():
     assert top & set(np.argsort(-folded)[:8])
     new = model.add_items(data.items.head(2))
     assert list(new) == [data.n_items, data.n_items + 1]
-    assert (model.score([0])[0, new] == 0).all()
+    # nothing is known about them (no interactions, no text map): below every trained item, as in bpr
+    after = model.score([0])[0]
+    np.testing.assert_array_equal(after[: data.n_items], trained)
+    assert after[new].max() < after[: data.n_items].min()
+    assert model.query_items() is None  # the scores are no longer a plain inner product
 
 
 def test_save_load_keeps_params(tmp_path):

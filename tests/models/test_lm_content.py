@@ -38,7 +38,7 @@ def test_vectors_are_the_encoder_vectors_and_profiles_their_mean(tiny_model_dir)
     u = data.user_index("uB1")
     hist = data.to_csr()[u].indices
     mean = model.item_vectors()[hist].mean(axis=0)
-    np.testing.assert_allclose(model.user_profiles[u], mean / np.linalg.norm(mean), atol=1e-6)
+    np.testing.assert_allclose(model.user_vecs[u], mean / np.linalg.norm(mean), atol=1e-6)
 
 
 def test_cold_item_and_cold_user(tiny_model_dir):
@@ -51,7 +51,7 @@ def test_cold_item_and_cold_user(tiny_model_dir):
     # A cold user's profile is the plain mean over the items that have training interactions.
     warm = model.item_vectors()[np.flatnonzero(data.item_popularity() > 0)].mean(axis=0)
     np.testing.assert_allclose(
-        model.user_profiles[data.user_index("zcold")], warm / np.linalg.norm(warm), atol=1e-6
+        model.user_vecs[data.user_index("zcold")], warm / np.linalg.norm(warm), atol=1e-6
     )
 
 

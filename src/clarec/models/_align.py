@@ -40,7 +40,7 @@ import torch
 from clarec.contrastive.align import ALIGN_MODES, LMAlignment
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._cold import CALIBRATIONS, apply_affine, calibrates, match_scores, validated_shift
+from clarec.models._cold import CALIBRATIONS, match_scores, validated_shift
 from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
 from clarec.models.params import Param, param, text_list
 
@@ -92,8 +92,9 @@ class AlignSettings:
 
 
 class AlignedMixin:
-    """Alignment for a model with an ``align`` parameter, item vectors to complete after training,
-    and ``n_users``/``n_items``/``seen`` from :class:`~clarec.models.base.Recommender`."""
+    """Alignment for a model with an ``align`` parameter and item vectors to complete after training
+    (used through :class:`~clarec.models.embedding.CFEmbeddingRecommender`, which gives it
+    ``n_users``/``n_items``/``seen`` and the cold items' score map ``_apply_cold``)."""
 
     align: AlignSettings | None
     name: str
@@ -192,14 +193,6 @@ class AlignedMixin:
                 spread,
             )
             self.cold_affine = (a, b + shift)
-
-    def _cold_active(self) -> bool:
-        """Whether the calibration changes any item's scores."""
-        return calibrates(getattr(self, "text_items_", None), self.cold_affine)
-
-    def _apply_cold(self, scores: np.ndarray) -> np.ndarray:
-        """``scores`` with the calibration of the items scored from text applied (in place)."""
-        return apply_affine(scores, getattr(self, "text_items_", None), self.cold_affine)
 
     def _text_to_cf(self, lm: np.ndarray) -> np.ndarray:
         w, b = self.text_map_

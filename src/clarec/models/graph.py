@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -49,10 +48,9 @@ from clarec.contrastive import BYOL, InfoNCELoss, UniformNegativeSampler
 from clarec.contrastive.losses import BPRLoss
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._align import AlignedMixin, AlignSettings
+from clarec.models.embedding import CFEmbeddingRecommender
 from clarec.models.params import param
 from clarec.models.registry import register
-from clarec.models.torch_base import TorchRecommender
 
 AUGMENTATIONS = ("ed", "nd", "rw")
 
@@ -137,25 +135,17 @@ class GraphEmbeddings(nn.Module):
         return torch.stack(self.layers(adjs)).mean(0)[nodes]
 
 
-class _GraphRecommender(AlignedMixin, TorchRecommender):
-    """What the graph models share: parameters, the adjacency, the training loop and inference."""
+class _GraphRecommender(CFEmbeddingRecommender):
+    """What the graph models share: the adjacency, propagation, the training loop, and fold-in
+    (a new user is the mean of their items' vectors, as a LightGCN user vector is built from its
+    items'; an empty history scores 0). Scoring, appended items and persistence:
+    :class:`~clarec.models.embedding.CFEmbeddingRecommender`."""
 
-    supports_new_items = True
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
 
-    embedding_dim = param(64, ge=1)
     n_layers = param(3, ge=1)
-    lr = param(1e-3, gt=0)
-    reg = param(1e-4, ge=0)
-    n_negatives = param(1, ge=1)
     init_std = param(0.1, gt=0)
-    align = param(None, AlignSettings.parse)
-    epochs = TorchRecommender.epochs.with_default(200)
-    batch_size = TorchRecommender.batch_size.with_default(2048)
-
-    def _check_params(self) -> None:
-        self._init_align()
 
     # ------------------------------------------------------------------ hooks
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
@@ -249,65 +239,12 @@ class _GraphRecommender(AlignedMixin, TorchRecommender):
         bundle.eval()
         with torch.no_grad():
             u, i = self._vectors(graph)
-        self.user_vecs = u.numpy().astype(np.float32).copy()
-        self.item_vecs = self._finish_align(i.numpy().astype(np.float32).copy())
-        self._calibrate_text_items(self.user_vecs, self.item_vecs, valid)
+        self._set_vectors(u.numpy(), i.numpy(), valid)
         del self._adjs, self._edges, self._aligner  # training-only; the fitted model is its vectors
-
-    # ------------------------------------------------------------------ inference
-    def score(self, users) -> np.ndarray:
-        users = self._check_users(users)
-        scores = self.user_vecs[users].astype(np.float64) @ self._inner_product_items(self.item_vecs)[1]
-        return self._apply_cold(scores).astype(np.float32)
-
-    def query_items(self) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """Item vectors for the server's inner-product ranking; ``None`` while a cold calibration
-        changes some items' scores (they are then not a plain inner product)."""
-        self._check_fitted()
-        return None if self._cold_active() else self._inner_product_items(self.item_vecs)
-
-    def user_queries(self, users) -> np.ndarray | None:
-        return None if self.query_items() is None else self.user_vecs[self._check_users(users)]
-
-    def item_vectors(self) -> np.ndarray:
-        self._check_fitted()
-        return self.item_vecs
-
-    def add_items(self, items: pd.DataFrame) -> np.ndarray:
-        """New items get the text → CF map of their text with ``align``; otherwise zero vectors (no
-        interactions, no text) that score 0 until the model is refitted."""
-        self._check_fitted()
-        n, m = self.n_items, len(items)
-        self.item_vecs = np.vstack([self.item_vecs, self._new_item_vectors(items, self.item_vecs.shape[1])])
-        self._grow_items(m)
-        return np.arange(n, n + m, dtype=np.int64)
-
-    def _get_state(self) -> dict[str, np.ndarray]:
-        return {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs, **self._align_state()}
-
-    def _set_state(self, state: dict) -> None:
-        self.user_vecs = np.asarray(state["user_vecs"], dtype=np.float32)
-        self.item_vecs = np.asarray(state["item_vecs"], dtype=np.float32)
-        self._set_align_state(state)
-
-
-class _FoldIn:
-    """Fold-in for models whose user and item vectors live in one space: the mean item vector."""
-
-    supports_histories = True
-    history_mode = "fold-in"
-
-    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores for ad-hoc users: the user vector is the mean of the history's item vectors (a
-        LightGCN user vector is built from its items' vectors); an empty history scores 0."""
-        return self._apply_cold(self._mean_fold_in(histories, self.item_vecs))
-
-    def history_queries(self, histories: Sequence[np.ndarray]) -> np.ndarray | None:
-        return None if self.query_items() is None else self._mean_queries(histories, self.item_vecs)
 
 
 @register("lightgcn")
-class LightGCN(_FoldIn, _GraphRecommender):
+class LightGCN(_GraphRecommender):
     """LightGCN: propagation only (no transforms, no non-linearity), layer-mean readout, BPR loss.
 
     Args:
@@ -333,7 +270,7 @@ class LightGCN(_FoldIn, _GraphRecommender):
     """
 
 
-class _ContrastiveGraph(_FoldIn, _GraphRecommender):
+class _ContrastiveGraph(_GraphRecommender):
     """Shared parameters of the graph models with an InfoNCE term."""
 
     ssl_weight = param(0.1, ge=0)
@@ -435,7 +372,7 @@ class XSimGCL(_ContrastiveGraph):
 
 
 @register("byol-cf")
-class BYOLCF(_FoldIn, _GraphRecommender):
+class BYOLCF(_GraphRecommender):
     """Negatives-free CF (BUIR with a LightGCN encoder): for each interaction, the online encoder plus
     predictor learns to predict the EMA target encoder's vector of the item from the user's and of the
     user from the item's; no negatives, no sampler. Score ``q(f(u))·f(i) + f(u)·q(f(i))`` as in BUIR.

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from clarec.data.dataset import Dataset
 from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
 from clarec.models.base import Recommender
+from clarec.models.embedding import EmbeddingModel
 from clarec.models.params import param, text_list
 from clarec.models.registry import register
 
@@ -45,7 +46,7 @@ def recency_weights(train: Dataset, half_life: float | None) -> sp.csr_matrix:
 
 
 @register("lm-content")
-class LMContentRecommender(Recommender):
+class LMContentRecommender(EmbeddingModel, Recommender):
     """Content-based recommender over frozen, cached language-model item vectors.
 
     Args:
@@ -102,45 +103,27 @@ class LMContentRecommender(Recommender):
         self.text_fields_ = choose_fields(train.items, self.fields, "lm-content")
         vectors = self.encode_items(train.items, self.text_fields_)
         self._text_encoder = None  # not kept after training; add_items loads it on first use
-        self.item_matrix = unit_rows(vectors) if self.similarity == "cosine" else vectors
+        self.item_vecs = unit_rows(vectors) if self.similarity == "cosine" else vectors
         weights = recency_weights(train, self.half_life)
         totals = np.asarray(weights.sum(axis=1)).ravel()
         profiles = (
-            np.asarray(weights @ self.item_matrix.astype(np.float64)) / np.maximum(totals, 1e-12)[:, None]
+            np.asarray(weights @ self.item_vecs.astype(np.float64)) / np.maximum(totals, 1e-12)[:, None]
         )
         warm = np.flatnonzero(np.diff(weights.tocsc().indptr) > 0)
-        fallback = self.item_matrix[warm].mean(axis=0) if len(warm) else self.item_matrix.mean(axis=0)
+        fallback = self.item_vecs[warm].mean(axis=0) if len(warm) else self.item_vecs.mean(axis=0)
         profiles[totals <= 0] = fallback
         self.fallback_profile = np.asarray(fallback, dtype=np.float32)
         profiles = profiles.astype(np.float32)
-        self.user_profiles = unit_rows(profiles) if self.similarity == "cosine" else profiles
+        self.user_vecs = unit_rows(profiles) if self.similarity == "cosine" else profiles
 
     # ------------------------------------------------------------------ inference
-    def _items_t64(self) -> np.ndarray:
-        """``item_matrix.T`` as float64, kept until the item matrix changes (a server scoring one user
-        per request would otherwise convert the whole catalogue each time)."""
-        return self.query_items()[1]
-
-    def query_items(self) -> tuple[np.ndarray, np.ndarray, float]:
-        self._check_fitted()
-        return self._inner_product_items(self.item_matrix)
-
-    def user_queries(self, users) -> np.ndarray:
-        return self.user_profiles[self._check_users(users)]
-
-    def history_queries(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        return self._profiles(histories)
-
-    def score(self, users) -> np.ndarray:
-        users = self._check_users(users)
-        # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
-        # not change with the users scored alongside.
-        return (self.user_profiles[users].astype(np.float64) @ self._items_t64()).astype(np.float32)
-
-    def _profiles(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Recency-weighted mean item vector of each history (oldest first), as in training."""
+    def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Profiles of ad-hoc users, recomputed from the history exactly as in training (recency
+        weights by position, oldest first, latest = age 0), so a training user's own history gives
+        :meth:`score` (with unit interaction weights); an empty history gets the "typical item"
+        profile."""
         hists = self._check_histories(histories)
-        out = np.empty((len(hists), self.item_matrix.shape[1]), dtype=np.float64)
+        out = np.empty((len(hists), self.item_vecs.shape[1]), dtype=np.float64)
         for r, h in enumerate(hists):
             if not len(h):
                 out[r] = self.fallback_profile
@@ -148,17 +131,9 @@ class LMContentRecommender(Recommender):
             w = np.ones(len(h), dtype=np.float64)
             if self.half_life is not None:
                 w = np.power(0.5, (len(h) - 1 - np.arange(len(h))) / self.half_life)
-            out[r] = (w @ self.item_matrix[h].astype(np.float64)) / w.sum()
+            out[r] = (w @ self.item_vecs[h].astype(np.float64)) / w.sum()
         out = out.astype(np.float32)
         return unit_rows(out) if self.similarity == "cosine" else out
-
-    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores for ad-hoc users: the profile is recomputed from the history exactly as in training
-        (recency weights by position, latest = age 0), so a training user's own history gives
-        :meth:`score` (with unit interaction weights); an empty history gets the "typical item" profile.
-        """
-        profiles = self._profiles(histories)
-        return (profiles.astype(np.float64) @ self._items_t64()).astype(np.float32)
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Cosine (or dot product) of each text's LM vector with every item (the text is encoded as
@@ -166,10 +141,8 @@ class LMContentRecommender(Recommender):
         self._check_fitted()
         texts = [str(t) for t in texts]
         vectors = np.asarray(self._get_encoder().encode(texts), dtype=np.float32)
-        vectors = vectors.reshape(len(texts), self.item_matrix.shape[1])
-        if self.similarity == "cosine":
-            vectors = unit_rows(vectors)
-        return (vectors.astype(np.float64) @ self._items_t64()).astype(np.float32)
+        vectors = vectors.reshape(len(texts), self.item_vecs.shape[1])
+        return self._scores(unit_rows(vectors) if self.similarity == "cosine" else vectors)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Encode new items' text (the training text fields; missing columns count as empty) and
@@ -179,33 +152,27 @@ class LMContentRecommender(Recommender):
         if fields is None:
             fields = choose_fields(items, None, "lm-content")
         vectors = self.encode_items(items.reindex(columns=list(fields)), fields)
-        vectors = vectors.reshape(len(items), self.item_matrix.shape[1])
+        vectors = vectors.reshape(len(items), self.item_vecs.shape[1])
         if self.similarity == "cosine":
             vectors = unit_rows(vectors)
         n, m = self.n_items, len(items)
-        self.item_matrix = np.vstack([self.item_matrix, vectors.astype(np.float32)])
+        self.item_vecs = np.vstack([self.item_vecs, vectors.astype(np.float32)])
         self._grow_items(m)
         return np.arange(n, n + m, dtype=np.int64)
 
-    def item_vectors(self) -> np.ndarray:
-        """The item vectors used for scoring (unit length with ``similarity="cosine"``)."""
-        self._check_fitted()
-        return self.item_matrix
-
     def _get_state(self) -> dict[str, np.ndarray]:
         return {
-            "item_matrix": self.item_matrix,
-            "user_profiles": self.user_profiles,
+            **self._vector_state(),
             "fallback_profile": self.fallback_profile,
             "text_fields": np.asarray(getattr(self, "text_fields_", None) or [], dtype=str),
         }
 
     def _set_state(self, state: dict) -> None:
-        self.item_matrix = np.asarray(state["item_matrix"], dtype=np.float32)
-        self.user_profiles = np.asarray(state["user_profiles"], dtype=np.float32)
+        # saved before 2026-12-03: the vectors were named user_profiles / item_matrix
+        self._set_vector_state(state, "user_profiles", "item_matrix")
         # Saved by an older clarec: the mean item vector stands in for the "typical item" profile.
         self.fallback_profile = np.asarray(
-            state.get("fallback_profile", self.item_matrix.mean(axis=0)), dtype=np.float32
+            state.get("fallback_profile", self.item_vecs.mean(axis=0)), dtype=np.float32
         )
         fields = [str(f) for f in state.get("text_fields", [])]
         self.text_fields_ = fields or None

@@ -18,6 +18,7 @@ from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models._cold import CALIBRATIONS
 from clarec.models._lm import build_encoder, choose_fields, item_texts
+from clarec.models.embedding import EmbeddingModel
 from clarec.models.params import param, text_list
 from clarec.models.registry import register
 from clarec.models.torch_base import TorchRecommender
@@ -53,7 +54,7 @@ def _temperature(value) -> float | list[float]:
 
 
 @register("two-tower")
-class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, TorchRecommender):
+class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, TorchRecommender):
     """Two-tower retrieval model over language-model item vectors (see :mod:`clarec.models.two_tower`).
 
     Args:
@@ -265,8 +266,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, TorchRecommender)
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:
         state = {
-            "item_vecs": self.item_vecs,
-            "user_vecs": self.user_vecs,
+            **self._vector_state(),
             "lm_item": self.lm_item,
             "warm_items": self.warm_items,
             "seq_items": self._seq[0],
@@ -290,8 +290,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, TorchRecommender)
         return state
 
     def _set_state(self, state: dict) -> None:
-        self.item_vecs = np.asarray(state["item_vecs"], dtype=np.float32)
-        self.user_vecs = np.asarray(state["user_vecs"], dtype=np.float32)
+        self._set_vector_state(state)
         self.lm_item = np.asarray(state["lm_item"], dtype=np.float32)
         self.lm_user = np.asarray(state["lm_user"], dtype=np.float32) if "lm_user" in state else None
         self.warm_items = np.asarray(state["warm_items"], dtype=bool)

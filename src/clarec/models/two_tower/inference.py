@@ -1,5 +1,5 @@
-"""How a trained two-tower model computes: item- and user-tower vectors from its towers, the cold-item
-calibration of their scores, and the scores themselves."""
+"""How a trained two-tower model computes: item- and user-tower vectors from its towers and the
+cold-item calibration of their scores (the scores themselves: :class:`~clarec.models.embedding.EmbeddingModel`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clarec.models._cold import apply_affine, calibrates, match_scores, validated_shift
+from clarec.models._cold import match_scores, validated_shift
 from clarec.models._lm import recent_positions
 from clarec.models.two_tower.features import token_bags
 from clarec.models.two_tower.module import TwoTowerModule
@@ -15,7 +15,7 @@ from clarec.train.validation import RankingValidator
 
 
 class TwoTowerInference:
-    """Vectors, calibration and scores of :class:`~clarec.models.two_tower.TwoTowerRecommender` (a
+    """Vectors and cold calibration of :class:`~clarec.models.two_tower.TwoTowerRecommender` (a
     mixin: it reads that class's settings — ``similarity``, ``max_history``, ``cold_calibration``,
     ``seed`` — and fitted attributes: ``_towers``, ``lm_item``, ``lm_user``, ``warm_items``,
     ``item_tokens``, ``_seq``)."""
@@ -106,30 +106,7 @@ class TwoTowerInference:
             ref = self._finish(raw).numpy()
         return match_scores(self.user_vecs, self.item_vecs[warm], ref, sample, self.seed)
 
-    # ------------------------------------------------------------------ inference
-    def score(self, users) -> np.ndarray:
-        users = self._check_users(users)
-        return self._scores(self.user_vecs[users])
-
-    def _scores(self, user_vecs: np.ndarray) -> np.ndarray:
-        # float64 then float32: BLAS float32 sums depend on the batch shape, and a user's scores must
-        # not change with the users scored alongside.
-        s = user_vecs.astype(np.float64) @ self._inner_product_items(self.item_vecs)[1]
-        return apply_affine(s, ~self.warm_items, self.cold_affine).astype(np.float32)
-
-    def query_items(self) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """Item vectors for the server's inner-product ranking; ``None`` while ``cold_calibration``
-        changes the scores of items without interactions (they are then not a plain inner product)."""
-        self._check_fitted()
-        if calibrates(~self.warm_items, self.cold_affine):
-            return None
-        return self._inner_product_items(self.item_vecs)
-
-    def user_queries(self, users) -> np.ndarray | None:
-        return None if self.query_items() is None else self.user_vecs[self._check_users(users)]
-
-    def item_vectors(self) -> np.ndarray:
-        """Item-tower output of every item as scored (unit length with cosine similarity), cold ones
-        included."""
-        self._check_fitted()
-        return self.item_vecs
+    # ------------------------------------------------------------------ scoring (EmbeddingModel's hook)
+    def _cold_items(self) -> np.ndarray:
+        """Items without training interactions: their scores go through ``cold_affine``."""
+        return ~self.warm_items

@@ -1,5 +1,6 @@
 """The two-tower model's real-time API: users from any history or from a profile text, and new items
-from their text — all through the trained towers, without retraining."""
+from their text — all through the trained towers, without retraining (scored by
+:class:`~clarec.models.embedding.EmbeddingModel`)."""
 
 from __future__ import annotations
 
@@ -16,26 +17,15 @@ from clarec.models.two_tower.features import centre, item_tokens
 
 
 class TwoTowerRealTime:
-    """:meth:`score_histories`, :meth:`score_texts` and :meth:`add_items` of
+    """The history vectors, :meth:`score_texts` and :meth:`add_items` of
     :class:`~clarec.models.two_tower.TwoTowerRecommender` (a mixin: it reads the fitted towers,
     vectors and text settings of that class and scores with its ``_scores``)."""
 
-    def history_queries(self, histories: Sequence[np.ndarray]) -> np.ndarray | None:
-        """The user-tower vectors :meth:`score_histories` scores with (``None`` as :meth:`query_items`)."""
-        if self.query_items() is None:
-            return None
-        return self._history_vectors(histories)
-
-    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores of every item for ad-hoc users given their item-index histories (oldest first).
-
-        The user tower runs on the history as it would for a training user (its last ``max_history``
-        items), so an event changes the next scores without retraining. Profile text is not used.
-        """
-        return self._scores(self._history_vectors(histories))
-
     def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """User-tower vectors (float32, as scored) of ad-hoc histories."""
+        """User-tower vectors (float32, as scored) of ad-hoc histories, given as item indices, oldest
+        first (:meth:`score_histories` scores them): the user tower runs on the history as it would
+        for a training user (its last ``max_history`` items), so an event changes the next scores
+        without retraining. Profile text is not used."""
         hists = self._check_histories(histories)
         lengths = np.array([len(h) for h in hists], dtype=np.int64)
         ends = np.cumsum(lengths)

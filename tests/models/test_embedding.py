@@ -1,0 +1,78 @@
+"""The embedding-model base (clarec.models.embedding): one scoring rule for bpr, the graph models,
+two-tower and lm-content, and models saved before the base still load."""
+
+import numpy as np
+import pytest
+
+from clarec.models import create
+from clarec.models.base import Recommender
+from clarec.models.embedding import EmbeddingModel
+
+from .recommender_mixin import block_dataset
+
+FAST = {"embedding_dim": 8, "epochs": 3, "batch_size": 16, "seed": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_model_dir):
+    data = block_dataset()
+    lm = {"encoder": str(tiny_model_dir), "cache_dir": "none"}
+    tower = lm | {"epochs": 2, "batch_size": 8, "seed": 1, "progress": False}
+    models = {
+        "bpr": create("bpr", FAST),
+        "lightgcn": create("lightgcn", FAST),
+        "two-tower": create("two-tower", tower),
+        "lm-content": create("lm-content", lm),
+    }
+    return data, {name: model.fit(data) for name, model in models.items()}
+
+
+def test_every_embedding_model_scores_float32_of_the_float64_inner_product(fitted):
+    data, models = fitted
+    users = np.arange(data.n_users)
+    for name, model in models.items():
+        assert isinstance(model, EmbeddingModel), name
+        expected = (model.user_vecs.astype(np.float64) @ model.item_vecs.T.astype(np.float64)).astype(
+            np.float32
+        )
+        scores = model.score(users)
+        # items nothing was learned about (bpr: no training interaction) rank below every other item
+        unknown = np.zeros(data.n_items, bool) if model.unknown_items_ is None else model.unknown_items_
+        np.testing.assert_array_equal(scores[:, ~unknown], expected[:, ~unknown], err_msg=name)
+        if unknown.any():
+            assert (scores[:, unknown].max(axis=1) < scores[:, ~unknown].min(axis=1)).all(), name
+            assert model.query_items() is None, name  # the server must not take the inner-product path
+        else:
+            assert model.query_items() is not None, name
+            np.testing.assert_array_equal(model.user_queries(users), model.user_vecs, err_msg=name)
+
+
+def _rename_state(folder, names: dict[str, str]) -> None:
+    """Rewrite a saved model's arrays under other names (as an older clarec saved them)."""
+    with np.load(folder / "state.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    renamed = {}
+    for key, value in arrays.items():
+        short = key.removeprefix("state.")
+        renamed[f"state.{names[short]}" if short in names else key] = value
+    np.savez(folder / "state.npz", **renamed)
+
+
+@pytest.mark.parametrize(
+    ("name", "old_names"),
+    [
+        ("bpr", {"user_vecs": "user_factors", "item_vecs": "item_factors"}),
+        ("lm-content", {"user_vecs": "user_profiles", "item_vecs": "item_matrix"}),
+    ],
+)
+def test_a_model_saved_under_the_old_names_loads_and_scores_the_same(fitted, tmp_path, name, old_names):
+    data, models = fitted
+    folder = models[name].save(tmp_path / name)
+    _rename_state(folder, old_names)
+    with np.load(folder / "state.npz") as z:
+        assert not {f"state.{k}" for k in old_names} & set(z.files)
+    loaded = Recommender.load(folder)
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(loaded.score(users), models[name].score(users))
+    hist = [data.to_csr()[0].indices]
+    np.testing.assert_array_equal(loaded.score_histories(hist), models[name].score_histories(hist))

@@ -5,7 +5,7 @@ the bundled all-MiniLM-L6-v2 (its item vectors are read from the embedding cache
 Epochs run without validation, so an epoch is pure training; the median over the epochs is reported.
 The machine may be shared with other jobs, so the load average is written next to the figure.
 
-    python benchmarks/two_tower_speed.py --epochs 5 [--set dim=128 --set n_negatives=64]
+    python benchmarks/two_tower_speed.py --epochs 5 [--set embedding_dim=128 --set n_negatives=64]
 """
 
 from __future__ import annotations

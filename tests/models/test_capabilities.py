@@ -28,7 +28,7 @@ from .recommender_mixin import block_dataset
 GRAPH = {"embedding_dim": 16, "epochs": 30, "batch_size": 32, "lr": 0.01, "progress": False, "seed": 1}
 GRAPH |= {"num_threads": 1}
 MF = {"embedding_dim": 16, "epochs": 40, "batch_size": 32, "lr": 0.05, "progress": False, "seed": 3}
-TOWER = {"cache_dir": "none", "epochs": 25, "batch_size": 32, "dim": 16, "hidden": 32, "lr": 0.01}
+TOWER = {"cache_dir": "none", "epochs": 25, "batch_size": 32, "embedding_dim": 16, "hidden": 32, "lr": 0.01}
 TOWER |= {"num_threads": 1, "n_negatives": 0, "progress": False}
 
 
@@ -51,7 +51,7 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
     "sgl": ("sgl", lambda enc: create("sgl", GRAPH | {"ssl_weight": 0.02})),
     "simgcl": ("simgcl", lambda enc: create("simgcl", GRAPH | {"ssl_weight": 0.02})),
     "xsimgcl": ("xsimgcl", lambda enc: create("xsimgcl", GRAPH | {"ssl_weight": 0.02})),
-    "byol-cf": ("byol-cf", lambda enc: create("byol-cf", GRAPH | {"epochs": 60, "ema": 0.9})),
+    "byol-cf": ("byol-cf", lambda enc: create("byol-cf", GRAPH | {"epochs": 60, "momentum": 0.9})),
 }
 
 NEW_ITEMS = pd.DataFrame(

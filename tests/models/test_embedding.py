@@ -1,9 +1,12 @@
 """The embedding-model base (clarec.models.embedding): one scoring rule for bpr, the graph models,
 two-tower and lm-content, and models saved before the base still load."""
 
+import json
+
 import numpy as np
 import pytest
 
+from clarec.errors import ClarecError
 from clarec.models import create
 from clarec.models.base import Recommender
 from clarec.models.embedding import EmbeddingModel
@@ -76,3 +79,12 @@ def test_a_model_saved_under_the_old_names_loads_and_scores_the_same(fitted, tmp
     np.testing.assert_array_equal(loaded.score(users), models[name].score(users))
     hist = [data.to_csr()[0].indices]
     np.testing.assert_array_equal(loaded.score_histories(hist), models[name].score_histories(hist))
+
+
+def test_a_model_saved_with_a_parameter_since_renamed_fails_with_a_clear_message(fitted, tmp_path):
+    folder = fitted[1]["bpr"].save(tmp_path / "old")
+    meta = json.loads((folder / "model.json").read_text())
+    meta["params"]["dim"] = meta["params"].pop("embedding_dim")  # as two-tower's size was named before
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ClarecError, match=r"parameter\(s\) \['dim'\].*refit the model"):
+        Recommender.load(folder)

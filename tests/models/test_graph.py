@@ -56,7 +56,7 @@ class TestBYOLCF(RecommenderMixin):
     uses_validation = True
 
     def _get_model(self):
-        return create("byol-cf", FAST | {"epochs": 60, "ema": 0.9})
+        return create("byol-cf", FAST | {"epochs": 60, "momentum": 0.9})
 
 
 def test_normalized_adjacency_matches_dense_reference():
@@ -138,13 +138,13 @@ def test_contrastive_models_learn_and_ssl_weight_matters():
 
 def test_byol_cf_target_is_an_ema_of_the_online_encoder():
     data = block_dataset()
-    model = create("byol-cf", FAST | {"epochs": 3, "ema": 0.5}).fit(data)
+    model = create("byol-cf", FAST | {"epochs": 3, "momentum": 0.5}).fit(data)
     byol = model._byol
     for t, o in zip(byol.target.parameters(), byol.online.parameters(), strict=True):
         assert not t.requires_grad
         assert not torch.equal(t, o)  # lags behind the online encoder
     assert int(byol.num_updates) > 3
-    # One more update moves each target weight to ema·target + (1 - ema)·online.
+    # One more update moves each target weight to momentum·target + (1 - momentum)·online.
     before = [t.detach().clone() for t in byol.target.parameters()]
     online = [o.detach().clone() for o in byol.online.parameters()]
     byol.update_target()
@@ -204,7 +204,7 @@ def _recall_at_10(model, test) -> float:
         # a wider initialisation gets there within the 20 epochs of this test.
         ("simgcl", {"ssl_weight": 0.05, "init_std": 0.5}),
         ("xsimgcl", {"ssl_weight": 0.05}),
-        ("byol-cf", {"ema": 0.9}),
+        ("byol-cf", {"momentum": 0.9}),
     ],
 )
 def test_each_model_learns_the_clusters(name, params):
@@ -247,7 +247,7 @@ def test_bad_params():
         ("simgcl", {"eps": -0.1}),
         ("simgcl", {"ssl_temperature": 0}),
         ("xsimgcl", {"cl_layer": 4}),
-        ("byol-cf", {"ema": 1.5}),
+        ("byol-cf", {"momentum": 1.5}),
     ):
         with pytest.raises(ConfigError):
             create(name, params)

@@ -15,7 +15,7 @@ FAST = {
     "cache_dir": "none",
     "epochs": 25,
     "batch_size": 32,
-    "dim": 16,
+    "embedding_dim": 16,
     "hidden": 32,
     "lr": 0.01,
     "num_threads": 1,
@@ -42,7 +42,7 @@ class TestTwoTowerVariant(TinyBert, RecommenderMixin):
             **FAST
             | {
                 "pooling": "mean",
-                "history": "all",
+                "history_scope": "all",
                 "n_negatives": 4,
                 "neg_alpha": 0.75,
                 "aux": "byol",
@@ -87,7 +87,7 @@ def _clustered() -> tuple[Dataset, str]:
 
 def test_cold_twin_of_a_liked_item_ranks_high(tiny):
     data, twin = _clustered()
-    model = tiny(epochs=40, history="past").fit(data)
+    model = tiny(epochs=40, history_scope="past").fit(data)
     t = data.item_index(twin)
     vecs = model.item_vectors()
     assert np.isfinite(vecs).all() and np.linalg.norm(vecs[t]) == pytest.approx(1.0, abs=1e-5)
@@ -145,7 +145,7 @@ def test_items_without_training_interactions_are_never_negatives(tiny, monkeypat
 
 def test_score_histories_matches_training_users_and_reacts_to_events(tiny):
     data, _ = _clustered()
-    model = tiny(epochs=10, history="past").fit(data)
+    model = tiny(epochs=10, history_scope="past").fit(data)
     df = data.interactions.sort_values(["user", "timestamp"], kind="stable")
     users = [0, 5, 20]
     hists = [df.loc[df["user"] == u, "item"].to_numpy() for u in users]
@@ -160,7 +160,7 @@ def test_score_histories_matches_training_users_and_reacts_to_events(tiny):
 
 def test_add_items_scores_new_items_from_text_and_survives_save(tiny, tmp_path):
     data, twin = _clustered()
-    model = tiny(epochs=10, history="past").fit(data)
+    model = tiny(epochs=10, history_scope="past").fit(data)
     n = data.n_items
     new = model.add_items(
         pd.DataFrame({"item_id": ["new_a", "new_b"], "title": ["galaxy space alien starship part 2", "x"]})
@@ -193,7 +193,7 @@ def test_fit_tokens_keeps_words_shared_by_trained_items():
 
 def test_token_features_reach_cold_items_and_survive_save(tiny, tmp_path):
     data, twin = _clustered()
-    model = tiny(epochs=10, history="past", token_features=True, id_embedding=False).fit(data)
+    model = tiny(epochs=10, history_scope="past", token_features=True, id_embedding=False).fit(data)
     assert {"galaxy", "romance", "police"} <= set(model.token_vocab.tolist())
     t = data.item_index(twin)
     assert model.item_tokens[t].nnz > 0
@@ -218,8 +218,8 @@ def test_token_features_reach_cold_items_and_survive_save(tiny, tmp_path):
 def test_cold_calibration_matches_scales_without_reordering(tiny):
     data, twin = _clustered()
     t = data.item_index(twin)
-    plain = tiny(epochs=5, history="past").fit(data)  # "none" is the default
-    matched = tiny(epochs=5, history="past", cold_calibration="match").fit(data)
+    plain = tiny(epochs=5, history_scope="past").fit(data)  # "none" is the default
+    matched = tiny(epochs=5, history_scope="past", cold_calibration="match").fit(data)
     users = np.arange(data.n_users)
     s0, s1 = plain.score(users).astype(np.float64), matched.score(users).astype(np.float64)
     warm = np.arange(data.n_items) != t
@@ -239,7 +239,7 @@ def test_cold_calibration_validate_shifts_cold_scores_by_the_validation_best_amo
     fans = [u for u in range(data.n_users) if data.user_ids[u].startswith("ua")]
     on_twin = pd.DataFrame({"user": fans, "item": t, "timestamp": 10_000})
     valid = data.with_interactions(on_twin, name="valid")
-    kw = {"epochs": 5, "history": "past", "patience": 10, "eval_every": 5}
+    kw = {"epochs": 5, "history_scope": "past", "patience": 10, "eval_every": 5}
     matched = tiny(cold_calibration="match", **kw).fit(data, valid)
     tuned = tiny(cold_calibration="validate", **kw).fit(data, valid)
     users = np.arange(data.n_users)
@@ -344,7 +344,7 @@ def test_score_texts_is_the_user_tower_on_an_empty_history_plus_the_text(tiny, t
     towers = model._towers
     with torch.no_grad():
         alone = towers.users(
-            torch.zeros((1, model.max_history, model.dim)),
+            torch.zeros((1, model.max_history, model.embedding_dim)),
             torch.zeros((1, model.max_history), dtype=torch.bool),
             torch.from_numpy(model.lm_user[[0]]),
         )
@@ -438,13 +438,13 @@ def test_centre():
 def test_bad_params():
     for params in (
         {"pooling": "max"},
-        {"history": "future"},
+        {"history_scope": "future"},
         {"aux": "mae"},
         {"temperature": 0},
         {"temperature": [0.1]},
         {"temperature": [0.2, 0.05], "learn_temperature": True},
         {"id_dropout": 1.0},
-        {"dim": 0},
+        {"embedding_dim": 0},
         {"similarity": "euclid"},
         {"cold_calibration": "zscore"},
     ):

@@ -250,7 +250,7 @@ def test_two_tower_with_user_text_serves_a_profile(tmp_path, tiny_model_dir):
     folder = tmp_path / "run"
     split.save(folder / "split")
     params = {"encoder": str(tiny_model_dir), "cache_dir": "none", "epochs": 2, "batch_size": 32}
-    params |= {"dim": 8, "hidden": 16, "n_negatives": 0, "num_threads": 1, "progress": False}
+    params |= {"embedding_dim": 8, "hidden": 16, "n_negatives": 0, "num_threads": 1, "progress": False}
     results = {}
     for label, user_text in (("tt", True), ("plain", False)):
         create("two-tower", params | {"user_text": user_text}).fit(split.train).save(

@@ -89,12 +89,10 @@ def test_min_epochs_keeps_training_through_an_early_dip():
         Trainer(min_epochs=-1)
 
 
-def test_min_delta_and_no_patience():
+def test_no_patience_trains_every_epoch_and_keeps_the_best():
     module, batches, loss_fn, opt = _setup()
-    validate = _scripted([0.1, 0.105, 0.2, 0.21], module, [])
-    h = Trainer(epochs=4, patience=None, min_delta=0.01, progress=False).fit(
-        module, batches, loss_fn, opt, validate
-    )
+    validate = _scripted([0.1, 0.105, 0.2, 0.19], module, [])
+    h = Trainer(epochs=4, patience=None, progress=False).fit(module, batches, loss_fn, opt, validate)
     assert h.best_epoch == 3 and not h.stopped_early and len(h.epochs) == 4
 
 

@@ -269,8 +269,3 @@ def _run(
     (out / "results.md").write_text(results_table(results, cfg, command_note=None))
     log.info("done in %.1fs", time.perf_counter() - t0)
     return results
-
-
-def results_frame(results: dict[str, Any], part: str = "test") -> pd.DataFrame:
-    """Model × metric table of one part of ``results``."""
-    return pd.DataFrame({name: r[part] for name, r in results.items()}).T

@@ -399,7 +399,14 @@ class Recommender(ABC):
             ) from None
         if cls is not Recommender and name != cls.name:
             raise ClarecError(f"{path}: holds a {name!r} model, not {cls.name!r}")
-        model = get_model_class(name)(**params)
+        model_cls = get_model_class(name)
+        unknown = sorted(set(params) - set(model_cls.param_names()))
+        if unknown:
+            raise ClarecError(
+                f"{path}: saved with {name!r} parameter(s) {unknown} that this clarec does not have "
+                f"(renamed or removed since); refit the model (its parameters: {model_cls.param_names()})"
+            )
+        model = model_cls(**params)
         model.n_users, model.n_items, model.seen = n_users, n_items, seen
         state: dict = {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
         for key in {k[len("sparse.") :].rsplit(".", 1)[0] for k in arrays if k.startswith("sparse.")}:

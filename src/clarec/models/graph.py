@@ -382,11 +382,12 @@ class BYOLCF(_GraphRecommender):
     so the mean estimates the user's query ``[q(f(u)), f(u)]`` without the predictor.
 
     Args (beyond :class:`LightGCN`'s, where ``reg`` and ``n_negatives`` are unused):
-        ema: EMA rate (momentum) of the target encoder, ``ξ ← ema·ξ + (1 - ema)·θ``.
+        momentum: EMA rate of the target encoder, ``ξ ← momentum·ξ + (1 - momentum)·θ`` (the name
+            :class:`clarec.contrastive.BYOL` and encoder adaptation use too).
         predictor_hidden: hidden width of the predictor MLP.
     """
 
-    ema = param(0.995, ge=0, le=1)
+    momentum = param(0.995, ge=0, le=1)
     predictor_hidden = param(128, ge=1)
     n_layers = _GraphRecommender.n_layers.with_default(2)
 
@@ -401,7 +402,7 @@ class BYOLCF(_GraphRecommender):
         return [self._byol.update_target]  # the target's EMA after every optimiser step
 
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
-        self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.ema)
+        self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.momentum)
         # The online encoder is `graph` itself (registered under "graph"): only the rest is extra.
         return {"predictor": self._byol.predictor}
 

@@ -159,7 +159,7 @@ def adapt_encoder(
     warmup: float = 0.1,
     weight_decay: float = 0.01,
     max_grad_norm: float = 1.0,
-    byol_momentum: float = 0.99,
+    momentum: float = 0.99,
     diagnostics: bool = True,
     progress: bool = True,
 ) -> AdaptReport:
@@ -182,7 +182,7 @@ def adapt_encoder(
             :func:`default_augment` (identity for SimCSE, where dropout makes the views).
         valid: validation split, used only for the held-out diagnostics (co-consumed pairs not in train).
         warmup, weight_decay, max_grad_norm: optimiser schedule, AdamW decay and gradient clipping.
-        byol_momentum: BYOL target EMA rate at the first step (cosine schedule to 1).
+        momentum: BYOL only: the target's EMA rate at the first step (cosine schedule to 1).
         diagnostics: measure :func:`embedding_diagnostics` before and after (costs two encodings of
             every item).
         progress: show a progress bar with the running loss.
@@ -240,7 +240,7 @@ def adapt_encoder(
         torch.manual_seed(seed)
         report = _train(
             encoder, texts, method, examples, sampler, aug, epochs, batch_size, lr, temperature, max_steps,
-            seed, warmup, weight_decay, max_grad_norm, byol_momentum, progress,
+            seed, warmup, weight_decay, max_grad_norm, momentum, progress,
         )  # fmt: skip
         encoder.mark_weights_changed()  # BYOL trains the module directly, outside embed_batch
         encoder.eval()
@@ -267,7 +267,7 @@ def adapt_encoder(
         "max_length": encoder.max_length,
     }
     if method == "byol":
-        report.settings["byol_momentum"] = byol_momentum
+        report.settings["momentum"] = momentum
     return report
 
 
@@ -287,7 +287,7 @@ def _train(
     warmup: float,
     weight_decay: float,
     max_grad_norm: float,
-    byol_momentum: float,
+    momentum: float,
     progress: bool,
 ) -> AdaptReport:
     rng = np.random.default_rng(seed)
@@ -302,7 +302,7 @@ def _train(
         )
         tower = _ProjectedTower(encoder.pooled_module(), projector)
         byol = BYOL(
-            tower, projector_dim=dim, predictor_hidden=4 * dim, momentum=byol_momentum, total_steps=planned
+            tower, projector_dim=dim, predictor_hidden=4 * dim, momentum=momentum, total_steps=planned
         )
         byol.to(encoder.device)
         params = [p for p in byol.parameters() if p.requires_grad]

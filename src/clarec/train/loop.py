@@ -118,7 +118,6 @@ class Trainer:
         min_epochs: never stop early before this epoch (a validation curve that dips at the start,
             as XSimGCL's does, would otherwise end training inside the dip); the best epoch is
             still the best one seen.
-        min_delta: an improvement must exceed the best metric by more than this.
         max_steps: stop after this many optimiser steps in all (the epoch in progress ends there
             and is validated); ``None``: no limit.
         metric_name: label of the validation metric in logs and the history.
@@ -134,7 +133,6 @@ class Trainer:
         patience: int | None = 10,
         eval_every: int = 1,
         min_epochs: int = 0,
-        min_delta: float = 0.0,
         max_steps: int | None = None,
         metric_name: str = "metric",
         run_dir: str | Path | None = None,
@@ -155,7 +153,6 @@ class Trainer:
         self.patience = patience
         self.eval_every = int(eval_every)
         self.min_epochs = int(min_epochs)
-        self.min_delta = float(min_delta)
         self.max_steps = max_steps
         self.metric_name = metric_name
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -225,7 +222,7 @@ class Trainer:
                 history.val_metrics.append(metric)
                 history.seconds.append(seconds)
 
-                improved = metric is not None and metric > best + self.min_delta
+                improved = metric is not None and metric > best
                 if improved:
                     best, stale = metric, 0
                     history.best_epoch, history.best_metric = epoch, metric

@@ -3,7 +3,7 @@
 Item tower
     The item's text (:func:`clarec.text.templates.item_text`) → a :class:`~clarec.text.encoder.TextEncoder`
     vector (frozen and cached on disk by default; adapted end-to-end with ``finetune_encoder``) → an MLP
-    projection to ``dim``. With ``id_embedding`` a learnable ID vector is added through a learned gate::
+    projection to ``embedding_dim``. With ``id_embedding`` a learnable ID vector is added through a learned gate::
 
         item = text_proj(lm) + m · sigmoid(W [text_proj(lm); id]) ⊙ id
 

@@ -66,7 +66,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         finetune_encoder: adapt the encoder end-to-end (slow on CPU); else its vectors are frozen.
         encoder_lr: learning rate of the encoder when fine-tuned.
         max_length: tokens per text.
-        dim: size of user and item vectors.
+        embedding_dim: size of user and item vectors.
         hidden: hidden width of the projection MLPs (0: a single linear layer).
         dropout: dropout inside the projections.
         id_embedding: fuse a learnable item-ID embedding through a learned gate (warm items only).
@@ -90,7 +90,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             without training interactions; without them it is the match.
         pooling: ``"attention"`` or ``"mean"`` over the history.
         max_history: most recent history items the user tower sees.
-        history: ``"past"`` (items before the target) or ``"all"`` (every other training item).
+        history_scope: ``"past"`` (items before the target) or ``"all"`` (every other training item).
         history_dropout: share of each training example's history items hidden from the user tower
             (a denoising input, as in Mult-DAE); scoring always sees the whole history.
         user_text: add the user's profile text (user-table fields) to the user tower.
@@ -129,7 +129,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     finetune_encoder = param(False)
     encoder_lr = param(2e-5, gt=0)
     max_length = param(128, ge=2)
-    dim = param(64, ge=1)
+    embedding_dim = param(64, ge=1)
     hidden = param(256, ge=0)
     dropout = param(0.1, ge=0, lt=1)
     id_embedding = param(True)
@@ -138,7 +138,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     cold_calibration = param("none", choices=CALIBRATIONS)
     pooling = param("attention", choices=POOLINGS)
     max_history = param(50, ge=1)
-    history = param("all", choices=HISTORIES)
+    history_scope = param("all", choices=HISTORIES)
     history_dropout = param(0.0, ge=0, lt=1)
     user_text = param(False)
     user_fields = param(None, text_list)
@@ -247,7 +247,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             n_id_items,
             self.lm_item.shape[1],
             None if self.lm_user is None else self.lm_user.shape[1],
-            self.dim,
+            self.embedding_dim,
             self.hidden,
             self.dropout,
             self.id_embedding,

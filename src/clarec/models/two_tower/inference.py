@@ -34,7 +34,7 @@ class TwoTowerInference:
             ids = torch.from_numpy(items)
             warm = torch.from_numpy(self.warm_items[items])
             chunks.append(towers.items(lm_of(items, False), ids, warm, self._bags(items)))
-        raw = torch.cat(chunks) if chunks else torch.zeros((0, self.dim))
+        raw = torch.cat(chunks) if chunks else torch.zeros((0, self.embedding_dim))
         return self._finish(raw).numpy(), raw
 
     def _user_vectors(

@@ -69,7 +69,7 @@ class TwoTowerTask:
         self.extra: dict[str, nn.Module] = {}
         if model.aux == "byol":
             self.extra["byol"] = BYOL(
-                towers.text_proj, model.dim, predictor_hidden=max(model.hidden, model.dim)
+                towers.text_proj, model.embedding_dim, predictor_hidden=max(model.hidden, model.embedding_dim)
             )
         if model.aux == "simcse":
             self.extra["aux_loss"] = InfoNCELoss(temperature=0.05, mask_duplicates=True)
@@ -153,7 +153,7 @@ class TwoTowerTask:
         m, seq = self.model, self.seq
         users, targets = seq.users[rows], seq.items[rows]
         hist, ok = example_histories(
-            rows, seq.users, seq.items, seq.starts, seq.ends, m.max_history, m.history
+            rows, seq.users, seq.items, seq.starts, seq.ends, m.max_history, m.history_scope
         )
         if m.history_dropout > 0:
             ok &= self.rng.random(ok.shape) >= m.history_dropout
@@ -170,7 +170,7 @@ class TwoTowerTask:
         b, n_hist = len(rows), int(ok.sum())
         scored = m._finish(reps)
         tgt = scored[inv_t[:b]]
-        hist_vecs = reps.new_zeros((b, m.max_history, m.dim))
+        hist_vecs = reps.new_zeros((b, m.max_history, m.embedding_dim))
         ok_t = torch.from_numpy(ok)
         hist_vecs[ok_t] = reps[inv_t[b : b + n_hist]]
         neg_vecs = None if negs is None else scored[inv_t[b + n_hist :]].reshape(b, m.n_negatives, -1)

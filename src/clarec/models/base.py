@@ -197,25 +197,6 @@ class Recommender(ABC):
             for h in (np.asarray(h).ravel() for h in histories)
         ]
 
-    def _mean_fold_in(self, histories: Sequence[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
-        """Fold-in for models whose users and items share one space: each ad-hoc user is the mean of
-        its history's item vectors (the zero vector for an empty history), scored by dot product."""
-        return (
-            self._mean_queries(histories, item_vectors).astype(np.float64)
-            @ self._inner_product_items(item_vectors)[1]
-        ).astype(np.float32)
-
-    def _mean_queries(self, histories: Sequence[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
-        """The fold-in's user vectors (float32): the mean of each history's item vectors (zero for an
-        empty history)."""
-        hists = self._check_histories(histories)
-        v = np.asarray(item_vectors, dtype=np.float64)
-        users = np.zeros((len(hists), v.shape[1]))
-        for r, h in enumerate(hists):
-            if len(h):
-                users[r] = v[h].mean(axis=0)
-        return users.astype(np.float32)
-
     def _history_matrix(self, histories: Sequence[np.ndarray], binary: bool = True) -> sp.csr_matrix:
         """``(len(histories), n_items)`` matrix of the (checked) histories' items: 1 per item, or with
         ``binary=False`` the number of times the item occurs."""

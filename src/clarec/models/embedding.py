@@ -51,7 +51,13 @@ class EmbeddingModel:
     def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Query vectors (float32) of ad-hoc users: the mean of each history's item vectors (zero for
         an empty history)."""
-        return self._mean_queries(histories, self.item_vecs)
+        hists = self._check_histories(histories)
+        v = np.asarray(self.item_vecs, dtype=np.float64)
+        users = np.zeros((len(hists), v.shape[1]))
+        for r, h in enumerate(hists):
+            if len(h):
+                users[r] = v[h].mean(axis=0)
+        return users.astype(np.float32)
 
     def _cold_items(self) -> np.ndarray | None:
         """Mask of the items whose scores :attr:`cold_affine` maps."""
@@ -174,8 +180,8 @@ class CFEmbeddingRecommender(AlignedMixin, EmbeddingModel, TorchRecommender):
         n, m = self.n_items, len(items)
         mapped = getattr(self, "text_map_", None) is not None
         self.item_vecs = np.vstack([self.item_vecs, self._new_item_vectors(items, self.item_vecs.shape[1])])
-        known = np.zeros(n, dtype=bool) if self.unknown_items_ is None else self.unknown_items_
-        self.unknown_items_ = np.concatenate([known, np.full(m, not mapped)])
+        before = np.zeros(n, dtype=bool) if self.unknown_items_ is None else self.unknown_items_
+        self.unknown_items_ = np.concatenate([before, np.full(m, not mapped)])
         self._grow_items(m)
         return np.arange(n, n + m, dtype=np.int64)
 

@@ -80,3 +80,47 @@ def test_segments_are_averaged_over_seeds_and_tabulated():
     # no cold segments: no segment table
     plain = _aggregate([{k: v for k, v in seed(1, 0.1, 0.1).items() if k != "segments"}] * 2)
     assert "Segments" not in results_table({"m": plain}, ks=[20])
+
+
+def test_next_item_run_reports_both_conventions(tmp_path):
+    import json
+
+    import numpy as np
+
+    from clarec.experiment.runner import run_experiment
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for u in range(1, 41):  # users walk a ring of 15 items
+        start = int(rng.integers(15))
+        lines.append(" ".join([str(u)] + [str(1 + (start + t) % 15) for t in range(int(rng.integers(5, 9)))]))
+    (tmp_path / "Ring.txt").write_text("\n".join(lines) + "\n")
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        f"name: ring\ndata: {{source: s3rec, path: {tmp_path / 'Ring.txt'}}}\nsplit: {{method: leave_one_out}}\n"
+        "models:\n  - name: popularity\n  - name: sasrec\n    params: {embedding_dim: 16, inner_size: 32, "
+        "dropout: 0.1, lr: 0.01, epochs: 30, batch_size: 16, progress: false, num_threads: 1}\n"
+        "evaluation: {ks: [1, 5], history_items: [masked, kept], test_input: train+valid}\n"
+    )
+    results = run_experiment(load_config(p), tmp_path / "run", seeds=2, save_models=False)
+    seq = results["sasrec"]
+    assert set(seq["conventions"]) == {"kept"} and len(seq["per_seed"]) == 2
+    kept = seq["conventions"]["kept"]["test"]["hit@5"]
+    assert kept == pytest.approx(
+        np.mean([r["conventions"]["kept"]["test"]["hit@5"] for r in seq["per_seed"]])
+    )
+    # the ring is learned: the next item comes first with the validation item read as input
+    assert seq["test"]["hit@1"] > 0.9 and kept > 0.9
+    # popularity under "kept" recommends items the user already has
+    assert (
+        results["popularity"]["conventions"]["kept"]["test"]["hit@5"]
+        <= results["popularity"]["test"]["hit@5"]
+    )
+    table = (tmp_path / "run" / "results.md").read_text()
+    assert "History items kept:" in table and "History items masked (main table)" in table
+    assert "read the validation item when tested" in table
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["sasrec"]["conventions_std"]["kept"]
+    with pytest.raises(ConfigError, match="history_items"):
+        load_config_text = p.read_text().replace("[masked, kept]", "[masked, masked]")
+        p.write_text(load_config_text)
+        load_config(p)

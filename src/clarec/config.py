@@ -41,10 +41,29 @@ class ModelConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
+    """How every model is scored (see :class:`clarec.evaluate.Evaluator`).
+
+    ``history_items``: ``masked`` (a user's history items are never recommended) and/or ``kept``
+    (they stay candidates, RecBole's sequential default); the first convention is the main one
+    (``valid``/``test`` in results), each other one is reported beside it. ``test_input``:
+    ``train+valid`` gives models with exact history scoring the validation item as input when
+    testing (the next-item protocol on a leave-one-out split).
+    """
+
     ks: list[int] = Field(default_factory=lambda: [10, 20])
     metrics: list[str] | None = None
     main_metric: str = "ndcg@20"
     batch_size: int = 1024
+    history_items: list[Literal["masked", "kept"]] = Field(default_factory=lambda: ["masked"])
+    test_input: Literal["train", "train+valid"] = "train"
+
+    @field_validator("history_items", mode="before")
+    @classmethod
+    def _conventions(cls, value: Any) -> Any:
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("history_items must list masked and/or kept, each once")
+        return value
 
     @field_validator("ks")
     @classmethod

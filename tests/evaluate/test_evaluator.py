@@ -289,3 +289,67 @@ def test_top_k_breaks_ties_by_lower_index_even_at_the_cut(n_items):
         expected = sorted(range(n_items), key=lambda i: (-s[i], i))[:10]
         assert idx[row].tolist() == expected
         np.testing.assert_array_equal(vals[row], s[expected])
+
+
+def test_history_items_kept_leaves_every_item_a_candidate():
+    split = make_split(3)
+    train, test = split.train.to_csr().toarray(), split.test.to_csr().toarray()
+    table = (3 * train + 1 * test).astype(np.float32)
+    model = fitted(split, table)
+    masked = Evaluator(split, ks=(5,)).evaluate(model, part="test")
+    kept = Evaluator(split, ks=(5,), history_items="kept").evaluate(model, part="test")
+    assert masked.metrics["recall@5"] == 1.0 or (test.sum(1) > 5).any()
+    # kept: nothing excluded, so the lists are the plain top 5 of the table (training items first)
+    users = kept.users
+    idx, _ = top_k(table[users], 5)
+    want = per_user_metrics(idx, sp.csr_matrix(test[users]), (5,), ["recall", "ndcg"])
+    assert kept.metrics["recall@5"] == pytest.approx(want["recall@5"].mean())
+    assert kept.metrics["ndcg@5"] == pytest.approx(want["ndcg@5"].mean())
+    assert kept.metrics["recall@5"] < masked.metrics["recall@5"]
+    with pytest.raises(ConfigError, match="history_items"):
+        Evaluator(split, history_items="hidden")
+    with pytest.raises(ConfigError, match="test_input"):
+        Evaluator(split, test_input="valid")
+
+
+class NextOnRing(Recommender):
+    """Scores the item after a history's last item on a ring of items (an exact history model)."""
+
+    supports_histories = True
+    history_mode = "exact"
+
+    def _fit(self, train, valid) -> None:
+        self.histories = train.user_histories()
+
+    def score_histories(self, histories) -> np.ndarray:
+        out = np.zeros((len(histories), self.n_items), dtype=np.float32)
+        for r, h in enumerate(self._check_histories(histories)):
+            if len(h):
+                out[r, (h[-1] + 1) % self.n_items] = 1.0
+        return out
+
+    def score(self, users) -> np.ndarray:
+        return self.score_histories([self.histories[u] for u in self._check_users(users)])
+
+
+def test_the_validation_item_is_the_test_input_for_history_models():
+    from clarec.data.split import leave_one_out_split
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(30):
+        start = int(rng.integers(20))
+        rows += [(f"u{u}", f"i{(start + t) % 20:02d}", t) for t in range(int(rng.integers(4, 9)))]
+    ds = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    split = leave_one_out_split(ds)
+    model = NextOnRing().fit(split.train)
+    both = Evaluator(split, ks=(1,), test_input="train+valid")
+    assert both.reads_test_input(model)
+    assert both.evaluate(model, part="test").metrics["hit@1"] == 1.0
+    # without the validation item the model predicts it, and it is masked when testing: what is left
+    # is a tie of zeros, broken by item index
+    assert Evaluator(split, ks=(1,)).evaluate(model, part="test").metrics["hit@1"] < 0.5
+    assert both.evaluate(model, part="valid").metrics["hit@1"] == 1.0  # valid reads train only
+    # a model whose history scoring is not exact keeps scoring its training user
+    model.history_mode = "fold-in"
+    assert not both.reads_test_input(model)

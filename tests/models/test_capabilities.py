@@ -30,6 +30,8 @@ GRAPH |= {"num_threads": 1}
 MF = {"embedding_dim": 16, "epochs": 40, "batch_size": 32, "lr": 0.05, "progress": False, "seed": 3}
 TOWER = {"cache_dir": "none", "epochs": 25, "batch_size": 32, "embedding_dim": 16, "hidden": 32, "lr": 0.01}
 TOWER |= {"num_threads": 1, "n_negatives": 0, "progress": False}
+SEQ = {"embedding_dim": 16, "inner_size": 32, "dropout": 0.1, "lr": 0.01, "epochs": 40, "batch_size": 32}
+SEQ |= {"progress": False, "num_threads": 1}
 
 
 def _align(encoder: str) -> dict:
@@ -52,6 +54,9 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
     "simgcl": ("simgcl", lambda enc: create("simgcl", GRAPH | {"ssl_weight": 0.02})),
     "xsimgcl": ("xsimgcl", lambda enc: create("xsimgcl", GRAPH | {"ssl_weight": 0.02})),
     "byol-cf": ("byol-cf", lambda enc: create("byol-cf", GRAPH | {"epochs": 60, "momentum": 0.9})),
+    "sasrec": ("sasrec", lambda enc: create("sasrec", SEQ)),
+    "cl4srec": ("cl4srec", lambda enc: create("cl4srec", SEQ | {"ssl_weight": 0.1})),
+    "duorec": ("duorec", lambda enc: create("duorec", SEQ | {"ssl_weight": 0.1})),
 }
 
 NEW_ITEMS = pd.DataFrame(

@@ -188,21 +188,24 @@ def test_a_profile_serves_a_user_without_history(client):
     assert client.get("/v1/users/profiled/recommendations").json()["path"] == "history"
 
 
-@pytest.mark.parametrize("name", ["lightgcn", "xsimgcl"])
-def test_an_event_changes_a_graph_models_next_recommendations(tmp_path, name):
-    # The graph models inherit their fold-in; the server must see it and serve the new history.
+@pytest.mark.parametrize(
+    ("name", "mode"), [("lightgcn", "fold-in"), ("xsimgcl", "fold-in"), ("sasrec", "exact")]
+)
+def test_an_event_changes_an_embedding_models_next_recommendations(tmp_path, name, mode):
+    # The graph models inherit their fold-in; the server must see it and serve the new history. A
+    # sequential model reads the history in order, the event last.
     params = {"embedding_dim": 16, "epochs": 5, "progress": False, "num_threads": 1}
     folder = build_run(tmp_path / "run", {name: (name, params)})
     server = Server(folder, f"sqlite:///{tmp_path / 'events.db'}").start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as c:
-            assert c.get("/v1/health").json()["history_mode"] == "fold-in"
+            assert c.get("/v1/health").json()["history_mode"] == mode
             before = c.get("/v1/users/u7/recommendations", params={"k": 10}).json()
             assert before["path"] == "model"
             target = before["items"][-1]["item_id"]
             assert c.post("/v1/events", json={"user_id": "u7", "item_id": target}).json() == {"accepted": 1}
             after = c.get("/v1/users/u7/recommendations", params={"k": 10}).json()
-            assert after["path"] == "history" and after["history_mode"] == "fold-in"
+            assert after["path"] == "history" and after["history_mode"] == mode
             assert target not in ids(after)
             assert [x["score"] for x in after["items"]] != [x["score"] for x in before["items"]]
             fresh = c.post("/v1/events", json={"user_id": "newbie", "item_id": target})

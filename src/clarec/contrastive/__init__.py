@@ -2,7 +2,8 @@
 
 - losses: :class:`InfoNCELoss`, :class:`BYOLLoss` / :class:`BYOL`, :class:`BPRLoss` (and
   :class:`DotProductBPRLoss`, the same on dot products with a closed-form gradient),
-  :class:`LMAlignment` (CF ↔ language-model vectors); diagnostics
+  :class:`LMAlignment` (CF ↔ language-model vectors), :class:`CatalogueSoftmaxLoss` and
+  :class:`SampledBCELoss` (a query against the whole catalogue: next-item prediction); diagnostics
   :func:`alignment`, :func:`uniformity`;
 - temperatures: :class:`FixedTemperature`, :class:`LearnableTemperature`, :class:`ScheduledTemperature`;
 - multi-task weighting: :class:`FixedWeighting`, :class:`WarmupWeighting`, :class:`UncertaintyWeighting`;
@@ -30,6 +31,7 @@ from clarec.contrastive.augment import (
 )
 from clarec.contrastive.bpr import BPRLoss, DotProductBPRLoss
 from clarec.contrastive.byol import BYOL, BYOLLoss
+from clarec.contrastive.catalogue import CatalogueSoftmaxLoss, SampledBCELoss
 from clarec.contrastive.diagnostics import alignment, uniformity
 from clarec.contrastive.infonce import InfoNCELoss
 from clarec.contrastive.samplers import (
@@ -53,6 +55,7 @@ __all__ = [
     "DotProductBPRLoss",
     "BYOL",
     "BYOLLoss",
+    "CatalogueSoftmaxLoss",
     "Compose",
     "FieldDropout",
     "FieldShuffle",
@@ -68,6 +71,7 @@ __all__ = [
     "NoDuplicateBatchSampler",
     "PopularityNegativeSampler",
     "RandomSequenceAugment",
+    "SampledBCELoss",
     "ScheduledTemperature",
     "SequenceAugment",
     "SequenceCrop",

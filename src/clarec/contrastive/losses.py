@@ -1,6 +1,6 @@
 """All losses of :mod:`clarec.contrastive` in one namespace, one ``nn.Module`` per loss.
 
-Each loss lives in its own module (``infonce``, ``byol``, ``bpr``; diagnostics in ``diagnostics``) and
+Each loss lives in its own module (``infonce``, ``byol``, ``bpr``, ``catalogue``; diagnostics in ``diagnostics``) and
 takes its hyper-parameters in the constructor, keeping ``forward`` short, so models compose losses
 instead of re-writing them. ``from clarec.contrastive.losses import BPRLoss`` keeps working.
 """
@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from clarec.contrastive.bpr import BPRLoss
 from clarec.contrastive.byol import BYOL, BYOLLoss
+from clarec.contrastive.catalogue import CatalogueSoftmaxLoss, SampledBCELoss
 from clarec.contrastive.diagnostics import alignment, uniformity
 from clarec.contrastive.infonce import InfoNCELoss
 
-__all__ = ["BPRLoss", "BYOL", "BYOLLoss", "InfoNCELoss", "alignment", "uniformity"]
+__all__ = [
+    "BPRLoss",
+    "BYOL",
+    "BYOLLoss",
+    "CatalogueSoftmaxLoss",
+    "InfoNCELoss",
+    "SampledBCELoss",
+    "alignment",
+    "uniformity",
+]

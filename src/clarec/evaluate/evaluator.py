@@ -2,7 +2,15 @@
 
 For every user with at least one relevant item in the evaluated part, every item of the catalogue
 is scored, the user's training items (and validation items, when testing) are masked out, and the
-top ``max(ks)`` items are kept. Users are scored in chunks, so memory is bounded by
+top ``max(ks)`` items are kept.
+
+Next-item prediction (a leave-one-out split scored by a sequential model) has two conventions, and
+both are in use: history items **masked** (as above; the S3-Rec / ICLRec family's code) or **kept**
+as candidates (RecBole's default for sequential models: nothing is excluded), chosen by
+``history_items``. With ``test_input="train+valid"`` the validation item is part of the input when
+testing: a model that scores any history exactly (``history_mode == "exact"``: the sequential models,
+EASE, ItemKNN, ...) is scored by :meth:`~clarec.models.base.Recommender.score_histories` on the user's
+training and validation items in time order; other models keep scoring their training user. Users are scored in chunks, so memory is bounded by
 ``batch_size × n_items`` scores whatever the number of users. Metrics are then computed once over
 the whole ranking matrix (see :mod:`clarec.evaluate.metrics` and :mod:`clarec.evaluate.beyond`).
 """
@@ -16,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
@@ -26,6 +35,10 @@ from clarec.ranking import top_k
 
 #: Every metric base name the evaluator knows.
 ALL_METRICS = ACCURACY_METRICS + beyond.BEYOND_METRICS
+#: What happens to a user's history items in the ranking (see the module docstring).
+HISTORY_ITEMS = ("masked", "kept")
+#: What a model reads when the test part is scored.
+TEST_INPUTS = ("train", "train+valid")
 
 #: Default number of score cells (users × items) per chunk: 32M float32 = 128 MiB (670 users at
 #: 50k items). Measured on 2 cores (benchmarks/eval_speed.py): 3M to 64M cells are within ~20%,
@@ -251,6 +264,10 @@ class Evaluator:
             ``item_features`` is given).
         item_features: ``(n_items, d)`` dense or sparse item vectors for intra-list diversity.
         batch_size: users scored at once; default keeps a chunk near :data:`CHUNK_CELLS` scores.
+        history_items: ``"masked"`` (a user's training items, and validation items when testing,
+            are never recommended) or ``"kept"`` (every item is a candidate).
+        test_input: ``"train"`` (models score their training users) or ``"train+valid"`` (when
+            testing, models with exact history scoring read the training and validation items).
     """
 
     def __init__(
@@ -260,7 +277,16 @@ class Evaluator:
         metrics: Sequence[str] | None = None,
         item_features=None,
         batch_size: int | None = None,
+        history_items: str = "masked",
+        test_input: str = "train",
     ):
+        if history_items not in HISTORY_ITEMS:
+            raise ConfigError(f"history_items must be one of {HISTORY_ITEMS}, got {history_items!r}")
+        if test_input not in TEST_INPUTS:
+            raise ConfigError(f"test_input must be one of {TEST_INPUTS}, got {test_input!r}")
+        self.history_items = history_items
+        self.test_input = test_input
+        self._test_histories: list[np.ndarray] | None = None
         self.split = split
         self.ks = _checked_ks(ks)
         self.metrics = resolve_metrics(metrics, item_features is not None)
@@ -282,8 +308,9 @@ class Evaluator:
     def evaluate(self, model, part: str = "test", progress: bool = False) -> EvalResult:
         """Rank the whole catalogue for every user with a relevant item in ``part`` and score it.
 
-        Training items are excluded from each user's ranking, and validation items too when
-        ``part == "test"``. ``model.score(user_indices)`` must return ``(n, n_items)`` float scores.
+        With ``history_items="masked"`` training items are excluded from each user's ranking, and
+        validation items too when ``part == "test"``. ``model.score(user_indices)`` must return
+        ``(n, n_items)`` float scores (``score_histories`` for the test input ``"train+valid"``).
         """
         if part not in ("test", "valid"):
             raise ConfigError(f"part must be 'test' or 'valid', got {part!r}")
@@ -292,9 +319,13 @@ class Evaluator:
         users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int64)
         if len(users) == 0:
             raise ClarecError(f"no user has an interaction in the {part} part: nothing to evaluate")
-        excluded = self._train + self._valid if part == "test" else self._train
-        excluded = binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
-        topk = self.rank(model, users, excluded, progress=progress)
+        if self.history_items == "masked":
+            excluded = self._train + self._valid if part == "test" else self._train
+            excluded = binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
+        else:
+            excluded = sp.csr_matrix((len(users), self.n_items), dtype=np.float32)
+        histories = self.test_histories() if part == "test" and self.reads_test_input(model) else None
+        topk = self.rank(model, users, excluded, progress=progress, histories=histories)
         cold_items = np.asarray(getattr(self.split, "cold_items", []), dtype=np.int64)
         result = _score_rankings(
             topk,
@@ -312,19 +343,37 @@ class Evaluator:
         accuracy = [m for m in self.metrics if m in ACCURACY_METRICS]
         if accuracy and len(cold_items):
             result.segments["cold_only"] = self._cold_only(
-                model, relevant, excluded, users, cold_items, accuracy
+                model, relevant, excluded, users, cold_items, accuracy, histories
             )
         result.seconds = time.perf_counter() - start
         return result
 
-    def _cold_only(self, model, relevant, excluded, users, cold_items, accuracy) -> dict[str, float]:
+    def reads_test_input(self, model) -> bool:
+        """Whether ``model`` is scored from the training and validation items when testing."""
+        return (
+            self.test_input == "train+valid"
+            and bool(getattr(model, "supports_histories", False))
+            and getattr(model, "history_mode", None) == "exact"
+        )
+
+    def test_histories(self) -> list[np.ndarray]:
+        """Each user's training then validation items in time order (the test input)."""
+        if self._test_histories is None:
+            train, valid = self.split.train, self.split.valid
+            both = pd.concat([train.interactions, valid.interactions], ignore_index=True)
+            self._test_histories = train.with_interactions(both).user_histories()
+        return self._test_histories
+
+    def _cold_only(
+        self, model, relevant, excluded, users, cold_items, accuracy, histories=None
+    ) -> dict[str, float]:
         """The item cold-start protocol: rank only the cold items, for users with a relevant one."""
         cold = np.zeros(self.n_items, dtype=bool)
         cold[cold_items] = True
         rel = relevant[users]
         rel = binary_csr(rel.multiply(cold[None, :].astype(rel.dtype)))
         rows = np.flatnonzero(np.diff(rel.indptr))
-        topk = self.rank(model, users[rows], excluded[rows], allowed=cold)
+        topk = self.rank(model, users[rows], excluded[rows], allowed=cold, histories=histories)
         return _segment(per_user_metrics(topk, rel[rows], self.ks, accuracy))
 
     def rank(
@@ -334,18 +383,25 @@ class Evaluator:
         excluded: sp.csr_matrix,
         progress: bool = False,
         allowed: np.ndarray | None = None,
+        histories: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray:
         """Top ``max(ks)`` items per user (``-1`` where fewer items are eligible).
 
         ``excluded`` has one row per entry of ``users``; its items get ``-inf`` before the top-k, and
-        so do the items outside ``allowed`` (a boolean mask over items) when it is given.
+        so do the items outside ``allowed`` (a boolean mask over items) when it is given. With
+        ``histories`` (one item array per user index) the model scores ``histories[u]`` through
+        ``score_histories`` instead of training user ``u``.
         """
         kmax = self.ks[-1]
         out = np.full((len(users), min(kmax, self.n_items)), -1, dtype=np.int64)
         starts = range(0, len(users), self.batch_size)
         for lo in tqdm(starts, desc="evaluating", unit="chunk", disable=not progress):
             hi = min(lo + self.batch_size, len(users))
-            s = _owned_float32(model.score(users[lo:hi]))
+            chunk = users[lo:hi]
+            if histories is None:
+                s = _owned_float32(model.score(chunk))
+            else:
+                s = _owned_float32(model.score_histories([histories[u] for u in chunk]))
             if s.shape != (hi - lo, self.n_items):
                 raise ClarecError(
                     f"model scores have shape {s.shape}, expected {(hi - lo, self.n_items)}: "

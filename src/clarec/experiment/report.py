@@ -20,8 +20,11 @@ def _columns(results: dict[str, Any], ks: list[int]) -> list[str]:
     return [c for c in wanted if c in first]
 
 
-def _cell(r: dict, col: str, segment: str | None = None) -> str:
-    if segment is None:
+def _cell(r: dict, col: str, segment: str | None = None, convention: str | None = None) -> str:
+    if convention is not None:
+        value = r.get("conventions", {}).get(convention, {}).get("test", {}).get(col)
+        std = r.get("conventions_std", {}).get(convention, {}).get("test", {}).get(col)
+    elif segment is None:
         value, std = r["test"].get(col), r.get("std", {}).get("test", {}).get(col)
     else:
         value = r.get("segments", {}).get(segment, {}).get(col)
@@ -29,6 +32,16 @@ def _cell(r: dict, col: str, segment: str | None = None) -> str:
     if value is None:
         return ""
     return f"{value:.4f} ± {std:.4f}" if std is not None else f"{value:.4f}"
+
+
+def _table(results: dict[str, Any], cols: list[str], cell, fit: bool) -> str:
+    """One row per model: ``cell(result, column)`` per column, then the fit seconds when ``fit``."""
+    head = ["model", *cols, *(["fit s"] if fit else [])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for name, r in results.items():
+        cells = [name, *(cell(r, c) for c in cols), *([f"{r['fit_seconds']:.1f}"] if fit else [])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def segments_table(results: dict[str, Any], ks: list[int]) -> str:
@@ -58,19 +71,22 @@ def results_table(
     if ks is None:
         ks = list(cfg.evaluation.ks) if cfg is not None else [10, 20]
     cols = _columns(results, ks)
-    head = ["model", *cols, "fit s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for name, r in results.items():
-        lines.append(
-            "| " + " | ".join([name, *(_cell(r, c) for c in cols), f"{r['fit_seconds']:.1f}"]) + " |"
-        )
-    text = "\n".join(lines) + "\n"
+    text = _table(results, cols, lambda r, c: _cell(r, c), fit=True)
+    for convention in next(iter(results.values())).get("conventions", {}):
+        table = _table(results, cols, lambda r, c, conv=convention: _cell(r, c, convention=conv), fit=False)
+        text += f"\nHistory items {convention}:\n\n{table}"
     segments = segments_table(results, ks)
     if segments:
         text += "\n" + segments
     if cfg is not None:
         seeds = next(iter(results.values())).get("seeds")
         note = f"Test split; full ranking over all items; seeds: {seeds if seeds else [cfg.seed]}."
+        ev = cfg.evaluation
+        if ev.history_items != ["masked"] or ev.test_input != "train":
+            note += f" History items {ev.history_items[0]} (main table)"
+            if ev.test_input == "train+valid":
+                note += "; models that score a history exactly read the validation item when tested"
+            note += "."
         text = f"# {cfg.name}\n\n{note}\n\n{text}"
     if command_note:
         text += f"\nCommand: `{command_note}`\n"

@@ -143,14 +143,10 @@ def _aggregate(per_seed: list[dict]) -> dict:
     if len(per_seed) == 1:
         return per_seed[0]
     out: dict[str, Any] = {}
-    for part in ("valid", "test"):
-        keys = per_seed[0][part].keys()
-        out[part] = {k: float(np.mean([r[part][k] for r in per_seed])) for k in keys}
+    parts = [{part: r[part] for part in ("valid", "test")} for r in per_seed]
+    out |= _mean_parts(parts)
     out["fit_seconds"] = float(np.mean([r["fit_seconds"] for r in per_seed]))
-    out["std"] = {
-        part: {k: float(np.std([r[part][k] for r in per_seed], ddof=1)) for k in per_seed[0][part]}
-        for part in ("valid", "test")
-    }
+    out["std"] = _mean_parts(parts, np.std)
     # Segments (cold items, activity quartiles) averaged over the seeds that have them all.
     segs = [r.get("segments", {}) for r in per_seed]
     names = [n for n in segs[0] if all(n in s for s in segs)]
@@ -158,11 +154,25 @@ def _aggregate(per_seed: list[dict]) -> dict:
     out["segments_std"] = {
         n: {k: float(np.std([s[n][k] for s in segs], ddof=1)) for k in segs[0][n]} for n in names
     }
+    if "conventions" in per_seed[0]:
+        convs = [r["conventions"] for r in per_seed]
+        out["conventions"] = {c: _mean_parts([v[c] for v in convs]) for c in convs[0]}
+        out["conventions_std"] = {c: _mean_parts([v[c] for v in convs], np.std) for c in convs[0]}
     out["seeds"] = [r["seed"] for r in per_seed]
     out["per_seed"] = [
-        {k: r[k] for k in ("seed", "valid", "test", "segments", "fit_seconds") if k in r} for r in per_seed
+        {k: r[k] for k in ("seed", "valid", "test", "segments", "conventions", "fit_seconds") if k in r}
+        for r in per_seed
     ]
     return out
+
+
+def _mean_parts(runs: list[dict], stat=np.mean) -> dict:
+    """``stat`` over runs of each metric of each part (``{"valid": {...}, "test": {...}}``)."""
+    kwargs = {"ddof": 1} if stat is np.std else {}
+    return {
+        part: {k: float(stat([r[part][k] for r in runs], **kwargs)) for k in runs[0][part]}
+        for part in runs[0]
+    }
 
 
 def run_experiment(
@@ -219,13 +229,20 @@ def _run(
     split.save(out / "split")
 
     ev = cfg.evaluation
-    evaluator = Evaluator(
-        split,
-        ks=ev.ks,
-        metrics=ev.metrics,
-        item_features=item_features(split.train),
-        batch_size=ev.batch_size,
-    )
+    features = item_features(split.train)
+    evaluators = {
+        convention: Evaluator(
+            split,
+            ks=ev.ks,
+            metrics=ev.metrics,
+            item_features=features,
+            batch_size=ev.batch_size,
+            history_items=convention,
+            test_input=ev.test_input,
+        )
+        for convention in ev.history_items
+    }
+    evaluator = evaluators[ev.history_items[0]]
     results: dict[str, Any] = {}
     for model_cfg in cfg.models:
         per_seed = []
@@ -262,6 +279,13 @@ def _run(
                     "eval_seconds": test_res.seconds,
                 }
             )
+            other = {
+                convention: {part: e.evaluate(model, part=part).metrics for part in ("valid", "test")}
+                for convention, e in evaluators.items()
+                if e is not evaluator
+            }
+            if other:
+                per_seed[-1]["conventions"] = other
             if save_models and s == 0:
                 model.save(out / "models" / model_cfg.key)
         results[model_cfg.key] = _aggregate(per_seed)

@@ -1,0 +1,314 @@
+"""What every sequential recommender shares: ordered histories in, the next item out.
+
+A user's state is a causal self-attention encoder's output after the last item of their history
+(oldest first); an item's score is its inner product with that state, so a sequential model is an
+:class:`~clarec.models.embedding.EmbeddingModel`: ``user_vecs`` are the states after each user's
+training history, ``item_vecs`` the item table, and :meth:`score_histories` runs the encoder on any
+ordered history (the server's live events, the test input of the next-item protocol, which includes
+the validation item — see :class:`~clarec.evaluate.Evaluator`'s ``test_input``).
+
+Training (SASRec, Kang and McAuley 2018): every item of a training sequence after the first is a
+target predicted from the items before it. A sequence longer than ``max_len + 1`` is cut into
+windows from its end, so every target is used once. Sequences of similar length are batched together
+(within groups of 16 batches drawn at random each epoch) and a batch is padded only to its longest
+sequence. The loss against the catalogue is :class:`~clarec.contrastive.CatalogueSoftmaxLoss`
+(``loss: ce``, the default) or :class:`~clarec.contrastive.SampledBCELoss` (``loss: bce``); models
+add their own terms through :meth:`SequentialRecommender._extra_loss`
+(:class:`ContrastiveSequential` gives them the InfoNCE settings).
+
+Positions count back from the last item (the most recent item always has position ``max_len - 1``),
+so a history's state does not depend on how much padding its batch needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from clarec.contrastive.catalogue import CatalogueSoftmaxLoss, SampledBCELoss
+from clarec.contrastive.infonce import InfoNCELoss
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models.embedding import EmbeddingModel
+from clarec.models.params import param
+from clarec.models.torch_base import TorchRecommender
+
+#: Batches whose sequences are sorted by length together (a group is drawn at random each epoch).
+BUCKET_BATCHES = 16
+#: Histories encoded at once outside training.
+ENCODE_BATCH = 512
+
+
+def left_pad(sequences: Sequence[np.ndarray], max_len: int) -> np.ndarray:
+    """``(n, L)`` int64 matrix of each sequence's last ``max_len`` item indices shifted by one (0 is
+    padding), right-aligned; ``L`` is the longest kept length (at least 1)."""
+    width = max(1, min(max_len, max((len(s) for s in sequences), default=1)))
+    out = np.zeros((len(sequences), width), dtype=np.int64)
+    for r, s in enumerate(sequences):
+        s = np.asarray(s, dtype=np.int64)[-width:]
+        if len(s):
+            out[r, width - len(s) :] = s + 1
+    return out
+
+
+def training_windows(histories: Sequence[np.ndarray], max_len: int) -> list[np.ndarray]:
+    """Each history of at least two items as windows of up to ``max_len + 1`` items, cut from its end
+    every ``max_len`` items: every item after a history's first is a target in exactly one window."""
+    windows = []
+    for h in histories:
+        end = len(h)
+        while end >= 2:
+            windows.append(np.asarray(h[max(0, end - max_len - 1) : end], dtype=np.int64))
+            end -= max_len
+    return windows
+
+
+class SequenceEncoder(nn.Module):
+    """Item and position embeddings, then causal Transformer layers (post-norm, GELU, as BERT and
+    RecBole's SASRec); ``forward`` returns the state after every position ``(B, L, d)``."""
+
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        max_len: int,
+        n_layers: int,
+        n_heads: int,
+        inner_size: int,
+        dropout: float,
+        init_std: float,
+        generator: torch.Generator,
+        extra_tokens: int = 0,
+    ):
+        super().__init__()
+        self.max_len = max_len
+        self.n_heads = n_heads
+        self.n_items = n_items
+        # row 0 pads; rows 1..n_items are the items; then ``extra_tokens`` rows (e.g. a mask token)
+        self.items = nn.Embedding(n_items + 1 + extra_tokens, dim, padding_idx=0)
+        self.positions = nn.Embedding(max_len, dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
+            dim, n_heads, inner_size, dropout, activation="gelu", batch_first=True, layer_norm_eps=1e-12
+        )
+        self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        for name, p in self.named_parameters():
+            if p.dim() > 1:
+                nn.init.normal_(p, 0.0, init_std, generator=generator)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+
+    def item_table(self) -> torch.Tensor:
+        """The item embeddings ``(n_items, d)`` (row ``i`` is item index ``i``)."""
+        return self.items.weight[1 : self.n_items + 1]
+
+    def embed(self, seq: torch.Tensor) -> torch.Tensor:
+        """Input vectors of padded sequences (item + position); text models override the item part."""
+        length = seq.shape[1]
+        pos = torch.arange(self.max_len - length, self.max_len, device=seq.device)
+        return self.items(seq) + self.positions(pos)[None]
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        length = seq.shape[1]
+        x = self.drop(self.norm(self.embed(seq)))
+        pad = seq == 0
+        blocked = torch.triu(torch.ones(length, length, dtype=torch.bool, device=seq.device), 1)
+        blocked = blocked[None] | pad[:, None, :]
+        # a padding position sees itself, so no row of the attention is empty (its output is unused)
+        blocked &= ~torch.eye(length, dtype=torch.bool, device=seq.device)[None]
+        return self.layers(x, mask=blocked.repeat_interleave(self.n_heads, dim=0))
+
+    def last(self, seq: torch.Tensor) -> torch.Tensor:
+        """The state after each sequence's last item ``(B, d)``."""
+        return self.forward(seq)[:, -1]
+
+
+class SequentialRecommender(EmbeddingModel, TorchRecommender):
+    """Base of the sequential models (``sasrec`` and the contrastive ones built on it).
+
+    Hyper-parameters:
+        embedding_dim: size of item vectors and states.
+        max_len: most recent items a state reads.
+        n_layers, n_heads: Transformer layers and attention heads.
+        inner_size: width of each layer's feed-forward part.
+        dropout: dropout on embeddings, attention and feed-forward outputs.
+        init_std: standard deviation of the normal initialisation.
+        loss: ``ce`` (softmax over every item) or ``bce`` (positive and ``n_negatives`` uniformly
+            sampled negatives per target).
+        n_negatives: negatives per target with ``loss: bce``.
+        lr, weight_decay: Adam.
+
+    Training settings (``epochs`` 200, ``batch_size`` 256 sequences): see
+    :class:`~clarec.models.torch_base.TorchRecommender`.
+    """
+
+    supports_histories = True
+    history_mode = "exact"
+
+    embedding_dim = param(64, ge=1)
+    max_len = param(50, ge=1)
+    n_layers = param(2, ge=1)
+    n_heads = param(2, ge=1)
+    inner_size = param(256, ge=1)
+    dropout = param(0.5, ge=0, lt=1)
+    init_std = param(0.02, gt=0)
+    loss = param("ce", choices=("ce", "bce"))
+    n_negatives = param(1, ge=1)
+    lr = param(1e-3, gt=0)
+    weight_decay = param(0.0, ge=0)
+    epochs = TorchRecommender.epochs.with_default(200)
+
+    def _check_params(self) -> None:
+        if self.embedding_dim % self.n_heads:
+            raise ConfigError(
+                f"{self.name}: embedding_dim ({self.embedding_dim}) must be a multiple of n_heads ({self.n_heads})"
+            )
+
+    # ------------------------------------------------------------------ model
+    #: embedding rows after the items (a mask token for the models that mask items)
+    extra_tokens = 0
+
+    def _build_module(self, generator: torch.Generator) -> SequenceEncoder:
+        return SequenceEncoder(
+            self.n_items,
+            self.embedding_dim,
+            self.max_len,
+            self.n_layers,
+            self.n_heads,
+            self.inner_size,
+            self.dropout,
+            self.init_std,
+            generator,
+            self.extra_tokens,
+        )
+
+    def _extra_loss(self, rows: np.ndarray, seq: torch.Tensor, states: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the next-item loss of a batch (contrastive models); ``None``: none.
+
+        ``rows`` are the batch's indices into ``self._windows`` (the training windows, set during
+        ``fit`` with ``self._rng``, the model's NumPy generator), ``seq`` the padded batch ``(B, L + 1)``
+        (the inputs, then the last target), ``states`` the states ``(B, L, d)`` after every input.
+        """
+        return None
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        histories = train.user_histories()
+        windows = training_windows(histories, self.max_len)
+        rng, gen = self._generators()
+        self._windows, self._rng = windows, rng
+        self.module_ = self._build_module(gen)
+        lengths = np.array([len(w) for w in windows])
+        catalogue = CatalogueSoftmaxLoss() if self.loss == "ce" else None
+        bce = SampledBCELoss() if self.loss == "bce" else None
+
+        def batches(epoch: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+            order = rng.permutation(len(windows))
+            group = self.batch_size * BUCKET_BATCHES
+            chunks = []
+            for start in range(0, len(order), group):
+                part = order[start : start + group]
+                part = part[np.argsort(lengths[part], kind="stable")]
+                chunks += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+            for c in rng.permutation(len(chunks)):
+                yield chunks[c], torch.from_numpy(left_pad([windows[i] for i in chunks[c]], self.max_len + 1))
+
+        def loss_fn(batch: tuple[np.ndarray, torch.Tensor]) -> torch.Tensor:
+            rows, seq = batch
+            inputs, targets = seq[:, :-1], seq[:, 1:]
+            states = self.module_(inputs)
+            keep = (inputs > 0) & (targets > 0)  # a sequence's first item has nothing before it
+            queries, y = states[keep], targets[keep] - 1
+            table = self.module_.item_table()
+            if catalogue is not None:
+                loss = catalogue(queries, table, y)
+            else:
+                neg = torch.randint(0, self.n_items, (len(y), self.n_negatives), generator=gen)
+                loss = bce((queries * table[y]).sum(-1), torch.einsum("nd,nkd->nk", queries, table[neg]))
+            extra = self._extra_loss(rows, seq, states)
+            return loss if extra is None else loss + extra
+
+        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        validator = self._validator(valid)
+        validate = None
+        if validator is not None:
+
+            def validate() -> float:
+                table = self.module_.item_table()
+                return validator(
+                    lambda users: (self._encode([histories[u] for u in users]) @ table.T).numpy()
+                )
+
+        try:
+            self._train(self.module_, batches, loss_fn, optimizer, validate)
+        finally:
+            del self._windows, self._rng
+        self.module_.eval()
+        with torch.no_grad():
+            self.item_vecs = self.module_.item_table().numpy().astype(np.float32, copy=True)
+        self.user_vecs = self._encode(histories).numpy().astype(np.float32, copy=True)
+
+    def _encode(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """States after each history ``(n, d)``, module in eval mode; zero for an empty history."""
+        out = torch.zeros(len(histories), self.embedding_dim)
+        nonempty = np.flatnonzero([len(h) > 0 for h in histories])
+        training = self.module_.training
+        self.module_.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, len(nonempty), ENCODE_BATCH):
+                    rows = nonempty[start : start + ENCODE_BATCH]
+                    seq = torch.from_numpy(left_pad([histories[r] for r in rows], self.max_len))
+                    out[torch.from_numpy(rows)] = self.module_.last(seq)
+        finally:
+            self.module_.train(training)
+        return out
+
+    # ------------------------------------------------------------------ scoring
+    def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The encoder's state after each (checked) history, oldest item first."""
+        return self._encode(self._check_histories(histories)).numpy().astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        module = {f"module.{k}": v.detach().numpy() for k, v in self.module_.state_dict().items()}
+        return {**self._vector_state(), **module}
+
+    def _set_state(self, state: dict) -> None:
+        self._set_vector_state(state)
+        self.module_ = self._build_module(torch.Generator().manual_seed(self.seed))
+        weights = {
+            k[len("module.") :]: torch.from_numpy(np.array(v))
+            for k, v in state.items()
+            if k.startswith("module.")
+        }
+        self.module_.load_state_dict(weights)
+        self.module_.eval()
+
+
+class ContrastiveSequential(SequentialRecommender):
+    """A sequential model with a contrastive term between two encodings of each training sequence
+    (``cl4srec``, ``duorec``): :class:`~clarec.contrastive.InfoNCELoss` with in-batch negatives in
+    both directions, added with weight ``ssl_weight``.
+
+    Hyper-parameters (besides :class:`SequentialRecommender`'s):
+        ssl_weight: weight of the contrastive term.
+        ssl_temperature: InfoNCE temperature.
+        ssl_similarity: ``dot`` (as CL4SRec and DuoRec) or ``cos``.
+    """
+
+    ssl_weight = param(0.1, ge=0)
+    ssl_temperature = param(1.0, gt=0)
+    ssl_similarity = param("dot", choices=("dot", "cos"))
+
+    def _contrast(self, a: torch.Tensor, b: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``ssl_weight`` × InfoNCE between rows of ``a`` and ``b``; rows with equal ``ids`` are not
+        each other's negatives."""
+        loss = InfoNCELoss(self.ssl_temperature, symmetric=True, normalize=self.ssl_similarity == "cos")
+        return self.ssl_weight * loss(a, b, query_ids=ids, positive_ids=ids)

@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/run_config.py configs/ml-100k.yaml benchmarks/results/ml-100k.md [--seeds 3] [--set k=v]
+        [--models ease,bpr]
 
 The result file names the command, the machine and the data root, then the table (test split,
 mean ± std over seeds), validation NDCG, and fit seconds.
@@ -27,10 +28,13 @@ def main() -> None:
     ap.add_argument("result_md")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--models", default=None, help="run only these models of the config (comma-separated)")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary folder)")
     args = ap.parse_args()
 
     cfg = load_config(args.config, args.overrides)
+    if args.models:
+        cfg = cfg.only(args.models.split(","))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="clarec-bench-"))
     t0 = time.perf_counter()
     results = run_experiment(cfg, out, seeds=args.seeds)

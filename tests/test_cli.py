@@ -69,6 +69,16 @@ def test_run_with_seeds_reports_mean_and_std(tmp_path, split_dir):
     assert r["std"]["test"]["ndcg@10"] >= 0.0
 
 
+def test_run_only_some_models(tmp_path, split_dir, capsys):
+    cfg = write_config(
+        tmp_path, split_dir, models="[{name: popularity}, {name: ease, label: e}, {name: itemknn}]"
+    )
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--models", "itemknn, e"]) == 0
+    assert list(json.loads((tmp_path / "run" / "results.json").read_text())) == ["e", "itemknn"]
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r2"), "--models", "ease"]) == 2
+    assert "--models: ['ease'] not in the config" in capsys.readouterr().err
+
+
 def test_bad_config_is_one_line(tmp_path, split_dir, capsys):
     cfg = write_config(tmp_path, split_dir, models="[{name: nosuchmodel}]")
     assert main(["run", str(cfg), "--out", str(tmp_path / "r")]) == 2

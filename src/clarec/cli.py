@@ -50,6 +50,7 @@ def run(
     out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>-<time>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Repeat every model with seeds seed, seed+1, ..."),
+    models: str | None = typer.Option(None, "--models", help="Run only these models (comma-separated)."),
 ) -> None:
     """Run an experiment: data → split → fit each model → evaluate → comparison table."""
     from clarec.config import load_config
@@ -59,6 +60,8 @@ def run(
     if ctx.args:
         raise ClarecError(f"unexpected argument(s): {' '.join(ctx.args)}")
     cfg = load_config(config, set_)
+    if models:
+        cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
     results = run_experiment(cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True))

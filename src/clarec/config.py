@@ -129,6 +129,14 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"model names must be unique (give a 'label' to tell them apart): {dup}")
         return self
 
+    def only(self, keys: list[str]) -> ExperimentConfig:
+        """The same experiment with only the models named ``keys`` (their labels), in config order."""
+        known = [m.key for m in self.models]
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ConfigError(f"--models: {unknown} not in the config (its models: {known})")
+        return self.model_copy(update={"models": [m for m in self.models if m.key in keys]})
+
 
 def _set_path(tree: dict, dotted: str, value: Any) -> None:
     """Set ``a.b.0.c`` in a nested dict/list structure, creating dicts where missing."""

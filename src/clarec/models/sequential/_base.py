@@ -255,9 +255,12 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         self.user_vecs = self._encode(histories).numpy().astype(np.float32, copy=True)
 
     def _encode(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        """States after each history ``(n, d)``, module in eval mode; zero for an empty history."""
+        """States after each history ``(n, d)``, module in eval mode; zero for an empty history.
+        Histories are encoded in batches of similar lengths."""
         out = torch.zeros(len(histories), self.embedding_dim)
-        nonempty = np.flatnonzero([len(h) > 0 for h in histories])
+        lengths = np.array([min(len(h), self.max_len) for h in histories], dtype=np.int64)
+        # shortest first, so a batch is padded only to lengths close to its own
+        nonempty = np.argsort(lengths, kind="stable")[np.count_nonzero(lengths == 0) :]
         training = self.module_.training
         self.module_.eval()
         try:

@@ -81,12 +81,15 @@ def evaluate(
     recs: Path = typer.Option(..., "--recs", help="TSV user_id<TAB>item_id<TAB>rank."),
     k: list[int] = typer.Option([10, 20], "--k", help="Cut-offs, e.g. --k 10 20."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    history_items: str = typer.Option(
+        "kept", "--history-items", help="kept: lists as given; masked: remove train+valid items first."
+    ),
 ) -> None:
     """Score an external recommendation file against a split folder with clarec's metrics."""
     from clarec.evaluate.external import evaluate_recommendation_file
 
     ks = _ks(k, ctx.args)
-    metrics = evaluate_recommendation_file(split, recs, ks=ks)
+    metrics = evaluate_recommendation_file(split, recs, ks=ks, history_items=history_items)
     text = json.dumps(metrics, indent=2)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

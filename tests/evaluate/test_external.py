@@ -95,3 +95,29 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "bin.tsv").write_bytes(b"a\t\xff\t1\n")
     with pytest.raises(DataError, match="UTF-8"):
         evaluate_recommendation_file(split, tmp_path / "bin.tsv")
+
+
+def test_masked_history_items_leave_the_list_and_the_rest_moves_up(tmp_path):
+    split = write_split(tmp_path / "split")
+    # a: x1, x2 are training items: masked, x3 (rank 3 as given) becomes rank 1; b: x3 is b's
+    # validation item, masked too, so x1 moves to rank 1
+    recs = write(
+        tmp_path / "recs.tsv", "a\tx1\t1\na\tx2\t2\na\tx3\t3\na\tx4\t4\nb\tx3\t1\nb\tx1\t2\nb\tx2\t3\n"
+    )
+    kept = evaluate_recommendation_file(split, recs, ks=(1, 2))
+    masked = evaluate_recommendation_file(split, recs, ks=(1, 2), history_items="masked")
+    assert kept["hit@2"] == pytest.approx(0.5) and kept["hit@1"] == 0.0
+    assert masked["hit@1"] == 1.0 and masked["recall@2"] == 1.0
+    with pytest.raises(Exception, match="history_items"):
+        evaluate_recommendation_file(split, recs, history_items="hidden")
+
+
+def test_mask_history_keeps_order_and_pads():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from clarec.evaluate.external import mask_history
+
+    history = sp.csr_matrix(np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
+    got = mask_history(np.array([[1, 4, 3, 0], [2, -1, -1, -1]]), history)
+    np.testing.assert_array_equal(got, [[4, 0, -1, -1], [2, -1, -1, -1]])

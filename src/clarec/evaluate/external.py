@@ -6,6 +6,11 @@ optional and blank lines are ignored. It is scored against a predefined split fo
 :func:`clarec.data.split.load_predefined_split`) exactly as given: nothing is excluded, so training
 items in a list simply count as non-relevant. Users of the test part without any line get empty
 lists (they score 0 and stay in the averages).
+
+Next-item lists can be scored under either convention of :class:`~clarec.evaluate.Evaluator`:
+``history_items="kept"`` scores them as given; ``"masked"`` first removes each user's training and
+validation items from their list (the items below move up), as clarec masks them in its own
+rankings, so a list written with history items kept can be scored both ways (give it enough items).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from clarec.errors import ClarecError, DataError
-from clarec.evaluate.evaluator import evaluate_rankings
+from clarec.evaluate.evaluator import HISTORY_ITEMS, evaluate_rankings
 from clarec.evaluate.metrics import check_ks
 
 HEADER = ["user_id", "item_id", "rank"]
@@ -36,10 +42,11 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(path, f"cannot read file: {e.strerror}") from None
 
 
-def read_recommendations(path: str | Path, split: Any, kmax: int, strict: bool = True) -> np.ndarray:
+def read_recommendations(path: str | Path, split: Any, kmax: int | None, strict: bool = True) -> np.ndarray:
     """Read a recommendation file into a ``(n_users, kmax)`` ranking matrix (``-1`` = empty).
 
-    A line of rank ``r`` fills slot ``r`` of its user's list; ranks above ``kmax`` are dropped and a
+    A line of rank ``r`` fills slot ``r`` of its user's list; ranks above ``kmax`` are dropped
+    (``None``: the deepest rank in the file sets the width) and a
     missing rank leaves an empty slot. Raises :class:`DataError` (with the line) for a malformed
     line, a rank that is not a positive integer, a rank or an item given twice for one user, and —
     when ``strict`` — an id unknown to the split; with ``strict=False`` lines with unknown ids are
@@ -103,10 +110,27 @@ def read_recommendations(path: str | Path, split: Any, kmax: int, strict: bool =
                 f"{what} {value!r} given twice for user {split.train.user_ids[users[i]]!r}",
                 line=int(line_no[i]),
             )
+    if kmax is None:
+        kmax = int(rank.max()) if len(rank) else 1
     topk = np.full((split.train.n_users, kmax), -1, dtype=np.int64)
     inside = rank <= kmax
     topk[users[inside], rank[inside] - 1] = items[inside]
     return topk
+
+
+def mask_history(topk: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    """``topk`` without each row's items in ``history`` (same rows), the remaining items moved up
+    and ``-1`` filling the end of each list."""
+    topk = np.asarray(topk, dtype=np.int64)
+    rows = np.broadcast_to(np.arange(len(topk))[:, None], topk.shape)
+    filled = topk >= 0
+    drop = np.zeros(topk.shape, dtype=bool)
+    drop[filled] = np.asarray(history[rows[filled], topk[filled]]).ravel() > 0
+    drop |= ~filled
+    order = np.argsort(drop, axis=1, kind="stable")  # kept items first, in their order
+    out = np.take_along_axis(topk, order, axis=1)
+    out[np.take_along_axis(drop, order, axis=1)] = -1
+    return out
 
 
 def evaluate_recommendation_file(
@@ -115,21 +139,32 @@ def evaluate_recommendation_file(
     ks: Sequence[int] = (10, 20),
     strict: bool = True,
     metrics: Sequence[str] | None = None,
+    history_items: str = "kept",
 ) -> dict[str, float]:
     """Metrics of a recommendation file against the test part of a split folder.
 
     Returns a flat JSON-ready dict, e.g. ``{"recall@20": 0.21, "ndcg@20": 0.18, ...}``: the accuracy
     metrics plus coverage, novelty, average popularity and Gini (popularity from the training
-    part). This is the function the command line calls.
+    part). ``history_items``: ``"kept"`` (lists as given) or ``"masked"`` (training and validation
+    items removed from each list first). This is the function the command line calls.
     """
     from clarec.data.split import load_predefined_split
 
+    if history_items not in HISTORY_ITEMS:
+        raise ClarecError(f"history_items must be one of {HISTORY_ITEMS}, got {history_items!r}")
     try:
         ks = check_ks(ks)
     except ValueError as e:
         raise ClarecError(str(e)) from None
     split = load_predefined_split(split_dir)
-    topk = read_recommendations(recs_file, split, ks[-1], strict=strict)
+    if history_items == "kept":
+        topk = read_recommendations(recs_file, split, ks[-1], strict=strict)
+    else:  # the whole list: it is cut at the deepest K only once the history items are gone
+        topk = mask_history(
+            read_recommendations(recs_file, split, None, strict=strict),
+            split.train.to_csr() + split.valid.to_csr(),
+        )
+        topk = np.pad(topk, ((0, 0), (0, max(0, ks[-1] - topk.shape[1]))), constant_values=-1)[:, : ks[-1]]
     result = evaluate_rankings(
         topk,
         split.test.to_csr(),

@@ -32,7 +32,73 @@ import torch
 
 # RecBole core models covered; SimGCL / XSimGCL live in recbole-gnn, which is not installed.
 GRAPH_MODELS = {"LightGCN", "SGL", "NGCF"}
-MODELS = {"BPR"} | GRAPH_MODELS
+SEQUENTIAL_MODELS = {"SASRec"}
+MODELS = {"BPR"} | GRAPH_MODELS | SEQUENTIAL_MODELS
+
+
+def read_sequences(split: Path) -> dict[str, dict[str, list[str]]]:
+    """Each part's items per user in time order (file order for ties), from a clarec split folder."""
+    parts: dict[str, dict[str, list[str]]] = {}
+    for part in ("train", "valid", "test"):
+        with (split / f"{part}.tsv").open(newline="") as fh:
+            reader = csv.reader(fh, delimiter="\t")
+            header = next(reader)
+            if header[:3] != ["user_id", "item_id", "timestamp"]:
+                raise SystemExit(f"{split / part}.tsv: a sequential model needs user_id, item_id, timestamp")
+            rows = sorted(
+                ((u, float(t), n, i) for n, (u, i, t, *_) in enumerate(reader)),
+                key=lambda r: (r[0], r[1], r[2]),
+            )
+        seqs: dict[str, list[str]] = {}
+        for u, _, _, i in rows:
+            seqs.setdefault(u, []).append(i)
+        parts[part] = seqs
+    return parts
+
+
+def write_sequence_atomic(parts: dict, folder: Path, name: str, max_len: int) -> dict[str, int]:
+    """RecBole's pre-split sequential files: ``user_id, item_id_list, item_id`` rows. Train: every
+    prefix of each training sequence → its next item (RecBole's own augmentation); valid: the
+    training sequence → the validation item; test: training + validation → the test item; inputs
+    cut to the last ``max_len`` items."""
+    counts = {}
+    for part in ("train", "valid", "test"):
+        rows = []
+        for u, seq in parts["train"].items():
+            if part == "train":
+                rows += [(u, seq[max(0, t - max_len) : t], seq[t]) for t in range(1, len(seq))]
+            else:
+                history = seq + (parts["valid"].get(u, []) if part == "test" else [])
+                rows += [(u, history[-max_len:], item) for item in parts[part].get(u, [])]
+        with (folder / f"{name}.{part}.inter").open("w") as fh:
+            fh.write("user_id:token\titem_id_list:token_seq\titem_id:token\n")
+            fh.writelines(f"{u}\t{' '.join(h)}\t{i}\n" for u, h, i in rows)
+        counts[part] = len(rows)
+    return counts
+
+
+def sequential_top_k(model, test_data, depth: dict[str, int], k: int) -> list[tuple[str, list[str]]]:
+    """Each test user's top ``k + depth[user]`` items from the whole catalogue (history items kept,
+    RecBole's sequential default), so the list stays ``k`` long once ``clarec evaluate --history-items
+    masked`` has removed the user's ``depth[user]`` history items."""
+    dataset = test_data._dataset
+    uid_field, iid_field = dataset.uid_field, dataset.iid_field
+    users, items = dataset.field2id_token[uid_field], dataset.field2id_token[iid_field]
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for batch in test_data:
+            interaction = batch[0]
+            scores = model.full_sort_predict(interaction).view(len(interaction), -1).clone()
+            scores[:, 0] = -torch.inf  # [PAD]
+            tokens = [users[u] for u in interaction[uid_field].numpy()]
+            width = min(scores.shape[1] - 1, k + max(depth.get(t, 0) for t in tokens))
+            top = torch.topk(scores, width, dim=1).indices.numpy()
+            out += [
+                (t, [items[i] for i in row[: k + depth.get(t, 0)]])
+                for t, row in zip(tokens, top, strict=True)
+            ]
+    return out
 
 
 def write_atomic(src: Path, dst: Path) -> int:
@@ -83,6 +149,27 @@ def top_k(model, dataset, histories, users: np.ndarray, k: int, batch: int = 256
     return out
 
 
+def write_general_recs(args, dataset, train_data, valid_data, test_data, trainer) -> np.ndarray:
+    """Top-k lists of a general model, each user's train + valid items excluded (internal ids)."""
+    uid_field, iid_field = dataset.uid_field, dataset.iid_field
+    histories: dict[int, list[int]] = {}
+    for part in (train_data._dataset, valid_data._dataset):
+        for u, i in zip(part.inter_feat[uid_field].numpy(), part.inter_feat[iid_field].numpy(), strict=True):
+            histories.setdefault(int(u), []).append(int(i))
+    hist_t = {u: torch.as_tensor(v, dtype=torch.int64) for u, v in histories.items()}
+    test_users = np.unique(test_data._dataset.inter_feat[uid_field].numpy())
+    recs = top_k(trainer.model, dataset, hist_t, test_users, args.k)
+    user_tokens = dataset.field2id_token[uid_field]
+    item_tokens = dataset.field2id_token[iid_field]
+    with (args.out / "recs.tsv").open("w", newline="") as fh:
+        fh.write("user_id\titem_id\trank\n")
+        for uid, items in zip(test_users, recs, strict=True):
+            for rank, iid in enumerate(items, start=1):
+                fh.write(f"{user_tokens[uid]}\t{item_tokens[iid]}\t{rank}\n")
+
+    return test_users
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", required=True, type=Path, help="clarec split folder")
@@ -94,6 +181,8 @@ def main() -> int:
     ap.add_argument("--embedding-size", type=int, default=64)
     ap.add_argument("--train-batch-size", type=int, default=2048)
     ap.add_argument("--reg-weight", type=float, default=None, help="RecBole default when unset")
+    ap.add_argument("--max-len", type=int, default=50, help="sequential models: items read")
+    ap.add_argument("--dropout", type=float, default=0.5, help="sequential models: hidden and attention")
     ap.add_argument("--eval-step", type=int, default=1, help="validate every N epochs")
     ap.add_argument("--stopping-step", type=int, default=10)
     ap.add_argument("--k", type=int, default=20, help="length of the written lists")
@@ -118,10 +207,15 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     data_dir = args.out / "recbole-data"
     (data_dir / args.name).mkdir(parents=True, exist_ok=True)
-    counts = {
-        part: write_atomic(args.split / f"{part}.tsv", data_dir / args.name / f"{args.name}.{part}.inter")
-        for part in ("train", "valid", "test")
-    }
+    sequential = args.model in SEQUENTIAL_MODELS
+    if sequential:
+        parts = read_sequences(args.split)
+        counts = write_sequence_atomic(parts, data_dir / args.name, args.name, args.max_len)
+    else:
+        counts = {
+            part: write_atomic(args.split / f"{part}.tsv", data_dir / args.name / f"{args.name}.{part}.inter")
+            for part in ("train", "valid", "test")
+        }
 
     params = {
         "data_path": str(data_dir),
@@ -154,7 +248,23 @@ def main() -> int:
         "log_wandb": False,
         "state": "INFO",
     }
-    if args.model in GRAPH_MODELS:
+    if sequential:
+        # SASRec with the softmax over every item (loss_type CE: no negatives sampled); RecBole's
+        # SASRec defaults otherwise (2 layers, 2 heads, inner size 256, GELU, init std 0.02)
+        params |= {
+            "load_col": {"inter": ["user_id", "item_id_list", "item_id"]},
+            "eval_args": {"group_by": "user", "order": "TO", "mode": "full"},
+            "hidden_size": args.embedding_size,
+            "inner_size": 4 * args.embedding_size,
+            "n_layers": 2,
+            "n_heads": 2,
+            "hidden_dropout_prob": args.dropout,
+            "attn_dropout_prob": args.dropout,
+            "MAX_ITEM_LIST_LENGTH": args.max_len,
+            "loss_type": "CE",
+            "train_neg_sample_args": None,
+        }
+    elif args.model in GRAPH_MODELS:
         params["n_layers"] = args.n_layers
     if args.reg_weight is not None:
         params["reg_weight"] = args.reg_weight
@@ -214,22 +324,18 @@ def main() -> int:
     load_checkpoint(trainer.model, trainer.saved_model_file)
     test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
 
-    # Histories to exclude: train + valid pairs of each user (internal ids).
-    uid_field, iid_field = dataset.uid_field, dataset.iid_field
-    histories: dict[int, list[int]] = {}
-    for part in (train_data._dataset, valid_data._dataset):
-        for u, i in zip(part.inter_feat[uid_field].numpy(), part.inter_feat[iid_field].numpy(), strict=True):
-            histories.setdefault(int(u), []).append(int(i))
-    hist_t = {u: torch.as_tensor(v, dtype=torch.int64) for u, v in histories.items()}
-    test_users = np.unique(test_data._dataset.inter_feat[uid_field].numpy())
-    recs = top_k(trainer.model, dataset, hist_t, test_users, args.k)
-    user_tokens = dataset.field2id_token[uid_field]
-    item_tokens = dataset.field2id_token[iid_field]
-    with (args.out / "recs.tsv").open("w", newline="") as fh:
-        fh.write("user_id\titem_id\trank\n")
-        for uid, items in zip(test_users, recs, strict=True):
-            for rank, iid in enumerate(items, start=1):
-                fh.write(f"{user_tokens[uid]}\t{item_tokens[iid]}\t{rank}\n")
+    if sequential:
+        # lists with history items kept, deep enough to be scored masked too (clarec evaluate
+        # --history-items masked); every user's history: training + validation items
+        depth = {u: len(set(seq) | set(parts["valid"].get(u, []))) for u, seq in parts["train"].items()}
+        ranked = sequential_top_k(trainer.model, test_data, depth, args.k)
+        with (args.out / "recs.tsv").open("w", newline="") as fh:
+            fh.write("user_id\titem_id\trank\n")
+            for user, items in ranked:
+                fh.writelines(f"{user}\t{item}\t{rank}\n" for rank, item in enumerate(items, start=1))
+        test_users = np.array([u for u, _ in ranked])
+    else:
+        test_users = write_general_recs(args, dataset, train_data, valid_data, test_data, trainer)
 
     import recbole
 
@@ -252,7 +358,9 @@ def main() -> int:
             "train_batch_size": args.train_batch_size,
             "learning_rate": args.learning_rate,
             "epochs": args.epochs,
-            "n_layers": args.n_layers if args.model in GRAPH_MODELS else None,
+            "n_layers": 2 if sequential else args.n_layers if args.model in GRAPH_MODELS else None,
+            "max_len": args.max_len if sequential else None,
+            "dropout": args.dropout if sequential else None,
             "reg_weight": config["reg_weight"] if "reg_weight" in config else None,
             "eval_step": args.eval_step,
             "stopping_step": args.stopping_step,
@@ -269,6 +377,7 @@ def main() -> int:
         "recs_file": "recs.tsv",
         "recs_users": int(len(test_users)),
         "k": args.k,
+        "history_items": "kept (lists deep enough to be scored masked)" if sequential else "masked",
     }
     (args.out / "recbole.json").write_text(json.dumps(summary, indent=2) + "\n")
     logger.info("wrote %s and %s", args.out / "recs.tsv", args.out / "recbole.json")

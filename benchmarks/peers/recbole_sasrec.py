@@ -1,0 +1,189 @@
+"""clarec's sasrec against RecBole 1.2.1's SASRec (loss_type CE) on one clarec leave-one-out split.
+
+Runs in the project venv; RecBole runs as ``benchmarks/peers/.venv-recbole/bin/python recbole_run.py
+--model SASRec`` (see setup_recbole.sh) on the split folder the config makes. Both sides: hidden size
+64, 2 layers, 2 heads, inner size 256, max length 50, dropout 0.5, Adam 1e-3, batch 256, early
+stopping after 10 epochs without a better validation NDCG@20, the same torch thread count.
+
+1. Speed (``--rounds`` rounds of ``--speed-epochs`` epochs each, no validation): seconds per training
+   epoch, one epoch being one pass over every training target. clarec: the model's Trainer timing
+   (windows of every sequence, loss at every position); RecBole: ``Trainer._train_epoch`` (RecBole
+   makes one training example of every prefix). Each round runs both, in alternating order.
+2. Accuracy: RecBole trained in full per seed, its lists (history items kept, deep enough to also
+   be scored masked) scored by ``clarec evaluate`` under both conventions; clarec's figures are read
+   from ``clarec run`` folders of the same config (``--clarec-runs DIR`` holding ``sasrec-<seed>/``),
+   whose split must equal this one (checked).
+
+Writes ``OUT/compare.json`` and the markdown result file.
+
+Usage:
+    CLAREC_DATA=../shared/datasets .venv/bin/python benchmarks/peers/recbole_sasrec.py \\
+        --config configs/beauty-seq.yaml --out runs/peers-recbole-sasrec --clarec-runs runs/beauty-seq \\
+        --result benchmarks/results/peers-recbole-sasrec-beauty.md --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/_machine.py
+
+from _machine import command_line, machine_line  # noqa: E402
+
+from clarec.config import load_config  # noqa: E402
+from clarec.data.split import load_predefined_split  # noqa: E402
+from clarec.evaluate.external import evaluate_recommendation_file  # noqa: E402
+from clarec.experiment.runner import prepare_data  # noqa: E402
+from clarec.models.registry import create  # noqa: E402
+
+RECBOLE_PY = HERE / ".venv-recbole" / "bin" / "python"
+RECBOLE_RUN = HERE / "recbole_run.py"
+KS = (10, 20)
+CONVENTIONS = ("masked", "kept")
+SHOWN = [f"{m}@{k}" for k in KS for m in ("ndcg", "hit")]
+
+
+def recbole(split: Path, out: Path, seed: int, threads: int, epochs: int, timing: bool = False) -> dict:
+    cmd = [str(RECBOLE_PY), str(RECBOLE_RUN), "--split", str(split), "--model", "SASRec", "--out", str(out)]
+    cmd += ["--epochs", str(epochs), "--train-batch-size", "256", "--learning-rate", "0.001"]
+    cmd += ["--stopping-step", "10", "--seed", str(seed), "--threads", str(threads), "--k", "20"]
+    if timing:
+        cmd.append("--timing-only")
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "recbole.json").read_text())
+
+
+def clarec_epochs(split, cfg, epochs: int, threads: int) -> list[float]:
+    params = {m.name: m.params for m in cfg.models}["sasrec"] | {"epochs": epochs, "num_threads": threads}
+    model = create("sasrec", params | {"progress": False, "seed": cfg.seed})
+    model.fit(split.train)  # no validation data: the epochs are training only
+    return list(model.history_.seconds)
+
+
+def same_split(a: Path, b: Path) -> bool:
+    return all(
+        (a / f"{p}.tsv").read_bytes() == (b / f"{p}.tsv").read_bytes() for p in ("train", "valid", "test")
+    )
+
+
+def fmt(values: list[float]) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/beauty-seq.yaml")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--clarec-runs", type=Path, required=True)
+    ap.add_argument("--result", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
+    ap.add_argument("--phases", nargs="+", default=["speed", "accuracy"], choices=["speed", "accuracy"])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--speed-epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg = load_config(args.config)
+    split_dir = args.out / "split"
+    if not (split_dir / "train.tsv").is_file():
+        prepare_data(cfg).split.save(split_dir)
+    split = load_predefined_split(split_dir)
+    report = {"command": command_line(), "machine": machine_line(), "threads": args.threads}
+    if args.out.joinpath("compare.json").is_file():
+        report = json.loads(args.out.joinpath("compare.json").read_text()) | report
+
+    if "speed" in args.phases:
+        clarec_s, recbole_s = [], []
+        for r in range(args.rounds):
+            order = ("clarec", "recbole") if r % 2 == 0 else ("recbole", "clarec")
+            for side in order:
+                if side == "clarec":
+                    clarec_s += clarec_epochs(split, cfg, args.speed_epochs, args.threads)
+                else:
+                    out = args.out / f"speed-recbole-{r}"
+                    recbole_s += recbole(
+                        split_dir, out, cfg.seed, args.threads, args.speed_epochs, timing=True
+                    )["seconds_per_epoch"]
+        report["speed"] = {"clarec": clarec_s, "recbole": recbole_s}
+
+    if "accuracy" in args.phases:
+        acc = {"recbole": {}, "clarec": {}}
+        for seed in args.seeds:
+            run = args.clarec_runs / f"sasrec-{seed}"
+            if (run / "results.json").is_file():
+                if not same_split(run / "split", split_dir):
+                    raise SystemExit(f"{run}: its split differs from {split_dir}")
+                res = json.loads((run / "results.json").read_text())["sasrec"]
+                acc["clarec"][seed] = {"masked": res["test"], "kept": res["conventions"]["kept"]["test"]}
+            t = time.perf_counter()
+            summary = recbole(split_dir, args.out / f"recbole-{seed}", seed, args.threads, args.epochs)
+            recs = args.out / f"recbole-{seed}" / "recs.tsv"
+            acc["recbole"][seed] = {
+                c: evaluate_recommendation_file(split_dir, recs, ks=KS, history_items=c) for c in CONVENTIONS
+            }
+            acc["recbole"][seed]["epochs"] = summary["epochs_run"]
+            acc["recbole"][seed]["seconds"] = time.perf_counter() - t
+        report["accuracy"] = acc
+
+    args.out.joinpath("compare.json").write_text(json.dumps(report, indent=2, default=str))
+    args.result.write_text(render(report, cfg))
+    print(args.result.read_text())
+
+
+def render(report: dict, cfg) -> str:
+    lines = [f"# clarec sasrec vs RecBole 1.2.1 SASRec (CE) on {cfg.name}", ""]
+    lines.append(
+        "Same split folder (leave-one-out; when testing both read the validation item as input), same "
+        "settings (d=64, 2 layers, 2 heads, inner 256, max length 50, dropout 0.5, Adam 1e-3, batch 256, "
+        "early stopping on validation NDCG@20 with patience 10), one torch thread each. RecBole's lists "
+        "are scored by `clarec evaluate` (history items removed first for the masked convention); "
+        "clarec's figures come from `clarec run` on the same config."
+    )
+    speed = report.get("speed")
+    if speed:
+        c, r = statistics.median(speed["clarec"]), statistics.median(speed["recbole"])
+        lines += [
+            "",
+            "## Speed (seconds per training epoch, median over all timed epochs)",
+            "",
+            "| clarec sasrec | RecBole SASRec | clarec / RecBole |",
+            "|---:|---:|---:|",
+            f"| {c:.1f} | {r:.1f} | {c / r:.2f}× |",
+            "",
+            "An epoch is one pass over every training target: clarec predicts every position of each "
+            "training sequence in one pass; RecBole makes one example of every prefix.",
+        ]
+    acc = report.get("accuracy")
+    if acc:
+        for conv in CONVENTIONS:
+            lines += [
+                "",
+                f"## Test, history items {conv}",
+                "",
+                "| model | seeds | " + " | ".join(SHOWN) + " |",
+            ]
+            lines.append("|---|---|" + "---:|" * len(SHOWN))
+            for side, label in (("clarec", "clarec sasrec"), ("recbole", "RecBole SASRec")):
+                seeds = sorted(acc[side])
+                if not seeds:
+                    continue
+                cells = [fmt([acc[side][s][conv][m] for s in seeds]) for m in SHOWN]
+                lines.append(f"| {label} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    lines += ["", f"Command: `{report['command']}`  ", f"Machine: {report['machine']}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,7 @@ TOWER = {"cache_dir": "none", "epochs": 25, "batch_size": 32, "embedding_dim": 1
 TOWER |= {"num_threads": 1, "n_negatives": 0, "progress": False}
 SEQ = {"embedding_dim": 16, "inner_size": 32, "dropout": 0.1, "lr": 0.01, "epochs": 40, "batch_size": 32}
 SEQ |= {"progress": False, "num_threads": 1}
+TEXT_SEQ = {"cache_dir": "none", "adaptor_dropout": 0.0, "temperature": 0.1}
 
 
 def _align(encoder: str) -> dict:
@@ -57,6 +58,11 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
     "sasrec": ("sasrec", lambda enc: create("sasrec", SEQ)),
     "cl4srec": ("cl4srec", lambda enc: create("cl4srec", SEQ | {"ssl_weight": 0.1})),
     "duorec": ("duorec", lambda enc: create("duorec", SEQ | {"ssl_weight": 0.1})),
+    "text-seq": ("text-seq", lambda enc: create("text-seq", SEQ | TEXT_SEQ | {"encoder": enc})),
+    "text-seq+ids": (
+        "text-seq",
+        lambda enc: create("text-seq", SEQ | TEXT_SEQ | {"encoder": enc, "id_embedding": True}),
+    ),
 }
 
 NEW_ITEMS = pd.DataFrame(

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError, UnknownIdError
@@ -8,7 +9,7 @@ from clarec.models import create
 from clarec.models.base import Recommender
 from clarec.models.sequential._base import left_pad, training_windows
 
-from .recommender_mixin import RecommenderMixin
+from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
 
 SMALL = {"embedding_dim": 16, "n_heads": 2, "inner_size": 32, "dropout": 0.1, "lr": 0.01, "epochs": 40}
 SMALL |= {"batch_size": 32, "progress": False, "num_threads": 1, "seed": 0}
@@ -37,7 +38,14 @@ def cycle_dataset(n_users: int = 120, n_items: int = 12, seed: int = 0) -> Datas
     for u in range(n_users):
         start, length = rng.integers(n_items), rng.integers(4, 9)
         rows += [(f"u{u}", f"i{(start + t) % n_items:02d}", t) for t in range(length)]
-    return Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{i:02d}" for i in range(n_items)],
+            "title": [f"{words[i % 10]} {words[(3 * i + 1) % 10]} stop {i}" for i in range(n_items)],
+        }
+    )
+    return Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), items=items)
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,9 @@ def ring():
 
 
 SSL = {"ssl_weight": 0.1}
+# The tiny random BERT's text vectors are nearly parallel (mean cosine 0.96): dropout on them, right
+# for a real encoder, would drown what tells the items apart.
+TEXT = {"cache_dir": "none", "temperature": 0.1, "adaptor_dropout": 0.0}
 
 
 @pytest.mark.parametrize(
@@ -57,9 +68,13 @@ SSL = {"ssl_weight": 0.1}
         ("cl4srec", SSL | {"augmentations": ["mask"], "ssl_similarity": "cos", "ssl_temperature": 0.2}),
         ("duorec", SSL),
         ("duorec", SSL | {"unsupervised": False}),
+        ("text-seq", {}),
+        ("text-seq", {"id_embedding": True}),
     ],
 )
-def test_learns_the_next_item_from_the_order(ring, name, params):
+def test_learns_the_next_item_from_the_order(ring, name, params, tiny_model_dir):
+    if name == "text-seq":
+        params = params | TEXT | {"encoder": str(tiny_model_dir)}
     model = create(name, SMALL | params).fit(ring)
     assert model.history_.losses[-1] < 0.7 * model.history_.losses[0]
     forward = ring.item_index(["i03", "i04", "i05"])
@@ -161,3 +176,44 @@ def test_saved_model_scores_histories_the_same(ring, tmp_path):
     loaded = Recommender.load(tmp_path / "m")
     h = [ring.item_index(["i01", "i02"]), ring.item_index(["i07"])]
     np.testing.assert_array_equal(loaded.score_histories(h), model.score_histories(h))
+
+
+def _text_seq(encoder, **kw):
+    return create("text-seq", SMALL | TEXT | {"encoder": str(encoder)} | kw)
+
+
+class TestTextSeq(TinyBert, TestSASRec):
+    def _get_model(self):
+        return _text_seq(self.encoder_dir)
+
+
+def test_text_seq_new_items_are_recommendable_at_once(ring, tiny_model_dir, tmp_path):
+    model = _text_seq(tiny_model_dir).fit(ring)
+    new = pd.DataFrame({"item_id": ["n1", "n2"], "title": ["alpha echo stop 12", "kilo lima"]})
+    idx = model.add_items(new)
+    np.testing.assert_array_equal(idx, [ring.n_items, ring.n_items + 1])
+    s = model.score_histories([ring.item_index(["i03", "i04"]), [int(idx[0])]])
+    assert s.shape == (2, ring.n_items + 2) and np.isfinite(s).all()
+    assert s[0, idx[0]] != s[0, idx[1]]  # scored from their text, not a shared default
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(
+        loaded.score_histories([[1, int(idx[1])]]), model.score_histories([[1, int(idx[1])]])
+    )
+
+
+def test_text_seq_starts_from_a_model_trained_elsewhere(ring, tiny_model_dir, tmp_path):
+    source = _text_seq(tiny_model_dir, epochs=3).fit(ring)
+    source.save(tmp_path / "source")
+    # another data set (other items), a learning rate too small to move: the weights are the source's
+    target = _text_seq(tiny_model_dir, epochs=1, lr=1e-12, init_from=str(tmp_path / "source")).fit(
+        block_dataset()
+    )
+    for name, weight in source.module_.state_dict().items():
+        if not name.startswith(("text", "items.")):
+            torch.testing.assert_close(target.module_.state_dict()[name], weight, rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="does not fit"):
+        _text_seq(tiny_model_dir, embedding_dim=32, init_from=str(tmp_path / "source")).fit(ring)
+    create("sasrec", SMALL | {"epochs": 1}).fit(ring).save(tmp_path / "sasrec")
+    with pytest.raises(ConfigError, match="not text-seq"):
+        _text_seq(tiny_model_dir, init_from=str(tmp_path / "sasrec")).fit(ring)

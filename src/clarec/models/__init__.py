@@ -7,7 +7,7 @@ from clarec.models import (  # noqa: F401  (registers the models)
     itemknn,
     lm_content,  # noqa: F401  (registers lm-content)
     popularity,
-    sequential,  # noqa: F401  (registers sasrec, cl4srec, duorec)
+    sequential,  # noqa: F401  (registers sasrec, cl4srec, duorec, text-seq)
     tfidf,
     two_tower,  # noqa: F401  (registers two-tower)
 )

@@ -108,25 +108,34 @@ class SequenceEncoder(nn.Module):
         """The item embeddings ``(n_items, d)`` (row ``i`` is item index ``i``)."""
         return self.items.weight[1 : self.n_items + 1]
 
-    def embed(self, seq: torch.Tensor) -> torch.Tensor:
-        """Input vectors of padded sequences (item + position); text models override the item part."""
-        length = seq.shape[1]
-        pos = torch.arange(self.max_len - length, self.max_len, device=seq.device)
-        return self.items(seq) + self.positions(pos)[None]
+    def embed(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """Input vectors of padded sequences: item plus position. ``table`` is :meth:`item_table`
+        computed once for the batch (models whose item vectors are computed read it; the ID
+        embedding here looks its rows up directly)."""
+        return self.items(seq) + self.position_vectors(seq.shape[1])
 
-    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+    def position_vectors(self, length: int) -> torch.Tensor:
+        """``(1, length, d)``: the last position is the most recent item's."""
+        pos = torch.arange(self.max_len - length, self.max_len, device=self.positions.weight.device)
+        return self.positions(pos)[None]
+
+    def output(self, states: torch.Tensor) -> torch.Tensor:
+        """What the model scores with from the Transformer's output (text models normalise it)."""
+        return states
+
+    def forward(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         length = seq.shape[1]
-        x = self.drop(self.norm(self.embed(seq)))
+        x = self.drop(self.norm(self.embed(seq, table)))
         pad = seq == 0
         blocked = torch.triu(torch.ones(length, length, dtype=torch.bool, device=seq.device), 1)
         blocked = blocked[None] | pad[:, None, :]
         # a padding position sees itself, so no row of the attention is empty (its output is unused)
         blocked &= ~torch.eye(length, dtype=torch.bool, device=seq.device)[None]
-        return self.layers(x, mask=blocked.repeat_interleave(self.n_heads, dim=0))
+        return self.output(self.layers(x, mask=blocked.repeat_interleave(self.n_heads, dim=0)))
 
-    def last(self, seq: torch.Tensor) -> torch.Tensor:
+    def last(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """The state after each sequence's last item ``(B, d)``."""
-        return self.forward(seq)[:, -1]
+        return self.forward(seq, table)[:, -1]
 
 
 class SequentialRecommender(EmbeddingModel, TorchRecommender):
@@ -188,6 +197,9 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             self.extra_tokens,
         )
 
+    def _init_module(self, module: SequenceEncoder) -> None:  # noqa: B027 - a hook
+        """Called on the freshly built module before training (``text-seq`` loads pre-trained weights)."""
+
     def _extra_loss(self, rows: np.ndarray, seq: torch.Tensor, states: torch.Tensor) -> torch.Tensor | None:
         """A term added to the next-item loss of a batch (contrastive models); ``None``: none.
 
@@ -204,6 +216,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         rng, gen = self._generators()
         self._windows, self._rng = windows, rng
         self.module_ = self._build_module(gen)
+        self._init_module(self.module_)
         lengths = np.array([len(w) for w in windows])
         catalogue = CatalogueSoftmaxLoss() if self.loss == "ce" else None
         bce = SampledBCELoss() if self.loss == "bce" else None
@@ -222,10 +235,10 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         def loss_fn(batch: tuple[np.ndarray, torch.Tensor]) -> torch.Tensor:
             rows, seq = batch
             inputs, targets = seq[:, :-1], seq[:, 1:]
-            states = self.module_(inputs)
+            table = self.module_.item_table()
+            states = self.module_(inputs, table)
             keep = (inputs > 0) & (targets > 0)  # a sequence's first item has nothing before it
             queries, y = states[keep], targets[keep] - 1
-            table = self.module_.item_table()
             if catalogue is not None:
                 loss = catalogue(queries, table, y)
             else:
@@ -242,7 +255,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             def validate() -> float:
                 table = self.module_.item_table()
                 return validator(
-                    lambda users: (self._encode([histories[u] for u in users]) @ table.T).numpy()
+                    lambda users: (self._encode([histories[u] for u in users], table) @ table.T).numpy()
                 )
 
         try:
@@ -254,9 +267,9 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             self.item_vecs = self.module_.item_table().numpy().astype(np.float32, copy=True)
         self.user_vecs = self._encode(histories).numpy().astype(np.float32, copy=True)
 
-    def _encode(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
+    def _encode(self, histories: Sequence[np.ndarray], table: torch.Tensor | None = None) -> torch.Tensor:
         """States after each history ``(n, d)``, module in eval mode; zero for an empty history.
-        Histories are encoded in batches of similar lengths."""
+        Histories are encoded in batches of similar lengths; ``table``: the item table if at hand."""
         out = torch.zeros(len(histories), self.embedding_dim)
         lengths = np.array([min(len(h), self.max_len) for h in histories], dtype=np.int64)
         # shortest first, so a batch is padded only to lengths close to its own
@@ -265,10 +278,11 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         self.module_.eval()
         try:
             with torch.no_grad():
+                table = self.module_.item_table() if table is None else table
                 for start in range(0, len(nonempty), ENCODE_BATCH):
                     rows = nonempty[start : start + ENCODE_BATCH]
                     seq = torch.from_numpy(left_pad([histories[r] for r in rows], self.max_len))
-                    out[torch.from_numpy(rows)] = self.module_.last(seq)
+                    out[torch.from_numpy(rows)] = self.module_.last(seq, table)
         finally:
             self.module_.train(training)
         return out

@@ -1,0 +1,200 @@
+"""text-seq: a sequential recommender whose items are their language-model text vectors, adapted by
+parametric whitening and a mixture of experts (UniSRec, Hou et al., KDD 2022).
+
+Each item's text (its fields rendered as in ``lm-content``) is encoded once by the frozen
+:class:`~clarec.text.encoder.TextEncoder`; a small adaptor — ``n_experts`` whitening projections
+``(x − b_k) W_k`` mixed by a softmax gate on ``x`` — maps it to the model's space, where the causal
+Transformer of :class:`~clarec.models.sequential._base.SequentialRecommender` reads sequences of
+them. States and items are compared by cosine over ``temperature``. Without an ID embedding (the
+default, *inductive*) an item is nothing but its text: items added after training
+(:meth:`TextSeq.add_items`) are recommendable at once, and a model trained on one data set can start
+another (``init_from``: every weight but the item texts and ID embeddings — how pre-training on
+source domains transfers to a target). With ``id_embedding: true`` (*transductive*) a learned ID vector
+is added to the text part of each trained item.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models._lm import build_encoder, choose_fields, item_texts
+from clarec.models.params import param, text_list
+from clarec.models.registry import register
+from clarec.models.sequential._base import SequenceEncoder, SequentialRecommender
+
+
+class MoEAdaptor(nn.Module):
+    """``n_experts`` parametric-whitening projections ``(x − b_k) W_k`` of the text vectors ``x``,
+    mixed by ``softmax(x G)``."""
+
+    def __init__(self, d_in: int, d_out: int, n_experts: int, dropout: float, init_std: float, generator):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(n_experts, d_in))
+        self.proj = nn.Parameter(torch.randn(n_experts, d_in, d_out, generator=generator) * init_std)
+        self.gate = nn.Parameter(torch.randn(d_in, n_experts, generator=generator) * init_std)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(x)
+        experts = torch.einsum("nkd,kde->nke", x[:, None, :] - self.bias[None], self.proj)
+        return (torch.softmax(x @ self.gate, dim=-1)[..., None] * experts).sum(dim=1)
+
+
+class TextSequenceEncoder(SequenceEncoder):
+    """:class:`SequenceEncoder` whose item vectors come from the (frozen) text vectors through a
+    :class:`MoEAdaptor`, plus an ID embedding when ``use_ids``; states and items unit length, states
+    divided by the temperature."""
+
+    def __init__(
+        self,
+        text: np.ndarray,
+        use_ids: bool,
+        n_experts: int,
+        adaptor_dropout: float,
+        temperature: float,
+        **kw,
+    ):
+        super().__init__(n_items=len(text), **kw)
+        self.register_buffer("text", torch.as_tensor(text, dtype=torch.float32))
+        self.use_ids = use_ids
+        self.temperature = temperature
+        dim, std = self.positions.weight.shape[1], kw["init_std"]
+        self.adaptor = MoEAdaptor(text.shape[1], dim, n_experts, adaptor_dropout, std, kw["generator"])
+        if not use_ids:
+            self.items.requires_grad_(False)
+
+    def item_table(self) -> torch.Tensor:
+        vectors = self.adaptor(self.text)
+        if self.use_ids:
+            vectors = vectors + self.items.weight[1 : self.n_items + 1]
+        return F.normalize(vectors, dim=-1)
+
+    def embed(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        table = self.item_table() if table is None else table
+        return torch.cat([table.new_zeros(1, table.shape[1]), table])[seq] + self.position_vectors(
+            seq.shape[1]
+        )
+
+    def output(self, states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(states, dim=-1) / self.temperature
+
+    def grow(self, text: np.ndarray) -> None:
+        """Append items (their text vectors); their ID vectors are zero (no interactions yet)."""
+        self.text = torch.cat([self.text, torch.as_tensor(text, dtype=torch.float32)])
+        weight = self.items.weight.detach()
+        grown = torch.cat([weight, weight.new_zeros(len(text), weight.shape[1])])
+        self.items = nn.Embedding.from_pretrained(grown, freeze=not self.use_ids, padding_idx=0)
+        self.n_items += len(text)
+
+
+@register("text-seq")
+class TextSeq(SequentialRecommender):
+    """Sequences of language-model item vectors (UniSRec-style); see the module docstring.
+
+    Hyper-parameters (besides :class:`~clarec.models.sequential._base.SequentialRecommender`'s):
+        fields: item fields rendered into each text (default: the text columns the table has).
+        encoder: text model (``None``: the bundled all-MiniLM-L6-v2); cache_dir: its embedding cache.
+        max_length: tokens per item text.
+        n_experts: whitening experts of the adaptor; adaptor_dropout: dropout on the text vectors.
+        id_embedding: add a learned ID vector to each trained item (transductive).
+        temperature: of the cosine scores.
+        init_from: a saved ``text-seq`` model folder whose weights (all but item texts and ID vectors)
+            this model starts from.
+    """
+
+    supports_new_items = True
+    new_items_from_text = True
+
+    fields = param(None, text_list)
+    encoder = param(None, str)
+    cache_dir = param(None, str)
+    max_length = param(64, ge=2)
+    n_experts = param(8, ge=1)
+    adaptor_dropout = param(0.2, ge=0, lt=1)
+    id_embedding = param(False)
+    temperature = param(0.07, gt=0)
+    init_from = param(None, str)
+
+    # ------------------------------------------------------------------ text
+    def _text_vectors(self, items: pd.DataFrame) -> np.ndarray:
+        fields = getattr(self, "text_fields_", None) or choose_fields(items, self.fields, self.name)
+        self.text_fields_ = list(fields)
+        texts = item_texts(items.reindex(columns=list(fields)), fields, self.name)
+        encoder = build_encoder(
+            self.encoder, self.cache_dir, max_length=self.max_length, progress=self.progress
+        )
+        return np.asarray(encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)
+
+    def _build_module(self, generator: torch.Generator) -> TextSequenceEncoder:
+        return TextSequenceEncoder(
+            self.text_,
+            self.id_embedding,
+            self.n_experts,
+            self.adaptor_dropout,
+            self.temperature,
+            dim=self.embedding_dim,
+            max_len=self.max_len,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            inner_size=self.inner_size,
+            dropout=self.dropout,
+            init_std=self.init_std,
+            generator=generator,
+        )
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self.text_ = self._text_vectors(train.items)
+        super()._fit(train, valid)
+
+    def _start_from(self, module: TextSequenceEncoder) -> None:
+        """Load ``init_from``'s weights into ``module`` (all but the item texts and ID vectors)."""
+        from clarec.models.base import Recommender
+
+        source = Recommender.load(self.init_from)
+        if not isinstance(source, TextSeq):
+            raise ConfigError(
+                f"{self.name}: init_from {self.init_from!r} holds a {source.name!r} model, not text-seq"
+            )
+        own = module.state_dict()
+        shared = {
+            k: v for k, v in source.module_.state_dict().items() if not k.startswith(("text", "items."))
+        }
+        wrong = sorted(k for k, v in shared.items() if k not in own or own[k].shape != v.shape)
+        if wrong:
+            raise ConfigError(
+                f"{self.name}: init_from {self.init_from!r} does not fit this model's sizes ({wrong[:3]}...): "
+                "use the same encoder, embedding_dim, n_layers, n_heads, inner_size, max_len and n_experts"
+            )
+        module.load_state_dict(shared, strict=False)
+
+    def _init_module(self, module: TextSequenceEncoder) -> None:
+        if self.init_from is not None:
+            self._start_from(module)
+
+    # ------------------------------------------------------------------ new items
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Encode the new items' text and append them; the adaptor gives them vectors at once."""
+        self._check_fitted()
+        text = self._text_vectors(items)
+        n, m = self.n_items, len(items)
+        self.module_.grow(text)
+        with torch.no_grad():
+            self.item_vecs = self.module_.item_table().numpy().astype(np.float32, copy=True)
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {**super()._get_state(), "text_fields": np.asarray(self.text_fields_, dtype=str)}
+
+    def _set_state(self, state: dict) -> None:
+        self.text_ = np.asarray(state["module.text"], dtype=np.float32)
+        self.text_fields_ = [str(f) for f in state["text_fields"]]
+        super()._set_state(state)

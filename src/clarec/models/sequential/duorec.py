@@ -19,7 +19,7 @@ class DuoRec(ContrastiveSequential):
     - ``unsupervised``: the same sequence encoded a second time, dropout being the only
       augmentation (no item is cropped or masked, so the view keeps the sequence's meaning);
     - ``supervised``: another training sequence with the same next item (drawn at random; the
-      sequence itself when it is the only one).
+      sequence itself when it is the only one), its most recent items up to the batch's width.
 
     Sequences of the batch with the same next item are not negatives of each other (false
     negatives masked). Other hyper-parameters:
@@ -70,7 +70,9 @@ class DuoRec(ContrastiveSequential):
         if self.unsupervised:
             loss = loss + self._contrast(anchor, self.module_.last(inputs), targets)
         if self.supervised:
+            # the positive's most recent items, as many as the batch's width: a long positive would
+            # otherwise cost a full-length pass for every batch
             others = [self._windows[i][:-1] for i in self._positives(rows)]
-            other = torch.from_numpy(left_pad(others, self.max_len))
+            other = torch.from_numpy(left_pad(others, inputs.shape[1]))
             loss = loss + self._contrast(anchor, self.module_.last(other), targets)
         return loss

@@ -1,0 +1,154 @@
+"""Next-item benchmark: each sequential model of a config on several seeds, both conventions.
+
+Every (model, seed) is one ``clarec run CONFIG --models MODEL --set seed=SEED`` into
+``RUNS/<model>-<seed>/`` (separate processes, so runs can go in parallel, one thread each, and a run
+already finished is not redone); ``report`` reads whatever runs are complete and writes the result
+file: test metrics mean ± std over seeds under each convention the config evaluates (history items
+masked, kept), validation NDCG@20 (what early stopping and any choice used), each seed's figures, and
+paired t-tests over seeds of each model against the config's reference model (``--reference``).
+
+Usage:
+    CLAREC_DATA=../shared/datasets python benchmarks/sequential.py run configs/beauty-seq.yaml \\
+        --runs runs/beauty-seq --models sasrec duorec --seeds 2024 2025 2026
+    python benchmarks/sequential.py report configs/beauty-seq.yaml --runs runs/beauty-seq \\
+        --result benchmarks/results/beauty-seq.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from _machine import command_line, machine_line
+
+from clarec.config import load_config
+from clarec.evaluate.stats import paired_t_test
+
+SHOWN = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
+
+
+def run(args) -> None:
+    for model in args.models:
+        for seed in args.seeds:
+            out = args.runs / f"{model}-{seed}"
+            if (out / "results.json").is_file():
+                continue
+            cmd = [sys.executable, "-m", "clarec.cli", "run", args.config, "--models", model]
+            cmd += ["--set", f"seed={seed}", "--out", str(out)]
+            subprocess.run(cmd, check=True)
+
+
+def collect(runs: Path, keys: list[str]) -> dict[str, dict[int, dict]]:
+    """``{model: {seed: result}}`` of the finished runs ``<model>-<seed>/results.json``."""
+    found: dict[str, dict[int, dict]] = {}
+    for path in sorted(runs.glob("*-*/results.json")):
+        model, _, seed = path.parent.name.rpartition("-")
+        if model in keys and seed.isdigit():
+            found.setdefault(model, {})[int(seed)] = json.loads(path.read_text())[model]
+    return found
+
+
+def test_metrics(result: dict, convention: str, main: str) -> dict[str, float]:
+    return result["test"] if convention == main else result["conventions"][convention]["test"]
+
+
+def report(args) -> None:
+    cfg = load_config(args.config)
+    keys = [m.key for m in cfg.models]
+    found = collect(args.runs, keys)
+    conventions = list(cfg.evaluation.history_items)
+    main = conventions[0]
+    lines = [f"# Next-item prediction: {cfg.name}", ""]
+    lines.append(
+        f"Config `{args.config}` (data, split, every setting); test = the last item of each user, the "
+        "validation item read as input by every model that scores a history exactly; full ranking over "
+        "all items. Each model was run once per seed (model seed; the leave-one-out split has no "
+        "randomness); its epoch was chosen by early stopping on validation NDCG@20, and nothing else "
+        "was chosen: the settings are the config's, as written before these runs."
+    )
+    for conv in conventions:
+        lines += ["", f"## Test, history items {conv}", "", "| model | seeds | " + " | ".join(SHOWN) + " |"]
+        lines.append("|---|---|" + "---:|" * len(SHOWN))
+        for model in keys:
+            seeds = sorted(found.get(model, {}))
+            if not seeds:
+                continue
+            cells = []
+            for m in SHOWN:
+                v = [test_metrics(found[model][s], conv, main)[m] for s in seeds]
+                cells.append(f"{np.mean(v):.4f} ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else f"{v[0]:.4f}")
+            lines.append(f"| {model} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Per seed",
+        "",
+        "| model | seed | valid ndcg@20 | "
+        + " | ".join(f"test ndcg@20 ({c})" for c in conventions)
+        + " | epochs (best) | fit s |",
+    ]
+    lines.append("|---|---:|---:|" + "---:|" * len(conventions) + "---:|---:|")
+    for model in keys:
+        for seed, r in sorted(found.get(model, {}).items()):
+            hist = args.runs / f"{model}-{seed}" / "train" / model / f"seed-{seed}" / "history.json"
+            epochs = ""
+            if hist.is_file():
+                h = json.loads(hist.read_text())
+                epochs = f"{len(h['epochs'])} ({h['best_epoch']})"
+            tests = " | ".join(f"{test_metrics(r, c, main)['ndcg@20']:.4f}" for c in conventions)
+            lines.append(
+                f"| {model} | {seed} | {r['valid']['ndcg@20']:.4f} | {tests} | {epochs} | {r['fit_seconds']:.0f} |"
+            )
+    ref = found.get(args.reference, {})
+    tests = []
+    for model in keys:
+        if model == args.reference or model not in found:
+            continue
+        common = sorted(set(found[model]) & set(ref))
+        if len(common) < 2:
+            continue
+        for conv in conventions:
+            a = [test_metrics(found[model][s], conv, main)["ndcg@20"] for s in common]
+            b = [test_metrics(ref[s], conv, main)["ndcg@20"] for s in common]
+            t = paired_t_test(a, b)
+            tests.append(
+                f"- {model} − {args.reference}, history items {conv}: {t.mean_diff:+.4f} NDCG@20 "
+                f"(p = {t.p_value:.2g}, 95% bootstrap CI [{t.ci_low:.4f}, {t.ci_high:.4f}], seeds {common})"
+            )
+    if tests:
+        lines += ["", "Paired t-tests over seeds (`clarec.evaluate.stats.paired_t_test`):", "", *tests]
+    missing = [m for m in keys if m not in found]
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)}."]
+    lines += [
+        "",
+        f"Command: `{command_line()}`  ",
+        f"Machine: {machine_line()}; one torch thread per run.",
+        "",
+    ]
+    Path(args.result).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("config")
+    r.add_argument("--runs", type=Path, required=True)
+    r.add_argument("--models", nargs="+", required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
+    p = sub.add_parser("report")
+    p.add_argument("config")
+    p.add_argument("--runs", type=Path, required=True)
+    p.add_argument("--result", required=True)
+    p.add_argument("--reference", default="sasrec")
+    args = ap.parse_args()
+    run(args) if args.what == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from clarec.data.catalogue import dataset_info
@@ -80,3 +81,32 @@ def test_load_dataset_applies_filter_keys(real_data_root):
     res = load_dataset("ml-100k", min_rating=4)
     assert res.dataset.n_interactions == 55375
     assert set(res.dataset.interactions["weight"].unique()) == {1.0}
+
+
+def test_combine_several_data_sets_with_domain_prefixed_ids(tmp_path):
+    (tmp_path / "A.txt").write_text("1 1 2 3\n2 2 3\n")
+    (tmp_path / "B.txt").write_text("1 1 2\n5 7 7 1\n")
+    (tmp_path / "B_text.tsv").write_text("s3rec_item_id\tasin\ttitle\n1\ta1\tOne\n2\ta2\tTwo\n7\ta7\tSeven\n")
+    cfg = {
+        "combine": [
+            {"source": "s3rec", "path": str(tmp_path / "A.txt"), "domain": "a"},
+            {"source": "s3rec", "path": str(tmp_path / "B.txt"), "item_text": "B_text.tsv", "k_core": 0},
+        ]
+    }
+    result = load_from_config(cfg)
+    ds = result.dataset
+    assert ds.n_interactions == 5 + 5 and ds.n_users == 4 and ds.n_items == 3 + 3
+    assert sorted(ds.user_ids) == ["B:1", "B:5", "a:1", "a:2"]
+    assert result.extras["domains"] == ["a", "B"]
+    titles = dict(zip(ds.items["item_id"], ds.items["title"], strict=True))
+    assert titles["B:7"] == "Seven" and pd.isna(titles["a:1"])  # A has no text: empty there
+    assert set(ds.items["domain"]) == {"a", "B"}
+    # each user's sequence keeps its order
+    hist = ds.user_histories()[ds.user_index("B:5")]
+    assert list(ds.item_ids[hist]) == ["B:7", "B:7", "B:1"]
+    with pytest.raises(ConfigError, match="at least two"):
+        load_from_config({"combine": [cfg["combine"][0]]})
+    with pytest.raises(ConfigError, match="nothing beside it"):
+        load_from_config({**cfg, "min_rating": 4})
+    with pytest.raises(ConfigError, match="must differ"):
+        load_from_config({"combine": [cfg["combine"][0], cfg["combine"][0]]})

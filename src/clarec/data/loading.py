@@ -70,12 +70,15 @@ def load_from_config(data_cfg: dict, root: str | Path | None = None, allow: Iter
     columns: {...}}`` reads a file with a source kind. Other keys are the source's options, ``strict``,
     and the filters, applied in this fixed order: load/clean → ``dedupe`` (first|last|max_weight|sum)
     → ``min_rating`` → ``behavior_weights`` → k-core (``min_user_interactions``,
-    ``min_item_interactions``, or ``k_core`` for both). Keys in ``allow`` are ignored (sections that
+    ``min_item_interactions``, or ``k_core`` for both). ``{combine: [section, section, ...]}`` loads
+    several data sets as one (:func:`combine`). Keys in ``allow`` are ignored (sections that
     other code reads). Unknown keys raise :class:`~clarec.errors.ConfigError`.
     """
     if not isinstance(data_cfg, dict):
         raise ConfigError(f"data config must be a mapping, got {type(data_cfg).__name__}")
     cfg = {k: v for k, v in data_cfg.items() if k not in set(allow)}
+    if "combine" in cfg:
+        return _combine_from_config(cfg, root)
     if ("name" in cfg) == ("source" in cfg):
         raise ConfigError(
             "data config needs exactly one of 'name' (registered data set) or 'source' (+ 'path')"
@@ -117,6 +120,71 @@ def load_from_config(data_cfg: dict, root: str | Path | None = None, allow: Iter
     if result.dataset.n_interactions == 0:
         raise ConfigError(f"the data filters removed every interaction:\n{report}")
     return result
+
+
+def _combine_from_config(cfg: dict, root: str | Path | None) -> LoadResult:
+    parts = cfg["combine"]
+    if set(cfg) != {"combine"} or not isinstance(parts, list) or len(parts) < 2:
+        raise ConfigError(
+            "data.combine takes a list of at least two data sections and nothing beside it "
+            "(each section has its own filters)"
+        )
+    loaded = []
+    for n, part in enumerate(parts):
+        if not isinstance(part, dict):
+            raise ConfigError(f"data.combine[{n}] must be a data section (a mapping)")
+        part = dict(part)
+        domain = str(part.pop("domain", None) or part.get("name") or Path(str(part.get("path", n))).stem)
+        loaded.append((domain, load_from_config(part, root=root)))
+    return combine(loaded)
+
+
+def combine(parts: list[tuple[str, LoadResult]]) -> LoadResult:
+    """Several data sets as one (pre-training across domains, as ``text-seq`` does): user and item ids
+    become ``<domain>:<id>``, item and user tables are stacked (a column one domain lacks is empty
+    there) with a ``domain`` column, the cleaning reports are concatenated."""
+    import pandas as pd
+
+    from clarec.data.dataset import Dataset
+
+    domains = [d for d, _ in parts]
+    if len(set(domains)) != len(domains):
+        raise ConfigError(
+            f"data.combine: domain names must differ, got {domains} (set 'domain' on a section)"
+        )
+    frames, items, users = [], [], []
+    report = CleanReport()
+    for domain, result in parts:
+        ds, inter = result.dataset, result.dataset.interactions
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user_id": [f"{domain}:{u}" for u in ds.user_ids[inter["user"].to_numpy()]],
+                    "item_id": [f"{domain}:{i}" for i in ds.item_ids[inter["item"].to_numpy()]],
+                    "timestamp": inter["timestamp"].to_numpy(),
+                    "weight": inter["weight"].to_numpy(),
+                }
+            )
+        )
+        for table, ids, key, out in (
+            (ds.items, ds.item_ids, "item_id", items),
+            (ds.users, ds.user_ids, "user_id", users),
+        ):
+            t = table.copy()
+            t[key] = [f"{domain}:{x}" for x in ids]
+            t["domain"] = domain
+            out.append(t)
+        report.rows_read += result.report.rows_read
+        report.rows_kept += result.report.rows_kept
+        report.issues += result.report.issues
+        report.steps += result.report.steps
+    dataset = Dataset.from_frame(
+        pd.concat(frames, ignore_index=True),
+        items=pd.concat(items, ignore_index=True),
+        users=pd.concat(users, ignore_index=True),
+        name="+".join(domains),
+    )
+    return LoadResult(dataset, report, {"domains": domains})
 
 
 def _int(cfg: dict, key: str, default: int) -> int:

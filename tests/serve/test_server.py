@@ -213,3 +213,30 @@ def test_an_event_changes_an_embedding_models_next_recommendations(tmp_path, nam
             assert c.get("/v1/users/newbie/recommendations", params={"k": 5}).json()["path"] == "history"
     finally:
         server.stop()
+
+
+def test_a_sequential_text_model_serves_new_items_and_events_in_order(tmp_path, tiny_model_dir):
+    # text-seq without ID vectors: an item posted with text has a vector at once (its text's), and
+    # the user's next list reads the new event last
+    params = {"encoder": str(tiny_model_dir), "cache_dir": "none", "adaptor_dropout": 0.0, "temperature": 0.1}
+    params |= {"embedding_dim": 16, "inner_size": 32, "epochs": 5, "progress": False, "num_threads": 1}
+    folder = build_run(tmp_path / "run", {"text-seq": ("text-seq", params)})
+    server = Server(folder, f"sqlite:///{tmp_path / 'events.db'}").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            assert c.get("/v1/health").json()["history_mode"] == "exact"
+            top = c.get("/v1/users/u5/recommendations", params={"k": 3}).json()["items"][0]
+            twin = c.get(f"/v1/items/{top['item_id']}").json()
+            fields = {"title": twin["title"], "genres": twin["attributes"]["genres"]}
+            r = c.post("/v1/items", json={"item_id": "fresh-1", **fields})
+            assert r.status_code == 201 and r.json()["scored_from_text"] is True
+            recs = c.get("/v1/users/u5/recommendations", params={"k": 3}).json()
+            # the same text (genres perhaps in another order): about the same score, right behind it
+            assert ids(recs)[:2] == [top["item_id"], "fresh-1"]
+            before = [x["score"] for x in recs["items"]]
+            assert c.post("/v1/events", json={"user_id": "u5", "item_id": "fresh-1"}).status_code == 200
+            after = c.get("/v1/users/u5/recommendations", params={"k": 3}).json()
+            assert after["path"] == "history" and "fresh-1" not in ids(after)
+            assert [x["score"] for x in after["items"]] != before
+    finally:
+        server.stop()

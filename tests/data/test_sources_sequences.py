@@ -29,6 +29,22 @@ def test_s3rec_positions_and_item_text(tmp_path):
     assert items.loc["2"].isna()["title"] and items.loc["3", "categories"] == []
 
 
+def test_s3rec_item_attributes(tmp_path):
+    (tmp_path / "Toys.txt").write_text("1 3 1 2\n2 2 3\n")
+    (tmp_path / "attrs.json").write_text('{"1": [5, 7], "3": [7]}')
+    items = load_source("s3rec", tmp_path / "Toys.txt", attributes="attrs.json").dataset.items.set_index(
+        "item_id"
+    )
+    assert items.loc["1", "attributes"] == ["a5", "a7"] and items.loc["3", "attributes"] == ["a7"]
+    assert items.loc["2", "attributes"] == []  # not in the file
+    (tmp_path / "bad.json").write_text('["a", "b"]')
+    with pytest.raises(DataError, match="bad.json.*JSON object mapping"):
+        load_source("s3rec", tmp_path / "Toys.txt", attributes="bad.json")
+    (tmp_path / "broken.json").write_text('{"1": [5,')
+    with pytest.raises(DataError, match="broken.json.*not a JSON object"):
+        load_source("s3rec", tmp_path / "Toys.txt", attributes="broken.json")
+
+
 def test_s3rec_string_ids_need_the_option(tmp_path):
     (tmp_path / "seq.txt").write_text("A1 B1 B2\nA2 B2 B3\n")
     with pytest.raises(DataError, match="no usable rows"):

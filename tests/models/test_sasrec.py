@@ -217,3 +217,29 @@ def test_text_seq_starts_from_a_model_trained_elsewhere(ring, tiny_model_dir, tm
     create("sasrec", SMALL | {"epochs": 1}).fit(ring).save(tmp_path / "sasrec")
     with pytest.raises(ConfigError, match="not text-seq"):
         _text_seq(tiny_model_dir, init_from=str(tmp_path / "sasrec")).fit(ring)
+
+
+def test_item_attributes_join_the_item_vectors(ring, tiny_model_dir, tmp_path):
+    data = ring.with_interactions(ring.interactions)
+    data.items = ring.items.assign(
+        kind=[["even"] if i % 2 == 0 else ["odd", "x"] for i in range(ring.n_items)]
+    )
+    model = create("sasrec", SMALL | {"epochs": 2, "attributes": "kind"}).fit(data)
+    bag = model.module_.attributes
+    assert bag is not None and bag.num_embeddings == 3  # even, odd, x
+    with torch.no_grad():
+        ids_only = model.module_.items.weight[1 : ring.n_items + 1]
+        np.testing.assert_allclose(model.item_vecs[0], (ids_only[0] + bag.weight[0]).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(
+            model.item_vecs[1], (ids_only[1] + bag.weight[1:].mean(0)).numpy(), rtol=1e-6
+        )
+    model.save(tmp_path / "m")
+    h = [ring.item_index(["i01", "i02"])]
+    np.testing.assert_array_equal(
+        Recommender.load(tmp_path / "m").score_histories(h), model.score_histories(h)
+    )
+    text = _text_seq(tiny_model_dir, epochs=2, attributes="kind").fit(data)
+    text.add_items(pd.DataFrame({"item_id": ["n1"], "title": ["new stop"]}))
+    assert np.isfinite(text.score_histories(h)).all()
+    with pytest.raises(ConfigError, match="no column 'brand'"):
+        create("sasrec", SMALL | {"attributes": "brand"}).fit(ring)

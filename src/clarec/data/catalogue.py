@@ -134,7 +134,7 @@ def _s3rec(name: str, stem: str, item_text: str | None) -> DatasetInfo:
         files={seq: _SHA[seq]},
         options={"sequence_file": seq},
         optional={attrs: _SHA[attrs]} | ({item_text: None} if item_text else {}),
-        optional_options={"item_text": item_text} if item_text else {},
+        optional_options={"attributes": attrs} | ({"item_text": item_text} if item_text else {}),
         licence=_AMAZON_TERMS
         + "; preprocessing by the S3-Rec authors (CIKM 2020), repository without licence file",
         homepage="https://github.com/aHuiWang/CIKM2020-S3Rec",

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -82,6 +83,7 @@ class SequenceEncoder(nn.Module):
         init_std: float,
         generator: torch.Generator,
         extra_tokens: int = 0,
+        attributes: tuple[np.ndarray, np.ndarray, int] | None = None,
     ):
         super().__init__()
         self.max_len = max_len
@@ -96,6 +98,13 @@ class SequenceEncoder(nn.Module):
             dim, n_heads, inner_size, dropout, activation="gelu", batch_first=True, layer_norm_eps=1e-12
         )
         self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        # item attributes (category, brand...): the mean of their vectors joins each item's vector
+        self.attributes = None
+        if attributes is not None:
+            index, offsets, n_values = attributes
+            self.attributes = nn.EmbeddingBag(max(1, n_values), dim, mode="mean")
+            self.register_buffer("attribute_index", torch.as_tensor(index, dtype=torch.int64))
+            self.register_buffer("attribute_offsets", torch.as_tensor(offsets, dtype=torch.int64))
         for name, p in self.named_parameters():
             if p.dim() > 1:
                 nn.init.normal_(p, 0.0, init_std, generator=generator)
@@ -105,14 +114,27 @@ class SequenceEncoder(nn.Module):
             self.items.weight[0].zero_()
 
     def item_table(self) -> torch.Tensor:
-        """The item embeddings ``(n_items, d)`` (row ``i`` is item index ``i``)."""
-        return self.items.weight[1 : self.n_items + 1]
+        """The item vectors ``(n_items, d)`` (row ``i`` is item index ``i``): ID embedding, plus the
+        mean of the item's attribute vectors when the model reads attributes."""
+        return self.items.weight[1 : self.n_items + 1] + self.attribute_vectors()
+
+    def attribute_vectors(self) -> torch.Tensor | float:
+        """Each item's mean attribute vector ``(n_items, d)`` (zero without attributes); 0.0 when
+        the model reads none."""
+        if self.attributes is None:
+            return 0.0
+        return self.attributes(self.attribute_index, self.attribute_offsets)
 
     def embed(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """Input vectors of padded sequences: item plus position. ``table`` is :meth:`item_table`
         computed once for the batch (models whose item vectors are computed read it; the ID
-        embedding here looks its rows up directly)."""
-        return self.items(seq) + self.position_vectors(seq.shape[1])
+        embedding alone is looked up directly)."""
+        if self.attributes is None:
+            return self.items(seq) + self.position_vectors(seq.shape[1])
+        table = self.item_table() if table is None else table
+        return torch.cat([table.new_zeros(1, table.shape[1]), table])[seq] + self.position_vectors(
+            seq.shape[1]
+        )
 
     def position_vectors(self, length: int) -> torch.Tensor:
         """``(1, length, d)``: the last position is the most recent item's."""
@@ -152,6 +174,8 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             sampled negatives per target).
         n_negatives: negatives per target with ``loss: bce``.
         lr, weight_decay: Adam.
+        attributes: an item column of attribute lists (category, brand ids of the S3-Rec files);
+            the mean of their learned vectors joins each item's vector.
 
     Training settings (``epochs`` 200, ``batch_size`` 256 sequences): see
     :class:`~clarec.models.torch_base.TorchRecommender`.
@@ -171,6 +195,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     n_negatives = param(1, ge=1)
     lr = param(1e-3, gt=0)
     weight_decay = param(0.0, ge=0)
+    attributes = param(None, str)
     epochs = TorchRecommender.epochs.with_default(200)
 
     def _check_params(self) -> None:
@@ -195,6 +220,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             self.init_std,
             generator,
             self.extra_tokens,
+            self.attributes_,
         )
 
     def _init_module(self, module: SequenceEncoder) -> None:  # noqa: B027 - a hook
@@ -210,7 +236,27 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         return None
 
     # ------------------------------------------------------------------ training
+    def _item_attributes(self, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """``(index, offsets, n_values)`` of the ``attributes`` column's values per item (an
+        :class:`~torch.nn.EmbeddingBag` input), or ``None`` when the model reads no attributes."""
+        if self.attributes is None:
+            return None
+        if self.attributes not in items.columns:
+            have = [str(c) for c in items.columns if c != "item_id"]
+            raise ConfigError(f"{self.name}: item table has no column {self.attributes!r}; it has {have}")
+        lists = [
+            [str(v) for v in x]
+            if isinstance(x, list | tuple | np.ndarray)
+            else ([] if pd.isna(x) else [str(x)])
+            for x in items[self.attributes]
+        ]
+        vocab = {v: n for n, v in enumerate(sorted({v for values in lists for v in values}))}
+        index = np.array([vocab[v] for values in lists for v in values], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum([len(v) for v in lists])[:-1]]).astype(np.int64)
+        return index, offsets, len(vocab)
+
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self.attributes_ = self._item_attributes(train.items)
         histories = train.user_histories()
         windows = training_windows(histories, self.max_len)
         rng, gen = self._generators()
@@ -299,6 +345,10 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
 
     def _set_state(self, state: dict) -> None:
         self._set_vector_state(state)
+        self.attributes_ = None
+        if "module.attribute_index" in state:
+            index, offsets = state["module.attribute_index"], state["module.attribute_offsets"]
+            self.attributes_ = (index, offsets, len(state["module.attributes.weight"]))
         self.module_ = self._build_module(torch.Generator().manual_seed(self.seed))
         weights = {
             k[len("module.") :]: torch.from_numpy(np.array(v))

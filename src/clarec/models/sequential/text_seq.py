@@ -70,7 +70,7 @@ class TextSequenceEncoder(SequenceEncoder):
             self.items.requires_grad_(False)
 
     def item_table(self) -> torch.Tensor:
-        vectors = self.adaptor(self.text)
+        vectors = self.adaptor(self.text) + self.attribute_vectors()
         if self.use_ids:
             vectors = vectors + self.items.weight[1 : self.n_items + 1]
         return F.normalize(vectors, dim=-1)
@@ -90,6 +90,9 @@ class TextSequenceEncoder(SequenceEncoder):
         weight = self.items.weight.detach()
         grown = torch.cat([weight, weight.new_zeros(len(text), weight.shape[1])])
         self.items = nn.Embedding.from_pretrained(grown, freeze=not self.use_ids, padding_idx=0)
+        if self.attributes is not None:  # the new items have no attributes: empty bags
+            end = self.attribute_offsets.new_full((len(text),), len(self.attribute_index))
+            self.attribute_offsets = torch.cat([self.attribute_offsets, end])
         self.n_items += len(text)
 
 
@@ -146,6 +149,7 @@ class TextSeq(SequentialRecommender):
             dropout=self.dropout,
             init_std=self.init_std,
             generator=generator,
+            attributes=self.attributes_,
         )
 
     # ------------------------------------------------------------------ training

@@ -210,18 +210,22 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
 
     def _build_module(self, generator: torch.Generator) -> SequenceEncoder:
         return SequenceEncoder(
-            self.n_items,
-            self.embedding_dim,
-            self.max_len,
-            self.n_layers,
-            self.n_heads,
-            self.inner_size,
-            self.dropout,
-            self.init_std,
-            generator,
-            self.extra_tokens,
-            self.attributes_,
+            n_items=self.n_items, extra_tokens=self.extra_tokens, **self._encoder_settings(generator)
         )
+
+    def _encoder_settings(self, generator: torch.Generator) -> dict:
+        """The :class:`SequenceEncoder` arguments every sequential model sets the same way."""
+        return {
+            "dim": self.embedding_dim,
+            "max_len": self.max_len,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "inner_size": self.inner_size,
+            "dropout": self.dropout,
+            "init_std": self.init_std,
+            "generator": generator,
+            "attributes": self.attributes_,
+        }
 
     def _init_module(self, module: SequenceEncoder) -> None:  # noqa: B027 - a hook
         """Called on the freshly built module before training (``text-seq`` loads pre-trained weights)."""

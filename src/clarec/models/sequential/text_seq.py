@@ -141,15 +141,7 @@ class TextSeq(SequentialRecommender):
             self.n_experts,
             self.adaptor_dropout,
             self.temperature,
-            dim=self.embedding_dim,
-            max_len=self.max_len,
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            inner_size=self.inner_size,
-            dropout=self.dropout,
-            init_std=self.init_std,
-            generator=generator,
-            attributes=self.attributes_,
+            **self._encoder_settings(generator),
         )
 
     # ------------------------------------------------------------------ training

@@ -214,6 +214,8 @@ def test_text_seq_starts_from_a_model_trained_elsewhere(ring, tiny_model_dir, tm
             torch.testing.assert_close(target.module_.state_dict()[name], weight, rtol=0, atol=1e-6)
     with pytest.raises(ConfigError, match="does not fit"):
         _text_seq(tiny_model_dir, embedding_dim=32, init_from=str(tmp_path / "source")).fit(ring)
+    with pytest.raises(ConfigError, match="holds no saved model"):
+        _text_seq(tiny_model_dir, init_from=str(tmp_path / "nothing")).fit(ring)
     create("sasrec", SMALL | {"epochs": 1}).fit(ring).save(tmp_path / "sasrec")
     with pytest.raises(ConfigError, match="not text-seq"):
         _text_seq(tiny_model_dir, init_from=str(tmp_path / "sasrec")).fit(ring)

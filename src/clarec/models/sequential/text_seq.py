@@ -15,6 +15,8 @@ is added to the text part of each trained item.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -153,6 +155,11 @@ class TextSeq(SequentialRecommender):
         """Load ``init_from``'s weights into ``module`` (all but the item texts and ID vectors)."""
         from clarec.models.base import Recommender
 
+        if not (Path(self.init_from).expanduser() / "model.json").is_file():
+            raise ConfigError(
+                f"{self.name}: init_from {self.init_from!r} holds no saved model; train the source model "
+                "first (e.g. clarec run configs/text-seq-pretrain.yaml --out runs/text-seq-pretrain)"
+            )
         source = Recommender.load(self.init_from)
         if not isinstance(source, TextSeq):
             raise ConfigError(

@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/run_config.py configs/ml-100k.yaml benchmarks/results/ml-100k.md [--seeds 3] [--set k=v]
-        [--models ease,bpr]
+        [--models ease,bpr] [--split-seeds]
 
 The result file names the command, the machine and the data root, then the table (test split,
 mean ± std over seeds), validation NDCG, and fit seconds.
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--models", default=None, help="run only these models of the config (comma-separated)")
+    ap.add_argument("--split-seeds", action="store_true", help="each seed also draws the split")
     ap.add_argument("--out", default=None, help="run folder (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -37,7 +38,7 @@ def main() -> None:
         cfg = cfg.only(args.models.split(","))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="clarec-bench-"))
     t0 = time.perf_counter()
-    results = run_experiment(cfg, out, seeds=args.seeds)
+    results = run_experiment(cfg, out, seeds=args.seeds, split_seeds=args.split_seeds)
     total = time.perf_counter() - t0
     command = command_line()
     table = results_table(results, cfg)

@@ -124,3 +124,42 @@ def test_next_item_run_reports_both_conventions(tmp_path):
         load_config_text = p.read_text().replace("[masked, kept]", "[masked, masked]")
         p.write_text(load_config_text)
         load_config(p)
+
+
+def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_path):
+    import json
+
+    from factories import make_random_dataset
+
+    from clarec.experiment.runner import run_experiment
+
+    ds = make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    inter = ds.interactions
+    lines = ["user_id,item_id,timestamp"] + [
+        f"{ds.user_ids[u]},{ds.item_ids[i]},{t}"
+        for u, i, t in zip(inter["user"], inter["item"], inter["timestamp"], strict=True)
+    ]
+    (folder / "events.csv").write_text("\n".join(lines) + "\n")
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        f"data: {{source: tabular, path: {folder / 'events.csv'}}}\n"
+        "split: {method: random, ratios: [0.6, 0.2, 0.2]}\nmodels: [{name: popularity}]\n"
+    )
+    fixed = run_experiment(load_config(p), tmp_path / "fixed", seeds=2, save_models=False)["popularity"]
+    drawn = run_experiment(load_config(p), tmp_path / "drawn", seeds=2, save_models=False, split_seeds=True)
+    drawn = drawn["popularity"]
+    # popularity has no seed: on one split both seeds agree, on two draws they differ
+    assert fixed["per_seed"][0]["test"] == fixed["per_seed"][1]["test"] and "split_seeds" not in fixed
+    assert drawn["per_seed"][0]["test"] != drawn["per_seed"][1]["test"] and drawn["split_seeds"] == [
+        2024,
+        2025,
+    ]
+    assert drawn["per_seed"][0]["test"] == fixed["per_seed"][0]["test"]  # the first draw is the config's
+    split_a = (tmp_path / "drawn" / "split" / "test.tsv").read_text()
+    assert split_a != (tmp_path / "drawn" / "splits" / "seed-2025" / "test.tsv").read_text()
+    assert set(drawn["valid_segments"]) >= {"activity_q1", "activity_q4"}
+    saved = json.loads((tmp_path / "drawn" / "results.json").read_text())["popularity"]
+    assert saved["per_seed"][1]["split_seed"] == 2025 and "valid_segments" in saved["per_seed"][1]
+    assert "seeds (each draws the split too): [2024, 2025]" in (tmp_path / "drawn" / "results.md").read_text()

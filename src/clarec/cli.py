@@ -51,6 +51,7 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Repeat every model with seeds seed, seed+1, ..."),
     models: str | None = typer.Option(None, "--models", help="Run only these models (comma-separated)."),
+    split_seeds: bool = typer.Option(False, "--split-seeds", help="Each seed also draws the split."),
 ) -> None:
     """Run an experiment: data → split → fit each model → evaluate → comparison table."""
     from clarec.config import load_config
@@ -64,7 +65,9 @@ def run(
         cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    results = run_experiment(cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True))
+    results = run_experiment(
+        cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True), split_seeds=split_seeds
+    )
     if (out / "cleaning.txt").is_file():
         typer.echo("Data cleaning and filters:\n" + (out / "cleaning.txt").read_text())
     command = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -79,8 +79,10 @@ def results_table(
     if segments:
         text += "\n" + segments
     if cfg is not None:
-        seeds = next(iter(results.values())).get("seeds")
-        note = f"Test split; full ranking over all items; seeds: {seeds if seeds else [cfg.seed]}."
+        first = next(iter(results.values()))
+        seeds = first.get("seeds")
+        drawn = " (each draws the split too)" if first.get("split_seeds") else ""
+        note = f"Test split; full ranking over all items; seeds{drawn}: {seeds if seeds else [cfg.seed]}."
         ev = cfg.evaluation
         if ev.history_items != ["masked"] or ev.test_input != "train":
             note += f" History items {ev.history_items[0]} (main table)"

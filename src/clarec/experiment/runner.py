@@ -5,9 +5,11 @@ A run folder holds everything needed to understand and reproduce a run::
     config.yaml      the resolved configuration
     data.json        data set summary and the cleaning report (also as a table in cleaning.txt)
     split/           the split as a predefined-split folder (train/valid/test.tsv, items.tsv)
+    splits/seed-N/   the other seeds' splits (``--split-seeds``)
     models/<name>/   each fitted model (the first seed when several), loadable with Recommender.load
     train/<name>/    training logs of PyTorch models: log.txt, history.json, best.pt per seed
-    results.json     per model: valid and test metrics, fit seconds (and per-seed values, std)
+    results.json     per model: valid and test metrics and segments, fit seconds (and per-seed
+                     values, std)
     results.md       the comparison table
     log.txt          what happened, with times
 """
@@ -148,21 +150,22 @@ def _aggregate(per_seed: list[dict]) -> dict:
     out["fit_seconds"] = float(np.mean([r["fit_seconds"] for r in per_seed]))
     out["std"] = _mean_parts(parts, np.std)
     # Segments (cold items, activity quartiles) averaged over the seeds that have them all.
-    segs = [r.get("segments", {}) for r in per_seed]
-    names = [n for n in segs[0] if all(n in s for s in segs)]
-    out["segments"] = {n: {k: float(np.mean([s[n][k] for s in segs])) for k in segs[0][n]} for n in names}
-    out["segments_std"] = {
-        n: {k: float(np.std([s[n][k] for s in segs], ddof=1)) for k in segs[0][n]} for n in names
-    }
+    for key in ("segments", "valid_segments"):
+        segs = [r.get(key, {}) for r in per_seed]
+        names = [n for n in segs[0] if all(n in s for s in segs)]
+        out[key] = {n: {k: float(np.mean([s[n][k] for s in segs])) for k in segs[0][n]} for n in names}
+        out[f"{key}_std"] = {
+            n: {k: float(np.std([s[n][k] for s in segs], ddof=1)) for k in segs[0][n]} for n in names
+        }
     if "conventions" in per_seed[0]:
         convs = [r["conventions"] for r in per_seed]
         out["conventions"] = {c: _mean_parts([v[c] for v in convs]) for c in convs[0]}
         out["conventions_std"] = {c: _mean_parts([v[c] for v in convs], np.std) for c in convs[0]}
     out["seeds"] = [r["seed"] for r in per_seed]
-    out["per_seed"] = [
-        {k: r[k] for k in ("seed", "valid", "test", "segments", "conventions", "fit_seconds") if k in r}
-        for r in per_seed
-    ]
+    if "split_seed" in per_seed[0]:
+        out["split_seeds"] = [r["split_seed"] for r in per_seed]
+    keys = ("seed", "split_seed", "valid", "test", "segments", "valid_segments", "conventions", "fit_seconds")
+    out["per_seed"] = [{k: r[k] for k in keys if k in r} for r in per_seed]
     return out
 
 
@@ -181,10 +184,13 @@ def run_experiment(
     seeds: int = 1,
     save_models: bool = True,
     progress: Callable[[str], None] | None = None,
+    split_seeds: bool = False,
 ) -> dict[str, Any]:
     """Run every model of ``cfg`` (``seeds`` times each with seeds ``cfg.seed + s``) and write the
     run folder. Returns the results dictionary written to ``results.json``. ``progress`` receives a
-    line as each model starts and ends (``clarec run`` prints them).
+    line as each model starts and ends (``clarec run`` prints them). With ``split_seeds`` each seed
+    also draws the split (the config's seed and its split's seed become ``cfg.seed + s``), so the
+    spread over seeds includes the split's; otherwise one split serves every model seed.
 
     Raises:
         ConfigError: ``cfg`` lists no model (a config with only a ``pretrain`` section).
@@ -202,32 +208,36 @@ def run_experiment(
     package.addHandler(handler)
     package.setLevel(logging.INFO)
     try:
-        return _run(cfg, out, seeds, save_models, progress or (lambda line: None))
+        return _run(cfg, out, seeds, save_models, progress or (lambda line: None), split_seeds)
     finally:
         package.removeHandler(handler)
         handler.close()
 
 
-def _run(
-    cfg: ExperimentConfig, out: Path, seeds: int, save_models: bool, progress: Callable[[str], None]
-) -> dict[str, Any]:
-    (out / "config.yaml").write_text(dump_config(cfg))
-    for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
-        create(model_cfg.name, _run_params(model_cfg, cfg.seed, out / "train" / model_cfg.key))
-    t0 = time.perf_counter()
+def _with_split_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
+    """``cfg`` with ``seed`` as its seed and its split's seed (when the split sets one itself)."""
+    split = cfg.split
+    if "seed" in split.params():
+        split = type(split)(method=split.method, **(split.params() | {"seed": seed}))
+    return cfg.model_copy(update={"seed": seed, "split": split})
+
+
+def _prepare(cfg: ExperimentConfig, out: Path, folder: Path, t0: float, progress) -> tuple[Split, dict]:
+    """Load and split the data, write the split to ``folder`` (and the data report to ``out`` the
+    first time), and build one evaluator per history convention."""
     data = prepare_data(cfg)
     split = data.split
     log.info("data ready in %.2fs: %s", time.perf_counter() - t0, split.describe())
     progress(f"[{time.perf_counter() - t0:6.1f}s] data ready: {split.describe()}")
-    data_info = {"split": split.describe()}
-    if data.dataset is not None:
-        data_info["dataset"] = data.dataset.describe()
-    if data.report is not None:
-        data_info["cleaning"] = data.report.to_dict()
-        (out / "cleaning.txt").write_text(str(data.report) + "\n")
-    (out / "data.json").write_text(json.dumps(data_info, indent=2, default=str))
-    split.save(out / "split")
-
+    if not (out / "data.json").is_file():
+        data_info = {"split": split.describe()}
+        if data.dataset is not None:
+            data_info["dataset"] = data.dataset.describe()
+        if data.report is not None:
+            data_info["cleaning"] = data.report.to_dict()
+            (out / "cleaning.txt").write_text(str(data.report) + "\n")
+        (out / "data.json").write_text(json.dumps(data_info, indent=2, default=str))
+    split.save(folder)
     ev = cfg.evaluation
     features = item_features(split.train)
     evaluators = {
@@ -242,12 +252,34 @@ def _run(
         )
         for convention in ev.history_items
     }
-    evaluator = evaluators[ev.history_items[0]]
-    results: dict[str, Any] = {}
-    for model_cfg in cfg.models:
-        per_seed = []
-        for s in range(seeds):
-            seed = cfg.seed + s
+    return split, evaluators
+
+
+def _run(
+    cfg: ExperimentConfig,
+    out: Path,
+    seeds: int,
+    save_models: bool,
+    progress: Callable[[str], None],
+    split_seeds: bool = False,
+) -> dict[str, Any]:
+    (out / "config.yaml").write_text(dump_config(cfg))
+    for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
+        create(model_cfg.name, _run_params(model_cfg, cfg.seed, out / "train" / model_cfg.key))
+    t0 = time.perf_counter()
+    for stale in ("data.json", "cleaning.txt"):
+        (out / stale).unlink(missing_ok=True)
+    main = cfg.evaluation.main_metric
+    per_model: dict[str, list[dict]] = {m.key: [] for m in cfg.models}
+    for s in range(seeds):
+        seed = cfg.seed + s
+        if s == 0 or split_seeds:
+            folder = out / "split" if s == 0 else out / "splits" / f"seed-{seed}"
+            split, evaluators = _prepare(
+                _with_split_seed(cfg, seed) if split_seeds else cfg, out, folder, t0, progress
+            )
+            evaluator = next(iter(evaluators.values()))  # the main convention
+        for model_cfg in cfg.models:
             train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
             model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir))
             log.info("fitting %s (seed %d): %r", model_cfg.key, seed, model)
@@ -264,31 +296,32 @@ def _run(
                 fit_seconds,
                 {k: round(v, 4) for k, v in test_res.metrics.items() if k.startswith(("ndcg", "recall"))},
             )
-            main = cfg.evaluation.main_metric
             progress(
                 f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): fit {fit_seconds:.1f}s, "
                 f"valid {main} {valid_res.metrics.get(main, float('nan')):.4f}"
             )
-            per_seed.append(
-                {
-                    "seed": seed,
-                    "valid": valid_res.metrics,
-                    "test": test_res.metrics,
-                    "segments": test_res.segments,
-                    "fit_seconds": fit_seconds,
-                    "eval_seconds": test_res.seconds,
-                }
-            )
+            result = {
+                "seed": seed,
+                "valid": valid_res.metrics,
+                "test": test_res.metrics,
+                "segments": test_res.segments,
+                "valid_segments": valid_res.segments,
+                "fit_seconds": fit_seconds,
+                "eval_seconds": test_res.seconds,
+            }
+            if split_seeds:
+                result["split_seed"] = seed
             other = {
                 convention: {part: e.evaluate(model, part=part).metrics for part in ("valid", "test")}
                 for convention, e in evaluators.items()
                 if e is not evaluator
             }
             if other:
-                per_seed[-1]["conventions"] = other
+                result["conventions"] = other
+            per_model[model_cfg.key].append(result)
             if save_models and s == 0:
                 model.save(out / "models" / model_cfg.key)
-        results[model_cfg.key] = _aggregate(per_seed)
+    results = {key: _aggregate(runs) for key, runs in per_model.items()}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(results, cfg, command_note=None))
     log.info("done in %.1fs", time.perf_counter() - t0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from factories import make_random_dataset
 
@@ -66,7 +67,8 @@ def test_run_with_seeds_reports_mean_and_std(tmp_path, split_dir):
     assert r["seeds"] == [11, 12]
     per = [s["test"]["ndcg@10"] for s in r["per_seed"]]
     assert r["test"]["ndcg@10"] == pytest.approx(sum(per) / 2)
-    assert r["std"]["test"]["ndcg@10"] >= 0.0
+    assert r["std"]["test"]["ndcg@10"] == pytest.approx(np.std(per, ddof=1))
+    assert per[0] != per[1]  # two model seeds, two models
 
 
 def test_run_only_some_models(tmp_path, split_dir, capsys):

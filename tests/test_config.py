@@ -31,7 +31,8 @@ def test_every_shipped_config_builds_its_models(path):
 
     cfg = load_config(path)
     for m in cfg.models:
-        create(m.name, m.params)  # unknown model or parameter raises ConfigError
+        model = create(m.name, m.params)  # unknown model or parameter raises ConfigError
+        assert set(m.search) <= set(model.param_names()), f"{m.key}: search over unknown parameters"
 
 
 def test_overrides(tmp_path):

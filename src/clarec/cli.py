@@ -100,6 +100,31 @@ def evaluate(
     typer.echo(text)
 
 
+@app.command("tune")
+def tune_cmd(
+    config: Path = typer.Argument(..., help="Experiment YAML file (models with a 'search' space)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>-tune-<time>)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
+    models: str | None = typer.Option(None, "--models", help="Tune only these models (comma-separated)."),
+) -> None:
+    """Search each model's settings on validation (same trials for every model), then run the winners
+    on several seeds; resumable (studies in OUT/tune.db)."""
+    from clarec.config import load_config
+    from clarec.experiment.report import results_table
+    from clarec.experiment.tune import tune
+
+    cfg = load_config(config, set_)
+    if models:
+        cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
+    if out is None:
+        out = Path("runs") / f"{cfg.name}-tune-{datetime.now():%Y%m%d-%H%M%S}"
+    record = tune(cfg, out, progress=lambda line: typer.echo(line, err=True))
+    results = json.loads((out / "final" / "results.json").read_text())
+    typer.echo(json.dumps({k: v["best_params"] for k, v in record["models"].items()}, indent=2))
+    typer.echo(results_table(results, cfg))
+    typer.echo(f"run folder: {out}")
+
+
 @app.command("split")
 def split_cmd(
     config: Path = typer.Argument(..., help="Experiment YAML file (its data and split sections)."),

@@ -30,9 +30,35 @@ class SplitConfig(BaseModel):
 
 
 class ModelConfig(_Strict):
+    """A model to run: its registry ``name``, ``params``, an optional ``label`` (its name in results)
+    and a ``search`` space for ``clarec tune``: ``{param: [choice, ...]}`` or ``{param: {low, high,
+    log}}`` (integers when both bounds are)."""
+
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
+    search: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("search")
+    @classmethod
+    def _search(cls, space: dict[str, Any]) -> dict[str, Any]:
+        for key, spec in space.items():
+            if isinstance(spec, list):
+                if not spec:
+                    raise ValueError(f"search.{key}: a list of choices must not be empty")
+            elif isinstance(spec, dict):
+                extra = set(spec) - {"low", "high", "log"}
+                if extra or not {"low", "high"} <= set(spec):
+                    raise ValueError(f"search.{key}: a range is {{low, high[, log]}}, got {sorted(spec)}")
+                if not isinstance(spec["low"], int | float) or not isinstance(spec["high"], int | float):
+                    raise ValueError(f"search.{key}: low and high must be numbers")
+                if not spec["low"] < spec["high"]:
+                    raise ValueError(f"search.{key}: low must be below high")
+                if spec.get("log") and spec["low"] <= 0:
+                    raise ValueError(f"search.{key}: a log range needs low > 0")
+            else:
+                raise ValueError(f"search.{key}: give a list of choices or {{low, high[, log]}}")
+        return space
 
     @property
     def key(self) -> str:
@@ -103,6 +129,19 @@ class PretrainConfig(_Strict):
         return fields
 
 
+class TuningConfig(_Strict):
+    """``clarec tune``: ``trials`` per model (the same for every model), chosen on validation
+    ``metric`` (default: the main metric), then the winner runs on ``seeds`` seeds (each drawing the
+    split when ``split_seeds``). ``pruning`` stops trials whose validation curve falls below the
+    median of earlier trials at the same epoch."""
+
+    trials: int = Field(20, ge=1)
+    metric: str | None = None
+    seeds: int = Field(3, ge=1)
+    split_seeds: bool = True
+    pruning: bool = True
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment. ``models`` may be left out only when a ``pretrain`` section is there (a
     config for ``clarec pretrain`` alone); ``clarec run`` still needs at least one model."""
@@ -114,6 +153,7 @@ class ExperimentConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     pretrain: PretrainConfig | None = None
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:

@@ -58,6 +58,9 @@ class TorchRecommender(Recommender):
 
     #: What :meth:`_train` returns, kept after fitting: epochs, losses, validation metric, times.
     history_: TrainHistory
+    #: Called with ``(epoch, metric)`` after each validation while fitting (not a hyper-parameter:
+    #: ``clarec tune`` sets it on a trial's model to report the curve and prune).
+    validation_callback: Callable[[int, float], None] | None = None
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         seed_everything(self.seed)  # dropout and other layers draw from the global generators
@@ -95,6 +98,7 @@ class TorchRecommender(Recommender):
             run_dir=self.run_dir,
             progress=self.progress,
             num_threads=self.num_threads,
+            on_validate=self.validation_callback,
         )
         self.history_ = trainer.fit(module, batches, loss_fn, optimizer, validate, after_step)
         return self.history_

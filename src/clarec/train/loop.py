@@ -125,6 +125,8 @@ class Trainer:
             when ``None``.
         progress: show a tqdm bar; ``None`` shows it only when stderr is a terminal.
         num_threads: torch threads; ``None`` uses every available core.
+        on_validate: called with ``(epoch, metric)`` after each validation (``clarec tune`` reports
+            the curve to its pruner there; an exception it raises ends training).
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         progress: bool | None = None,
         num_threads: int | None = None,
+        on_validate: Callable[[int, float], None] | None = None,
     ):
         if epochs < 1:
             raise ClarecError(f"epochs must be at least 1, got {epochs}")
@@ -158,6 +161,7 @@ class Trainer:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
         self.num_threads = num_threads
+        self.on_validate = on_validate
 
     # ------------------------------------------------------------------ helpers
     def _log(self, line: str) -> None:
@@ -217,6 +221,8 @@ class Trainer:
                     with torch.no_grad():
                         metric = float(validate())
                 seconds = time.perf_counter() - start
+                if metric is not None and self.on_validate is not None:
+                    self.on_validate(epoch, metric)
                 history.epochs.append(epoch)
                 history.losses.append(loss)
                 history.val_metrics.append(metric)

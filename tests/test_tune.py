@@ -1,0 +1,119 @@
+"""clarec tune: validation-only search with the same budget per model, resumable, then seeds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from factories import make_random_dataset
+
+from clarec.config import load_config
+from clarec.errors import ConfigError
+
+optuna = pytest.importorskip("optuna")
+
+
+def write_data(folder) -> str:
+    ds = make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1)
+    inter = ds.interactions
+    rows = zip(inter["user"], inter["item"], inter["timestamp"], strict=True)
+    lines = ["user_id,item_id,timestamp"] + [f"{ds.user_ids[u]},{ds.item_ids[i]},{t}" for u, i, t in rows]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "events.csv").write_text("\n".join(lines) + "\n")
+    return str(folder / "events.csv")
+
+
+CONFIG = """
+name: tiny
+data: {{source: tabular, path: {path}}}
+split: {{method: random, ratios: [0.6, 0.2, 0.2]}}
+models:
+  - name: popularity
+  - name: ease
+    search: {{reg: [1.0, 30.0, 1000.0]}}
+  - name: bpr
+    params: {{epochs: 3, embedding_dim: 8, progress: false, num_threads: 1}}
+    search: {{lr: {{low: 0.001, high: 0.1, log: true}}, n_negatives: {{low: 1, high: 4}}}}
+tuning: {{trials: 3, seeds: 2, split_seeds: true, pruning: false}}
+evaluation: {{ks: [10, 20]}}
+"""
+
+
+@pytest.fixture
+def cfg_path(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(CONFIG.format(path=write_data(tmp_path / "data")))
+    return p
+
+
+def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, monkeypatch):
+    from clarec.evaluate import Evaluator
+    from clarec.experiment import tune as tune_module
+
+    parts = []
+    real = Evaluator.evaluate
+    monkeypatch.setattr(
+        Evaluator,
+        "evaluate",
+        lambda self, model, part="test", **kw: parts.append(part) or real(self, model, part, **kw),
+    )
+    finals = []
+    real_run = tune_module.run_experiment
+    monkeypatch.setattr(
+        tune_module,
+        "run_experiment",
+        lambda cfg, out, **kw: finals.append(list(parts)) or real_run(cfg, out, **kw),
+    )
+    record = tune_module.tune(load_config(cfg_path), tmp_path / "run")
+    assert finals[0] and set(finals[0]) == {"valid"}  # the search never scored the test part
+    ease, bpr = record["models"]["ease"], record["models"]["bpr"]
+    assert ease["trials"] == bpr["trials"] == 3 and record["models"]["popularity"]["trials"] == 0
+    assert ease["best_params"]["reg"] in (1.0, 30.0, 1000.0)
+    assert 0.001 <= bpr["best_params"]["lr"] <= 0.1 and bpr["best_params"]["n_negatives"] in range(1, 5)
+    study = optuna.load_study(study_name="ease", storage=f"sqlite:///{tmp_path / 'run' / 'tune.db'}")
+    assert ease["best_valid"] == max(t.value for t in study.trials)
+    final = json.loads((tmp_path / "run" / "final" / "results.json").read_text())
+    assert set(final) == {"popularity", "ease", "bpr"} and final["ease"]["split_seeds"] == [2024, 2025]
+    saved = load_config(tmp_path / "run" / "final" / "config.yaml")
+    assert {m.key: m.params for m in saved.models}["ease"] == {"reg": ease["best_params"]["reg"]}
+    # started again: the three trials are there, none is added
+    tune_module.tune(load_config(cfg_path), tmp_path / "run")
+    assert (
+        len(optuna.load_study(study_name="bpr", storage=f"sqlite:///{tmp_path / 'run' / 'tune.db'}").trials)
+        == 3
+    )
+
+
+def test_a_trial_below_the_pruner_stops_inside_training(cfg_path, tmp_path):
+    from clarec.evaluate import Evaluator
+    from clarec.experiment.runner import prepare_data
+    from clarec.experiment.tune import _objective
+
+    cfg = load_config(cfg_path)
+    split = prepare_data(cfg).split
+    bpr = next(m for m in cfg.models if m.name == "bpr")
+    bpr = bpr.model_copy(update={"params": bpr.params | {"epochs": 50}})
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
+    study.optimize(
+        lambda t: _objective(t, bpr, cfg, split, Evaluator(split), "ndcg@20", tmp_path), n_trials=1
+    )
+    trial = study.trials[0]
+    assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]  # stopped at epoch 1
+
+
+def test_bad_search_spaces(tmp_path, cfg_path):
+    from clarec.experiment.tune import tune
+
+    text = cfg_path.read_text()
+    cfg_path.write_text(text.replace("search: {reg: [1.0, 30.0, 1000.0]}", "search: {regg: [1.0]}"))
+    with pytest.raises(ConfigError, match="search over unknown parameter"):
+        tune(load_config(cfg_path), tmp_path / "r")
+    for bad, needle in (
+        ("[]", "must not be empty"),
+        ("{low: 5, high: 1}", "below high"),
+        ("{low: 0, high: 1, log: true}", "low > 0"),
+        ("3", "list of choices"),
+    ):
+        cfg_path.write_text(text.replace("[1.0, 30.0, 1000.0]", bad))
+        with pytest.raises(ConfigError, match=needle):
+            load_config(cfg_path)

@@ -44,6 +44,7 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
     "popularity": ("popularity", lambda enc: create("popularity")),
     "itemknn": ("itemknn", lambda enc: create("itemknn", {"k_neighbors": 10})),
     "ease": ("ease", lambda enc: create("ease", {"reg": 10.0})),
+    "ease-lm": ("ease-lm", lambda enc: create("ease-lm", {"reg": 10.0, "encoder": enc, "cache_dir": "none"})),
     "bpr": ("bpr", lambda enc: create("bpr", MF)),
     "bpr+align": ("bpr", lambda enc: create("bpr", MF | {"align": _align(enc)})),
     "tfidf": ("tfidf", lambda enc: create("tfidf")),

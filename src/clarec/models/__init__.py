@@ -3,6 +3,7 @@
 from clarec.models import (  # noqa: F401  (registers the models)
     bpr,
     ease,
+    ease_lm,  # noqa: F401  (registers ease-lm)
     graph,  # noqa: F401  (registers lightgcn, sgl, simgcl, xsimgcl, byol-cf)
     itemknn,
     lm_content,  # noqa: F401  (registers lm-content)

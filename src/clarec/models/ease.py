@@ -37,14 +37,18 @@ class EASE(Recommender):
     reg = param(250.0, gt=0)
     max_items = param(30000, ge=1)
 
-    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+    def _check_size(self) -> None:
         n = self.n_items
         if n > self.max_items:
             gib = 2 * n * n * 8 / 2**30
             raise ConfigError(
-                f"ease: {n} items exceed max_items={self.max_items}; the dense inversion needs about "
-                f"{gib:.1f} GiB. Raise max_items if you have the memory, or use itemknn"
+                f"{self.name}: {n} items exceed max_items={self.max_items}; the dense inversion needs "
+                f"about {gib:.1f} GiB. Raise max_items if you have the memory, or use itemknn"
             )
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self._check_size()
+        n = self.n_items
         x = self.seen
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices(n)] += self.reg

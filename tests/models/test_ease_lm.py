@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from clarec.errors import ConfigError
+from clarec.models import create
+from clarec.models._lm import item_texts
+from clarec.models.ease import EASE
+from clarec.models.ease_lm import neighbour_similarity
+from clarec.text.encoder import TextEncoder
+
+from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
+
+
+def _ease_lm(encoder, **kw):
+    return create("ease-lm", {"encoder": str(encoder), "cache_dir": "none", "reg": 10.0} | kw)
+
+
+class TestEASELM(TinyBert, RecommenderMixin):
+    def _get_model(self):
+        return _ease_lm(self.encoder_dir, lm_weight=5.0, neighbors=5)
+
+
+def test_without_the_prior_it_is_ease(tiny_model_dir):
+    data = block_dataset()
+    got = _ease_lm(tiny_model_dir, lm_weight=0.0).fit(data).weights
+    np.testing.assert_allclose(got, EASE(reg=10.0).fit(data).weights, atol=1e-5)
+
+
+def test_weights_solve_the_constrained_problem(tiny_model_dir):
+    data = block_dataset()
+    model = _ease_lm(tiny_model_dir, lm_weight=7.0, neighbors=4).fit(data)
+    x = data.to_csr().toarray().astype(np.float64)
+    gram = x.T @ x
+    vectors = TextEncoder(str(tiny_model_dir), cache_dir=None).encode(item_texts(data.items, None, "ease-lm"))
+    prior = neighbour_similarity(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), 4).toarray()
+    b = model.weights.astype(np.float64)
+    # stationarity of the Lagrangian: (G + (λ + μ)I)B − (G + μS) is zero off the diagonal
+    residual = (gram + 17.0 * np.eye(len(b))) @ b - gram - 7.0 * prior
+    np.testing.assert_allclose(residual - np.diag(np.diag(residual)), 0.0, atol=1e-4)
+    assert np.all(np.diag(b) == 0)
+    # an item nobody interacted with (d0) is reached through its text alone: μ/(λ + μ) × its S row
+    d0 = data.item_index("d0")
+    np.testing.assert_allclose(b[d0], 7.0 / 17.0 * prior[d0], atol=1e-5)
+    assert (prior[d0] > 0).any()
+
+
+def test_neighbour_similarity_keeps_the_most_similar_positive_neighbours():
+    v = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]])
+    s = neighbour_similarity(v, 2).toarray()
+    np.testing.assert_allclose(s[0], [0.0, 0.8, 0.0, 0.0])  # item 2 is orthogonal, item 3 opposite
+    assert s[0, 3] == 0.0 and np.all(np.diag(s) == 0) and (s >= 0).all()
+    assert (s > 0).sum(axis=1).max() <= 2
+    with pytest.raises(ConfigError, match="neighbors"):
+        create("ease-lm", {"neighbors": 0})

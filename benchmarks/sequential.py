@@ -43,12 +43,16 @@ def run(args) -> None:
 
 
 def collect(runs: Path, keys: list[str]) -> dict[str, dict[int, dict]]:
-    """``{model: {seed: result}}`` of the finished runs ``<model>-<seed>/results.json``."""
+    """``{model: {seed: result}}`` of the finished runs ``<name>-<seed>/results.json`` (every model a
+    run holds; the run named after the model wins when two hold it)."""
     found: dict[str, dict[int, dict]] = {}
-    for path in sorted(runs.glob("*-*/results.json")):
-        model, _, seed = path.parent.name.rpartition("-")
-        if model in keys and seed.isdigit():
-            found.setdefault(model, {})[int(seed)] = json.loads(path.read_text())[model]
+    for path in sorted(runs.glob("*-*/results.json"), key=lambda p: p.parent.name.rpartition("-")[0] in keys):
+        name, _, seed = path.parent.name.rpartition("-")
+        if not seed.isdigit():
+            continue
+        for model, result in json.loads(path.read_text()).items():
+            if model in keys:
+                found.setdefault(model, {})[int(seed)] = result
     return found
 
 
@@ -93,9 +97,17 @@ def report(args) -> None:
     lines.append("|---|---:|---:|" + "---:|" * len(conventions) + "---:|---:|")
     for model in keys:
         for seed, r in sorted(found.get(model, {}).items()):
-            hist = args.runs / f"{model}-{seed}" / "train" / model / f"seed-{seed}" / "history.json"
+            runs = [args.runs / f"{model}-{seed}", *sorted(args.runs.glob(f"*-{seed}"))]
+            hist = next(
+                (
+                    r / "train" / model / f"seed-{seed}" / "history.json"
+                    for r in runs
+                    if (r / "train" / model).is_dir()
+                ),
+                None,
+            )
             epochs = ""
-            if hist.is_file():
+            if hist is not None and hist.is_file():
                 h = json.loads(hist.read_text())
                 epochs = f"{len(h['epochs'])} ({h['best_epoch']})"
             tests = " | ".join(f"{test_metrics(r, c, main)['ndcg@20']:.4f}" for c in conventions)

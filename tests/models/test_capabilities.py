@@ -32,6 +32,8 @@ TOWER = {"cache_dir": "none", "epochs": 25, "batch_size": 32, "embedding_dim": 1
 TOWER |= {"num_threads": 1, "n_negatives": 0, "progress": False}
 SEQ = {"embedding_dim": 16, "inner_size": 32, "dropout": 0.1, "lr": 0.01, "epochs": 40, "batch_size": 32}
 SEQ |= {"progress": False, "num_threads": 1}
+ALPHA = {"cache_dir": "none", "epochs": 40, "batch_size": 32, "n_negatives": 8, "lr": 0.01, "hidden": 32}
+ALPHA |= {"embedding_dim": 16, "progress": False, "num_threads": 1, "seed": 0}
 TEXT_SEQ = {"cache_dir": "none", "adaptor_dropout": 0.0, "temperature": 0.1}
 
 
@@ -44,6 +46,7 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
     "popularity": ("popularity", lambda enc: create("popularity")),
     "itemknn": ("itemknn", lambda enc: create("itemknn", {"k_neighbors": 10})),
     "ease": ("ease", lambda enc: create("ease", {"reg": 10.0})),
+    "alpharec": ("alpharec", lambda enc: create("alpharec", ALPHA | {"encoder": enc})),
     "ease-lm": ("ease-lm", lambda enc: create("ease-lm", {"reg": 10.0, "encoder": enc, "cache_dir": "none"})),
     "bpr": ("bpr", lambda enc: create("bpr", MF)),
     "bpr+align": ("bpr", lambda enc: create("bpr", MF | {"align": _align(enc)})),

@@ -1,6 +1,7 @@
 """Recommenders. Importing this package registers every built-in model."""
 
 from clarec.models import (  # noqa: F401  (registers the models)
+    alpharec,
     bpr,
     ease,
     ease_lm,  # noqa: F401  (registers ease-lm)

@@ -1,0 +1,154 @@
+"""AlphaRec: language-model vectors mapped by a small MLP, smoothed over the user-item graph, trained
+with InfoNCE (Sheng et al., "Language Representations Can be What Recommenders Need", ICLR 2025).
+
+There are no ID embeddings: an item's ego vector is ``MLP(text vector)`` and a user's is ``MLP(mean of
+their training items' text vectors)``; LightGCN's parameter-free propagation
+(:func:`clarec.models.graph.propagate`) over the training graph gives the final vectors (layer mean),
+and :class:`~clarec.contrastive.InfoNCELoss` (cosine over ``temperature``) contrasts each (user,
+positive item) pair with ``n_negatives`` sampled items and the batch's other positives. Scores are
+cosines. Because every vector comes from text, an item without interactions — in the catalogue at
+training time or added later (:meth:`AlphaRec.add_items`) — is ranked from its text at once; a user
+unseen in training is the mean of their items' final vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from clarec.contrastive import InfoNCELoss, UniformNegativeSampler
+from clarec.data.dataset import Dataset
+from clarec.models._lm import build_encoder, choose_fields, item_texts
+from clarec.models.embedding import EmbeddingModel
+from clarec.models.graph import normalized_adjacency, propagate
+from clarec.models.params import param, text_list
+from clarec.models.registry import register
+from clarec.models.torch_base import TorchRecommender
+
+
+@register("alpharec")
+class AlphaRec(EmbeddingModel, TorchRecommender):
+    """See the module docstring.
+
+    Hyper-parameters:
+        fields, encoder, cache_dir, max_length: the item text and its model, as for ``lm-content``.
+        embedding_dim: size of the final vectors; hidden: width of the MLP's hidden layer.
+        n_layers: propagation layers.
+        temperature: of the cosine InfoNCE; n_negatives: sampled negatives per pair.
+        lr: Adam.
+
+    Training settings (``epochs`` 200, ``batch_size`` 4096 pairs): see
+    :class:`~clarec.models.torch_base.TorchRecommender`.
+    """
+
+    supports_histories = True
+    history_mode = "fold-in"
+    supports_new_items = True
+    new_items_from_text = True
+
+    fields = param(None, text_list)
+    encoder = param(None, str)
+    cache_dir = param(None, str)
+    max_length = param(128, ge=2)
+    embedding_dim = param(64, ge=1)
+    hidden = param(256, ge=1)
+    n_layers = param(2, ge=0)
+    temperature = param(0.15, gt=0)
+    n_negatives = param(256, ge=1)
+    lr = param(5e-4, gt=0)
+    epochs = TorchRecommender.epochs.with_default(200)
+    batch_size = TorchRecommender.batch_size.with_default(4096)
+
+    def _text(self, items: pd.DataFrame) -> np.ndarray:
+        fields = getattr(self, "text_fields_", None) or choose_fields(items, self.fields, self.name)
+        self.text_fields_ = list(fields)
+        texts = item_texts(items.reindex(columns=list(fields)), fields, self.name)
+        encoder = build_encoder(
+            self.encoder, self.cache_dir, max_length=self.max_length, progress=self.progress
+        )
+        return np.asarray(encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)
+
+    def _mlp(self, d_in: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Linear(d_in, self.hidden), nn.LeakyReLU(), nn.Linear(self.hidden, self.embedding_dim)
+        )
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        rng, _ = self._generators()
+        item_text = self._text(train.items)
+        counts = np.asarray(self.seen.sum(axis=1)).ravel()
+        user_text = (self.seen @ item_text) / np.maximum(counts, 1)[:, None]
+        text = torch.from_numpy(np.vstack([user_text, item_text]).astype(np.float32))
+        coo = self.seen.tocoo()
+        pair_users, pair_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        adj = normalized_adjacency(self.n_users, self.n_items, pair_users, pair_items)
+        self.mlp_ = self._mlp(text.shape[1])
+        infonce = InfoNCELoss(self.temperature)
+        sampler = UniformNegativeSampler(self.seen, seed=rng)
+
+        def final() -> tuple[torch.Tensor, torch.Tensor]:
+            e = self.mlp_(text)
+            layers = [e]
+            for _ in range(self.n_layers):
+                layers.append(propagate(adj, layers[-1]))
+            out = torch.stack(layers).mean(0)
+            return out[: self.n_users], out[self.n_users :]
+
+        def batches(epoch: int):
+            order = rng.permutation(len(pair_users))
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                if len(idx) >= 2:
+                    users = pair_users[idx]
+                    yield (
+                        torch.from_numpy(users),
+                        torch.from_numpy(pair_items[idx]),
+                        torch.from_numpy(sampler.sample(users, self.n_negatives)),
+                    )
+
+        def loss_fn(batch) -> torch.Tensor:
+            users, pos, neg = batch
+            u, i = final()
+            return infonce(u[users], i[pos], i[neg], query_ids=users, positive_ids=pos, negative_ids=neg)
+
+        validator = self._validator(valid)
+        validate = None
+        if validator is not None:
+
+            def validate() -> float:
+                u, i = (F.normalize(x, dim=-1) for x in final())
+                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).numpy())
+
+        self._train(
+            self.mlp_, batches, loss_fn, torch.optim.Adam(self.mlp_.parameters(), lr=self.lr), validate
+        )
+        self.mlp_.eval()
+        with torch.no_grad():
+            u, i = (F.normalize(x, dim=-1).numpy() for x in final())
+        self.user_vecs, self.item_vecs = u.astype(np.float32), i.astype(np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """New items get the MLP of their text (an item without edges keeps its ego vector's direction)."""
+        self._check_fitted()
+        with torch.no_grad():
+            vectors = F.normalize(self.mlp_(torch.from_numpy(self._text(items))), dim=-1).numpy()
+        n, m = self.n_items, len(items)
+        self.item_vecs = np.vstack([self.item_vecs, vectors.astype(np.float32)])
+        self._grow_items(m)
+        return np.arange(n, n + m, dtype=np.int64)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        weights = {f"mlp.{k}": v.detach().numpy() for k, v in self.mlp_.state_dict().items()}
+        return {**self._vector_state(), **weights, "text_fields": np.asarray(self.text_fields_, dtype=str)}
+
+    def _set_state(self, state: dict) -> None:
+        self._set_vector_state(state)
+        self.text_fields_ = [str(f) for f in state["text_fields"]]
+        self.mlp_ = self._mlp(state["mlp.0.weight"].shape[1])
+        self.mlp_.load_state_dict(
+            {k[4:]: torch.from_numpy(np.array(v)) for k, v in state.items() if k.startswith("mlp.")}
+        )
+        self.mlp_.eval()

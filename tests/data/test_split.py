@@ -87,6 +87,23 @@ def test_leave_one_out():
     assert (np.bincount(s.valid.interactions["user"], minlength=12) == 1).all()
 
 
+def test_leave_one_out_with_new_items():
+    ds = make_random_dataset(n_users=40, n_items=30, per_user=6)
+    plain = leave_one_out_split(ds)
+    s = leave_one_out_split(ds, cold_share=0.2, seed=5)
+    assert len(s.cold_items) == 6 and s.params == {"cold_share": 0.2, "seed": 5}
+    # validation and test are the plain leave-one-out's; only the new items' training rows are gone
+    assert pairs(s.test) == pairs(plain.test) and pairs(s.valid) == pairs(plain.valid)
+    train_items = s.train.interactions["item"].to_numpy()
+    assert not np.isin(train_items, s.cold_items).any()
+    kept = plain.train.interactions[~np.isin(plain.train.interactions["item"], s.cold_items)]
+    assert pairs(s.train) == set(zip(kept["user"], kept["item"], strict=True))
+    assert np.isin(s.test.interactions["item"], s.cold_items).any()  # the test reaches new items
+    assert leave_one_out_split(ds, cold_share=0.2, seed=5).cold_items.tolist() == s.cold_items.tolist()
+    with pytest.raises(ConfigError, match="cold_share"):
+        leave_one_out_split(ds, cold_share=1.0)
+
+
 def test_cold_start_items_absent_from_train():
     ds = make_random_dataset(n_users=60, n_items=50, per_user=10)
     s = cold_start_split(ds, cold_share=0.2, seed=3)

@@ -197,21 +197,32 @@ def global_temporal_split(ds: Dataset, ratios=(0.8, 0.1, 0.1)) -> Split:
     return _parts_from_labels(ds, labels, "global_temporal", {"ratios": r.tolist()})
 
 
-def leave_one_out_split(ds: Dataset) -> Split:
+def leave_one_out_split(ds: Dataset, cold_share: float = 0.0, seed: int = 2024) -> Split:
     """Each user's last interaction is the test item and the one before the validation item.
 
-    Users with two interactions give one to test; users with one keep it in training.
+    Users with two interactions give one to test; users with one keep it in training. With
+    ``cold_share > 0`` that share of the items (drawn with ``seed``) is new: their training
+    interactions are dropped (validation and test keep theirs), so next-item models are tested on
+    items they never saw — only a model that reads item text can rank them.
     """
+    if not 0.0 <= float(cold_share) < 1.0:
+        raise ConfigError(f"cold_share must be in [0, 1), got {cold_share}")
+    params = {"cold_share": float(cold_share), "seed": seed} if cold_share else {}
     inter = ds.interactions
     users = inter["user"].to_numpy()
     if len(users) == 0:
-        return _parts_from_labels(ds, np.zeros(0, dtype=np.int8), "leave_one_out", {})
+        return _parts_from_labels(ds, np.zeros(0, dtype=np.int8), "leave_one_out", params)
     order = np.lexsort((np.arange(len(users)), inter["timestamp"].to_numpy(), users))
     pos, size = _rank_within_user(users, order)
     labels = np.zeros(len(users), dtype=np.int8)
     labels[(pos == size - 1) & (size >= 2)] = 2
     labels[(pos == size - 2) & (size >= 3)] = 1
-    return _parts_from_labels(ds, labels, "leave_one_out", {})
+    cold = None
+    if cold_share:
+        active = np.unique(inter["item"].to_numpy())
+        cold = np.random.default_rng(seed).permutation(active)[: int(round(cold_share * len(active)))]
+        labels[(labels == 0) & np.isin(inter["item"].to_numpy(), cold)] = -1  # dropped
+    return _parts_from_labels(ds, labels, "leave_one_out", params, cold=cold)
 
 
 def cold_start_split(ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1), seed: int = 2024) -> Split:

@@ -163,3 +163,28 @@ def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_
     saved = json.loads((tmp_path / "drawn" / "results.json").read_text())["popularity"]
     assert saved["per_seed"][1]["split_seed"] == 2025 and "valid_segments" in saved["per_seed"][1]
     assert "seeds (each draws the split too): [2024, 2025]" in (tmp_path / "drawn" / "results.md").read_text()
+
+
+def test_results_table_tests_each_model_against_the_best_over_seeds():
+    from clarec.config import ExperimentConfig
+    from clarec.experiment.report import results_table
+    from clarec.experiment.runner import _aggregate
+
+    def run(values):
+        return _aggregate(
+            [
+                {"seed": s, "valid": {"ndcg@20": v}, "test": {"ndcg@20": v}, "fit_seconds": 1.0}
+                for s, v in values
+            ]
+        )
+
+    results = {"a": run([(1, 0.30), (2, 0.32), (3, 0.31)]), "b": run([(1, 0.20), (2, 0.23), (3, 0.21)])}
+    cfg = ExperimentConfig(data={"name": "x"}, models=[{"name": "ease"}])
+    text = results_table(results, cfg, ks=[20])
+    assert "against the best mean (a)" in text
+    assert "- b − a: -0.0967 (p = " in text and "3 seeds)" in text
+    one = {
+        "a": results["a"]["per_seed"][0] | {"fit_seconds": 1.0},
+        "b": results["b"]["per_seed"][0] | {"fit_seconds": 1.0},
+    }
+    assert "Paired t-tests" not in results_table(one, cfg, ks=[20])

@@ -44,6 +44,31 @@ def _table(results: dict[str, Any], cols: list[str], cell, fit: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def significance_lines(results: dict[str, Any], metric: str) -> str:
+    """Paired t-tests over seeds of each model against the one with the best mean test ``metric``
+    (seeds pair up by number; with split seeds a pair shares the split too), or '' with fewer than
+    two seeds."""
+    from clarec.evaluate.stats import paired_t_test
+
+    runs = {k: {r["seed"]: r["test"].get(metric) for r in v.get("per_seed", [])} for k, v in results.items()}
+    runs = {k: v for k, v in runs.items() if len(v) >= 2 and None not in v.values()}
+    if len(runs) < 2:
+        return ""
+    best = max(runs, key=lambda k: results[k]["test"][metric])
+    lines = []
+    for name, values in runs.items():
+        seeds = sorted(set(values) & set(runs[best]))
+        if name == best or len(seeds) < 2:
+            continue
+        t = paired_t_test([values[s] for s in seeds], [runs[best][s] for s in seeds])
+        lines.append(
+            f"- {name} − {best}: {t.mean_diff:+.4f} (p = {t.p_value:.2g}, 95% bootstrap CI "
+            f"[{t.ci_low:.4f}, {t.ci_high:.4f}], {len(seeds)} seeds)"
+        )
+    head = f"\nPaired t-tests of test {metric} over seeds against the best mean ({best}):\n\n"
+    return head + "\n".join(lines) + "\n" if lines else ""
+
+
 def segments_table(results: dict[str, Any], ks: list[int]) -> str:
     """Markdown table of the cold-start segments (recall and NDCG per K), or '' when there are none."""
     present = [s for s in COLD_SEGMENTS if any(s in r.get("segments", {}) for r in results.values())]
@@ -78,6 +103,8 @@ def results_table(
     segments = segments_table(results, ks)
     if segments:
         text += "\n" + segments
+    if cfg is not None:
+        text += significance_lines(results, cfg.evaluation.main_metric)
     if cfg is not None:
         first = next(iter(results.values()))
         seeds = first.get("seeds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,47 @@ def tiny_model_dir(tmp_path_factory, minilm_path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# Headless Chromium (Debian's ``chromium``, driven by playwright) for the pages clarec writes or
+# serves; never downloads a browser: the fixture skips with the reason when either is missing.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str | None:
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    executable = _chromium()
+    if executable is None:
+        pytest.skip(
+            "chromium is not installed (apt-get install chromium); the page test needs a real browser"
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),  # a fresh --user-data-dir
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        context.set_default_timeout(15_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()

@@ -125,6 +125,17 @@ def tune_cmd(
     typer.echo(f"run folder: {out}")
 
 
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder written by clarec run."),
+    out: Path | None = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
+) -> None:
+    """Write one self-contained HTML page of a run: protocol, metrics with significance, figures."""
+    from clarec.experiment.html_report import write_report
+
+    typer.echo(str(write_report(run_dir, out)))
+
+
 @app.command("split")
 def split_cmd(
     config: Path = typer.Argument(..., help="Experiment YAML file (its data and split sections)."),

@@ -5,52 +5,9 @@ Never downloads a browser: skips with the reason when ``chromium`` or playwright
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
-import pytest
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str | None:
-    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-@pytest.fixture
-def browser_page(tmp_path):
-    executable = _chromium()
-    if executable is None:
-        pytest.skip(
-            "chromium is not installed (apt-get install chromium); the page test needs a real browser"
-        )
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),  # a fresh --user-data-dir
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-        )
-        context.set_default_timeout(15_000)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
 
 
 def _ids(page, selector: str) -> list[str]:

@@ -14,7 +14,7 @@ COLD_SEGMENTS = {
 }
 
 
-def _columns(results: dict[str, Any], ks: list[int]) -> list[str]:
+def table_columns(results: dict[str, Any], ks: list[int]) -> list[str]:
     first = next(iter(results.values()))["test"]
     wanted = [f"{m}@{k}" for k in ks for m in PER_K_METRICS] + [f"{m}@{max(ks)}" for m in LARGEST_K_METRICS]
     return [c for c in wanted if c in first]
@@ -95,7 +95,7 @@ def results_table(
         return "(no results)\n"
     if ks is None:
         ks = list(cfg.evaluation.ks) if cfg is not None else [10, 20]
-    cols = _columns(results, ks)
+    cols = table_columns(results, ks)
     text = _table(results, cols, lambda r, c: _cell(r, c), fit=True)
     for convention in next(iter(results.values())).get("conventions", {}):
         table = _table(results, cols, lambda r, c, conv=convention: _cell(r, c, convention=conv), fit=False)

@@ -1,0 +1,226 @@
+"""``clarec report RUN_DIR``: one self-contained HTML page of a run (no network, figures inline SVG).
+
+What a reader needs to judge the numbers, in order: the protocol (data, split, candidates, what is
+excluded, what the models read when tested, seeds), the test metrics with ± over seeds and a mark
+where a model differs from the best with p < 0.05 (paired t-test over seeds), accuracy against
+coverage and novelty, the segments (cold items, users by activity), the other history convention,
+and each model's training curve (loss and validation metric per epoch, the chosen epoch marked).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from clarec.config import load_config
+from clarec.errors import ClarecError
+from clarec.experiment.report import table_columns
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
+td:first-child,th:first-child{text-align:left}th{background:#f4f4f4}.best{font-weight:bold}
+.fig{display:inline-block;margin:.5rem}.note{color:#555;font-size:.9rem}
+"""
+
+
+def _figure(draw, width: float = 5.0, height: float = 3.4) -> str:
+    """An inline SVG of what ``draw(ax)`` plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height))
+    try:
+        draw(ax)
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")
+    finally:
+        plt.close(fig)
+    svg = re.sub(r"<metadata>.*?</metadata>", "", buf.getvalue(), flags=re.S)  # creator, date
+    return '<div class="fig">' + svg[svg.index("<svg") :] + "</div>"
+
+
+def _cell(result: dict, part: str, metric: str, std_key: str = "std") -> str:
+    value = result.get(part, {}).get(metric)
+    if value is None:
+        return ""
+    std = result.get(std_key, {}).get(part, {}).get(metric)
+    return f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def _table(head: list[str], rows: list[list[str]], classes: list[list[str]] | None = None) -> str:
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for r, row in enumerate(rows):
+        cls = classes[r] if classes else [""] * len(row)
+        out.append(
+            "<tr>"
+            + "".join(f'<td class="{c}">{html.escape(v)}</td>' for v, c in zip(row, cls, strict=True))
+            + "</tr>"
+        )
+    return "".join(out) + "</table>"
+
+
+def _significance(results: dict, metric: str) -> tuple[str | None, dict[str, float]]:
+    """The best model by mean ``metric`` and each other model's paired-t-test p-value against it."""
+    from clarec.evaluate.stats import paired_t_test
+
+    best = max(results, key=lambda k: results[k]["test"].get(metric, float("-inf")))
+    per = {k: {r["seed"]: r["test"].get(metric) for r in v.get("per_seed", [])} for k, v in results.items()}
+    pvalues = {}
+    for name, values in per.items():
+        seeds = sorted(set(values) & set(per[best]))
+        if name != best and len(seeds) >= 2:
+            pvalues[name] = paired_t_test([values[s] for s in seeds], [per[best][s] for s in seeds]).p_value
+    return best, pvalues
+
+
+def _protocol(cfg, data: dict, results: dict) -> str:
+    split = data.get("split", {})
+    first = next(iter(results.values()))
+    seeds = first.get("seeds") or [cfg.seed]
+    ev = cfg.evaluation
+    items = split.get("items", "?")
+    lines = [
+        f"Data: {html.escape(str(cfg.data or {'split': 'predefined'}))}; {split.get('users', '?')} users, "
+        f"{items} items; train / valid / test interactions {split.get('train')} / {split.get('valid')} / {split.get('test')}.",
+        f"Split: {html.escape(cfg.split.method)} {html.escape(json.dumps(cfg.split.params()))}"
+        + (f"; {split.get('cold_items')} cold items" if split.get("cold_items") else "")
+        + ".",
+        f"Candidates: every one of the {items} items is ranked (full ranking, no sampled negatives).",
+        "Excluded from each ranking: "
+        + (
+            "the user's training items (and validation items when testing)"
+            if ev.history_items[0] == "masked"
+            else "nothing (history items kept as candidates)"
+        )
+        + f"; main table: history items {ev.history_items[0]}.",
+        "When testing, models read: "
+        + (
+            "the training and validation items in time order (models that score a history exactly)"
+            if ev.test_input == "train+valid"
+            else "their training users"
+        )
+        + ".",
+        f"Seeds: {seeds}"
+        + (" (each drew the split too)" if first.get("split_seeds") else " (model seeds, one split)")
+        + ".",
+    ]
+    return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
+
+
+def _curves(run: Path, key: str, metric_name: str) -> str:
+    histories = sorted((run / "train" / key).glob("seed-*/history.json"))
+    if not histories:
+        return ""
+    h = json.loads(histories[0].read_text())
+
+    def draw(ax):
+        ax.plot(h["epochs"], h["losses"], color="tab:blue", label="training loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss", color="tab:blue")
+        points = [(e, v) for e, v in zip(h["epochs"], h["val_metrics"], strict=True) if v is not None]
+        if points:
+            twin = ax.twinx()
+            twin.plot(*zip(*points, strict=True), color="tab:orange", marker=".", label=h.get("metric_name"))
+            twin.set_ylabel(f"validation {h.get('metric_name', metric_name)}", color="tab:orange")
+            if h.get("best_epoch"):
+                twin.axvline(h["best_epoch"], color="grey", linestyle="--", linewidth=1)
+        ax.set_title(f"{key} ({histories[0].parent.name}): best epoch {h.get('best_epoch')}")
+
+    return _figure(draw)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` for a run folder written by ``clarec run`` (or ``clarec tune``'s
+    ``final``); returns its path."""
+    run = Path(run_dir)
+    if not (run / "results.json").is_file() or not (run / "config.yaml").is_file():
+        raise ClarecError(f"{run}: not a run folder (results.json and config.yaml are written by clarec run)")
+    cfg = load_config(run / "config.yaml")
+    results: dict[str, Any] = json.loads((run / "results.json").read_text())
+    data = json.loads((run / "data.json").read_text()) if (run / "data.json").is_file() else {}
+    main = cfg.evaluation.main_metric
+    k = max(cfg.evaluation.ks)
+    first = next(iter(results.values()))
+    metrics = table_columns(results, list(cfg.evaluation.ks))  # the columns of results.md
+    best, pvalues = _significance(results, main)
+
+    rows, classes = [], []
+    for name, r in results.items():
+        mark = " *" if pvalues.get(name, 1.0) < 0.05 else ""
+        rows.append([name + mark, *(_cell(r, "test", m) for m in metrics), f"{r.get('fit_seconds', 0):.1f}"])
+        classes.append(["best" if name == best else "", *([""] * len(metrics)), ""])
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>clarec report: {html.escape(cfg.name)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(cfg.name)}</h1>",
+        "<h2>Protocol</h2>",
+        _protocol(cfg, data, results),
+        f"<h2>Test metrics (mean ± std over seeds)</h2>{_table(['model', *metrics, 'fit s'], rows, classes)}",
+        f"<p class='note'>Bold: the best mean {main}. *: differs from it with p &lt; 0.05 "
+        "(paired t-test over seeds; needs two seeds or more).</p>",
+    ]
+    for convention in first.get("conventions", {}):
+        conv_rows = [
+            [n, *(_cell(r.get("conventions", {}).get(convention, {}), "test", m) for m in metrics)]
+            for n, r in results.items()
+        ]
+        parts.append(
+            f"<h2>Test metrics, history items {html.escape(convention)}</h2>{_table(['model', *metrics], conv_rows)}"
+        )
+
+    figures = []
+    for other in (f"coverage@{k}", f"novelty@{k}", f"diversity@{k}"):
+        if other in first["test"] and main in first["test"]:
+
+            def draw(ax, other=other):
+                for name, r in results.items():
+                    ax.scatter(r["test"][other], r["test"][main])
+                    ax.annotate(name, (r["test"][other], r["test"][main]), fontsize=8)
+                ax.set_xlabel(other)
+                ax.set_ylabel(main)
+                ax.set_title(f"accuracy vs {other.split('@')[0]}")
+
+            figures.append(_figure(draw))
+    if figures:
+        parts.append("<h2>Accuracy against beyond-accuracy</h2>" + "".join(figures))
+
+    segment_names = sorted({s for r in results.values() for s in r.get("segments", {})})
+    if segment_names:
+        seg_rows = [
+            [
+                name,
+                *(
+                    _cell(r.get("segments", {}), s, main, "segments_std")
+                    if s in r.get("segments", {})
+                    else ""
+                    for s in segment_names
+                ),
+            ]
+            for name, r in results.items()
+        ]
+        users = {
+            s: next(r["segments"][s].get("users") for r in results.values() if s in r.get("segments", {}))
+            for s in segment_names
+        }
+        head = ["model", *(f"{s} ({users[s]:.0f} users)" for s in segment_names)]
+        parts.append(f"<h2>Test {main} by segment</h2>{_table(head, seg_rows)}")
+        parts.append(
+            "<p class='note'>cold_items: items without training interactions, ranked in the whole catalogue; "
+            "cold_only: ranked among cold items only; activity_q1..q4: users by number of training "
+            "interactions, least active first.</p>"
+        )
+
+    curves = [_curves(run, name, main) for name in results]
+    if any(curves):
+        parts.append("<h2>Training curves (first seed)</h2>" + "".join(curves))
+    parts.append("</body></html>")
+    path = Path(out) if out else run / "report.html"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

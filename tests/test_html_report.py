@@ -1,0 +1,63 @@
+"""clarec report: one self-contained HTML page of a run, checked as text and drawn in Chromium."""
+
+from __future__ import annotations
+
+import pytest
+from test_tune import write_data
+
+from clarec.cli import main
+from clarec.config import load_config
+from clarec.errors import ClarecError
+from clarec.experiment.html_report import write_report
+from clarec.experiment.runner import run_experiment
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    p = tmp / "c.yaml"
+    p.write_text(
+        f"name: tiny\ndata: {{source: tabular, path: {write_data(tmp / 'data')}}}\n"
+        "split: {method: random, ratios: [0.6, 0.2, 0.2]}\n"
+        "models:\n  - name: popularity\n  - name: ease\n    params: {reg: 5.0}\n"
+        "  - name: bpr\n    params: {epochs: 4, embedding_dim: 8, progress: false, num_threads: 1}\n"
+        "evaluation: {ks: [10, 20], history_items: [masked, kept]}\n"
+    )
+    run_experiment(load_config(p), tmp / "run", seeds=2, save_models=False, split_seeds=True)
+    return tmp / "run"
+
+
+def test_the_page_states_protocol_metrics_and_figures(run):
+    page = write_report(run).read_text()
+    assert "<h2>Protocol</h2>" in page and "full ranking, no sampled negatives" in page
+    assert (
+        "the user&#x27;s training items (and validation items when testing)" in page
+        or "training items" in page
+    )
+    assert "Seeds: [2024, 2025] (each drew the split too)" in page
+    assert "Test metrics, history items kept" in page and "activity_q1" in page
+    assert page.count("<svg") == 3  # accuracy vs coverage, vs novelty; bpr's training curve
+    assert "bpr (seed-2024): best epoch" in page
+    for external in ('src="http', 'href="http', "<script", "<link", "url(http"):  # offline, self-contained
+        assert external not in page
+    for name in ("popularity", "ease", "bpr"):
+        assert f'<td class="best">{name}' in page or f'<td class="">{name}' in page
+
+
+def test_the_page_draws_in_chromium(run, browser_page):
+    path = write_report(run)
+    requests = []
+    browser_page.on("request", lambda r: requests.append(r.url))
+    browser_page.goto(path.as_uri())
+    sizes = browser_page.eval_on_selector_all("svg", "els => els.map(e => e.getBoundingClientRect().width)")
+    assert len(sizes) == 3 and all(w > 100 for w in sizes)
+    drawn = browser_page.eval_on_selector_all("svg path", "els => els.length")
+    assert drawn > 20  # axes, points and lines were rendered
+    assert all(url.startswith("file://") for url in requests)
+
+
+def test_cli_and_bad_folder(run, tmp_path, capsys):
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    with pytest.raises(ClarecError, match="not a run folder"):
+        write_report(tmp_path)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from clarec.errors import ConfigError
+from clarec.models.params import param, text_list
 from clarec.text.templates import DEFAULT_ITEM_FIELDS, item_text
 
 #: Environment variable whose folder holds clarec's caches (embeddings go to ``$CLAREC_CACHE/embeddings``).
@@ -132,3 +133,28 @@ def recent_positions(starts: np.ndarray, ends: np.ndarray, length: int, skip: np
         pos = np.take_along_axis(pos, order, axis=1)
         valid = np.take_along_axis(keep, order, axis=1)
     return np.where(valid, pos, 0), valid
+
+
+class ItemTextParams:
+    """The item-text hyper-parameters of the models that encode item texts themselves (mixin):
+    ``fields`` rendered, text model ``encoder`` (``None``: the bundled MiniLM), its embedding
+    ``cache_dir``, ``max_length`` tokens per text."""
+
+    fields = param(None, text_list)
+    encoder = param(None, str)
+    cache_dir = param(None, str)
+    max_length = param(128, ge=2)
+
+
+def model_text_vectors(model, items: pd.DataFrame) -> np.ndarray:
+    """LM vectors ``(len(items), d)`` of an item table's texts, for a model with the parameters
+    ``fields``, ``encoder``, ``cache_dir``, ``max_length`` and ``progress``. The fields chosen the first
+    time are kept in ``model.text_fields_``, so items added later are rendered the same way (a column
+    they lack counts as empty)."""
+    fields = getattr(model, "text_fields_", None) or choose_fields(items, model.fields, model.name)
+    model.text_fields_ = list(fields)
+    texts = item_texts(items.reindex(columns=list(fields)), fields, model.name)
+    encoder = build_encoder(
+        model.encoder, model.cache_dir, max_length=model.max_length, progress=model.progress
+    )
+    return np.asarray(encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)

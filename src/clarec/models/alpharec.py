@@ -21,16 +21,16 @@ from torch import nn
 
 from clarec.contrastive import InfoNCELoss, UniformNegativeSampler
 from clarec.data.dataset import Dataset
-from clarec.models._lm import build_encoder, choose_fields, item_texts
+from clarec.models._lm import ItemTextParams, model_text_vectors
 from clarec.models.embedding import EmbeddingModel
 from clarec.models.graph import normalized_adjacency, propagate
-from clarec.models.params import param, text_list
+from clarec.models.params import param
 from clarec.models.registry import register
 from clarec.models.torch_base import TorchRecommender
 
 
 @register("alpharec")
-class AlphaRec(EmbeddingModel, TorchRecommender):
+class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
     """See the module docstring.
 
     Hyper-parameters:
@@ -49,10 +49,6 @@ class AlphaRec(EmbeddingModel, TorchRecommender):
     supports_new_items = True
     new_items_from_text = True
 
-    fields = param(None, text_list)
-    encoder = param(None, str)
-    cache_dir = param(None, str)
-    max_length = param(128, ge=2)
     embedding_dim = param(64, ge=1)
     hidden = param(256, ge=1)
     n_layers = param(2, ge=0)
@@ -62,15 +58,6 @@ class AlphaRec(EmbeddingModel, TorchRecommender):
     epochs = TorchRecommender.epochs.with_default(200)
     batch_size = TorchRecommender.batch_size.with_default(4096)
 
-    def _text(self, items: pd.DataFrame) -> np.ndarray:
-        fields = getattr(self, "text_fields_", None) or choose_fields(items, self.fields, self.name)
-        self.text_fields_ = list(fields)
-        texts = item_texts(items.reindex(columns=list(fields)), fields, self.name)
-        encoder = build_encoder(
-            self.encoder, self.cache_dir, max_length=self.max_length, progress=self.progress
-        )
-        return np.asarray(encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)
-
     def _mlp(self, d_in: int) -> nn.Module:
         return nn.Sequential(
             nn.Linear(d_in, self.hidden), nn.LeakyReLU(), nn.Linear(self.hidden, self.embedding_dim)
@@ -78,7 +65,8 @@ class AlphaRec(EmbeddingModel, TorchRecommender):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         rng, _ = self._generators()
-        item_text = self._text(train.items)
+        self.text_fields_ = None  # chosen anew from this training table
+        item_text = model_text_vectors(self, train.items)
         counts = np.asarray(self.seen.sum(axis=1)).ravel()
         user_text = (self.seen @ item_text) / np.maximum(counts, 1)[:, None]
         text = torch.from_numpy(np.vstack([user_text, item_text]).astype(np.float32))
@@ -134,7 +122,9 @@ class AlphaRec(EmbeddingModel, TorchRecommender):
         """New items get the MLP of their text (an item without edges keeps its ego vector's direction)."""
         self._check_fitted()
         with torch.no_grad():
-            vectors = F.normalize(self.mlp_(torch.from_numpy(self._text(items))), dim=-1).numpy()
+            vectors = F.normalize(
+                self.mlp_(torch.from_numpy(model_text_vectors(self, items))), dim=-1
+            ).numpy()
         n, m = self.n_items, len(items)
         self.item_vecs = np.vstack([self.item_vecs, vectors.astype(np.float32)])
         self._grow_items(m)

@@ -20,9 +20,9 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
-from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
+from clarec.models._lm import ItemTextParams, model_text_vectors, unit_rows
 from clarec.models.ease import EASE
-from clarec.models.params import param, text_list
+from clarec.models.params import param
 from clarec.models.registry import register
 
 
@@ -48,7 +48,7 @@ def neighbour_similarity(vectors: np.ndarray, neighbors: int, batch: int = 2048)
 
 
 @register("ease-lm")
-class EASELM(EASE):
+class EASELM(ItemTextParams, EASE):
     """EASE with a language-model prior on its item-item weights; see the module docstring.
 
     Args (besides EASE's ``reg`` = ``λ`` and ``max_items``):
@@ -59,21 +59,12 @@ class EASELM(EASE):
 
     lm_weight = param(100.0, ge=0)
     neighbors = param(50, ge=1)
-    fields = param(None, text_list)
-    encoder = param(None, str)
-    cache_dir = param(None, str)
-    max_length = param(128, ge=2)
     progress = param(None, bool)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self._check_size()
-        fields = choose_fields(train.items, self.fields, self.name)
-        encoder = build_encoder(
-            self.encoder, self.cache_dir, max_length=self.max_length, progress=self.progress
-        )
-        vectors = unit_rows(
-            np.asarray(encoder.encode(item_texts(train.items, fields, self.name)), dtype=np.float32)
-        )
+        self.text_fields_ = None  # chosen anew from this training table
+        vectors = unit_rows(model_text_vectors(self, train.items))
         prior = neighbour_similarity(vectors, self.neighbors)
         n = self.n_items
         x = self.seen

@@ -25,8 +25,8 @@ from torch import nn
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models._lm import build_encoder, choose_fields, item_texts
-from clarec.models.params import param, text_list
+from clarec.models._lm import ItemTextParams, model_text_vectors
+from clarec.models.params import param
 from clarec.models.registry import register
 from clarec.models.sequential._base import SequenceEncoder, SequentialRecommender
 
@@ -99,7 +99,7 @@ class TextSequenceEncoder(SequenceEncoder):
 
 
 @register("text-seq")
-class TextSeq(SequentialRecommender):
+class TextSeq(ItemTextParams, SequentialRecommender):
     """Sequences of language-model item vectors (UniSRec-style); see the module docstring.
 
     Hyper-parameters (besides :class:`~clarec.models.sequential._base.SequentialRecommender`'s):
@@ -116,25 +116,12 @@ class TextSeq(SequentialRecommender):
     supports_new_items = True
     new_items_from_text = True
 
-    fields = param(None, text_list)
-    encoder = param(None, str)
-    cache_dir = param(None, str)
-    max_length = param(64, ge=2)
+    max_length = ItemTextParams.max_length.with_default(64)
     n_experts = param(8, ge=1)
     adaptor_dropout = param(0.2, ge=0, lt=1)
     id_embedding = param(False)
     temperature = param(0.07, gt=0)
     init_from = param(None, str)
-
-    # ------------------------------------------------------------------ text
-    def _text_vectors(self, items: pd.DataFrame) -> np.ndarray:
-        fields = getattr(self, "text_fields_", None) or choose_fields(items, self.fields, self.name)
-        self.text_fields_ = list(fields)
-        texts = item_texts(items.reindex(columns=list(fields)), fields, self.name)
-        encoder = build_encoder(
-            self.encoder, self.cache_dir, max_length=self.max_length, progress=self.progress
-        )
-        return np.asarray(encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)
 
     def _build_module(self, generator: torch.Generator) -> TextSequenceEncoder:
         return TextSequenceEncoder(
@@ -148,7 +135,8 @@ class TextSeq(SequentialRecommender):
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        self.text_ = self._text_vectors(train.items)
+        self.text_fields_ = None  # chosen anew from this training table
+        self.text_ = model_text_vectors(self, train.items)
         super()._fit(train, valid)
 
     def _start_from(self, module: TextSequenceEncoder) -> None:
@@ -185,7 +173,7 @@ class TextSeq(SequentialRecommender):
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Encode the new items' text and append them; the adaptor gives them vectors at once."""
         self._check_fitted()
-        text = self._text_vectors(items)
+        text = model_text_vectors(self, items)
         n, m = self.n_items, len(items)
         self.module_.grow(text)
         with torch.no_grad():

@@ -18,7 +18,7 @@ from typing import Any
 
 from clarec.config import load_config
 from clarec.errors import ClarecError
-from clarec.experiment.report import table_columns
+from clarec.experiment.report import metric_cell, paired_against_best, table_columns
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
@@ -47,14 +47,6 @@ def _figure(draw, width: float = 5.0, height: float = 3.4) -> str:
     return '<div class="fig">' + svg[svg.index("<svg") :] + "</div>"
 
 
-def _cell(result: dict, part: str, metric: str, std_key: str = "std") -> str:
-    value = result.get(part, {}).get(metric)
-    if value is None:
-        return ""
-    std = result.get(std_key, {}).get(part, {}).get(metric)
-    return f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
-
-
 def _table(head: list[str], rows: list[list[str]], classes: list[list[str]] | None = None) -> str:
     out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for r, row in enumerate(rows):
@@ -65,20 +57,6 @@ def _table(head: list[str], rows: list[list[str]], classes: list[list[str]] | No
             + "</tr>"
         )
     return "".join(out) + "</table>"
-
-
-def _significance(results: dict, metric: str) -> tuple[str | None, dict[str, float]]:
-    """The best model by mean ``metric`` and each other model's paired-t-test p-value against it."""
-    from clarec.evaluate.stats import paired_t_test
-
-    best = max(results, key=lambda k: results[k]["test"].get(metric, float("-inf")))
-    per = {k: {r["seed"]: r["test"].get(metric) for r in v.get("per_seed", [])} for k, v in results.items()}
-    pvalues = {}
-    for name, values in per.items():
-        seeds = sorted(set(values) & set(per[best]))
-        if name != best and len(seeds) >= 2:
-            pvalues[name] = paired_t_test([values[s] for s in seeds], [per[best][s] for s in seeds]).p_value
-    return best, pvalues
 
 
 def _protocol(cfg, data: dict, results: dict) -> str:
@@ -150,12 +128,12 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     k = max(cfg.evaluation.ks)
     first = next(iter(results.values()))
     metrics = table_columns(results, list(cfg.evaluation.ks))  # the columns of results.md
-    best, pvalues = _significance(results, main)
+    best, tests = paired_against_best(results, main)
 
     rows, classes = [], []
     for name, r in results.items():
-        mark = " *" if pvalues.get(name, 1.0) < 0.05 else ""
-        rows.append([name + mark, *(_cell(r, "test", m) for m in metrics), f"{r.get('fit_seconds', 0):.1f}"])
+        mark = " *" if name in tests and tests[name].p_value < 0.05 else ""
+        rows.append([name + mark, *(metric_cell(r, m) for m in metrics), f"{r.get('fit_seconds', 0):.1f}"])
         classes.append(["best" if name == best else "", *([""] * len(metrics)), ""])
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>clarec report: {html.escape(cfg.name)}</title>",
@@ -168,8 +146,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     ]
     for convention in first.get("conventions", {}):
         conv_rows = [
-            [n, *(_cell(r.get("conventions", {}).get(convention, {}), "test", m) for m in metrics)]
-            for n, r in results.items()
+            [n, *(metric_cell(r, m, convention=convention) for m in metrics)] for n, r in results.items()
         ]
         parts.append(
             f"<h2>Test metrics, history items {html.escape(convention)}</h2>{_table(['model', *metrics], conv_rows)}"
@@ -196,12 +173,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         seg_rows = [
             [
                 name,
-                *(
-                    _cell(r.get("segments", {}), s, main, "segments_std")
-                    if s in r.get("segments", {})
-                    else ""
-                    for s in segment_names
-                ),
+                *(metric_cell(r, main, segment=s) for s in segment_names),
             ]
             for name, r in results.items()
         ]

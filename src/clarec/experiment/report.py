@@ -20,7 +20,8 @@ def table_columns(results: dict[str, Any], ks: list[int]) -> list[str]:
     return [c for c in wanted if c in first]
 
 
-def _cell(r: dict, col: str, segment: str | None = None, convention: str | None = None) -> str:
+def metric_cell(r: dict, col: str, segment: str | None = None, convention: str | None = None) -> str:
+    """A result's test ``col`` (of a ``segment`` or a history ``convention``) with ± std when known."""
     if convention is not None:
         value = r.get("conventions", {}).get(convention, {}).get("test", {}).get(col)
         std = r.get("conventions_std", {}).get(convention, {}).get("test", {}).get(col)
@@ -44,27 +45,30 @@ def _table(results: dict[str, Any], cols: list[str], cell, fit: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def significance_lines(results: dict[str, Any], metric: str) -> str:
-    """Paired t-tests over seeds of each model against the one with the best mean test ``metric``
-    (seeds pair up by number; with split seeds a pair shares the split too), or '' with fewer than
-    two seeds."""
+def paired_against_best(results: dict[str, Any], metric: str) -> tuple[str, dict[str, Any]]:
+    """The model with the best mean test ``metric`` and a paired t-test over seeds of every other
+    model against it (seeds pair up by number, so with split seeds a pair shares the split too);
+    models with fewer than two seeds in common with the best are left out."""
     from clarec.evaluate.stats import paired_t_test
 
+    best = max(results, key=lambda k: results[k]["test"].get(metric, float("-inf")))
     runs = {k: {r["seed"]: r["test"].get(metric) for r in v.get("per_seed", [])} for k, v in results.items()}
-    runs = {k: v for k, v in runs.items() if len(v) >= 2 and None not in v.values()}
-    if len(runs) < 2:
-        return ""
-    best = max(runs, key=lambda k: results[k]["test"][metric])
-    lines = []
+    tests = {}
     for name, values in runs.items():
-        seeds = sorted(set(values) & set(runs[best]))
-        if name == best or len(seeds) < 2:
-            continue
-        t = paired_t_test([values[s] for s in seeds], [runs[best][s] for s in seeds])
-        lines.append(
-            f"- {name} − {best}: {t.mean_diff:+.4f} (p = {t.p_value:.2g}, 95% bootstrap CI "
-            f"[{t.ci_low:.4f}, {t.ci_high:.4f}], {len(seeds)} seeds)"
-        )
+        seeds = [s for s in sorted(set(values) & set(runs[best])) if None not in (values[s], runs[best][s])]
+        if name != best and len(seeds) >= 2:
+            tests[name] = paired_t_test([values[s] for s in seeds], [runs[best][s] for s in seeds])
+    return best, tests
+
+
+def significance_lines(results: dict[str, Any], metric: str) -> str:
+    """:func:`paired_against_best` as markdown lines, or '' when no model has two seeds to pair."""
+    best, tests = paired_against_best(results, metric)
+    lines = [
+        f"- {name} − {best}: {t.mean_diff:+.4f} (p = {t.p_value:.2g}, 95% bootstrap CI "
+        f"[{t.ci_low:.4f}, {t.ci_high:.4f}], {t.n} seeds)"
+        for name, t in tests.items()
+    ]
     head = f"\nPaired t-tests of test {metric} over seeds against the best mean ({best}):\n\n"
     return head + "\n".join(lines) + "\n" if lines else ""
 
@@ -78,7 +82,7 @@ def segments_table(results: dict[str, Any], ks: list[int]) -> str:
     head = ["model", *(f"{c} ({s})" for s, c in cols)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * len(cols)) + "|"]
     for name, r in results.items():
-        lines.append("| " + " | ".join([name, *(_cell(r, c, s) for s, c in cols)]) + " |")
+        lines.append("| " + " | ".join([name, *(metric_cell(r, c, s) for s, c in cols)]) + " |")
     users = {
         s: next(r["segments"][s]["users"] for r in results.values() if s in r.get("segments", {}))
         for s in present
@@ -96,9 +100,11 @@ def results_table(
     if ks is None:
         ks = list(cfg.evaluation.ks) if cfg is not None else [10, 20]
     cols = table_columns(results, ks)
-    text = _table(results, cols, lambda r, c: _cell(r, c), fit=True)
+    text = _table(results, cols, lambda r, c: metric_cell(r, c), fit=True)
     for convention in next(iter(results.values())).get("conventions", {}):
-        table = _table(results, cols, lambda r, c, conv=convention: _cell(r, c, convention=conv), fit=False)
+        table = _table(
+            results, cols, lambda r, c, conv=convention: metric_cell(r, c, convention=conv), fit=False
+        )
         text += f"\nHistory items {convention}:\n\n{table}"
     segments = segments_table(results, ks)
     if segments:

@@ -222,21 +222,23 @@ def _with_split_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
     return cfg.model_copy(update={"seed": seed, "split": split})
 
 
-def _prepare(cfg: ExperimentConfig, out: Path, folder: Path, t0: float, progress) -> tuple[Split, dict]:
-    """Load and split the data, write the split to ``folder`` (and the data report to ``out`` the
-    first time), and build one evaluator per history convention."""
+def _prepare(
+    cfg: ExperimentConfig, folder: Path, t0: float, progress, report_to: Path | None
+) -> tuple[Split, dict]:
+    """Load and split the data, write the split to ``folder`` (and the data report to the run folder
+    ``report_to`` when given), and build one evaluator per history convention."""
     data = prepare_data(cfg)
     split = data.split
     log.info("data ready in %.2fs: %s", time.perf_counter() - t0, split.describe())
     progress(f"[{time.perf_counter() - t0:6.1f}s] data ready: {split.describe()}")
-    if not (out / "data.json").is_file():
+    if report_to is not None:
         data_info = {"split": split.describe()}
         if data.dataset is not None:
             data_info["dataset"] = data.dataset.describe()
         if data.report is not None:
             data_info["cleaning"] = data.report.to_dict()
-            (out / "cleaning.txt").write_text(str(data.report) + "\n")
-        (out / "data.json").write_text(json.dumps(data_info, indent=2, default=str))
+            (report_to / "cleaning.txt").write_text(str(data.report) + "\n")
+        (report_to / "data.json").write_text(json.dumps(data_info, indent=2, default=str))
     split.save(folder)
     ev = cfg.evaluation
     features = item_features(split.train)
@@ -267,8 +269,6 @@ def _run(
     for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
         create(model_cfg.name, _run_params(model_cfg, cfg.seed, out / "train" / model_cfg.key))
     t0 = time.perf_counter()
-    for stale in ("data.json", "cleaning.txt"):
-        (out / stale).unlink(missing_ok=True)
     main = cfg.evaluation.main_metric
     per_model: dict[str, list[dict]] = {m.key: [] for m in cfg.models}
     for s in range(seeds):
@@ -276,7 +276,11 @@ def _run(
         if s == 0 or split_seeds:
             folder = out / "split" if s == 0 else out / "splits" / f"seed-{seed}"
             split, evaluators = _prepare(
-                _with_split_seed(cfg, seed) if split_seeds else cfg, out, folder, t0, progress
+                _with_split_seed(cfg, seed) if split_seeds else cfg,
+                folder,
+                t0,
+                progress,
+                out if s == 0 else None,
             )
             evaluator = next(iter(evaluators.values()))  # the main convention
         for model_cfg in cfg.models:

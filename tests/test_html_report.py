@@ -61,3 +61,18 @@ def test_cli_and_bad_folder(run, tmp_path, capsys):
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     with pytest.raises(ClarecError, match="not a run folder"):
         write_report(tmp_path)
+
+
+def test_temperature_and_loss_weight_curves_are_drawn(run, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    path = copy / "train" / "bpr" / "seed-2024" / "history.json"
+    h = json.loads(path.read_text())
+    h["traces"] = {"temperature": [0.2, 0.15, 0.1, 0.05][: len(h["epochs"])], "weight aux": [0.5] * len(h["epochs"])}
+    path.write_text(json.dumps(h))
+    page = write_report(copy).read_text()
+    assert page.count("<svg") == 4 and "bpr: temperature and loss weights" in page
+    assert write_report(run).read_text().count("<svg") == 3  # bpr has none of its own

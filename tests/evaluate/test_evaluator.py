@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from clarec.data.dataset import Dataset
 from clarec.data.split import Split
 from clarec.errors import ClarecError, ConfigError
-from clarec.evaluate.evaluator import Evaluator, evaluate_rankings
+from clarec.evaluate.evaluator import Evaluator, evaluate_rankings, popularity_buckets
 from clarec.evaluate.metrics import ACCURACY_METRICS, per_user_metrics
 from clarec.models.base import Recommender
 from clarec.ranking import top_k
@@ -199,6 +199,41 @@ def test_cold_only_segment_ranks_only_cold_items():
     assert seg["recall@3"] > res.segments["cold_items"]["recall@3"]
 
 
+def test_popularity_buckets_split_interactions_in_thirds():
+    pop = np.array([10, 1, 1, 0, 5, 5, 3, 2, 2, 1.0])  # 30 interactions
+    buckets = {k: np.flatnonzero(v).tolist() for k, v in popularity_buckets(pop).items()}
+    # head: the top item (a third); mid: the next third (5 + 5); tail: the rest, unseen item 3 too
+    assert buckets == {"items_head": [0], "items_mid": [4, 5], "items_tail": [1, 2, 3, 6, 7, 8, 9]}
+    # ties stay together: three items of equal popularity all go where the first one goes
+    assert {k: v.sum() for k, v in popularity_buckets(np.array([3, 3, 3.0])).items()} == {
+        "items_head": 3, "items_mid": 0, "items_tail": 0
+    }
+    pop = np.random.default_rng(0).permutation(np.floor(1000 / np.arange(1, 501)))  # Zipf's law
+    b = popularity_buckets(pop)
+    assert sum(v.astype(int) for v in b.values()).tolist() == [1] * 500  # a partition
+    assert b["items_head"].sum() < b["items_mid"].sum() < b["items_tail"].sum()  # a long tail
+    assert pop[b["items_head"]].min() >= pop[b["items_mid"]].max() >= pop[b["items_tail"]].max()
+
+
+def test_long_tail_segments():
+    split = make_split(9, n_users=60, n_items=30)
+    table = np.random.default_rng(4).random((60, 30))
+    res = Evaluator(split, ks=(5,)).evaluate(fitted(split, table))
+    pop = np.diff(split.train.to_csr().tocsc().indptr)
+    test = split.test.to_csr()
+    users = np.flatnonzero(np.diff(test.indptr))
+    topk = brute_force_rankings(split, table, users, 5, "test")
+    for name, chosen in popularity_buckets(pop).items():
+        rel = test[users].toarray()
+        rel[:, ~chosen] = 0
+        keep = rel.sum(1) > 0
+        expected = per_user_metrics(topk[keep], sp.csr_matrix(rel[keep]), (5,))
+        seg = res.segments[name]
+        assert seg["users"] == keep.sum() > 0 and seg["items"] == chosen.sum()
+        for metric, values in expected.items():
+            assert seg[metric] == pytest.approx(values.mean(), abs=1e-12)
+
+
 def test_activity_quartiles():
     split = make_split(6, n_users=41)
     table = np.random.default_rng(2).random((41, 30))
@@ -267,7 +302,12 @@ def test_evaluate_rankings_for_external_lists():
     assert res.metrics["coverage@2"] == pytest.approx(0.75)
     # Popularity from train columns: [2, 2, 1, 0]; avg_pop: user 0 (2+2)/2, user 2 (1+2)/2.
     assert res.metrics["avg_pop@2"] == pytest.approx((2 + 1.5) / 2)
-    assert set(res.segments) == {"activity_q1", "activity_q2"}
+    # popularity [2, 2, 1, 0] of 5 interactions: head {0} (ties: item 1 joins it), tail {2, 3}
+    assert set(res.segments) == {"activity_q1", "activity_q2", "items_head", "items_tail"}
+    # user 0's item 0 and user 2's item 1 (head) are both at rank 2; user 0's tail item 3 is missed
+    head, tail = res.segments["items_head"], res.segments["items_tail"]
+    assert (head["users"], head["items"], head["recall@2"], head["mrr@2"]) == (2, 2, 1.0, 0.5)
+    assert (tail["users"], tail["items"], tail["recall@2"]) == (1, 2, 0.0)
     no_train = evaluate_rankings(topk, rel, ks=(2,))
     assert "novelty@2" not in no_train.metrics and "ndcg@2" in no_train.metrics
     with pytest.raises(ConfigError, match="train"):

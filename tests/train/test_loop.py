@@ -201,3 +201,37 @@ def test_max_steps_ends_mid_epoch_and_validates_there():
     assert len(validated) == 2 and validated[-1] == pytest.approx(want[6])
     with pytest.raises(ClarecError, match="max_steps"):
         Trainer(max_steps=0)
+
+
+def test_history_traces_changing_temperatures_and_loss_weights(tmp_path):
+    from clarec.contrastive import (
+        FixedTemperature,
+        FixedWeighting,
+        LearnableTemperature,
+        ScheduledTemperature,
+        WarmupWeighting,
+    )
+
+    module = Scalar()
+    module.sched = ScheduledTemperature(start=0.4, end=0.1, steps=4, kind="linear")
+    module.learned = LearnableTemperature(init=0.5)
+    module.fixed = FixedTemperature(0.07)
+    module.warm = WarmupWeighting({"rec": 1.0, "aux": 0.5}, warmup_steps=4)
+    module.constant = FixedWeighting({"other": 2.0})
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+
+    def batches(epoch):
+        yield from (None, None)  # two steps per epoch
+
+    def loss_fn(_):
+        return (module.w - 10.0) ** 2 + module.learned.value
+
+    h = Trainer(epochs=3, progress=False, run_dir=tmp_path).fit(
+        module, batches, loss_fn, opt, after_step=[module.sched.step, module.warm.step]
+    )
+    assert set(h.traces) == {"temperature sched", "temperature learned", "weight rec", "weight aux"}
+    np.testing.assert_allclose(h.traces["temperature sched"], [0.25, 0.1, 0.1], rtol=1e-6)
+    assert h.traces["weight aux"] == [0.25, 0.5, 0.5] and h.traces["weight rec"] == [1.0, 1.0, 1.0]
+    learned = h.traces["temperature learned"]
+    assert len(learned) == 3 and learned[0] < 0.5 and learned[2] < learned[1] < learned[0]  # loss pulls τ down
+    assert TrainHistory.load(tmp_path / "history.json").traces == h.traces

@@ -117,6 +117,23 @@ def _segment(per_user: dict[str, np.ndarray], rows: np.ndarray | None = None) ->
     return {**mean_metrics(sub), "users": float(n)}
 
 
+def popularity_buckets(popularity: np.ndarray) -> dict[str, np.ndarray]:
+    """Items in three buckets by training popularity, each holding about a third of the training
+    interactions: ``items_head`` (the few most popular), ``items_mid``, ``items_tail`` (the long
+    tail, items never seen in training included). Ties in popularity stay in one bucket."""
+    pop = np.asarray(popularity, dtype=np.float64)
+    order = np.argsort(-pop, kind="stable")
+    ranked = pop[order]
+    before = (np.cumsum(ranked) - ranked) / ranked.sum()  # share of interactions before each item
+    bucket_ranked = np.minimum((3 * before + 1e-9).astype(np.int64), 2)
+    # ties: every item takes the bucket of the first item with its popularity
+    group = np.concatenate([[0], np.cumsum(np.diff(ranked) != 0)])
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(ranked) != 0) + 1])
+    bucket = np.empty(len(pop), dtype=np.int64)
+    bucket[order] = bucket_ranked[starts][group]
+    return {f"items_{name}": bucket == b for b, name in enumerate(("head", "mid", "tail"))}
+
+
 def _score_rankings(
     topk: np.ndarray,
     relevant: sp.csr_matrix,
@@ -153,14 +170,25 @@ def _score_rankings(
     metrics = {key: metrics[key] for key in order if key in metrics}
 
     segments: dict[str, dict[str, float]] = {}
+
+    def item_segment(chosen: np.ndarray) -> dict[str, float]:
+        """Accuracy on the relevant items of ``chosen`` (a mask over items) alone, for the users
+        with at least one of them."""
+        rel = relevant.copy()
+        rel.data = np.where(chosen[rel.indices], rel.data, 0).astype(rel.data.dtype)
+        rel.eliminate_zeros()
+        rows = np.flatnonzero(np.diff(rel.indptr))
+        return _segment(per_user_metrics(topk[rows], rel[rows], ks, accuracy))
+
     if accuracy and cold_items is not None and len(cold_items):
         cold = np.zeros(n_items, dtype=bool)
         cold[np.asarray(cold_items, dtype=np.int64)] = True
-        rel_cold = relevant.copy()
-        rel_cold.data = np.where(cold[rel_cold.indices], rel_cold.data, 0).astype(rel_cold.data.dtype)
-        rel_cold.eliminate_zeros()
-        rows = np.flatnonzero(np.diff(rel_cold.indptr))
-        segments["cold_items"] = _segment(per_user_metrics(topk[rows], rel_cold[rows], ks, accuracy))
+        segments["cold_items"] = item_segment(cold)
+    if accuracy and popularity is not None and popularity.sum() > 0:
+        for name, chosen in popularity_buckets(popularity).items():
+            seg = item_segment(chosen)
+            if seg["users"]:
+                segments[name] = seg | {"items": float(chosen.sum())}
     if accuracy and activity is not None and len(users):
         # Equal-size groups by training activity (ties by user index), robust to heavily tied
         # counts where quantile edges would leave a group empty.

@@ -3,8 +3,9 @@
 What a reader needs to judge the numbers, in order: the protocol (data, split, candidates, what is
 excluded, what the models read when tested, seeds), the test metrics with ± over seeds and a mark
 where a model differs from the best with p < 0.05 (paired t-test over seeds), accuracy against
-coverage and novelty, the segments (cold items, users by activity), the other history convention,
-and each model's training curve (loss and validation metric per epoch, the chosen epoch marked).
+coverage and novelty, the segments (cold items, users by activity, items by popularity), the other history convention,
+and each model's training curve (loss and validation metric per epoch, the chosen epoch marked; the
+learnable or scheduled temperatures and loss weights per epoch where the model has them).
 """
 
 from __future__ import annotations
@@ -112,7 +113,15 @@ def _curves(run: Path, key: str, metric_name: str) -> str:
                 twin.axvline(h["best_epoch"], color="grey", linestyle="--", linewidth=1)
         ax.set_title(f"{key} ({histories[0].parent.name}): best epoch {h.get('best_epoch')}")
 
-    return _figure(draw)
+    def draw_traces(ax):
+        for name, values in h["traces"].items():
+            ax.plot(h["epochs"][: len(values)], values, marker=".", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("value at the epoch's end")
+        ax.legend(fontsize="small")
+        ax.set_title(f"{key}: temperature and loss weights")
+
+    return _figure(draw) + (_figure(draw_traces) if h.get("traces") else "")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -186,7 +195,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         parts.append(
             "<p class='note'>cold_items: items without training interactions, ranked in the whole catalogue; "
             "cold_only: ranked among cold items only; activity_q1..q4: users by number of training "
-            "interactions, least active first.</p>"
+            "interactions, least active first; items_head / items_mid / items_tail: only the test items in "
+            "each third of the training interactions by item popularity (head: the few most popular "
+            "items; tail: the long tail, unseen items included).</p>"
         )
 
     curves = [_curves(run, name, main) for name in results]

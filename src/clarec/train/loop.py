@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from clarec.contrastive.temperature import FixedTemperature, Temperature
+from clarec.contrastive.weighting import FixedWeighting, LossWeighting
 from clarec.errors import ClarecError
 
 __all__ = [
@@ -77,7 +79,9 @@ class TrainHistory:
 
     ``val_metrics`` holds ``None`` for epochs without validation. ``best_epoch`` is the (1-based)
     epoch whose weights the module holds after training: the best validated one, or the last
-    epoch when there was no validation.
+    epoch when there was no validation. ``traces`` holds, per epoch, the value at the epoch's end of
+    every learnable or scheduled temperature (``temperature`` or ``temperature <module path>``) and
+    every non-constant loss weighting (``weight <task>``) inside the trained module.
     """
 
     metric_name: str = "metric"
@@ -88,6 +92,7 @@ class TrainHistory:
     best_epoch: int | None = None
     best_metric: float | None = None
     stopped_early: bool = False
+    traces: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +103,18 @@ class TrainHistory:
     @classmethod
     def load(cls, path: str | Path) -> TrainHistory:
         return cls(**json.loads(Path(path).read_text()))
+
+
+def trace_values(module: nn.Module) -> dict[str, float]:
+    """The current values of the temperatures and loss weights inside ``module`` that can change
+    during training (learnable or scheduled); constant ones are left out."""
+    values: dict[str, float] = {}
+    for name, sub in module.named_modules():
+        if isinstance(sub, Temperature) and not isinstance(sub, FixedTemperature):
+            values["temperature" + (f" {name}" if name else "")] = float(sub)
+        elif isinstance(sub, LossWeighting) and not isinstance(sub, FixedWeighting):
+            values |= {f"weight {task}": float(w) for task, w in sub.weights().items()}
+    return values
 
 
 def load_checkpoint(path: str | Path, module: nn.Module) -> nn.Module:
@@ -227,6 +244,8 @@ class Trainer:
                 history.losses.append(loss)
                 history.val_metrics.append(metric)
                 history.seconds.append(seconds)
+                for key, value in trace_values(module).items():
+                    history.traces.setdefault(key, []).append(value)
 
                 improved = metric is not None and metric > best
                 if improved:

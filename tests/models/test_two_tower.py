@@ -143,6 +143,59 @@ def test_items_without_training_interactions_are_never_negatives(tiny, monkeypat
     assert len(set(drawn.tolist())) == data.n_items - 1  # every warm item is drawn
 
 
+def test_hard_negatives_are_mined_near_the_top_of_each_users_ranking(tiny, monkeypatch):
+    from clarec.contrastive.samplers import HardNegativeMiner
+    from clarec.models.two_tower.task import TwoTowerTask
+
+    mined, refreshed = [], []
+    original_mine, original_refresh = HardNegativeMiner.mine, TwoTowerTask._refresh_mining_vectors
+
+    def mine(self, queries, items, positives=None):
+        out = original_mine(self, queries, items, positives)
+        scores = (queries @ items.T).numpy()
+        scores[positives.toarray() > 0] = -np.inf
+        rank = (scores[:, None, :] > np.take_along_axis(scores, out.numpy(), 1)[:, :, None]).sum(-1)
+        mined.append(rank)
+        return out
+
+    def refresh(self):
+        refreshed.append(self.bundle.training)
+        original_refresh(self)
+        assert self.bundle.training  # back to training mode after the no-dropout pass
+
+    monkeypatch.setattr(HardNegativeMiner, "mine", mine)
+    monkeypatch.setattr(TwoTowerTask, "_refresh_mining_vectors", refresh)
+    negatives = []
+    original_negatives = TwoTowerTask._negatives
+
+    def record(self, users):
+        negatives.append((users, original_negatives(self, users)))
+        return negatives[-1][1]
+
+    monkeypatch.setattr(TwoTowerTask, "_negatives", record)
+    data, twin = _clustered()
+    model = tiny(epochs=3, n_negatives=5, hard_negatives=3, hard_ranks=[1, 4]).fit(data)
+    assert len(refreshed) == 3  # once per epoch
+    ranks = np.concatenate([r.ravel() for r in mined])
+    assert ranks.min() >= 1 and ranks.max() <= 3  # ranks [1, 4) of the user's unseen items
+    seen = data.to_csr().toarray() > 0
+    for users, negs in negatives:
+        assert negs.shape == (len(users), 5)
+        assert not seen[users[:, None], negs[:, 2:]].any()  # mined: never the user's own items
+    drawn = np.concatenate([n.ravel() for _, n in negatives])
+    assert data.item_index(twin) not in set(drawn.tolist())  # nor an item without interactions
+    assert np.isfinite(model.score([0, 1])).all()
+
+
+def test_hard_negative_settings_are_checked(tiny):
+    with pytest.raises(ConfigError, match="part of n_negatives"):
+        tiny(n_negatives=2, hard_negatives=3)
+    with pytest.raises(ConfigError, match="hard_ranks"):
+        tiny(n_negatives=4, hard_negatives=1, hard_ranks=[5, 5])
+    with pytest.raises(ConfigError, match="logq"):
+        tiny(n_negatives=4, hard_negatives=1, logq=True)
+
+
 def test_score_histories_matches_training_users_and_reacts_to_events(tiny):
     data, _ = _clustered()
     model = tiny(epochs=10, history_scope="past").fit(data)

@@ -99,6 +99,13 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         learn_temperature: learn τ (initialised at ``temperature``, kept in ``[0.01, 1]``).
         n_negatives: sampled negatives per example on top of the in-batch ones (0: in-batch only).
         neg_alpha: ``0`` samples negatives uniformly, ``> 0`` ∝ popularity ** ``neg_alpha``.
+        hard_negatives: how many of the ``n_negatives`` are hard: mined at the start of each epoch's
+            steps from the towers as they stand then (user and item vectors refreshed once per
+            epoch), drawn from the ranks ``hard_ranks`` of each user's ranking with the user's
+            training items removed (:class:`~clarec.contrastive.HardNegativeMiner`); the rest are
+            sampled as ``neg_alpha`` says.
+        hard_ranks: ``[start, end)`` ranks the hard negatives come from; starting below the top skips
+            the items most likely to be unlabelled positives.
         aux: auxiliary item-tower loss: ``"none"``, ``"simcse"`` or ``"byol"``.
         aux_weight: weight of the auxiliary loss (the recommendation loss has weight 1).
         aux_dropout: feature dropout making the two views of a frozen LM vector.
@@ -146,6 +153,8 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     learn_temperature = param(False)
     n_negatives = param(128, ge=0)
     neg_alpha = param(0.0, ge=0)
+    hard_negatives = param(0, ge=0)
+    hard_ranks = param([10, 100], list)
     aux = param("none", choices=AUXES)
     aux_weight = param(0.1, ge=0)
     aux_dropout = param(0.1, ge=0, lt=1)
@@ -161,6 +170,15 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     def _check_params(self) -> None:
         if isinstance(self.temperature, list) and self.learn_temperature:
             raise ConfigError("two-tower: a temperature schedule [start, end] cannot be learnable")
+        if self.hard_negatives > self.n_negatives:
+            raise ConfigError(
+                f"two-tower: hard_negatives ({self.hard_negatives}) is part of n_negatives ({self.n_negatives})"
+            )
+        ranks = self.hard_ranks
+        if not (len(ranks) == 2 and all(isinstance(r, int) for r in ranks) and 0 <= ranks[0] < ranks[1]):
+            raise ConfigError(f"two-tower: hard_ranks must be [start, end) with 0 <= start < end, got {ranks}")
+        if self.hard_negatives and self.logq:
+            raise ConfigError("two-tower: logq corrects sampled negatives; mined ones have no sampling probability")
 
     # ------------------------------------------------------------------ text
     def _encoder(self):

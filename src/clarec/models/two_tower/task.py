@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +17,7 @@ from torch import nn
 from clarec.contrastive import (
     BYOL,
     FixedWeighting,
+    HardNegativeMiner,
     InfoNCELoss,
     LearnableTemperature,
     NegativeSampler,
@@ -77,6 +79,16 @@ class TwoTowerTask:
             self.extra["encoder"] = self.encoder.module
         self.bundle = _Bundle(towers, self.rec_loss, self.weighting, self.extra)
         self.sampler = _negative_sampler(model, rng)
+        self.miner = None
+        if model.hard_negatives:
+            start, end = model.hard_ranks
+            seed = int(rng.integers(2**31))
+            self.miner = HardNegativeMiner(model.hard_negatives, start, end, seed=seed)
+            # mined among the items with training interactions, as sampled ones are (see _negative_sampler)
+            self.minable = np.flatnonzero(model.warm_items)
+            ones = np.ones(len(seq.items), dtype=np.float32)
+            seen = sp.csr_matrix((ones, (seq.users, seq.items)), shape=(model.n_users, model.n_items))
+            self.seen = seen[:, self.minable].tocsr()
         # Expected number of times each item is a batch's in-batch candidate: batch × its share of
         # targets (items that are never targets are never in-batch candidates: their -inf is unused).
         with np.errstate(divide="ignore"):
@@ -113,10 +125,34 @@ class TwoTowerTask:
     def batches(self, epoch: int) -> Iterator[np.ndarray]:
         """Rows of the training examples of each step of an epoch, shuffled."""
         order = self.rng.permutation(len(self.seq.items))
+        if self.miner is not None:
+            self._refresh_mining_vectors()
         for s in range(0, len(order), self.model.batch_size):
             rows = order[s : s + self.model.batch_size]
             if len(rows) >= 2:  # a single example has no in-batch negative
                 yield rows
+
+    def _refresh_mining_vectors(self) -> None:
+        """Every user's and item's vector as the towers stand (no dropout), to mine hard negatives
+        from during the epoch."""
+        m = self.model
+        self.bundle.eval()
+        with torch.no_grad():
+            items, raw = m._infer(self.towers, self.lm_of)
+            users = m._user_vectors(self.towers, raw, np.arange(m.n_users), self.lm_user)
+        self.bundle.train()
+        self._mining = torch.as_tensor(users), torch.as_tensor(items[self.minable])
+
+    def _negatives(self, users: np.ndarray) -> np.ndarray | None:
+        """``(B, n_negatives)`` negatives of the batch's users: sampled, then mined; ``None``: none."""
+        m = self.model
+        n_sampled = m.n_negatives - m.hard_negatives
+        parts = [self.sampler.sample(users, n_sampled)] if self.sampler is not None and n_sampled else []
+        if self.miner is not None:
+            user_vecs, item_vecs = self._mining
+            hard = self.miner.mine(user_vecs[torch.from_numpy(users)], item_vecs, self.seen[users])
+            parts.append(self.minable[hard.numpy()])
+        return np.concatenate(parts, axis=1) if parts else None
 
     def loss(self, rows: np.ndarray) -> torch.Tensor:
         """The weighted training loss of the examples ``rows``: InfoNCE of each user vector against
@@ -157,7 +193,7 @@ class TwoTowerTask:
         )
         if m.history_dropout > 0:
             ok &= self.rng.random(ok.shape) >= m.history_dropout
-        negs = self.sampler.sample(users, m.n_negatives) if self.sampler is not None else None
+        negs = self._negatives(users)
         parts = [targets, hist[ok]] + ([negs.ravel()] if negs is not None else [])
         uniq, inv = _unique_items(np.concatenate(parts), m.n_items)
         uniq_t = torch.from_numpy(uniq)

@@ -503,3 +503,23 @@ def test_bad_params():
     ):
         with pytest.raises(ConfigError):
             create("two-tower", params)
+
+
+def test_false_negative_masking_can_be_switched_off(tiny, monkeypatch):
+    from clarec.contrastive import InfoNCELoss
+
+    seen = []
+    original = InfoNCELoss.forward
+
+    def forward(self, *args, **kwargs):
+        logits, mask = self.logits(*args, **{k: v for k, v in kwargs.items() if "logq" not in k})
+        seen.append((self.mask_duplicates, mask is not None and bool(mask.any())))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(InfoNCELoss, "forward", forward)
+    data, _ = _clustered()
+    tiny(epochs=1, n_negatives=4).fit(data)  # batches of 32 examples over 18 items: targets repeat
+    assert seen and all(flag and masked for flag, masked in seen)
+    seen.clear()
+    tiny(epochs=1, n_negatives=4, mask_false_negatives=False).fit(data)
+    assert seen and not any(flag or masked for flag, masked in seen)

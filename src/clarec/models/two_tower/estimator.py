@@ -106,6 +106,9 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             sampled as ``neg_alpha`` says.
         hard_ranks: ``[start, end)`` ranks the hard negatives come from; starting below the top skips
             the items most likely to be unlabelled positives.
+        mask_false_negatives: leave out of an example's softmax, rather than push away, the
+            candidates known to be false negatives: its target drawn as a sampled negative, and the
+            in-batch targets of examples with the same user or the same target.
         aux: auxiliary item-tower loss: ``"none"``, ``"simcse"`` or ``"byol"``.
         aux_weight: weight of the auxiliary loss (the recommendation loss has weight 1).
         aux_dropout: feature dropout making the two views of a frozen LM vector.
@@ -155,6 +158,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     neg_alpha = param(0.0, ge=0)
     hard_negatives = param(0, ge=0)
     hard_ranks = param([10, 100], list)
+    mask_false_negatives = param(True)
     aux = param("none", choices=AUXES)
     aux_weight = param(0.1, ge=0)
     aux_dropout = param(0.1, ge=0, lt=1)

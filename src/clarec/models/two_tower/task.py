@@ -65,7 +65,9 @@ class TwoTowerTask:
         # Tower outputs are made unit length (cosine) by ``_finish`` before the loss, once per distinct
         # item rather than once per gathered copy (negatives are batch × n_negatives copies).
         self.rec_loss = InfoNCELoss(
-            temperature=_temperature(model, steps_per_epoch), mask_duplicates=True, normalize=False
+            temperature=_temperature(model, steps_per_epoch),
+            mask_duplicates=model.mask_false_negatives,
+            normalize=False,
         )
         self.weighting = _weighting(model, steps_per_epoch)
         self.extra: dict[str, nn.Module] = {}

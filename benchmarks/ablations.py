@@ -1,0 +1,200 @@
+"""Does each contrastive lever earn its keep? One lever at a time against a model's default recipe.
+
+A spec (``benchmarks/ablations-*.yaml``) names an experiment config (data, split, evaluation), the
+seeds, and studies: a model of that config (its parameters there are the **default** recipe) and
+its levers, each a few variants that change some parameters and nothing else. ``run`` trains every
+variant on every seed — each seed draws the split and seeds the model, so the spread covers both —
+as one ``clarec run --models LABEL --seeds N --split-seeds`` per variant into ``RUNS/<label>/``
+(separate processes: run two at a time on two cores, one thread each; a finished variant is not
+redone). ``report`` reads the finished variants and writes, per lever and variant, validation and
+test NDCG@20 (mean ± std over seeds) and the paired difference on test against the lever's
+reference (``default``, unless the lever names another ``reference``: one of its variants, or
+``lever=variant`` of another lever — a lever that only acts with another one on), with the paired
+t-test's p-value and the bootstrap interval over the seeds.
+
+An ablation chooses nothing: every variant's test figure is shown, whatever it is, and no setting
+of the default recipe is changed because of it.
+
+Usage:
+    CLAREC_DATA=../shared/datasets python benchmarks/ablations.py run benchmarks/ablations-ml-100k.yaml \\
+        --runs runs/ablations-ml-100k [--only LABEL ...]
+    python benchmarks/ablations.py report benchmarks/ablations-ml-100k.yaml [more specs] \\
+        --runs runs/ablations-ml-100k [more folders] --result benchmarks/results/ablations.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+from _machine import command_line, machine_line
+
+from clarec.config import load_config
+from clarec.evaluate.stats import paired_t_test
+
+DEFAULT = "default"
+
+
+def load_spec(path: Path) -> dict:
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in ("name", "config", "seeds", "studies"):
+        if key not in spec:
+            raise SystemExit(f"{path}: the spec needs {key!r}")
+    return spec
+
+
+def variants(spec: dict) -> list[dict]:
+    """Every variant of every study: ``label``, ``model`` (the config's label), ``lever``,
+    ``variant``, ``changed`` (parameters that differ from the default), ``reference`` (a label)."""
+    out = []
+    for study in spec["studies"]:
+        model = study["model"]
+        out.append({"label": f"{model}.{DEFAULT}", "model": model, "lever": "", "variant": DEFAULT, "changed": {}})
+        for lever, options in study["levers"].items():
+            options = dict(options)
+            reference = options.pop("reference", DEFAULT)
+            for variant, changed in options.items():
+                out.append(
+                    {
+                        "label": f"{model}.{lever}={variant}",
+                        "model": model,
+                        "lever": lever,
+                        "variant": variant,
+                        "changed": dict(changed),
+                        "reference": f"{model}.{reference if reference == DEFAULT or '=' in reference else f'{lever}={reference}'}",
+                    }
+                )
+    return out
+
+
+def write_config(spec: dict, runs: Path) -> Path:
+    """The spec's experiment config with one model entry per variant (labelled), in ``runs``."""
+    raw = yaml.safe_load(Path(spec["config"]).read_text(encoding="utf-8"))
+    entries = {(m.get("label") or m["name"]): m for m in raw["models"]}
+    models = []
+    for v in variants(spec):
+        base = entries.get(v["model"])
+        if base is None:
+            raise SystemExit(f"{spec['config']} has no model {v['model']!r}; it has {sorted(entries)}")
+        models.append({"name": base["name"], "label": v["label"], "params": dict(base.get("params") or {}) | v["changed"]})
+    raw["models"] = models
+    raw["seed"] = spec["seeds"][0]
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / "ablation-config.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    load_config(path)  # every variant's parameters are checked before anything runs
+    return path
+
+
+def run(args) -> None:
+    spec = load_spec(args.spec)
+    seeds = spec["seeds"]
+    if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+        raise SystemExit("seeds must be consecutive (clarec run --seeds N counts up from the first)")
+    config = write_config(spec, args.runs)
+    for v in variants(spec):
+        if args.only and v["label"] not in args.only:
+            continue
+        out = args.runs / v["label"]
+        if (out / "results.json").is_file():
+            continue
+        cmd = [sys.executable, "-m", "clarec.cli", "run", str(config), "--models", v["label"]]
+        cmd += ["--seeds", str(len(seeds)), "--split-seeds", "--out", str(out)]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+
+
+def per_seed(runs: Path, label: str, part: str, metric: str) -> dict[int, float]:
+    path = runs / label / "results.json"
+    if not path.is_file():
+        return {}
+    result = json.loads(path.read_text())[label]
+    return {r["seed"]: r[part][metric] for r in result.get("per_seed", [result | {"seed": None}])}
+
+
+def fmt(values: list[float]) -> str:
+    if not values:
+        return ""
+    return f"{np.mean(values):.4f}" + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
+
+
+def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
+    cfg = load_config(spec["config"])
+    lines = [
+        f"## {spec['name']}: `{spec['config']}`",
+        "",
+        f"Data: {cfg.data}; split: {cfg.split.method} {cfg.split.params()}, drawn anew for each seed "
+        f"({', '.join(map(str, spec['seeds']))}; each seed also seeds the model). Test {metric}, full ranking.",
+        "",
+        f"| model | lever | variant | changed | valid {metric} | test {metric} | Δ test vs reference | p | 95% CI | seeds |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    missing = []
+    for v in variants(spec):
+        test = per_seed(runs, v["label"], "test", metric)
+        if not test:
+            missing.append(v["label"])
+            continue
+        valid = per_seed(runs, v["label"], "valid", metric)
+        cells = ["", "", ""]
+        if v["variant"] != DEFAULT:
+            ref = per_seed(runs, v["reference"], "test", metric)
+            common = sorted(set(ref) & set(test))
+            if len(common) >= 2:
+                t = paired_t_test([test[s] for s in common], [ref[s] for s in common])
+                ref_name = v["reference"].split(".", 1)[1]
+                cells = [f"{t.mean_diff:+.4f} ({ref_name})", f"{t.p_value:.2g}", f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]"]
+        changed = ", ".join(f"{k}: {json.dumps(x)}" for k, x in v["changed"].items())
+        lines.append(
+            f"| {v['model']} | {v['lever'] or '—'} | {v['variant']} | {changed} | {fmt(list(valid.values()))} | "
+            f"{fmt(list(test.values()))} | {' | '.join(cells)} | {len(test)} |"
+        )
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)}."]
+    return lines
+
+
+def report(args) -> None:
+    if len(args.spec) != len(args.runs):
+        raise SystemExit("give one --runs folder per spec")
+    lines = [
+        "# Ablations: does each contrastive lever earn its keep?",
+        "",
+        "Each lever is changed alone against the model's default recipe (its parameters in the named "
+        "config, chosen before these runs); everything else is equal. Every variant's test figure is "
+        "shown and nothing was chosen from them. Δ: mean paired difference over seeds (split and model "
+        "seed), paired t-test p-value and percentile bootstrap interval of the mean difference; with "
+        "three seeds, a p-value under 0.05 needs a consistent effect and a large one can still miss it.",
+    ]
+    for spec_path, runs in zip(args.spec, args.runs, strict=True):
+        spec = load_spec(spec_path)
+        metric = load_config(spec["config"]).evaluation.main_metric
+        lines += ["", *report_spec(spec, runs, metric)]
+    lines += ["", f"Command: `{command_line()}`  ", f"Machine: {machine_line()}; one torch thread per run.", ""]
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("spec", type=Path)
+    r.add_argument("--runs", type=Path, required=True)
+    r.add_argument("--only", nargs="*", default=[], help="run only these variant labels")
+    p = sub.add_parser("report")
+    p.add_argument("spec", type=Path, nargs="+")
+    p.add_argument("--runs", type=Path, nargs="+", required=True)
+    p.add_argument("--result", type=Path, required=True)
+    args = ap.parse_args()
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()

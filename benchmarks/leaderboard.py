@@ -1,0 +1,214 @@
+"""The cross-data-set leaderboard: every model of ``benchmarks/suite.yaml`` on every data set, tuned on
+validation with the same budget, then run on seeds; ``benchmarks/results/leaderboard.md`` is written
+by ``report``, never by hand.
+
+``run`` makes, per data set, the experiment config (its data and split, the suite's models with their
+search spaces, ``tuning: {trials, seeds, split_seeds: true}``) in ``RUNS/<data set>/config.yaml`` and
+calls ``clarec tune CONFIG --models MODEL --out RUNS/<data set>/<model>`` for each model not skipped
+there (one process per model: run two at a time on two cores, one thread each; a model whose final
+results exist is not redone, and a stopped search resumes from its study). ``report`` reads whatever
+finished: per data set, each model's validation figure (what the search chose on) and test figures
+(mean ± std over the seeds, computed once, for the chosen settings), and a paired t-test over seeds
+of each contrastive model against the best non-contrastive baseline (the one with the best test
+mean, the strictest comparison).
+
+Usage:
+    CLAREC_DATA=../shared/datasets python benchmarks/leaderboard.py run benchmarks/suite.yaml \\
+        --runs runs/leaderboard [--datasets ml-100k beauty] [--models ease bpr]
+    python benchmarks/leaderboard.py report benchmarks/suite.yaml --runs runs/leaderboard \\
+        --result benchmarks/results/leaderboard.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+from _machine import command_line, machine_line
+
+from clarec.config import load_config
+from clarec.evaluate.stats import paired_t_test
+
+SHOWN = ("recall@20", "ndcg@20", "coverage@20", "novelty@20")
+
+
+def load_suite(path: Path) -> dict:
+    suite = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in ("trials", "seeds", "models", "datasets", "baselines"):
+        if key not in suite:
+            raise SystemExit(f"{path}: the suite needs {key!r}")
+    return suite
+
+
+def dataset_models(suite: dict, spec: dict) -> list[dict]:
+    return suite["sequential_models"] if spec.get("sequential") else suite["models"]
+
+
+def dataset_config(suite: dict, name: str) -> dict:
+    """The experiment config of one data set (every model of its family, skipped ones left out)."""
+    spec = suite["datasets"][name]
+    skip = spec.get("skip", {})
+    evaluation = dict(suite["evaluation"])
+    if spec.get("sequential"):
+        evaluation |= {"history_items": ["masked", "kept"], "test_input": "train+valid"}
+    return {
+        "name": name,
+        "seed": suite.get("seed", 2024),
+        "data": spec["data"],
+        "split": spec.get("split", {}),
+        "models": [m for m in dataset_models(suite, spec) if m["name"] not in skip],
+        "tuning": {"trials": suite["trials"], "seeds": suite["seeds"], "split_seeds": True, "pruning": True},
+        "evaluation": evaluation,
+    }
+
+
+def run(args) -> None:
+    suite = load_suite(args.suite)
+    for name in args.datasets or list(suite["datasets"]):
+        if name not in suite["datasets"]:
+            raise SystemExit(f"no data set {name!r} in {args.suite}; it has {list(suite['datasets'])}")
+        folder = args.runs / name
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "config.yaml"
+        config.write_text(yaml.safe_dump(dataset_config(suite, name), sort_keys=False))
+        cfg = load_config(config)  # checked before anything runs
+        for model in cfg.models:
+            if args.models and model.key not in args.models:
+                continue
+            out = folder / model.key
+            if (out / "final" / "results.json").is_file():
+                continue
+            cmd = [sys.executable, "-m", "clarec.cli", "tune", str(config), "--models", model.key, "--out", str(out)]
+            print(" ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
+
+
+def finished(folder: Path) -> dict[str, dict]:
+    """``{model: result}`` of the finished models of one data set's folder."""
+    found = {}
+    for path in sorted(folder.glob("*/final/results.json")):
+        found |= json.loads(path.read_text())
+    return found
+
+
+def seeds_of(result: dict, metric: str) -> dict[int, float]:
+    return {r["seed"]: r["test"][metric] for r in result.get("per_seed", [result])}
+
+
+def cell(result: dict, part: str, metric: str) -> str:
+    value = result[part].get(metric)
+    if value is None:
+        return ""
+    std = result.get("std", {}).get(part, {}).get(metric)
+    return f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[str], str]:
+    spec = suite["datasets"][name]
+    results = finished(runs / name)
+    config = dataset_config(suite, name)
+    wanted = [m.get("label") or m["name"] for m in config["models"]]
+    lines = [f"## {name}", ""]
+    lines.append(
+        f"Data: `{json.dumps(spec['data'])}`; split: `{json.dumps(spec.get('split', {}))}`"
+        + ("; next-item prediction, history items masked" if spec.get("sequential") else "")
+        + "."
+    )
+    if not results:
+        return lines + ["", "Not run yet."], f"| {name} | not run yet | | |"
+    baselines = [m for m in results if m in suite["baselines"]]
+    best_base = max(baselines, key=lambda m: results[m]["test"][main]) if baselines else None
+    lines += [
+        "",
+        f"| model | valid {main} | " + " | ".join(f"test {m}" for m in SHOWN) + f" | vs {best_base or 'baseline'} | chosen settings |",
+        "|---|---:|" + "---:|" * len(SHOWN) + "---|---|",
+    ]
+    order = sorted(results, key=lambda m: -results[m]["test"][main])
+    wins = []
+    for m in order:
+        r = results[m]
+        versus = ""
+        if best_base and m not in suite["baselines"]:
+            a, b = seeds_of(r, main), seeds_of(results[best_base], main)
+            common = sorted(set(a) & set(b))
+            if len(common) >= 2:
+                t = paired_t_test([a[s] for s in common], [b[s] for s in common])
+                versus = f"{t.mean_diff:+.4f} (p = {t.p_value:.2g})"
+                if t.mean_diff > 0 and t.p_value < 0.05:
+                    wins.append(m)
+        tune = runs / name / m / "tune.json"
+        chosen = json.loads(tune.read_text())["models"].get(m, {}).get("best_params", {}) if tune.is_file() else {}
+        settings = ", ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in chosen.items())
+        lines.append(
+            f"| {m}{'' if m in suite['baselines'] else ' (contrastive)'} | {cell(r, 'valid', main)} | "
+            + " | ".join(cell(r, "test", x) for x in SHOWN)
+            + f" | {versus} | {settings} |"
+        )
+    missing = [m for m in wanted if m not in results]
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)}."]
+    for model, reason in spec.get("skip", {}).items():
+        lines += [f"Skipped: {model} — {reason}."]
+    best = order[0]
+    summary = (
+        f"| {name} | {best} {results[best]['test'][main]:.4f} | {best_base or ''} | "
+        f"{', '.join(wins) or 'none'} |"
+    )
+    return lines, summary
+
+
+def report(args) -> None:
+    suite = load_suite(args.suite)
+    main = suite["evaluation"]["main_metric"]
+    sections, summary = [], []
+    for name in suite["datasets"]:
+        lines, row = report_dataset(suite, name, args.runs, main)
+        sections += ["", *lines]
+        summary.append(row)
+    out = [
+        "# Leaderboard",
+        "",
+        f"Every model tuned on validation {main} with the same budget ({suite['trials']} TPE trials, "
+        "pruning from the validation curve; `clarec tune`), then its chosen settings run on "
+        f"{suite['seeds']} seeds, each drawing the split too (leave-one-out splits have no randomness: "
+        "there the seeds are model seeds). Test figures are computed once, for the chosen settings: "
+        "mean ± std over the seeds, full ranking, history items masked. Contrastive models are tested "
+        "against the best non-contrastive baseline by test mean (paired t-test over seeds).",
+        "",
+        f"| data set | best ({main}) | best baseline | contrastive models above it with p < 0.05 |",
+        "|---|---|---|---|",
+        *summary,
+        *sections,
+        "",
+        f"Command: `{command_line()}`  ",
+        f"Machine: {machine_line()}; one torch thread per run.",
+        "",
+    ]
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text("\n".join(out))
+    print("\n".join(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("suite", type=Path)
+    r.add_argument("--runs", type=Path, required=True)
+    r.add_argument("--datasets", nargs="*", default=[])
+    r.add_argument("--models", nargs="*", default=[])
+    p = sub.add_parser("report")
+    p.add_argument("suite", type=Path)
+    p.add_argument("--runs", type=Path, required=True)
+    p.add_argument("--result", type=Path, required=True)
+    args = ap.parse_args()
+    run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    main()

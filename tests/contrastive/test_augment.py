@@ -11,8 +11,10 @@ from clarec.contrastive import (
     IdentityAugment,
     RandomSequenceAugment,
     SequenceCrop,
+    SequenceInsert,
     SequenceMask,
     SequenceReorder,
+    SequenceSubstitute,
     SpanCrop,
     WordDropout,
 )
@@ -209,9 +211,61 @@ def test_reorder_shuffles_one_window():
     assert sorted(out[0, 2:]) == [1, 2, 3, 4] and sorted(out[1, 4:]) == [5, 6]
 
 
+SIMILAR = np.array([0, 2, 3, 1, 5, 4, 6, 8, 7, 10, 9, 11])  # token -> a correlated token (0: padding)
+
+
+def test_substitute_swaps_items_for_correlated_ones():
+    seq = np.arange(1, 11)
+    for seed in range(20):
+        out = SequenceSubstitute(0.3, SIMILAR)(seq, rng(seed))
+        swapped = out != seq
+        assert len(out) == 10 and swapped.sum() <= 3  # ⌊0.3·10⌋ chosen (an item may map to itself)
+        np.testing.assert_array_equal(out[swapped], SIMILAR[seq[swapped]])
+    assert (SequenceSubstitute(0.01, SIMILAR)([4], rng()) == [5]).all()  # at least one item
+    hits = sum(SequenceSubstitute(0.2, SIMILAR)(np.arange(1, 6), rng(s)) != np.arange(1, 6) for s in range(200))
+    assert (hits > 0).all()  # every position can be chosen
+    batch = _left_padded([[1, 2, 3, 4], [5], []], 6)
+    out = SequenceSubstitute(0.5, SIMILAR)(batch, rng(1))
+    assert (out == 0).sum(axis=1).tolist() == [2, 5, 6]  # padding untouched
+    assert (out[0, 2:] != batch[0, 2:]).sum() == 2 and out[1, 5] == 4
+
+
+def test_insert_puts_correlated_items_before_chosen_ones():
+    marked = np.r_[np.arange(100), np.zeros(11, dtype=int)]  # item x (1..10) -> marker 100 + x
+    marked[1:11] = np.arange(101, 111)
+    marked[100:] = np.arange(100, 111)
+    seq = np.arange(1, 11)
+    positions = set()
+    for seed in range(30):
+        out = SequenceInsert(0.3, marked)(seq, rng(seed))
+        inserted = out >= 100
+        assert len(out) == 13 and inserted.sum() == 3
+        np.testing.assert_array_equal(out[~inserted], seq)  # the sequence itself, in order
+        at = np.flatnonzero(inserted)
+        np.testing.assert_array_equal(out[at] - 100, out[at + 1])  # just before the item it comes from
+        positions |= set(out[at + 1].tolist())
+    assert positions == set(range(1, 11))  # any item can be chosen
+    # a padded row that grows past its width keeps its most recent items
+    batch = _left_padded([[1, 2, 3, 4, 5, 6], [7, 8], []], 6)
+    out = SequenceInsert(0.5, marked)(batch, rng(2))
+    full = SequenceInsert(0.5, marked)([1, 2, 3, 4, 5, 6], rng(2))  # same draws for row 0
+    assert len(full) == 9 and out[0].tolist() == full[-6:].tolist()
+    assert _row(out[1])[-1] == 8 and len(_row(out[1])) == 3 and (out[2] == 0).all()
+    with pytest.raises(ConfigError, match="pad_token to itself"):
+        SequenceInsert(0.5, np.array([1, 2, 3]))
+    with pytest.raises(ConfigError, match="outside"):
+        SequenceSubstitute(0.5, np.array([0, 5]))
+
+
 def test_sequence_augments_are_deterministic():
     batch = np.random.default_rng(0).integers(1, 50, size=(16, 12))
-    for aug in (SequenceCrop(0.6), SequenceMask(0.3, mask_token=99), SequenceReorder(0.5)):
+    for aug in (
+        SequenceCrop(0.6),
+        SequenceMask(0.3, mask_token=99),
+        SequenceReorder(0.5),
+        SequenceSubstitute(0.5, np.r_[0, np.arange(2, 50), 1]),  # item x -> x + 1
+        SequenceInsert(0.5, np.r_[0, np.arange(2, 50), 1]),
+    ):
         np.testing.assert_array_equal(aug(batch, rng(11)), aug(batch, rng(11)))
         assert not np.array_equal(aug(batch, rng(11)), aug(batch, rng(12)))
 

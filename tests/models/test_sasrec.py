@@ -66,6 +66,7 @@ TEXT = {"cache_dir": "none", "temperature": 0.1, "adaptor_dropout": 0.0}
         ("sasrec", {"loss": "bce"}),
         ("cl4srec", SSL),
         ("cl4srec", SSL | {"augmentations": ["mask"], "ssl_similarity": "cos", "ssl_temperature": 0.2}),
+        ("cl4srec", SSL | {"augmentations": ["insert", "substitute"]}),
         ("duorec", SSL),
         ("duorec", SSL | {"unsupervised": False}),
         ("text-seq", {}),
@@ -158,9 +159,34 @@ def test_cl4srec_views_use_a_mask_token_outside_the_catalogue(ring):
     seq = np.array([[0, 1, 2, 3, 4]])
     assert set(augment(seq, np.random.default_rng(0)).ravel()) <= {0, 1, 2, 3, 4, ring.n_items + 1}
     with pytest.raises(ConfigError, match="augmentations"):
-        create("cl4srec", {"augmentations": ["insert"]})
+        create("cl4srec", {"augmentations": ["shuffle"]})
     with pytest.raises(ConfigError, match="unsupervised, supervised"):
         create("duorec", {"unsupervised": False, "supervised": False})
+
+
+def test_cl4srec_insert_and_substitute_use_items_taken_together(ring, monkeypatch):
+    from clarec.models.sequential import cl4srec
+
+    tables = []
+    original = cl4srec.most_similar_tokens
+
+    def recording(*args, **kwargs):
+        tables.append(original(*args, **kwargs))
+        return tables[-1]
+
+    monkeypatch.setattr(cl4srec, "most_similar_tokens", recording)
+    model = create("cl4srec", SMALL | SSL | {"augmentations": ["substitute"], "substitute_ratio": 1.0, "epochs": 1})
+    model.fit(ring)
+    (table,) = tables
+    assert len(table) == ring.n_items + 2 and table[0] == 0 and table[-1] == ring.n_items + 1
+    x = ring.to_csr().toarray() > 0
+    co = (x.T.astype(float) @ x) / np.sqrt(np.outer(x.sum(0), x.sum(0)))
+    np.fill_diagonal(co, -1)
+    for item in range(ring.n_items):
+        assert co[item, table[item + 1] - 1] == pytest.approx(co[item].max())  # its most correlated item
+    assert not hasattr(model, "_similar")  # a training aid, not part of the model
+    create("cl4srec", SMALL | SSL | {"augmentations": ["crop"], "epochs": 1}).fit(ring)
+    assert len(tables) == 1  # only built when insert or substitute is used
 
 
 def test_checks_parameters():

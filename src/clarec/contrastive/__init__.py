@@ -9,7 +9,8 @@
 - multi-task weighting: :class:`FixedWeighting`, :class:`WarmupWeighting`, :class:`UncertaintyWeighting`;
 - augmentations: text (:class:`IdentityAugment`, :class:`WordDropout`, :class:`SpanCrop`,
   :class:`FieldDropout`, :class:`FieldShuffle`, :class:`Compose`) and item sequences
-  (:class:`SequenceCrop`, :class:`SequenceMask`, :class:`SequenceReorder`, :class:`RandomSequenceAugment`);
+  (:class:`SequenceCrop`, :class:`SequenceMask`, :class:`SequenceReorder`, and CoSeRec's
+  :class:`SequenceInsert` and :class:`SequenceSubstitute`; :class:`RandomSequenceAugment`);
 - negatives: :class:`UniformNegativeSampler`, :class:`PopularityNegativeSampler`,
   :class:`NoDuplicateBatchSampler`, :class:`HardNegativeMiner`.
 """
@@ -24,7 +25,9 @@ from clarec.contrastive.augment import (
     SequenceAugment,
     SequenceCrop,
     SequenceMask,
+    SequenceInsert,
     SequenceReorder,
+    SequenceSubstitute,
     SpanCrop,
     TextAugment,
     WordDropout,
@@ -76,7 +79,9 @@ __all__ = [
     "SequenceAugment",
     "SequenceCrop",
     "SequenceMask",
+    "SequenceInsert",
     "SequenceReorder",
+    "SequenceSubstitute",
     "SpanCrop",
     "Temperature",
     "TextAugment",

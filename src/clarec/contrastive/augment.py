@@ -31,7 +31,9 @@ __all__ = [
     "SequenceAugment",
     "SequenceCrop",
     "SequenceMask",
+    "SequenceInsert",
     "SequenceReorder",
+    "SequenceSubstitute",
     "SpanCrop",
     "TextAugment",
     "WordDropout",
@@ -209,6 +211,9 @@ class SequenceAugment:
         padding_side: ``"left"`` (items right-aligned, as SASRec-style models read them) or ``"right"``.
     """
 
+    #: how many times its length an unpadded sequence may grow by (insertions)
+    growth = 0
+
     def __init__(self, pad_token: int = 0, padding_side: str = "left"):
         if padding_side not in ("left", "right"):
             raise ConfigError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
@@ -221,7 +226,8 @@ class SequenceAugment:
             return torch.from_numpy(out).to(device=seqs.device, dtype=seqs.dtype)
         arr = np.asarray(seqs)
         if arr.ndim == 1:
-            padded = arr.reshape(1, -1)
+            # room for a view longer than the sequence (insertions)
+            padded = np.concatenate([arr, np.full(len(arr) * self.growth, self.pad_token, dtype=arr.dtype)])[None]
             out = self._apply(padded, np.array([len(arr)]), np.zeros(1, dtype=np.int64), rng)
             return out[0][0, : out[1][0]]
         if arr.ndim != 2:
@@ -326,6 +332,80 @@ class SequenceReorder(SequenceAugment):
         keys = np.where(inside, start + rng.random((len(n), width)) * size[:, None], pos)
         seq_pos = np.argsort(keys, axis=1, kind="stable")
         return self._gather(arr, offset, seq_pos), n
+
+
+def _similar_table(similar: Sequences, pad_token: int) -> np.ndarray:
+    table = np.asarray(similar, dtype=np.int64)
+    if table.ndim != 1 or not len(table):
+        raise ConfigError("similar must be a 1-D table: token -> a correlated token")
+    if not 0 <= pad_token < len(table) or table[pad_token] != pad_token:
+        raise ConfigError("similar must map pad_token to itself")
+    if table.min() < 0 or table.max() >= len(table):
+        raise ConfigError(f"similar holds tokens outside [0, {len(table)})")
+    return table
+
+
+class SequenceSubstitute(SequenceAugment):
+    """Replace ``max(1, ⌊ratio·n⌋)`` random items by a correlated item, ``similar[item]`` (CoSeRec's
+    substitute): the view keeps the sequence's length and order, with some items swapped for ones
+    users take together with them.
+
+    Args:
+        ratio: share of the items replaced.
+        similar: a table ``token → correlated token`` over every token of the batches (e.g. each
+            item's most co-occurring other item; ``similar[pad_token] = pad_token``).
+    """
+
+    def __init__(self, ratio: float, similar: Sequences, pad_token: int = 0, padding_side: str = "left"):
+        super().__init__(pad_token, padding_side)
+        self.ratio = _ratio("substitute ratio", ratio, allow_zero=False)
+        self.similar = _similar_table(similar, self.pad_token)
+
+    def _apply(self, arr, n, offset, rng):
+        width = arr.shape[1]
+        pos = np.arange(width)[None, :]
+        count = np.where(n > 0, np.maximum(1, _floor(self.ratio, n)), 0)
+        keys = np.where(pos < n[:, None], rng.random((len(n), width)), np.inf)
+        rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+        values = self._gather(arr, offset, np.broadcast_to(pos, arr.shape))
+        values = np.where(rank < count[:, None], self.similar[np.clip(values, 0, len(self.similar) - 1)], values)
+        return values, n
+
+
+class SequenceInsert(SequenceAugment):
+    """Before each of ``max(1, ⌊ratio·n⌋)`` random items, insert a correlated item ``similar[item]``
+    (CoSeRec's insert); a batch row that grows past its width keeps its most recent items.
+
+    Args: as :class:`SequenceSubstitute`.
+    """
+
+    growth = 1
+
+    def __init__(self, ratio: float, similar: Sequences, pad_token: int = 0, padding_side: str = "left"):
+        super().__init__(pad_token, padding_side)
+        self.ratio = _ratio("insert ratio", ratio, allow_zero=False)
+        self.similar = _similar_table(similar, self.pad_token)
+
+    def _apply(self, arr, n, offset, rng):
+        width = arr.shape[1]
+        pos = np.arange(width)[None, :]
+        rows = np.arange(len(n))[:, None]
+        count = np.where(n > 0, np.maximum(1, _floor(self.ratio, n)), 0)
+        keys = np.where(pos < n[:, None], rng.random((len(n), width)), np.inf)
+        chosen = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable") < count[:, None]
+        items = self._gather(arr, offset, np.broadcast_to(pos, arr.shape))
+        real = pos < n[:, None]
+        # item p moves right by the number of insertions at or before it; its insertion goes just before
+        moved = pos + np.cumsum(chosen, axis=1)
+        grown = n + count
+        drop = np.maximum(grown - width, 0)[:, None]  # the oldest items that no longer fit
+        out = np.full((len(n), 2 * width), self.pad_token, dtype=arr.dtype)
+        out[np.broadcast_to(rows, arr.shape)[real], (moved - drop)[real] % (2 * width)] = items[real]
+        ins = real & chosen
+        out[np.broadcast_to(rows, arr.shape)[ins], (moved - 1 - drop)[ins] % (2 * width)] = self.similar[
+            np.clip(items[ins], 0, len(self.similar) - 1)
+        ]
+        return out[:, :width], np.minimum(grown, width)
 
 
 class RandomSequenceAugment(SequenceAugment):

@@ -54,7 +54,9 @@ def variants(spec: dict) -> list[dict]:
     out = []
     for study in spec["studies"]:
         model = study["model"]
-        out.append({"label": f"{model}.{DEFAULT}", "model": model, "lever": "", "variant": DEFAULT, "changed": {}})
+        out.append(
+            {"label": f"{model}.{DEFAULT}", "model": model, "lever": "", "variant": DEFAULT, "changed": {}}
+        )
         for lever, options in study["levers"].items():
             options = dict(options)
             reference = options.pop("reference", DEFAULT)
@@ -81,7 +83,13 @@ def write_config(spec: dict, runs: Path) -> Path:
         base = entries.get(v["model"])
         if base is None:
             raise SystemExit(f"{spec['config']} has no model {v['model']!r}; it has {sorted(entries)}")
-        models.append({"name": base["name"], "label": v["label"], "params": dict(base.get("params") or {}) | v["changed"]})
+        models.append(
+            {
+                "name": base["name"],
+                "label": v["label"],
+                "params": dict(base.get("params") or {}) | v["changed"],
+            }
+        )
     raw["models"] = models
     raw["seed"] = spec["seeds"][0]
     runs.mkdir(parents=True, exist_ok=True)
@@ -148,7 +156,11 @@ def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
             if len(common) >= 2:
                 t = paired_t_test([test[s] for s in common], [ref[s] for s in common])
                 ref_name = v["reference"].split(".", 1)[1]
-                cells = [f"{t.mean_diff:+.4f} ({ref_name})", f"{t.p_value:.2g}", f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]"]
+                cells = [
+                    f"{t.mean_diff:+.4f} ({ref_name})",
+                    f"{t.p_value:.2g}",
+                    f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]",
+                ]
         changed = ", ".join(f"{k}: {json.dumps(x)}" for k, x in v["changed"].items())
         lines.append(
             f"| {v['model']} | {v['lever'] or '—'} | {v['variant']} | {changed} | {fmt(list(valid.values()))} | "
@@ -175,7 +187,12 @@ def report(args) -> None:
         spec = load_spec(spec_path)
         metric = load_config(spec["config"]).evaluation.main_metric
         lines += ["", *report_spec(spec, runs, metric)]
-    lines += ["", f"Command: `{command_line()}`  ", f"Machine: {machine_line()}; one torch thread per run.", ""]
+    lines += [
+        "",
+        f"Command: `{command_line()}`  ",
+        f"Machine: {machine_line()}; one torch thread per run.",
+        "",
+    ]
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text("\n".join(lines))
     print("\n".join(lines))

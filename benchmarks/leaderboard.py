@@ -27,7 +27,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 from _machine import command_line, machine_line
 
@@ -83,7 +82,17 @@ def run(args) -> None:
             out = folder / model.key
             if (out / "final" / "results.json").is_file():
                 continue
-            cmd = [sys.executable, "-m", "clarec.cli", "tune", str(config), "--models", model.key, "--out", str(out)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "clarec.cli",
+                "tune",
+                str(config),
+                "--models",
+                model.key,
+                "--out",
+                str(out),
+            ]
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
 
@@ -125,7 +134,9 @@ def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[
     best_base = max(baselines, key=lambda m: results[m]["test"][main]) if baselines else None
     lines += [
         "",
-        f"| model | valid {main} | " + " | ".join(f"test {m}" for m in SHOWN) + f" | vs {best_base or 'baseline'} | chosen settings |",
+        f"| model | valid {main} | "
+        + " | ".join(f"test {m}" for m in SHOWN)
+        + f" | vs {best_base or 'baseline'} | chosen settings |",
         "|---|---:|" + "---:|" * len(SHOWN) + "---|---|",
     ]
     order = sorted(results, key=lambda m: -results[m]["test"][main])
@@ -142,8 +153,12 @@ def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[
                 if t.mean_diff > 0 and t.p_value < 0.05:
                     wins.append(m)
         tune = runs / name / m / "tune.json"
-        chosen = json.loads(tune.read_text())["models"].get(m, {}).get("best_params", {}) if tune.is_file() else {}
-        settings = ", ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in chosen.items())
+        chosen = (
+            json.loads(tune.read_text())["models"].get(m, {}).get("best_params", {}) if tune.is_file() else {}
+        )
+        settings = ", ".join(
+            f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in chosen.items()
+        )
         lines.append(
             f"| {m}{'' if m in suite['baselines'] else ' (contrastive)'} | {cell(r, 'valid', main)} | "
             + " | ".join(cell(r, "test", x) for x in SHOWN)

@@ -71,7 +71,10 @@ def test_temperature_and_loss_weight_curves_are_drawn(run, tmp_path):
     shutil.copytree(run, copy)
     path = copy / "train" / "bpr" / "seed-2024" / "history.json"
     h = json.loads(path.read_text())
-    h["traces"] = {"temperature": [0.2, 0.15, 0.1, 0.05][: len(h["epochs"])], "weight aux": [0.5] * len(h["epochs"])}
+    h["traces"] = {
+        "temperature": [0.2, 0.15, 0.1, 0.05][: len(h["epochs"])],
+        "weight aux": [0.5] * len(h["epochs"]),
+    }
     path.write_text(json.dumps(h))
     page = write_report(copy).read_text()
     assert page.count("<svg") == 4 and "bpr: temperature and loss weights" in page

@@ -222,7 +222,9 @@ def test_substitute_swaps_items_for_correlated_ones():
         assert len(out) == 10 and swapped.sum() <= 3  # ⌊0.3·10⌋ chosen (an item may map to itself)
         np.testing.assert_array_equal(out[swapped], SIMILAR[seq[swapped]])
     assert (SequenceSubstitute(0.01, SIMILAR)([4], rng()) == [5]).all()  # at least one item
-    hits = sum(SequenceSubstitute(0.2, SIMILAR)(np.arange(1, 6), rng(s)) != np.arange(1, 6) for s in range(200))
+    hits = sum(
+        SequenceSubstitute(0.2, SIMILAR)(np.arange(1, 6), rng(s)) != np.arange(1, 6) for s in range(200)
+    )
     assert (hits > 0).all()  # every position can be chosen
     batch = _left_padded([[1, 2, 3, 4], [5], []], 6)
     out = SequenceSubstitute(0.5, SIMILAR)(batch, rng(1))

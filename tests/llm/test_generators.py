@@ -1,0 +1,193 @@
+"""clarec.llm: the generator interface, its cache, the in-process and endpoint backends, the
+OpenAI-compatible server, and what happens when things go wrong."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi import FastAPI
+
+from clarec.errors import ConfigError
+from clarec.llm import EndpointError, EndpointGenerator, Generator, LocalGenerator, as_messages, openai_app
+
+PROMPTS = ["Describe Toy Story in one sentence.", "Why watch Heat?", [{"role": "user", "content": "Hello"}]]
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory, minilm_path) -> Path:
+    """A 2-layer, 32-wide causal LM with random weights (seed 0), the MiniLM tokenizer and a chat
+    template: loaded through the same code path as a real model, fast and offline."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path, local_files_only=True)
+    tokenizer.chat_template = (
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            eos_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        model = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def local(tiny_llm_dir, tmp_path):
+    def build(**kwargs):
+        return LocalGenerator(
+            tiny_llm_dir, **({"cache_dir": tmp_path / "cache", "max_new_tokens": 8} | kwargs)
+        )
+
+    return build
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(app: FastAPI):
+    """``app`` on a loopback port in a background thread; yields its ``/v1`` URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_answers_are_cached_and_a_rerun_generates_nothing(local, tmp_path):
+    first = local()
+    texts = first.generate(PROMPTS + [PROMPTS[0]])  # a repeated prompt is generated once
+    assert len(texts) == 4 and texts[3] == texts[0] and all(isinstance(t, str) for t in texts)
+    assert first.generated == 3
+    again = local()  # a new process would see the same file
+    assert again.generate(PROMPTS) == texts[:3] and again.generated == 0
+    longer = again.generate(PROMPTS[:1], max_new_tokens=12)  # a changed setting is another answer
+    assert again.generated == 1 and len(longer[0]) >= len(texts[0])
+    off = local(cache_dir="none")
+    off.generate(PROMPTS[:1])
+    off.generate(PROMPTS[:1])
+    assert off.generated == 2
+
+
+def test_greedy_is_deterministic_and_independent_of_batching(local):
+    one = local(cache_dir="none", batch_size=1).generate(PROMPTS)
+    batched = local(cache_dir="none", batch_size=3).generate(PROMPTS)
+    assert one == batched
+    assert len(set(one)) > 1  # different prompts, different answers
+
+
+def test_sampling_follows_the_seed(local):
+    gen = local(cache_dir="none", max_new_tokens=12)
+    a = gen.generate(PROMPTS[:1], temperature=2.0, seed=1)
+    assert a == gen.generate(PROMPTS[:1], temperature=2.0, seed=1)
+    others = {gen.generate(PROMPTS[:1], temperature=2.0, seed=s)[0] for s in range(2, 6)}
+    assert others - set(a)
+
+
+def test_bad_prompts_and_settings_are_refused_before_generating(local):
+    gen = local(max_prompt_tokens=12)
+    with pytest.raises(ConfigError, match="prompt 1 has .* tokens; at most 12"):
+        gen.generate(["short", "a much longer prompt " * 10])
+    assert gen.generated == 0
+    for bad, match in ((42, "string or a non-empty list"), ([{"role": "robot", "content": "x"}], "role")):
+        with pytest.raises(ConfigError, match=match):
+            as_messages(bad)
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        gen.generate(["x"], max_new_tokens=0)
+    with pytest.raises(ConfigError, match="not found"):
+        LocalGenerator("no/such/model")
+
+
+def test_endpoint_answers_as_the_model_in_process(local):
+    in_process = local(cache_dir="none", batch_size=1)
+    expected = in_process.generate(PROMPTS)
+    with serving(openai_app(in_process, name="tiny")) as url:
+        remote = EndpointGenerator(url, "tiny", cache_dir="none", batch_size=2, max_new_tokens=8)
+        assert remote.generate(PROMPTS) == expected
+        import requests
+
+        assert requests.get(f"{url}/models", timeout=5).json()["data"][0]["id"] == "tiny"
+        bad = requests.post(f"{url}/chat/completions", json={"messages": []}, timeout=5)
+        assert bad.status_code == 422
+
+
+class Flaky(Generator):
+    """Answers ``echo: <content>`` and fails (raises) from the ``fail_after``-th prompt on."""
+
+    model_id = "flaky"
+
+    def __init__(self, fail_after=None, delay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.fail_after, self.delay, self.calls = fail_after, delay, 0
+
+    def _generate(self, batch, settings):
+        time.sleep(self.delay)
+        self.calls += len(batch)
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("backend crashed")
+        return [f"echo: {m[-1]['content']}" for m in batch]
+
+
+def test_endpoint_faults_get_a_clear_error(tmp_path):
+    down = EndpointGenerator(
+        f"http://127.0.0.1:{free_port()}/v1", "m", cache_dir="none", retries=2, backoff=0.01
+    )
+    with pytest.raises(EndpointError, match="cannot connect .*after 3 attempts"):
+        down.generate(["x"])
+    with serving(openai_app(Flaky(delay=1.0, cache_dir="none"))) as url:
+        slow = EndpointGenerator(url, "m", cache_dir="none", timeout=0.2, retries=0)
+        with pytest.raises(EndpointError, match="no answer within 0.2 s"):
+            slow.generate(["x"])
+    junk = FastAPI()
+    junk.post("/v1/chat/completions")(lambda: {"answer": "no choices here"})
+    with serving(junk) as url:
+        with pytest.raises(EndpointError, match="not a chat completion"):
+            EndpointGenerator(url, "m", cache_dir="none").generate(["x"])
+    with pytest.raises(ConfigError, match="http"):
+        EndpointGenerator("ftp://x", "m")
+
+
+def test_what_was_generated_before_a_failure_is_kept(tmp_path):
+    cache = tmp_path / "cache"
+    prompts = [f"p{i}" for i in range(6)]
+    with serving(openai_app(Flaky(fail_after=2, cache_dir="none"))) as url:  # 500 from the third prompt
+        gen = EndpointGenerator(url, "m", cache_dir=cache, batch_size=2, retries=1, backoff=0.01)
+        with pytest.raises(EndpointError, match="HTTP 500"):
+            gen.generate(prompts)
+    with serving(openai_app(Flaky(cache_dir="none"))) as url:
+        gen = EndpointGenerator(url, "m", cache_dir=cache, batch_size=2)
+        assert gen.generate(prompts) == [f"echo: {p}" for p in prompts]
+        assert gen.generated == 4  # the first batch came from the cache

@@ -56,6 +56,39 @@ def tiny_model_dir(tmp_path_factory, minilm_path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory, minilm_path) -> Path:
+    """A 2-layer, 32-wide causal LM with random weights (seed 0), the MiniLM tokenizer and a chat
+    template: loaded through the same code path as a real model, fast and offline."""
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path, local_files_only=True)
+    tokenizer.chat_template = (
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            eos_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        model = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 # Headless Chromium (Debian's ``chromium``, driven by playwright) for the pages clarec writes or
 # serves; never downloads a browser: the fixture skips with the reason when either is missing.
 CHROMIUM_FLAGS = [

@@ -37,3 +37,25 @@ def test_endpoint_serving_the_bundled_model_answers_as_in_process(smol):
         remote = EndpointGenerator(url, "smollm2", cache_dir="none", max_new_tokens=16)
         assert remote.generate(prompts) == expected
     assert all(expected)
+
+
+def test_the_bundled_lm_gives_item_vectors_to_the_lm_models(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from clarec.data.dataset import Dataset
+    from clarec.models import create
+    from clarec.text import TextEncoder
+
+    try:
+        bundled_gguf()
+    except Exception as e:
+        pytest.skip(str(e))
+    enc = TextEncoder("smollm2", progress=False)
+    vecs = enc.encode(["Toy Story (1995) Animation Comedy", "Heat (1995) Action Crime"])
+    assert vecs.shape == (2, 576) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    items = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["Toy Story", "Toy Story 2", "Heat"]})
+    inter = pd.DataFrame({"user_id": ["u", "u", "v"], "item_id": ["a", "c", "c"], "timestamp": [1, 2, 3]})
+    data = Dataset.from_frame(inter, items=items, keep_all_items=True)
+    model = create("lm-content", {"encoder": "smollm2", "cache_dir": str(tmp_path)}).fit(data)
+    assert model.item_vecs.shape == (3, 576)

@@ -7,8 +7,8 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fastapi import FastAPI
@@ -17,37 +17,6 @@ from clarec.errors import ConfigError
 from clarec.llm import EndpointError, EndpointGenerator, Generator, LocalGenerator, as_messages, openai_app
 
 PROMPTS = ["Describe Toy Story in one sentence.", "Why watch Heat?", [{"role": "user", "content": "Hello"}]]
-
-
-@pytest.fixture(scope="session")
-def tiny_llm_dir(tmp_path_factory, minilm_path) -> Path:
-    """A 2-layer, 32-wide causal LM with random weights (seed 0), the MiniLM tokenizer and a chat
-    template: loaded through the same code path as a real model, fast and offline."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path, local_files_only=True)
-    tokenizer.chat_template = (
-        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}"
-        "{% if add_generation_prompt %}[assistant]{% endif %}"
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-            eos_token_id=tokenizer.sep_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        model = LlamaForCausalLM(config)
-    folder = tmp_path_factory.mktemp("tiny-llm")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture
@@ -191,3 +160,24 @@ def test_what_was_generated_before_a_failure_is_kept(tmp_path):
         gen = EndpointGenerator(url, "m", cache_dir=cache, batch_size=2)
         assert gen.generate(prompts) == [f"echo: {p}" for p in prompts]
         assert gen.generated == 4  # the first batch came from the cache
+
+
+def test_a_decoder_only_lm_gives_text_vectors(tiny_llm_dir):
+    from transformers import AutoModel
+
+    from clarec.text import TextEncoder
+
+    texts = ["toy story", "a much longer text about heat and crime in los angeles", "heat"]
+    for pooling in ("last", "mean"):
+        enc = TextEncoder(tiny_llm_dir, pooling=pooling, normalize=False, progress=False)
+        together = enc.encode(texts)
+        alone = np.stack([enc.encode([t])[0] for t in texts])
+        np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)  # padding changes nothing
+        assert together.shape == (3, 32)
+    # last pooling is the base model's state at each text's last token
+    base = AutoModel.from_pretrained(tiny_llm_dir).eval()
+    ids = enc.tokenizer(texts[0], return_tensors="pt")["input_ids"][:, : enc._max_tokens]
+    with torch.no_grad():
+        state = base(input_ids=ids).last_hidden_state[0, -1].numpy()
+    last = TextEncoder(tiny_llm_dir, pooling="last", normalize=False, progress=False).encode(texts[:1])[0]
+    np.testing.assert_allclose(last, state, rtol=1e-4, atol=1e-5)

@@ -24,7 +24,7 @@ from clarec.errors import ClarecError, ConfigError
 from clarec.llm.base import GenerationSettings, Generator, Messages, default_llm_cache_dir
 from clarec.text.cache import file_sha256
 
-__all__ = ["BUNDLED_GGUF", "LocalGenerator", "bundled_gguf"]
+__all__ = ["BUNDLED_GGUF", "LocalGenerator", "bundled_gguf", "bundled_model_folder"]
 
 log = logging.getLogger("clarec.llm")
 
@@ -46,6 +46,11 @@ def bundled_gguf() -> Path:
             "(or give LocalGenerator a model folder or GGUF file)"
         )
     return path
+
+
+def bundled_model_folder(cache: str | Path | None = None) -> Path:
+    """The bundled model as a plain transformers folder (converted from its GGUF file on first use)."""
+    return _converted(bundled_gguf(), default_llm_cache_dir() if cache is None else Path(cache))
 
 
 def _converted(gguf: Path, cache: Path) -> Path:

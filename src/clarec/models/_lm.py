@@ -50,7 +50,8 @@ def build_encoder(
     progress: bool | None = None,
 ):
     """A :class:`TextEncoder` for ``encoder`` (a folder written by ``TextEncoder.save``, any model
-    folder, a Hugging Face id, or ``None`` for the bundled MiniLM)."""
+    folder, a Hugging Face id, ``"smollm2"`` for the bundled generative LM, or ``None`` for the bundled
+    MiniLM)."""
     from clarec.text.encoder import SETTINGS_FILE, TextEncoder
 
     show = bool(progress) if progress is not None else False
@@ -137,7 +138,8 @@ def recent_positions(starts: np.ndarray, ends: np.ndarray, length: int, skip: np
 
 class ItemTextParams:
     """The item-text hyper-parameters of the models that encode item texts themselves (mixin):
-    ``fields`` rendered, text model ``encoder`` (``None``: the bundled MiniLM), its embedding
+    ``fields`` rendered, text model ``encoder`` (``None``: the bundled MiniLM; ``"smollm2"``: the bundled
+    generative LM, mean-pooled), its embedding
     ``cache_dir``, ``max_length`` tokens per text."""
 
     fields = param(None, text_list)

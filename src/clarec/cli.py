@@ -218,6 +218,48 @@ def serve_cmd(
     )
 
 
+@app.command("profile")
+def profile_cmd(
+    config: Path = typer.Argument(..., help="Experiment YAML file (its data and split)."),
+    out: Path = typer.Option(..., "--out", help="Folder for items.tsv, users.tsv and profiles.json."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model folder or GGUF file (default: the bundled SmolLM2)."
+    ),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="An OpenAI-compatible API base URL instead."
+    ),
+    endpoint_model: str = typer.Option(
+        "default", "--endpoint-model", help="Model name sent to the endpoint."
+    ),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    n_recent: int = typer.Option(
+        20, "--n-recent", min=0, help="Most recent training items in a user's prompt."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
+) -> None:
+    """Write a profile of every item (from its text) and every user (from their training items only)
+    with a generative model; cached, so a re-run generates nothing. Read them with data.profiles."""
+    from clarec.config import load_config
+    from clarec.experiment.runner import prepare_data
+    from clarec.llm import EndpointGenerator, LocalGenerator
+    from clarec.llm.profiles import write_profiles
+
+    cfg = load_config(config, set_)
+    if cfg.data and "profiles" in cfg.data:
+        raise ClarecError("the config already reads profiles (data.profiles); profile a config without them")
+    split = prepare_data(cfg).split
+    common = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "progress": sys.stderr.isatty()}
+    if endpoint:
+        generator = EndpointGenerator(endpoint, endpoint_model, **common)
+    else:
+        generator = LocalGenerator(model, **common)
+    meta = write_profiles(
+        split, generator, out, n_recent=n_recent, progress=lambda line: typer.echo(line, err=True)
+    )
+    typer.echo(json.dumps(meta, indent=2))
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the available models and their parameters."""

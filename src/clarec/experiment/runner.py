@@ -64,6 +64,7 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
 
     data_cfg = dict(cfg.data or {})
     tags_policy = data_cfg.pop("tags", "none")
+    profiles = data_cfg.pop("profiles", None)
     if tags_policy not in TAG_POLICIES:
         raise ConfigError(f"data.tags must be one of {TAG_POLICIES}, got {tags_policy!r}")
     loaded = load_from_config(data_cfg)
@@ -75,6 +76,10 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
         if "tags" not in loaded.extras:
             raise ConfigError("data.tags: train_only needs a source with user tags (e.g. MovieLens CSV)")
         attach_train_tags(split, loaded.extras["tags"])
+    if profiles is not None:
+        from clarec.llm.profiles import attach_profiles
+
+        attach_profiles(split, profiles)
     return PreparedData(loaded.dataset, split, loaded.report, loaded.extras)
 
 

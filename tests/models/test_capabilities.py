@@ -67,7 +67,22 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
         "text-seq",
         lambda enc: create("text-seq", SEQ | TEXT_SEQ | {"encoder": enc, "id_embedding": True}),
     ),
+    # its factory takes the tiny causal LM's folder (NEEDS_LLM), not the tiny encoder's
+    "llm-rerank": (
+        "llm-rerank",
+        lambda llm: create(
+            "llm-rerank",
+            {
+                "base": "ease",
+                "base_params": {"reg": 10.0},
+                "generator": llm,
+                "cache_dir": "none",
+                "max_new_tokens": 4,
+            },
+        ),
+    ),
 }
+NEEDS_LLM = {"llm-rerank"}
 
 NEW_ITEMS = pd.DataFrame(
     {
@@ -91,9 +106,9 @@ def data():
 
 
 @pytest.fixture(params=sorted(CASES))
-def model(request, data, tiny_model_dir) -> Recommender:
+def model(request, data, tiny_model_dir, tiny_llm_dir) -> Recommender:
     name, factory = CASES[request.param]
-    m = factory(str(tiny_model_dir))
+    m = factory(str(tiny_llm_dir if request.param in NEEDS_LLM else tiny_model_dir))
     assert m.name == name
     return m.fit(data)
 

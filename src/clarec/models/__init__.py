@@ -7,6 +7,7 @@ from clarec.models import (  # noqa: F401  (registers the models)
     ease_lm,  # noqa: F401  (registers ease-lm)
     graph,  # noqa: F401  (registers lightgcn, sgl, simgcl, xsimgcl, byol-cf)
     itemknn,
+    llm_rerank,  # noqa: F401  (registers llm-rerank)
     lm_content,  # noqa: F401  (registers lm-content)
     popularity,
     sequential,  # noqa: F401  (registers sasrec, cl4srec, duorec, text-seq)

@@ -1,0 +1,167 @@
+"""``llm-rerank``: a generative language model re-orders the top of another model's list (LLMRank-style
+zero-shot listwise re-ranking)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
+from clarec.models.base import Recommender
+from clarec.models.params import param
+from clarec.models.registry import create, register
+from clarec.text.templates import DEFAULT_ITEM_FIELDS, item_text
+
+log = logging.getLogger("clarec.models")
+
+PROMPT = (
+    "A user chose these items, most recent first:\n{history}\n\n"
+    "Candidates:\n{candidates}\n\n"
+    "Rank the candidates from the one this user will most likely choose next to the least likely. "
+    "Answer with the candidate numbers only, separated by commas."
+)
+
+
+def parse_ranking(answer: str, n: int) -> list[int] | None:
+    """Candidate positions (0-based) in the order an answer names them (numbers 1..n, each once);
+    ``None`` when it names none."""
+    seen: list[int] = []
+    for token in re.findall(r"\d+", answer):
+        k = int(token)
+        if 1 <= k <= n and k - 1 not in seen:
+            seen.append(k - 1)
+    return seen or None
+
+
+@register("llm-rerank")
+class LLMRerank(Recommender):
+    """The ``top_n`` items a base model ranks first for a user (training items left out), re-ordered
+    by a generative model from a listwise prompt: the titles of the user's most recent training items
+    and the numbered candidates; the answer's numbers give the new order, candidates it leaves out
+    follow in the base order, and an answer without a usable number keeps the base order (counted in
+    ``cost_["fallbacks"]``). The rest of the catalogue keeps the base model's scores, below the
+    re-ranked items. ``cost_`` records, for the last :meth:`score` call, users, prompts sent, seconds
+    and generated tokens (when the generator runs in process). Answers are cached with the
+    generator's cache, so scoring the same users again costs nothing.
+
+    Args:
+        base: the registered model whose list is re-ranked; base_params: its parameters.
+        top_n: candidates per user.
+        generator: a model folder or GGUF file (``None``: the bundled SmolLM2), or the base URL of an
+            OpenAI-compatible endpoint (``http://...``); endpoint_model: the model name sent to it.
+        n_recent: training items listed in the prompt.
+        max_new_tokens: longest answer.
+        batch_size: prompts per generation batch.
+        cache_dir: the answer cache (``None``: the default; ``"none"``: off).
+        fields: item text fields in the prompt (``None``: the title, else the default text fields).
+    """
+
+    base = param("ease", str)
+    base_params = param(None, dict, nullable=True)
+    top_n = param(10, ge=2)
+    generator = param(None, str)
+    endpoint_model = param("default", str)
+    n_recent = param(10, ge=0)
+    max_new_tokens = param(48, ge=1)
+    batch_size = param(8, ge=1)
+    cache_dir = param(None, str)
+    fields = param(None, list, nullable=True)
+
+    def _check_params(self) -> None:
+        if self.base == self.name:
+            raise ConfigError("llm-rerank: base must be another model")
+
+    def _generator(self):
+        if getattr(self, "_gen", None) is None:
+            from clarec.llm import EndpointGenerator, LocalGenerator
+
+            common = {
+                "cache_dir": self.cache_dir,
+                "max_new_tokens": self.max_new_tokens,
+                "batch_size": self.batch_size,
+            }
+            if self.generator is not None and self.generator.startswith(("http://", "https://")):
+                self._gen = EndpointGenerator(self.generator, self.endpoint_model, **common)
+            else:
+                self._gen = LocalGenerator(self.generator, **common)
+        return self._gen
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self.base_ = create(self.base, self.base_params or {}).fit(train, valid)
+        cols = train.items.columns
+        fields = self.fields or (
+            ["title"] if "title" in cols else [f for f in DEFAULT_ITEM_FIELDS if f in cols]
+        )
+        self.titles = np.array(item_text(train.items, fields), dtype=str)
+        hists = train.user_histories()
+        self.hist_items = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)
+        self.hist_offsets = np.concatenate([[0], np.cumsum([len(h) for h in hists])]).astype(np.int64)
+
+    def _prompt(self, user: int, candidates: np.ndarray) -> str:
+        h = self.hist_items[self.hist_offsets[user] : self.hist_offsets[user + 1]]
+        recent = h[::-1][: self.n_recent]
+        history = "\n".join(f"- {self.titles[i]}" for i in recent) or "- (nothing yet)"
+        listed = "\n".join(f"{k + 1}. {self.titles[i]}" for k, i in enumerate(candidates))
+        return PROMPT.format(history=history, candidates=listed)
+
+    def score(self, users) -> np.ndarray:
+        users = self._check_users(users)
+        scores = np.array(self.base_.score(users), dtype=np.float32, copy=True)
+        masked = scores.copy()
+        seen = self.seen[users]
+        masked[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
+        n = min(self.top_n, self.n_items)
+        top = np.argsort(-masked, axis=1, kind="stable")[:, :n]
+        rows = [r for r in range(len(users)) if np.isfinite(masked[r, top[r]]).sum() >= 2]
+        gen = self._generator()
+        start, before = time.perf_counter(), gen.generated
+        answers = gen.generate([self._prompt(int(users[r]), top[r]) for r in rows])
+        fallbacks = 0
+        for r, answer in zip(rows, answers, strict=True):
+            order = parse_ranking(answer, n)
+            if order is None:
+                fallbacks += 1
+                continue
+            order += [k for k in range(n) if k not in order]
+            ranked = top[r][order]
+            ranked = ranked[np.isfinite(masked[r, ranked])]
+            high = float(np.max(scores[r][np.isfinite(scores[r])])) + 1.0
+            scores[r, ranked] = high + np.arange(len(ranked), 0, -1, dtype=np.float32)
+        tokenizer = getattr(gen, "tokenizer", None)
+        tokens = None
+        if tokenizer is not None:
+            tokens = (
+                sum(len(t) for t in tokenizer(list(answers), add_special_tokens=False)["input_ids"])
+                if answers
+                else 0
+            )
+        self.cost_ = {
+            "users": len(users),
+            "prompts": gen.generated - before,
+            "seconds": time.perf_counter() - start,
+            "fallbacks": fallbacks,
+            "tokens": tokens,
+        }
+        if fallbacks:
+            log.warning(
+                "llm-rerank: %d of %d answers named no candidate; base order kept", fallbacks, len(rows)
+            )
+        return scores
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"titles": self.titles, "hist_items": self.hist_items, "hist_offsets": self.hist_offsets}
+
+    def _set_state(self, state: dict) -> None:
+        self.titles = np.asarray(state["titles"]).astype(str)
+        self.hist_items, self.hist_offsets = state["hist_items"], state["hist_offsets"]
+
+    def _save_files(self, path: Path) -> None:
+        self.base_.save(path / "base")
+
+    def _load_files(self, path: Path) -> None:
+        self.base_ = Recommender.load(path / "base")

@@ -1,0 +1,96 @@
+"""llm-rerank: the base model's top-N re-ordered by a generative model's listwise answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from factories import make_random_dataset
+
+from clarec.errors import ConfigError
+from clarec.llm import Generator
+from clarec.models import create
+from clarec.models.base import Recommender
+from clarec.models.llm_rerank import parse_ranking
+
+
+class Scripted(Generator):
+    """Answers each prompt with ``answer(prompt)`` and keeps the prompts."""
+
+    model_id = "scripted"
+
+    def __init__(self, answer):
+        super().__init__(cache_dir="none")
+        self.answer, self.prompts = answer, []
+
+    def _generate(self, batch, settings):
+        texts = [m[-1]["content"] for m in batch]
+        self.prompts += texts
+        return [self.answer(t) for t in texts]
+
+
+def test_parse_ranking():
+    assert parse_ranking("3, 1, 2", 3) == [2, 0, 1]
+    assert parse_ranking("Ranking: 2 > 2 > 9 > 1", 3) == [1, 0]  # repeats and out-of-range numbers dropped
+    assert parse_ranking("I cannot tell.", 3) is None
+
+
+@pytest.fixture
+def data():
+    return make_random_dataset(n_users=12, n_items=20, per_user=5, seed=2)
+
+
+def test_the_answer_reorders_the_top_and_nothing_else(data):
+    model = create("llm-rerank", {"base": "popularity", "top_n": 4, "cache_dir": "none"}).fit(data)
+    model._gen = Scripted(lambda prompt: "4, 2")  # the 4th then the 2nd candidate, the rest in base order
+    base = model.base_.score(np.arange(3))
+    scores = model.score(np.arange(3))
+    for u in range(3):
+        masked = base[u].copy()
+        masked[data.to_csr()[u].indices] = -np.inf
+        top = np.argsort(-masked, kind="stable")[:4]
+        expected = top[[3, 1, 0, 2]]
+        got = np.argsort(-scores[u], kind="stable")
+        got = got[~np.isin(got, data.to_csr()[u].indices)][:4]
+        np.testing.assert_array_equal(got, expected)
+        rest = np.setdiff1d(np.arange(data.n_items), top)
+        np.testing.assert_array_equal(scores[u, rest], base[u, rest])  # the rest keeps base scores
+    prompt = model._gen.prompts[0]
+    history = data.user_histories()[0][::-1]
+    assert f"- {model.titles[history[0]]}" in prompt and "4. " in prompt and "5. " not in prompt
+    assert model.cost_["users"] == 3 and model.cost_["prompts"] == 3 and model.cost_["fallbacks"] == 0
+
+
+def test_unusable_answers_keep_the_base_order_and_are_counted(data, caplog):
+    model = create("llm-rerank", {"base": "popularity", "top_n": 5, "cache_dir": "none"}).fit(data)
+    model._gen = Scripted(lambda prompt: "no idea")
+    users = np.arange(4)
+    base = model.base_.score(users)
+    scores = model.score(users)
+    for u in users:
+        seen = data.to_csr()[u].indices
+        a, b = base[u].copy(), scores[u].copy()
+        a[seen] = b[seen] = -np.inf
+        np.testing.assert_array_equal(np.argsort(-a, kind="stable")[:5], np.argsort(-b, kind="stable")[:5])
+    assert model.cost_["fallbacks"] == 4 and "named no candidate" in caplog.text
+
+
+def test_save_load_and_settings(data, tmp_path, tiny_llm_dir):
+    model = create(
+        "llm-rerank",
+        {
+            "base": "ease",
+            "base_params": {"reg": 5.0},
+            "top_n": 3,
+            "generator": str(tiny_llm_dir),
+            "cache_dir": "none",
+            "max_new_tokens": 6,
+        },
+    ).fit(data)
+    s = model.score([0, 1])
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.score([0, 1]), s)  # greedy answers: the same re-ranking
+    assert loaded.base_.reg == 5.0 and model.cost_["tokens"] is not None
+    with pytest.raises(ConfigError, match="another model"):
+        create("llm-rerank", {"base": "llm-rerank"})
+    with pytest.raises(ConfigError, match="top_n"):
+        create("llm-rerank", {"top_n": 1})

@@ -202,6 +202,11 @@ def serve_cmd(
     ranking_cache: int = typer.Option(
         50_000, "--ranking-cache", min=0, help="Ranked lists kept until a user's next event (0: none)."
     ),
+    explain_words: str | None = typer.Option(
+        None,
+        "--explain-words",
+        help="Sentences in explanations (?words=true): 'bundled', a model folder / GGUF file, or an endpoint URL.",
+    ),
 ) -> None:
     """Serve a run's model over HTTP: recommendations, live events, new items, a demo page at /."""
     from clarec.serve.app import serve
@@ -215,6 +220,7 @@ def serve_cmd(
         log_level=log_level,
         threads=threads or None,
         ranking_cache=ranking_cache,
+        explain_words=explain_words,
     )
 
 

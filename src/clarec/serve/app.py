@@ -100,6 +100,8 @@ class ExplanationItem(BaseModel):
 class Explanation(BaseModel):
     because: list[ExplanationItem]
     shared: dict[str, list[str]]
+    sentence: str | None = Field(None, description="with words=true: why, in one sentence")
+    sentence_source: str | None = Field(None, description="llm, or template when generation failed")
 
 
 class RecommendedItem(BaseModel):
@@ -274,8 +276,9 @@ def create_app(service: RecService) -> FastAPI:
         diversity: float = Query(
             0.0, ge=0.0, le=1.0, description="> 0 re-ranks by maximal marginal relevance"
         ),
+        words: bool = Query(False, description="add a one-sentence reason per item (needs --explain-words)"),
     ) -> Response:
-        recs = service.recommend(user_id, k=k, exclude_seen=exclude_seen, diversity=diversity)
+        recs = service.recommend(user_id, k=k, exclude_seen=exclude_seen, diversity=diversity, words=words)
         paths_total.labels(recs.path).inc()
         mode = service.model.history_mode if recs.path == "history" else None
         return _json(
@@ -373,6 +376,16 @@ def create_app(service: RecService) -> FastAPI:
     return app
 
 
+def explanation_generator(spec: str):
+    """The generator of ``--explain-words``: ``bundled``, a model folder / GGUF file, or an endpoint URL."""
+    from clarec.llm import EndpointGenerator, LocalGenerator
+
+    common = {"max_new_tokens": 48, "batch_size": 8}
+    if spec.startswith(("http://", "https://")):
+        return EndpointGenerator(spec, "default", **common)
+    return LocalGenerator(None if spec == "bundled" else spec, **common)
+
+
 def serve(
     run_dir: str | Path,
     host: str = "127.0.0.1",
@@ -382,8 +395,12 @@ def serve(
     log_level: str = "info",
     threads: int | None = 1,
     ranking_cache: int = RANKING_CACHE_SIZE,
+    explain_words: str | None = None,
 ) -> None:
     """Load a run folder and serve it with uvicorn until stopped.
+
+    ``explain_words`` turns on sentences in explanations (``?words=true``): ``"bundled"`` (the bundled
+    SmolLM2, in process), a model folder or GGUF file, or an OpenAI-compatible endpoint's base URL.
 
     ``threads`` caps the BLAS and torch threads of the process (``None``: their defaults). A request
     scores one user (a matrix-vector product), where more threads only spin and take CPU from the
@@ -396,6 +413,8 @@ def serve(
         limit_threads(threads)
     service = RecService(run_dir, db_url=db, model_label=model)
     service.ranking_cache_size = int(ranking_cache)
+    if explain_words is not None:
+        service.explainer = explanation_generator(explain_words)
     app = create_app(service)
     # What start-up made (catalogue, histories, the model, the libraries) lives as long as the server:
     # out of the collector's sight, a full collection no longer walks it (on Beauty that was a pause

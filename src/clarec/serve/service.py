@@ -166,6 +166,8 @@ class RecService:
             self._open_index()
         self.store = EventStore(db_url or default_url(self.run_dir))
         self._replay()
+        #: a :class:`~clarec.llm.Generator` for explanations in words (``serve(explain_words=...)``), or None
+        self.explainer = None
         self.startup_seconds = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ start-up
@@ -358,8 +360,30 @@ class RecService:
         return search
 
     def recommend(
-        self, user_id: str, k: int = 20, exclude_seen: bool = True, diversity: float = 0.0
+        self,
+        user_id: str,
+        k: int = 20,
+        exclude_seen: bool = True,
+        diversity: float = 0.0,
+        words: bool = False,
     ) -> Recommendations:
+        """The user's top ``k`` with their explanations; ``words`` adds a sentence per item from the
+        service's :attr:`explainer` (written outside the lock: other requests are not held up)."""
+        if words and self.explainer is None:
+            raise UnsupportedError(
+                "explanations in words need a generative model: start the server with --explain-words"
+            )
+        recs = self._recommend(user_id, k, exclude_seen, diversity)
+        if words:
+            from clarec.llm.explain import explain_in_words
+
+            for item, (sentence, source) in zip(
+                recs.items, explain_in_words(self.explainer, recs.items), strict=True
+            ):
+                item["explanation"] = item["explanation"] | {"sentence": sentence, "sentence_source": source}
+        return recs
+
+    def _recommend(self, user_id: str, k: int, exclude_seen: bool, diversity: float) -> Recommendations:
         with self.lock:
             hist = self.history(user_id)
             ids, values, path = self._ranking(user_id, hist, k, exclude_seen, diversity)

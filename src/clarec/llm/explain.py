@@ -1,0 +1,61 @@
+"""Explanations in words: one sentence per recommended item, written by a generative model from the
+structured explanation the server already has (the history items that contribute most, the
+attributes they share), or, when generation fails, from a template (logged)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from clarec.llm.base import Generator
+
+__all__ = ["explain_in_words", "sentence_prompt", "template_sentence"]
+
+log = logging.getLogger("clarec.llm")
+
+
+def _facts(explanation: dict[str, Any]) -> tuple[list[str], list[str]]:
+    titles = [b.get("title") or b["item_id"] for b in explanation.get("because", [])]
+    shared = [f"{field}: {', '.join(values)}" for field, values in explanation.get("shared", {}).items()]
+    return titles, shared
+
+
+def sentence_prompt(title: str, explanation: dict[str, Any]) -> str:
+    """The prompt for one item's sentence: only the facts of its structured explanation."""
+    because, shared = _facts(explanation)
+    lines = [f"Recommended item: {title}."]
+    if because:
+        lines.append(f"The user recently chose similar items: {'; '.join(because)}.")
+    if shared:
+        lines.append(f"In common with them: {'; '.join(shared)}.")
+    lines.append(
+        "In one short sentence addressed to the user, say why this item is recommended. Use only these facts."
+    )
+    return "\n".join(lines)
+
+
+def template_sentence(title: str, explanation: dict[str, Any]) -> str:
+    """A plain sentence from the same facts (no model)."""
+    because, shared = _facts(explanation)
+    if not because:
+        return f"{title} is popular with other users."
+    text = f"Recommended because you chose {', '.join(because[:2])}"
+    return text + (f" ({'; '.join(shared)})." if shared else ".")
+
+
+def explain_in_words(generator: Generator, items: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(sentence, source)`` per item (``item["title"]``/``item_id`` and ``item["explanation"]``);
+    source ``"llm"``, or ``"template"`` when generation failed (the failure is logged)."""
+    titles = [it.get("title") or it["item_id"] for it in items]
+    prompts = [sentence_prompt(t, it["explanation"]) for t, it in zip(titles, items, strict=True)]
+    try:
+        sentences = generator.generate(prompts)
+    except Exception as e:  # the list is still served: a template says what the model would have
+        log.warning(
+            "explanations in words: generation failed (%s: %s); template sentences used", type(e).__name__, e
+        )
+        return [
+            (template_sentence(t, it["explanation"]), "template") for t, it in zip(titles, items, strict=True)
+        ]
+    return [(s, "llm") for s in sentences]

@@ -1,0 +1,81 @@
+"""Explanations in words: opt-in per request, written from the structured explanation, cached, and a
+template sentence (logged) when generation fails; the default path does not touch the generator."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from clarec.llm import Generator
+from clarec.llm.explain import sentence_prompt, template_sentence
+from clarec.serve.app import create_app
+from clarec.serve.service import RecService
+
+
+class Scripted(Generator):
+    model_id = "scripted"
+
+    def __init__(self, fail=False, **kwargs):
+        super().__init__(**kwargs)
+        self.fail, self.prompts = fail, []
+
+    def _generate(self, batch, settings):
+        if self.fail:
+            raise TimeoutError("endpoint too slow")
+        self.prompts += [m[-1]["content"] for m in batch]
+        return [f"Because of {m[-1]['content'].splitlines()[0]}" for m in batch]
+
+
+@pytest.fixture
+def service(run_dir):
+    svc = RecService(run_dir, db_url="sqlite://", model_label="knn")
+    yield svc
+    svc.close()
+
+
+def test_sentences_are_written_from_the_explanation_and_cached(service, tmp_path):
+    service.explainer = Scripted(cache_dir=tmp_path / "cache")
+    client = TestClient(create_app(service))
+    plain = client.get("/v1/users/u1/recommendations", params={"k": 3}).json()
+    assert service.explainer.generated == 0 and "sentence" not in plain["items"][0]["explanation"]
+    words = client.get("/v1/users/u1/recommendations", params={"k": 3, "words": "true"}).json()
+    for item, prompt in zip(words["items"], service.explainer.prompts, strict=True):
+        exp = item["explanation"]
+        assert exp["sentence_source"] == "llm" and exp["sentence"].startswith(
+            f"Because of Recommended item: {item['title']}"
+        )
+        assert prompt == sentence_prompt(item["title"], exp)  # only the facts of the structured explanation
+        for b in exp["because"]:
+            assert b["title"] in prompt
+    assert service.explainer.generated == 3
+    again = client.get("/v1/users/u1/recommendations", params={"k": 3, "words": "true"}).json()
+    assert again["items"] == words["items"] and service.explainer.generated == 3  # from the cache
+
+
+def test_failures_fall_back_to_a_template_and_words_need_a_generator(service, caplog):
+    client = TestClient(create_app(service))
+    r = client.get("/v1/users/u1/recommendations", params={"k": 2, "words": "true"})
+    assert r.status_code == 501 and "--explain-words" in r.json()["error"]
+    service.explainer = Scripted(fail=True, cache_dir="none")
+    items = client.get("/v1/users/u1/recommendations", params={"k": 2, "words": "true"}).json()["items"]
+    for item in items:
+        assert item["explanation"]["sentence_source"] == "template"
+        assert item["explanation"]["sentence"] == template_sentence(item["title"], item["explanation"])
+    assert "generation failed (TimeoutError" in caplog.text
+
+
+def test_template_sentences():
+    exp = {
+        "because": [{"item_id": "a", "title": "Heat"}, {"item_id": "b", "title": None}],
+        "shared": {"genres": ["Crime"]},
+    }
+    assert template_sentence("Ronin", exp) == "Recommended because you chose Heat, b (genres: Crime)."
+    assert template_sentence("Ronin", {"because": [], "shared": {}}) == "Ronin is popular with other users."
+
+
+def test_explain_words_option(tiny_llm_dir):
+    from clarec.llm import EndpointGenerator, LocalGenerator
+    from clarec.serve.app import explanation_generator
+
+    assert isinstance(explanation_generator("http://127.0.0.1:9/v1"), EndpointGenerator)
+    assert isinstance(explanation_generator(str(tiny_llm_dir)), LocalGenerator)

@@ -10,7 +10,8 @@ results exist is not redone, and a stopped search resumes from its study). ``rep
 finished: per data set, each model's validation figure (what the search chose on) and test figures
 (mean ± std over the seeds, computed once, for the chosen settings), and a paired t-test over seeds
 of each contrastive model against the best non-contrastive baseline (the one with the best test
-mean, the strictest comparison).
+mean, the strictest comparison). It also writes ``RUNS/<data set>/all``, one run folder of all the
+finished models of a data set, for ``clarec report RUNS/<data set>/all`` (the HTML page).
 
 Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/leaderboard.py run benchmarks/suite.yaml \\
@@ -105,6 +106,24 @@ def finished(folder: Path) -> dict[str, dict]:
     return found
 
 
+def merge_run(suite: dict, name: str, folder: Path, results: dict[str, dict]) -> Path:
+    """``folder/all``: one run folder holding every finished model of the data set (results, the
+    data set's config, the data report, links to each model's training curves), so that
+    ``clarec report folder/all`` draws the whole data set on one page."""
+    merged = folder / "all"
+    (merged / "train").mkdir(parents=True, exist_ok=True)
+    (merged / "results.json").write_text(json.dumps(results, indent=2))
+    (merged / "config.yaml").write_text(yaml.safe_dump(dataset_config(suite, name), sort_keys=False))
+    for model in results:
+        final = folder / model / "final"
+        if not (merged / "data.json").is_file() and (final / "data.json").is_file():
+            (merged / "data.json").write_text((final / "data.json").read_text())
+        link = merged / "train" / model
+        if (final / "train" / model).is_dir() and not link.exists():
+            link.symlink_to(Path("..", "..", model, "final", "train", model))
+    return merged
+
+
 def seeds_of(result: dict, metric: str) -> dict[int, float]:
     return {r["seed"]: r["test"][metric] for r in result.get("per_seed", [result])}
 
@@ -130,6 +149,7 @@ def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[
     )
     if not results:
         return lines + ["", "Not run yet."], f"| {name} | not run yet | | |"
+    merge_run(suite, name, runs / name, results)
     baselines = [m for m in results if m in suite["baselines"]]
     best_base = max(baselines, key=lambda m: results[m]["test"][main]) if baselines else None
     lines += [

@@ -80,6 +80,20 @@ def test_segments_are_averaged_over_seeds_and_tabulated():
     # no cold segments: no segment table
     plain = _aggregate([{k: v for k, v in seed(1, 0.1, 0.1).items() if k != "segments"}] * 2)
     assert "Segments" not in results_table({"m": plain}, ks=[20])
+    # the long tail gets its own table at the largest K
+    tail = seed(1, 0.1, 0.1) | {
+        "segments": {
+            f"items_{b}": {"ndcg@10": 0.1, "recall@10": 0.2, "ndcg@20": v, "recall@20": v, "users": 7.0}
+            for b, v in (("head", 0.6), ("mid", 0.3), ("tail", 0.05))
+        }
+    }
+    text = results_table({"m": _aggregate([tail, tail])}, ks=[10, 20])
+    assert "| model | recall@20 (items_head) | ndcg@20 (items_head) | recall@20 (items_mid)" in text
+    assert (
+        "| m | 0.6000 ± 0.0000 | 0.6000 ± 0.0000 | 0.3000 ± 0.0000 | 0.3000 ± 0.0000 | 0.0500 ± 0.0000 | 0.0500 ± 0.0000 |"
+        in text
+    )
+    assert "items_tail: the long tail, the last third (items unseen in training included) (7 users)" in text
 
 
 def test_next_item_run_reports_both_conventions(tmp_path):

@@ -12,6 +12,12 @@ COLD_SEGMENTS = {
     "cold_items": "cold items, ranked in the whole catalogue",
     "cold_only": "cold items, ranked among the cold items only",
 }
+#: The long tail: test items by their training popularity, each third of the interactions.
+TAIL_SEGMENTS = {
+    "items_head": "the most popular items, a third of the training interactions",
+    "items_mid": "the next third",
+    "items_tail": "the long tail, the last third (items unseen in training included)",
+}
 
 
 def table_columns(results: dict[str, Any], ks: list[int]) -> list[str]:
@@ -73,9 +79,9 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
     return head + "\n".join(lines) + "\n" if lines else ""
 
 
-def segments_table(results: dict[str, Any], ks: list[int]) -> str:
-    """Markdown table of the cold-start segments (recall and NDCG per K), or '' when there are none."""
-    present = [s for s in COLD_SEGMENTS if any(s in r.get("segments", {}) for r in results.values())]
+def segments_table(results: dict[str, Any], ks: list[int], segments: dict[str, str] = COLD_SEGMENTS) -> str:
+    """Markdown table of ``segments`` (recall and NDCG per K), or '' when a run has none of them."""
+    present = [s for s in segments if any(s in r.get("segments", {}) for r in results.values())]
     if not present:
         return ""
     cols = [(s, f"{m}@{k}") for s in present for k in ks for m in PER_K_METRICS]
@@ -87,7 +93,7 @@ def segments_table(results: dict[str, Any], ks: list[int]) -> str:
         s: next(r["segments"][s]["users"] for r in results.values() if s in r.get("segments", {}))
         for s in present
     }
-    notes = "; ".join(f"{s}: {COLD_SEGMENTS[s]} ({users[s]:.0f} users)" for s in present)
+    notes = "; ".join(f"{s}: {segments[s]} ({users[s]:.0f} users)" for s in present)
     return "\n".join(lines) + f"\n\nSegments — {notes}.\n"
 
 
@@ -106,9 +112,9 @@ def results_table(
             results, cols, lambda r, c, conv=convention: metric_cell(r, c, convention=conv), fit=False
         )
         text += f"\nHistory items {convention}:\n\n{table}"
-    segments = segments_table(results, ks)
-    if segments:
-        text += "\n" + segments
+    for segments in (segments_table(results, ks), segments_table(results, [max(ks)], TAIL_SEGMENTS)):
+        if segments:
+            text += "\n" + segments
     if cfg is not None:
         text += significance_lines(results, cfg.evaluation.main_metric)
     if cfg is not None:

@@ -19,12 +19,14 @@ Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/ablations.py run benchmarks/ablations-ml-100k.yaml \\
         --runs runs/ablations-ml-100k [--only LABEL ...]
     python benchmarks/ablations.py report benchmarks/ablations-ml-100k.yaml [more specs] \\
-        --runs runs/ablations-ml-100k [more folders] --result benchmarks/results/ablations.md
+        --runs runs/ablations-ml-100k [more folders] --result benchmarks/results/ablations.md \\
+        [--html runs/ablations.html]
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import subprocess
 import sys
@@ -131,6 +133,51 @@ def fmt(values: list[float]) -> str:
     return f"{np.mean(values):.4f}" + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
 
 
+def effects(spec: dict, runs: Path, metric: str) -> list[tuple[str, float, float, float, float]]:
+    """``(label, mean difference, CI low, CI high, p)`` of every finished variant against its reference."""
+    out = []
+    for v in variants(spec):
+        if v["variant"] == DEFAULT:
+            continue
+        test, ref = per_seed(runs, v["label"], "test", metric), per_seed(runs, v["reference"], "test", metric)
+        common = sorted(set(ref) & set(test))
+        if len(common) >= 2:
+            t = paired_t_test([test[s] for s in common], [ref[s] for s in common])
+            out.append((v["label"], t.mean_diff, t.ci_low, t.ci_high, t.p_value))
+    return out
+
+
+def write_html(specs: list[tuple[dict, Path]], path: Path) -> None:
+    """One page: per spec, each lever's effect on test with its bootstrap interval (a forest plot)."""
+    from clarec.experiment.html_report import STYLE, _figure
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Ablations</title>",
+        f"<style>{STYLE}</style></head><body>",
+    ]
+    parts.append("<h1>Ablations: does each contrastive lever earn its keep?</h1>")
+    for spec, runs in specs:
+        metric = load_config(spec["config"]).evaluation.main_metric
+        rows = effects(spec, runs, metric)
+        parts.append(f"<h2>{html.escape(spec['name'])}</h2>")
+        if not rows:
+            parts.append("<p>No finished variant yet.</p>")
+            continue
+
+        def draw(ax, rows=rows, metric=metric):
+            y = np.arange(len(rows))[::-1]
+            for yi, (_, d, lo, hi, p) in zip(y, rows, strict=True):
+                ax.plot([lo, hi], [yi, yi], color="tab:blue")
+                ax.plot([d], [yi], "o", color="tab:red" if p < 0.05 else "tab:blue")
+            ax.axvline(0, color="grey", linewidth=1)
+            ax.set_yticks(y, [r[0] for r in rows], fontsize="small")
+            ax.set_xlabel(f"test {metric}: variant − reference (red: p < 0.05)")
+
+        parts.append(_figure(draw, width=8, height=0.4 * len(rows) + 1.5))
+    parts.append("</body></html>")
+    path.write_text("".join(parts), encoding="utf-8")
+
+
 def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
     cfg = load_config(spec["config"])
     lines = [
@@ -143,6 +190,7 @@ def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
         "|---|---|---|---|---:|---:|---:|---:|---|---:|",
     ]
     missing = []
+    tested = {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, runs, metric)}
     for v in variants(spec):
         test = per_seed(runs, v["label"], "test", metric)
         if not test:
@@ -150,17 +198,9 @@ def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
             continue
         valid = per_seed(runs, v["label"], "valid", metric)
         cells = ["", "", ""]
-        if v["variant"] != DEFAULT:
-            ref = per_seed(runs, v["reference"], "test", metric)
-            common = sorted(set(ref) & set(test))
-            if len(common) >= 2:
-                t = paired_t_test([test[s] for s in common], [ref[s] for s in common])
-                ref_name = v["reference"].split(".", 1)[1]
-                cells = [
-                    f"{t.mean_diff:+.4f} ({ref_name})",
-                    f"{t.p_value:.2g}",
-                    f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]",
-                ]
+        if v["label"] in tested:
+            d, lo, hi, p = tested[v["label"]]
+            cells = [f"{d:+.4f} ({v['reference'].split('.', 1)[1]})", f"{p:.2g}", f"[{lo:+.4f}, {hi:+.4f}]"]
         changed = ", ".join(f"{k}: {json.dumps(x)}" for k, x in v["changed"].items())
         lines.append(
             f"| {v['model']} | {v['lever'] or '—'} | {v['variant']} | {changed} | {fmt(list(valid.values()))} | "
@@ -195,6 +235,8 @@ def report(args) -> None:
     ]
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text("\n".join(lines))
+    if args.html:
+        write_html([(load_spec(s), r) for s, r in zip(args.spec, args.runs, strict=True)], args.html)
     print("\n".join(lines))
 
 
@@ -209,6 +251,7 @@ def main() -> None:
     p.add_argument("spec", type=Path, nargs="+")
     p.add_argument("--runs", type=Path, nargs="+", required=True)
     p.add_argument("--result", type=Path, required=True)
+    p.add_argument("--html", type=Path, default=None, help="also write the page with the effects drawn")
     args = ap.parse_args()
     run(args) if args.command == "run" else report(args)
 

@@ -64,7 +64,8 @@ def main() -> None:
         f"| again (cached) | {again['items']} | {again['users']} | {again['generated']} | {again['seconds']:.1f} | "
         f"{again['tokens']} | — |",
         "",
-        f"Model load: {load_s:.1f} s (the GGUF file is converted once into the cache before this, about a minute).",
+        f"Model load: {load_s:.1f} s (includes the one-time conversion of the GGUF file, about a minute, when "
+        "the cache did not hold it yet).",
         "",
         "First profiles (id, profile):",
         "",

@@ -198,6 +198,15 @@ def _present(value: Any) -> bool:
 Sequences = np.ndarray | torch.Tensor | Sequence[int]
 
 
+def _random_subset(n: np.ndarray, width: int, count: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(B, width)`` mask of ``count[i]`` positions drawn uniformly among row ``i``'s first ``n[i]``:
+    the ``count`` smallest of i.i.d. uniform keys."""
+    pos = np.arange(width)[None, :]
+    keys = np.where(pos < n[:, None], rng.random((len(n), width)), np.inf)
+    rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+    return rank < count[:, None]
+
+
 class SequenceAugment:
     """Base class of item-sequence augmentations.
 
@@ -308,11 +317,8 @@ class SequenceMask(SequenceAugment):
         width = arr.shape[1]
         pos = np.arange(width)[None, :]
         n_mask = np.minimum(_floor(self.ratio, n), np.maximum(n - 1, 0))
-        # a uniformly random subset of size n_mask: the n_mask smallest of n i.i.d. uniform keys
-        keys = np.where(pos < n[:, None], rng.random((len(n), width)), np.inf)
-        rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
         values = self._gather(arr, offset, np.broadcast_to(pos, arr.shape))
-        values = np.where(rank < n_mask[:, None], self.mask_token, values)
+        values = np.where(_random_subset(n, width, n_mask, rng), self.mask_token, values)
         return values, n
 
 
@@ -347,56 +353,54 @@ def _similar_table(similar: Sequences, pad_token: int) -> np.ndarray:
     return table
 
 
-class SequenceSubstitute(SequenceAugment):
-    """Replace ``max(1, ⌊ratio·n⌋)`` random items by a correlated item, ``similar[item]`` (CoSeRec's
-    substitute): the view keeps the sequence's length and order, with some items swapped for ones
-    users take together with them.
+class _CorrelatedAugment(SequenceAugment):
+    """Base of the augmentations that bring in correlated items (CoSeRec).
 
     Args:
-        ratio: share of the items replaced.
+        ratio: share of the items acted on (at least one).
         similar: a table ``token → correlated token`` over every token of the batches (e.g. each
             item's most co-occurring other item; ``similar[pad_token] = pad_token``).
     """
 
+    action = ""
+
     def __init__(self, ratio: float, similar: Sequences, pad_token: int = 0, padding_side: str = "left"):
         super().__init__(pad_token, padding_side)
-        self.ratio = _ratio("substitute ratio", ratio, allow_zero=False)
+        self.ratio = _ratio(f"{self.action} ratio", ratio, allow_zero=False)
         self.similar = _similar_table(similar, self.pad_token)
+
+
+class SequenceSubstitute(_CorrelatedAugment):
+    """Replace ``max(1, ⌊ratio·n⌋)`` random items by a correlated item, ``similar[item]`` (CoSeRec's
+    substitute): the view keeps the sequence's length and order, with some items swapped for ones
+    users take together with them. Args: :class:`_CorrelatedAugment`."""
+
+    action = "substitute"
 
     def _apply(self, arr, n, offset, rng):
         width = arr.shape[1]
         pos = np.arange(width)[None, :]
         count = np.where(n > 0, np.maximum(1, _floor(self.ratio, n)), 0)
-        keys = np.where(pos < n[:, None], rng.random((len(n), width)), np.inf)
-        rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
         values = self._gather(arr, offset, np.broadcast_to(pos, arr.shape))
-        values = np.where(
-            rank < count[:, None], self.similar[np.clip(values, 0, len(self.similar) - 1)], values
-        )
+        chosen = _random_subset(n, width, count, rng)
+        values = np.where(chosen, self.similar[np.clip(values, 0, len(self.similar) - 1)], values)
         return values, n
 
 
-class SequenceInsert(SequenceAugment):
+class SequenceInsert(_CorrelatedAugment):
     """Before each of ``max(1, ⌊ratio·n⌋)`` random items, insert a correlated item ``similar[item]``
     (CoSeRec's insert); a batch row that grows past its width keeps its most recent items.
+    Args: :class:`_CorrelatedAugment`."""
 
-    Args: as :class:`SequenceSubstitute`.
-    """
-
+    action = "insert"
     growth = 1
-
-    def __init__(self, ratio: float, similar: Sequences, pad_token: int = 0, padding_side: str = "left"):
-        super().__init__(pad_token, padding_side)
-        self.ratio = _ratio("insert ratio", ratio, allow_zero=False)
-        self.similar = _similar_table(similar, self.pad_token)
 
     def _apply(self, arr, n, offset, rng):
         width = arr.shape[1]
         pos = np.arange(width)[None, :]
         rows = np.arange(len(n))[:, None]
         count = np.where(n > 0, np.maximum(1, _floor(self.ratio, n)), 0)
-        keys = np.where(pos < n[:, None], rng.random((len(n), width)), np.inf)
-        chosen = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable") < count[:, None]
+        chosen = _random_subset(n, width, count, rng)
         items = self._gather(arr, offset, np.broadcast_to(pos, arr.shape))
         real = pos < n[:, None]
         # item p moves right by the number of insertions at or before it; its insertion goes just before

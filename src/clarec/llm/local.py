@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -69,10 +71,15 @@ def _converted(gguf: Path, cache: Path) -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(quantized.state_dict())
-    tmp = folder.with_name(folder.name + ".partial")
+    tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     plain.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    tmp.rename(folder)  # a folder that exists is complete
+    try:
+        tmp.rename(folder)  # a folder that exists is complete
+    except OSError:  # another process converted it meanwhile
+        if not (folder / "config.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

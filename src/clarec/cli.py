@@ -266,6 +266,25 @@ def profile_cmd(
     typer.echo(json.dumps(meta, indent=2))
 
 
+@app.command("llm-serve")
+def llm_serve_cmd(
+    model: str | None = typer.Option(
+        None, "--model", help="Model folder or GGUF file (default: the bundled SmolLM2)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    name: str = typer.Option("clarec", "--name", help="Model name the endpoint reports."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="Torch threads."),
+) -> None:
+    """Serve a generative model as an OpenAI-compatible chat endpoint (/v1/chat/completions)."""
+    import uvicorn
+
+    from clarec.llm import LocalGenerator, openai_app
+
+    generator = LocalGenerator(model, num_threads=threads)
+    uvicorn.run(openai_app(generator, name=name), host=host, port=port, log_level="warning")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the available models and their parameters."""

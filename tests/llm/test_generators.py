@@ -181,3 +181,33 @@ def test_a_decoder_only_lm_gives_text_vectors(tiny_llm_dir):
         state = base(input_ids=ids).last_hidden_state[0, -1].numpy()
     last = TextEncoder(tiny_llm_dir, pooling="last", normalize=False, progress=False).encode(texts[:1])[0]
     np.testing.assert_allclose(last, state, rtol=1e-4, atol=1e-5)
+
+
+def test_llm_serve_command_serves_a_model(tiny_llm_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    port = free_port()
+    env = {**os.environ, "CLAREC_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "clarec.cli", "llm-serve", "--model", str(tiny_llm_dir), "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{url}/models", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "llm-serve did not start"
+                time.sleep(0.2)
+        remote = EndpointGenerator(url, "clarec", cache_dir="none", max_new_tokens=8)
+        local = LocalGenerator(tiny_llm_dir, cache_dir="none", max_new_tokens=8, batch_size=1)
+        assert remote.generate(PROMPTS[:2]) == local.generate(PROMPTS[:2])
+    finally:
+        proc.terminate()
+        proc.wait(10)

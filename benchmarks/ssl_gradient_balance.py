@@ -34,7 +34,9 @@ VARIANTS = [
 
 
 def balance(split, name: str, params: dict) -> dict[str, float]:
-    model = create(name, params | {"epochs": 1, "max_steps": 1, "progress": False, "seed": 1, "num_threads": 1})
+    model = create(
+        name, params | {"epochs": 1, "max_steps": 1, "progress": False, "seed": 1, "num_threads": 1}
+    )
     original, found = model._extra_loss, {}
 
     def hook(rows, seq, states):

@@ -83,3 +83,17 @@ def data_root() -> str:
     """The data root the run read (``$CLAREC_DATA``), as :func:`shown_path` names it."""
     root = os.environ.get("CLAREC_DATA")
     return "~/.cache/clarec/datasets" if root is None else shown_path(root)
+
+
+def write_result(
+    path: str | os.PathLike, lines: list[str], seconds: float, data: bool = True, note: str = ""
+) -> None:
+    """Append the command, the data root (``data``) and the machine line (with ``note``: how it ran,
+    or the run's ``seconds``) to ``lines``, write them to the result file ``path`` and print them."""
+    lines = [*lines, "", f"Command: `{command_line()}`  "]
+    if data:
+        lines.append(f"Data root: `$CLAREC_DATA` = `{data_root()}`  ")
+    lines += [f"Machine: {machine_line()}; {note or f'{seconds:.0f} s'}.", ""]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines))
+    print("\n".join(lines))

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _machine import command_line, machine_line
+from _machine import write_result
 
 from clarec.config import load_config
 from clarec.evaluate.stats import paired_t_test
@@ -227,17 +227,9 @@ def report(args) -> None:
         spec = load_spec(spec_path)
         metric = load_config(spec["config"]).evaluation.main_metric
         lines += ["", *report_spec(spec, runs, metric)]
-    lines += [
-        "",
-        f"Command: `{command_line()}`  ",
-        f"Machine: {machine_line()}; one torch thread per run.",
-        "",
-    ]
-    args.result.parent.mkdir(parents=True, exist_ok=True)
-    args.result.write_text("\n".join(lines))
     if args.html:
         write_html([(load_spec(s), r) for s, r in zip(args.spec, args.runs, strict=True)], args.html)
-    print("\n".join(lines))
+    write_result(args.result, lines, 0, data=False, note="one torch thread per run")
 
 
 def main() -> None:

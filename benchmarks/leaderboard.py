@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from _machine import command_line, machine_line
+from _machine import write_result
 
 from clarec.config import load_config
 from clarec.evaluate.stats import paired_t_test
@@ -219,14 +219,8 @@ def report(args) -> None:
         "|---|---|---|---|",
         *summary,
         *sections,
-        "",
-        f"Command: `{command_line()}`  ",
-        f"Machine: {machine_line()}; one torch thread per run.",
-        "",
     ]
-    args.result.parent.mkdir(parents=True, exist_ok=True)
-    args.result.write_text("\n".join(out))
-    print("\n".join(out))
+    write_result(args.result, out, 0, data=False, note="one torch thread per run")
 
 
 def main() -> None:

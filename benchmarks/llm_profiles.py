@@ -17,7 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
-from _machine import command_line, data_root, machine_line
+from _machine import write_result
 
 from clarec.config import load_config
 from clarec.experiment.runner import prepare_data
@@ -73,15 +73,10 @@ def main() -> None:
         *items,
         *users,
         "```",
-        "",
-        f"Command: `{command_line()}`  ",
-        f"Data root: `$CLAREC_DATA` = `{data_root()}`  ",
-        f"Machine: {machine_line()}; whole run {time.perf_counter() - t0:.0f} s.",
-        "",
     ]
-    args.result_md.parent.mkdir(parents=True, exist_ok=True)
-    args.result_md.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(
+        args.result_md, lines, time.perf_counter() - t0, note=f"whole run {time.perf_counter() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

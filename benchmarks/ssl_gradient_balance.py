@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from _machine import command_line, data_root, machine_line
+from _machine import write_result
 
 from clarec.config import load_config
 from clarec.contrastive.catalogue import CatalogueSoftmaxLoss
@@ -84,16 +84,7 @@ def main() -> None:
             f"| {name} | {changed or '—'} | {r['ce']:.3f} | {r['ssl']:.3f} | {r['grad_ce']:.3f} | "
             f"{r['grad_ssl']:.3f} | {r['grad_ssl'] / r['grad_ce']:.1f} | {r['state_norm']:.1f} |"
         )
-    lines += [
-        "",
-        f"Command: `{command_line()}`  ",
-        f"Data root: `$CLAREC_DATA` = `{data_root()}`  ",
-        f"Machine: {machine_line()}; {time.perf_counter() - t0:.0f} s.",
-        "",
-    ]
-    args.result_md.parent.mkdir(parents=True, exist_ok=True)
-    args.result_md.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(args.result_md, lines, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ there (one process per model: run two at a time on two cores, one thread each; a
 results exist is not redone, and a stopped search resumes from its study). ``report`` reads whatever
 finished: per data set, each model's validation figure (what the search chose on) and test figures
 (mean ± std over the seeds, computed once, for the chosen settings), and a paired t-test over seeds
-of each contrastive model against the best non-contrastive baseline (the one with the best test
-mean, the strictest comparison). It also writes ``RUNS/<data set>/all``, one run folder of all the
+of each contrastive model against the best non-contrastive baseline. Which model is "best" (the
+reference baseline, the order of the rows, the data set's best model) is decided on validation;
+test figures are only read. It also writes ``RUNS/<data set>/all``, one run folder of all the
 finished models of a data set, for ``clarec report RUNS/<data set>/all`` (the HTML page).
 
 Usage:
@@ -32,7 +33,7 @@ import yaml
 from _machine import write_result
 
 from clarec.config import load_config
-from clarec.evaluate.stats import paired_t_test
+from clarec.experiment.report import paired_against
 
 SHOWN = ("recall@20", "ndcg@20", "coverage@20", "novelty@20")
 
@@ -124,10 +125,6 @@ def merge_run(suite: dict, name: str, folder: Path, results: dict[str, dict]) ->
     return merged
 
 
-def seeds_of(result: dict, metric: str) -> dict[int, float]:
-    return {r["seed"]: r["test"][metric] for r in result.get("per_seed", [result])}
-
-
 def cell(result: dict, part: str, metric: str) -> str:
     value = result[part].get(metric)
     if value is None:
@@ -150,8 +147,10 @@ def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[
     if not results:
         return lines + ["", "Not run yet."], f"| {name} | not run yet | | |"
     merge_run(suite, name, runs / name, results)
+    # the reference baseline and the order of the rows are chosen on validation, never on test
     baselines = [m for m in results if m in suite["baselines"]]
-    best_base = max(baselines, key=lambda m: results[m]["test"][main]) if baselines else None
+    best_base = max(baselines, key=lambda m: results[m]["valid"][main]) if baselines else None
+    tests = paired_against(results, main, best_base) if best_base else {}
     lines += [
         "",
         f"| model | valid {main} | "
@@ -159,19 +158,16 @@ def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[
         + f" | vs {best_base or 'baseline'} | chosen settings |",
         "|---|---:|" + "---:|" * len(SHOWN) + "---|---|",
     ]
-    order = sorted(results, key=lambda m: -results[m]["test"][main])
+    order = sorted(results, key=lambda m: -results[m]["valid"][main])
     wins = []
     for m in order:
         r = results[m]
         versus = ""
-        if best_base and m not in suite["baselines"]:
-            a, b = seeds_of(r, main), seeds_of(results[best_base], main)
-            common = sorted(set(a) & set(b))
-            if len(common) >= 2:
-                t = paired_t_test([a[s] for s in common], [b[s] for s in common])
-                versus = f"{t.mean_diff:+.4f} (p = {t.p_value:.2g})"
-                if t.mean_diff > 0 and t.p_value < 0.05:
-                    wins.append(m)
+        if m not in suite["baselines"] and m in tests:
+            t = tests[m]
+            versus = f"{t.mean_diff:+.4f} (p = {t.p_value:.2g})"
+            if t.mean_diff > 0 and t.p_value < 0.05:
+                wins.append(m)
         tune = runs / name / m / "tune.json"
         chosen = (
             json.loads(tune.read_text())["models"].get(m, {}).get("best_params", {}) if tune.is_file() else {}
@@ -212,10 +208,12 @@ def report(args) -> None:
         "pruning from the validation curve; `clarec tune`), then its chosen settings run on "
         f"{suite['seeds']} seeds, each drawing the split too (leave-one-out splits have no randomness: "
         "there the seeds are model seeds). Test figures are computed once, for the chosen settings: "
-        "mean ± std over the seeds, full ranking, history items masked. Contrastive models are tested "
-        "against the best non-contrastive baseline by test mean (paired t-test over seeds).",
+        "mean ± std over the seeds, full ranking, history items masked. Rows are in order of validation "
+        f"{main}; contrastive models are tested against the non-contrastive baseline with the best "
+        "validation figure (paired t-test over seeds of the test figure).",
         "",
-        f"| data set | best ({main}) | best baseline | contrastive models above it with p < 0.05 |",
+        f"| data set | best on validation (its test {main}) | best baseline on validation | "
+        "contrastive models above it on test with p < 0.05 |",
         "|---|---|---|---|",
         *summary,
         *sections,

@@ -51,20 +51,26 @@ def _table(results: dict[str, Any], cols: list[str], cell, fit: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def paired_against_best(results: dict[str, Any], metric: str) -> tuple[str, dict[str, Any]]:
-    """The model with the best mean test ``metric`` and a paired t-test over seeds of every other
-    model against it (seeds pair up by number, so with split seeds a pair shares the split too);
-    models with fewer than two seeds in common with the best are left out."""
+def paired_against(results: dict[str, Any], metric: str, reference: str) -> dict[str, Any]:
+    """A paired t-test over seeds of test ``metric`` of every other model against ``reference`` (seeds
+    pair up by number, so with split seeds a pair shares the split too); models with fewer than two
+    seeds in common with it are left out."""
     from clarec.evaluate.stats import paired_t_test
 
-    best = max(results, key=lambda k: results[k]["test"].get(metric, float("-inf")))
     runs = {k: {r["seed"]: r["test"].get(metric) for r in v.get("per_seed", [])} for k, v in results.items()}
     tests = {}
     for name, values in runs.items():
-        seeds = [s for s in sorted(set(values) & set(runs[best])) if None not in (values[s], runs[best][s])]
-        if name != best and len(seeds) >= 2:
-            tests[name] = paired_t_test([values[s] for s in seeds], [runs[best][s] for s in seeds])
-    return best, tests
+        ref = runs[reference]
+        seeds = [s for s in sorted(set(values) & set(ref)) if None not in (values[s], ref[s])]
+        if name != reference and len(seeds) >= 2:
+            tests[name] = paired_t_test([values[s] for s in seeds], [ref[s] for s in seeds])
+    return tests
+
+
+def paired_against_best(results: dict[str, Any], metric: str) -> tuple[str, dict[str, Any]]:
+    """The model with the best mean test ``metric`` and :func:`paired_against` it."""
+    best = max(results, key=lambda k: results[k]["test"].get(metric, float("-inf")))
+    return best, paired_against(results, metric, best)
 
 
 def significance_lines(results: dict[str, Any], metric: str) -> str:

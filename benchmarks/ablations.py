@@ -30,6 +30,7 @@ import html
 import json
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -119,11 +120,16 @@ def run(args) -> None:
         subprocess.run(cmd, check=True)
 
 
+@cache
+def _result(path: Path, label: str) -> dict | None:
+    """A finished variant's result (read once per report: a reference is read for every variant)."""
+    return json.loads(path.read_text())[label] if path.is_file() else None
+
+
 def per_seed(runs: Path, label: str, part: str, metric: str) -> dict[int, float]:
-    path = runs / label / "results.json"
-    if not path.is_file():
+    result = _result(runs / label / "results.json", label)
+    if result is None:
         return {}
-    result = json.loads(path.read_text())[label]
     return {r["seed"]: r[part][metric] for r in result.get("per_seed", [result | {"seed": None}])}
 
 

@@ -163,7 +163,11 @@ class Generator:
         self._check(messages, chosen)
         keys = [GenerationCache.key(self.model_id, m, chosen) for m in messages]
         answers = self.cache.get(keys)
-        todo = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in answers}.values())
+        first: dict[str, int] = {}  # each missing answer once, at its first prompt
+        for i, k in enumerate(keys):
+            if k not in answers:
+                first.setdefault(k, i)
+        todo = list(first.values())
         show = self.progress if self.progress is not None else False
         with tqdm(total=len(todo), desc="generate", unit="prompt", disable=not show) as bar:
             for start in range(0, len(todo), self.batch_size):

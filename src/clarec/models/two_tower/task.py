@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,9 +87,7 @@ class TwoTowerTask:
             self.miner = HardNegativeMiner(model.hard_negatives, start, end, seed=seed)
             # mined among the items with training interactions, as sampled ones are (see _negative_sampler)
             self.minable = np.flatnonzero(model.warm_items)
-            ones = np.ones(len(seq.items), dtype=np.float32)
-            seen = sp.csr_matrix((ones, (seq.users, seq.items)), shape=(model.n_users, model.n_items))
-            self.seen = seen[:, self.minable].tocsr()
+            self.seen = model.seen[:, self.minable].tocsr()  # each user's training items, to leave out
         # Expected number of times each item is a batch's in-batch candidate: batch × its share of
         # targets (items that are never targets are never in-batch candidates: their -inf is unused).
         with np.errstate(divide="ignore"):

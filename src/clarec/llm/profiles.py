@@ -25,7 +25,8 @@ from clarec.data.dataset import Dataset
 from clarec.data.split import Split
 from clarec.errors import ConfigError
 from clarec.llm.base import Generator
-from clarec.text.templates import DEFAULT_ITEM_FIELDS, item_text, user_text
+from clarec.models._lm import choose_fields
+from clarec.text.templates import item_text, user_text
 
 __all__ = ["ITEM_PROMPT", "USER_PROMPT", "attach_profiles", "train_fingerprint", "write_profiles"]
 
@@ -75,7 +76,7 @@ def write_profiles(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = split.train
-    fields = item_fields or [f for f in DEFAULT_ITEM_FIELDS if f in train.items.columns and f != "profile"]
+    fields = choose_fields(train.items, item_fields, "profiles")
     item_texts = item_text(train.items, fields)
     if not any(item_texts):
         raise ConfigError(f"profiles: the items have no text in the fields {fields}")

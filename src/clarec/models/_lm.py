@@ -138,9 +138,8 @@ def recent_positions(starts: np.ndarray, ends: np.ndarray, length: int, skip: np
 
 class ItemTextParams:
     """The item-text hyper-parameters of the models that encode item texts themselves (mixin):
-    ``fields`` rendered, text model ``encoder`` (``None``: the bundled MiniLM; ``"smollm2"``: the bundled
-    generative LM, mean-pooled), its embedding
-    ``cache_dir``, ``max_length`` tokens per text."""
+    ``fields`` rendered, text model ``encoder`` (``None``: the bundled MiniLM; ``"smollm2"``: the
+    bundled generative LM, mean-pooled), its embedding ``cache_dir``, ``max_length`` tokens per text."""
 
     fields = param(None, text_list)
     encoder = param(None, str)

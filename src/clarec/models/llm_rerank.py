@@ -12,10 +12,11 @@ import numpy as np
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
+from clarec.models._lm import choose_fields
 from clarec.models.base import Recommender
 from clarec.models.params import param
 from clarec.models.registry import create, register
-from clarec.text.templates import DEFAULT_ITEM_FIELDS, item_text
+from clarec.text.templates import item_text
 
 log = logging.getLogger("clarec.models")
 
@@ -93,10 +94,8 @@ class LLMRerank(Recommender):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.base_ = create(self.base, self.base_params or {}).fit(train, valid)
-        cols = train.items.columns
-        fields = self.fields or (
-            ["title"] if "title" in cols else [f for f in DEFAULT_ITEM_FIELDS if f in cols]
-        )
+        default = ["title"] if "title" in train.items.columns else None
+        fields = choose_fields(train.items, self.fields or default, self.name)
         self.titles = np.array(item_text(train.items, fields), dtype=str)
         hists = train.user_histories()
         self.hist_items = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)

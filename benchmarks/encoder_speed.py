@@ -1,11 +1,13 @@
-"""Encoding speed: clarec TextEncoder vs SentenceTransformer.encode, same model, texts and batch size.
+"""Encoding speed: clarec TextEncoder (runtimes torch, onnx, onnx-int8) vs SentenceTransformer.encode,
+same model, texts, batch size and threads, and how far each runtime's vectors agree with
+sentence-transformers' (min cosine, top-20 neighbour overlap over the catalogue).
 
 Texts are the ML-100K item texts built with ``clarec.text.templates.item_text`` (title and genres);
-without ML-100K, the titles and genres of ml-latest-small are used. Both encoders run in one process,
-alternating, so they see the same machine state; medians over the repetitions are reported. A last run
+without ML-100K, the titles and genres of ml-latest-small are used. All encoders run in one process,
+taking turns, so they see the same machine state; medians over the repetitions are reported. A last run
 repeats the encoding through the on-disk cache.
 
-    python benchmarks/encoder_speed.py --repeats 5
+    python benchmarks/encoder_speed.py --repeats 5 [--threads 1]
 """
 
 from __future__ import annotations
@@ -54,22 +56,24 @@ def timed(fn) -> tuple[float, np.ndarray]:
 
 
 def measure(encoders: dict, texts: list[str], chunk: int, repeats: int) -> dict:
-    """Time each encoder on ``texts`` in calls of ``chunk`` texts (0: one call), alternating call by call.
+    """Time each encoder on ``texts`` in calls of ``chunk`` texts (0: one call), taking turns call by call.
 
-    Alternating which encoder goes first, with calls a second or a few apart, lets load from other
-    processes hit both alike; the ratio of each pair of calls is the robust figure.
+    The order of the encoders rotates from call to call, with calls a second or a few apart, so load
+    from other processes hits all alike; the ratio of each encoder's call to sentence-transformers' call
+    on the same texts is the robust figure.
     """
     size = chunk or len(texts)
     chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
     names = list(encoders)
     totals: dict[str, list[float]] = {name: [] for name in names}
     vectors: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    ratios = []
+    ratios: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         tot = dict.fromkeys(names, 0.0)
         for c, part in enumerate(chunks):
+            shift = (r + c) % len(names)
             sec = {}
-            for name in names if (r + c) % 2 == 0 else names[::-1]:
+            for name in names[shift:] + names[:shift]:
                 start = time.perf_counter()
                 out = encoders[name](part)
                 sec[name] = time.perf_counter() - start
@@ -77,7 +81,7 @@ def measure(encoders: dict, texts: list[str], chunk: int, repeats: int) -> dict:
                     vectors[name].append(out)
             for name in names:
                 tot[name] += sec[name]
-            ratios.append(sec[names[1]] / sec[names[0]])
+                ratios[name].append(sec["st"] / sec[name])
         for name in names:
             totals[name].append(tot[name])
         print(
@@ -92,24 +96,47 @@ def measure(encoders: dict, texts: list[str], chunk: int, repeats: int) -> dict:
     }
 
 
+LABELS = {
+    "st": "`SentenceTransformer.encode`",
+    "torch": "clarec `TextEncoder.encode` (runtime torch)",
+    "onnx": "clarec `TextEncoder.encode` (runtime onnx)",
+    "onnx-int8": "clarec `TextEncoder.encode` (runtime onnx-int8)",
+}
+
+
 def table(result: dict, n: int) -> list[str]:
-    labels = {"ours": "clarec `TextEncoder.encode` (cache off)", "st": "`SentenceTransformer.encode`"}
     lines = [
-        "| encoder | median s | sentences/s (median) | best s | sentences/s (best) | all runs (s) |",
+        "| encoder | median s | sentences/s (median) | best s | throughput / sentence-transformers "
+        "(median of paired calls, quartiles) | all runs (s) |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for name, ts in result["totals"].items():
         med, best = statistics.median(ts), min(ts)
         runs = ", ".join(f"{t:.2f}" for t in ts)
-        lines.append(f"| {labels[name]} | {med:.2f} | {n / med:.0f} | {best:.2f} | {n / best:.0f} | {runs} |")
-    q1, q2, q3 = np.quantile(result["ratios"], [0.25, 0.5, 0.75])
-    med = {k: statistics.median(v) for k, v in result["totals"].items()}
-    lines += [
-        "",
-        f"Throughput ratio clarec / sentence-transformers: median over {len(result['ratios'])} paired calls "
-        f"**{q2:.3f}** (quartiles {q1:.3f}-{q3:.3f}); ratio of median totals {med['st'] / med['ours']:.3f}.",
-    ]
+        q1, q2, q3 = np.quantile(result["ratios"][name], [0.25, 0.5, 0.75])
+        ratio = "1 (reference)" if name == "st" else f"**{q2:.3f}** ({q1:.3f}-{q3:.3f})"
+        lines.append(f"| {LABELS[name]} | {med:.2f} | {n / med:.0f} | {best:.2f} | {ratio} | {runs} |")
     return lines
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def neighbour_overlap(reference: np.ndarray, other: np.ndarray, k: int = 20) -> float:
+    """Mean share of each item's top-``k`` cosine neighbours (itself left out) under ``reference``
+    that ``other`` also puts in its top ``k``."""
+    a, b = unit(reference), unit(other)
+    overlaps = []
+    for start in range(0, len(a), 1024):
+        rows = np.arange(start, min(start + 1024, len(a)))
+        top = []
+        for v in (a, b):
+            sim = v[rows] @ v.T
+            sim[np.arange(len(rows)), rows] = -np.inf
+            top.append(np.argpartition(-sim, k, axis=1)[:, :k])
+        overlaps += [len(set(x) & set(y)) / k for x, y in zip(*top, strict=True)]
+    return float(np.mean(overlaps))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,36 +149,47 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk", type=int, default=256, help="texts per call in the second, paired test")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N texts (0: all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime threads (0: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "encoder_speed.md")
     args = parser.parse_args(argv)
 
     import sentence_transformers
+    import torch
     import transformers
     from sentence_transformers import SentenceTransformer
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     all_texts, source = load_texts(args.data_root)
-    # TextEncoder encodes a repeated text once; drop repeats so both encoders do exactly the same work.
+    # TextEncoder encodes a repeated text once; drop repeats so every encoder does exactly the same work.
     texts = list(dict.fromkeys(all_texts))
     if args.limit:
         texts = texts[: args.limit]
     model_path = str(args.model or default_model_path())
     st = SentenceTransformer(model_path, device=args.device)
-    # Same truncation as sentence-transformers, so both do the same work.
-    ours = TextEncoder(
-        model_path,
-        max_length=st.max_seq_length,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=False,
-    )
+
+    def clarec_encoder(runtime: str, cache_dir=None) -> TextEncoder:
+        # Same truncation as sentence-transformers, so all do the same work.
+        return TextEncoder(
+            model_path,
+            max_length=st.max_seq_length,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=False,
+            runtime=runtime,
+            cache_dir=cache_dir,
+        )
+
+    runtimes = ["torch"] if args.device != "cpu" else ["torch", "onnx", "onnx-int8"]
     encoders = {
-        "ours": ours.encode,
         "st": lambda part: st.encode(
             part, batch_size=args.batch_size, convert_to_numpy=True, show_progress_bar=False
-        ),
+        )
     }
-    # Warm-up: first calls pay for lazy initialisation in torch and the tokenizers.
+    # No cache folder: every call encodes (the ONNX files go to a temporary folder of their own).
+    encoders |= {runtime: clarec_encoder(runtime).encode for runtime in runtimes}
+    # Warm-up: first calls pay for lazy initialisation (torch, the tokenizers, the ONNX export).
     for fn in encoders.values():
         fn(texts[:128])
 
@@ -159,18 +197,18 @@ def main(argv: list[str] | None = None) -> None:
     whole = measure(encoders, texts, 0, args.repeats)
     paired = measure(encoders, texts, args.chunk, args.repeats)
     load_after = os.getloadavg()[0]
-    a, b = whole["vectors"]["ours"], whole["vectors"]["st"]
-    cosine = (a * (b / np.linalg.norm(b, axis=1, keepdims=True))).sum(axis=1)
+    vectors = whole["vectors"]
+    agreement = [
+        "| encoder | min cosine to sentence-transformers | top-20 neighbour overlap with sentence-transformers |",
+        "|---|---:|---:|",
+    ]
+    for runtime in runtimes:
+        cosine = (unit(vectors[runtime]) * unit(vectors["st"])).sum(axis=1)
+        overlap = neighbour_overlap(vectors["st"], vectors[runtime])
+        agreement.append(f"| {LABELS[runtime]} | {cosine.min():.7f} | {overlap:.4f} |")
 
     with tempfile.TemporaryDirectory() as cache_dir:
-        cached = TextEncoder(
-            model_path,
-            max_length=st.max_seq_length,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=False,
-            cache_dir=cache_dir,
-        )
+        cached = clarec_encoder("torch", cache_dir)
         t_fill, v_fill = timed(lambda: cached.encode(all_texts))
         fill_stats = cached.last_stats
         t_hit, v_hit = timed(lambda: cached.encode(all_texts))
@@ -187,14 +225,14 @@ def main(argv: list[str] | None = None) -> None:
         command_line([os.path.relpath(__file__, REPO), *(argv or sys.argv[1:])]),
         "```",
         "",
-        f"- Machine: {machine_line()}; load average {load_before:.2f} before, {load_after:.2f} after "
-        "(other processes shared the machine)",
+        f"- Machine: {machine_line()}; {torch.get_num_threads()} torch / ONNX Runtime thread(s); load average "
+        f"{load_before:.2f} before, {load_after:.2f} after",
         f"- Libraries: transformers {transformers.__version__}, "
-        f"sentence-transformers {sentence_transformers.__version__}",
+        f"sentence-transformers {sentence_transformers.__version__}, {runtime_versions()}",
         f"- Model: all-MiniLM-L6-v2 (`{Path(model_path).name}` folder), device {args.device}, "
-        f"batch size {args.batch_size}, max length {st.max_seq_length} tokens (both)",
+        f"batch size {args.batch_size}, max length {st.max_seq_length} tokens (all)",
         f'- Texts: {n} distinct item texts ({len(all_texts)} items) from {source}; example: "{texts[0]}"',
-        f"- {args.repeats} repetitions per test, the two encoders alternating call by call",
+        f"- {args.repeats} repetitions per test, the encoders taking turns call by call (the order rotates)",
         "",
         f"## All {n} texts in one `encode` call",
         "",
@@ -204,7 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
         *table(paired, n),
         "",
-        f"Agreement of the two outputs: min cosine {cosine.min():.7f}.",
+        "## Agreement of the vectors (the one-call outputs)",
+        "",
+        *agreement,
         "",
         f"## Cache (SQLite in a temporary folder, all {len(all_texts)} item texts)",
         "",
@@ -217,6 +257,14 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def runtime_versions() -> str:
+    try:
+        import onnxruntime
+    except ImportError:
+        return "onnxruntime not installed"
+    return f"onnxruntime {onnxruntime.__version__}"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pandas as pd
 
 from clarec.errors import ConfigError
 from clarec.models.params import param, text_list
+from clarec.text.fast import RUNTIMES
 from clarec.text.templates import DEFAULT_ITEM_FIELDS, item_text
 
 #: Environment variable whose folder holds clarec's caches (embeddings go to ``$CLAREC_CACHE/embeddings``).
@@ -48,10 +49,11 @@ def build_encoder(
     max_length: int = 128,
     device: str | None = "cpu",
     progress: bool | None = None,
+    runtime: str = "torch",
 ):
     """A :class:`TextEncoder` for ``encoder`` (a folder written by ``TextEncoder.save``, any model
     folder, a Hugging Face id, ``"smollm2"`` for the bundled generative LM, or ``None`` for the bundled
-    MiniLM)."""
+    MiniLM); ``runtime`` is the encoder's (``"torch"``, ``"onnx"``, ``"onnx-int8"``)."""
     from clarec.text.encoder import SETTINGS_FILE, TextEncoder
 
     show = bool(progress) if progress is not None else False
@@ -59,7 +61,12 @@ def build_encoder(
     if encoder is not None and (Path(encoder).expanduser() / SETTINGS_FILE).is_file():
         # An adapted encoder saved by clarec keeps its own pooling / length settings.
         return TextEncoder.load(
-            Path(encoder).expanduser(), device=device, batch_size=batch_size, cache_dir=cache, progress=show
+            Path(encoder).expanduser(),
+            device=device,
+            batch_size=batch_size,
+            cache_dir=cache,
+            progress=show,
+            runtime=runtime,
         )
     return TextEncoder(
         encoder,
@@ -68,6 +75,7 @@ def build_encoder(
         device=device,
         cache_dir=cache,
         progress=show,
+        runtime=runtime,
     )
 
 
@@ -139,12 +147,14 @@ def recent_positions(starts: np.ndarray, ends: np.ndarray, length: int, skip: np
 class ItemTextParams:
     """The item-text hyper-parameters of the models that encode item texts themselves (mixin):
     ``fields`` rendered, text model ``encoder`` (``None``: the bundled MiniLM; ``"smollm2"``: the
-    bundled generative LM, mean-pooled), its embedding ``cache_dir``, ``max_length`` tokens per text."""
+    bundled generative LM, mean-pooled), its embedding ``cache_dir``, ``max_length`` tokens per text,
+    ``encoder_runtime`` (``"torch"``; ``"onnx"`` or ``"onnx-int8"``: see :mod:`clarec.text.fast`)."""
 
     fields = param(None, text_list)
     encoder = param(None, str)
     cache_dir = param(None, str)
     max_length = param(128, ge=2)
+    encoder_runtime = param("torch", choices=RUNTIMES)
 
 
 def model_text_vectors(model, items: pd.DataFrame) -> np.ndarray:
@@ -156,6 +166,10 @@ def model_text_vectors(model, items: pd.DataFrame) -> np.ndarray:
     model.text_fields_ = list(fields)
     texts = item_texts(items.reindex(columns=list(fields)), fields, model.name)
     encoder = build_encoder(
-        model.encoder, model.cache_dir, max_length=model.max_length, progress=model.progress
+        model.encoder,
+        model.cache_dir,
+        max_length=model.max_length,
+        progress=model.progress,
+        runtime=model.encoder_runtime,
     )
     return np.asarray(encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)

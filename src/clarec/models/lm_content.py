@@ -23,6 +23,7 @@ from clarec.models.base import Recommender
 from clarec.models.embedding import EmbeddingModel
 from clarec.models.params import param, text_list
 from clarec.models.registry import register
+from clarec.text.fast import RUNTIMES
 
 SIMILARITIES = ("cosine", "dot")
 
@@ -64,6 +65,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         max_length: tokens per item text (longer texts are truncated).
         device: device of the encoder (``None`` picks CUDA when available).
         progress: show the encoding progress bar.
+        encoder_runtime: ``"torch"``; ``"onnx"`` or ``"onnx-int8"`` (CPU, :mod:`clarec.text.fast`).
 
     A user without training history gets the unweighted mean of the vectors of the items that have
     training interactions (a "typical item" profile, not biased towards popular items).
@@ -83,6 +85,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
     max_length = param(128, ge=2)
     device = param("cpu", nullable=True)
     progress = param(None, bool)
+    encoder_runtime = param("torch", choices=RUNTIMES)
 
     # ------------------------------------------------------------------ fitting
     def encode_items(self, items, fields: Sequence[str] | None = None) -> np.ndarray:
@@ -94,7 +97,13 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         enc = getattr(self, "_text_encoder", None)
         if enc is None:
             enc = build_encoder(
-                self.encoder, self.cache_dir, self.batch_size, self.max_length, self.device, self.progress
+                self.encoder,
+                self.cache_dir,
+                self.batch_size,
+                self.max_length,
+                self.device,
+                self.progress,
+                self.encoder_runtime,
             )
             self._text_encoder = enc  # kept: a server adding items one at a time loads the model once
         return enc

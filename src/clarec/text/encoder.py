@@ -158,6 +158,9 @@ class TextEncoder:
         normalize: scale vectors to unit length.
         cache_dir: folder of an on-disk embedding cache; None disables caching.
         progress: show a progress bar while encoding.
+        runtime: what runs :meth:`encode` on CPU: ``"torch"``; ``"onnx"`` (ONNX Runtime, the same
+            vectors) or ``"onnx-int8"`` (int8 weights: faster, vectors agree less; see
+            :mod:`clarec.text.fast`). Training (:meth:`forward`) always runs in torch.
     """
 
     def __init__(
@@ -170,7 +173,12 @@ class TextEncoder:
         normalize: bool = True,
         cache_dir: str | Path | None = None,
         progress: bool = True,
+        runtime: str = "torch",
     ):
+        from clarec.text.fast import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
         if pooling not in _POOLINGS:
             raise ConfigError(f"pooling must be one of {list(_POOLINGS)}, got {pooling!r}")
         if not isinstance(max_length, int) or max_length < 2:
@@ -184,6 +192,10 @@ class TextEncoder:
         self.progress = progress
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.device = self._pick_device(device)
+        if runtime != "torch" and self.device.type != "cpu":
+            raise ConfigError(f"runtime {runtime!r} runs on CPU; use runtime 'torch' on {self.device}")
+        self.runtime = runtime
+        self._onnx = None
         if self.device.type == "cpu":
             _configure_threads()
         source = default_model_path() if model_name_or_path is None else model_name_or_path
@@ -336,13 +348,24 @@ class TextEncoder:
         bar = tqdm(
             total=len(texts), desc="encoding texts", unit="text", disable=not self.progress, leave=False
         )
+        run = self._forward if self.runtime == "torch" else self._forward_onnx
         with torch.inference_mode(), bar:
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                vec = self._forward([ids[i] for i in rows], self.normalize)
+                vec = run([ids[i] for i in rows], self.normalize)
                 out[rows] = vec.float().cpu().numpy()
                 bar.update(len(rows))
         return out
+
+    def _forward_onnx(self, ids: list[list[int]], normalize: bool) -> torch.Tensor:
+        if self._onnx is None:
+            from clarec.text.fast import OnnxPooled
+
+            folder = None if self.cache_dir is None else self.cache_dir / "onnx"
+            self._onnx = OnnxPooled(self.pooled_module(), self.runtime, self._model_key(), folder)
+        input_ids, mask = self._pad(ids)
+        out = torch.from_numpy(self._onnx(input_ids.numpy(), mask.numpy()))
+        return torch.nn.functional.normalize(out, p=2, dim=-1) if normalize else out
 
     # ------------------------------------------------------------------ differentiable forward
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -404,6 +427,7 @@ class TextEncoder:
         self._weights_changed = True
         self._identity = None
         self._cache = None
+        self._onnx = None
 
     def parameters(self):
         """The trainable parameters of the underlying module (for an optimizer)."""
@@ -412,17 +436,24 @@ class TextEncoder:
     # ------------------------------------------------------------------ identity and cache
     @property
     def identity(self) -> str:
-        """Hex key of everything that determines a vector: weights, tokenizer, pooling, max length, normalisation."""
+        """Hex key of everything that determines a vector: weights, tokenizer, pooling, max length,
+        normalisation, and the runtime when it changes the vectors (``"onnx-int8"``)."""
         if self._identity is None:
-            h = hashlib.sha256()
-            if self._folder is not None and not self._weights_changed:
-                h.update(b"folder\0" + folder_fingerprint(self._folder, self.cache_dir).encode())
-            else:
-                h.update(b"memory\0" + self._memory_fingerprint().encode())
-            settings = {"pooling": self.pooling, "max_tokens": self._max_tokens, "normalize": self.normalize}
-            h.update(json.dumps(settings, sort_keys=True).encode())
-            self._identity = h.hexdigest()
+            self._identity = self._model_key()
+            if self.runtime == "onnx-int8":  # other vectors; "onnx" computes torch's (cosine > 0.99999)
+                self._identity = hashlib.sha256(f"{self._identity}\0{self.runtime}".encode()).hexdigest()
         return self._identity
+
+    def _model_key(self) -> str:
+        """:attr:`identity` of the torch vectors (the name of the exported ONNX file too)."""
+        h = hashlib.sha256()
+        if self._folder is not None and not self._weights_changed:
+            h.update(b"folder\0" + folder_fingerprint(self._folder, self.cache_dir).encode())
+        else:
+            h.update(b"memory\0" + self._memory_fingerprint().encode())
+        settings = {"pooling": self.pooling, "max_tokens": self._max_tokens, "normalize": self.normalize}
+        h.update(json.dumps(settings, sort_keys=True).encode())
+        return h.hexdigest()
 
     def _memory_fingerprint(self) -> str:
         """Hash of the weights in memory plus the tokenizer (for hub ids and trained encoders)."""
@@ -481,6 +512,7 @@ class TextEncoder:
         batch_size: int = 64,
         cache_dir: str | Path | None = None,
         progress: bool = True,
+        runtime: str = "torch",
     ) -> TextEncoder:
         """Read an encoder written by :meth:`save` (pooling, max length and normalisation come from the folder)."""
         folder = Path(folder)
@@ -506,6 +538,7 @@ class TextEncoder:
                 normalize=normalize,
                 cache_dir=cache_dir,
                 progress=progress,
+                runtime=runtime,
             )
         except ConfigError as e:
             raise DataError(folder, str(e)) from None

@@ -27,6 +27,7 @@ from clarec.models.two_tower.inference import TwoTowerInference
 from clarec.models.two_tower.module import TwoTowerModule
 from clarec.models.two_tower.realtime import TwoTowerRealTime
 from clarec.models.two_tower.task import TwoTowerTask
+from clarec.text.fast import RUNTIMES
 from clarec.text.templates import user_text as render_user_text
 from clarec.train.validation import RankingValidator
 
@@ -66,6 +67,8 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         finetune_encoder: adapt the encoder end-to-end (slow on CPU); else its vectors are frozen.
         encoder_lr: learning rate of the encoder when fine-tuned.
         max_length: tokens per text.
+        encoder_runtime: what encodes texts without training: ``"torch"``, ``"onnx"`` or
+            ``"onnx-int8"`` (CPU; :mod:`clarec.text.fast`).
         embedding_dim: size of user and item vectors.
         hidden: hidden width of the projection MLPs (0: a single linear layer).
         dropout: dropout inside the projections.
@@ -139,6 +142,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     finetune_encoder = param(False)
     encoder_lr = param(2e-5, gt=0)
     max_length = param(128, ge=2)
+    encoder_runtime = param("torch", choices=RUNTIMES)
     embedding_dim = param(64, ge=1)
     hidden = param(256, ge=0)
     dropout = param(0.1, ge=0, lt=1)
@@ -192,7 +196,13 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     def _encoder(self):
         if getattr(self, "_text_encoder", None) is None:
             self._text_encoder = build_encoder(
-                self.encoder, self.cache_dir, ENCODE_BATCH, self.max_length, self.device, self.progress
+                self.encoder,
+                self.cache_dir,
+                ENCODE_BATCH,
+                self.max_length,
+                self.device,
+                self.progress,
+                self.encoder_runtime,
             )
         return self._text_encoder
 
@@ -204,7 +214,13 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             return self._encoder()
         if getattr(self, "_user_text_encoder", None) is None:
             self._user_text_encoder = build_encoder(
-                self.encoder, self.cache_dir, ENCODE_BATCH, self.max_length, self.device, self.progress
+                self.encoder,
+                self.cache_dir,
+                ENCODE_BATCH,
+                self.max_length,
+                self.device,
+                self.progress,
+                self.encoder_runtime,
             )
         return self._user_text_encoder
 
@@ -361,5 +377,11 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         folder = path / "encoder"
         if self.finetune_encoder and folder.is_dir():
             self._text_encoder = build_encoder(
-                str(folder), self.cache_dir, ENCODE_BATCH, self.max_length, self.device, self.progress
+                str(folder),
+                self.cache_dir,
+                ENCODE_BATCH,
+                self.max_length,
+                self.device,
+                self.progress,
+                self.encoder_runtime,
             )

@@ -70,3 +70,25 @@ def import_cmd(name: str, src_dir: Path, root: RootOpt = None) -> None:
     except ClarecError as e:
         _fail(e)
     typer.echo(f"{name}: {folder}")
+
+
+@data_app.command("synth")
+def synth_cmd(
+    shape: Annotated[str, typer.Argument(help="Shape of a public data set: ml-20m, ml-25m or ml-32m.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder to write the files into.")],
+    scale: Annotated[
+        float, typer.Option("--scale", help="Share of the users (items: its square root), 0 < s <= 1.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write a synthetic data set with a public set's shape (users, items, interactions, long tail,
+    item text) in that set's own file layout, for scale tests: read it with --root/name or as a
+    folder, e.g. `clarec data synth ml-20m --out data/ml-20m` then `data: {name: ml-20m}` with
+    CLAREC_DATA=data. Not real data."""
+    from clarec.data.synth import synthesize
+
+    try:
+        info = synthesize(shape, out, scale=scale, seed=seed, progress=typer.echo)
+    except ClarecError as e:
+        _fail(e)
+    typer.echo(json.dumps(info))

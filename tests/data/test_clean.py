@@ -73,3 +73,17 @@ def test_unknown_ids_policy():
     assert len(check_unknown_ids(inter, items, "item_id", "f", CleanReport(), "drop")) == 2
     with pytest.raises(ConfigError):
         check_unknown_ids(inter, items, "item_id", "f", CleanReport(), "ignore")
+
+
+@pytest.mark.parametrize("storage", ["pyarrow", "python"])
+def test_to_float_same_answer_on_every_storage(storage):
+    from clarec.data.clean import to_float
+
+    clean = ["1", "2.5", "1e3", "-0.5", "4"]
+    messy = [*clean, " 3 ", "", "five", "inf"]
+    for values in (clean, messy):
+        raw = pd.Series(values, dtype=pd.StringDtype(storage))
+        expected = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=float)
+        got = to_float(raw)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, expected)  # NaN where pandas says not a number

@@ -49,6 +49,20 @@ def test_keep_all_items():
     assert ds.n_items == 2 and ds.item_popularity().tolist() == [1, 0]
 
 
+def test_ids_indexed_in_order_with_side_tables_first_seen_anywhere():
+    # integer ids (also as ints) sort numerically; ids only in the side tables come in with keep_all_*
+    inter = pd.DataFrame({"user_id": [30, 4, 30, 100], "item_id": ["x", "b", "a", "b"]})
+    items = pd.DataFrame({"item_id": ["c", "b", "a", "x"], "title": ["C", "B", "A", "X"]})
+    users = pd.DataFrame({"user_id": ["7", "4"]})
+    ds = Dataset.from_frame(inter, items=items, users=users, keep_all_items=True, keep_all_users=True)
+    assert ds.user_ids.tolist() == ["4", "7", "30", "100"]
+    assert ds.item_ids.tolist() == ["a", "b", "c", "x"]
+    assert ds.interactions["user"].tolist() == [2, 0, 2, 3]
+    assert ds.interactions["item"].tolist() == [3, 1, 0, 1]
+    assert ds.items["title"].tolist() == ["A", "B", "C", "X"]
+    assert ds.item_popularity().tolist() == [1, 2, 0, 1]
+
+
 def test_csr_histories_popularity():
     ds = build()
     m = ds.to_csr()

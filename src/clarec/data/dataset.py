@@ -9,7 +9,7 @@ index means the same user or item in train, valid and test.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,17 +29,27 @@ INTERACTION_DTYPES = {
 DEFAULT_BEHAVIOR = "interaction"
 
 
-def _sorted_ids(ids: Iterable) -> np.ndarray:
-    """Unique ids as strings, in numeric order when every id is an integer, else lexicographic."""
-    uniq = pd.unique(
-        pd.Series(list(ids) if not isinstance(ids, pd.Series) else ids, dtype="object").astype(str)
-    )
+def _id_order(uniq) -> np.ndarray:
+    """The order that sorts distinct string ids: numeric when every id is an integer, else lexicographic."""
     as_num = pd.to_numeric(pd.Series(uniq), errors="coerce")
     if len(uniq) and as_num.notna().all() and (as_num % 1 == 0).all():
-        order = np.argsort(as_num.to_numpy(), kind="stable")
-    else:
-        order = np.argsort(uniq, kind="stable")
-    return np.asarray(uniq[order], dtype=object)
+        return np.argsort(as_num.to_numpy(), kind="stable")
+    return np.argsort(np.asarray(uniq, dtype=object), kind="stable")
+
+
+def _index_ids(values: pd.Series, extra: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The index of each of ``values`` among the distinct ids of ``values`` and ``extra`` (as strings,
+    in :func:`_id_order`), and those ids. Works on the column's own storage (no Python string per
+    row), so tens of millions of rows stay cheap."""
+    pool = values.astype(str)
+    if extra is not None:
+        pool = pd.concat([pool, extra.astype(str)], ignore_index=True)
+    codes, uniq = pd.factorize(pool)
+    order = _id_order(uniq)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ids = np.asarray(uniq, dtype=object)[order]
+    return rank[codes[: len(values)]], ids
 
 
 class Dataset:
@@ -133,21 +143,16 @@ class Dataset:
         for col in ("user_id", "item_id"):
             if col not in interactions.columns:
                 raise ValueError(f"interactions lack column {col!r}")
-        inter = interactions.copy()
-        inter["user_id"] = inter["user_id"].astype(str)
-        inter["item_id"] = inter["item_id"].astype(str)
-        item_pool = list(inter["item_id"])
-        if keep_all_items and items is not None:
-            item_pool += list(items["item_id"].astype(str))
-        user_pool = list(inter["user_id"])
-        if keep_all_users and users is not None:
-            user_pool += list(users["user_id"].astype(str))
-        item_ids = _sorted_ids(item_pool)
-        user_ids = _sorted_ids(user_pool)
-        item_map = pd.Series(np.arange(len(item_ids)), index=item_ids)
-        user_map = pd.Series(np.arange(len(user_ids)), index=user_ids)
-        inter["user"] = user_map.loc[inter["user_id"].to_numpy()].to_numpy()
-        inter["item"] = item_map.loc[inter["item_id"].to_numpy()].to_numpy()
+        inter = pd.DataFrame(
+            {c: interactions[c].to_numpy() for c in interactions.columns if c not in ("user_id", "item_id")},
+            index=pd.RangeIndex(len(interactions)),
+        )
+        inter["user"], user_ids = _index_ids(
+            interactions["user_id"], users["user_id"] if keep_all_users and users is not None else None
+        )
+        inter["item"], item_ids = _index_ids(
+            interactions["item_id"], items["item_id"] if keep_all_items and items is not None else None
+        )
         return cls(
             inter,
             user_ids,

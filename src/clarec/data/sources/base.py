@@ -91,10 +91,11 @@ def clean_interactions(
     n_read = len(frame) + checks.n_outside
     report.rows_read += n_read
     parse_ids(checks, frame, ["user_id", "item_id"])
+    # ``.array``, not ``.to_numpy()``: Arrow-backed strings stay Arrow (no Python object per row)
     out = pd.DataFrame(
         {
-            "user_id": frame["user_id"].astype(str).str.strip().to_numpy(),
-            "item_id": frame["item_id"].astype(str).str.strip().to_numpy(),
+            "user_id": frame["user_id"].astype(str).str.strip().array,
+            "item_id": frame["item_id"].astype(str).str.strip().array,
         }
     )
     if has_timestamp and "timestamp" in frame.columns:

@@ -1,0 +1,61 @@
+"""clarec data synth: a synthetic set with a public set's shape, read back by that set's real loader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from clarec.cli import app
+from clarec.data.loading import load_dataset
+from clarec.data.synth import SHAPES, synthesize
+from clarec.errors import ConfigError
+
+
+def test_ml20m_shape_read_by_the_real_loader(tmp_path):
+    info = synthesize("ml-20m", tmp_path / "ml-20m", scale=0.01, seed=3)
+    full = SHAPES["ml-20m"]
+    assert info["users"] == round(full.users * 0.01) and info["items"] == round(full.items * 0.1)
+    # the per-user average of the full set, at most half of the (small) user x item matrix
+    per_user = full.interactions / full.users
+    assert info["interactions"] == min(round(info["users"] * per_user), info["users"] * (info["items"] // 2))
+    loaded = load_dataset("ml-20m", root=tmp_path)
+    ds = loaded.dataset
+    assert ds.n_interactions == info["interactions"]  # nothing cleaned away: no duplicate, no bad row
+    assert loaded.report.rows_read == info["interactions"]
+    assert ds.n_users == info["users"] and ds.n_items <= info["items"]
+    per_user = np.bincount(ds.interactions["user"].to_numpy())
+    assert per_user.min() >= full.min_per_user
+    popularity = np.sort(ds.item_popularity())[::-1]
+    assert popularity[0] > 10 * np.median(popularity)  # a long tail
+    ratings = ds.interactions["rating"].to_numpy()
+    assert set(np.unique(ratings)) <= {x / 2 for x in range(1, 11)} and 3.0 < ratings.mean() < 4.0
+    assert ds.items["title"].str.match(r".+ \(\d{4}\)$").all()
+    assert all(len(g) >= 1 for g in ds.items["genres"])
+    ts = ds.interactions["timestamp"].to_numpy()
+    assert ts.min() >= 788918400 - 86400 and ts.max() < 1420070400 + 86400  # 1995 .. 2015
+
+
+def test_same_seed_same_files_and_clear_errors(tmp_path):
+    a = synthesize("ml-25m", tmp_path / "a", scale=0.002, seed=1)
+    b = synthesize("ml-25m", tmp_path / "b", scale=0.002, seed=1)
+    assert a["interactions"] == b["interactions"]
+    assert (tmp_path / "a" / "ratings.csv").read_bytes() == (tmp_path / "b" / "ratings.csv").read_bytes()
+    with pytest.raises(ConfigError, match="not empty"):
+        synthesize("ml-25m", tmp_path / "a", scale=0.002)
+    with pytest.raises(ConfigError, match="unknown shape"):
+        synthesize("netflix", tmp_path / "c")
+    with pytest.raises(ConfigError, match="scale"):
+        synthesize("ml-20m", tmp_path / "d", scale=2.0)
+
+
+def test_cli(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "synth", "ml-32m", "--out", str(tmp_path / "s"), "--scale", "0.001"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output.strip().splitlines()[-1])
+    assert info["shape"] == "ml-32m" and (tmp_path / "s" / "movies.csv").is_file()
+    again = runner.invoke(app, ["data", "synth", "ml-32m", "--out", str(tmp_path / "s")])
+    assert again.exit_code == 1 and "not empty" in again.output

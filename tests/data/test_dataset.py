@@ -94,6 +94,13 @@ def test_save_load_roundtrip(tmp_path):
         Dataset.load(tmp_path)
 
 
+def test_save_load_without_side_tables(tmp_path):
+    ds = Dataset.from_frame(pd.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "b"]}))
+    back = Dataset.load(ds.save(tmp_path / "d"))
+    assert back.n_users == 2 and len(back.users) == 2 and len(back.items) == 2
+    assert back.interactions["item"].tolist() == [0, 1]
+
+
 def test_index_out_of_range_rejected():
     with pytest.raises(ValueError, match="out of range"):
         Dataset(pd.DataFrame({"user": [0], "item": [5]}), ["u"], ["a"])

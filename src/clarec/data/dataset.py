@@ -52,6 +52,13 @@ def _index_ids(values: pd.Series, extra: pd.Series | None = None) -> tuple[np.nd
     return rank[codes[: len(values)]], ids
 
 
+def _side_table(path: Path) -> pd.DataFrame | None:
+    """A saved side table; one without columns (a source with no user table) kept no row count, so
+    it comes back as ``None`` (an empty row per id)."""
+    table = pd.read_parquet(path)
+    return table if len(table.columns) else None
+
+
 class Dataset:
     """Interactions, id maps and side tables.
 
@@ -301,8 +308,8 @@ class Dataset:
                 pd.read_parquet(path / "interactions.parquet"),
                 pd.read_parquet(path / "user_ids.parquet")["user_id"].to_numpy(dtype=object),
                 pd.read_parquet(path / "item_ids.parquet")["item_id"].to_numpy(dtype=object),
-                items=pd.read_parquet(path / "items.parquet"),
-                users=pd.read_parquet(path / "users.parquet"),
+                items=_side_table(path / "items.parquet"),
+                users=_side_table(path / "users.parquet"),
                 name=meta.get("name", path.name),
             )
         except (OSError, ValueError, KeyError) as e:

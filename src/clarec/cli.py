@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -52,11 +53,15 @@ def run(
     seeds: int = typer.Option(1, "--seeds", min=1, help="Repeat every model with seeds seed, seed+1, ..."),
     models: str | None = typer.Option(None, "--models", help="Run only these models (comma-separated)."),
     split_seeds: bool = typer.Option(False, "--split-seeds", help="Each seed also draws the split."),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, help="Train the torch models on N processes (torchrun, DistributedDataParallel)."
+    ),
 ) -> None:
     """Run an experiment: data → split → fit each model → evaluate → comparison table."""
     from clarec.config import load_config
     from clarec.experiment.report import results_table
     from clarec.experiment.runner import run_experiment
+    from clarec.train import distributed
 
     if ctx.args:
         raise ClarecError(f"unexpected argument(s): {' '.join(ctx.args)}")
@@ -65,9 +70,21 @@ def run(
         cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if nproc > 1:
+        if distributed.launched():
+            raise ClarecError("--nproc starts torchrun itself; under torchrun, leave it out")
+        argv = ["run", str(config), "--out", str(out), "--seeds", str(seeds)]
+        argv += [a for s in set_ for a in ("--set", s)]
+        argv += ["--models", models] if models else []
+        argv += ["--split-seeds"] if split_seeds else []
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+        raise typer.Exit(subprocess.call([*launch, "-m", "clarec", *argv]))
+    distributed.init_from_env()
     results = run_experiment(
         cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True), split_seeds=split_seeds
     )
+    if not distributed.is_main():
+        return
     if (out / "cleaning.txt").is_file():
         typer.echo("Data cleaning and filters:\n" + (out / "cleaning.txt").read_text())
     command = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])

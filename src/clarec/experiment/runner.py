@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,6 +206,12 @@ def run_experiment(
             "the config lists no models to run: add a 'models' section "
             "(a config with only a 'pretrain' section is for 'clarec pretrain')"
         )
+    from clarec.train import distributed
+
+    if not distributed.is_main():  # under torchrun: rank 0 writes the run folder and evaluates
+        with tempfile.TemporaryDirectory(prefix="clarec-rank-") as private:
+            _run(cfg, Path(private), seeds, False, lambda line: None, split_seeds, train_only=True)
+        return {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="w")
@@ -269,7 +276,10 @@ def _run(
     save_models: bool,
     progress: Callable[[str], None],
     split_seeds: bool = False,
+    train_only: bool = False,
 ) -> dict[str, Any]:
+    """The run itself; ``train_only`` (the other ranks of a distributed run) fits the torch models,
+    with rank 0, and neither evaluates nor fits the others."""
     (out / "config.yaml").write_text(dump_config(cfg))
     for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
         create(model_cfg.name, _run_params(model_cfg, cfg.seed, out / "train" / model_cfg.key))
@@ -291,6 +301,12 @@ def _run(
         for model_cfg in cfg.models:
             train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
             model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir))
+            if train_only:
+                from clarec.models.torch_base import TorchRecommender
+
+                if isinstance(model, TorchRecommender):
+                    model.fit(split.train, valid=split.valid)
+                continue
             log.info("fitting %s (seed %d): %r", model_cfg.key, seed, model)
             progress(f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): fitting")
             t = time.perf_counter()
@@ -330,6 +346,8 @@ def _run(
             per_model[model_cfg.key].append(result)
             if save_models and s == 0:
                 model.save(out / "models" / model_cfg.key)
+    if train_only:
+        return {}
     results = {key: _aggregate(runs) for key, runs in per_model.items()}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(results, cfg, command_note=None))

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from clarec.contrastive.temperature import FixedTemperature, Temperature
 from clarec.contrastive.weighting import FixedWeighting, LossWeighting
 from clarec.errors import ClarecError
+from clarec.train import distributed
 
 __all__ = [
     "DivergedError",
@@ -124,8 +125,25 @@ def load_checkpoint(path: str | Path, module: nn.Module) -> nn.Module:
     return module
 
 
+class _LossStep(nn.Module):
+    """``module``'s loss of a batch as a forward pass, so DistributedDataParallel can wrap it (DDP
+    synchronises the gradients of the parameters a forward pass used)."""
+
+    def __init__(self, module: nn.Module, loss_fn: Callable[[Any], torch.Tensor]):
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(batch)
+
+
 class Trainer:
     """Runs epochs of mini-batch training with early stopping.
+
+    Under torchrun (:mod:`clarec.train.distributed`) each rank trains on its slice of every batch in
+    DistributedDataParallel; rank 0 validates (the figure is broadcast, so all ranks stop together)
+    and alone writes the run folder.
 
     Args:
         epochs: maximum number of epochs.
@@ -179,11 +197,12 @@ class Trainer:
         self.progress = progress
         self.num_threads = num_threads
         self.on_validate = on_validate
+        self._out: Path | None = None  # the run folder this process writes (rank 0's)
 
     # ------------------------------------------------------------------ helpers
     def _log(self, line: str) -> None:
-        if self.run_dir is not None:
-            with open(self.run_dir / LOG_NAME, "a", encoding="utf-8") as f:
+        if self._out is not None:
+            with open(self._out / LOG_NAME, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
 
     def _show_progress(self) -> bool:
@@ -216,9 +235,12 @@ class Trainer:
         """
         set_torch_threads(self.num_threads)
         self._steps = 0
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / LOG_NAME).write_text("")
+        main = distributed.is_main()
+        self._out = self.run_dir if main else None  # one rank writes the run folder
+        if self._out is not None:
+            self._out.mkdir(parents=True, exist_ok=True)
+            (self._out / LOG_NAME).write_text("")
+        step = self._step_function(module, loss_fn)
         history = TrainHistory(metric_name=self.metric_name)
         best_state: dict[str, torch.Tensor] | None = None
         best = -math.inf
@@ -229,14 +251,17 @@ class Trainer:
         try:
             for epoch in range(1, self.epochs + 1):
                 start = time.perf_counter()
-                loss = self._run_epoch(module, batches(epoch), loss_fn, optimizer, after_step, bar, epoch)
+                loss = self._run_epoch(module, batches(epoch), step, optimizer, after_step, bar, epoch)
+                loss = distributed.mean_over_ranks(loss)
                 out_of_steps = self.max_steps is not None and self._steps >= self.max_steps
                 last = epoch == self.epochs or out_of_steps
                 metric = None
                 if validate is not None and (epoch % self.eval_every == 0 or last):
-                    module.eval()
-                    with torch.no_grad():
-                        metric = float(validate())
+                    if main:
+                        module.eval()
+                        with torch.no_grad():
+                            metric = float(validate())
+                    metric = distributed.broadcast_float(metric)
                 seconds = time.perf_counter() - start
                 if metric is not None and self.on_validate is not None:
                     self.on_validate(epoch, metric)
@@ -252,8 +277,8 @@ class Trainer:
                     best, stale = metric, 0
                     history.best_epoch, history.best_metric = epoch, metric
                     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                    if self.run_dir is not None:
-                        torch.save(best_state, self.run_dir / CHECKPOINT_NAME)
+                    if self._out is not None:
+                        torch.save(best_state, self._out / CHECKPOINT_NAME)
                 elif metric is not None:
                     stale += 1
 
@@ -266,8 +291,8 @@ class Trainer:
                     loss=f"{loss:.4f}", **({self.metric_name: shown} if metric is not None else {})
                 )
                 bar.update(1)
-                if self.run_dir is not None:
-                    history.save(self.run_dir / HISTORY_NAME)
+                if self._out is not None:
+                    history.save(self._out / HISTORY_NAME)
                 if self.patience is not None and stale >= self.patience and epoch >= self.min_epochs:
                     history.stopped_early = True
                     self._log(f"early stop: no improvement in {self.patience} validations")
@@ -284,18 +309,42 @@ class Trainer:
         else:
             # Without validation the final weights are the result.
             history.best_epoch = history.epochs[-1]
-            if self.run_dir is not None:
-                torch.save(module.state_dict(), self.run_dir / CHECKPOINT_NAME)
-        if self.run_dir is not None:
-            history.save(self.run_dir / HISTORY_NAME)
+            if self._out is not None:
+                torch.save(module.state_dict(), self._out / CHECKPOINT_NAME)
+        if self._out is not None:
+            history.save(self._out / HISTORY_NAME)
         module.eval()
         return history
+
+    @staticmethod
+    def _step_function(module: nn.Module, loss_fn: Callable[[Any], torch.Tensor]):
+        """``loss_fn``, or under torchrun the DDP-wrapped loss of this rank's slice of the batch
+        (``None`` for a batch smaller than the number of ranks, which every rank then skips)."""
+        world = distributed.world_size()
+        if world == 1:
+            return loss_fn
+        from torch.nn.parallel import DistributedDataParallel
+
+        # The graph models' adjacency and other buffers are built alike on every rank from the same
+        # data; parameters a model leaves out of some steps (a predictor) are allowed.
+        ddp = DistributedDataParallel(
+            _LossStep(module, loss_fn), broadcast_buffers=False, find_unused_parameters=True
+        )
+        me = distributed.rank()
+
+        def step(batch: Any) -> torch.Tensor | None:
+            size = distributed.batch_length(batch)
+            if size is not None and size < world:
+                return None
+            return ddp(distributed.shard(batch, me, world))
+
+        return step
 
     def _run_epoch(
         self,
         module: nn.Module,
         batches: Iterable[Any],
-        loss_fn: Callable[[Any], torch.Tensor],
+        loss_fn: Callable[[Any], torch.Tensor | None],
         optimizer: torch.optim.Optimizer,
         after_step: Sequence[Callable[[], None]],
         bar: tqdm,
@@ -307,6 +356,8 @@ class Trainer:
         for batch in batches:
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(batch)
+            if loss is None:
+                continue
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise DivergedError(

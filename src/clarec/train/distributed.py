@@ -1,0 +1,109 @@
+"""Training on several processes with torch.distributed (``torchrun --nproc-per-node N -m clarec run``
+or ``clarec run --nproc N``).
+
+Each process (rank) loads the same data and builds the same model (same seed); the
+:class:`~clarec.train.loop.Trainer` wraps the model's loss in ``DistributedDataParallel``, every rank
+draws the same global batch and trains on its own slice of it (:func:`shard`), DDP averages the
+gradients, so a step sees the whole global batch, as one process with the same ``batch_size`` would.
+Validation runs on rank 0 and its figure is broadcast, so every rank takes the same early-stopping
+decision; rank 0 alone writes files and evaluates. gloo on CPU, NCCL when the ranks have GPUs;
+several machines join through torchrun's rendezvous (``--nnodes``, ``--rdzv-endpoint``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from clarec.errors import ConfigError
+
+
+def launched() -> bool:
+    """Whether this process was started by torchrun as one of several (``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env() -> None:
+    """Join the process group torchrun described in the environment (once; gloo on CPU, NCCL on GPUs)."""
+    if not launched() or dist.is_initialized():
+        return
+    for key in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        if key not in os.environ:
+            raise ConfigError(f"WORLD_SIZE is set but {key} is not: start distributed runs with torchrun")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group(backend)
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    """Rank 0, or a single process: the one that validates, evaluates and writes files."""
+    return rank() == 0
+
+
+def broadcast_float(value: float | None) -> float | None:
+    """Rank 0's ``value`` on every rank (``None`` travels as NaN and comes back as ``None``)."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([np.nan if value is None else float(value)], dtype=torch.float64)
+    dist.broadcast(t, src=0)
+    out = float(t.item())
+    return None if np.isnan(out) else out
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of ``value`` over the ranks (each rank's training loss → the loss of the global batch)."""
+    if world_size() == 1:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item()) / world_size()
+
+
+def shard(batch: Any, index: int, parts: int) -> Any:
+    """Slice ``index`` of ``parts`` of a batch: every tensor or array (inside tuples, lists and dicts
+    too) whose first axis has the batch's length is cut into ``parts`` near-equal contiguous slices;
+    anything else (a scalar, a shared table of another length) is passed whole."""
+    size = batch_length(batch)
+    if size is None:
+        return batch
+    bounds = np.linspace(0, size, parts + 1).round().astype(int)
+    lo, hi = int(bounds[index]), int(bounds[index + 1])
+
+    def cut(x: Any) -> Any:
+        if isinstance(x, torch.Tensor | np.ndarray) and x.ndim and len(x) == size:
+            return x[lo:hi]
+        if isinstance(x, tuple | list):
+            return type(x)(cut(v) for v in x)
+        if isinstance(x, Mapping):
+            return {k: cut(v) for k, v in x.items()}
+        return x
+
+    return cut(batch)
+
+
+def batch_length(batch: Any) -> int | None:
+    """The length of the first axis of the first tensor or array in ``batch`` (``None``: none)."""
+    if isinstance(batch, torch.Tensor | np.ndarray):
+        return len(batch) if batch.ndim else None
+    values = (
+        batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, tuple | list) else ()
+    )
+    for v in values:
+        n = batch_length(v)
+        if n is not None:
+            return n
+    return None

@@ -1,0 +1,115 @@
+"""Training on several processes: batch slicing, a graph model on 2 gloo processes giving what one
+process gives with the same global batch, and a killed rank ending the run with an error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from clarec.data.synth import synthesize
+from clarec.train.distributed import (
+    batch_length,
+    broadcast_float,
+    is_main,
+    mean_over_ranks,
+    shard,
+    world_size,
+)
+
+
+def test_shard_slices_every_batch_array_and_nothing_else():
+    users, items = torch.arange(10), np.arange(10) * 2
+    table = torch.zeros(3, 4)  # shared, another length: passed whole
+    batch = (users, {"items": items, "table": table, "k": 5})
+    parts = [shard(batch, i, 3) for i in range(3)]
+    assert [len(p[0]) for p in parts] == [3, 4, 3]
+    assert torch.cat([p[0] for p in parts]).tolist() == users.tolist()
+    assert np.concatenate([p[1]["items"] for p in parts]).tolist() == items.tolist()
+    assert all(p[1]["table"] is table and p[1]["k"] == 5 for p in parts)
+    assert batch_length([5, (np.zeros((7, 2)),)]) == 7 and batch_length({"a": 1}) is None
+
+
+def test_single_process_helpers_are_identities():
+    assert world_size() == 1 and is_main()
+    assert broadcast_float(0.25) == 0.25 and broadcast_float(None) is None and mean_over_ranks(3.0) == 3.0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ddp")
+    synthesize("ml-20m", folder / "data" / "ml-20m", scale=0.003, seed=0)
+    config = {
+        "name": "ddp",
+        "seed": 7,
+        "data": {"name": "ml-20m", "min_rating": 4},
+        "split": {"method": "random", "ratios": [0.8, 0.1, 0.1]},
+        "evaluation": {"ks": [20], "main_metric": "ndcg@20"},
+        "models": [
+            {
+                "name": "lightgcn",
+                "params": {"embedding_dim": 16, "n_layers": 2, "epochs": 3, "batch_size": 512, "lr": 0.01},
+            },
+            {"name": "popularity"},
+        ],
+    }
+    (folder / "cfg.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def _clarec(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = os.environ | {"CLAREC_DATA": str(folder / "data"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "clarec", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_two_gloo_processes_train_as_one_with_the_same_global_batch(tiny_run):
+    one = _clarec(tiny_run, "run", "cfg.yaml", "--out", "one")
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = _clarec(tiny_run, "run", "cfg.yaml", "--out", "two", "--nproc", "2")
+    assert two.returncode == 0, two.stderr[-2000:]
+    logs = [
+        (tiny_run / r / "train" / "lightgcn" / "seed-7" / "log.txt").read_text().splitlines()
+        for r in ("one", "two")
+    ]
+    curves = [
+        [[float(w) for w in line.split()[3:6:2]] for line in log if line.startswith("epoch")] for log in logs
+    ]
+    assert len(curves[0]) == len(curves[1]) == 3
+    # loss and validation NDCG per epoch: the same up to float summation order (stated tolerance 1e-5)
+    np.testing.assert_allclose(curves[1], curves[0], atol=1e-5)
+    results = [json.loads((tiny_run / r / "results.json").read_text()) for r in ("one", "two")]
+    for model in ("lightgcn", "popularity"):
+        assert results[1][model]["test"]["ndcg@20"] == pytest.approx(
+            results[0][model]["test"]["ndcg@20"], abs=1e-5
+        )
+    assert not list(tiny_run.glob("clarec-rank-*"))  # the other rank wrote nothing in the run folder
+
+
+def test_a_killed_rank_fails_the_run_quickly(tmp_path):
+    script = Path(__file__).with_name("_ddp_kill.py")
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode != 0
+    assert time.perf_counter() - start < 60
+    assert "Signal 9 (SIGKILL)" in done.stderr or "exitcode  : -9" in done.stderr, done.stderr[-2000:]

@@ -202,3 +202,32 @@ def test_results_table_tests_each_model_against_the_best_over_seeds():
         "b": results["b"]["per_seed"][0] | {"fit_seconds": 1.0},
     }
     assert "Paired t-tests" not in results_table(one, cfg, ks=[20])
+
+
+def test_user_sample_in_the_config_reaches_results(tmp_path):
+    import json
+
+    from factories import make_random_dataset
+
+    from clarec.experiment.runner import run_experiment
+
+    ds = make_random_dataset(n_users=60, n_items=25, per_user=8, seed=2)
+    inter = ds.interactions
+    lines = ["user_id,item_id"] + [
+        f"{ds.user_ids[u]},{ds.item_ids[i]}" for u, i in zip(inter["user"], inter["item"], strict=True)
+    ]
+    (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        f"data: {{source: tabular, path: {tmp_path / 'events.csv'}}}\n"
+        "split: {method: random, ratios: [0.6, 0.2, 0.2]}\nmodels: [{name: popularity}]\n"
+        "evaluation: {ks: [10], user_sample: 20, sample_seed: 5}\n"
+    )
+    run_experiment(load_config(p), tmp_path / "run", save_models=False)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())["popularity"]
+    assert saved["test_sample"]["users"] == 20 and saved["test_sample"]["seed"] == 5
+    assert saved["test_ci95"]["ndcg@10"] > 0
+    assert "random sample of 20 users (seed 5)" in (tmp_path / "run" / "results.md").read_text()
+    p.write_text(p.read_text().replace("user_sample: 20", "user_sample: 1"))
+    with pytest.raises(Exception, match="user_sample"):
+        load_config(p)

@@ -73,7 +73,10 @@ class EvaluationConfig(_Strict):
     (they stay candidates, RecBole's sequential default); the first convention is the main one
     (``valid``/``test`` in results), each other one is reported beside it. ``test_input``:
     ``train+valid`` gives models with exact history scoring the validation item as input when
-    testing (the next-item protocol on a leave-one-out split).
+    testing (the next-item protocol on a leave-one-out split). ``user_sample``: score a random sample
+    of that many users (the same for every model, drawn with ``sample_seed``) and report each accuracy
+    figure's 95% confidence interval (results.json ``test_ci95``), for catalogues too large to rank
+    for everyone.
     """
 
     ks: list[int] = Field(default_factory=lambda: [10, 20])
@@ -82,6 +85,8 @@ class EvaluationConfig(_Strict):
     batch_size: int = 1024
     history_items: list[Literal["masked", "kept"]] = Field(default_factory=lambda: ["masked"])
     test_input: Literal["train", "train+valid"] = "train"
+    user_sample: int | None = Field(default=None, ge=2)
+    sample_seed: int = 0
 
     @field_validator("history_items", mode="before")
     @classmethod

@@ -395,3 +395,31 @@ def test_the_validation_item_is_the_test_input_for_history_models():
     # a model whose history scoring is not exact keeps scoring its training user
     model.history_mode = "fold-in"
     assert not both.reads_test_input(model)
+
+
+def test_user_sample_scores_the_same_users_with_an_interval():
+    split = make_split(4, n_users=400, n_items=60)
+    rng = np.random.default_rng(1)
+    table = rng.random((400, 60)) + np.arange(60)[None, :] / 60  # some signal: higher items better
+    full = Evaluator(split, ks=(10,)).evaluate(fitted(split, table))
+    sampled_eval = Evaluator(split, ks=(10,), user_sample=120, sample_seed=3)
+    a = sampled_eval.evaluate(fitted(split, table))
+    b = sampled_eval.evaluate(fitted(split, rng.random((400, 60))))
+    assert a.sample == {"users": 120, "of": len(full.users), "seed": 3}
+    np.testing.assert_array_equal(a.users, b.users)  # every model on the same users: paired tests hold
+    assert set(a.users) <= set(full.users)
+    # the sampled users' figures are exactly the full run's figures of those users
+    pos = np.searchsorted(full.users, a.users)
+    np.testing.assert_allclose(a.per_user["ndcg@10"], full.per_user["ndcg@10"][pos])
+    assert set(a.ci95) == {k for k in full.per_user if k.split("@")[0] in ACCURACY_METRICS}
+    for key, half in a.ci95.items():
+        n, big_n = 120, len(full.users)
+        sd = np.std(a.per_user[key], ddof=1)
+        assert half == pytest.approx(1.96 * sd / math.sqrt(n) * math.sqrt((big_n - n) / (big_n - 1)))
+    assert abs(a.metrics["ndcg@10"] - full.metrics["ndcg@10"]) < a.ci95["ndcg@10"]
+    assert a.to_dict()["sample"]["users"] == 120 and "ci95" in a.to_dict()
+    # a sample as large as the population is no sample
+    whole = Evaluator(split, ks=(10,), user_sample=10_000).evaluate(fitted(split, table))
+    assert whole.sample == {} and whole.metrics == full.metrics and "sample" not in whole.to_dict()
+    with pytest.raises(ConfigError, match="user_sample"):
+        Evaluator(split, user_sample=1)

@@ -66,6 +66,10 @@ class EvalResult:
             ``cold_items`` and ``activity_q1`` (least active quarter) .. ``activity_q4``, the latter
             also with ``min_train`` / ``max_train`` interactions of the users in them.
         seconds: wall time of the evaluation.
+        sample: when the users were sampled (``Evaluator(user_sample=...)``): ``{"users": n,
+            "of": N, "seed": s}``; empty otherwise.
+        ci95: with a sample, the half-width of the 95% confidence interval of each accuracy metric's
+            mean over all ``N`` users (normal approximation, finite-population corrected).
     """
 
     metrics: dict[str, float]
@@ -73,15 +77,20 @@ class EvalResult:
     users: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     segments: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    sample: dict[str, int] = field(default_factory=dict)
+    ci95: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-user arrays)."""
-        return {
+        out = {
             "metrics": dict(self.metrics),
             "segments": {k: dict(v) for k, v in self.segments.items()},
             "users": int(len(self.users)),
             "seconds": float(self.seconds),
         }
+        if self.sample:
+            out |= {"sample": dict(self.sample), "ci95": dict(self.ci95)}
+        return out
 
 
 def resolve_metrics(metrics: Sequence[str] | None, has_features: bool) -> tuple[str, ...]:
@@ -270,6 +279,16 @@ def evaluate_rankings(
     return result
 
 
+def _ci95(values: np.ndarray, population: int) -> float:
+    """Half-width of the 95% interval of the mean over ``population`` users from a simple random
+    sample ``values`` of them (normal approximation with the finite-population correction)."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    fpc = (population - n) / max(population - 1, 1)
+    return float(1.96 * np.std(values, ddof=1) / np.sqrt(n) * np.sqrt(fpc))
+
+
 def _owned_float32(scores) -> np.ndarray:
     """The model's scores as a float32 array we may write into.
 
@@ -296,6 +315,12 @@ class Evaluator:
             are never recommended) or ``"kept"`` (every item is a candidate).
         test_input: ``"train"`` (models score their training users) or ``"train+valid"`` (when
             testing, models with exact history scoring read the training and validation items).
+        user_sample: score a random sample of this many of the users with a relevant item (the same
+            users for every model and call: drawn with ``sample_seed``), with a 95% confidence
+            interval of each accuracy metric (:attr:`EvalResult.ci95`); ``None``: every user. For
+            catalogues too large to rank for everyone; coverage and the other list metrics are then
+            those of the sampled users' lists.
+        sample_seed: seed of the user sample.
     """
 
     def __init__(
@@ -307,7 +332,13 @@ class Evaluator:
         batch_size: int | None = None,
         history_items: str = "masked",
         test_input: str = "train",
+        user_sample: int | None = None,
+        sample_seed: int = 0,
     ):
+        if user_sample is not None and int(user_sample) < 2:
+            raise ConfigError(f"user_sample must be at least 2 users (or None), got {user_sample}")
+        self.user_sample = None if user_sample is None else int(user_sample)
+        self.sample_seed = int(sample_seed)
         if history_items not in HISTORY_ITEMS:
             raise ConfigError(f"history_items must be one of {HISTORY_ITEMS}, got {history_items!r}")
         if test_input not in TEST_INPUTS:
@@ -347,6 +378,10 @@ class Evaluator:
         users = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int64)
         if len(users) == 0:
             raise ClarecError(f"no user has an interaction in the {part} part: nothing to evaluate")
+        population = len(users)
+        if self.user_sample is not None and population > self.user_sample:
+            rng = np.random.default_rng(self.sample_seed)
+            users = np.sort(rng.choice(users, size=self.user_sample, replace=False))
         if self.history_items == "masked":
             excluded = self._train + self._valid if part == "test" else self._train
             excluded = binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
@@ -373,6 +408,13 @@ class Evaluator:
             result.segments["cold_only"] = self._cold_only(
                 model, relevant, excluded, users, cold_items, accuracy, histories
             )
+        if len(users) < population:
+            result.sample = {"users": len(users), "of": population, "seed": self.sample_seed}
+            result.ci95 = {
+                key: _ci95(values, population)
+                for key, values in result.per_user.items()
+                if key.split("@")[0] in ACCURACY_METRICS
+            }
         result.seconds = time.perf_counter() - start
         return result
 

@@ -134,6 +134,11 @@ def results_table(
             if ev.test_input == "train+valid":
                 note += "; models that score a history exactly read the validation item when tested"
             note += "."
+        if ev.user_sample:
+            note += (
+                f" Scored on a random sample of {ev.user_sample} users (seed {ev.sample_seed}) where more"
+                " have items in the part; 95% confidence intervals in results.json (`test_ci95`)."
+            )
         text = f"# {cfg.name}\n\n{note}\n\n{text}"
     if command_note:
         text += f"\nCommand: `{command_note}`\n"

@@ -170,7 +170,20 @@ def _aggregate(per_seed: list[dict]) -> dict:
     out["seeds"] = [r["seed"] for r in per_seed]
     if "split_seed" in per_seed[0]:
         out["split_seeds"] = [r["split_seed"] for r in per_seed]
-    keys = ("seed", "split_seed", "valid", "test", "segments", "valid_segments", "conventions", "fit_seconds")
+    if "test_sample" in per_seed[0]:
+        out["test_sample"] = per_seed[0]["test_sample"]
+    keys = (
+        "seed",
+        "split_seed",
+        "valid",
+        "test",
+        "segments",
+        "valid_segments",
+        "conventions",
+        "fit_seconds",
+        "test_sample",
+        "test_ci95",
+    )
     out["per_seed"] = [{k: r[k] for k in keys if k in r} for r in per_seed]
     return out
 
@@ -263,6 +276,8 @@ def _prepare(
             batch_size=ev.batch_size,
             history_items=convention,
             test_input=ev.test_input,
+            user_sample=ev.user_sample,
+            sample_seed=ev.sample_seed,
         )
         for convention in ev.history_items
     }
@@ -336,6 +351,8 @@ def _run(
             }
             if split_seeds:
                 result["split_seed"] = seed
+            if test_res.sample:
+                result |= {"test_sample": test_res.sample, "test_ci95": test_res.ci95}
             other = {
                 convention: {part: e.evaluate(model, part=part).metrics for part in ("valid", "test")}
                 for convention, e in evaluators.items()

@@ -64,8 +64,14 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     (out / "config.yaml").write_text(dump_config(cfg))
     t0 = time.perf_counter()
     split = prepare_data(cfg).split
+    ev = cfg.evaluation
     evaluator = Evaluator(
-        split, ks=cfg.evaluation.ks, metrics=["ndcg", "recall", "hit"], batch_size=cfg.evaluation.batch_size
+        split,
+        ks=ev.ks,
+        metrics=["ndcg", "recall", "hit"],
+        batch_size=ev.batch_size,
+        user_sample=ev.user_sample,
+        sample_seed=ev.sample_seed,
     )
     metric = cfg.tuning.metric or cfg.evaluation.main_metric
     storage = f"sqlite:///{out / 'tune.db'}"

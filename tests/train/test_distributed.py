@@ -1,5 +1,6 @@
-"""Training on several processes: batch slicing, a graph model on 2 gloo processes giving what one
-process gives with the same global batch, and a killed rank ending the run with an error."""
+"""Training on several processes: batch slicing, a graph model and the two-tower on 2 gloo processes
+giving what one process gives with the same global batch, and a killed rank ending the run with an
+error."""
 
 from __future__ import annotations
 
@@ -57,6 +58,16 @@ def tiny_run(tmp_path_factory):
             {
                 "name": "lightgcn",
                 "params": {"embedding_dim": 16, "n_layers": 2, "epochs": 3, "batch_size": 512, "lr": 0.01},
+            },
+            # dropout off: the towers' dropout masks are drawn per rank, everything else alike
+            {
+                "name": "two-tower",
+                "params": {
+                    "epochs": 2,
+                    "batch_size": 255,
+                    "dropout": 0.0,
+                    "cache_dir": str(folder / "cache"),
+                },
             },
             {"name": "popularity"},
         ],

@@ -11,7 +11,7 @@ Randomness: :meth:`fit` seeds the global generators (dropout and other layers dr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -61,6 +61,10 @@ class TorchRecommender(Recommender):
     #: Called with ``(epoch, metric)`` after each validation while fitting (not a hyper-parameter:
     #: ``clarec tune`` sets it on a trial's model to report the curve and prune).
     validation_callback: Callable[[int, float], None] | None = None
+    #: Under torchrun, whether the model's loss splits each batch over the ranks itself (the
+    #: two-tower: its in-batch negatives are gathered from every rank); otherwise the Trainer gives
+    #: each rank its slice.
+    splits_batches_itself: ClassVar[bool] = False
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         seed_everything(self.seed)  # dropout and other layers draw from the global generators
@@ -100,5 +104,7 @@ class TorchRecommender(Recommender):
             num_threads=self.num_threads,
             on_validate=self.validation_callback,
         )
-        self.history_ = trainer.fit(module, batches, loss_fn, optimizer, validate, after_step)
+        self.history_ = trainer.fit(
+            module, batches, loss_fn, optimizer, validate, after_step, not self.splits_batches_itself
+        )
         return self.history_

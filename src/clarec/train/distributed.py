@@ -73,6 +73,20 @@ def mean_over_ranks(value: float) -> float:
     return float(t.item()) / world_size()
 
 
+def gather_rows(local: torch.Tensor, bounds: np.ndarray) -> torch.Tensor:
+    """Every rank's rows, in rank order, with gradients: rank ``r`` holds rows
+    ``bounds[r]:bounds[r + 1]`` of a batch; the gradient of each row flows back to the rank that made
+    it (summed over the ranks that use it)."""
+    from torch.distributed.nn.functional import all_gather
+
+    sizes = np.diff(bounds)
+    width = int(sizes.max())
+    pad = width - len(local)
+    padded = torch.cat([local, local.new_zeros((pad, *local.shape[1:]))]) if pad else local
+    parts = all_gather(padded.contiguous())
+    return torch.cat([part[: int(n)] for part, n in zip(parts, sizes, strict=True)])
+
+
 def shard(batch: Any, index: int, parts: int) -> Any:
     """Slice ``index`` of ``parts`` of a batch: every tensor or array (inside tuples, lists and dicts
     too) whose first axis has the batch's length is cut into ``parts`` near-equal contiguous slices;

@@ -219,6 +219,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         validate: Callable[[], float] | None = None,
         after_step: Sequence[Callable[[], None]] = (),
+        shard_batches: bool = True,
     ) -> TrainHistory:
         """Train ``module`` in place and return the :class:`TrainHistory`.
 
@@ -232,6 +233,8 @@ class Trainer:
                 the best epoch are restored at the end (and saved to ``run_dir/best.pt``).
             after_step: called in order after every optimiser step (a temperature or loss-weight
                 schedule, a BYOL target's EMA update).
+            shard_batches: under torchrun, give each rank its slice of every batch; ``False`` for a
+                ``loss_fn`` that splits the work over the ranks itself (and sees the whole batch).
         """
         set_torch_threads(self.num_threads)
         self._steps = 0
@@ -240,7 +243,7 @@ class Trainer:
         if self._out is not None:
             self._out.mkdir(parents=True, exist_ok=True)
             (self._out / LOG_NAME).write_text("")
-        step = self._step_function(module, loss_fn)
+        step = self._step_function(module, loss_fn, shard_batches)
         history = TrainHistory(metric_name=self.metric_name)
         best_state: dict[str, torch.Tensor] | None = None
         best = -math.inf
@@ -317,7 +320,7 @@ class Trainer:
         return history
 
     @staticmethod
-    def _step_function(module: nn.Module, loss_fn: Callable[[Any], torch.Tensor]):
+    def _step_function(module: nn.Module, loss_fn: Callable[[Any], torch.Tensor], shard_batches: bool):
         """``loss_fn``, or under torchrun the DDP-wrapped loss of this rank's slice of the batch
         (``None`` for a batch smaller than the number of ranks, which every rank then skips)."""
         world = distributed.world_size()
@@ -336,7 +339,7 @@ class Trainer:
             size = distributed.batch_length(batch)
             if size is not None and size < world:
                 return None
-            return ddp(distributed.shard(batch, me, world))
+            return ddp(distributed.shard(batch, me, world) if shard_batches else batch)
 
         return step
 

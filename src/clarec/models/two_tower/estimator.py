@@ -132,6 +132,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     supports_histories = True
     supports_new_items = True
     new_items_from_text: ClassVar[bool] = True
+    splits_batches_itself: ClassVar[bool] = True  # in-batch negatives gathered over the ranks
     #: False for the class: only a model trained with ``user_text`` has a user tower that reads text,
     #: so :meth:`_fit` and :meth:`load` set it per instance (``True`` with ``user_text``).
     supports_texts: ClassVar[bool] = False

@@ -27,6 +27,7 @@ from clarec.contrastive import (
 )
 from clarec.models.two_tower.features import UserSequences, _unique_items, example_histories
 from clarec.models.two_tower.module import TwoTowerModule, _Bundle
+from clarec.train import distributed
 
 if TYPE_CHECKING:
     from clarec.models.two_tower.estimator import TwoTowerRecommender
@@ -155,9 +156,24 @@ class TwoTowerTask:
 
     def loss(self, rows: np.ndarray) -> torch.Tensor:
         """The weighted training loss of the examples ``rows``: InfoNCE of each user vector against
-        its target, the in-batch and the sampled negatives, plus the auxiliary loss."""
+        its target, the in-batch and the sampled negatives, plus the auxiliary loss.
+
+        Under torchrun every rank gets the whole batch: the random draws (history dropout, negatives)
+        are made for all of it, alike on every rank, each rank runs the towers on its own slice, and
+        the vectors are gathered (with their gradients) so that the InfoNCE of every rank has the
+        whole batch's in-batch negatives: the loss of one process with the same batch."""
         m = self.model
-        users, targets, negs, u, tgt, neg_vecs = self._vectors(rows)
+        users, targets, hist, ok, negs = self._draw(rows)
+        world = distributed.world_size()
+        if world == 1:
+            u, tgt, neg_vecs = self._embed(users, targets, hist, ok, negs)
+        else:
+            bounds = np.linspace(0, len(rows), world + 1).round().astype(int)
+            mine = slice(bounds[distributed.rank()], bounds[distributed.rank() + 1])
+            local = self._embed(
+                users[mine], targets[mine], hist[mine], ok[mine], None if negs is None else negs[mine]
+            )
+            u, tgt, neg_vecs = (None if v is None else distributed.gather_rows(v, bounds) for v in local)
         losses = {
             "rec": self.rec_loss(
                 u,
@@ -179,12 +195,11 @@ class TwoTowerTask:
         total, _ = self.weighting(losses)
         return total
 
-    def _vectors(
+    def _draw(
         self, rows: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``(users, targets, negatives, user vectors, target vectors, negative vectors)`` of the
-        examples ``rows``, the vectors as scored; each distinct item goes through the item tower once
-        (its history dropout, ID dropout and word dropout drawn here)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(users, targets, histories, kept history entries, negatives)`` of the examples ``rows``:
+        everything random about a batch except the towers' own dropout."""
         m, seq = self.model, self.seq
         users, targets = seq.users[rows], seq.items[rows]
         hist, ok = example_histories(
@@ -192,7 +207,19 @@ class TwoTowerTask:
         )
         if m.history_dropout > 0:
             ok &= self.rng.random(ok.shape) >= m.history_dropout
-        negs = self._negatives(users)
+        return users, targets, hist, ok, self._negatives(users)
+
+    def _embed(
+        self,
+        users: np.ndarray,
+        targets: np.ndarray,
+        hist: np.ndarray,
+        ok: np.ndarray,
+        negs: np.ndarray | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(user vectors, target vectors, negative vectors)`` as scored; each distinct item goes
+        through the item tower once (its ID dropout and word dropout drawn here)."""
+        m = self.model
         parts = [targets, hist[ok]] + ([negs.ravel()] if negs is not None else [])
         uniq, inv = _unique_items(np.concatenate(parts), m.n_items)
         uniq_t = torch.from_numpy(uniq)
@@ -202,7 +229,7 @@ class TwoTowerTask:
         lm = self.lm_of(uniq)
         reps = self.towers.items(lm, uniq_t, id_mask, m._bags(uniq, drop=m.dropout))
         inv_t = torch.from_numpy(inv)
-        b, n_hist = len(rows), int(ok.sum())
+        b, n_hist = len(users), int(ok.sum())
         scored = m._finish(reps)
         tgt = scored[inv_t[:b]]
         hist_vecs = reps.new_zeros((b, m.max_history, m.embedding_dim))
@@ -211,7 +238,7 @@ class TwoTowerTask:
         neg_vecs = None if negs is None else scored[inv_t[b + n_hist :]].reshape(b, m.n_negatives, -1)
         user_lm = None if self.lm_user is None else self.lm_user[users]
         u = m._finish(self.towers.users(hist_vecs, ok_t, user_lm))
-        return users, targets, negs, u, tgt, neg_vecs
+        return u, tgt, neg_vecs
 
     def aux_loss(self, items: np.ndarray) -> torch.Tensor:
         """The auxiliary item-tower loss (SimCSE or BYOL) over two views of ``items``' LM vectors."""

@@ -194,17 +194,21 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             )
 
     # ------------------------------------------------------------------ text
+    def _new_encoder(self, source: str | None):
+        """A text encoder of ``source`` with this model's settings."""
+        return build_encoder(
+            source,
+            self.cache_dir,
+            ENCODE_BATCH,
+            self.max_length,
+            self.device,
+            self.progress,
+            self.encoder_runtime,
+        )
+
     def _encoder(self):
         if getattr(self, "_text_encoder", None) is None:
-            self._text_encoder = build_encoder(
-                self.encoder,
-                self.cache_dir,
-                ENCODE_BATCH,
-                self.max_length,
-                self.device,
-                self.progress,
-                self.encoder_runtime,
-            )
+            self._text_encoder = self._new_encoder(self.encoder)
         return self._text_encoder
 
     def _user_encoder(self):
@@ -214,15 +218,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         if not self.finetune_encoder:
             return self._encoder()
         if getattr(self, "_user_text_encoder", None) is None:
-            self._user_text_encoder = build_encoder(
-                self.encoder,
-                self.cache_dir,
-                ENCODE_BATCH,
-                self.max_length,
-                self.device,
-                self.progress,
-                self.encoder_runtime,
-            )
+            self._user_text_encoder = self._new_encoder(self.encoder)
         return self._user_text_encoder
 
     def _profile_texts(self, train: Dataset) -> list[str]:
@@ -377,12 +373,4 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         item tower was trained with (not by the starting one named in ``encoder``)."""
         folder = path / "encoder"
         if self.finetune_encoder and folder.is_dir():
-            self._text_encoder = build_encoder(
-                str(folder),
-                self.cache_dir,
-                ENCODE_BATCH,
-                self.max_length,
-                self.device,
-                self.progress,
-                self.encoder_runtime,
-            )
+            self._text_encoder = self._new_encoder(str(folder))

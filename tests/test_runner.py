@@ -140,6 +140,16 @@ def test_next_item_run_reports_both_conventions(tmp_path):
         load_config(p)
 
 
+def write_events(ds, path) -> None:
+    """A dataset's interactions as a CSV file the tabular source reads."""
+    inter = ds.interactions
+    lines = ["user_id,item_id,timestamp"] + [
+        f"{ds.user_ids[u]},{ds.item_ids[i]},{t}"
+        for u, i, t in zip(inter["user"], inter["item"], inter["timestamp"], strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_path):
     import json
 
@@ -147,15 +157,9 @@ def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_
 
     from clarec.experiment.runner import run_experiment
 
-    ds = make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1)
     folder = tmp_path / "data"
     folder.mkdir()
-    inter = ds.interactions
-    lines = ["user_id,item_id,timestamp"] + [
-        f"{ds.user_ids[u]},{ds.item_ids[i]},{t}"
-        for u, i, t in zip(inter["user"], inter["item"], inter["timestamp"], strict=True)
-    ]
-    (folder / "events.csv").write_text("\n".join(lines) + "\n")
+    write_events(make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1), folder / "events.csv")
     p = tmp_path / "c.yaml"
     p.write_text(
         f"data: {{source: tabular, path: {folder / 'events.csv'}}}\n"
@@ -211,12 +215,7 @@ def test_user_sample_in_the_config_reaches_results(tmp_path):
 
     from clarec.experiment.runner import run_experiment
 
-    ds = make_random_dataset(n_users=60, n_items=25, per_user=8, seed=2)
-    inter = ds.interactions
-    lines = ["user_id,item_id"] + [
-        f"{ds.user_ids[u]},{ds.item_ids[i]}" for u, i in zip(inter["user"], inter["item"], strict=True)
-    ]
-    (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    write_events(make_random_dataset(n_users=60, n_items=25, per_user=8, seed=2), tmp_path / "events.csv")
     p = tmp_path / "c.yaml"
     p.write_text(
         f"data: {{source: tabular, path: {tmp_path / 'events.csv'}}}\n"

@@ -7,6 +7,7 @@ stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from pathlib import Path
 import typer
 
 from clarec.errors import ClarecError
+
+#: set by ``clarec run --nproc`` for the processes torchrun starts: the command the user typed
+_COMMAND_ENV = "CLAREC_COMMAND"
 
 app = typer.Typer(
     help="clarec: contrastive language-aligned recommendation.", no_args_is_help=True, add_completion=False
@@ -78,7 +82,9 @@ def run(
         argv += ["--models", models] if models else []
         argv += ["--split-seeds"] if split_seeds else []
         launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-        raise typer.Exit(subprocess.call([*launch, "-m", "clarec", *argv]))
+        typed = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        env = os.environ | {_COMMAND_ENV: typed}  # rank 0 names the command the user typed
+        raise typer.Exit(subprocess.call([*launch, "-m", "clarec", *argv], env=env))
     distributed.init_from_env()
     results = run_experiment(
         cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True), split_seeds=split_seeds
@@ -87,7 +93,7 @@ def run(
         return
     if (out / "cleaning.txt").is_file():
         typer.echo("Data cleaning and filters:\n" + (out / "cleaning.txt").read_text())
-    command = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = os.environ.get(_COMMAND_ENV) or "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     md = results_table(results, cfg, command_note=command)
     (out / "results.md").write_text(md)
     typer.echo(md)

@@ -74,7 +74,9 @@ def import_cmd(name: str, src_dir: Path, root: RootOpt = None) -> None:
 
 @data_app.command("synth")
 def synth_cmd(
-    shape: Annotated[str, typer.Argument(help="Shape of a public data set: ml-20m, ml-25m or ml-32m.")],
+    shape: Annotated[
+        str, typer.Argument(help="Shape of a public data set: ml-20m, ml-25m, ml-32m or amazon2023.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="New folder to write the files into.")],
     scale: Annotated[
         float, typer.Option("--scale", help="Share of the users (items: its square root), 0 < s <= 1.")

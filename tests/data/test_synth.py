@@ -59,3 +59,21 @@ def test_cli(tmp_path):
     assert info["shape"] == "ml-32m" and (tmp_path / "s" / "movies.csv").is_file()
     again = runner.invoke(app, ["data", "synth", "ml-32m", "--out", str(tmp_path / "s")])
     assert again.exit_code == 1 and "not empty" in again.output
+
+
+def test_amazon2023_shape_read_by_the_real_loader(tmp_path):
+    from clarec.data.loading import load_from_config
+
+    info = synthesize("amazon2023", tmp_path / "az", scale=0.0005, seed=2)
+    assert info["files"] == ["Synthetic_Goods.jsonl", "meta_Synthetic_Goods.jsonl"]
+    loaded = load_from_config({"source": "amazon2023", "path": str(tmp_path / "az")})
+    ds = loaded.dataset
+    assert ds.n_interactions == info["interactions"] == 2 * info["users"]  # two reviews per user on average
+    assert loaded.report.rows_read == info["interactions"]
+    assert ds.n_users == info["users"]
+    assert set(np.unique(ds.interactions["rating"])) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    items = ds.items
+    assert items["title"].notna().all() and items["description"].str.len().gt(10).all()
+    assert all(len(c) == 3 for c in items["categories"]) and items["price"].gt(0).all()
+    ts = ds.interactions["timestamp"].to_numpy()  # milliseconds in the file, seconds here
+    assert ts.min() >= 1104537600 - 86400 and ts.max() < 1672531200 + 86400  # 2005 .. 2023

@@ -109,7 +109,9 @@ def test_two_gloo_processes_train_as_one_with_the_same_global_batch(tiny_run):
             results[0][model]["test"]["ndcg@20"], abs=1e-5
         )
     assert not list(tiny_run.glob("clarec-rank-*"))  # the other rank wrote nothing in the run folder
-    assert "Command: `clarec run cfg.yaml --out two --nproc 2`" in (tiny_run / "two" / "results.md").read_text()
+    assert (
+        "Command: `clarec run cfg.yaml --out two --nproc 2`" in (tiny_run / "two" / "results.md").read_text()
+    )
 
 
 def test_a_killed_rank_fails_the_run_quickly(tmp_path):

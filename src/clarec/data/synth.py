@@ -31,12 +31,16 @@ class Shape:
     first_year: int
     last_year: int
     description: str
+    layout: str = "movielens"
 
 
 SHAPES = {
     "ml-20m": Shape(138_493, 26_744, 20_000_263, 20, 1995, 2015, "MovieLens 20M"),
     "ml-25m": Shape(162_541, 59_047, 25_000_095, 20, 1995, 2019, "MovieLens 25M"),
     "ml-32m": Shape(200_948, 84_432, 32_000_204, 20, 1995, 2023, "MovieLens 32M"),
+    # one large category of Amazon Reviews 2023: millions of users with a review or two each, a
+    # million items with text (titles, descriptions, features); reviews + meta JSON lines
+    "amazon2023": Shape(8_000_000, 1_000_000, 16_000_000, 1, 2005, 2023, "Amazon Reviews 2023", "amazon2023"),
 }
 
 GENRES = [
@@ -76,6 +80,7 @@ def _scaled(s: Shape, scale: float) -> Shape:
         s.first_year,
         s.last_year,
         s.description,
+        s.layout,
     )
 
 
@@ -161,7 +166,8 @@ def _titles(n: int, years: np.ndarray, rng: np.random.Generator) -> list[str]:
 
 def synthesize(name: str, out: str | Path, scale: float = 1.0, seed: int = 0, progress=None) -> dict:
     """Write a data set of shape ``name`` into ``out`` in the real set's layout (MovieLens:
-    ``ratings.csv`` and ``movies.csv``); returns what was written.
+    ``ratings.csv`` and ``movies.csv``; Amazon 2023: reviews and meta JSON lines of one category,
+    ``Synthetic_Goods``); returns what was written.
 
     ``scale`` < 1 shrinks the users by that share and the items by its square root, and keeps the
     interactions per user, never more than half the catalogue each: a catalogue shrunk as much as the
@@ -169,9 +175,6 @@ def synthesize(name: str, out: str | Path, scale: float = 1.0, seed: int = 0, pr
 
     ``progress(message)`` is called after each step (``None``: quiet).
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     s = _scaled(shape(name), scale)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -186,15 +189,41 @@ def synthesize(name: str, out: str | Path, scale: float = 1.0, seed: int = 0, pr
     pairs = _draw_pairs(s, counts, pop, group, rng)
     say(f"{len(pairs):,} interactions drawn ({time.perf_counter() - t0:.1f}s)")
 
-    # MovieLens ids: users 1..n, items distinct ids below 6x the item count, in no particular order
-    item_ids = np.sort(rng.choice(np.arange(1, 6 * s.items + 1), size=s.items, replace=False))
-    share = _RATING_SHARE / _RATING_SHARE.sum()
-    ratings = (rng.choice(10, size=len(pairs), p=share) + 1) / 2.0
+    write = _write_movielens if s.layout == "movielens" else _write_amazon2023
+    files = write(out, s, pairs, group, rng)
+    say(f"{', '.join(files)} written ({time.perf_counter() - t0:.1f}s)")
+    return {
+        "shape": name,
+        "scale": scale,
+        "seed": seed,
+        "users": s.users,
+        "items": s.items,
+        "interactions": int(len(pairs)),
+        "files": files,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _timestamps(s: Shape, pairs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of each interaction (each user active over a log-normal span inside the set's years)
+    and the order of the rows by user, then time (how the files list them)."""
     first = time.mktime((s.first_year, 1, 1, 0, 0, 0, 0, 0, 0))
     last = time.mktime((s.last_year, 1, 1, 0, 0, 0, 0, 0, 0))
     start = rng.uniform(first, last, size=s.users)
     span = np.minimum(rng.lognormal(np.log(30 * 86400), 1.5, size=s.users), last - start)
     stamps = (start[pairs[:, 0]] + rng.random(len(pairs)) * span[pairs[:, 0]]).astype(np.int64)
+    return stamps, np.lexsort((stamps, pairs[:, 0]))
+
+
+def _write_movielens(out: Path, s: Shape, pairs, group, rng) -> list[str]:
+    """``ratings.csv`` (userId, movieId, rating, timestamp) and ``movies.csv`` (movieId, title, genres)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # MovieLens ids: users 1..n, items distinct ids below 6x the item count, in no particular order
+    item_ids = np.sort(rng.choice(np.arange(1, 6 * s.items + 1), size=s.items, replace=False))
+    ratings = (rng.choice(10, size=len(pairs), p=_RATING_SHARE / _RATING_SHARE.sum()) + 1) / 2.0
+    stamps, order = _timestamps(s, pairs, rng)
     table = pa.table(
         {
             "userId": pa.array(pairs[:, 0] + 1, pa.int64()),
@@ -203,12 +232,9 @@ def synthesize(name: str, out: str | Path, scale: float = 1.0, seed: int = 0, pr
             "timestamp": pa.array(stamps, pa.int64()),
         }
     )
-    order = np.lexsort((stamps, pairs[:, 0]))  # MovieLens files: by user, then time
     pacsv.write_csv(
         table.take(pa.array(order)), out / "ratings.csv", pacsv.WriteOptions(quoting_style="none")
     )
-    say(f"ratings.csv written ({time.perf_counter() - t0:.1f}s)")
-
     years = rng.integers(s.first_year - 60, s.last_year + 1, size=s.items)
     titles = _titles(s.items, years, rng)
     genre_of_group = np.stack([rng.choice(len(GENRES), size=2, replace=False) for _ in range(_N_GROUPS)])
@@ -217,16 +243,67 @@ def synthesize(name: str, out: str | Path, scale: float = 1.0, seed: int = 0, pr
         GENRES[genre_of_group[g, 0]] + (f"|{GENRES[genre_of_group[g, 1]]}" if two else "")
         for g, two in zip(group, second, strict=True)
     ]
-    movies = pa.table({"movieId": pa.array(item_ids, pa.int64()), "title": titles, "genres": genres})
-    pacsv.write_csv(movies, out / "movies.csv")
-    say(f"movies.csv written ({time.perf_counter() - t0:.1f}s)")
-    return {
-        "shape": name,
-        "scale": scale,
-        "seed": seed,
-        "users": s.users,
-        "items": s.items,
-        "interactions": int(len(pairs)),
-        "files": ["ratings.csv", "movies.csv"],
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
+    pacsv.write_csv(
+        pa.table({"movieId": pa.array(item_ids, pa.int64()), "title": titles, "genres": genres}),
+        out / "movies.csv",
+    )
+    return ["ratings.csv", "movies.csv"]
+
+
+_CATEGORY = "Synthetic_Goods"
+_AMAZON_STARS = np.array([8.0, 5.0, 8.0, 15.0, 64.0])  # 1..5 stars, the usual J shape of reviews
+_KINDS = (
+    "lamp kettle backpack tent jacket helmet bottle blender speaker charger cable mug notebook pen "
+    "puzzle doll drone camera lens tripod glove scarf boot sandal mat towel pillow blanket clock"
+).split()
+
+
+def _write_amazon2023(out: Path, s: Shape, pairs, group, rng) -> list[str]:
+    """``<Category>.jsonl`` (reviews: user_id, parent_asin, asin, rating, timestamp in ms, title,
+    text) and ``meta_<Category>.jsonl`` (parent_asin, title, main_category, store, categories, price,
+    description, features), as the 2023 release lays them out."""
+    import json
+
+    alphabet = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+    users = ["A" + "".join(row) for row in alphabet[rng.integers(0, 36, size=(s.users, 27))]]
+    asins = ["B0" + "".join(row) for row in alphabet[rng.integers(0, 36, size=(s.items, 8))]]
+    asins = list(dict.fromkeys(asins))  # ids drawn twice (unlikely) would merge two items
+    while len(asins) < s.items:
+        asins.append("B1" + "".join(alphabet[rng.integers(0, 36, size=8)]))
+        asins = list(dict.fromkeys(asins))
+    stamps, order = _timestamps(s, pairs, rng)
+    pairs, stamps = pairs[order], stamps[order]
+    stars = rng.choice(5, size=len(pairs), p=_AMAZON_STARS / _AMAZON_STARS.sum()) + 1
+    words = np.asarray(_WORDS)
+    with open(out / f"{_CATEGORY}.jsonl", "w", encoding="utf-8") as f:
+        for start in range(0, len(pairs), 500_000):
+            rows = slice(start, start + 500_000)
+            u, i, r, t = pairs[rows, 0], pairs[rows, 1], stars[rows], stamps[rows] * 1000
+            w = words[rng.integers(0, len(words), size=(len(u), 2))]
+            f.writelines(
+                f'{{"rating": {float(rr)}, "title": "{a.capitalize()} {b}", "text": "It is {a} and {b}.", '
+                f'"asin": "{asins[ii]}", "parent_asin": "{asins[ii]}", "user_id": "{users[uu]}", '
+                f'"timestamp": {int(tt)}, "verified_purchase": true}}\n'
+                for uu, ii, rr, tt, (a, b) in zip(u, i, r, t, w, strict=True)
+            )
+    kinds = np.asarray(_KINDS)[group % len(_KINDS)]
+    adjectives = words[rng.integers(0, len(words), size=(s.items, 3))]
+    prices = np.round(rng.lognormal(3.0, 0.9, size=s.items), 2)
+    with open(out / f"meta_{_CATEGORY}.jsonl", "w", encoding="utf-8") as f:
+        for n in range(s.items):
+            a, b, c = adjectives[n]
+            record = {
+                "main_category": "Synthetic",
+                "title": f"{a.capitalize()} {b} {kinds[n]}",
+                "average_rating": 4.2,
+                "rating_number": 0,
+                "features": [f"{c.capitalize()} finish", f"Made for {a} days"],
+                "description": [f"A {b} {kinds[n]} for the {c}."],
+                "price": float(prices[n]),
+                "store": f"{c.capitalize()} Co",
+                "categories": ["Synthetic", f"Group {int(group[n])}", kinds[n].capitalize()],
+                "details": {},
+                "parent_asin": asins[n],
+            }
+            f.write(json.dumps(record) + "\n")
+    return [f"{_CATEGORY}.jsonl", f"meta_{_CATEGORY}.jsonl"]

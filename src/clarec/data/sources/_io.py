@@ -211,16 +211,22 @@ def read_jsonl(
     """
     data = read_bytes(path)
     text, replaced = decode(data, path, encoding, strict)
-    del data
     body = text.rstrip("\n\r ")
     df = None
     if not replaced and "\n\n" not in body and "\n\r\n" not in body and not text.startswith(("\n", "\r")):
-        try:
-            df = pd.read_json(io.StringIO(body), lines=True, dtype=False)
-            if len(df) != body.count("\n") + 1:
+        n_lines = body.count("\n") + 1
+        utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8") and not data.startswith(
+            b"\xef\xbb\xbf"
+        )
+        df = _arrow_jsonl(data, n_lines) if utf8 else None
+        if df is None:
+            try:
+                df = pd.read_json(io.StringIO(body), lines=True, dtype=False)
+                if len(df) != n_lines:
+                    df = None
+            except ValueError:
                 df = None
-        except ValueError:
-            df = None
+    del data
     if df is not None:
         df["_line"] = np.arange(1, len(df) + 1, dtype=np.int64)
         return df, RowChecks(path, df["_line"].to_numpy())
@@ -257,6 +263,36 @@ def read_jsonl(
         mask[encoding_bad] = True
         checks.flag(BAD_ENCODING, mask, action="kept (bytes replaced by U+FFFD)")
     return df, checks
+
+
+def _arrow_jsonl(data: bytes, n_lines: int) -> pd.DataFrame | None:
+    """JSON lines parsed by Arrow (several times faster than pandas on millions of lines, and typed),
+    or ``None`` when Arrow cannot (a value whose type changes between lines, an invalid line), for the
+    careful path to handle. Strings stay strings; nested values (lists, objects) become Python lists
+    and dicts, as ``json.loads`` gives them."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    try:
+        table = pajson.read_json(pa.py_buffer(data))
+        # Arrow reads ISO dates as timestamps; the text is what the sources parse
+        dated = [f for f in table.schema if pa.types.is_temporal(f.type)]
+        if dated:
+            strings = pa.schema([(f.name, pa.string()) for f in dated])
+            table = pajson.read_json(
+                pa.py_buffer(data), parse_options=pajson.ParseOptions(explicit_schema=strings)
+            )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != n_lines:
+        return None
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_nested(column.type):
+            columns[name] = pd.Series(column.to_pylist(), dtype=object)
+        else:
+            columns[name] = column.to_pandas()
+    return pd.DataFrame(columns)
 
 
 def require_rows(frame: pd.DataFrame, path: Path, report: CleanReport, n_read: int) -> None:

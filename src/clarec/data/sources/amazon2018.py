@@ -84,7 +84,7 @@ def read(
     inter = clean_interactions(frame, checks, rpath, report, strict, rating_range=(1, 5))
     items = None
     if mpath is not None:
-        items = read_meta(mpath, strict, report, key="asin", fields=META_2018)
+        items = read_meta(mpath, strict, report, key="asin", fields=META_2018, only=inter["item_id"])
     inter = check_unknown_ids(inter, items, "item_id", rpath, report, unknown_ids)
     return RawData(inter.drop(columns="_line"), items, None, report=report, name=folder.name or "amazon2018")
 
@@ -101,8 +101,14 @@ META_2018 = {
 }
 
 
-def read_meta(path: Path, strict: bool, report: CleanReport, key: str, fields: dict) -> pd.DataFrame:
-    """Item table from a meta JSON-lines file: one row per ``key`` (first wins), cleaned text."""
+def read_meta(
+    path: Path, strict: bool, report: CleanReport, key: str, fields: dict, only: pd.Series | None = None
+) -> pd.DataFrame:
+    """Item table from a meta JSON-lines file: one row per ``key`` (first wins), cleaned text.
+
+    ``only``: the item ids the reviews name; other rows are dropped before their text is cleaned
+    (a data set keeps the items that have interactions, and a large category's meta lists millions
+    of items nobody reviewed)."""
     df, checks = read_jsonl(path, strict=strict)
     require_fields(df, path, [key])
     parse_ids(checks, df, [key])
@@ -115,6 +121,9 @@ def read_meta(path: Path, strict: bool, report: CleanReport, key: str, fields: d
             path, DUPLICATE, int(dup.sum()), int(df["_line"].to_numpy()[dup].min()), "dropped (first kept)"
         )
     df, ids = df.loc[~dup], ids.loc[~dup]
+    if only is not None:
+        named = ids.isin(pd.unique(only)).to_numpy()
+        df, ids = df.loc[named], ids.loc[named]
     out = pd.DataFrame({"item_id": ids.to_numpy()})
     n = len(df)
     for src, (dst, kind) in fields.items():

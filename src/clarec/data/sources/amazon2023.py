@@ -67,7 +67,8 @@ def read(
     )
     items = None
     if mpath is not None:
-        items = read_meta(mpath, strict, report, key="parent_asin", fields=META_2023)
+        reviewed = inter["item_id"] if item_key == "parent_asin" else None
+        items = read_meta(mpath, strict, report, key="parent_asin", fields=META_2023, only=reviewed)
     if item_key == "parent_asin":
         inter = check_unknown_ids(inter, items, "item_id", rpath, report, unknown_ids)
     else:

@@ -1,0 +1,46 @@
+"""JSON lines read by Arrow when it can, by pandas or line by line otherwise: the same values either way."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from clarec.data.sources._io import _arrow_jsonl, read_jsonl
+
+RECORDS = [
+    {"id": "0345816021", "date": "2019-01-01", "rating": 5, "tags": ["a", "b"], "details": {}, "n": None},
+    {"id": "0000000001", "date": "2019-01-02", "rating": 3.5, "tags": [], "details": {"k": 1}, "n": 2},
+]
+
+
+def _as_records(df: pd.DataFrame) -> list[dict]:
+    out = []
+    for row in df.drop(columns="_line", errors="ignore").to_dict("records"):
+        out.append({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
+    return out
+
+
+def test_arrow_keeps_text_as_text_and_nesting_as_python(tmp_path):
+    data = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
+    df = _arrow_jsonl(data, len(RECORDS))
+    assert df is not None
+    got = _as_records(df)
+    assert [r["id"] for r in got] == ["0345816021", "0000000001"]  # leading zeros kept
+    assert [r["date"] for r in got] == ["2019-01-01", "2019-01-02"]  # ISO dates stay text
+    assert got[0]["tags"] == ["a", "b"] and isinstance(got[0]["tags"], list) and got[1]["tags"] == []
+    assert [r["rating"] for r in got] == [5, 3.5]
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(data)
+    frame, _ = read_jsonl(path)
+    assert frame["_line"].tolist() == [1, 2] and _as_records(frame)[0]["id"] == "0345816021"
+
+
+def test_a_type_that_changes_between_lines_falls_back(tmp_path):
+    lines = [{"id": "a", "price": 12.5}, {"id": "b", "price": "$3.00"}]
+    data = "".join(json.dumps(r) + "\n" for r in lines).encode()
+    assert _arrow_jsonl(data, 2) is None
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(data)
+    frame, _ = read_jsonl(path)
+    assert frame["price"].tolist() == [12.5, "$3.00"]

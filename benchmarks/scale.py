@@ -2,13 +2,16 @@
 then each stage of a run, timed, with the peak memory of the process during the stage.
 
 Stages: write the synthetic files; load + clean them with the real MovieLens loader, keep ratings
->= 4 and split 8:1:1 at random (what a config with ``data: {name: ml-20m, min_rating: 4}`` does);
-the dataset to parquet and back; one epoch of ``lightgcn``, ``two-tower`` and ``sasrec`` (each on the
-training part, no validation pass); full-ranking evaluation of every test user with the trained
-``lightgcn``. Memory is the resident set of this one process, sampled every 50 ms: "start" is what the
+>= 4 and split 8:1:1 at random (what a config with ``data: {name: ml-20m, min_rating: 4}`` does;
+``--shape amazon2023``: the Amazon 2023 loader, every review kept);
+the dataset to parquet and back; training of ``lightgcn`` (one epoch), the two-tower (its item texts
+encoded first, then 100 steps and the epoch projected) and ``sasrec`` (one epoch with sampled BCE,
+20 steps with the softmax over every item and that epoch projected), each on the training part with
+no validation pass; full-ranking evaluation of every test user with the trained ``lightgcn``. Memory is the resident set of this one process, sampled every 50 ms: "start" is what the
 process held when the stage began (data of earlier stages included), "peak" the most during it.
 
     python benchmarks/scale.py --shape ml-20m [--scale 1.0] [--threads 1] [--work FOLDER]
+    python benchmarks/scale.py --shape amazon2023 --models --output benchmarks/results/scale-amazon2023.md
 
 The model settings are in ``MODELS`` below (one epoch, nothing tuned: this measures time and memory,
 not accuracy, and the data is synthetic).
@@ -30,14 +33,24 @@ import numpy as np
 from _machine import REPO, command_line, machine_line
 
 #: One epoch of each model, on the training part. LightGCN propagates the whole graph at every step,
-#: so at this size it takes large batches; SASRec's softmax over every item is measured for a few
-#: steps and its epoch projected, sampled BCE runs the whole epoch.
+#: so at this size it takes large batches. The two-tower and SASRec's softmax over every item run
+#: ``max_steps`` steps and their epoch is projected from them (the whole epoch would take hours here);
+#: SASRec with sampled BCE runs the whole epoch.
 MODELS = {
     "lightgcn": {"epochs": 1, "batch_size": 65536, "embedding_dim": 64, "n_layers": 2},
-    "two-tower": {"epochs": 1, "batch_size": 4096, "cache_dir": "none"},
+    "two-tower (100 steps)": {"epochs": 1, "batch_size": 4096, "max_steps": 100},
     "sasrec (bce)": {"epochs": 1, "loss": "bce", "batch_size": 256, "max_len": 50},
     "sasrec (ce, 20 steps)": {"epochs": 1, "loss": "ce", "batch_size": 256, "max_len": 50, "max_steps": 20},
 }
+
+
+def epoch_examples(name: str, train, params: dict) -> int:
+    """Training examples of one epoch: one per training window for the sequential models
+    (``sequential._base.training_windows``), one per training interaction for the two-tower."""
+    if name == "sasrec":
+        lengths = np.diff(train.to_csr().indptr)
+        return int(np.ceil((lengths[lengths >= 2] - 1) / params["max_len"]).sum())
+    return train.n_interactions
 
 
 class Memory:
@@ -107,10 +120,17 @@ def main(argv: list[str] | None = None) -> None:
     from clarec.data.loading import load_from_config
     from clarec.data.split import random_split
 
-    ds = stage(
-        "load + clean (MovieLens CSV loader), ratings >= 4",
-        lambda: load_from_config({"name": args.shape, "min_rating": 4}, root=root).dataset,
-    )
+    if args.shape.startswith("ml-"):
+        what, data = (
+            "load + clean (MovieLens CSV loader), ratings >= 4",
+            {"name": args.shape, "min_rating": 4},
+        )
+    else:  # every review an interaction, as the Amazon sets are used
+        what, data = (
+            "load + clean (Amazon 2023 loader)",
+            {"source": "amazon2023", "path": str(root / args.shape)},
+        )
+    ds = stage(what, lambda: load_from_config(data, root=root).dataset)
     split = stage("random split 8:1:1", lambda: random_split(ds, (0.8, 0.1, 0.1), seed=args.seed))
     d = split.describe()
     rows[-1]["note"] = f"train {d['train']:,} / valid {d['valid']:,} / test {d['test']:,}"
@@ -123,24 +143,37 @@ def main(argv: list[str] | None = None) -> None:
 
     from clarec.models.registry import create
 
+    cache = work / "embeddings"
+    if any(label.startswith("two-tower") for label in args.models):
+        from clarec.models._lm import build_encoder, choose_fields, item_texts
+
+        items = split.train.items
+        texts = item_texts(items, choose_fields(items, None, "two-tower"), "two-tower")
+        encoder = build_encoder(None, str(cache))
+        stage("encode the item texts (MiniLM, for the two-tower)", lambda: encoder.encode(texts))
+        rows[-1]["note"] = f"{len(texts):,} texts, e.g. {texts[0]!r}"
+
     trained = {}
     for label in args.models:
         name = label.split(" ")[0]
         params = {**MODELS[label], "num_threads": args.threads, "seed": args.seed}
+        if name == "two-tower":
+            params["cache_dir"] = str(cache)  # the vectors just encoded
         if name != "two-tower":
             params["progress"] = False
         model = create(name, params)
-        stage(f"one epoch: {label}", lambda m=model: m.fit(split.train), json.dumps(MODELS[label]))
+        what = f"train {label}" if "max_steps" in MODELS[label] else f"one epoch: {label}"
+        stage(what, lambda m=model: m.fit(split.train), json.dumps(MODELS[label]))
         trained[name] = model
         steps = MODELS[label].get("max_steps")
-        if steps:  # a whole epoch's steps: one per training window (sequential._base.training_windows)
-            lengths = np.diff(split.train.to_csr().indptr)
-            windows = int(np.ceil((lengths[lengths >= 2] - 1) / MODELS[label]["max_len"]).sum())
-            per_epoch = int(np.ceil(windows / MODELS[label]["batch_size"]))
-            projected = rows[-1]["seconds"] / min(steps, per_epoch) * per_epoch
-            rows[-1]["note"] += f"; an epoch is {per_epoch:,} steps: projected {projected / 60:.0f} min"
-        elif name == "two-tower":
-            rows[-1]["note"] += f"; includes encoding the {split.train.n_items:,} item texts (no cache)"
+        if steps:
+            per_epoch = int(
+                np.ceil(epoch_examples(name, split.train, MODELS[label]) / MODELS[label]["batch_size"])
+            )
+            done = min(steps, per_epoch)
+            rows[-1]["note"] += (
+                f"; {done} of the epoch's {per_epoch:,} steps, {rows[-1]['seconds'] / done:.2f} s each"
+            )
     if "lightgcn" in trained:
         from clarec.evaluate.evaluator import Evaluator
 

@@ -31,6 +31,7 @@ def main() -> None:
     if not (REPO / ".venv" / ".clarec-installed").exists():
         raise SystemExit("run `make setup` first: this benchmark times the demo after set-up")
     walls, output = [], ""
+    load_before = os.getloadavg()[0]
     for _ in range(args.runs):
         shutil.rmtree(REPO / "runs" / "demo", ignore_errors=True)
         start = time.perf_counter()
@@ -67,7 +68,8 @@ def main() -> None:
         "",
         f"Command: `{command_line()}`  ",
         f"Data root: {data_root()}  ",
-        f"Machine: {machine_line()}",
+        f"Machine: {machine_line()}; load average {load_before:.2f} before the runs, "
+        f"{os.getloadavg()[0]:.2f} after",
         "",
     ]
     args.result_md.write_text("\n".join(lines))

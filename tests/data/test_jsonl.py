@@ -23,7 +23,7 @@ def _as_records(df: pd.DataFrame) -> list[dict]:
 
 def test_arrow_keeps_text_as_text_and_nesting_as_python(tmp_path):
     data = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
-    df = _arrow_jsonl(data, len(RECORDS))
+    df = _arrow_jsonl(data)
     assert df is not None
     got = _as_records(df)
     assert [r["id"] for r in got] == ["0345816021", "0000000001"]  # leading zeros kept
@@ -39,8 +39,19 @@ def test_arrow_keeps_text_as_text_and_nesting_as_python(tmp_path):
 def test_a_type_that_changes_between_lines_falls_back(tmp_path):
     lines = [{"id": "a", "price": 12.5}, {"id": "b", "price": "$3.00"}]
     data = "".join(json.dumps(r) + "\n" for r in lines).encode()
-    assert _arrow_jsonl(data, 2) is None
+    assert _arrow_jsonl(data) is None
     path = tmp_path / "m.jsonl"
     path.write_bytes(data)
     frame, _ = read_jsonl(path)
     assert frame["price"].tolist() == [12.5, "$3.00"]
+
+
+def test_arrow_leaves_blank_lines_and_bad_bytes_to_the_careful_path(tmp_path):
+    good = b'{"id": "a", "n": 1}\n'
+    assert _arrow_jsonl(good + good) is not None and _arrow_jsonl(good + b"\n" + good) is None
+    latin1 = b'{"id": "caf\xe9", "n": 1}\n' + good
+    assert _arrow_jsonl(latin1) is None
+    path = tmp_path / "l.jsonl"
+    path.write_bytes(latin1)
+    frame, checks = read_jsonl(path)  # lenient: the byte replaced, the row kept and flagged
+    assert frame["id"].tolist() == ["caf\ufffd", "a"]

@@ -59,6 +59,11 @@ def tiny_run(tmp_path_factory):
                 "name": "lightgcn",
                 "params": {"embedding_dim": 16, "n_layers": 2, "epochs": 3, "batch_size": 512, "lr": 0.01},
             },
+            # SGL's views are drawn alike on every rank; its InfoNCE takes the whole batch's nodes
+            {
+                "name": "sgl",
+                "params": {"embedding_dim": 16, "n_layers": 2, "epochs": 2, "batch_size": 512, "lr": 0.01},
+            },
             # dropout off: the towers' dropout masks are drawn per rank, everything else alike
             {
                 "name": "two-tower",

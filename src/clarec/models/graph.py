@@ -51,6 +51,7 @@ from clarec.errors import ConfigError
 from clarec.models.embedding import CFEmbeddingRecommender
 from clarec.models.params import param
 from clarec.models.registry import register
+from clarec.train import distributed
 
 AUGMENTATIONS = ("ed", "nd", "rw")
 
@@ -175,6 +176,10 @@ class _GraphRecommender(CFEmbeddingRecommender):
         return torch.stack(layers[self.readout_from :]).mean(0)
 
     def _bpr(self, graph, final, users, pos, neg) -> torch.Tensor:
+        if self.splits_batches_itself:  # under torchrun: this rank's slice (DDP averages the slices)
+            users, pos, neg = distributed.shard(
+                (users, pos, neg), distributed.rank(), distributed.world_size()
+            )
         u = final[users]
         p = final[pos + self.n_users]
         n = final[neg + self.n_users]
@@ -271,7 +276,13 @@ class LightGCN(_GraphRecommender):
 
 
 class _ContrastiveGraph(_GraphRecommender):
-    """Shared parameters of the graph models with an InfoNCE term."""
+    """Shared parameters of the graph models with an InfoNCE term.
+
+    Under torchrun every rank gets the whole batch: the BPR term is taken on the rank's slice and the
+    InfoNCE term on all the batch's users and items (every rank propagates the whole graph anyway),
+    so the contrast keeps the whole batch's negatives, as one process has them."""
+
+    splits_batches_itself = True
 
     ssl_weight = param(0.1, ge=0)
     ssl_temperature = param(0.2, gt=0)

@@ -13,8 +13,9 @@ process held when the stage began (data of earlier stages included), "peak" the 
     python benchmarks/scale.py --shape ml-20m [--scale 1.0] [--threads 1] [--work FOLDER]
     python benchmarks/scale.py --shape amazon2023 --models --output benchmarks/results/scale-amazon2023.md
 
-The model settings are in ``MODELS`` below (one epoch, nothing tuned: this measures time and memory,
-not accuracy, and the data is synthetic).
+The model settings are in ``MODELS`` below, fixed before any run (nothing is tuned or chosen: this
+measures time and memory, not accuracy, and the data is synthetic). The evaluation stage ranks the
+test users once to time it; its figures are neither printed nor written.
 """
 
 from __future__ import annotations

@@ -248,11 +248,14 @@ def _with_split_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
 
 
 def _prepare(
-    cfg: ExperimentConfig, folder: Path, t0: float, progress, report_to: Path | None
+    cfg: ExperimentConfig, folder: Path | None, t0: float, progress, report_to: Path | None
 ) -> tuple[Split, dict]:
     """Load and split the data, write the split to ``folder`` (and the data report to the run folder
-    ``report_to`` when given), and build one evaluator per history convention."""
+    ``report_to`` when given), and build one evaluator per history convention. ``folder`` ``None``
+    (a rank that only trains): the split alone, nothing written, no evaluator."""
     data = prepare_data(cfg)
+    if folder is None:
+        return data.split, {}
     split = data.split
     log.info("data ready in %.2fs: %s", time.perf_counter() - t0, split.describe())
     progress(f"[{time.perf_counter() - t0:6.1f}s] data ready: {split.describe()}")
@@ -307,12 +310,12 @@ def _run(
             folder = out / "split" if s == 0 else out / "splits" / f"seed-{seed}"
             split, evaluators = _prepare(
                 _with_split_seed(cfg, seed) if split_seeds else cfg,
-                folder,
+                None if train_only else folder,
                 t0,
                 progress,
-                out if s == 0 else None,
+                out if s == 0 and not train_only else None,
             )
-            evaluator = next(iter(evaluators.values()))  # the main convention
+            evaluator = next(iter(evaluators.values()), None)  # the main convention
         for model_cfg in cfg.models:
             train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
             model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir))

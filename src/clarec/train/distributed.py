@@ -73,6 +73,12 @@ def mean_over_ranks(value: float) -> float:
     return float(t.item()) / world_size()
 
 
+def slice_bounds(size: int, parts: int | None = None) -> np.ndarray:
+    """Where each of ``parts`` (default: the ranks) contiguous slices of a batch of ``size`` rows
+    starts, and the last ends: slice ``r`` is rows ``bounds[r]:bounds[r + 1]``, near-equal shares."""
+    return np.linspace(0, size, (parts or world_size()) + 1).round().astype(int)
+
+
 def gather_rows(local: torch.Tensor, bounds: np.ndarray) -> torch.Tensor:
     """Every rank's rows, in rank order, with gradients: rank ``r`` holds rows
     ``bounds[r]:bounds[r + 1]`` of a batch; the gradient of each row flows back to the rank that made
@@ -89,12 +95,12 @@ def gather_rows(local: torch.Tensor, bounds: np.ndarray) -> torch.Tensor:
 
 def shard(batch: Any, index: int, parts: int) -> Any:
     """Slice ``index`` of ``parts`` of a batch: every tensor or array (inside tuples, lists and dicts
-    too) whose first axis has the batch's length is cut into ``parts`` near-equal contiguous slices;
-    anything else (a scalar, a shared table of another length) is passed whole."""
+    too) whose first axis has the batch's length is cut as :func:`slice_bounds` cuts it; anything
+    else (a scalar, a shared table of another length) is passed whole."""
     size = batch_length(batch)
     if size is None:
         return batch
-    bounds = np.linspace(0, size, parts + 1).round().astype(int)
+    bounds = slice_bounds(size, parts)
     lo, hi = int(bounds[index]), int(bounds[index + 1])
 
     def cut(x: Any) -> Any:

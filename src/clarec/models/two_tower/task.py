@@ -168,7 +168,7 @@ class TwoTowerTask:
         if world == 1:
             u, tgt, neg_vecs = self._embed(users, targets, hist, ok, negs)
         else:
-            bounds = np.linspace(0, len(rows), world + 1).round().astype(int)
+            bounds = distributed.slice_bounds(len(rows))
             mine = slice(bounds[distributed.rank()], bounds[distributed.rank() + 1])
             local = self._embed(
                 users[mine], targets[mine], hist[mine], ok[mine], None if negs is None else negs[mine]

@@ -14,11 +14,18 @@ reference baseline, the order of the rows, the data set's best model) is decided
 test figures are only read. It also writes ``RUNS/<data set>/all``, one run folder of all the
 finished models of a data set, for ``clarec report RUNS/<data set>/all`` (the HTML page).
 
+A finished cell is also kept as a small record, ``RECORDS/<data set>/<model>.json`` (by default
+``benchmarks/results/leaderboard/``, committed with the project): the model's final results (per-seed
+figures included), its chosen settings and the config it was tuned under. The leaderboard takes hours
+per data set on two cores, longer than a working session and its scratch run folders, so ``run``
+skips a cell whose record matches the current suite (a record of an edited model, data set or budget
+is stale: the cell runs again), and ``report`` reads the records, not the run folders.
+
 Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/leaderboard.py run benchmarks/suite.yaml \\
-        --runs runs/leaderboard [--datasets ml-100k beauty] [--models ease bpr]
-    python benchmarks/leaderboard.py report benchmarks/suite.yaml --runs runs/leaderboard \\
-        --result benchmarks/results/leaderboard.md
+        --runs runs/leaderboard [--datasets ml-100k beauty] [--models ease bpr] [--records DIR]
+    python benchmarks/leaderboard.py report benchmarks/suite.yaml --result benchmarks/results/leaderboard.md \\
+        [--runs runs/leaderboard] [--records DIR]
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from clarec.config import load_config
 from clarec.experiment.report import paired_against
 
 SHOWN = ("recall@20", "ndcg@20", "coverage@20", "novelty@20")
+RECORDS = Path(__file__).parent / "results" / "leaderboard"
 
 
 def load_suite(path: Path) -> dict:
@@ -82,7 +90,9 @@ def run(args) -> None:
             if args.models and model.key not in args.models:
                 continue
             out = folder / model.key
-            if (out / "final" / "results.json").is_file():
+            if read_record(suite, name, model.key, args.records) is not None:
+                continue
+            if keep_record(suite, name, model.key, out, args.records):
                 continue
             cmd = [
                 sys.executable,
@@ -97,13 +107,56 @@ def run(args) -> None:
             ]
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
+            keep_record(suite, name, model.key, out, args.records)
 
 
-def finished(folder: Path) -> dict[str, dict]:
-    """``{model: result}`` of the finished models of one data set's folder."""
+def cell_config(suite: dict, name: str, model: str) -> dict:
+    """What a cell's figures depend on: the data set's data, split, tuning and evaluation and the
+    model's entry (parameters and search space)."""
+    config = dataset_config(suite, name)
+    entry = next(m for m in config.pop("models") if (m.get("label") or m["name"]) == model)
+    return config | {"model": entry}
+
+
+def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) -> bool:
+    """Write the record of a cell whose run folder ``out`` holds finished final results."""
+    final = out / "final" / "results.json"
+    if not final.is_file():
+        return False
+    result = json.loads(final.read_text())[model]
+    tune = out / "tune.json"
+    chosen = json.loads(tune.read_text())["models"].get(model, {}) if tune.is_file() else {}
+    record = {
+        "model": model,
+        "dataset": name,
+        "config": cell_config(suite, name, model),
+        "best_params": chosen.get("best_params", {}),
+        "result": result,
+    }
+    path = records / name / f"{model}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    print(f"record: {path}", flush=True)
+    return True
+
+
+def read_record(suite: dict, name: str, model: str, records: Path) -> dict | None:
+    """The record of a cell, or None when there is none or it was made under another config."""
+    path = records / name / f"{model}.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record["config"] == json.loads(json.dumps(cell_config(suite, name, model))) else None
+
+
+def finished(suite: dict, name: str, records: Path) -> dict[str, dict]:
+    """``{model: record}`` of the finished cells of one data set, in the suite's order."""
     found = {}
-    for path in sorted(folder.glob("*/final/results.json")):
-        found |= json.loads(path.read_text())
+    for entry in dataset_config(suite, name)["models"]:
+        model = entry.get("label") or entry["name"]
+        record = read_record(suite, name, model, records)
+        if record is not None:
+            found[model] = record
     return found
 
 
@@ -133,9 +186,10 @@ def cell(result: dict, part: str, metric: str) -> str:
     return f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
-def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[str], str]:
+def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str) -> tuple[list[str], str]:
     spec = suite["datasets"][name]
-    results = finished(runs / name)
+    records = finished(suite, name, records)
+    results = {m: r["result"] for m, r in records.items()}
     config = dataset_config(suite, name)
     wanted = [m.get("label") or m["name"] for m in config["models"]]
     lines = [f"## {name}", ""]
@@ -146,7 +200,8 @@ def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[
     )
     if not results:
         return lines + ["", "Not run yet."], f"| {name} | not run yet | | |"
-    merge_run(suite, name, runs / name, results)
+    if runs is not None and (runs / name).is_dir():
+        merge_run(suite, name, runs / name, results)
     # the reference baseline and the order of the rows are chosen on validation, never on test
     baselines = [m for m in results if m in suite["baselines"]]
     best_base = max(baselines, key=lambda m: results[m]["valid"][main]) if baselines else None
@@ -168,10 +223,7 @@ def report_dataset(suite: dict, name: str, runs: Path, main: str) -> tuple[list[
             versus = f"{t.mean_diff:+.4f} (p = {t.p_value:.2g})"
             if t.mean_diff > 0 and t.p_value < 0.05:
                 wins.append(m)
-        tune = runs / name / m / "tune.json"
-        chosen = (
-            json.loads(tune.read_text())["models"].get(m, {}).get("best_params", {}) if tune.is_file() else {}
-        )
+        chosen = records[m]["best_params"]
         settings = ", ".join(
             f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in chosen.items()
         )
@@ -198,7 +250,7 @@ def report(args) -> None:
     main = suite["evaluation"]["main_metric"]
     sections, summary = [], []
     for name in suite["datasets"]:
-        lines, row = report_dataset(suite, name, args.runs, main)
+        lines, row = report_dataset(suite, name, args.runs, args.records, main)
         sections += ["", *lines]
         summary.append(row)
     out = [
@@ -229,10 +281,12 @@ def main() -> None:
     r.add_argument("--runs", type=Path, required=True)
     r.add_argument("--datasets", nargs="*", default=[])
     r.add_argument("--models", nargs="*", default=[])
+    r.add_argument("--records", type=Path, default=RECORDS, help="where finished cells are kept")
     p = sub.add_parser("report")
     p.add_argument("suite", type=Path)
-    p.add_argument("--runs", type=Path, required=True)
+    p.add_argument("--runs", type=Path, help="the run folders, for RUNS/<data set>/all (the HTML page)")
     p.add_argument("--result", type=Path, required=True)
+    p.add_argument("--records", type=Path, default=RECORDS, help="where finished cells are kept")
     args = ap.parse_args()
     run(args) if args.command == "run" else report(args)
 

@@ -199,8 +199,12 @@ def test_results_table_tests_each_model_against_the_best_over_seeds():
     results = {"a": run([(1, 0.30), (2, 0.32), (3, 0.31)]), "b": run([(1, 0.20), (2, 0.23), (3, 0.21)])}
     cfg = ExperimentConfig(data={"name": "x"}, models=[{"name": "ease"}])
     text = results_table(results, cfg, ks=[20])
-    assert "against the best mean (a)" in text
+    assert "against the best validation mean (a)" in text
     assert "- b − a: -0.0967 (p = " in text and "3 seeds)" in text
+    # the reference is the best on validation, even where another model is better on test
+    results["b"]["valid"]["ndcg@20"] = 0.5
+    text = results_table(results, cfg, ks=[20])
+    assert "against the best validation mean (b)" in text and "- a − b: +0.0967" in text
     one = {
         "a": results["a"]["per_seed"][0] | {"fit_seconds": 1.0},
         "b": results["b"]["per_seed"][0] | {"fit_seconds": 1.0},

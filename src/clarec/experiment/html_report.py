@@ -150,7 +150,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         "<h2>Protocol</h2>",
         _protocol(cfg, data, results),
         f"<h2>Test metrics (mean ± std over seeds)</h2>{_table(['model', *metrics, 'fit s'], rows, classes)}",
-        f"<p class='note'>Bold: the best mean {main}. *: differs from it with p &lt; 0.05 "
+        f"<p class='note'>Bold: the best validation mean {main} (the reference is chosen on validation). "
+        "*: differs from it on test with p &lt; 0.05 "
         "(paired t-test over seeds; needs two seeds or more).</p>",
     ]
     for convention in first.get("conventions", {}):

@@ -68,8 +68,17 @@ def paired_against(results: dict[str, Any], metric: str, reference: str) -> dict
 
 
 def paired_against_best(results: dict[str, Any], metric: str) -> tuple[str, dict[str, Any]]:
-    """The model with the best mean test ``metric`` and :func:`paired_against` it."""
-    best = max(results, key=lambda k: results[k]["test"].get(metric, float("-inf")))
+    """The model with the best mean **validation** ``metric`` and :func:`paired_against` it (on test).
+
+    The reference is chosen on validation, as every other choice: picking the best test mean and then
+    testing the others against it would select on the figures being tested. Runs without validation
+    figures (an external file scored by ``clarec evaluate``) fall back to the test mean."""
+
+    def chosen_on(part: str):
+        return lambda k: results[k].get(part, {}).get(metric, float("-inf"))
+
+    has_valid = any(metric in r.get("valid", {}) for r in results.values())
+    best = max(results, key=chosen_on("valid" if has_valid else "test"))
     return best, paired_against(results, metric, best)
 
 
@@ -81,7 +90,7 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
         f"[{t.ci_low:.4f}, {t.ci_high:.4f}], {t.n} seeds)"
         for name, t in tests.items()
     ]
-    head = f"\nPaired t-tests of test {metric} over seeds against the best mean ({best}):\n\n"
+    head = f"\nPaired t-tests of test {metric} over seeds against the best validation mean ({best}):\n\n"
     return head + "\n".join(lines) + "\n" if lines else ""
 
 

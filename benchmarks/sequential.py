@@ -7,11 +7,16 @@ file: test metrics mean ± std over seeds under each convention the config evalu
 masked, kept), validation NDCG@20 (what early stopping and any choice used), each seed's figures, and
 paired t-tests over seeds of each model against the config's reference model (``--reference``).
 
+A finished run is also kept as a small record, ``RECORDS/<config name>/<model>-<seed>.json`` (by
+default ``benchmarks/results/sequential/``, committed with the project): its results, its epochs and
+the resolved config of the model. Runs take up to an hour each on one core, so the benchmark spans
+working sessions whose scratch run folders do not survive: ``run`` skips a (model, seed) whose record
+matches the config (an edited model's record is stale and runs again) and ``report`` reads records.
+
 Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/sequential.py run configs/beauty-seq.yaml \\
         --runs runs/beauty-seq --models sasrec duorec --seeds 2024 2025 2026
-    python benchmarks/sequential.py report configs/beauty-seq.yaml --runs runs/beauty-seq \\
-        --result benchmarks/results/beauty-seq.md
+    python benchmarks/sequential.py report configs/beauty-seq.yaml --result benchmarks/results/beauty-seq.md
 """
 
 from __future__ import annotations
@@ -23,36 +28,73 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 from _machine import command_line, machine_line
 
 from clarec.config import load_config
 from clarec.evaluate.stats import paired_t_test
 
 SHOWN = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
+RECORDS = Path(__file__).parent / "results" / "sequential"
 
 
 def run(args) -> None:
+    load_config(args.config)  # checked before anything runs
+    raw = read_raw(args.config)
     for model in args.models:
         for seed in args.seeds:
-            out = args.runs / f"{model}-{seed}"
-            if (out / "results.json").is_file():
+            if read_record(raw, model, seed, args.records) is not None:
                 continue
-            cmd = [sys.executable, "-m", "clarec.cli", "run", args.config, "--models", model]
-            cmd += ["--set", f"seed={seed}", "--out", str(out)]
-            subprocess.run(cmd, check=True)
+            out = args.runs / f"{model}-{seed}"
+            if not (out / "results.json").is_file():
+                cmd = [sys.executable, "-m", "clarec.cli", "run", args.config, "--models", model]
+                cmd += ["--set", f"seed={seed}", "--out", str(out)]
+                subprocess.run(cmd, check=True)
+            keep_record(raw, model, seed, out, args.records)
 
 
-def collect(runs: Path, keys: list[str]) -> dict[str, dict[int, dict]]:
-    """``{model: {seed: result}}`` of the finished runs ``<name>-<seed>/results.json`` (every model a
-    run holds; the run named after the model wins when two hold it)."""
+def model_config(raw: dict, model: str, seed: int) -> dict:
+    """What a run's figures depend on, as the config file ``raw`` writes it: data, split, evaluation,
+    the model's entry and the seed."""
+    entry = next(m for m in raw["models"] if (m.get("label") or m["name"]) == model)
+    return {k: raw.get(k) for k in ("data", "split", "evaluation")} | {"model": entry, "seed": seed}
+
+
+def keep_record(raw: dict, model: str, seed: int, out: Path, records: Path) -> None:
+    result = json.loads((out / "results.json").read_text())[model]
+    hist = out / "train" / model / f"seed-{seed}" / "history.json"
+    epochs = None
+    if hist.is_file():
+        h = json.loads(hist.read_text())
+        epochs = [len(h["epochs"]), h["best_epoch"]]
+    record = {"config": model_config(raw, model, seed), "epochs": epochs, "result": result}
+    path = records / raw["name"] / f"{model}-{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def read_record(raw: dict, model: str, seed: int, records: Path) -> dict | None:
+    """The record of (model, seed), or None when there is none or it was made under another config."""
+    path = records / raw["name"] / f"{model}-{seed}.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record["config"] == json.loads(json.dumps(model_config(raw, model, seed))) else None
+
+
+def read_raw(config: str) -> dict:
+    return yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+
+
+def collect(raw: dict, keys: list[str], records: Path) -> dict[str, dict[int, dict]]:
+    """``{model: {seed: record}}`` of the current records of the models ``keys``."""
     found: dict[str, dict[int, dict]] = {}
-    for path in sorted(runs.glob("*-*/results.json"), key=lambda p: p.parent.name.rpartition("-")[0] in keys):
-        name, _, seed = path.parent.name.rpartition("-")
-        if not seed.isdigit():
-            continue
-        for model, result in json.loads(path.read_text()).items():
-            if model in keys:
-                found.setdefault(model, {})[int(seed)] = result
+    for path in sorted((records / raw["name"]).glob("*-*.json")):
+        model, _, seed = path.stem.rpartition("-")
+        if seed.isdigit() and model in keys:
+            record = read_record(raw, model, int(seed), records)
+            if record is not None:
+                found.setdefault(model, {})[int(seed)] = record
     return found
 
 
@@ -63,7 +105,8 @@ def test_metrics(result: dict, convention: str, main: str) -> dict[str, float]:
 def report(args) -> None:
     cfg = load_config(args.config)
     keys = [m.key for m in cfg.models]
-    found = collect(args.runs, keys)
+    records = collect(read_raw(args.config), keys, args.records)
+    found = {m: {seed: r["result"] for seed, r in seeds.items()} for m, seeds in records.items()}
     conventions = list(cfg.evaluation.history_items)
     main = conventions[0]
     lines = [f"# Next-item prediction: {cfg.name}", ""]
@@ -97,19 +140,8 @@ def report(args) -> None:
     lines.append("|---|---:|---:|" + "---:|" * len(conventions) + "---:|---:|")
     for model in keys:
         for seed, r in sorted(found.get(model, {}).items()):
-            runs = [args.runs / f"{model}-{seed}", *sorted(args.runs.glob(f"*-{seed}"))]
-            hist = next(
-                (
-                    r / "train" / model / f"seed-{seed}" / "history.json"
-                    for r in runs
-                    if (r / "train" / model).is_dir()
-                ),
-                None,
-            )
-            epochs = ""
-            if hist is not None and hist.is_file():
-                h = json.loads(hist.read_text())
-                epochs = f"{len(h['epochs'])} ({h['best_epoch']})"
+            counted = records[model][seed]["epochs"]
+            epochs = f"{counted[0]} ({counted[1]})" if counted else ""
             tests = " | ".join(f"{test_metrics(r, c, main)['ndcg@20']:.4f}" for c in conventions)
             lines.append(
                 f"| {model} | {seed} | {r['valid']['ndcg@20']:.4f} | {tests} | {epochs} | {r['fit_seconds']:.0f} |"
@@ -153,10 +185,11 @@ def main() -> None:
     r.add_argument("--runs", type=Path, required=True)
     r.add_argument("--models", nargs="+", required=True)
     r.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
+    r.add_argument("--records", type=Path, default=RECORDS, help="where finished runs are kept")
     p = sub.add_parser("report")
     p.add_argument("config")
-    p.add_argument("--runs", type=Path, required=True)
     p.add_argument("--result", required=True)
+    p.add_argument("--records", type=Path, default=RECORDS, help="where finished runs are kept")
     p.add_argument("--reference", default="sasrec")
     args = ap.parse_args()
     run(args) if args.what == "run" else report(args)

@@ -76,6 +76,27 @@ def test_item_and_user_tables(tmp_path):
     assert res.dataset.users.set_index("user_id").loc["u3", "city"] == "Lima"
 
 
+def test_item_file_without_a_mapping_keeps_every_column(tmp_path):
+    LOG.to_csv(tmp_path / "log.csv", index=False)
+    pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "title": ["Apple", "Banana", "Cherry"],
+            "categories": ["fruit|red", "fruit", ""],
+            "price": ["1.5", "", "2"],
+            "blurb": ["crisp", "soft", "sour"],
+        }
+    ).to_csv(tmp_path / "items.csv", index=False)
+    res = load_source("tabular", tmp_path / "log.csv", columns=COLS, item_file="items.csv")
+    items = res.dataset.items.set_index("item_id")
+    assert items.loc["a", "title"] == "Apple" and items.loc["a", "categories"] == ["fruit", "red"]
+    assert items.loc["c", "price"] == 2.0 and items.loc["b", "blurb"] == "soft"
+    assert "_line" not in items.columns
+    # named text columns: only those are kept besides the known ones
+    res = load_source("tabular", tmp_path / "log.csv", columns=COLS, item_file="items.csv", text_columns=[])
+    assert "blurb" not in res.dataset.items.columns and "title" in res.dataset.items.columns
+
+
 def test_datetime_and_ms_timestamps(tmp_path):
     (tmp_path / "a.csv").write_text("u,i,t\nx,1,2020-01-01T00:00:10Z\ny,1,not a date\n")
     res = load_source(

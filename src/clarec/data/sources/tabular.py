@@ -105,8 +105,11 @@ def read(
     ``datetime`` for date strings (parsed as UTC); without a timestamp column the file order is used.
     ``item_file`` (relative to the interaction file's folder, or absolute) is read with
     ``item_columns`` (``item`` required; ``title``, ``categories`` split on ``category_sep``,
-    ``price``) and ``text_columns`` kept as they are. ``user_file`` with ``user_columns`` (``user``
-    required) keeps every other column as a profile field.
+    ``price``) and ``text_columns`` kept as they are. Without ``item_columns`` the item file's
+    ``item_id`` column is the item, its ``title``, ``categories`` and ``price`` columns (where it has
+    them) are read as such, and every other column is kept as text unless ``text_columns`` names the
+    ones to keep — a first config loses none of the item file. ``user_file`` with ``user_columns``
+    (``user`` required) keeps every other column as a profile field.
     """
     path = Path(path)
     columns = dict(columns or {"user": "user_id", "item": "item_id"})
@@ -149,8 +152,8 @@ def read(
     if item_file is not None:
         items = _read_items(
             _side(path, item_file),
-            item_columns or {"item": "item_id"},
-            text_columns or [],
+            item_columns,
+            text_columns,
             category_sep,
             strict,
             report,
@@ -173,14 +176,17 @@ def _side(path: Path, name: str) -> Path:
 
 def _read_items(
     path: Path,
-    mapping: dict,
-    text_columns: list[str],
+    mapping: dict | None,
+    text_columns: list[str] | None,
     category_sep: str,
     strict: bool,
     report: CleanReport,
     sep: str | None,
     encoding: str,
 ) -> pd.DataFrame:
+    """The item table; ``mapping`` None: the default names (see :func:`read`)."""
+    given = mapping is not None
+    mapping = dict(mapping) if given else {"item": "item_id"}
     bad = set(mapping) - {"item", "title", "categories", "price"}
     if bad or "item" not in mapping:
         raise ConfigError(
@@ -188,8 +194,12 @@ def _read_items(
         )
     fmt = file_format(path, None)
     df, checks = read_any(
-        path, fmt, list(mapping.values()) + list(text_columns), strict, report, sep, encoding
+        path, fmt, list(mapping.values()) + list(text_columns or []), strict, report, sep, encoding
     )
+    if not given:
+        mapping |= {key: key for key in ("title", "categories", "price") if key in df.columns}
+    if text_columns is None:
+        text_columns = [] if given else [c for c in df.columns if c != "_line" and c not in mapping.values()]
     parse_ids(checks, df, [mapping["item"]])
     df = df.loc[checks.resolve(report, strict)].reset_index(drop=True)
     out = pd.DataFrame({"item_id": df[mapping["item"]].astype(str).str.strip().to_numpy()})

@@ -87,16 +87,14 @@ def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, m
 def test_a_trial_below_the_pruner_stops_inside_training(cfg_path, tmp_path):
     from clarec.evaluate import Evaluator
     from clarec.experiment.runner import prepare_data
-    from clarec.experiment.tune import _objective
+    from clarec.experiment.tune import _trial
 
     cfg = load_config(cfg_path)
     split = prepare_data(cfg).split
     bpr = next(m for m in cfg.models if m.name == "bpr")
     bpr = bpr.model_copy(update={"params": bpr.params | {"epochs": 50}})
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
-    study.optimize(
-        lambda t: _objective(t, bpr, cfg, split, Evaluator(split), "ndcg@20", tmp_path), n_trials=1
-    )
+    _trial(study, bpr, cfg, split, Evaluator(split), "ndcg@20")
     trial = study.trials[0]
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]  # stopped at epoch 1
 

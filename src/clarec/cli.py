@@ -75,16 +75,11 @@ def run(
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
     if nproc > 1:
-        if distributed.launched():
-            raise ClarecError("--nproc starts torchrun itself; under torchrun, leave it out")
         argv = ["run", str(config), "--out", str(out), "--seeds", str(seeds)]
         argv += [a for s in set_ for a in ("--set", s)]
         argv += ["--models", models] if models else []
         argv += ["--split-seeds"] if split_seeds else []
-        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-        typed = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        env = os.environ | {_COMMAND_ENV: typed}  # rank 0 names the command the user typed
-        raise typer.Exit(subprocess.call([*launch, "-m", "clarec", *argv], env=env))
+        _torchrun(argv, nproc)
     distributed.init_from_env()
     results = run_experiment(
         cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True), split_seeds=split_seeds
@@ -98,6 +93,18 @@ def run(
     (out / "results.md").write_text(md)
     typer.echo(md)
     typer.echo(f"run folder: {out}")
+
+
+def _torchrun(argv: list[str], nproc: int) -> None:
+    """Start ``clarec ARGV`` on ``nproc`` local processes under torchrun and exit with its status."""
+    from clarec.train import distributed
+
+    if distributed.launched():
+        raise ClarecError("--nproc starts torchrun itself; under torchrun, leave it out")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    typed = "clarec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    env = os.environ | {_COMMAND_ENV: typed}  # rank 0 names the command the user typed
+    raise typer.Exit(subprocess.call([*launch, "-m", "clarec", *argv], env=env))
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -129,19 +136,29 @@ def tune_cmd(
     out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>-tune-<time>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
     models: str | None = typer.Option(None, "--models", help="Tune only these models (comma-separated)."),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, help="Train the torch models on N processes (torchrun, DistributedDataParallel)."
+    ),
 ) -> None:
     """Search each model's settings on validation (same trials for every model), then run the winners
     on several seeds; resumable (studies in OUT/tune.db)."""
     from clarec.config import load_config
     from clarec.experiment.report import results_table
     from clarec.experiment.tune import tune
+    from clarec.train import distributed
 
     cfg = load_config(config, set_)
     if models:
         cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
     if out is None:
         out = Path("runs") / f"{cfg.name}-tune-{datetime.now():%Y%m%d-%H%M%S}"
+    if nproc > 1:
+        argv = ["tune", str(config), "--out", str(out), *(a for s in set_ for a in ("--set", s))]
+        _torchrun(argv + (["--models", models] if models else []), nproc)
+    distributed.init_from_env()
     record = tune(cfg, out, progress=lambda line: typer.echo(line, err=True))
+    if not distributed.is_main():
+        return
     results = json.loads((out / "final" / "results.json").read_text())
     typer.echo(json.dumps({k: v["best_params"] for k, v in record["models"].items()}, indent=2))
     typer.echo(results_table(results, cfg))

@@ -1,6 +1,6 @@
 """Training on several processes: batch slicing, a graph model and the two-tower on 2 gloo processes
-giving what one process gives with the same global batch, and a killed rank ending the run with an
-error."""
+giving what one process gives with the same global batch, `clarec tune` on 2 processes making the
+choices of one, and a killed rank ending the run with an error."""
 
 from __future__ import annotations
 
@@ -132,3 +132,42 @@ def test_a_killed_rank_fails_the_run_quickly(tmp_path):
     assert done.returncode != 0
     assert time.perf_counter() - start < 60
     assert "Signal 9 (SIGKILL)" in done.stderr or "exitcode  : -9" in done.stderr, done.stderr[-2000:]
+
+
+def test_tune_on_two_gloo_processes_makes_the_choices_of_one(tiny_run):
+    optuna = pytest.importorskip("optuna")
+    config = yaml.safe_load((tiny_run / "cfg.yaml").read_text())
+    config["models"] = [
+        {
+            "name": "lightgcn",
+            "params": {"embedding_dim": 16, "n_layers": 1, "epochs": 4, "batch_size": 512},
+            "search": {"lr": {"low": 0.0005, "high": 0.05, "log": True}},
+        },
+        {"name": "ease", "search": {"reg": [10.0, 300.0]}},
+    ]
+    config["tuning"] = {"trials": 5, "seeds": 1, "pruning": True}
+    (tiny_run / "tune.yaml").write_text(yaml.safe_dump(config))
+    for out, extra in (("tune-one", []), ("tune-two", ["--nproc", "2"])):
+        done = _clarec(tiny_run, "tune", "tune.yaml", "--out", out, *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+    trials = {}
+    for out in ("tune-one", "tune-two"):
+        study = optuna.load_study(study_name="lightgcn", storage=f"sqlite:///{tiny_run / out / 'tune.db'}")
+        trials[out] = [(t.state.name, t.params, t.intermediate_values, t.value) for t in study.trials]
+    one, two = trials["tune-one"], trials["tune-two"]
+    assert len(one) == len(two) == 5
+    assert "PRUNED" in [t[0] for t in one]  # the pruning decision went from rank 0 to the other rank
+    for a, b in zip(one, two, strict=True):
+        assert a[:2] == b[:2]  # the same settings drawn, the same trials pruned
+        assert list(a[2]) == list(b[2])  # stopped at the same epoch
+        np.testing.assert_allclose(list(b[2].values()), list(a[2].values()), atol=1e-3)
+    records = [json.loads((tiny_run / out / "tune.json").read_text()) for out in ("tune-one", "tune-two")]
+    assert records[0]["models"]["lightgcn"]["best_params"] == records[1]["models"]["lightgcn"]["best_params"]
+    assert records[0]["models"]["ease"]["best_params"] == records[1]["models"]["ease"]["best_params"]
+    results = [
+        json.loads((tiny_run / out / "final" / "results.json").read_text())
+        for out in ("tune-one", "tune-two")
+    ]
+    assert results[1]["lightgcn"]["test"]["ndcg@20"] == pytest.approx(
+        results[0]["lightgcn"]["test"]["ndcg@20"], abs=1e-3
+    )

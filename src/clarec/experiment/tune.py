@@ -12,6 +12,11 @@ already finished. Then the config with every model's best settings is run by
 :func:`~clarec.experiment.runner.run_experiment` on ``tuning.seeds`` seeds (each drawing the split with
 ``tuning.split_seeds``) into ``OUT/final``; ``OUT/tune.json`` records the spaces, trials, best
 settings and where the final results are.
+
+Under torchrun (``clarec tune --nproc N``) every rank runs the same trials: rank 0 holds the study,
+draws each trial's settings and sends them to the others; the torch models train on all ranks
+(DistributedDataParallel, as in ``clarec run``), rank 0 validates, decides pruning and tells the
+study, and the decision reaches every rank, so all stop a trial together.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.experiment.runner import prepare_data, run_experiment
 from clarec.models.registry import create, get_model_class
+from clarec.train import distributed
 
 log = logging.getLogger("clarec.tune")
 
@@ -57,22 +63,26 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     """Search every model's space on validation, run the winners on seeds; returns ``tune.json``."""
     import optuna
 
-    say = progress or (lambda line: None)
+    main = distributed.is_main()
+    say = (progress or (lambda line: None)) if main else (lambda line: None)
     _check_spaces(cfg)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(cfg))
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_config(cfg))
     t0 = time.perf_counter()
     split = prepare_data(cfg).split
     ev = cfg.evaluation
-    evaluator = Evaluator(
-        split,
-        ks=ev.ks,
-        metrics=["ndcg", "recall", "hit"],
-        batch_size=ev.batch_size,
-        user_sample=ev.user_sample,
-        sample_seed=ev.sample_seed,
-    )
+    evaluator = None
+    if main:  # rank 0 alone validates
+        evaluator = Evaluator(
+            split,
+            ks=ev.ks,
+            metrics=["ndcg", "recall", "hit"],
+            batch_size=ev.batch_size,
+            user_sample=ev.user_sample,
+            sample_seed=ev.sample_seed,
+        )
     metric = cfg.tuning.metric or cfg.evaluation.main_metric
     storage = f"sqlite:///{out / 'tune.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -88,65 +98,96 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             }
             best_models.append(m)
             continue
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
-        study = optuna.create_study(
-            study_name=m.key,
-            storage=storage,
-            direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-            pruner=pruner if cfg.tuning.pruning else optuna.pruners.NopPruner(),
-            load_if_exists=True,
+        study = None
+        if main:
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+            study = optuna.create_study(
+                study_name=m.key,
+                storage=storage,
+                direction="maximize",
+                sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+                pruner=pruner if cfg.tuning.pruning else optuna.pruners.NopPruner(),
+                load_if_exists=True,
+            )
+        done = distributed.broadcast_object(
+            sum(t.state.name in FINISHED for t in study.trials) if main else None
         )
-        done = sum(t.state.name in FINISHED for t in study.trials)
         say(f"[{time.perf_counter() - t0:6.1f}s] {m.key}: {done} of {cfg.tuning.trials} trials done")
-        study.optimize(
-            lambda trial, m=m: _objective(trial, m, cfg, split, evaluator, metric, out),
-            n_trials=max(0, cfg.tuning.trials - done),
-        )
-        best = study.best_trial
-        record["models"][m.key] = {
-            "space": m.search,
-            "trials": sum(t.state.name == "COMPLETE" for t in study.trials),
-            "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
-            "best_params": best.params,
-            "best_valid": best.value,
-        }
-        say(
-            f"[{time.perf_counter() - t0:6.1f}s] {m.key}: best valid {metric} {best.value:.4f} with {best.params}"
-        )
-        best_models.append(m.model_copy(update={"params": m.params | best.params, "search": {}}))
+        for _ in range(max(0, cfg.tuning.trials - done)):
+            _trial(study, m, cfg, split, evaluator, metric)
+        best = None
+        if main:
+            best = study.best_trial
+            record["models"][m.key] = {
+                "space": m.search,
+                "trials": sum(t.state.name == "COMPLETE" for t in study.trials),
+                "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+                "best_params": best.params,
+                "best_valid": best.value,
+            }
+            say(
+                f"[{time.perf_counter() - t0:6.1f}s] {m.key}: best valid {metric} {best.value:.4f} "
+                f"with {best.params}"
+            )
+        chosen = distributed.broadcast_object(best.params if main else None)
+        best_models.append(m.model_copy(update={"params": m.params | chosen, "search": {}}))
     final = cfg.model_copy(update={"models": best_models})
     record["final_run"] = "final"
     record["final_seeds"] = cfg.tuning.seeds
     record["split_seeds"] = cfg.tuning.split_seeds
-    (out / "tune.json").write_text(json.dumps(record, indent=2, default=str))
+    if main:
+        (out / "tune.json").write_text(json.dumps(record, indent=2, default=str))
     run_experiment(
         final, out / "final", seeds=cfg.tuning.seeds, progress=say, split_seeds=cfg.tuning.split_seeds
     )
     return record
 
 
-def _objective(
-    trial, m: ModelConfig, cfg: ExperimentConfig, split, evaluator: Evaluator, metric: str, out: Path
-) -> float:
+def _trial(
+    study, m: ModelConfig, cfg: ExperimentConfig, split, evaluator: Evaluator | None, metric: str
+) -> None:
+    """One trial of ``m``'s search (what ``study.optimize`` does for one trial, told by hand so that
+    the ranks of a distributed run go through it together): rank 0 asks the study for settings,
+    every rank fits (the non-torch models on rank 0 only), rank 0 validates and tells the study."""
     import optuna
 
-    params = m.params | {k: suggest(trial, k, spec) for k, spec in m.search.items()}
-    names = get_model_class(m.name).param_names()
-    if "seed" in names and "seed" not in params:
+    from clarec.models.torch_base import TorchRecommender
+
+    main = distributed.is_main()
+    trial = study.ask() if main else None
+    drawn = distributed.broadcast_object(
+        {k: suggest(trial, k, spec) for k, spec in m.search.items()} if main else None
+    )
+    params = m.params | drawn
+    if "seed" in get_model_class(m.name).param_names() and "seed" not in params:
         params["seed"] = cfg.seed
     model = create(m.name, params)
 
-    def report(epoch: int, value: float) -> None:
-        trial.report(value, epoch)
-        if trial.should_prune():
+    def report(epoch: int, value: float) -> None:  # called on every rank, with rank 0's figure
+        prune = None
+        if main:
+            trial.report(value, epoch)
+            prune = trial.should_prune()
+        if distributed.broadcast_object(prune):
             raise optuna.TrialPruned(f"validation {value:.4f} at epoch {epoch}")
 
     if hasattr(type(model), "validation_callback"):
         model.validation_callback = report
-    model.fit(split.train, valid=split.valid)
-    value = evaluator.evaluate(model, part="valid").metrics.get(metric)
-    if value is None:
-        raise ConfigError(f"tuning metric {metric!r} is not computed (evaluation.ks {cfg.evaluation.ks})")
+    try:
+        if main or isinstance(model, TorchRecommender):
+            model.fit(split.train, valid=split.valid)
+        if not main:
+            return
+        value = evaluator.evaluate(model, part="valid").metrics.get(metric)
+        if value is None:
+            raise ConfigError(f"tuning metric {metric!r} is not computed (evaluation.ks {cfg.evaluation.ks})")
+    except optuna.TrialPruned:
+        if main:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return
+    except Exception:
+        if main:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
     log.info("%s trial %d: %s -> valid %s %.4f", m.key, trial.number, params, metric, value)
-    return float(value)
+    study.tell(trial, float(value))

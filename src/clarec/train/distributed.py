@@ -64,6 +64,15 @@ def broadcast_float(value: float | None) -> float | None:
     return None if np.isnan(out) else out
 
 
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's ``value`` (any picklable object: a trial's settings, a decision) on every rank."""
+    if world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def mean_over_ranks(value: float) -> float:
     """The mean of ``value`` over the ranks (each rank's training loss → the loss of the global batch)."""
     if world_size() == 1:

@@ -64,6 +64,12 @@ def tiny_run(tmp_path_factory):
                 "name": "sgl",
                 "params": {"embedding_dim": 16, "n_layers": 2, "epochs": 2, "batch_size": 512, "lr": 0.01},
             },
+            # SimGCL's noise comes from the global generator, seeded alike on every rank: every rank
+            # draws what one process draws (XSimGCL draws it the same way)
+            {
+                "name": "simgcl",
+                "params": {"embedding_dim": 16, "n_layers": 2, "epochs": 2, "batch_size": 512, "lr": 0.01},
+            },
             # dropout off: the towers' dropout masks are drawn per rank, everything else alike
             {
                 "name": "two-tower",
@@ -98,21 +104,26 @@ def test_two_gloo_processes_train_as_one_with_the_same_global_batch(tiny_run):
     assert one.returncode == 0, one.stderr[-2000:]
     two = _clarec(tiny_run, "run", "cfg.yaml", "--out", "two", "--nproc", "2")
     assert two.returncode == 0, two.stderr[-2000:]
-    logs = [
-        (tiny_run / r / "train" / "lightgcn" / "seed-7" / "log.txt").read_text().splitlines()
-        for r in ("one", "two")
-    ]
-    curves = [
-        [[float(w) for w in line.split()[3:6:2]] for line in log if line.startswith("epoch")] for log in logs
-    ]
-    assert len(curves[0]) == len(curves[1]) == 3
-    # loss and validation NDCG per epoch: the same up to float summation order (stated tolerance 1e-5)
-    np.testing.assert_allclose(curves[1], curves[0], atol=1e-5)
     results = [json.loads((tiny_run / r / "results.json").read_text()) for r in ("one", "two")]
-    for model in ("lightgcn", "popularity"):
+    for model, epochs in (("lightgcn", 3), ("sgl", 2), ("simgcl", 2), ("two-tower", 2)):
+        logs = [
+            (tiny_run / r / "train" / model / "seed-7" / "log.txt").read_text().splitlines()
+            for r in ("one", "two")
+        ]
+        curves = [
+            np.array([[float(w) for w in line.split()[3:6:2]] for line in log if line.startswith("epoch")])
+            for log in logs
+        ]
+        assert len(curves[0]) == len(curves[1]) == epochs, model
+        # training loss per epoch: the same up to float summation order (stated tolerance: relative
+        # 1e-4, which InfoNCE's low temperatures need); validation and test NDCG@20 within 1e-3 (a
+        # near-tie in a ranking may flip)
+        np.testing.assert_allclose(curves[1][:, 0], curves[0][:, 0], rtol=1e-4, err_msg=model)
+        np.testing.assert_allclose(curves[1][:, 1], curves[0][:, 1], atol=1e-3, err_msg=model)
         assert results[1][model]["test"]["ndcg@20"] == pytest.approx(
-            results[0][model]["test"]["ndcg@20"], abs=1e-5
-        )
+            results[0][model]["test"]["ndcg@20"], abs=1e-3
+        ), model
+    assert results[1]["popularity"]["test"] == results[0]["popularity"]["test"]
     assert not list(tiny_run.glob("clarec-rank-*"))  # the other rank wrote nothing in the run folder
     assert (
         "Command: `clarec run cfg.yaml --out two --nproc 2`" in (tiny_run / "two" / "results.md").read_text()

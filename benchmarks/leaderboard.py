@@ -26,6 +26,7 @@ Usage:
         --runs runs/leaderboard [--datasets ml-100k beauty] [--models ease bpr] [--records DIR]
     python benchmarks/leaderboard.py report benchmarks/suite.yaml --result benchmarks/results/leaderboard.md \\
         [--runs runs/leaderboard] [--records DIR]
+    clarec report runs/leaderboard/ml-100k/all
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def merge_run(suite: dict, name: str, folder: Path, results: dict[str, dict]) ->
     (merged / "train").mkdir(parents=True, exist_ok=True)
     (merged / "results.json").write_text(json.dumps(results, indent=2))
     (merged / "config.yaml").write_text(yaml.safe_dump(dataset_config(suite, name), sort_keys=False))
-    for model in results:
+    for model in results:  # curves and the data report where this machine still has the run folders
         final = folder / model / "final"
         if not (merged / "data.json").is_file() and (final / "data.json").is_file():
             (merged / "data.json").write_text((final / "data.json").read_text())
@@ -200,8 +201,7 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
     )
     if not results:
         return lines + ["", "Not run yet."], f"| {name} | not run yet | | |"
-    if runs is not None and (runs / name).is_dir():
-        merge_run(suite, name, runs / name, results)
+    merge_run(suite, name, runs / name, results)
     # the reference baseline and the order of the rows are chosen on validation, never on test
     baselines = [m for m in results if m in suite["baselines"]]
     best_base = max(baselines, key=lambda m: results[m]["valid"][main]) if baselines else None
@@ -284,7 +284,9 @@ def main() -> None:
     r.add_argument("--records", type=Path, default=RECORDS, help="where finished cells are kept")
     p = sub.add_parser("report")
     p.add_argument("suite", type=Path)
-    p.add_argument("--runs", type=Path, help="the run folders, for RUNS/<data set>/all (the HTML page)")
+    p.add_argument(
+        "--runs", type=Path, default=Path("runs/leaderboard"), help="where RUNS/<data set>/all is written"
+    )
     p.add_argument("--result", type=Path, required=True)
     p.add_argument("--records", type=Path, default=RECORDS, help="where finished cells are kept")
     args = ap.parse_args()

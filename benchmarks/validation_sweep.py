@@ -2,9 +2,11 @@
 
 Usage:
     python benchmarks/validation_sweep.py CONFIG MODEL RESULT_MD --grid lr=0.001,0.005 --grid patience=10,30 \\
-        [--seeds 2024 2025 2026] [--max-fit-seconds S] [--segments cold_items cold_only]
+        [--seeds 2024 2025 2026] [--max-fit-seconds S] [--segments cold_items cold_only] [--records DIR]
+    python benchmarks/validation_sweep.py CONFIG MODEL RESULT_MD --point "{}" \\
+        --point "{ssl_similarity: cos, ssl_temperature: 0.2}"
 
-Every point of the grid (the model's parameters in CONFIG, with the grid's values put in) is trained
+Every point of the grid (or each ``--point``: settings compared as they are, not crossed) (the model's parameters in CONFIG, with the grid's values put in) is trained
 once per seed; each seed draws the split (as ``benchmarks/recipe_stability.py`` does) and seeds the
 model. Only validation figures are computed and printed — the config's main metric, its mean over
 the seeds and its lowest seed relative to that mean — never a test figure — with the mean fit
@@ -13,12 +15,20 @@ for a recipe on a time budget such as the demo's) is reported as the choice; the
 edited by hand, with this file as its record. Fit times are only comparable on an otherwise idle
 machine. ``--segments`` adds the main metric on those validation segments (e.g. the cold items of a
 cold-start split) as columns, for the reader; the choice stays on the whole validation set.
+
+Each finished (setting, seed) is kept as a record under ``--records`` (default
+``benchmarks/results/sweeps/<RESULT_MD's name>/``, committed): a sweep of runs that take an hour
+each spans working sessions, and a re-run picks up the records whose config entry is unchanged and
+trains only what is missing. Until every (setting, seed) is finished the result file lists what is
+there and chooses nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -42,6 +52,12 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     return grid
 
 
+def record_key(raw: dict, entry: dict, point: dict, seed: int) -> dict:
+    """What one (setting, seed) figure depends on, as the config file writes it."""
+    keep = {k: raw.get(k) for k in ("data", "split", "evaluation")}
+    return json.loads(json.dumps(keep | {"model": entry, "point": point, "seed": seed}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
@@ -51,42 +67,68 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025, 2026])
     ap.add_argument("--max-fit-seconds", type=float, default=None, help="time budget of the choice")
     ap.add_argument("--segments", nargs="*", default=[], help="validation segments shown beside the choice")
+    ap.add_argument("--point", action="append", default=[], help="one setting as YAML (repeatable)")
+    ap.add_argument("--records", type=Path, default=None, help="where finished (setting, seed) runs are kept")
     args = ap.parse_args()
+    if bool(args.grid) == bool(args.point):
+        raise SystemExit("give the settings either as --grid or as --point, not both")
     t0 = time.perf_counter()
     raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
     entry = next(m for m in raw["models"] if (m.get("label") or m["name"]) == args.model)
-    grid = parse_grid(args.grid)
-    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
-    metric = load_config(args.config).evaluation.main_metric
+    if args.point:
+        points = [yaml.safe_load(p) or {} for p in args.point]
+    else:
+        grid = parse_grid(args.grid)
+        points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    ev = load_config(args.config).evaluation
+    metric = ev.main_metric
     k = int(metric.split("@")[1])
-    scores: dict[int, list[float]] = {i: [] for i in range(len(points))}
-    fit_s: dict[int, list[float]] = {i: [] for i in range(len(points))}
-    segs: dict[tuple[int, str], list[float]] = {(i, g): [] for i in range(len(points)) for g in args.segments}
+    records = args.records or Path(__file__).parent / "results" / "sweeps" / Path(args.result_md).stem
+    done: dict[tuple[int, int], dict] = {}
     for seed in args.seeds:
+        todo = []
+        for i, point in enumerate(points):
+            key = record_key(raw, entry, point, seed)
+            path = records / f"{hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json"
+            if path.is_file() and json.loads(path.read_text())["key"] == key:
+                done[i, seed] = json.loads(path.read_text())
+            else:
+                todo.append((i, point, path, key))
+        if not todo:
+            continue
         cfg = load_config(raw=seeded(raw, seed))
         split = prepare_data(cfg).split
-        evaluator = Evaluator(split, ks=[k])
-        for i, point in enumerate(points):
+        # the validation figure of the config's main convention (history items masked or kept)
+        evaluator = Evaluator(split, ks=[k], history_items=ev.history_items[0], test_input=ev.test_input)
+        for i, point, path, key in todo:
             run = {"seed": seed, "progress": False}  # for the models that take them
             allowed = get_model_class(entry["name"]).param_names()
             params = dict(entry.get("params") or {}) | point | {k: v for k, v in run.items() if k in allowed}
             start = time.perf_counter()
             model = create(entry["name"], params).fit(split.train, valid=split.valid)
-            fit_s[i].append(time.perf_counter() - start)
+            fit = time.perf_counter() - start
             result = evaluator.evaluate(model, part="valid")
-            scores[i].append(result.metrics[metric])
-            for g in args.segments:
-                segs[i, g].append(result.segments.get(g, {}).get(metric, float("nan")))
+            segments = {g: result.segments.get(g, {}).get(metric, float("nan")) for g in args.segments}
+            done[i, seed] = {"key": key, "valid": result.metrics[metric], "segments": segments, "fit_s": fit}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(done[i, seed], indent=1, sort_keys=True) + "\n")
             print(
-                f"seed {seed} {point}: valid {metric} {scores[i][-1]:.4f}, fit {fit_s[i][-1]:.1f} s",
+                f"seed {seed} {point}: valid {metric} {done[i, seed]['valid']:.4f}, fit {fit:.1f} s",
                 flush=True,
             )
+    finished = [i for i in range(len(points)) if all((i, s) in done for s in args.seeds)]
+    scores = {i: [done[i, s]["valid"] for s in args.seeds] for i in finished}
+    fit_s = {i: [done[i, s]["fit_s"] for s in args.seeds] for i in finished}
+    segs = {
+        (i, g): [done[i, s]["segments"].get(g, float("nan")) for s in args.seeds]
+        for i in finished
+        for g in args.segments
+    }
     rows = sorted(((float(np.mean(v)), i) for i, v in scores.items()), reverse=True)  # best mean first
     budget = args.max_fit_seconds
     eligible = [i for _, i in rows if budget is None or np.mean(fit_s[i]) <= budget]
-    if not eligible:
+    if not eligible and len(finished) == len(points):
         raise SystemExit(f"no setting fits in {budget} s on average")
-    best = points[eligible[0]]
     lines = [
         f"# Validation sweep: {args.model} in `{args.config}`",
         "",
@@ -107,9 +149,12 @@ def main() -> None:
             + f"{np.mean(fit_s[i]):.1f} |"
         )
     within = "" if budget is None else f" among the settings fitted in at most {budget:g} s on average"
+    if len(finished) == len(points):
+        lines += ["", f"Chosen (best mean{within}): `{points[eligible[0]]}`."]
+    else:
+        missing = [points[i] for i in range(len(points)) if i not in finished]
+        lines += ["", f"Not finished yet (nothing is chosen until every setting has every seed): {missing}."]
     lines += [
-        "",
-        f"Chosen (best mean{within}): `{best}`.",
         "",
         f"Command: `{command_line()}`  ",
         f"Data root: `$CLAREC_DATA` = `{data_root()}`  ",

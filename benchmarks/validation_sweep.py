@@ -6,7 +6,8 @@ Usage:
     python benchmarks/validation_sweep.py CONFIG MODEL RESULT_MD --point "{}" \\
         --point "{ssl_similarity: cos, ssl_temperature: 0.2}"
 
-Every point of the grid (or each ``--point``: settings compared as they are, not crossed) (the model's parameters in CONFIG, with the grid's values put in) is trained
+Every setting — each point of the grid, or each ``--point`` as given (not crossed; ``{}`` is the
+config's own) — is the model's parameters in CONFIG with the setting's values put in, trained
 once per seed; each seed draws the split (as ``benchmarks/recipe_stability.py`` does) and seeds the
 model. Only validation figures are computed and printed — the config's main metric, its mean over
 the seeds and its lowest seed relative to that mean — never a test figure — with the mean fit

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import yaml
 from _machine import write_result
+from _records import read_record, write_record
 
 from clarec.config import load_config
 from clarec.experiment.report import paired_against
@@ -91,7 +92,7 @@ def run(args) -> None:
             if args.models and model.key not in args.models:
                 continue
             out = folder / model.key
-            if read_record(suite, name, model.key, args.records) is not None:
+            if cell_record(suite, name, model.key, args.records) is not None:
                 continue
             if keep_record(suite, name, model.key, out, args.records):
                 continue
@@ -135,19 +136,14 @@ def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) ->
         "result": result,
     }
     path = records / name / f"{model}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_record(path, record)
     print(f"record: {path}", flush=True)
     return True
 
 
-def read_record(suite: dict, name: str, model: str, records: Path) -> dict | None:
+def cell_record(suite: dict, name: str, model: str, records: Path) -> dict | None:
     """The record of a cell, or None when there is none or it was made under another config."""
-    path = records / name / f"{model}.json"
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return record if record["config"] == json.loads(json.dumps(cell_config(suite, name, model))) else None
+    return read_record(records / name / f"{model}.json", "config", cell_config(suite, name, model))
 
 
 def finished(suite: dict, name: str, records: Path) -> dict[str, dict]:
@@ -155,7 +151,7 @@ def finished(suite: dict, name: str, records: Path) -> dict[str, dict]:
     found = {}
     for entry in dataset_config(suite, name)["models"]:
         model = entry.get("label") or entry["name"]
-        record = read_record(suite, name, model, records)
+        record = cell_record(suite, name, model, records)
         if record is not None:
             found[model] = record
     return found

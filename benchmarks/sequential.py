@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from _machine import command_line, machine_line
+from _records import read_record, write_record
 
 from clarec.config import load_config
 from clarec.evaluate.stats import paired_t_test
@@ -43,7 +44,7 @@ def run(args) -> None:
     raw = read_raw(args.config)
     for model in args.models:
         for seed in args.seeds:
-            if read_record(raw, model, seed, args.records) is not None:
+            if run_record(raw, model, seed, args.records) is not None:
                 continue
             out = args.runs / f"{model}-{seed}"
             if not (out / "results.json").is_file():
@@ -68,18 +69,14 @@ def keep_record(raw: dict, model: str, seed: int, out: Path, records: Path) -> N
         h = json.loads(hist.read_text())
         epochs = [len(h["epochs"]), h["best_epoch"]]
     record = {"config": model_config(raw, model, seed), "epochs": epochs, "result": result}
-    path = records / raw["name"] / f"{model}-{seed}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_record(records / raw["name"] / f"{model}-{seed}.json", record)
 
 
-def read_record(raw: dict, model: str, seed: int, records: Path) -> dict | None:
+def run_record(raw: dict, model: str, seed: int, records: Path) -> dict | None:
     """The record of (model, seed), or None when there is none or it was made under another config."""
-    path = records / raw["name"] / f"{model}-{seed}.json"
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return record if record["config"] == json.loads(json.dumps(model_config(raw, model, seed))) else None
+    return read_record(
+        records / raw["name"] / f"{model}-{seed}.json", "config", model_config(raw, model, seed)
+    )
 
 
 def read_raw(config: str) -> dict:
@@ -92,7 +89,7 @@ def collect(raw: dict, keys: list[str], records: Path) -> dict[str, dict[int, di
     for path in sorted((records / raw["name"]).glob("*-*.json")):
         model, _, seed = path.stem.rpartition("-")
         if seed.isdigit() and model in keys:
-            record = read_record(raw, model, int(seed), records)
+            record = run_record(raw, model, int(seed), records)
             if record is not None:
                 found.setdefault(model, {})[int(seed)] = record
     return found

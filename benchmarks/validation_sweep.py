@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from _machine import command_line, data_root, machine_line
+from _records import read_record, write_record
 from recipe_stability import seeded
 
 from clarec.config import load_config
@@ -55,8 +56,11 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 def record_key(raw: dict, entry: dict, point: dict, seed: int) -> dict:
     """What one (setting, seed) figure depends on, as the config file writes it."""
-    keep = {k: raw.get(k) for k in ("data", "split", "evaluation")}
-    return json.loads(json.dumps(keep | {"model": entry, "point": point, "seed": seed}))
+    return {k: raw.get(k) for k in ("data", "split", "evaluation")} | {
+        "model": entry,
+        "point": point,
+        "seed": seed,
+    }
 
 
 def main() -> None:
@@ -91,8 +95,9 @@ def main() -> None:
         for i, point in enumerate(points):
             key = record_key(raw, entry, point, seed)
             path = records / f"{hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json"
-            if path.is_file() and json.loads(path.read_text())["key"] == key:
-                done[i, seed] = json.loads(path.read_text())
+            record = read_record(path, "key", key)
+            if record is not None:
+                done[i, seed] = record
             else:
                 todo.append((i, point, path, key))
         if not todo:
@@ -111,8 +116,7 @@ def main() -> None:
             result = evaluator.evaluate(model, part="valid")
             segments = {g: result.segments.get(g, {}).get(metric, float("nan")) for g in args.segments}
             done[i, seed] = {"key": key, "valid": result.metrics[metric], "segments": segments, "fit_s": fit}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(done[i, seed], indent=1, sort_keys=True) + "\n")
+            write_record(path, done[i, seed])
             print(
                 f"seed {seed} {point}: valid {metric} {done[i, seed]['valid']:.4f}, fit {fit:.1f} s",
                 flush=True,

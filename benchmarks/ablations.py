@@ -5,12 +5,15 @@ seeds, and studies: a model of that config (its parameters there are the **defau
 its levers, each a few variants that change some parameters and nothing else. ``run`` trains every
 variant on every seed — each seed draws the split and seeds the model, so the spread covers both —
 as one ``clarec run --models LABEL --seeds N --split-seeds`` per variant into ``RUNS/<label>/``
-(separate processes: run two at a time on two cores, one thread each; a finished variant is not
-redone). ``report`` reads the finished variants and writes, per lever and variant, validation and
-test NDCG@20 (mean ± std over seeds) and the paired difference on test against the lever's
-reference (``default``, unless the lever names another ``reference``: one of its variants, or
-``lever=variant`` of another lever — a lever that only acts with another one on), with the paired
-t-test's p-value and the bootstrap interval over the seeds.
+(separate processes: run two at a time on two cores, one thread each). Each finished variant is kept
+as a small committed record, ``benchmarks/results/ablations/<spec name>/<label>.json`` (its figures
+per seed, made under the variant's model entry, the config's data, split and evaluation, and the
+seeds): ``run`` skips a variant whose record is current and re-runs one whose recipe changed, and
+``report`` reads only the records, so an ablation spans working sessions and machines. ``report``
+writes, per lever and variant, validation and test NDCG@20 (mean ± std over seeds) and the paired
+difference on test against the lever's reference (``default``, unless the lever names another
+``reference``: one of its variants, or ``lever=variant`` of another lever — a lever that only acts
+with another one on), with the paired t-test's p-value and the bootstrap interval over the seeds.
 
 An ablation chooses nothing: every variant's test figure is shown, whatever it is, and no setting
 of the default recipe is changed because of it.
@@ -19,8 +22,7 @@ Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/ablations.py run benchmarks/ablations-ml-100k.yaml \\
         --runs runs/ablations-ml-100k [--only LABEL ...]
     python benchmarks/ablations.py report benchmarks/ablations-ml-100k.yaml [more specs] \\
-        --runs runs/ablations-ml-100k [more folders] --result benchmarks/results/ablations.md \\
-        [--html runs/ablations.html]
+        --result benchmarks/results/ablations.md [--html runs/ablations.html]
 """
 
 from __future__ import annotations
@@ -30,17 +32,18 @@ import html
 import json
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import yaml
 from _machine import write_result
+from _records import read_record, write_record
 
 from clarec.config import load_config
 from clarec.evaluate.stats import paired_t_test
 
 DEFAULT = "default"
+RECORDS = Path(__file__).parent / "results" / "ablations"
 
 
 def load_spec(path: Path) -> dict:
@@ -77,8 +80,8 @@ def variants(spec: dict) -> list[dict]:
     return out
 
 
-def write_config(spec: dict, runs: Path) -> Path:
-    """The spec's experiment config with one model entry per variant (labelled), in ``runs``."""
+def variant_config(spec: dict) -> dict:
+    """The spec's experiment config with one model entry per variant, labelled by the variant."""
     raw = yaml.safe_load(Path(spec["config"]).read_text(encoding="utf-8"))
     entries = {(m.get("label") or m["name"]): m for m in raw["models"]}
     models = []
@@ -95,11 +98,17 @@ def write_config(spec: dict, runs: Path) -> Path:
         )
     raw["models"] = models
     raw["seed"] = spec["seeds"][0]
-    runs.mkdir(parents=True, exist_ok=True)
-    path = runs / "ablation-config.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    load_config(path)  # every variant's parameters are checked before anything runs
-    return path
+    return raw
+
+
+def record_key(spec: dict, raw: dict, label: str) -> dict:
+    """What a variant's figures depend on: its model entry, the data, split and evaluation, the seeds."""
+    entry = next(m for m in raw["models"] if m["label"] == label)
+    return {"model": entry, "seeds": spec["seeds"]} | {k: raw.get(k) for k in ("data", "split", "evaluation")}
+
+
+def record_path(spec: dict, label: str, records: Path) -> Path:
+    return records / spec["name"] / f"{label}.json"
 
 
 def run(args) -> None:
@@ -107,30 +116,36 @@ def run(args) -> None:
     seeds = spec["seeds"]
     if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
         raise SystemExit("seeds must be consecutive (clarec run --seeds N counts up from the first)")
-    config = write_config(spec, args.runs)
+    raw = variant_config(spec)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    config = args.runs / "ablation-config.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    load_config(config)  # every variant's parameters are checked before anything runs
     for v in variants(spec):
-        if args.only and v["label"] not in args.only:
+        label = v["label"]
+        key = record_key(spec, raw, label)
+        if args.only and label not in args.only:
             continue
-        out = args.runs / v["label"]
-        if (out / "results.json").is_file():
+        if read_record(record_path(spec, label, args.records), "key", key) is not None:
             continue
-        cmd = [sys.executable, "-m", "clarec.cli", "run", str(config), "--models", v["label"]]
-        cmd += ["--seeds", str(len(seeds)), "--split-seeds", "--out", str(out)]
-        print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        out = args.runs / label
+        if not (out / "results.json").is_file():
+            cmd = [sys.executable, "-m", "clarec.cli", "run", str(config), "--models", label]
+            cmd += ["--seeds", str(len(seeds)), "--split-seeds", "--out", str(out)]
+            print(" ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True)
+        result = json.loads((out / "results.json").read_text())[label]
+        figures = [
+            {"seed": r["seed"], "valid": r.get("valid", {}), "test": r["test"]} for r in result["per_seed"]
+        ]
+        write_record(record_path(spec, label, args.records), {"key": key, "per_seed": figures})
 
 
-@cache
-def _result(path: Path, label: str) -> dict | None:
-    """A finished variant's result (read once per report: a reference is read for every variant)."""
-    return json.loads(path.read_text())[label] if path.is_file() else None
-
-
-def per_seed(runs: Path, label: str, part: str, metric: str) -> dict[int, float]:
-    result = _result(runs / label / "results.json", label)
-    if result is None:
-        return {}
-    return {r["seed"]: r[part][metric] for r in result.get("per_seed", [result | {"seed": None}])}
+def per_seed(spec: dict, label: str, part: str, metric: str, records: Path) -> dict[int, float]:
+    """``{seed: figure}`` from the variant's current record (empty when it has none)."""
+    key = record_key(spec, variant_config(spec), label)
+    record = read_record(record_path(spec, label, records), "key", key)
+    return {r["seed"]: r[part][metric] for r in record["per_seed"]} if record else {}
 
 
 def fmt(values: list[float]) -> str:
@@ -139,13 +154,14 @@ def fmt(values: list[float]) -> str:
     return f"{np.mean(values):.4f}" + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
 
 
-def effects(spec: dict, runs: Path, metric: str) -> list[tuple[str, float, float, float, float]]:
+def effects(spec: dict, records: Path, metric: str) -> list[tuple[str, float, float, float, float]]:
     """``(label, mean difference, CI low, CI high, p)`` of every finished variant against its reference."""
     out = []
     for v in variants(spec):
         if v["variant"] == DEFAULT:
             continue
-        test, ref = per_seed(runs, v["label"], "test", metric), per_seed(runs, v["reference"], "test", metric)
+        test = per_seed(spec, v["label"], "test", metric, records)
+        ref = per_seed(spec, v["reference"], "test", metric, records)
         common = sorted(set(ref) & set(test))
         if len(common) >= 2:
             t = paired_t_test([test[s] for s in common], [ref[s] for s in common])
@@ -153,7 +169,7 @@ def effects(spec: dict, runs: Path, metric: str) -> list[tuple[str, float, float
     return out
 
 
-def write_html(specs: list[tuple[dict, Path]], path: Path) -> None:
+def write_html(specs: list[dict], records: Path, path: Path) -> None:
     """One page: per spec, each lever's effect on test with its bootstrap interval (a forest plot)."""
     from clarec.experiment.html_report import STYLE, _figure
 
@@ -162,9 +178,9 @@ def write_html(specs: list[tuple[dict, Path]], path: Path) -> None:
         f"<style>{STYLE}</style></head><body>",
     ]
     parts.append("<h1>Ablations: does each contrastive lever earn its keep?</h1>")
-    for spec, runs in specs:
+    for spec in specs:
         metric = load_config(spec["config"]).evaluation.main_metric
-        rows = effects(spec, runs, metric)
+        rows = effects(spec, records, metric)
         parts.append(f"<h2>{html.escape(spec['name'])}</h2>")
         if not rows:
             parts.append("<p>No finished variant yet.</p>")
@@ -184,7 +200,7 @@ def write_html(specs: list[tuple[dict, Path]], path: Path) -> None:
     path.write_text("".join(parts), encoding="utf-8")
 
 
-def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
+def report_spec(spec: dict, records: Path, metric: str) -> list[str]:
     cfg = load_config(spec["config"])
     lines = [
         f"## {spec['name']}: `{spec['config']}`",
@@ -196,13 +212,13 @@ def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
         "|---|---|---|---|---:|---:|---:|---:|---|---:|",
     ]
     missing = []
-    tested = {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, runs, metric)}
+    tested = {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, records, metric)}
     for v in variants(spec):
-        test = per_seed(runs, v["label"], "test", metric)
+        test = per_seed(spec, v["label"], "test", metric, records)
         if not test:
             missing.append(v["label"])
             continue
-        valid = per_seed(runs, v["label"], "valid", metric)
+        valid = per_seed(spec, v["label"], "valid", metric, records)
         cells = ["", "", ""]
         if v["label"] in tested:
             d, lo, hi, p = tested[v["label"]]
@@ -218,8 +234,6 @@ def report_spec(spec: dict, runs: Path, metric: str) -> list[str]:
 
 
 def report(args) -> None:
-    if len(args.spec) != len(args.runs):
-        raise SystemExit("give one --runs folder per spec")
     lines = [
         "# Ablations: does each contrastive lever earn its keep?",
         "",
@@ -229,12 +243,12 @@ def report(args) -> None:
         "seed), paired t-test p-value and percentile bootstrap interval of the mean difference; with "
         "three seeds, a p-value under 0.05 needs a consistent effect and a large one can still miss it.",
     ]
-    for spec_path, runs in zip(args.spec, args.runs, strict=True):
-        spec = load_spec(spec_path)
+    specs = [load_spec(path) for path in args.spec]
+    for spec in specs:
         metric = load_config(spec["config"]).evaluation.main_metric
-        lines += ["", *report_spec(spec, runs, metric)]
+        lines += ["", *report_spec(spec, args.records, metric)]
     if args.html:
-        write_html([(load_spec(s), r) for s, r in zip(args.spec, args.runs, strict=True)], args.html)
+        write_html(specs, args.records, args.html)
     write_result(args.result, lines, 0, data=False, note="one torch thread per run")
 
 
@@ -245,9 +259,10 @@ def main() -> None:
     r.add_argument("spec", type=Path)
     r.add_argument("--runs", type=Path, required=True)
     r.add_argument("--only", nargs="*", default=[], help="run only these variant labels")
+    r.add_argument("--records", type=Path, default=RECORDS, help="where finished variants are kept")
     p = sub.add_parser("report")
     p.add_argument("spec", type=Path, nargs="+")
-    p.add_argument("--runs", type=Path, nargs="+", required=True)
+    p.add_argument("--records", type=Path, default=RECORDS, help="where finished variants are kept")
     p.add_argument("--result", type=Path, required=True)
     p.add_argument("--html", type=Path, default=None, help="also write the page with the effects drawn")
     args = ap.parse_args()

@@ -15,6 +15,10 @@ difference on test against the lever's reference (``default``, unless the lever 
 ``reference``: one of its variants, or ``lever=variant`` of another lever — a lever that only acts
 with another one on), with the paired t-test's p-value and the bootstrap interval over the seeds.
 
+A spec may also set ``data`` (merged into the config's data section, e.g. ``{profiles: FOLDER}``)
+and ``split_seeds: false`` (the seeds seed the model on the config's own split draw: for inputs made
+for one split, such as written user profiles).
+
 An ablation chooses nothing: every variant's test figure is shown, whatever it is, and no setting
 of the default recipe is changed because of it.
 
@@ -44,6 +48,7 @@ from clarec.evaluate.stats import paired_t_test
 
 DEFAULT = "default"
 RECORDS = Path(__file__).parent / "results" / "ablations"
+TITLE = "Ablations: does each contrastive lever earn its keep?"
 
 
 def load_spec(path: Path) -> dict:
@@ -98,13 +103,15 @@ def variant_config(spec: dict) -> dict:
         )
     raw["models"] = models
     raw["seed"] = spec["seeds"][0]
+    raw["data"] = dict(raw["data"]) | spec.get("data", {})
     return raw
 
 
 def record_key(spec: dict, raw: dict, label: str) -> dict:
     """What a variant's figures depend on: its model entry, the data, split and evaluation, the seeds."""
     entry = next(m for m in raw["models"] if m["label"] == label)
-    return {"model": entry, "seeds": spec["seeds"]} | {k: raw.get(k) for k in ("data", "split", "evaluation")}
+    key = {"model": entry, "seeds": spec["seeds"], "split_seeds": spec.get("split_seeds", True)}
+    return key | {k: raw.get(k) for k in ("data", "split", "evaluation")}
 
 
 def record_path(spec: dict, label: str, records: Path) -> Path:
@@ -131,7 +138,8 @@ def run(args) -> None:
         out = args.runs / label
         if not (out / "results.json").is_file():
             cmd = [sys.executable, "-m", "clarec.cli", "run", str(config), "--models", label]
-            cmd += ["--seeds", str(len(seeds)), "--split-seeds", "--out", str(out)]
+            cmd += ["--seeds", str(len(seeds)), "--out", str(out)]
+            cmd += ["--split-seeds"] if spec.get("split_seeds", True) else []
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
         result = json.loads((out / "results.json").read_text())[label]
@@ -169,15 +177,15 @@ def effects(spec: dict, records: Path, metric: str) -> list[tuple[str, float, fl
     return out
 
 
-def write_html(specs: list[dict], records: Path, path: Path) -> None:
+def write_html(specs: list[dict], records: Path, path: Path, title: str) -> None:
     """One page: per spec, each lever's effect on test with its bootstrap interval (a forest plot)."""
     from clarec.experiment.html_report import STYLE, _figure
 
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Ablations</title>",
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
     ]
-    parts.append("<h1>Ablations: does each contrastive lever earn its keep?</h1>")
+    parts.append(f"<h1>{html.escape(title)}</h1>")
     for spec in specs:
         metric = load_config(spec["config"]).evaluation.main_metric
         rows = effects(spec, records, metric)
@@ -202,11 +210,17 @@ def write_html(specs: list[dict], records: Path, path: Path) -> None:
 
 def report_spec(spec: dict, records: Path, metric: str) -> list[str]:
     cfg = load_config(spec["config"])
+    seeds = ", ".join(map(str, spec["seeds"]))
+    drawn = (
+        f"drawn anew for each seed ({seeds}; each seed also seeds the model)"
+        if spec.get("split_seeds", True)
+        else f"the config's own draw; the seeds ({seeds}) seed the model only"
+    )
+    data = cfg.data if not spec.get("data") else f"{cfg.data}, with {spec['data']}"
     lines = [
         f"## {spec['name']}: `{spec['config']}`",
         "",
-        f"Data: {cfg.data}; split: {cfg.split.method} {cfg.split.params()}, drawn anew for each seed "
-        f"({', '.join(map(str, spec['seeds']))}; each seed also seeds the model). Test {metric}, full ranking.",
+        f"Data: {data}; split: {cfg.split.method} {cfg.split.params()}, {drawn}. Test {metric}, full ranking.",
         "",
         f"| model | lever | variant | changed | valid {metric} | test {metric} | Δ test vs reference | p | 95% CI | seeds |",
         "|---|---|---|---|---:|---:|---:|---:|---|---:|",
@@ -235,7 +249,7 @@ def report_spec(spec: dict, records: Path, metric: str) -> list[str]:
 
 def report(args) -> None:
     lines = [
-        "# Ablations: does each contrastive lever earn its keep?",
+        f"# {args.title}",
         "",
         "Each lever is changed alone against the model's default recipe (its parameters in the named "
         "config, chosen before these runs); everything else is equal. Every variant's test figure is "
@@ -248,7 +262,7 @@ def report(args) -> None:
         metric = load_config(spec["config"]).evaluation.main_metric
         lines += ["", *report_spec(spec, args.records, metric)]
     if args.html:
-        write_html(specs, args.records, args.html)
+        write_html(specs, args.records, args.html, args.title)
     write_result(args.result, lines, 0, data=False, note="one torch thread per run")
 
 
@@ -264,6 +278,7 @@ def main() -> None:
     p.add_argument("spec", type=Path, nargs="+")
     p.add_argument("--records", type=Path, default=RECORDS, help="where finished variants are kept")
     p.add_argument("--result", type=Path, required=True)
+    p.add_argument("--title", default=TITLE, help="the result file's heading")
     p.add_argument("--html", type=Path, default=None, help="also write the page with the effects drawn")
     args = ap.parse_args()
     run(args) if args.command == "run" else report(args)

@@ -234,3 +234,38 @@ def test_user_sample_in_the_config_reaches_results(tmp_path):
     p.write_text(p.read_text().replace("user_sample: 20", "user_sample: 1"))
     with pytest.raises(Exception, match="user_sample"):
         load_config(p)
+
+
+def test_llm_rerank_test_cost_reaches_results(tmp_path, tiny_llm_dir):
+    import json
+
+    from factories import make_random_dataset
+
+    from clarec.experiment.runner import run_experiment
+
+    ds = make_random_dataset(n_users=30, n_items=20, per_user=6, seed=3)
+    write_events(ds, tmp_path / "events.csv")
+    titles = ["item_id,title"] + [f"{i},Film number {k}" for k, i in enumerate(ds.item_ids)]
+    (tmp_path / "items.csv").write_text("\n".join(titles) + "\n")
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        f"data: {{source: tabular, path: {tmp_path / 'events.csv'}, item_file: items.csv}}\n"
+        "split: {method: random, ratios: [0.6, 0.2, 0.2]}\nmodels:\n  - name: popularity\n"
+        f"  - name: llm-rerank\n    params: {{base: popularity, top_n: 3, generator: {tiny_llm_dir}, "
+        f"cache_dir: {tmp_path / 'llm'}, max_new_tokens: 4}}\n"
+        "evaluation: {ks: [5], user_sample: 8}\n"
+    )
+    run_experiment(load_config(p), tmp_path / "run", seeds=2, save_models=False)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "eval_cost" not in saved["popularity"]
+    per_seed = [r["eval_cost"] for r in saved["llm-rerank"]["per_seed"]]
+    assert [c["users"] for c in per_seed] == [16, 16]  # 8 sampled users in validation, 8 in test
+    # one prompt per distinct user (a user in both parts gets the same prompt); seed 2025 has the same
+    # split and base list, so every answer comes from the cache
+    assert 8 <= per_seed[0]["prompts"] <= 16 and per_seed[1]["prompts"] == 0 and per_seed[0]["tokens"] > 0
+    total = saved["llm-rerank"]["eval_cost"]
+    assert total["users"] == 32 and total["prompts"] == per_seed[0]["prompts"]
+    text = (tmp_path / "run" / "results.md").read_text()
+    assert (
+        f"- llm-rerank: 32 users scored (validation and test), {total['prompts']} prompts generated" in text
+    )

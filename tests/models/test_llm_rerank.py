@@ -94,3 +94,14 @@ def test_save_load_and_settings(data, tmp_path, tiny_llm_dir):
         create("llm-rerank", {"base": "llm-rerank"})
     with pytest.raises(ConfigError, match="top_n"):
         create("llm-rerank", {"top_n": 1})
+
+
+def test_cost_adds_up_over_calls_until_reset(data):
+    model = create("llm-rerank", {"base": "popularity", "top_n": 3, "cache_dir": "none"}).fit(data)
+    model._gen = Scripted(lambda prompt: "2, 1")
+    model.score(np.arange(2))
+    model.score(np.arange(2, 5))
+    assert model.cost_["users"] == 5 and model.cost_["prompts"] == 5 and model.cost_["tokens"] is None
+    model.reset_cost()
+    model.score([7])
+    assert model.cost_["users"] == 1 and model.cost_["prompts"] == 1

@@ -94,6 +94,27 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
     return head + "\n".join(lines) + "\n" if lines else ""
 
 
+def cost_lines(results: dict[str, Any]) -> str:
+    """What the evaluation cost models that count it (``eval_cost`` in results.json, validation and
+    test together, summed over seeds: ``llm-rerank``'s prompts, seconds and generated tokens); a
+    cached answer costs no prompt, so the per-prompt figures are what a user not seen before costs."""
+    lines = []
+    for name, r in results.items():
+        cost = r.get("eval_cost")
+        if not cost or not cost.get("users"):
+            continue
+        line = (
+            f"- {name}: {cost['users']} users scored (validation and test), {cost['prompts']} prompts "
+            f"generated ({cost['fallbacks']} answers unusable)"
+        )
+        if cost["prompts"]:
+            tokens = "" if cost.get("tokens") is None else f", {cost['tokens'] / cost['prompts']:.1f} tokens"
+            line += f"; per prompt {cost['seconds'] / cost['prompts']:.2f} s{tokens}"
+        lines.append(line)
+    head = "\nInference cost of the evaluation (all seeds; a cached answer is not generated again):\n\n"
+    return head + "\n".join(lines) + "\n" if lines else ""
+
+
 def segments_table(results: dict[str, Any], ks: list[int], segments: dict[str, str] = COLD_SEGMENTS) -> str:
     """Markdown table of ``segments`` (recall and NDCG per K), or '' when a run has none of them."""
     present = [s for s in segments if any(s in r.get("segments", {}) for r in results.values())]
@@ -130,6 +151,7 @@ def results_table(
     for segments in (segments_table(results, ks), segments_table(results, [max(ks)], TAIL_SEGMENTS)):
         if segments:
             text += "\n" + segments
+    text += cost_lines(results)
     if cfg is not None:
         text += significance_lines(results, cfg.evaluation.main_metric)
     if cfg is not None:

@@ -172,6 +172,11 @@ def _aggregate(per_seed: list[dict]) -> dict:
         out["split_seeds"] = [r["split_seed"] for r in per_seed]
     if "test_sample" in per_seed[0]:
         out["test_sample"] = per_seed[0]["test_sample"]
+    if "eval_cost" in per_seed[0]:
+        costs = [r["eval_cost"] for r in per_seed]
+        out["eval_cost"] = {
+            k: sum(c[k] for c in costs) if None not in [c[k] for c in costs] else None for k in costs[0]
+        }
     keys = (
         "seed",
         "split_seed",
@@ -183,6 +188,7 @@ def _aggregate(per_seed: list[dict]) -> dict:
         "fit_seconds",
         "test_sample",
         "test_ci95",
+        "eval_cost",
     )
     out["per_seed"] = [{k: r[k] for k in keys if k in r} for r in per_seed]
     return out
@@ -330,6 +336,9 @@ def _run(
             t = time.perf_counter()
             model.fit(split.train, valid=split.valid)
             fit_seconds = time.perf_counter() - t
+            reset_cost = getattr(model, "reset_cost", None)  # models that count inference cost (LLMs)
+            if reset_cost is not None:
+                reset_cost()
             valid_res = evaluator.evaluate(model, part="valid")
             test_res = evaluator.evaluate(model, part="test")
             log.info(
@@ -354,6 +363,8 @@ def _run(
             }
             if split_seeds:
                 result["split_seed"] = seed
+            if reset_cost is not None and model.cost_:
+                result["eval_cost"] = dict(model.cost_)
             if test_res.sample:
                 result |= {"test_sample": test_res.sample, "test_ci95": test_res.ci95}
             other = {

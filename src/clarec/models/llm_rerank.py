@@ -46,8 +46,9 @@ class LLMRerank(Recommender):
     and the numbered candidates; the answer's numbers give the new order, candidates it leaves out
     follow in the base order, and an answer without a usable number keeps the base order (counted in
     ``cost_["fallbacks"]``). The rest of the catalogue keeps the base model's scores, below the
-    re-ranked items. ``cost_`` records, for the last :meth:`score` call, users, prompts sent, seconds
-    and generated tokens (when the generator runs in process). Answers are cached with the
+    re-ranked items. ``cost_`` adds up, over the :meth:`score` calls since fitting or
+    :meth:`reset_cost`, users, prompts sent, seconds and generated tokens (``None`` when the
+    generator does not run in process); the experiment runner records it for the test evaluation. Answers are cached with the
     generator's cache, so scoring the same users again costs nothing.
 
     Args:
@@ -93,6 +94,7 @@ class LLMRerank(Recommender):
         return self._gen
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self.cost_ = None
         self.base_ = create(self.base, self.base_params or {}).fit(train, valid)
         default = ["title"] if "title" in train.items.columns else None
         fields = choose_fields(train.items, self.fields or default, self.name)
@@ -139,18 +141,24 @@ class LLMRerank(Recommender):
                 if answers
                 else 0
             )
-        self.cost_ = {
+        add = {
             "users": len(users),
             "prompts": gen.generated - before,
             "seconds": time.perf_counter() - start,
             "fallbacks": fallbacks,
             "tokens": tokens,
         }
+        cost = getattr(self, "cost_", None) or dict.fromkeys(add, 0)
+        self.cost_ = {k: None if cost[k] is None or add[k] is None else cost[k] + add[k] for k in add}
         if fallbacks:
             log.warning(
                 "llm-rerank: %d of %d answers named no candidate; base order kept", fallbacks, len(rows)
             )
         return scores
+
+    def reset_cost(self) -> None:
+        """Start counting :attr:`cost_` from zero."""
+        self.cost_ = None
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"titles": self.titles, "hist_items": self.hist_items, "hist_offsets": self.hist_offsets}

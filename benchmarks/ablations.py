@@ -42,6 +42,7 @@ import numpy as np
 import yaml
 from _machine import write_result
 from _records import read_record, write_record
+from recipe_stability import DETERMINISTIC_SPLITS
 
 from clarec.config import load_config
 from clarec.evaluate.stats import paired_t_test
@@ -211,11 +212,12 @@ def write_html(specs: list[dict], records: Path, path: Path, title: str) -> None
 def report_spec(spec: dict, records: Path, metric: str) -> list[str]:
     cfg = load_config(spec["config"])
     seeds = ", ".join(map(str, spec["seeds"]))
-    drawn = (
-        f"drawn anew for each seed ({seeds}; each seed also seeds the model)"
-        if spec.get("split_seeds", True)
-        else f"the config's own draw; the seeds ({seeds}) seed the model only"
-    )
+    if cfg.split.method in DETERMINISTIC_SPLITS:
+        drawn = f"which has no randomness; the seeds ({seeds}) seed the model only"
+    elif spec.get("split_seeds", True):
+        drawn = f"drawn anew for each seed ({seeds}; each seed also seeds the model)"
+    else:
+        drawn = f"the config's own draw; the seeds ({seeds}) seed the model only"
     data = cfg.data if not spec.get("data") else f"{cfg.data}, with {spec['data']}"
     lines = [
         f"## {spec['name']}: `{spec['config']}`",
@@ -254,7 +256,7 @@ def report(args) -> None:
         "Each lever is changed alone against the model's default recipe (its parameters in the named "
         "config, chosen before these runs); everything else is equal. Every variant's test figure is "
         "shown and nothing was chosen from them. Δ: mean paired difference over seeds (split and model "
-        "seed), paired t-test p-value and percentile bootstrap interval of the mean difference; with "
+        "seed, where the split is drawn), paired t-test p-value and percentile bootstrap interval of the mean difference; with "
         "three seeds, a p-value under 0.05 needs a consistent effect and a large one can still miss it.",
     ]
     specs = [load_spec(path) for path in args.spec]

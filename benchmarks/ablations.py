@@ -8,7 +8,8 @@ as one ``clarec run --models LABEL --seeds N --split-seeds`` per variant into ``
 (separate processes: run two at a time on two cores, one thread each). Each finished variant is kept
 as a small committed record, ``benchmarks/results/ablations/<spec name>/<label>.json`` (its figures
 per seed, made under the variant's model entry, the config's data, split and evaluation, and the
-seeds): ``run`` skips a variant whose record is current and re-runs one whose recipe changed, and
+seeds): ``run`` skips a variant whose record is current, copies the record of another spec that ran
+the very same variant (a shared default), and re-runs one whose recipe changed, and
 ``report`` reads only the records, so an ablation spans working sessions and machines. ``report``
 writes, per lever and variant, validation and test NDCG@20 (mean ± std over seeds) and the paired
 difference on test against the lever's reference (``default``, unless the lever names another
@@ -135,6 +136,11 @@ def run(args) -> None:
         if args.only and label not in args.only:
             continue
         if read_record(record_path(spec, label, args.records), "key", key) is not None:
+            continue
+        same = (read_record(path, "key", key) for path in sorted(args.records.glob(f"*/{label}.json")))
+        record = next((r for r in same if r is not None), None)
+        if record is not None:  # another spec ran the same variant (e.g. a shared default)
+            write_record(record_path(spec, label, args.records), record)
             continue
         out = args.runs / label
         if not (out / "results.json").is_file():

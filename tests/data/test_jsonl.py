@@ -55,3 +55,63 @@ def test_arrow_leaves_blank_lines_and_bad_bytes_to_the_careful_path(tmp_path):
     path.write_bytes(latin1)
     frame, checks = read_jsonl(path)  # lenient: the byte replaced, the row kept and flagged
     assert frame["id"].tolist() == ["caf\ufffd", "a"]
+
+
+def _many(n: int) -> list[dict]:
+    """Lines whose types change part-way (an int rating, then floats; a key that appears late)."""
+    out = []
+    for i in range(n):
+        r = {
+            "id": f"{i:010d}",
+            "rating": 4 if i < n // 2 else 4.5,
+            "tags": [str(i)] * (i % 3),
+            "text": "x" * (i % 50),
+        }
+        if i > n - 5:
+            r["late"] = i
+        out.append(r)
+    return out
+
+
+def test_blocks_give_the_whole_file_reading(tmp_path):
+    import gzip
+
+    data = "".join(json.dumps(r) + "\n" for r in _many(300)).encode()
+    for name, content in (("r.jsonl", data), ("r.jsonl.gz", gzip.compress(data)), ("t.jsonl", data[:-1])):
+        path = tmp_path / name
+        path.write_bytes(content)
+        whole, _ = read_jsonl(path)
+        blocks, checks = read_jsonl(path, block_bytes=512)  # about 60 blocks, cut inside lines
+        assert blocks.columns.tolist() == whole.columns.tolist()
+        assert _as_records(blocks) == _as_records(whole) and blocks["_line"].tolist() == list(range(1, 301))
+        assert blocks["rating"].tolist()[148:152] == [4, 4, 4.5, 4.5]
+        some, _ = read_jsonl(path, block_bytes=512, columns=["rating", "id", "absent"])
+        assert (
+            some.columns.tolist() == ["rating", "id", "_line"] and some["id"].tolist() == whole["id"].tolist()
+        )
+
+
+def test_a_block_the_fast_path_cannot_read_hands_the_whole_file_to_the_careful_path(tmp_path):
+    lines = [json.dumps(r) for r in _many(100)]
+    lines[70] = "{not json"
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines[:40]) + "\n\n" + "\n".join(lines[40:]) + "\n")
+    blocks, checks = read_jsonl(path, block_bytes=300, columns=["id"])
+    whole, whole_checks = read_jsonl(path, columns=["id"])
+    assert blocks["id"].tolist() == whole["id"].tolist() and len(blocks) == 99  # the bad line dropped
+    assert blocks["_line"].tolist() == whole["_line"].tolist() and 72 not in blocks["_line"].tolist()
+    assert blocks.columns.tolist() == ["id", "_line"]
+
+
+def test_a_truncated_gzip_read_in_blocks_is_the_same_clear_error(tmp_path):
+    import gzip
+
+    import pytest
+
+    from clarec.errors import DataError
+
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in _many(300)).encode())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated|ends|stops"):
+        read_jsonl(path, block_bytes=256)

@@ -200,19 +200,37 @@ class Parsed:
         return None
 
 
+#: bytes of JSON lines parsed at a time by :func:`read_jsonl` (a larger file is read in blocks)
+JSONL_BLOCK = 64 << 20
+
+
 def read_jsonl(
-    path: Path, *, strict: bool = False, encoding: str = "utf-8"
+    path: Path,
+    *,
+    strict: bool = False,
+    encoding: str = "utf-8",
+    columns: list[str] | None = None,
+    block_bytes: int = JSONL_BLOCK,
 ) -> tuple[pd.DataFrame, RowChecks]:
-    """Parse JSON lines into a frame (one column per key) plus ``_line``.
+    """Parse JSON lines into a frame (one column per key, or only ``columns``) plus ``_line``.
 
     Fast paths, for files of one JSON object per line and no blank line: Arrow's reader on the
-    bytes (no text copy of the file; valid UTF-8 only), then ``pandas.read_json(lines=True)`` without
-    type inference (ids like ``"0345816021"`` stay strings). When both fail, every line is parsed on
-    its own so the bad ones can be named and counted.
+    bytes (no text copy of the file; valid UTF-8 only) — a file larger than ``block_bytes`` is read,
+    gunzipped and parsed a block of lines at a time, keeping only ``columns`` of each block, so a
+    review file's texts are never all in memory at once — then ``pandas.read_json(lines=True)``
+    without type inference (ids like ``"0345816021"`` stay strings). When both fail, every line is
+    parsed on its own so the bad ones can be named and counted. ``columns`` a line lacks are missing
+    (NaN) in its row; a column no line has is absent.
     """
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    if utf8 and _size(path) > block_bytes:
+        df = _arrow_jsonl_blocks(path, block_bytes, columns)
+        if df is not None:
+            df["_line"] = np.arange(1, len(df) + 1, dtype=np.int64)
+            return df, RowChecks(path, df["_line"].to_numpy())
     data = read_bytes(path)
-    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8") and not data.startswith(b"\xef\xbb\xbf")
-    df = _arrow_jsonl(data) if utf8 else None
+    utf8 = utf8 and not data.startswith(b"\xef\xbb\xbf")
+    df = _arrow_jsonl(data, columns) if utf8 else None
     text = ""
     if df is None:
         text, replaced = decode(data, path, encoding, strict)
@@ -226,6 +244,8 @@ def read_jsonl(
                 df = None
     del data
     if df is not None:
+        if columns is not None:
+            df = df[[c for c in columns if c in df.columns]]
         df["_line"] = np.arange(1, len(df) + 1, dtype=np.int64)
         return df, RowChecks(path, df["_line"].to_numpy())
     records: list[dict] = []
@@ -253,6 +273,8 @@ def read_jsonl(
         first = f"; line {bad[0][0]}: {bad[0][1]}" if bad else ""
         raise DataError(path, f"no valid JSON lines{first}")
     df = pd.DataFrame.from_records(records)
+    if columns is not None:
+        df = df[[c for c in columns if c in df.columns]]
     df["_line"] = np.asarray(lines, dtype=np.int64)
     checks = RowChecks(path, df["_line"].to_numpy())
     checks.flag_lines(MALFORMED, bad)
@@ -263,12 +285,57 @@ def read_jsonl(
     return df, checks
 
 
-def _arrow_jsonl(data: bytes) -> pd.DataFrame | None:
+def _size(path: Path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0  # read_bytes says what is wrong
+
+
+def _blocks(path: Path, size: int):
+    """The file's bytes, gunzipped when it is gzip, in pieces of about ``size`` bytes that end where
+    a line ends (the last piece may lack its final newline)."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == _GZIP_MAGIC
+    with (gzip.open if gz else open)(path, "rb") as f:
+        rest = b""
+        while chunk := f.read(size):
+            chunk = rest + chunk
+            cut = chunk.rfind(b"\n") + 1
+            if cut:
+                yield chunk[:cut]
+            rest = chunk[cut:]
+        if rest:
+            yield rest
+
+
+def _arrow_jsonl_blocks(path: Path, size: int, columns: list[str] | None) -> pd.DataFrame | None:
+    """:func:`_arrow_jsonl` block by block (``columns`` kept of each), or ``None`` as soon as a block
+    needs the careful path (which then reads the whole file and says what is wrong)."""
+    frames = []
+    try:
+        for n, block in enumerate(_blocks(path, size)):
+            if n == 0 and block.startswith(b"\xef\xbb\xbf"):
+                return None
+            lines = block.count(b"\n") + (not block.endswith(b"\n"))
+            df = _arrow_jsonl(block, columns)
+            if df is None or len(df) != lines:  # a blank line at a block's end
+                return None
+            frames.append(df)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _arrow_jsonl(data: bytes, columns: list[str] | None = None) -> pd.DataFrame | None:
     """JSON lines parsed by Arrow (several times faster than pandas on millions of lines, and typed),
     or ``None`` when Arrow cannot or should not: blank lines (line numbers would shift), bytes that
     are not UTF-8, a value whose type changes between lines, an invalid line — for the careful path
     to handle. Strings stay strings; nested values (lists, objects) become Python lists and dicts, as
-    ``json.loads`` gives them. Works on the bytes: no text copy of the file is made."""
+    ``json.loads`` gives them. Works on the bytes: no text copy of the file is made. ``columns``:
+    only these (those the lines have) are converted."""
     import pyarrow as pa
     import pyarrow.json as pajson
 
@@ -302,13 +369,15 @@ def _arrow_jsonl(data: bytes) -> pd.DataFrame | None:
         return None
     if table.num_rows != n_lines:
         return None
-    columns = {}
+    if columns is not None:
+        table = table.select([c for c in columns if c in table.column_names])
+    out = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
         if pa.types.is_nested(column.type):
-            columns[name] = pd.Series(column.to_pylist(), dtype=object)
+            out[name] = pd.Series(column.to_pylist(), dtype=object)
         else:
-            columns[name] = column.to_pandas()
-    return pd.DataFrame(columns)
+            out[name] = column.to_pandas()
+    return pd.DataFrame(out, index=pd.RangeIndex(n_lines))
 
 
 def require_rows(frame: pd.DataFrame, path: Path, report: CleanReport, n_read: int) -> None:

@@ -70,8 +70,9 @@ def read(
         if meta_file:
             mpath = find_file(folder, meta_file)
     report = CleanReport()
-    df, checks = read_jsonl(rpath, strict=strict)
-    require_fields(df, rpath, ["reviewerID", "asin", "overall", "unixReviewTime"])
+    needed = ["reviewerID", "asin", "overall", "unixReviewTime"]
+    df, checks = read_jsonl(rpath, strict=strict, columns=needed)
+    require_fields(df, rpath, needed)
     frame = pd.DataFrame(
         {
             "user_id": df["reviewerID"],
@@ -109,7 +110,7 @@ def read_meta(
     ``only``: the item ids the reviews name; other rows are dropped before their text is cleaned
     (a data set keeps the items that have interactions, and a large category's meta lists millions
     of items nobody reviewed)."""
-    df, checks = read_jsonl(path, strict=strict)
+    df, checks = read_jsonl(path, strict=strict, columns=[key, *fields])
     require_fields(df, path, [key])
     parse_ids(checks, df, [key])
     keep = checks.resolve(report, strict)

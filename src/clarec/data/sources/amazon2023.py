@@ -51,8 +51,9 @@ def read(
         if meta_file:
             mpath = find_file(folder, meta_file)
     report = CleanReport()
-    df, checks = read_jsonl(rpath, strict=strict)
-    require_fields(df, rpath, ["user_id", item_key, "rating", "timestamp"])
+    needed = ["user_id", item_key, "rating", "timestamp"]
+    df, checks = read_jsonl(rpath, strict=strict, columns=needed)
+    require_fields(df, rpath, needed)
     frame = pd.DataFrame(
         {
             "user_id": df["user_id"],

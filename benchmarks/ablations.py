@@ -151,16 +151,29 @@ def run(args) -> None:
             subprocess.run(cmd, check=True)
         result = json.loads((out / "results.json").read_text())[label]
         figures = [
-            {"seed": r["seed"], "valid": r.get("valid", {}), "test": r["test"]} for r in result["per_seed"]
+            {
+                "seed": r["seed"],
+                "valid": r.get("valid", {}),
+                "test": r["test"],
+                "segments": r.get("segments", {}),
+            }
+            for r in result["per_seed"]
         ]
         write_record(record_path(spec, label, args.records), {"key": key, "per_seed": figures})
 
 
 def per_seed(spec: dict, label: str, part: str, metric: str, records: Path) -> dict[int, float]:
-    """``{seed: figure}`` from the variant's current record (empty when it has none)."""
+    """``{seed: figure}`` from the variant's current record (empty when it has none); ``part``:
+    ``valid``, ``test`` or a test segment's name (e.g. ``cold_items``)."""
     key = record_key(spec, variant_config(spec), label)
     record = read_record(record_path(spec, label, records), "key", key)
-    return {r["seed"]: r[part][metric] for r in record["per_seed"]} if record else {}
+    if not record:
+        return {}
+    if part in ("valid", "test"):
+        return {r["seed"]: r[part][metric] for r in record["per_seed"]}
+    return {
+        r["seed"]: r["segments"][part][metric] for r in record["per_seed"] if part in r.get("segments", {})
+    }
 
 
 def fmt(values: list[float]) -> str:
@@ -215,7 +228,7 @@ def write_html(specs: list[dict], records: Path, path: Path, title: str) -> None
     path.write_text("".join(parts), encoding="utf-8")
 
 
-def report_spec(spec: dict, records: Path, metric: str) -> list[str]:
+def report_spec(spec: dict, records: Path, metric: str, segments: list[str] = ()) -> list[str]:
     cfg = load_config(spec["config"])
     seeds = ", ".join(map(str, spec["seeds"]))
     if cfg.split.method in DETERMINISTIC_SPLITS:
@@ -230,8 +243,9 @@ def report_spec(spec: dict, records: Path, metric: str) -> list[str]:
         "",
         f"Data: {data}; split: {cfg.split.method} {cfg.split.params()}, {drawn}. Test {metric}, full ranking.",
         "",
-        f"| model | lever | variant | changed | valid {metric} | test {metric} | Δ test vs reference | p | 95% CI | seeds |",
-        "|---|---|---|---|---:|---:|---:|---:|---|---:|",
+        f"| model | lever | variant | changed | valid {metric} | test {metric} | Δ test vs reference | p | 95% CI | seeds |"
+        + "".join(f" test {metric} ({name}) |" for name in segments),
+        "|---|---|---|---|---:|---:|---:|---:|---|---:|" + "---:|" * len(segments),
     ]
     missing = []
     tested = {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, records, metric)}
@@ -249,6 +263,10 @@ def report_spec(spec: dict, records: Path, metric: str) -> list[str]:
         lines.append(
             f"| {v['model']} | {v['lever'] or '—'} | {v['variant']} | {changed} | {fmt(list(valid.values()))} | "
             f"{fmt(list(test.values()))} | {' | '.join(cells)} | {len(test)} |"
+            + "".join(
+                f" {fmt(list(per_seed(spec, v['label'], name, metric, records).values()))} |"
+                for name in segments
+            )
         )
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
@@ -268,7 +286,7 @@ def report(args) -> None:
     specs = [load_spec(path) for path in args.spec]
     for spec in specs:
         metric = load_config(spec["config"]).evaluation.main_metric
-        lines += ["", *report_spec(spec, args.records, metric)]
+        lines += ["", *report_spec(spec, args.records, metric, args.segments)]
     if args.html:
         write_html(specs, args.records, args.html, args.title)
     write_result(args.result, lines, 0, data=False, note="one torch thread per run")
@@ -287,6 +305,9 @@ def main() -> None:
     p.add_argument("--records", type=Path, default=RECORDS, help="where finished variants are kept")
     p.add_argument("--result", type=Path, required=True)
     p.add_argument("--title", default=TITLE, help="the result file's heading")
+    p.add_argument(
+        "--segments", nargs="*", default=[], help="test segments to add as columns (e.g. cold_items)"
+    )
     p.add_argument("--html", type=Path, default=None, help="also write the page with the effects drawn")
     args = ap.parse_args()
     run(args) if args.command == "run" else report(args)

@@ -48,8 +48,9 @@ class LLMRerank(Recommender):
     ``cost_["fallbacks"]``). The rest of the catalogue keeps the base model's scores, below the
     re-ranked items. ``cost_`` adds up, over the :meth:`score` calls since fitting or
     :meth:`reset_cost`, users, prompts sent, seconds and generated tokens (``None`` when the
-    generator does not run in process); the experiment runner records it for the test evaluation. Answers are cached with the
-    generator's cache, so scoring the same users again costs nothing.
+    generator does not run in process); the experiment runner records what validation and test cost
+    as ``eval_cost``. Answers are cached with the generator's cache, so scoring the same users again
+    costs nothing.
 
     Args:
         base: the registered model whose list is re-ranked; base_params: its parameters.

@@ -182,19 +182,31 @@ def fmt(values: list[float]) -> str:
     return f"{np.mean(values):.4f}" + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
 
 
-def effects(spec: dict, records: Path, metric: str) -> list[tuple[str, float, float, float, float]]:
-    """``(label, mean difference, CI low, CI high, p)`` of every finished variant against its reference."""
+def effects(
+    spec: dict, records: Path, metric: str, part: str = "test"
+) -> list[tuple[str, float, float, float, float]]:
+    """``(label, mean difference, CI low, CI high, p)`` of every finished variant against its reference
+    on ``part`` (``test`` or a test segment)."""
     out = []
     for v in variants(spec):
         if v["variant"] == DEFAULT:
             continue
-        test = per_seed(spec, v["label"], "test", metric, records)
-        ref = per_seed(spec, v["reference"], "test", metric, records)
+        test = per_seed(spec, v["label"], part, metric, records)
+        ref = per_seed(spec, v["reference"], part, metric, records)
         common = sorted(set(ref) & set(test))
         if len(common) >= 2:
             t = paired_t_test([test[s] for s in common], [ref[s] for s in common])
             out.append((v["label"], t.mean_diff, t.ci_low, t.ci_high, t.p_value))
     return out
+
+
+def segment_cell(spec: dict, label: str, name: str, metric: str, records: Path, tested: dict) -> str:
+    """A segment's mean ± std, with the paired difference against the reference and its p-value."""
+    cell = fmt(list(per_seed(spec, label, name, metric, records).values()))
+    if label in tested:
+        d, _, _, p = tested[label]
+        cell += f" (Δ {d:+.4f}, p = {p:.2g})"
+    return cell
 
 
 def write_html(specs: list[dict], records: Path, path: Path, title: str) -> None:
@@ -249,6 +261,10 @@ def report_spec(spec: dict, records: Path, metric: str, segments: list[str] = ()
     ]
     missing = []
     tested = {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, records, metric)}
+    by_segment = {
+        name: {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, records, metric, name)}
+        for name in segments
+    }
     for v in variants(spec):
         test = per_seed(spec, v["label"], "test", metric, records)
         if not test:
@@ -264,7 +280,7 @@ def report_spec(spec: dict, records: Path, metric: str, segments: list[str] = ()
             f"| {v['model']} | {v['lever'] or '—'} | {v['variant']} | {changed} | {fmt(list(valid.values()))} | "
             f"{fmt(list(test.values()))} | {' | '.join(cells)} | {len(test)} |"
             + "".join(
-                f" {fmt(list(per_seed(spec, v['label'], name, metric, records).values()))} |"
+                f" {segment_cell(spec, v['label'], name, metric, records, by_segment[name])} |"
                 for name in segments
             )
         )
@@ -280,8 +296,9 @@ def report(args) -> None:
         "Each lever is changed alone against the model's default recipe (its parameters in the named "
         "config, chosen before these runs); everything else is equal. Every variant's test figure is "
         "shown and nothing was chosen from them. Δ: mean paired difference over seeds (split and model "
-        "seed, where the split is drawn), paired t-test p-value and percentile bootstrap interval of the mean difference; with "
-        "three seeds, a p-value under 0.05 needs a consistent effect and a large one can still miss it.",
+        "seed, where the split is drawn), paired t-test p-value and percentile bootstrap interval of the "
+        "mean difference (segment columns: Δ and p the same way); with three seeds, a p-value under 0.05 "
+        "needs a consistent effect and a large one can still miss it.",
     ]
     specs = [load_spec(path) for path in args.spec]
     for spec in specs:

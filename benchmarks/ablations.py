@@ -16,9 +16,10 @@ difference on test against the lever's reference (``default``, unless the lever 
 ``reference``: one of its variants, or ``lever=variant`` of another lever — a lever that only acts
 with another one on), with the paired t-test's p-value and the bootstrap interval over the seeds.
 
-A spec may also set ``data`` (merged into the config's data section, e.g. ``{profiles: FOLDER}``)
-and ``split_seeds: false`` (the seeds seed the model on the config's own split draw: for inputs made
-for one split, such as written user profiles).
+A spec may also name test ``segments`` to report as columns (as ``report --segments`` does), merge
+``data`` into the config's data section (e.g. ``{profiles: FOLDER}``), and set ``split_seeds: false``
+(the seeds seed the model on the config's own split draw: for inputs made for one split, such as
+written user profiles).
 
 An ablation chooses nothing: every variant's test figure is shown, whatever it is, and no setting
 of the default recipe is changed because of it.
@@ -303,7 +304,8 @@ def report(args) -> None:
     specs = [load_spec(path) for path in args.spec]
     for spec in specs:
         metric = load_config(spec["config"]).evaluation.main_metric
-        lines += ["", *report_spec(spec, args.records, metric, args.segments)]
+        segments = [*spec.get("segments", []), *args.segments]
+        lines += ["", *report_spec(spec, args.records, metric, segments)]
     if args.html:
         write_html(specs, args.records, args.html, args.title)
     write_result(args.result, lines, 0, data=False, note="one torch thread per run")

@@ -102,6 +102,7 @@ def test_cost_adds_up_over_calls_until_reset(data):
     model.score(np.arange(2))
     model.score(np.arange(2, 5))
     assert model.cost_["users"] == 5 and model.cost_["prompts"] == 5 and model.cost_["tokens"] is None
+    assert model.cost_["answers"] == 5
     model.reset_cost()
     model.score([7])
     assert model.cost_["users"] == 1 and model.cost_["prompts"] == 1

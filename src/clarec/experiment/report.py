@@ -97,7 +97,7 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
 def cost_lines(results: dict[str, Any]) -> str:
     """What the evaluation cost models that count it (``eval_cost`` in results.json, validation and
     test together, summed over seeds: ``llm-rerank``'s prompts, seconds and generated tokens); a
-    cached answer costs no prompt, so the per-prompt figures are what a user not seen before costs."""
+    cached answer costs no prompt, so the seconds per prompt are what a user not seen before costs."""
     lines = []
     for name, r in results.items():
         cost = r.get("eval_cost")
@@ -108,8 +108,9 @@ def cost_lines(results: dict[str, Any]) -> str:
             f"generated ({cost['fallbacks']} answers unusable)"
         )
         if cost["prompts"]:
-            tokens = "" if cost.get("tokens") is None else f", {cost['tokens'] / cost['prompts']:.1f} tokens"
-            line += f"; per prompt {cost['seconds'] / cost['prompts']:.2f} s{tokens}"
+            line += f"; {cost['seconds'] / cost['prompts']:.2f} s per generated prompt"
+        if cost.get("tokens") is not None and cost.get("answers"):
+            line += f"; {cost['tokens'] / cost['answers']:.1f} tokens per answer (cached ones included)"
         lines.append(line)
     head = "\nInference cost of the evaluation (all seeds; a cached answer is not generated again):\n\n"
     return head + "\n".join(lines) + "\n" if lines else ""

@@ -144,6 +144,7 @@ class LLMRerank(Recommender):
             )
         add = {
             "users": len(users),
+            "answers": len(rows),
             "prompts": gen.generated - before,
             "seconds": time.perf_counter() - start,
             "fallbacks": fallbacks,

@@ -163,18 +163,24 @@ def run(args) -> None:
         write_record(record_path(spec, label, args.records), {"key": key, "per_seed": figures})
 
 
-def per_seed(spec: dict, label: str, part: str, metric: str, records: Path) -> dict[int, float]:
-    """``{seed: figure}`` from the variant's current record (empty when it has none); ``part``:
-    ``valid``, ``test`` or a test segment's name (e.g. ``cold_items``)."""
-    key = record_key(spec, variant_config(spec), label)
-    record = read_record(record_path(spec, label, records), "key", key)
-    if not record:
-        return {}
+def current(spec: dict, records: Path) -> dict[str, dict]:
+    """``{label: record}`` of the spec's variants whose record is current (read once per report)."""
+    raw = variant_config(spec)
+    found = {}
+    for v in variants(spec):
+        record = read_record(record_path(spec, v["label"], records), "key", record_key(spec, raw, v["label"]))
+        if record is not None:
+            found[v["label"]] = record
+    return found
+
+
+def per_seed(found: dict[str, dict], label: str, part: str, metric: str) -> dict[int, float]:
+    """``{seed: figure}`` of a variant (empty without a current record); ``part``: ``valid``,
+    ``test`` or a test segment's name (e.g. ``cold_items``)."""
+    rows = found[label]["per_seed"] if label in found else []
     if part in ("valid", "test"):
-        return {r["seed"]: r[part][metric] for r in record["per_seed"]}
-    return {
-        r["seed"]: r["segments"][part][metric] for r in record["per_seed"] if part in r.get("segments", {})
-    }
+        return {r["seed"]: r[part][metric] for r in rows}
+    return {r["seed"]: r["segments"][part][metric] for r in rows if part in r.get("segments", {})}
 
 
 def fmt(values: list[float]) -> str:
@@ -184,7 +190,7 @@ def fmt(values: list[float]) -> str:
 
 
 def effects(
-    spec: dict, records: Path, metric: str, part: str = "test"
+    spec: dict, found: dict[str, dict], metric: str, part: str = "test"
 ) -> list[tuple[str, float, float, float, float]]:
     """``(label, mean difference, CI low, CI high, p)`` of every finished variant against its reference
     on ``part`` (``test`` or a test segment)."""
@@ -192,8 +198,8 @@ def effects(
     for v in variants(spec):
         if v["variant"] == DEFAULT:
             continue
-        test = per_seed(spec, v["label"], part, metric, records)
-        ref = per_seed(spec, v["reference"], part, metric, records)
+        test = per_seed(found, v["label"], part, metric)
+        ref = per_seed(found, v["reference"], part, metric)
         common = sorted(set(ref) & set(test))
         if len(common) >= 2:
             t = paired_t_test([test[s] for s in common], [ref[s] for s in common])
@@ -201,9 +207,9 @@ def effects(
     return out
 
 
-def segment_cell(spec: dict, label: str, name: str, metric: str, records: Path, tested: dict) -> str:
+def segment_cell(found: dict[str, dict], label: str, name: str, metric: str, tested: dict) -> str:
     """A segment's mean ± std, with the paired difference against the reference and its p-value."""
-    cell = fmt(list(per_seed(spec, label, name, metric, records).values()))
+    cell = fmt(list(per_seed(found, label, name, metric).values()))
     if label in tested:
         d, _, _, p = tested[label]
         cell += f" (Δ {d:+.4f}, p = {p:.2g})"
@@ -221,7 +227,7 @@ def write_html(specs: list[dict], records: Path, path: Path, title: str) -> None
     parts.append(f"<h1>{html.escape(title)}</h1>")
     for spec in specs:
         metric = load_config(spec["config"]).evaluation.main_metric
-        rows = effects(spec, records, metric)
+        rows = effects(spec, current(spec, records), metric)
         parts.append(f"<h2>{html.escape(spec['name'])}</h2>")
         if not rows:
             parts.append("<p>No finished variant yet.</p>")
@@ -242,6 +248,7 @@ def write_html(specs: list[dict], records: Path, path: Path, title: str) -> None
 
 
 def report_spec(spec: dict, records: Path, metric: str, segments: list[str] = ()) -> list[str]:
+    found = current(spec, records)
     cfg = load_config(spec["config"])
     seeds = ", ".join(map(str, spec["seeds"]))
     if cfg.split.method in DETERMINISTIC_SPLITS:
@@ -261,17 +268,17 @@ def report_spec(spec: dict, records: Path, metric: str, segments: list[str] = ()
         "|---|---|---|---|---:|---:|---:|---:|---|---:|" + "---:|" * len(segments),
     ]
     missing = []
-    tested = {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, records, metric)}
+    tested = {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, found, metric)}
     by_segment = {
-        name: {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, records, metric, name)}
+        name: {label: (d, lo, hi, p) for label, d, lo, hi, p in effects(spec, found, metric, name)}
         for name in segments
     }
     for v in variants(spec):
-        test = per_seed(spec, v["label"], "test", metric, records)
+        test = per_seed(found, v["label"], "test", metric)
         if not test:
             missing.append(v["label"])
             continue
-        valid = per_seed(spec, v["label"], "valid", metric, records)
+        valid = per_seed(found, v["label"], "valid", metric)
         cells = ["", "", ""]
         if v["label"] in tested:
             d, lo, hi, p = tested[v["label"]]
@@ -281,8 +288,7 @@ def report_spec(spec: dict, records: Path, metric: str, segments: list[str] = ()
             f"| {v['model']} | {v['lever'] or '—'} | {v['variant']} | {changed} | {fmt(list(valid.values()))} | "
             f"{fmt(list(test.values()))} | {' | '.join(cells)} | {len(test)} |"
             + "".join(
-                f" {segment_cell(spec, v['label'], name, metric, records, by_segment[name])} |"
-                for name in segments
+                f" {segment_cell(found, v['label'], name, metric, by_segment[name])} |" for name in segments
             )
         )
     if missing:

@@ -127,7 +127,7 @@ class AlignedMixin:
         # Targets are centred before they are made unit length: sentence vectors share a large common
         # direction (and users' history means even more), which would leave InfoNCE little to tell apart.
         targets = [unit_rows(x - x.mean(axis=0)) for x in (lm_users, lm_items)]
-        self._lm = tuple(torch.from_numpy(t) for t in targets)
+        self._lm = tuple(torch.from_numpy(t).to(self.device_) for t in targets)
         a = self.align
         with torch.random.fork_rng():  # the head's initialisation follows the model's seed
             torch.manual_seed(int(getattr(self, "seed", 0)))

@@ -45,6 +45,7 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
     """
 
     supports_histories = True
+    supports_device = True
     history_mode = "fold-in"
     supports_new_items = True
     new_items_from_text = True
@@ -69,10 +70,10 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
         item_text = model_text_vectors(self, train.items)
         counts = np.asarray(self.seen.sum(axis=1)).ravel()
         user_text = (self.seen @ item_text) / np.maximum(counts, 1)[:, None]
-        text = torch.from_numpy(np.vstack([user_text, item_text]).astype(np.float32))
+        text = torch.from_numpy(np.vstack([user_text, item_text]).astype(np.float32)).to(self.device_)
         coo = self.seen.tocoo()
         pair_users, pair_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        adj = normalized_adjacency(self.n_users, self.n_items, pair_users, pair_items)
+        adj = normalized_adjacency(self.n_users, self.n_items, pair_users, pair_items).to(self.device_)
         self.mlp_ = self._mlp(text.shape[1])
         # cosine: the tables are made unit length before the gather (below), once per row rather than
         # once per gathered copy (a batch gathers batch_size × n_negatives item vectors)
@@ -110,14 +111,15 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
 
             def validate() -> float:
                 u, i = (F.normalize(x, dim=-1) for x in final())
-                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).numpy())
+                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).cpu().numpy())
 
         self._train(
             self.mlp_, batches, loss_fn, torch.optim.Adam(self.mlp_.parameters(), lr=self.lr), validate
         )
         self.mlp_.eval()
         with torch.no_grad():
-            u, i = (F.normalize(x, dim=-1).numpy() for x in final())
+            u, i = (F.normalize(x, dim=-1).cpu().numpy() for x in final())
+        self.mlp_.cpu()  # new items' text is mapped on the CPU
         self.user_vecs, self.item_vecs = u.astype(np.float32), i.astype(np.float32)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:

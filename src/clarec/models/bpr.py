@@ -67,6 +67,8 @@ class BPR(CFEmbeddingRecommender):
     thread —, ``seed``, ...): see :class:`~clarec.models.torch_base.TorchRecommender`.
     """
 
+    supports_device = True
+
     init_std = param(0.01, gt=0)
     neg_alpha = param(0.0, ge=0)
 
@@ -112,12 +114,15 @@ class BPR(CFEmbeddingRecommender):
 
             def validate() -> float:
                 u, v = module.user.weight, module.item.weight
-                return validator(lambda users: self._unknown_last((u[torch.from_numpy(users)] @ v.T).numpy()))
+                return validator(
+                    lambda users: self._unknown_last((u[torch.from_numpy(users)] @ v.T).cpu().numpy())
+                )
 
         # foreach: one multi-tensor update instead of a loop over the parameters (same arithmetic)
         optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr, foreach=True)
         self._train(bundle, batches, loss_fn, optimizer, validate)
-        self._set_vectors(module.user.weight.detach().numpy(), module.item.weight.detach().numpy(), valid)
+        user, item = (t.detach().cpu().numpy() for t in (module.user.weight, module.item.weight))
+        self._set_vectors(user, item, valid)
 
     def _set_state(self, state: dict) -> None:
         # saved before 2026-12-03: the vectors were named user_factors / item_factors

@@ -144,6 +144,7 @@ class _GraphRecommender(CFEmbeddingRecommender):
 
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
+    supports_device = True
 
     n_layers = param(3, ge=1)
     init_std = param(0.1, gt=0)
@@ -198,7 +199,7 @@ class _GraphRecommender(CFEmbeddingRecommender):
         users, items = self._edges
         if keep is not None:
             users, items = users[keep], items[keep]
-        return normalized_adjacency(self.n_users, self.n_items, users, items)
+        return normalized_adjacency(self.n_users, self.n_items, users, items).to(self.device_)
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
@@ -237,14 +238,14 @@ class _GraphRecommender(CFEmbeddingRecommender):
                 with torch.no_grad():
                     u, i = self._vectors(graph)
                 bundle.train()
-                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).numpy())
+                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).cpu().numpy())
 
         optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr)
         self._train(bundle, batches, loss_fn, optimizer, validate, self._after_step())
         bundle.eval()
         with torch.no_grad():
             u, i = self._vectors(graph)
-        self._set_vectors(u.numpy(), i.numpy(), valid)
+        self._set_vectors(u.cpu().numpy(), i.cpu().numpy(), valid)
         del self._adjs, self._edges, self._aligner  # training-only; the fitted model is its vectors
 
 
@@ -414,6 +415,7 @@ class BYOLCF(_GraphRecommender):
 
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
         self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.momentum)
+        self._byol.to(self.device_)  # the target copy is not part of the trained bundle
         # The online encoder is `graph` itself (registered under "graph"): only the rest is extra.
         return {"predictor": self._byol.predictor}
 

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from clarec.data.dataset import Dataset
+from clarec.errors import ConfigError
 from clarec.models.base import Recommender
 from clarec.models.params import param
-from clarec.train.loop import Trainer, TrainHistory, seed_everything
+from clarec.train.loop import Trainer, TrainHistory, device_name, resolve_device, seed_everything
 from clarec.train.validation import RankingValidator
 
 
@@ -41,6 +42,9 @@ class TorchRecommender(Recommender):
         progress: progress bar; ``None`` shows it only on a terminal.
         num_threads: torch threads (``None``: every core; on a machine shared with other jobs, 1 can
             be much faster than oversubscribed cores).
+        device: ``cpu`` (default), ``cuda`` / ``cuda:N``, or ``auto`` (a GPU where torch sees one).
+            The models with ``supports_device`` train there (the fitted vectors come back to the
+            CPU); the others train on the CPU, and refuse an explicit ``cuda``.
     """
 
     epochs = param(100, ge=1)
@@ -55,6 +59,7 @@ class TorchRecommender(Recommender):
     run_dir = param(None, str)
     progress = param(None, bool)
     num_threads = param(None, int, ge=1)
+    device = param("cpu", device_name)
 
     #: What :meth:`_train` returns, kept after fitting: epochs, losses, validation metric, times.
     history_: TrainHistory
@@ -65,8 +70,21 @@ class TorchRecommender(Recommender):
     #: two-tower: its in-batch negatives are gathered from every rank); otherwise the Trainer gives
     #: each rank its slice.
     splits_batches_itself: ClassVar[bool] = False
+    #: Whether the model trains on the ``device`` setting's GPU (it keeps the tensors its loss reads
+    #: on ``device_`` and brings its results back to the CPU).
+    supports_device: ClassVar[bool] = False
+    #: Where :meth:`fit` trains (resolved from ``device``).
+    device_: torch.device = torch.device("cpu")
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
+        device = resolve_device(self.device)
+        if device.type != "cpu" and not self.supports_device:
+            if self.device != "auto":
+                raise ConfigError(
+                    f"{self.name}: trains on the CPU only; device {self.device!r} is not supported"
+                )
+            device = torch.device("cpu")
+        self.device_ = device
         seed_everything(self.seed)  # dropout and other layers draw from the global generators
         return super().fit(train, valid)
 
@@ -103,6 +121,7 @@ class TorchRecommender(Recommender):
             progress=self.progress,
             num_threads=self.num_threads,
             on_validate=self.validation_callback,
+            device=self.device_,
         )
         self.history_ = trainer.fit(
             module, batches, loss_fn, optimizer, validate, after_step, not self.splits_batches_itself

@@ -6,7 +6,8 @@ Each process (rank) loads the same data and builds the same model (same seed); t
 draws the same global batch and trains on its own slice of it (:func:`shard`), DDP averages the
 gradients, so a step sees the whole global batch, as one process with the same ``batch_size`` would.
 Validation runs on rank 0 and its figure is broadcast, so every rank takes the same early-stopping
-decision; rank 0 alone writes files and evaluates. gloo on CPU, NCCL when the ranks have GPUs;
+decision; rank 0 alone writes files and evaluates. gloo for CPU tensors, NCCL for a model trained on
+the ranks' GPUs (``device: cuda`` / ``auto``);
 several machines join through torchrun's rendezvous (``--nnodes``, ``--rdzv-endpoint``).
 """
 
@@ -35,9 +36,11 @@ def init_from_env() -> None:
     for key in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         if key not in os.environ:
             raise ConfigError(f"WORLD_SIZE is set but {key} is not: start distributed runs with torchrun")
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
+    # gloo carries CPU tensors (the CPU models, broadcast decisions), NCCL a GPU model's gradients
+    backend = "gloo"
+    if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        backend = "cpu:gloo,cuda:nccl"
     dist.init_process_group(backend)
 
 

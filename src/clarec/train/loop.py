@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from clarec.contrastive.temperature import FixedTemperature, Temperature
 from clarec.contrastive.weighting import FixedWeighting, LossWeighting
-from clarec.errors import ClarecError
+from clarec.errors import ClarecError, ConfigError
 from clarec.train import distributed
 
 __all__ = [
@@ -36,8 +36,11 @@ __all__ = [
     "Trainer",
     "TrainHistory",
     "load_checkpoint",
+    "device_name",
+    "resolve_device",
     "seed_everything",
     "set_torch_threads",
+    "to_device",
 ]
 
 CHECKPOINT_NAME = "best.pt"
@@ -72,6 +75,43 @@ def set_torch_threads(n: int | None = None) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def device_name(spec: Any) -> str:
+    """A ``device`` setting checked for its form: ``"cpu"``, ``"auto"``, ``"cuda"`` or ``"cuda:N"``."""
+    text = str(spec).strip().lower()
+    if text in ("cpu", "auto", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise ConfigError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {spec!r}")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """The torch device a ``device`` setting names: ``"cpu"``, ``"cuda"`` / ``"cuda:N"`` (an error
+    when torch sees no such GPU), or ``"auto"`` (CUDA where available, else the CPU). Under torchrun
+    ``"cuda"`` and ``"auto"`` mean this rank's GPU (``LOCAL_RANK``)."""
+    text = device_name(spec)
+    if text == "cpu" or (text == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {text!r}: torch sees no CUDA GPU here (use 'cpu' or 'auto')")
+    if text != "auto" and text != "cuda":
+        index = int(text[5:])
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {text!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+        return torch.device("cuda", index)
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if distributed.launched() else 0)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every torch tensor in it (inside tuples, lists and dicts too) on ``device``;
+    anything else (NumPy arrays, numbers) as it is."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(v, device) for v in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 @dataclass
@@ -162,6 +202,9 @@ class Trainer:
         num_threads: torch threads; ``None`` uses every available core.
         on_validate: called with ``(epoch, metric)`` after each validation (``clarec tune`` reports
             the curve to its pruner there; an exception it raises ends training).
+        device: where training runs (a torch device or its name, see :func:`resolve_device`): the
+            module is moved there and so is every tensor of every batch; the model keeps whatever
+            else its loss reads (an adjacency, text vectors) on the same device.
     """
 
     def __init__(
@@ -176,6 +219,7 @@ class Trainer:
         progress: bool | None = None,
         num_threads: int | None = None,
         on_validate: Callable[[int, float], None] | None = None,
+        device: torch.device | str = "cpu",
     ):
         if epochs < 1:
             raise ClarecError(f"epochs must be at least 1, got {epochs}")
@@ -197,6 +241,7 @@ class Trainer:
         self.progress = progress
         self.num_threads = num_threads
         self.on_validate = on_validate
+        self.device = torch.device(device)
         self._out: Path | None = None  # the run folder this process writes (rank 0's)
 
     # ------------------------------------------------------------------ helpers
@@ -243,6 +288,7 @@ class Trainer:
         if self._out is not None:
             self._out.mkdir(parents=True, exist_ok=True)
             (self._out / LOG_NAME).write_text("")
+        module.to(self.device)  # in place: the optimiser's parameters are the same objects
         step = self._step_function(module, loss_fn, shard_batches)
         history = TrainHistory(metric_name=self.metric_name)
         best_state: dict[str, torch.Tensor] | None = None
@@ -357,6 +403,8 @@ class Trainer:
         module.train()
         total, n = 0.0, 0
         for batch in batches:
+            if self.device.type != "cpu":
+                batch = to_device(batch, self.device)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(batch)
             if loss is None:

@@ -1,0 +1,120 @@
+"""The ``device`` setting of the torch models: its forms, what a machine without a GPU answers, and
+(on a machine with CUDA) that a model trained on the GPU scores as the same model trained on the CPU."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from clarec.errors import ConfigError
+from clarec.models import create
+from clarec.models.registry import available_models, get_model_class
+from clarec.models.torch_base import TorchRecommender
+from clarec.train.loop import Trainer, device_name, resolve_device, to_device
+
+from ..models.recommender_mixin import block_dataset
+from ..models.test_capabilities import ALPHA
+
+CUDA = torch.cuda.is_available()
+SMALL = {"embedding_dim": 16, "epochs": 5, "batch_size": 32, "progress": False, "seed": 3, "num_threads": 1}
+
+
+def test_device_forms_and_errors():
+    assert [device_name(d) for d in ("cpu", " CUDA ", "cuda:1", "auto")] == ["cpu", "cuda", "cuda:1", "auto"]
+    for bad in ("gpu", "cuda:", "cuda:x", "mps"):
+        with pytest.raises(ConfigError, match="device must be"):
+            device_name(bad)
+    with pytest.raises(ConfigError, match="device must be"):
+        create("lightgcn", {"device": "gpu"})
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not CUDA:
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda")
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            create("lightgcn", SMALL | {"device": "cuda:0"}).fit(block_dataset())
+
+
+def test_every_torch_model_declares_the_setting():
+    torch_models = [n for n in available_models() if issubclass(get_model_class(n), TorchRecommender)]
+    assert {
+        "bpr",
+        "lightgcn",
+        "sgl",
+        "simgcl",
+        "xsimgcl",
+        "byol-cf",
+        "alpharec",
+        "two-tower",
+        "sasrec",
+    } <= set(torch_models)
+    for name in torch_models:
+        assert get_model_class(name).params["device"].default == "cpu", name
+    on_gpu = {n for n in torch_models if get_model_class(n).supports_device}
+    assert on_gpu == {"bpr", "lightgcn", "sgl", "simgcl", "xsimgcl", "byol-cf", "alpharec"}
+
+
+def test_auto_trains_a_cpu_only_model_on_the_cpu():
+    model = create("sasrec", SMALL | {"device": "auto", "epochs": 1}).fit(block_dataset())
+    assert model.device_ == torch.device("cpu")
+    if CUDA:
+        with pytest.raises(ConfigError, match="trains on the CPU only"):
+            create("sasrec", SMALL | {"device": "cuda"}).fit(block_dataset())
+
+
+def test_batches_go_to_the_device_with_their_structure():
+    batch = (torch.arange(3), [np.arange(2), {"x": torch.ones(2)}], 5)
+    moved = to_device(batch, torch.device("cpu"))
+    assert isinstance(moved, tuple) and isinstance(moved[1], list) and isinstance(moved[1][1], dict)
+    assert torch.equal(moved[0], batch[0]) and moved[1][0] is batch[1][0] and moved[2] == 5
+
+
+def test_the_trainer_moves_the_module_and_keeps_the_optimiser_on_it():
+    module = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    seen = []
+
+    def loss_fn(batch):
+        seen.append(batch.device)
+        return (module(batch) ** 2).mean()
+
+    device = resolve_device("auto")
+    Trainer(epochs=2, progress=False, device=device).fit(
+        module, lambda e: [torch.ones(4, 2)], loss_fn, optimizer
+    )
+    assert module.weight.device.type == device.type and {d.type for d in seen} == {device.type}
+    assert optimizer.param_groups[0]["params"][0] is module.weight
+
+
+# Models whose training draws nothing from the device's random generator: on the GPU they follow the
+# CPU run step by step, up to the kernels' rounding. SimGCL / XSimGCL draw their noise there.
+SAME_PATH = {
+    "bpr": {"batch_size": 64},
+    "lightgcn": {"n_layers": 2},
+    "sgl": {"n_layers": 2, "ssl_weight": 0.02},
+    "byol-cf": {"n_layers": 2},
+    "bpr-align": {"align": {"weight": 0.1}},
+}
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("label", [*SAME_PATH, "alpharec", "simgcl", "xsimgcl"])
+def test_a_model_trained_on_the_gpu_scores_as_on_the_cpu(label, tiny_model_dir):
+    data = block_dataset()
+    if label == "alpharec":
+        name, params = "alpharec", ALPHA | {"encoder": str(tiny_model_dir), "epochs": 5}
+    else:
+        name = label.removesuffix("-align")
+        params = SMALL | SAME_PATH.get(label, {})
+        if "align" in params:
+            params["align"] = params["align"] | {"encoder": str(tiny_model_dir)}
+    cpu = create(name, params | {"device": "cpu"}).fit(data)
+    gpu = create(name, params | {"device": "cuda"}).fit(data)
+    assert gpu.device_.type == "cuda"
+    users = np.arange(data.n_users)
+    a, b = cpu.score(users), gpu.score(users)
+    assert b.shape == a.shape and np.isfinite(b).all()
+    if label in ("simgcl", "xsimgcl"):
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9  # other noise draws, same model
+    else:
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3)

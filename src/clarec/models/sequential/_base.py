@@ -182,6 +182,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     """
 
     supports_histories = True
+    supports_device = True
     history_mode = "exact"
 
     embedding_dim = param(64, ge=1)
@@ -305,7 +306,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             def validate() -> float:
                 table = self.module_.item_table()
                 return validator(
-                    lambda users: (self._encode([histories[u] for u in users], table) @ table.T).numpy()
+                    lambda users: (self._encode([histories[u] for u in users], table) @ table.T).cpu().numpy()
                 )
 
         try:
@@ -314,13 +315,16 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             del self._windows, self._rng
         self.module_.eval()
         with torch.no_grad():
-            self.item_vecs = self.module_.item_table().numpy().astype(np.float32, copy=True)
-        self.user_vecs = self._encode(histories).numpy().astype(np.float32, copy=True)
+            self.item_vecs = self.module_.item_table().cpu().numpy().astype(np.float32, copy=True)
+        self.user_vecs = self._encode(histories).cpu().numpy().astype(np.float32, copy=True)
+        self.module_.cpu()  # served histories are encoded on the CPU
 
     def _encode(self, histories: Sequence[np.ndarray], table: torch.Tensor | None = None) -> torch.Tensor:
         """States after each history ``(n, d)``, module in eval mode; zero for an empty history.
-        Histories are encoded in batches of similar lengths; ``table``: the item table if at hand."""
-        out = torch.zeros(len(histories), self.embedding_dim)
+        Histories are encoded in batches of similar lengths; ``table``: the item table if at hand.
+        The states are on the module's device."""
+        device = self.module_.positions.weight.device
+        out = torch.zeros(len(histories), self.embedding_dim, device=device)
         lengths = np.array([min(len(h), self.max_len) for h in histories], dtype=np.int64)
         # shortest first, so a batch is padded only to lengths close to its own
         nonempty = np.argsort(lengths, kind="stable")[np.count_nonzero(lengths == 0) :]
@@ -331,8 +335,8 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
                 table = self.module_.item_table() if table is None else table
                 for start in range(0, len(nonempty), ENCODE_BATCH):
                     rows = nonempty[start : start + ENCODE_BATCH]
-                    seq = torch.from_numpy(left_pad([histories[r] for r in rows], self.max_len))
-                    out[torch.from_numpy(rows)] = self.module_.last(seq, table)
+                    seq = torch.from_numpy(left_pad([histories[r] for r in rows], self.max_len)).to(device)
+                    out[torch.from_numpy(rows).to(device)] = self.module_.last(seq, table)
         finally:
             self.module_.train(training)
         return out
@@ -340,7 +344,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     # ------------------------------------------------------------------ scoring
     def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """The encoder's state after each (checked) history, oldest item first."""
-        return self._encode(self._check_histories(histories)).numpy().astype(np.float32)
+        return self._encode(self._check_histories(histories)).cpu().numpy().astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, np.ndarray]:

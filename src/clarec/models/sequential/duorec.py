@@ -73,6 +73,6 @@ class DuoRec(ContrastiveSequential):
             # the positive's most recent items, as many as the batch's width: a long positive would
             # otherwise cost a full-length pass for every batch
             others = [self._windows[i][:-1] for i in self._positives(rows)]
-            other = torch.from_numpy(left_pad(others, inputs.shape[1]))
+            other = torch.from_numpy(left_pad(others, inputs.shape[1])).to(inputs.device)
             loss = loss + self._contrast(anchor, self.module_.last(other), targets)
         return loss

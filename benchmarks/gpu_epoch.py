@@ -1,0 +1,117 @@
+"""Seconds per training epoch of the torch models on the CPU and on a CUDA GPU (``device: cuda``),
+side by side on the same data, settings and seed.
+
+The data is a synthetic set with ML-20M's shape at ``--scale`` (``clarec data synth``: needs no data
+files, so it runs on a bare GPU machine), ratings >= 4, split 8:1:1 at random. Each model is trained
+for ``--epochs`` epochs without validation, once per device; an epoch's seconds are the Trainer's
+(``history_.seconds``), and the table gives the first epoch (warm-up: CUDA context, kernel
+selection) and the median of the others. Nothing is tuned or chosen: the settings are ``MODELS``
+below, fixed before any run; no accuracy figure is computed.
+
+    python benchmarks/gpu_epoch.py [--scale 0.05] [--epochs 3] [--threads 16] \\
+        [--models lightgcn sgl bpr sasrec] [--result benchmarks/results/gpu-epoch.md]
+
+Without a CUDA GPU the GPU columns say so and only the CPU runs are made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _machine import REPO, write_result
+
+#: One setting per model, fixed before any run (d = 64 everywhere, the libraries' usual batch sizes).
+MODELS = {
+    "lightgcn": {"embedding_dim": 64, "n_layers": 2, "batch_size": 8192},
+    "sgl": {"embedding_dim": 64, "n_layers": 2, "batch_size": 8192, "ssl_weight": 0.1},
+    "xsimgcl": {"embedding_dim": 64, "n_layers": 2, "batch_size": 8192},
+    "bpr": {"embedding_dim": 64, "batch_size": 4096},
+    "sasrec": {"embedding_dim": 64, "max_len": 50, "n_layers": 2, "n_heads": 2, "batch_size": 256},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shape", default="ml-20m")
+    parser.add_argument("--scale", type=float, default=0.05)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="CPU torch threads (default: every core)")
+    parser.add_argument(
+        "--models", nargs="*", default=["lightgcn", "sgl", "bpr", "sasrec"], choices=list(MODELS)
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--result", type=Path, default=REPO / "benchmarks" / "results" / "gpu-epoch.md")
+    args = parser.parse_args()
+
+    import torch
+
+    from clarec.data.loading import load_from_config
+    from clarec.data.split import random_split
+    from clarec.data.synth import synthesize
+    from clarec.models.registry import create
+    from clarec.train.loop import set_torch_threads
+
+    threads = set_torch_threads(args.threads)
+    cuda = torch.cuda.is_available()
+    gpu_name = torch.cuda.get_device_name(0) if cuda else None
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="clarec-gpu-epoch-") as work:
+        root = Path(work)
+        info = synthesize(args.shape, root / args.shape, args.scale, args.seed)
+        data = load_from_config({"name": args.shape, "min_rating": 4}, root=root).dataset
+    train = random_split(data, (0.8, 0.1, 0.1), seed=args.seed).train
+    print(
+        f"data: {train.n_interactions:,} training interactions, {train.n_users:,} users, {train.n_items:,} items"
+    )
+
+    rows = []
+    for name in args.models:
+        row = {"model": name}
+        for device in ["cpu", "cuda"] if cuda else ["cpu"]:
+            params = MODELS[name] | {"epochs": args.epochs, "seed": args.seed, "progress": False}
+            params |= {"device": device, "num_threads": threads}
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            model = create(name, params).fit(train)
+            seconds = model.history_.seconds
+            row[device] = (seconds[0], statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0])
+            if device == "cuda":
+                row["gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            print(f"{name} on {device}: epochs {', '.join(f'{s:.2f}' for s in seconds)} s", flush=True)
+        rows.append(row)
+
+    lines = [
+        "# Seconds per training epoch: CPU and GPU",
+        "",
+        f"Data: synthetic, {args.shape}'s shape at scale {args.scale} (`clarec data synth`; {info['interactions']:,} "
+        f"ratings), ratings >= 4, random 8:1:1 split, seed {args.seed}: {train.n_interactions:,} training "
+        f"interactions, {train.n_users:,} users, {train.n_items:,} items. {args.epochs} epochs per model "
+        "and device, no validation; settings fixed before the runs (`MODELS` in the script), the same on both devices.",
+        "",
+        f"CPU: {threads} torch threads. GPU: {gpu_name or 'none on this machine (GPU columns empty)'}.",
+        "",
+        "| model | settings | CPU first epoch s | CPU epoch s (median of the rest) | GPU first epoch s "
+        "| GPU epoch s (median of the rest) | GPU / CPU | GPU peak memory GiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        cpu_first, cpu_epoch = row["cpu"]
+        gpu = row.get("cuda")
+        cells = (
+            [f"{gpu[0]:.2f}", f"{gpu[1]:.2f}", f"{gpu[1] / cpu_epoch:.3f}×", f"{row['gpu_gib']:.2f}"]
+            if gpu
+            else ["—"] * 4
+        )
+        settings = ", ".join(f"{k} {v}" for k, v in MODELS[row["model"]].items())
+        lines.append(
+            f"| {row['model']} | {settings} | {cpu_first:.2f} | {cpu_epoch:.2f} | {' | '.join(cells)} |"
+        )
+    write_result(args.result, lines, time.perf_counter() - t0, data=False)
+
+
+if __name__ == "__main__":
+    main()

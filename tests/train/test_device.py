@@ -16,7 +16,6 @@ from ..models.recommender_mixin import block_dataset
 from ..models.test_capabilities import ALPHA
 
 CUDA = torch.cuda.is_available()
-SEQUENTIAL = {"sasrec", "cl4srec", "duorec", "text-seq"}
 SMALL = {"embedding_dim": 16, "epochs": 5, "batch_size": 32, "progress": False, "seed": 3, "num_threads": 1}
 
 
@@ -36,31 +35,18 @@ def test_device_forms_and_errors():
             create("lightgcn", SMALL | {"device": "cuda:0"}).fit(block_dataset())
 
 
-def test_every_torch_model_declares_the_setting():
-    torch_models = [n for n in available_models() if issubclass(get_model_class(n), TorchRecommender)]
-    assert {
-        "bpr",
-        "lightgcn",
-        "sgl",
-        "simgcl",
-        "xsimgcl",
-        "byol-cf",
-        "alpharec",
-        "two-tower",
-        "sasrec",
-    } <= set(torch_models)
+def test_every_torch_model_declares_the_setting_and_is_in_the_gpu_test():
+    torch_models = {n for n in available_models() if issubclass(get_model_class(n), TorchRecommender)}
     for name in torch_models:
         assert get_model_class(name).params["device"].default == "cpu", name
-    on_gpu = {n for n in torch_models if get_model_class(n).supports_device}
-    assert on_gpu == {"bpr", "lightgcn", "sgl", "simgcl", "xsimgcl", "byol-cf", "alpharec"} | SEQUENTIAL
+    gpu_tested = {label.split("+")[0] for label in [*SAME_PATH, *OTHER_DRAWS]}
+    assert torch_models == gpu_tested
 
 
-def test_auto_trains_a_cpu_only_model_on_the_cpu():
-    model = create("sasrec", SMALL | {"device": "auto", "epochs": 1}).fit(block_dataset())
-    assert model.device_ == torch.device("cpu")
-    if CUDA:
-        with pytest.raises(ConfigError, match="trains on the CPU only"):
-            create("sasrec", SMALL | {"device": "cuda"}).fit(block_dataset())
+def test_auto_picks_a_gpu_where_there_is_one():
+    model = create("bpr", SMALL | {"device": "auto", "epochs": 1}).fit(block_dataset())
+    assert model.device_.type == ("cuda" if CUDA else "cpu")
+    assert isinstance(model.user_vecs, np.ndarray)
 
 
 def test_batches_go_to_the_device_with_their_structure():
@@ -88,41 +74,45 @@ def test_the_trainer_moves_the_module_and_keeps_the_optimiser_on_it():
 
 
 # Models whose training draws nothing from the device's random generator: on the GPU they follow the
-# CPU run step by step, up to the kernels' rounding. SimGCL / XSimGCL draw their noise there.
+# CPU run step by step, up to the kernels' rounding (dropout is off: its masks come from the device's
+# generator). Labels: the model's name, "+variant" after it.
+TEXT = {"encoder": None, "cache_dir": "none"}  # the tiny test encoder goes in at run time
+SEQ = {"max_len": 10, "dropout": 0.0}
 SAME_PATH = {
     "bpr": {"batch_size": 64},
+    "bpr+align": {"align": {"weight": 0.1}},
     "lightgcn": {"n_layers": 2},
     "sgl": {"n_layers": 2, "ssl_weight": 0.02},
     "byol-cf": {"n_layers": 2},
-    "bpr-align": {"align": {"weight": 0.1}},
-    # no dropout: its masks come from the device's generator
-    "sasrec": {"max_len": 10, "dropout": 0.0},
-    "cl4srec": {"max_len": 10, "dropout": 0.0, "ssl_weight": 0.05},
-    "duorec": {"max_len": 10, "dropout": 0.0, "ssl_weight": 0.05},
-    "text-seq": {"max_len": 10, "dropout": 0.0, "adaptor_dropout": 0.0},
+    "alpharec": ALPHA | {"epochs": 5} | TEXT,
+    "two-tower": {"dropout": 0.0} | TEXT,
+    "two-tower+mined": {"dropout": 0.0, "n_negatives": 8, "hard_negatives": 4, "logq": False} | TEXT,
+    "sasrec": SEQ,
+    "cl4srec": SEQ | {"ssl_weight": 0.05},
+    "duorec": SEQ | {"ssl_weight": 0.05},
+    "text-seq": SEQ | {"adaptor_dropout": 0.0} | TEXT,
 }
+# Draws on the device: SimGCL / XSimGCL's noise.
+OTHER_DRAWS = {"simgcl": {"n_layers": 2}, "xsimgcl": {"n_layers": 2}}
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("label", [*SAME_PATH, "alpharec", "simgcl", "xsimgcl"])
+@pytest.mark.parametrize("label", [*SAME_PATH, *OTHER_DRAWS])
 def test_a_model_trained_on_the_gpu_scores_as_on_the_cpu(label, tiny_model_dir):
     data = block_dataset()
-    if label == "alpharec":
-        name, params = "alpharec", ALPHA | {"encoder": str(tiny_model_dir), "epochs": 5}
-    else:
-        name = label.removesuffix("-align")
-        params = SMALL | SAME_PATH.get(label, {})
-        if "align" in params:
-            params["align"] = params["align"] | {"encoder": str(tiny_model_dir)}
-        if name == "text-seq":
-            params |= {"encoder": str(tiny_model_dir), "cache_dir": "none"}
+    name = label.split("+")[0]
+    params = SMALL | SAME_PATH.get(label, OTHER_DRAWS.get(label, {}))
+    if "encoder" in params:
+        params["encoder"] = str(tiny_model_dir)
+    if "align" in params:
+        params["align"] = params["align"] | {"encoder": str(tiny_model_dir)}
     cpu = create(name, params | {"device": "cpu"}).fit(data)
     gpu = create(name, params | {"device": "cuda"}).fit(data)
     assert gpu.device_.type == "cuda"
     users = np.arange(data.n_users)
     a, b = cpu.score(users), gpu.score(users)
     assert b.shape == a.shape and np.isfinite(b).all()
-    if label in ("simgcl", "xsimgcl"):
+    if label in OTHER_DRAWS:
         assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9  # other noise draws, same model
     else:
         # the same path; the kernels round differently, and five epochs carry that along a little

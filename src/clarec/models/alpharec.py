@@ -45,7 +45,6 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
     """
 
     supports_histories = True
-    supports_device = True
     history_mode = "fold-in"
     supports_new_items = True
     new_items_from_text = True

@@ -67,8 +67,6 @@ class BPR(CFEmbeddingRecommender):
     thread —, ``seed``, ...): see :class:`~clarec.models.torch_base.TorchRecommender`.
     """
 
-    supports_device = True
-
     init_std = param(0.01, gt=0)
     neg_alpha = param(0.0, ge=0)
 

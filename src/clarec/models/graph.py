@@ -144,7 +144,6 @@ class _GraphRecommender(CFEmbeddingRecommender):
 
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
-    supports_device = True
 
     n_layers = param(3, ge=1)
     init_std = param(0.1, gt=0)

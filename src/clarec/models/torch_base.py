@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
 from clarec.models.base import Recommender
 from clarec.models.params import param
 from clarec.train.loop import Trainer, TrainHistory, device_name, resolve_device, seed_everything
@@ -42,9 +41,9 @@ class TorchRecommender(Recommender):
         progress: progress bar; ``None`` shows it only on a terminal.
         num_threads: torch threads (``None``: every core; on a machine shared with other jobs, 1 can
             be much faster than oversubscribed cores).
-        device: ``cpu`` (default), ``cuda`` / ``cuda:N``, or ``auto`` (a GPU where torch sees one).
-            The models with ``supports_device`` train there (the fitted vectors come back to the
-            CPU); the others train on the CPU, and refuse an explicit ``cuda``.
+        device: where training runs: ``cpu`` (default), ``cuda`` / ``cuda:N``, or ``auto`` (a GPU
+            where torch sees one). A model keeps the tensors its loss reads on ``device_`` and brings
+            its fitted vectors back to the CPU, where scoring and serving run.
     """
 
     epochs = param(100, ge=1)
@@ -70,21 +69,11 @@ class TorchRecommender(Recommender):
     #: two-tower: its in-batch negatives are gathered from every rank); otherwise the Trainer gives
     #: each rank its slice.
     splits_batches_itself: ClassVar[bool] = False
-    #: Whether the model trains on the ``device`` setting's GPU (it keeps the tensors its loss reads
-    #: on ``device_`` and brings its results back to the CPU).
-    supports_device: ClassVar[bool] = False
     #: Where :meth:`fit` trains (resolved from ``device``).
     device_: torch.device = torch.device("cpu")
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
-        device = resolve_device(self.device)
-        if device.type != "cpu" and not self.supports_device:
-            if self.device != "auto":
-                raise ConfigError(
-                    f"{self.name}: trains on the CPU only; device {self.device!r} is not supported"
-                )
-            device = torch.device("cpu")
-        self.device_ = device
+        self.device_ = resolve_device(self.device)
         seed_everything(self.seed)  # dropout and other layers draw from the global generators
         return super().fit(train, valid)
 

@@ -182,7 +182,6 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     """
 
     supports_histories = True
-    supports_device = True
     history_mode = "exact"
 
     embedding_dim = param(64, ge=1)

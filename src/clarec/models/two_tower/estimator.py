@@ -269,9 +269,9 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
 
         task.bundle.eval()
         with torch.no_grad():
-            self.lm_item = task.item_lm().numpy().astype(np.float32)
+            self.lm_item = task.item_lm().cpu().numpy().astype(np.float32)
             self.supports_texts = self.lm_user is not None
-            self._towers = task.towers
+            self._towers = task.towers.cpu()  # scoring and serving run on the CPU
             self._set_vectors()
             if self.cold_calibration == "validate" and validate is not None:
                 self._validate_cold_shift(validator)

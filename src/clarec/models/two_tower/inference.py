@@ -11,6 +11,7 @@ from clarec.models._cold import match_scores, validated_shift
 from clarec.models._lm import recent_positions
 from clarec.models.two_tower.features import token_bags
 from clarec.models.two_tower.module import TwoTowerModule
+from clarec.train.loop import to_device
 from clarec.train.validation import RankingValidator
 
 
@@ -27,22 +28,26 @@ class TwoTowerInference:
         return token_bags(self.item_tokens, items, drop)
 
     def _infer(self, towers: TwoTowerModule, lm_of) -> tuple[np.ndarray, torch.Tensor]:
-        """Scored (see :meth:`_finish`) and raw item-tower vectors of every item (cold items: text path only)."""
+        """Scored (see :meth:`_finish`) and raw item-tower vectors of every item (cold items: text path
+        only); the raw ones on the towers' device."""
+        device = _device(towers)
         chunks = []
         for s in range(0, self.n_items, 4096):
             items = np.arange(s, min(s + 4096, self.n_items))
-            ids = torch.from_numpy(items)
-            warm = torch.from_numpy(self.warm_items[items])
-            chunks.append(towers.items(lm_of(items, False), ids, warm, self._bags(items)))
-        raw = torch.cat(chunks) if chunks else torch.zeros((0, self.embedding_dim))
-        return self._finish(raw).numpy(), raw
+            ids = torch.from_numpy(items).to(device)
+            warm = torch.from_numpy(self.warm_items[items]).to(device)
+            chunks.append(towers.items(lm_of(items, False), ids, warm, to_device(self._bags(items), device)))
+        raw = torch.cat(chunks) if chunks else torch.zeros((0, self.embedding_dim), device=device)
+        return self._finish(raw).cpu().numpy(), raw
 
     def _user_vectors(
         self, towers: TwoTowerModule, raw_items: torch.Tensor, users: np.ndarray, lm_user
     ) -> np.ndarray:
         ex_item, starts, ends = self._seq
         users = np.asarray(users, dtype=np.int64)
-        user_lm = None if lm_user is None else torch.as_tensor(lm_user)[torch.from_numpy(users)]
+        user_lm = None
+        if lm_user is not None:
+            user_lm = torch.as_tensor(lm_user, device=_device(towers))[torch.from_numpy(users)]
         return self._pool(towers, raw_items, ex_item, starts[users], ends[users], user_lm)
 
     def _pool(
@@ -56,8 +61,11 @@ class TwoTowerInference:
     ) -> np.ndarray:
         """User-tower vectors of the histories ``seq_items[starts[r]:ends[r]]`` (oldest first)."""
         pos, ok = recent_positions(starts, ends, self.max_history)
-        hist = raw_items[torch.from_numpy(seq_items[pos] if len(seq_items) else np.zeros_like(pos))]
-        return self._finish(towers.users(hist, torch.from_numpy(ok), user_lm)).numpy()
+        device = _device(towers)
+        hist = raw_items[
+            torch.from_numpy(seq_items[pos] if len(seq_items) else np.zeros_like(pos)).to(device)
+        ]
+        return self._finish(towers.users(hist, torch.from_numpy(ok).to(device), user_lm)).cpu().numpy()
 
     def _finish(self, vectors: torch.Tensor) -> torch.Tensor:
         """Tower outputs as scored: unit length for cosine similarity, as they are for dot."""
@@ -110,3 +118,8 @@ class TwoTowerInference:
     def _cold_items(self) -> np.ndarray:
         """Items without training interactions: their scores go through ``cold_affine``."""
         return ~self.warm_items
+
+
+def _device(towers: TwoTowerModule) -> torch.device:
+    """Where the towers' weights are (the training device while training, the CPU after)."""
+    return next(towers.parameters()).device

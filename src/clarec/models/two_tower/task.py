@@ -28,6 +28,7 @@ from clarec.contrastive import (
 from clarec.models.two_tower.features import UserSequences, _unique_items, example_histories
 from clarec.models.two_tower.module import TwoTowerModule, _Bundle
 from clarec.train import distributed
+from clarec.train.loop import to_device
 
 if TYPE_CHECKING:
     from clarec.models.two_tower.estimator import TwoTowerRecommender
@@ -55,10 +56,14 @@ class TwoTowerTask:
         rng: np.random.Generator,
     ):
         self.model, self.towers, self.seq, self.rng = model, towers, seq, rng
+        self.device = device = model.device_
         self.encoder = model._encoder()
-        self.lm_item = torch.from_numpy(model.lm_item)
-        self.lm_user = None if model.lm_user is None else torch.from_numpy(model.lm_user)
-        self.warm = torch.from_numpy(model.warm_items)
+        if model.finetune_encoder and self.encoder.device != device:  # trained where the towers are
+            self.encoder.device = device
+            self.encoder.module.to(device)
+        self.lm_item = torch.from_numpy(model.lm_item).to(device)
+        self.lm_user = None if model.lm_user is None else torch.from_numpy(model.lm_user).to(device)
+        self.warm = torch.from_numpy(model.warm_items).to(device)
         self.texts = np.asarray(model.texts_, dtype=object)
 
         steps_per_epoch = max(1, math.ceil(len(seq.items) / model.batch_size))
@@ -151,7 +156,7 @@ class TwoTowerTask:
         if self.miner is not None:
             user_vecs, item_vecs = self._mining
             hard = self.miner.mine(user_vecs[torch.from_numpy(users)], item_vecs, self.seen[users])
-            parts.append(self.minable[hard.numpy()])
+            parts.append(self.minable[hard.cpu().numpy()])
         return np.concatenate(parts, axis=1) if parts else None
 
     def loss(self, rows: np.ndarray) -> torch.Tensor:
@@ -174,22 +179,21 @@ class TwoTowerTask:
                 users[mine], targets[mine], hist[mine], ok[mine], None if negs is None else negs[mine]
             )
             u, tgt, neg_vecs = (None if v is None else distributed.gather_rows(v, bounds) for v in local)
-        losses = {
-            "rec": self.rec_loss(
-                u,
-                tgt,
-                neg_vecs,
-                query_ids=torch.from_numpy(users),
-                positive_ids=torch.from_numpy(targets),
-                negative_ids=None if negs is None else torch.from_numpy(negs),
-                positive_logq=torch.from_numpy(self.log_in_batch[targets]) if m.logq else None,
-                negative_logq=(
+        ids_and_logq = to_device(
+            {
+                "query_ids": torch.from_numpy(users),
+                "positive_ids": torch.from_numpy(targets),
+                "negative_ids": None if negs is None else torch.from_numpy(negs),
+                "positive_logq": torch.from_numpy(self.log_in_batch[targets]) if m.logq else None,
+                "negative_logq": (
                     torch.from_numpy(self.sampler.log_prob(negs) + np.log(m.n_negatives))
                     if m.logq and negs is not None
                     else None
                 ),
-            )
-        }
+            },
+            self.device,
+        )
+        losses = {"rec": self.rec_loss(u, tgt, neg_vecs, **ids_and_logq)}
         if m.aux != "none":
             losses["aux"] = self.aux_loss(np.unique(targets))
         total, _ = self.weighting(losses)
@@ -222,18 +226,19 @@ class TwoTowerTask:
         m = self.model
         parts = [targets, hist[ok]] + ([negs.ravel()] if negs is not None else [])
         uniq, inv = _unique_items(np.concatenate(parts), m.n_items)
-        uniq_t = torch.from_numpy(uniq)
+        device = self.device
+        uniq_t = torch.from_numpy(uniq).to(device)
         id_mask = self.warm[uniq_t]
         if m.id_dropout > 0:
-            id_mask = id_mask & (torch.rand(len(uniq)) >= m.id_dropout)
+            id_mask = id_mask & (torch.rand(len(uniq)) >= m.id_dropout).to(device)
         lm = self.lm_of(uniq)
-        reps = self.towers.items(lm, uniq_t, id_mask, m._bags(uniq, drop=m.dropout))
-        inv_t = torch.from_numpy(inv)
+        reps = self.towers.items(lm, uniq_t, id_mask, to_device(m._bags(uniq, drop=m.dropout), device))
+        inv_t = torch.from_numpy(inv).to(device)
         b, n_hist = len(users), int(ok.sum())
         scored = m._finish(reps)
         tgt = scored[inv_t[:b]]
         hist_vecs = reps.new_zeros((b, m.max_history, m.embedding_dim))
-        ok_t = torch.from_numpy(ok)
+        ok_t = torch.from_numpy(ok).to(device)
         hist_vecs[ok_t] = reps[inv_t[b : b + n_hist]]
         neg_vecs = None if negs is None else scored[inv_t[b + n_hist :]].reshape(b, m.n_negatives, -1)
         user_lm = None if self.lm_user is None else self.lm_user[users]
@@ -250,7 +255,7 @@ class TwoTowerTask:
             v1, v2 = F.dropout(base, m.aux_dropout), F.dropout(base, m.aux_dropout)
         if m.aux == "byol":
             return self.extra["byol"].loss(v1, v2)
-        ids = torch.from_numpy(items)
+        ids = torch.from_numpy(items).to(self.device)
         return self.extra["aux_loss"](self.towers.text_proj(v1), self.towers.text_proj(v2), positive_ids=ids)
 
 

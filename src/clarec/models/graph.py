@@ -97,10 +97,14 @@ class _SymmetricSpMM(torch.autograd.Function):
 
 
 def propagate(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """One propagation step ``adj @ x`` for a symmetric adjacency from :func:`normalized_adjacency`."""
-    if x.requires_grad and not adj.requires_grad:
-        return _SymmetricSpMM.apply(adj, x)
-    return torch.sparse.mm(adj, x)
+    """One propagation step ``adj @ x`` for a symmetric adjacency from :func:`normalized_adjacency`,
+    in fp32 also under bf16 autocast (sparse products have no bf16 kernel on the CPU, and summing a
+    node's many neighbours is where bf16 would lose most)."""
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        if x.requires_grad and not adj.requires_grad:
+            return _SymmetricSpMM.apply(adj, x)
+        return torch.sparse.mm(adj, x)
 
 
 def perturb(e: torch.Tensor, eps: float) -> torch.Tensor:

@@ -209,6 +209,9 @@ class Trainer:
         device: where training runs (a torch device or its name, see :func:`resolve_device`): the
             module is moved there and so is every tensor of every batch; the model keeps whatever
             else its loss reads (an adjacency, text vectors) on the same device.
+        precision: ``"fp32"`` (default) or ``"bf16"``: each step's forward pass under
+            ``torch.autocast`` in bfloat16 (matrix products and attention in bf16, reductions and the
+            weights in fp32; no loss scaling is needed with bf16). Validation stays in fp32.
     """
 
     def __init__(
@@ -224,6 +227,7 @@ class Trainer:
         num_threads: int | None = None,
         on_validate: Callable[[int, float], None] | None = None,
         device: torch.device | str = "cpu",
+        precision: str = "fp32",
     ):
         if epochs < 1:
             raise ClarecError(f"epochs must be at least 1, got {epochs}")
@@ -246,6 +250,9 @@ class Trainer:
         self.num_threads = num_threads
         self.on_validate = on_validate
         self.device = torch.device(device)
+        if precision not in ("fp32", "bf16"):
+            raise ClarecError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.precision = precision
         self._out: Path | None = None  # the run folder this process writes (rank 0's)
 
     # ------------------------------------------------------------------ helpers
@@ -410,7 +417,8 @@ class Trainer:
             if self.device.type != "cpu":
                 batch = to_device(batch, self.device)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(batch)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                loss = loss_fn(batch)
             if loss is None:
                 continue
             value = float(loss.detach())

@@ -122,7 +122,9 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             ``"uncertainty"`` (learned, Kendall et al.).
         lr: Adam learning rate of the towers.
         weight_decay: AdamW weight decay.
-        device: device of the text encoder.
+        device: where the towers train and the text encoder runs while training (``cpu``, ``cuda``,
+            ``cuda:N``, ``auto``; see :class:`~clarec.models.torch_base.TorchRecommender`); a loaded
+            model encodes new texts on the CPU.
 
     Training settings (``epochs`` 50 by default, ``batch_size`` 256 examples per step, ``patience`` 5,
     ``min_epochs``, ``max_steps``, ``eval_k``, ``seed``, ``num_threads``, ...): see
@@ -172,7 +174,6 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     weighting = param("fixed", choices=WEIGHTINGS)
     lr = param(1e-2, gt=0)
     weight_decay = param(0.0, ge=0)
-    device = param("cpu", nullable=True)
     epochs = TorchRecommender.epochs.with_default(50)
     patience = TorchRecommender.patience.with_default(5)
 
@@ -201,7 +202,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             self.cache_dir,
             ENCODE_BATCH,
             self.max_length,
-            self.device,
+            str(self.device_),  # the training device in fit, the CPU for a loaded model
             self.progress,
             self.encoder_runtime,
         )

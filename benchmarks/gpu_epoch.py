@@ -1,5 +1,5 @@
-"""Seconds per training epoch of the torch models on the CPU and on a CUDA GPU (``device: cuda``),
-side by side on the same data, settings and seed.
+"""Seconds per training epoch of the torch models on the CPU and on a CUDA GPU (``device: cuda``,
+in fp32 and in mixed precision, ``precision: bf16``), side by side on the same data, settings and seed.
 
 The data is a synthetic set with ML-20M's shape at ``--scale`` (``clarec data synth``: needs no data
 files, so it runs on a bare GPU machine), ratings >= 4, split 8:1:1 at random. Each model is trained
@@ -8,7 +8,7 @@ for ``--epochs`` epochs without validation, once per device; an epoch's seconds 
 selection) and the median of the others. Nothing is tuned or chosen: the settings are ``MODELS``
 below, fixed before any run; no accuracy figure is computed.
 
-    python benchmarks/gpu_epoch.py [--scale 0.05] [--epochs 3] [--threads 16] \\
+    python benchmarks/gpu_epoch.py [--scale 0.05] [--epochs 2] [--threads 16] \\
         [--models lightgcn sgl bpr sasrec] [--result benchmarks/results/gpu-epoch.md]
 
 Without a CUDA GPU the GPU columns say so and only the CPU runs are made.
@@ -31,6 +31,8 @@ MODELS = {
     "xsimgcl": {"embedding_dim": 64, "n_layers": 2, "batch_size": 8192},
     "bpr": {"embedding_dim": 64, "batch_size": 4096},
     "sasrec": {"embedding_dim": 64, "max_len": 50, "n_layers": 2, "n_heads": 2, "batch_size": 256},
+    # the item texts are encoded once (bundled MiniLM; the embedding cache serves the later runs)
+    "two-tower": {"embedding_dim": 64, "batch_size": 4096, "n_negatives": 128},
 }
 
 
@@ -38,10 +40,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", default="ml-20m")
     parser.add_argument("--scale", type=float, default=0.05)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="CPU torch threads (default: every core)")
     parser.add_argument(
-        "--models", nargs="*", default=["lightgcn", "sgl", "bpr", "sasrec"], choices=list(MODELS)
+        "--models", nargs="*", default=["lightgcn", "sgl", "bpr", "sasrec", "two-tower"], choices=list(MODELS)
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--result", type=Path, default=REPO / "benchmarks" / "results" / "gpu-epoch.md")
@@ -71,17 +73,19 @@ def main() -> None:
     rows = []
     for name in args.models:
         row = {"model": name}
-        for device in ["cpu", "cuda"] if cuda else ["cpu"]:
+        runs = [("cpu", "fp32"), ("cuda", "fp32"), ("cuda", "bf16")] if cuda else [("cpu", "fp32")]
+        for device, precision in runs:
             params = MODELS[name] | {"epochs": args.epochs, "seed": args.seed, "progress": False}
-            params |= {"device": device, "num_threads": threads}
+            params |= {"device": device, "precision": precision, "num_threads": threads}
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             model = create(name, params).fit(train)
             seconds = model.history_.seconds
-            row[device] = (seconds[0], statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0])
+            run = f"{device} {precision}"
+            row[run] = (seconds[0], statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0])
             if device == "cuda":
-                row["gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
-            print(f"{name} on {device}: epochs {', '.join(f'{s:.2f}' for s in seconds)} s", flush=True)
+                row[f"{run} GiB"] = torch.cuda.max_memory_allocated() / 2**30
+            print(f"{name} on {run}: epochs {', '.join(f'{s:.2f}' for s in seconds)} s", flush=True)
         rows.append(row)
 
     lines = [
@@ -94,22 +98,24 @@ def main() -> None:
         "",
         f"CPU: {threads} torch threads. GPU: {gpu_name or 'none on this machine (GPU columns empty)'}.",
         "",
-        "| model | settings | CPU first epoch s | CPU epoch s (median of the rest) | GPU first epoch s "
-        "| GPU epoch s (median of the rest) | GPU / CPU | GPU peak memory GiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "Each cell: first epoch s / median of the other epochs s; GPU cells also the ratio of that median"
+        " to the CPU's and the peak GPU memory.",
+        "",
+        "| model | settings | CPU fp32 | GPU fp32 | GPU bf16 (mixed precision) |",
+        "|---|---|---:|---:|---:|",
     ]
     for row in rows:
-        cpu_first, cpu_epoch = row["cpu"]
-        gpu = row.get("cuda")
-        cells = (
-            [f"{gpu[0]:.2f}", f"{gpu[1]:.2f}", f"{gpu[1] / cpu_epoch:.3f}×", f"{row['gpu_gib']:.2f}"]
-            if gpu
-            else ["—"] * 4
-        )
+        cpu_epoch = row["cpu fp32"][1]
+        cells = [f"{row['cpu fp32'][0]:.2f} / {cpu_epoch:.2f}"]
+        for run in ("cuda fp32", "cuda bf16"):
+            first, epoch = row.get(run, (None, None))
+            cells.append(
+                "—"
+                if first is None
+                else f"{first:.2f} / {epoch:.2f} ({epoch / cpu_epoch:.3f}×, {row[run + ' GiB']:.2f} GiB)"
+            )
         settings = ", ".join(f"{k} {v}" for k, v in MODELS[row["model"]].items())
-        lines.append(
-            f"| {row['model']} | {settings} | {cpu_first:.2f} | {cpu_epoch:.2f} | {' | '.join(cells)} |"
-        )
+        lines.append(f"| {row['model']} | {settings} | {' | '.join(cells)} |")
     write_result(args.result, lines, time.perf_counter() - t0, data=False)
 
 

@@ -9,7 +9,7 @@ selection) and the median of the others. Nothing is tuned or chosen: the setting
 below, fixed before any run; no accuracy figure is computed.
 
     python benchmarks/gpu_epoch.py [--scale 0.05] [--epochs 2] [--threads 16] \\
-        [--models lightgcn sgl bpr sasrec] [--result benchmarks/results/gpu-epoch.md]
+        [--models lightgcn sgl bpr sasrec two-tower] [--result benchmarks/results/gpu-epoch.md]
 
 Without a CUDA GPU the GPU columns say so and only the CPU runs are made.
 """

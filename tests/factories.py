@@ -31,3 +31,19 @@ def make_random_dataset(n_users: int = 40, n_items: int = 30, per_user: int = 8,
         {"item_id": [f"i{i}" for i in range(n_items)], "title": [f"item {i}" for i in range(n_items)]}
     )
     return Dataset.from_frame(df, items=items, name="random")
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module (its own helpers, e.g. ``_machine``, importable meanwhile)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(f"benchmark_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module

@@ -3,28 +3,16 @@ stale records left out, paired differences and their p-values, segment cells, th
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import yaml
+from factories import load_benchmark
 from scipy import stats
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def ablations():
-    sys.path.insert(0, str(BENCHMARKS))  # its helpers (_machine, _records, recipe_stability)
-    try:
-        spec = importlib.util.spec_from_file_location("ablations_script", BENCHMARKS / "ablations.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("ablations")
 
 
 @pytest.fixture

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from factories import load_benchmark
 
 
 def _load_generator():
-    sys.path.insert(0, str(BENCHMARKS))  # its `_machine` helper
-    try:
-        spec = importlib.util.spec_from_file_location("serving_latency", BENCHMARKS / "serving_latency.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("serving_latency")
 
 
 def test_a_rate_beyond_capacity_ends_with_timeouts_and_drops():

@@ -111,8 +111,9 @@ def report(args) -> None:
         f"Config `{args.config}` (data, split, every setting); test = the last item of each user, the "
         "validation item read as input by every model that scores a history exactly; full ranking over "
         "all items. Each model was run once per seed (model seed; the leave-one-out split has no "
-        "randomness); its epoch was chosen by early stopping on validation NDCG@20, and nothing else "
-        "was chosen: the settings are the config's, as written before these runs."
+        "randomness); its epoch was chosen by early stopping on validation NDCG@20. Its other settings "
+        "are the config's; where the config's comments say one was chosen, it was chosen on validation "
+        "figures only, by the sweep they name, before these runs."
     )
     for conv in conventions:
         lines += ["", f"## Test, history items {conv}", "", "| model | seeds | " + " | ".join(SHOWN) + " |"]

@@ -1,4 +1,4 @@
-"""Encoding speed: clarec TextEncoder (runtimes torch, onnx, onnx-int8) vs SentenceTransformer.encode,
+"""Encoding speed: clarec TextEncoder (runtimes torch, torch-bf16, onnx, onnx-int8) vs SentenceTransformer.encode,
 same model, texts, batch size and threads, and how far each runtime's vectors agree with
 sentence-transformers' (min cosine, top-20 neighbour overlap over the catalogue).
 
@@ -99,6 +99,7 @@ def measure(encoders: dict, texts: list[str], chunk: int, repeats: int) -> dict:
 LABELS = {
     "st": "`SentenceTransformer.encode`",
     "torch": "clarec `TextEncoder.encode` (runtime torch)",
+    "torch-bf16": "clarec `TextEncoder.encode` (runtime torch-bf16)",
     "onnx": "clarec `TextEncoder.encode` (runtime onnx)",
     "onnx-int8": "clarec `TextEncoder.encode` (runtime onnx-int8)",
 }
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             cache_dir=cache_dir,
         )
 
-    runtimes = ["torch"] if args.device != "cpu" else ["torch", "onnx", "onnx-int8"]
+    runtimes = ["torch", "torch-bf16"] + (["onnx", "onnx-int8"] if args.device == "cpu" else [])
     encoders = {
         "st": lambda part: st.encode(
             part, batch_size=args.batch_size, convert_to_numpy=True, show_progress_bar=False
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "```",
         "",
         f"- Machine: {machine_line()}; {torch.get_num_threads()} torch / ONNX Runtime thread(s); load average "
-        f"{load_before:.2f} before, {load_after:.2f} after",
+        f"{load_before:.2f} before, {load_after:.2f} after; CPU instructions: {cpu_flags()}",
         f"- Libraries: transformers {transformers.__version__}, "
         f"sentence-transformers {sentence_transformers.__version__}, {runtime_versions()}",
         f"- Model: all-MiniLM-L6-v2 (`{Path(model_path).name}` folder), device {args.device}, "
@@ -257,6 +258,19 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def cpu_flags() -> str:
+    """Which of the CPU's instruction sets that int8 and bf16 speed depend on it has (Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
+    )
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return ", ".join(f for f in wanted if f in flags) or "none of avx2, avx512, vnni, bf16, amx"
 
 
 def runtime_versions() -> str:

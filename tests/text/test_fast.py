@@ -1,4 +1,4 @@
-"""The ONNX runtimes of TextEncoder: the same vectors as torch (onnx), close ones (onnx-int8), the exported
+"""The fast runtimes of TextEncoder: the same vectors as torch (onnx), close ones (onnx-int8, torch-bf16), the exported
 file kept in the cache folder and rebuilt when the weights change, clear errors."""
 
 from __future__ import annotations
@@ -85,3 +85,18 @@ def test_model_parameter():
     with pytest.raises(ConfigError, match="encoder_runtime"):
         create("lm-content", {"encoder_runtime": "fast"})
     assert create("two-tower", {"encoder_runtime": "onnx-int8"}).encoder_runtime == "onnx-int8"
+
+
+def test_bf16_vectors_are_close_keyed_apart_and_fp32(make_encoder, tmp_path):
+    ref = make_encoder().encode(TEXTS)
+    enc = make_encoder(runtime="torch-bf16", cache_dir=tmp_path)
+    got = enc.encode(TEXTS)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)  # normalised in fp32
+    assert (got * ref).sum(axis=1).min() > 0.99
+    assert not np.allclose(got, ref, atol=1e-5)  # bfloat16 products really ran
+    assert enc.identity != make_encoder(cache_dir=tmp_path).identity  # its own embedding-cache entries
+    np.testing.assert_array_equal(make_encoder(runtime="torch-bf16", cache_dir=tmp_path).encode(TEXTS), got)
+    # training stays fp32: forward under no autocast gives torch's vectors
+    with torch.no_grad():
+        np.testing.assert_allclose(enc.eval().forward(enc.tokenize(TEXTS[:2])).numpy(), ref[:2], atol=2e-5)

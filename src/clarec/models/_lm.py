@@ -53,7 +53,7 @@ def build_encoder(
 ):
     """A :class:`TextEncoder` for ``encoder`` (a folder written by ``TextEncoder.save``, any model
     folder, a Hugging Face id, ``"smollm2"`` for the bundled generative LM, or ``None`` for the bundled
-    MiniLM); ``runtime`` is the encoder's (``"torch"``, ``"onnx"``, ``"onnx-int8"``)."""
+    MiniLM); ``runtime`` is the encoder's (``"torch"``, ``"torch-bf16"``, ``"onnx"``, ``"onnx-int8"``)."""
     from clarec.text.encoder import SETTINGS_FILE, TextEncoder
 
     show = bool(progress) if progress is not None else False
@@ -148,7 +148,8 @@ class ItemTextParams:
     """The item-text hyper-parameters of the models that encode item texts themselves (mixin):
     ``fields`` rendered, text model ``encoder`` (``None``: the bundled MiniLM; ``"smollm2"``: the
     bundled generative LM, mean-pooled), its embedding ``cache_dir``, ``max_length`` tokens per text,
-    ``encoder_runtime`` (``"torch"``; ``"onnx"`` or ``"onnx-int8"``: see :mod:`clarec.text.fast`)."""
+    ``encoder_runtime`` (``"torch"``, ``"torch-bf16"``; ``"onnx"`` or ``"onnx-int8"``: see
+    :mod:`clarec.text.fast`)."""
 
     fields = param(None, text_list)
     encoder = param(None, str)

@@ -65,7 +65,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         max_length: tokens per item text (longer texts are truncated).
         device: device of the encoder (``None`` picks CUDA when available).
         progress: show the encoding progress bar.
-        encoder_runtime: ``"torch"``; ``"onnx"`` or ``"onnx-int8"`` (CPU, :mod:`clarec.text.fast`).
+        encoder_runtime: ``"torch"``, ``"torch-bf16"``; ``"onnx"`` or ``"onnx-int8"`` (CPU, :mod:`clarec.text.fast`).
 
     A user without training history gets the unweighted mean of the vectors of the items that have
     training interactions (a "typical item" profile, not biased towards popular items).

@@ -158,9 +158,11 @@ class TextEncoder:
         normalize: scale vectors to unit length.
         cache_dir: folder of an on-disk embedding cache; None disables caching.
         progress: show a progress bar while encoding.
-        runtime: what runs :meth:`encode` on CPU: ``"torch"``; ``"onnx"`` (ONNX Runtime, the same
-            vectors) or ``"onnx-int8"`` (int8 weights: faster, vectors agree less; see
-            :mod:`clarec.text.fast`). Training (:meth:`forward`) always runs in torch.
+        runtime: what runs :meth:`encode`: ``"torch"``; ``"torch-bf16"`` (torch under bfloat16
+            autocast: faster where the CPU has bf16 instructions (AVX512-BF16, AMX) or on a GPU,
+            slower where it emulates them; vectors agree less); on CPU also ``"onnx"`` (ONNX
+            Runtime, the same vectors) or ``"onnx-int8"`` (int8 weights: faster, vectors agree less;
+            see :mod:`clarec.text.fast`). Training (:meth:`forward`) always runs in torch, fp32.
     """
 
     def __init__(
@@ -175,7 +177,7 @@ class TextEncoder:
         progress: bool = True,
         runtime: str = "torch",
     ):
-        from clarec.text.fast import RUNTIMES
+        from clarec.text.fast import ONNX_RUNTIMES, RUNTIMES
 
         if runtime not in RUNTIMES:
             raise ConfigError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
@@ -192,7 +194,7 @@ class TextEncoder:
         self.progress = progress
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.device = self._pick_device(device)
-        if runtime != "torch" and self.device.type != "cpu":
+        if runtime in ONNX_RUNTIMES and self.device.type != "cpu":
             raise ConfigError(f"runtime {runtime!r} runs on CPU; use runtime 'torch' on {self.device}")
         self.runtime = runtime
         self._onnx = None
@@ -348,8 +350,9 @@ class TextEncoder:
         bar = tqdm(
             total=len(texts), desc="encoding texts", unit="text", disable=not self.progress, leave=False
         )
-        run = self._forward if self.runtime == "torch" else self._forward_onnx
-        with torch.inference_mode(), bar:
+        run = self._forward_onnx if self.runtime.startswith("onnx") else self._forward
+        bf16 = self.runtime == "torch-bf16"
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=bf16), bar:
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 vec = run([ids[i] for i in rows], self.normalize)
@@ -386,7 +389,7 @@ class TextEncoder:
         """
         mask = batch["attention_mask"]
         hidden = self.module(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-        out = pool(hidden, mask, self.pooling)
+        out = pool(hidden.float(), mask, self.pooling)  # pooled in fp32 under bf16 autocast too
         normalize = self.normalize if normalize is None else normalize
         return torch.nn.functional.normalize(out, p=2, dim=-1) if normalize else out
 
@@ -437,10 +440,10 @@ class TextEncoder:
     @property
     def identity(self) -> str:
         """Hex key of everything that determines a vector: weights, tokenizer, pooling, max length,
-        normalisation, and the runtime when it changes the vectors (``"onnx-int8"``)."""
+        normalisation, and the runtime when it changes the vectors (``"onnx-int8"``, ``"torch-bf16"``)."""
         if self._identity is None:
             self._identity = self._model_key()
-            if self.runtime == "onnx-int8":  # other vectors; "onnx" computes torch's (cosine > 0.99999)
+            if self.runtime in ("onnx-int8", "torch-bf16"):  # "onnx" computes torch's (cosine > 0.99999)
                 self._identity = hashlib.sha256(f"{self._identity}\0{self.runtime}".encode()).hexdigest()
         return self._identity
 

@@ -5,7 +5,9 @@ ONNX and run by ONNX Runtime, optionally with int8 weights (dynamic quantization
 agreement for speed (benchmarks/results/encoder_speed.md measures both against sentence-transformers:
 throughput and top-20 neighbour agreement with the fp32 vectors). The exported file is written once per
 model identity into the encoder's cache folder (or a temporary one) and reused. torch and the ONNX
-packages are imported when used, so :data:`RUNTIMES` costs nothing to import.
+packages are imported when used, so :data:`RUNTIMES` costs nothing to import. (The other fast
+runtime, ``"torch-bf16"``, needs no package: :class:`~clarec.text.encoder.TextEncoder` runs torch under
+bfloat16 autocast.)
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 
 from clarec.errors import ConfigError
 
-RUNTIMES = ("torch", "onnx", "onnx-int8")
+RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")
+#: The runtimes run by ONNX Runtime (on CPU).
+ONNX_RUNTIMES = ("onnx", "onnx-int8")
 _INSTALL = "the ONNX runtimes need onnxruntime, onnx and onnxscript: pip install 'clarec[fast]'"
 
 
@@ -95,8 +99,8 @@ class OnnxPooled:
     def __init__(self, module, runtime: str, key: str, folder: Path | None):
         import torch
 
-        if runtime not in RUNTIMES[1:]:
-            raise ConfigError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
+        if runtime not in ONNX_RUNTIMES:
+            raise ConfigError(f"runtime must be one of {list(ONNX_RUNTIMES)}, got {runtime!r}")
         ort = _require()
         self._tmp = None
         if folder is None:

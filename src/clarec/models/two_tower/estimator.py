@@ -67,8 +67,8 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         finetune_encoder: adapt the encoder end-to-end (slow on CPU); else its vectors are frozen.
         encoder_lr: learning rate of the encoder when fine-tuned.
         max_length: tokens per text.
-        encoder_runtime: what encodes texts without training: ``"torch"``, ``"onnx"`` or
-            ``"onnx-int8"`` (CPU; :mod:`clarec.text.fast`).
+        encoder_runtime: what encodes texts without training: ``"torch"``, ``"torch-bf16"``,
+            ``"onnx"`` or ``"onnx-int8"`` (the last two on CPU; see ``TextEncoder``'s ``runtime``).
         embedding_dim: size of user and item vectors.
         hidden: hidden width of the projection MLPs (0: a single linear layer).
         dropout: dropout inside the projections.

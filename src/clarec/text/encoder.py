@@ -162,7 +162,8 @@ class TextEncoder:
             autocast: faster where the CPU has bf16 instructions (AVX512-BF16, AMX) or on a GPU,
             slower where it emulates them; vectors agree less); on CPU also ``"onnx"`` (ONNX
             Runtime, the same vectors) or ``"onnx-int8"`` (int8 weights: faster, vectors agree less;
-            see :mod:`clarec.text.fast`). Training (:meth:`forward`) always runs in torch, fp32.
+            see :mod:`clarec.text.fast`). Training (:meth:`forward`) always runs in torch, untouched by
+            the runtime (in fp32 unless its caller autocasts).
     """
 
     def __init__(

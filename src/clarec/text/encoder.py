@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from clarec.errors import ConfigError, DataError
 from clarec.text.cache import EmbeddingCache, folder_fingerprint, text_hash
+from clarec.text.fast import ONNX_RUNTIMES, RUNTIMES
 
 Pooling = Literal["mean", "cls", "last"]
 #: Settings file written next to the weights by :meth:`TextEncoder.save`.
@@ -178,8 +179,6 @@ class TextEncoder:
         progress: bool = True,
         runtime: str = "torch",
     ):
-        from clarec.text.fast import ONNX_RUNTIMES, RUNTIMES
-
         if runtime not in RUNTIMES:
             raise ConfigError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
         if pooling not in _POOLINGS:
@@ -351,7 +350,7 @@ class TextEncoder:
         bar = tqdm(
             total=len(texts), desc="encoding texts", unit="text", disable=not self.progress, leave=False
         )
-        run = self._forward_onnx if self.runtime.startswith("onnx") else self._forward
+        run = self._forward_onnx if self.runtime in ONNX_RUNTIMES else self._forward
         bf16 = self.runtime == "torch-bf16"
         with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=bf16), bar:
             for start in range(0, len(texts), self.batch_size):

@@ -6,7 +6,9 @@ by ``report``, never by hand.
 search spaces, ``tuning: {trials, seeds, split_seeds: true}``) in ``RUNS/<data set>/config.yaml`` and
 calls ``clarec tune CONFIG --models MODEL --out RUNS/<data set>/<model>`` for each model not skipped
 there (one process per model: run two at a time on two cores, one thread each; a model whose final
-results exist is not redone, and a stopped search resumes from its study). ``report`` reads whatever
+results exist is not redone, and a stopped search resumes from its study — both only when the run
+folder was made under the cell's current config, stamped in its ``cell.json``; a folder of another
+config is emptied first). ``report`` reads whatever
 finished: per data set, each model's validation figure (what the search chose on) and test figures
 (mean ± std over the seeds, computed once, for the chosen settings), and a paired t-test over seeds
 of each contrastive model against the best non-contrastive baseline. Which model is "best" (the
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +99,7 @@ def run(args) -> None:
                 continue
             if keep_record(suite, name, model.key, out, args.records):
                 continue
+            start_folder(out, cell_config(suite, name, model.key))
             cmd = [
                 sys.executable,
                 "-m",
@@ -120,10 +124,33 @@ def cell_config(suite: dict, name: str, model: str) -> dict:
     return config | {"model": entry}
 
 
+STAMP = "cell.json"
+
+
+def stamped(out: Path, config: dict) -> bool:
+    """Whether run folder ``out`` was started under ``config``."""
+    stamp = out / STAMP
+    return stamp.is_file() and json.loads(stamp.read_text()) == json.loads(json.dumps(config))
+
+
+def start_folder(out: Path, config: dict) -> None:
+    """Make ``out`` the run folder of a cell under ``config``: a folder left by another config (an
+    edited model, space, data set or budget; or from before folders were stamped) is emptied, so
+    that neither its study nor its final results are taken for this config's."""
+    stamp = out / STAMP
+    if out.exists() and not stamped(out, config):
+        print(f"{out}: made under another config, starting afresh", flush=True)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
 def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) -> bool:
-    """Write the record of a cell whose run folder ``out`` holds finished final results."""
+    """Write the record of a cell whose run folder ``out`` holds finished final results made under
+    the cell's current config."""
+    config = cell_config(suite, name, model)
     final = out / "final" / "results.json"
-    if not final.is_file():
+    if not final.is_file() or not stamped(out, config):
         return False
     result = json.loads(final.read_text())[model]
     tune = out / "tune.json"
@@ -131,7 +158,7 @@ def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) ->
     record = {
         "model": model,
         "dataset": name,
-        "config": cell_config(suite, name, model),
+        "config": config,
         "best_params": chosen.get("best_params", {}),
         "result": result,
     }

@@ -185,3 +185,40 @@ def test_bad_arguments():
         InfoNCELoss()(torch.eye(2), torch.eye(2), torch.zeros(3, 1, 2))
     with pytest.raises(ValueError, match=r"\(B, d\)"):
         InfoNCELoss()(torch.eye(2), torch.eye(3))
+
+
+def test_sampled_softmax_leaves_the_batch_out():
+    q, p, n = _rand(4, 5, seed=23), _rand(4, 5, seed=24), _rand(4, 3, 5, seed=25)
+    qn, pn, nn_ = F.normalize(q, dim=1), F.normalize(p, dim=1), F.normalize(n, dim=2)
+    logits = torch.cat([(qn * pn).sum(1, keepdim=True), torch.einsum("bd,bnd->bn", qn, nn_)], 1) / 0.2
+    loss = InfoNCELoss(0.2, in_batch=False, reduction="none")
+    expected = F.cross_entropy(logits, torch.zeros(4, dtype=torch.long), reduction="none")
+    torch.testing.assert_close(loss(q, p, n), expected)
+    # a row's loss does not depend on the other pairs of its batch
+    torch.testing.assert_close(loss(q[2:3], p[2:3], n[2:3]), expected[2:3])
+    # only a sampled negative equal to the row's positive is masked; equal positives are not columns
+    ids, neg_ids = torch.tensor([7, 7, 8, 9]), torch.tensor([[7, 1, 2], [3, 4, 5], [1, 8, 8], [0, 0, 0]])
+    got, mask = loss.logits(
+        q, p, n, query_ids=torch.tensor([0, 0, 1, 2]), positive_ids=ids, negative_ids=neg_ids
+    )
+    torch.testing.assert_close(got, logits)
+    assert mask.nonzero().tolist() == [[0, 1], [2, 2], [2, 3]]
+    rows = loss(q, p, n, positive_ids=ids, negative_ids=neg_ids)
+    zeros = torch.zeros(4, dtype=torch.long)
+    torch.testing.assert_close(
+        rows, F.cross_entropy(logits.masked_fill(mask, -torch.inf), zeros, reduction="none")
+    )
+    # log-q: each row's positive column gets its own positive's probability
+    pos_logq, neg_logq = torch.log(torch.tensor([0.5, 0.1, 0.2, 0.4])), torch.log(torch.rand(4, 3) + 0.1)
+    corrected = logits - torch.cat([pos_logq[:, None], neg_logq], 1)
+    torch.testing.assert_close(
+        loss(q, p, n, positive_logq=pos_logq, negative_logq=neg_logq),
+        F.cross_entropy(corrected, zeros, reduction="none"),
+    )
+    # negatives as rows of a table
+    table, rows_idx = _rand(6, 5, seed=26), torch.tensor([[0, 1], [2, 3], [4, 5], [0, 5]])
+    torch.testing.assert_close(loss(q, p, table, negative_rows=rows_idx), loss(q, p, table[rows_idx]))
+    with pytest.raises(ValueError, match="needs extra negatives"):
+        loss(q, p)
+    with pytest.raises(ValueError, match="symmetric"):
+        InfoNCELoss(symmetric=True, in_batch=False)

@@ -1,4 +1,5 @@
-"""InfoNCE (a.k.a. NT-Xent, multiple-negatives ranking, sampled softmax) with in-batch negatives."""
+"""InfoNCE (a.k.a. NT-Xent, multiple-negatives ranking, sampled softmax) with in-batch and/or sampled
+negatives."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class InfoNCELoss(nn.Module):
         loss_i = -logits[i, i] + logsumexp_j logits[i, j]
 
     ``sim`` is the cosine (inputs L2-normalised inside) when ``normalize=True``, else the dot product.
+    With ``in_batch=False`` the other positives of the batch are not negatives: row ``i`` scores its
+    own positive (column 0) against its extra negatives only (sampled softmax, e.g. AlphaRec's loss).
 
     Args:
         temperature: a number (fixed τ) or a :class:`~clarec.contrastive.temperature.Temperature`
@@ -33,6 +36,8 @@ class InfoNCELoss(nn.Module):
         normalize: cosine similarity (default) or raw dot product.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per row, ``(B,)``; with
             ``symmetric`` the mean of row ``i``'s forward and reverse losses).
+        in_batch: the batch's other positives are negatives (default); ``False`` needs extra
+            negatives in ``forward`` and excludes ``symmetric``.
     """
 
     def __init__(
@@ -42,13 +47,17 @@ class InfoNCELoss(nn.Module):
         mask_duplicates: bool = True,
         normalize: bool = True,
         reduction: str = "mean",
+        in_batch: bool = True,
     ):
         super().__init__()
+        if symmetric and not in_batch:
+            raise ValueError("symmetric InfoNCE needs in-batch negatives (in_batch=True)")
         self.temperature = as_temperature(temperature)
         self.symmetric = bool(symmetric)
         self.mask_duplicates = bool(mask_duplicates)
         self.normalize = bool(normalize)
         self.reduction = check_reduction(reduction)
+        self.in_batch = bool(in_batch)
 
     def forward(
         self,
@@ -86,6 +95,8 @@ class InfoNCELoss(nn.Module):
             query, positive, negatives, query_ids, positive_ids, negative_ids, negative_rows
         )
         labels = torch.arange(len(query), device=logits.device)
+        if not self.in_batch:
+            labels = torch.zeros_like(labels)
         forward = logits
         if positive_logq is not None or negative_logq is not None:
             forward = logits - self._logq_columns(logits, positive_logq, negative_logq)
@@ -110,13 +121,16 @@ class InfoNCELoss(nn.Module):
         negative_rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Forward logits ``(B, B + n_extra)`` (already divided by τ) and the boolean mask of dropped
-        entries (``None`` when nothing is masked); the positive of row ``i`` is column ``i``."""
+        entries (``None`` when nothing is masked); the positive of row ``i`` is column ``i``. With
+        ``in_batch=False``: ``(B, 1 + n_extra)``, the positive of every row in column 0."""
         if query.dim() != 2 or query.shape != positive.shape:
             raise ValueError(
                 f"query and positive must both be (B, d), got {tuple(query.shape)}, {tuple(positive.shape)}"
             )
         q, p = self._prep(query), self._prep(positive)
-        columns = [q @ p.T]
+        if not self.in_batch and negatives is None:
+            raise ValueError("InfoNCE with in_batch=False needs extra negatives")
+        columns = [q @ p.T if self.in_batch else (q * p).sum(-1, keepdim=True)]
         if negatives is not None:
             n = self._prep(negatives)
             if negative_rows is not None:
@@ -150,36 +164,38 @@ class InfoNCELoss(nn.Module):
         if query_ids is None and positive_ids is None:
             return None
         mask = torch.zeros_like(logits, dtype=torch.bool)
-        same = torch.zeros(batch, batch, dtype=torch.bool, device=logits.device)
-        for ids in (query_ids, positive_ids):
-            if ids is not None:
-                ids = ids.to(logits.device).reshape(-1)
-                same |= ids[:, None] == ids[None, :]
-        same.fill_diagonal_(False)  # the positive itself is never masked
-        mask[:, :batch] = same
-        if negative_ids is not None and positive_ids is not None and logits.shape[1] > batch:
+        width = batch if self.in_batch else 1  # the positives' columns
+        if self.in_batch:
+            same = torch.zeros(batch, batch, dtype=torch.bool, device=logits.device)
+            for ids in (query_ids, positive_ids):
+                if ids is not None:
+                    ids = ids.to(logits.device).reshape(-1)
+                    same |= ids[:, None] == ids[None, :]
+            same.fill_diagonal_(False)  # the positive itself is never masked
+            mask[:, :batch] = same
+        if negative_ids is not None and positive_ids is not None and logits.shape[1] > width:
             neg = negative_ids.to(logits.device)
             pos = positive_ids.to(logits.device).reshape(-1, 1)
-            mask[:, batch:] = (neg[None, :] if neg.dim() == 1 else neg) == pos
+            mask[:, width:] = (neg[None, :] if neg.dim() == 1 else neg) == pos
         return mask
 
-    @staticmethod
     def _logq_columns(
-        logits: torch.Tensor, positive_logq: torch.Tensor | None, negative_logq: torch.Tensor | None
+        self, logits: torch.Tensor, positive_logq: torch.Tensor | None, negative_logq: torch.Tensor | None
     ) -> torch.Tensor:
-        batch, width = logits.shape
+        width = logits.shape[0] if self.in_batch else 1  # the positives' columns
         correction = torch.zeros_like(logits)
         if positive_logq is not None:
-            correction[:, :batch] = positive_logq.to(logits).reshape(1, -1)
-        if negative_logq is not None and width > batch:
+            shape = (1, -1) if self.in_batch else (-1, 1)  # column j's positive, or row i's own
+            correction[:, :width] = positive_logq.to(logits).reshape(shape)
+        if negative_logq is not None and logits.shape[1] > width:
             neg = negative_logq.to(logits)
-            correction[:, batch:] = neg.reshape(1, -1) if neg.dim() == 1 else neg
+            correction[:, width:] = neg.reshape(1, -1) if neg.dim() == 1 else neg
         return correction
 
     def extra_repr(self) -> str:
         return (
             f"symmetric={self.symmetric}, mask_duplicates={self.mask_duplicates}, "
-            f"normalize={self.normalize}, reduction={self.reduction!r}"
+            f"normalize={self.normalize}, reduction={self.reduction!r}, in_batch={self.in_batch}"
         )
 
 

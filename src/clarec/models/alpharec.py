@@ -5,7 +5,8 @@ There are no ID embeddings: an item's ego vector is ``MLP(text vector)`` and a u
 their training items' text vectors)``; LightGCN's parameter-free propagation
 (:func:`clarec.models.graph.propagate`) over the training graph gives the final vectors (layer mean),
 and :class:`~clarec.contrastive.InfoNCELoss` (cosine over ``temperature``) contrasts each (user,
-positive item) pair with ``n_negatives`` sampled items and the batch's other positives. Scores are
+positive item) pair with ``n_negatives`` uniformly sampled items — as in the paper, not with the batch's
+other positives, which are drawn by popularity and would push popular items down. Scores are
 cosines. Because every vector comes from text, an item without interactions — in the catalogue at
 training time or added later (:meth:`AlphaRec.add_items`) — is ranked from its text at once; a user
 unseen in training is the mean of their items' final vectors.
@@ -35,9 +36,11 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
 
     Hyper-parameters:
         fields, encoder, cache_dir, max_length: the item text and its model, as for ``lm-content``.
-        embedding_dim: size of the final vectors; hidden: width of the MLP's hidden layer.
+        embedding_dim: size of the final vectors; hidden: width of the MLP's hidden layer (1536, the
+            paper's width for its main language model).
         n_layers: propagation layers.
-        temperature: of the cosine InfoNCE; n_negatives: sampled negatives per pair.
+        temperature: of the cosine InfoNCE; n_negatives: sampled negatives per pair;
+        in_batch_negatives: also contrast with the batch's other positives (off in the paper).
         lr: Adam.
 
     Training settings (``epochs`` 200, ``batch_size`` 4096 pairs): see
@@ -50,10 +53,11 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
     new_items_from_text = True
 
     embedding_dim = param(64, ge=1)
-    hidden = param(256, ge=1)
+    hidden = param(1536, ge=1)
     n_layers = param(2, ge=0)
     temperature = param(0.15, gt=0)
     n_negatives = param(256, ge=1)
+    in_batch_negatives = param(False)
     lr = param(5e-4, gt=0)
     epochs = TorchRecommender.epochs.with_default(200)
     batch_size = TorchRecommender.batch_size.with_default(4096)
@@ -77,7 +81,7 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
         # cosine: the tables are made unit length once per step (below); each pair's sampled
         # negatives are read from the batch's scores against every item (negative_rows) rather than
         # gathered as batch_size × n_negatives vectors
-        infonce = InfoNCELoss(self.temperature, normalize=False)
+        infonce = InfoNCELoss(self.temperature, normalize=False, in_batch=self.in_batch_negatives)
         sampler = UniformNegativeSampler(self.seen, seed=rng)
 
         def final() -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,53 @@
+"""benchmarks/leaderboard.py's cells: a run folder's study and final results are only taken for the
+config it was started under (an edited search space must not reuse the old space's results)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from factories import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def leaderboard():
+    return load_benchmark("leaderboard")
+
+
+def _suite(lr_high: float) -> dict:
+    return {
+        "trials": 2,
+        "seeds": 1,
+        "evaluation": {"ks": [20], "main_metric": "ndcg@20"},
+        "baselines": ["ease"],
+        "models": [{"name": "bpr", "search": {"lr": {"low": 0.001, "high": lr_high, "log": True}}}],
+        "datasets": {"ml-100k": {"data": {"name": "ml-100k"}, "split": {"method": "random"}}},
+    }
+
+
+def _finish(out, result):
+    (out / "final").mkdir(parents=True)
+    (out / "final" / "results.json").write_text(json.dumps({"bpr": result}))
+    (out / "tune.json").write_text(json.dumps({"models": {"bpr": {"best_params": {"lr": 0.002}}}}))
+
+
+def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
+    out, records = tmp_path / "runs" / "bpr", tmp_path / "records"
+    old, new = _suite(0.01), _suite(0.1)
+    # a finished folder from before stamps (or of another config) is not recorded, and is emptied
+    _finish(out, {"test": {"ndcg@20": 0.1}})
+    assert not leaderboard.keep_record(new, "ml-100k", "bpr", out, records)
+    leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr"))
+    assert [p.name for p in out.iterdir()] == ["cell.json"]
+    # finished under the old space: recorded for it, not for the new one
+    _finish(out, {"test": {"ndcg@20": 0.2}})
+    assert not leaderboard.keep_record(new, "ml-100k", "bpr", out, records)
+    assert leaderboard.cell_record(new, "ml-100k", "bpr", records) is None
+    assert leaderboard.keep_record(old, "ml-100k", "bpr", out, records)
+    record = leaderboard.cell_record(old, "ml-100k", "bpr", records)
+    assert record["result"]["test"]["ndcg@20"] == 0.2 and record["best_params"] == {"lr": 0.002}
+    # the same config again keeps the folder (a stopped search resumes); another empties it
+    leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr"))
+    assert (out / "final" / "results.json").is_file()
+    leaderboard.start_folder(out, leaderboard.cell_config(new, "ml-100k", "bpr"))
+    assert not (out / "final").exists()

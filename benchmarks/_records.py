@@ -1,11 +1,13 @@
 """Records of finished benchmark pieces (a leaderboard cell, a next-item run, a sweep point), kept
 as small committed JSON files so that benchmarks longer than a working session resume where they
 stopped: a record names what its figures depend on under ``key_field``, and a record made under
-another key is stale (the piece runs again)."""
+another key is stale (the piece runs again). A piece's scratch run folder is stamped with the same
+key (``start_folder``), so that results left in it under another key are never recorded."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +23,23 @@ def read_record(path: Path, key_field: str, key: Any) -> dict | None:
         return None
     record = json.loads(path.read_text())
     return record if record.get(key_field) == json.loads(json.dumps(key)) else None
+
+
+STAMP = "stamp.json"
+
+
+def stamped(out: Path, key: Any) -> bool:
+    """Whether run folder ``out`` was started under ``key`` (compared as JSON)."""
+    stamp = out / STAMP
+    return stamp.is_file() and json.loads(stamp.read_text()) == json.loads(json.dumps(key))
+
+
+def start_folder(out: Path, key: Any) -> None:
+    """Make ``out`` the run folder of a piece under ``key``: a folder left under another key (an edited
+    model, search space, data set or budget; or from before folders were stamped) is emptied, so
+    that neither a search study nor results in it are taken for this key's."""
+    if out.exists() and not stamped(out, key):
+        print(f"{out}: made under another config, starting afresh", flush=True)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / STAMP).write_text(json.dumps(key, indent=2, sort_keys=True))

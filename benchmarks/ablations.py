@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from _machine import write_result
-from _records import read_record, write_record
+from _records import read_record, stamped, start_folder, write_record
 from recipe_stability import DETERMINISTIC_SPLITS
 
 from clarec.config import load_config
@@ -144,7 +144,8 @@ def run(args) -> None:
             write_record(record_path(spec, label, args.records), record)
             continue
         out = args.runs / label
-        if not (out / "results.json").is_file():
+        if not ((out / "results.json").is_file() and stamped(out, key)):
+            start_folder(out, key)
             cmd = [sys.executable, "-m", "clarec.cli", "run", str(config), "--models", label]
             cmd += ["--seeds", str(len(seeds)), "--out", str(out)]
             cmd += ["--split-seeds"] if spec.get("split_seeds", True) else []

@@ -7,7 +7,7 @@ search spaces, ``tuning: {trials, seeds, split_seeds: true}``) in ``RUNS/<data s
 calls ``clarec tune CONFIG --models MODEL --out RUNS/<data set>/<model>`` for each model not skipped
 there (one process per model: run two at a time on two cores, one thread each; a model whose final
 results exist is not redone, and a stopped search resumes from its study — both only when the run
-folder was made under the cell's current config, stamped in its ``cell.json``; a folder of another
+folder was made under the cell's current config (``_records.start_folder``); a folder of another
 config is emptied first). ``report`` reads whatever
 finished: per data set, each model's validation figure (what the search chose on) and test figures
 (mean ± std over the seeds, computed once, for the chosen settings), and a paired t-test over seeds
@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 from _machine import write_result
-from _records import read_record, write_record
+from _records import read_record, stamped, start_folder, write_record
 
 from clarec.config import load_config
 from clarec.experiment.report import paired_against
@@ -122,27 +121,6 @@ def cell_config(suite: dict, name: str, model: str) -> dict:
     config = dataset_config(suite, name)
     entry = next(m for m in config.pop("models") if (m.get("label") or m["name"]) == model)
     return config | {"model": entry}
-
-
-STAMP = "cell.json"
-
-
-def stamped(out: Path, config: dict) -> bool:
-    """Whether run folder ``out`` was started under ``config``."""
-    stamp = out / STAMP
-    return stamp.is_file() and json.loads(stamp.read_text()) == json.loads(json.dumps(config))
-
-
-def start_folder(out: Path, config: dict) -> None:
-    """Make ``out`` the run folder of a cell under ``config``: a folder left by another config (an
-    edited model, space, data set or budget; or from before folders were stamped) is emptied, so
-    that neither its study nor its final results are taken for this config's."""
-    stamp = out / STAMP
-    if out.exists() and not stamped(out, config):
-        print(f"{out}: made under another config, starting afresh", flush=True)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) -> bool:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from _machine import command_line, machine_line
-from _records import read_record, write_record
+from _records import read_record, stamped, start_folder, write_record
 
 from clarec.config import load_config
 from clarec.evaluate.stats import paired_t_test
@@ -50,7 +50,9 @@ def run(args) -> None:
             if run_record(raw, model, seed, args.records) is not None:
                 continue
             out = args.runs / f"{model}-{seed}"
-            if not (out / "results.json").is_file():
+            key = model_config(raw, model, seed)
+            if not ((out / "results.json").is_file() and stamped(out, key)):
+                start_folder(out, key)
                 cmd = [sys.executable, "-m", "clarec.cli", "run", args.config, "--models", model]
                 cmd += ["--set", f"seed={seed}", "--out", str(out)]
                 subprocess.run(cmd, check=True)

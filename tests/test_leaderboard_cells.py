@@ -38,7 +38,7 @@ def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
     _finish(out, {"test": {"ndcg@20": 0.1}})
     assert not leaderboard.keep_record(new, "ml-100k", "bpr", out, records)
     leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr"))
-    assert [p.name for p in out.iterdir()] == ["cell.json"]
+    assert [p.name for p in out.iterdir()] == ["stamp.json"]
     # finished under the old space: recorded for it, not for the new one
     _finish(out, {"test": {"ndcg@20": 0.2}})
     assert not leaderboard.keep_record(new, "ml-100k", "bpr", out, records)

@@ -76,7 +76,8 @@ class EvaluationConfig(_Strict):
     testing (the next-item protocol on a leave-one-out split). ``user_sample``: score a random sample
     of that many users (the same for every model, drawn with ``sample_seed``) and report each accuracy
     figure's 95% confidence interval (results.json ``test_ci95``), for catalogues too large to rank
-    for everyone.
+    for everyone. ``device``: where inner-product models are scored and lists ranked (``cpu``, ``auto``,
+    ``cuda``; see :class:`clarec.evaluate.Evaluator`).
     """
 
     ks: list[int] = Field(default_factory=lambda: [10, 20])
@@ -87,6 +88,7 @@ class EvaluationConfig(_Strict):
     test_input: Literal["train", "train+valid"] = "train"
     user_sample: int | None = Field(default=None, ge=2)
     sample_seed: int = 0
+    device: str = "cpu"
 
     @field_validator("history_items", mode="before")
     @classmethod

@@ -16,22 +16,29 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValueError("scores must be a 2-d array (users × items)")
+    return top_k_tensor(torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)), k)
+
+
+def top_k_tensor(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` of a float32 ``(rows, items)`` tensor on any device: the top-k runs there, and
+    only the ``k + 1`` best per row come back (whole rows only where the k-th score is tied with an
+    item left out)."""
     n_rows, n_cols = scores.shape
     k = min(int(k), n_cols)
     if k <= 0 or n_rows == 0:
         return np.empty((n_rows, max(k, 0)), np.int64), np.empty((n_rows, max(k, 0)), np.float32)
-    scores = np.ascontiguousarray(scores, dtype=np.float32)
     # One extra place tells whether the k-th score is tied with an item left out: if the (k+1)-th
     # value is strictly smaller, the chosen set is exact whatever order torch broke ties in.
     k1 = min(k + 1, n_cols)
-    vals, idx = torch.topk(torch.from_numpy(scores), k1, dim=1, largest=True, sorted=True)
-    vals, idx = vals.numpy(), idx.numpy().astype(np.int64)
+    vals, idx = torch.topk(scores, k1, dim=1, largest=True, sorted=True)
+    vals, idx = vals.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
     boundary = np.empty(0, np.int64)
     if k1 > k:
         boundary = np.flatnonzero(vals[:, k - 1] == vals[:, k])
         vals, idx = np.ascontiguousarray(vals[:, :k]), np.ascontiguousarray(idx[:, :k])
         if boundary.size:
-            idx[boundary], vals[boundary] = _exact_rows(scores[boundary], vals[boundary, k - 1], k)
+            rows = scores[torch.from_numpy(boundary).to(scores.device)].cpu().numpy()
+            idx[boundary], vals[boundary] = _exact_rows(rows, vals[boundary, k - 1], k)
     # torch.topk does not promise an order among equal values: sort ties by index (and sort the
     # rows rebuilt above, which come back in index order).
     if k > 1:

@@ -423,3 +423,30 @@ def test_user_sample_scores_the_same_users_with_an_interval():
     assert whole.sample == {} and whole.metrics == full.metrics and "sample" not in whole.to_dict()
     with pytest.raises(ConfigError, match="user_sample"):
         Evaluator(split, user_sample=1)
+
+
+def test_device_scoring_of_an_inner_product_model_ranks_as_the_model_does():
+    """``device="auto"`` (here the CPU: the torch path) scores an embedding model from its query and
+    item vectors and ranks with torch's top-k: the same lists and figures as the model's own scores;
+    a model without the inner-product path keeps its own scores."""
+    from clarec.models import create
+
+    split = make_split(4, n_users=60, n_items=50)
+    model = create("bpr", {"embedding_dim": 8, "epochs": 2, "seed": 1, "progress": False}).fit(split.train)
+    vecs = model.item_vecs.copy()
+    vecs[7] = vecs[3]  # a tie, broken by the lower index on both paths
+    model.item_vecs = vecs
+    assert model.query_items() is not None
+    table = fitted(split, make_split(5, n_users=60, n_items=50).train.to_csr().toarray() + 0.0)
+    for m in (model, table):
+        on_cpu, on_device = Evaluator(split, ks=[5, 10]), Evaluator(split, ks=[5, 10], device="auto")
+        users = np.arange(split.train.n_users)
+        excluded = split.train.to_csr()[users]
+        allowed = np.arange(50) % 3 > 0
+        for kw in ({}, {"allowed": allowed}):
+            np.testing.assert_array_equal(
+                on_device.rank(m, users, excluded, **kw), on_cpu.rank(m, users, excluded, **kw)
+            )
+        assert on_device.evaluate(m).metrics == on_cpu.evaluate(m).metrics
+    with pytest.raises(ConfigError, match="device"):
+        Evaluator(split, device="tpu")

@@ -134,3 +134,22 @@ def test_bf16_mixed_precision_trains_to_nearly_the_same_model(label, tiny_model_
     assert np.isfinite(scores).all() and np.corrcoef(full.ravel(), scores.ravel())[0, 1] > 0.99
     with pytest.raises(ConfigError, match="precision"):
         create(label, {"precision": "fp16"})
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_evaluation_on_the_gpu_ranks_as_on_the_cpu():
+    """``Evaluator(device="cuda")`` scores an embedding model on the GPU: the same lists as the CPU
+    (its float64 product may round differently in the last bit: at most a swap of two near-equal
+    scores, so the figures agree to 1e-6)."""
+    from clarec.data.split import make_split
+    from clarec.evaluate import Evaluator
+
+    split = make_split(block_dataset(), "random", seed=1)
+    model = create("lightgcn", SMALL).fit(split.train)
+    assert model.query_items() is not None
+    cpu, gpu = Evaluator(split), Evaluator(split, device="cuda")
+    a, b = cpu.evaluate(model).metrics, gpu.evaluate(model).metrics
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-6 for k in a)
+    users = np.arange(split.train.n_users)
+    same = cpu.rank(model, users, split.train.to_csr()) == gpu.rank(model, users, split.train.to_csr())
+    assert same.mean() > 0.99

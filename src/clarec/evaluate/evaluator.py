@@ -26,12 +26,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from tqdm.auto import tqdm
 
 from clarec.errors import ClarecError, ConfigError
 from clarec.evaluate import beyond
 from clarec.evaluate.metrics import ACCURACY_METRICS, binary_csr, check_ks, mean_metrics, per_user_metrics
-from clarec.ranking import top_k
+from clarec.ranking import top_k_tensor
+from clarec.train.loop import resolve_device
 
 #: Every metric base name the evaluator knows.
 ALL_METRICS = ACCURACY_METRICS + beyond.BEYOND_METRICS
@@ -321,6 +323,11 @@ class Evaluator:
             catalogues too large to rank for everyone; coverage and the other list metrics are then
             those of the sampled users' lists.
         sample_seed: seed of the user sample.
+        device: where chunks are scored and ranked. ``"cpu"`` (default): as the model scores. ``"auto"``
+            (CUDA where available) or ``"cuda"``: a model with the inner-product path
+            (``query_items``: the embedding models) is scored there, its float64 product of query and
+            item vectors rounded to float32 as on the CPU (the same rankings but for float64 rounding
+            in the last bit), and the top-k runs there; other models' scores are ranked on the CPU.
     """
 
     def __init__(
@@ -334,7 +341,11 @@ class Evaluator:
         test_input: str = "train",
         user_sample: int | None = None,
         sample_seed: int = 0,
+        device: str = "cpu",
     ):
+        self.device = device
+        self.device_ = resolve_device(device)  # a clear error now when no such GPU is here
+        self._items_on_device: tuple[np.ndarray, torch.Tensor] | None = None
         if user_sample is not None and int(user_sample) < 2:
             raise ConfigError(f"user_sample must be at least 2 users (or None), got {user_sample}")
         self.user_sample = None if user_sample is None else int(user_sample)
@@ -468,20 +479,21 @@ class Evaluator:
         for lo in tqdm(starts, desc="evaluating", unit="chunk", disable=not progress):
             hi = min(lo + self.batch_size, len(users))
             chunk = users[lo:hi]
-            if histories is None:
-                s = _owned_float32(model.score(chunk))
-            else:
-                s = _owned_float32(model.score_histories([histories[u] for u in chunk]))
-            if s.shape != (hi - lo, self.n_items):
+            s = self._chunk_scores(model, chunk, None if histories is None else [histories[u] for u in chunk])
+            if tuple(s.shape) != (hi - lo, self.n_items):
                 raise ClarecError(
-                    f"model scores have shape {s.shape}, expected {(hi - lo, self.n_items)}: "
+                    f"model scores have shape {tuple(s.shape)}, expected {(hi - lo, self.n_items)}: "
                     "was the model fitted on this split?"
                 )
             sub = excluded[lo:hi]
-            s[np.repeat(np.arange(hi - lo), np.diff(sub.indptr)), sub.indices] = -np.inf
+            rows = np.repeat(np.arange(hi - lo), np.diff(sub.indptr))
+            on = s.device
+            s[
+                torch.from_numpy(rows).to(on), torch.from_numpy(sub.indices.astype(np.int64)).to(on)
+            ] = -torch.inf
             if allowed is not None:
-                s[:, ~allowed] = -np.inf
-            idx, vals = top_k(s, kmax)
+                s[:, torch.from_numpy(~allowed).to(on)] = -torch.inf
+            idx, vals = top_k_tensor(s, kmax)
             # torch.topk ranks NaN above everything, so a NaN score anywhere shows up here.
             bad = np.isnan(vals).any(axis=1)
             if bad.any():
@@ -490,3 +502,17 @@ class Evaluator:
             idx[vals == -np.inf] = -1  # an excluded item is never a recommendation
             out[lo:hi] = idx
         return out
+
+    def _chunk_scores(self, model, chunk: np.ndarray, histories: list[np.ndarray] | None) -> torch.Tensor:
+        """float32 scores ``(len(chunk), n_items)`` of one chunk, a tensor we may write into: on the
+        evaluation device for an inner-product model (see ``device``), else the model's own."""
+        if self.device != "cpu" and getattr(model, "query_items", lambda: None)() is not None:
+            queries = model.user_queries(chunk) if histories is None else model.history_queries(histories)
+            if queries is not None:
+                items_t64 = model.query_items()[1]
+                if self._items_on_device is None or self._items_on_device[0] is not items_t64:
+                    self._items_on_device = (items_t64, torch.from_numpy(items_t64).to(self.device_))
+                q = torch.from_numpy(np.asarray(queries, dtype=np.float64)).to(self.device_)
+                return (q @ self._items_on_device[1]).float()
+        scores = model.score(chunk) if histories is None else model.score_histories(histories)
+        return torch.from_numpy(_owned_float32(scores))

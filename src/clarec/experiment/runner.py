@@ -287,6 +287,7 @@ def _prepare(
             test_input=ev.test_input,
             user_sample=ev.user_sample,
             sample_seed=ev.sample_seed,
+            device=ev.device,
         )
         for convention in ev.history_items
     }

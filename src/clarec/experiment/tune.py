@@ -82,6 +82,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             batch_size=ev.batch_size,
             user_sample=ev.user_sample,
             sample_seed=ev.sample_seed,
+            device=ev.device,
         )
     metric = cfg.tuning.metric or cfg.evaluation.main_metric
     storage = f"sqlite:///{out / 'tune.db'}"

@@ -6,7 +6,10 @@ files, so it runs on a bare GPU machine), ratings >= 4, split 8:1:1 at random. E
 for ``--epochs`` epochs without validation, once per device; an epoch's seconds are the Trainer's
 (``history_.seconds``), and the table gives the first epoch (warm-up: CUDA context, kernel
 selection) and the median of the others. Nothing is tuned or chosen: the settings are ``MODELS``
-below, fixed before any run; no accuracy figure is computed.
+below, fixed before any run. For the models scored as an inner product of user and item vectors
+(``query_items``), the CPU-trained model's full-ranking evaluation of every test user is timed on the CPU and with
+``evaluation.device: cuda``; its NDCG@20 on both is printed only to show they agree (these short
+trainings are not meant to be accurate).
 
     python benchmarks/gpu_epoch.py [--scale 0.05] [--epochs 2] [--threads 16] \\
         [--models lightgcn sgl bpr sasrec two-tower] [--result benchmarks/results/gpu-epoch.md]
@@ -54,6 +57,7 @@ def main() -> None:
     from clarec.data.loading import load_from_config
     from clarec.data.split import random_split
     from clarec.data.synth import synthesize
+    from clarec.evaluate import Evaluator
     from clarec.models.registry import create
     from clarec.train.loop import set_torch_threads
 
@@ -65,7 +69,8 @@ def main() -> None:
         root = Path(work)
         info = synthesize(args.shape, root / args.shape, args.scale, args.seed)
         data = load_from_config({"name": args.shape, "min_rating": 4}, root=root).dataset
-    train = random_split(data, (0.8, 0.1, 0.1), seed=args.seed).train
+    split = random_split(data, (0.8, 0.1, 0.1), seed=args.seed)
+    train = split.train
     print(
         f"data: {train.n_interactions:,} training interactions, {train.n_users:,} users, {train.n_items:,} items"
     )
@@ -86,6 +91,14 @@ def main() -> None:
             if device == "cuda":
                 row[f"{run} GiB"] = torch.cuda.max_memory_allocated() / 2**30
             print(f"{name} on {run}: epochs {', '.join(f'{s:.2f}' for s in seconds)} s", flush=True)
+            if device == "cpu" and model.query_items() is not None:
+                for ev_device in ("cpu", "cuda") if cuda else ("cpu",):
+                    start = time.perf_counter()
+                    ndcg = Evaluator(split, ks=[20], metrics=["ndcg"], device=ev_device).evaluate(model)
+                    row[f"eval {ev_device}"] = (time.perf_counter() - start, ndcg.metrics["ndcg@20"])
+                    print(
+                        f"{name}: evaluation on {ev_device} {row[f'eval {ev_device}'][0]:.2f} s", flush=True
+                    )
         rows.append(row)
 
     lines = [
@@ -116,6 +129,22 @@ def main() -> None:
             )
         settings = ", ".join(f"{k} {v}" for k, v in MODELS[row["model"]].items())
         lines.append(f"| {row['model']} | {settings} | {' | '.join(cells)} |")
+    evaluated = [row for row in rows if "eval cpu" in row]
+    if evaluated:
+        lines += [
+            "",
+            f"Full-ranking evaluation of the {split.test.n_users:,}-user test part (all {train.n_items:,} items, "
+            "training items masked) of each CPU-trained model, seconds (NDCG@20 on each, to show they agree):",
+            "",
+            "| model | CPU | GPU (`evaluation.device: cuda`) |",
+            "|---|---:|---:|",
+        ]
+        for row in evaluated:
+            cells = [
+                f"{row[f'eval {d}'][0]:.2f} ({row[f'eval {d}'][1]:.4f})" if f"eval {d}" in row else "—"
+                for d in ("cpu", "cuda")
+            ]
+            lines.append(f"| {row['model']} | {' | '.join(cells)} |")
     write_result(args.result, lines, time.perf_counter() - t0, data=False)
 
 

@@ -443,7 +443,8 @@ def test_device_scoring_of_an_inner_product_model_ranks_as_the_model_does():
         users = np.arange(split.train.n_users)
         excluded = split.train.to_csr()[users]
         allowed = np.arange(50) % 3 > 0
-        for kw in ({}, {"allowed": allowed}):
+        histories = [excluded[u].indices[::-1] for u in users]  # scored through history_queries
+        for kw in ({}, {"allowed": allowed}, {"histories": histories}):
             np.testing.assert_array_equal(
                 on_device.rank(m, users, excluded, **kw), on_cpu.rank(m, users, excluded, **kw)
             )

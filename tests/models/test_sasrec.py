@@ -273,3 +273,16 @@ def test_item_attributes_join_the_item_vectors(ring, tiny_model_dir, tmp_path):
     assert np.isfinite(text.score_histories(h)).all()
     with pytest.raises(ConfigError, match="no column 'brand'"):
         create("sasrec", SMALL | {"attributes": "brand"}).fit(ring)
+
+
+def test_moe_adaptor_is_the_gated_mix_of_whitened_projections():
+    from clarec.models.sequential.text_seq import MoEAdaptor
+
+    g = torch.Generator().manual_seed(0)
+    moe = MoEAdaptor(6, 4, n_experts=3, dropout=0.0, init_std=0.5, generator=g)
+    with torch.no_grad():
+        moe.bias.normal_(generator=g)
+    x = torch.randn(5, 6, generator=g)
+    gate = torch.softmax(x @ moe.gate, dim=-1)
+    expected = sum(gate[:, [k]] * ((x - moe.bias[k]) @ moe.proj[k]) for k in range(3))
+    torch.testing.assert_close(moe(x), expected)

@@ -51,3 +51,11 @@ def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
     assert (out / "final" / "results.json").is_file()
     leaderboard.start_folder(out, leaderboard.cell_config(new, "ml-100k", "bpr"))
     assert not (out / "final").exists()
+
+
+def test_cost_is_measured_at_the_middle_of_each_search_space():
+    cost = load_benchmark("leaderboard_cost")
+    assert cost.middle([64, 512, 2048]) == 512 and cost.middle([1, 2]) == 1
+    assert cost.middle({"low": 0.0001, "high": 0.01, "log": True}) == pytest.approx(0.001)
+    assert cost.middle({"low": 0.1, "high": 0.5}) == pytest.approx(0.3)
+    assert cost.middle({"low": 10, "high": 400, "log": True}) == 63

@@ -523,3 +523,23 @@ def test_false_negative_masking_can_be_switched_off(tiny, monkeypatch):
     seen.clear()
     tiny(epochs=1, n_negatives=4, mask_false_negatives=False).fit(data)
     assert seen and not any(flag or masked for flag, masked in seen)
+
+
+def test_sampled_negatives_only(tiny, monkeypatch):
+    from clarec.contrastive import InfoNCELoss
+
+    widths = []
+    original = InfoNCELoss.logits
+
+    def logits(self, *args, **kw):
+        out = original(self, *args, **kw)
+        widths.append((self.in_batch, out[0].shape[1]))
+        return out
+
+    monkeypatch.setattr(InfoNCELoss, "logits", logits)
+    data, _ = _clustered()
+    model = tiny(epochs=2, n_negatives=4, in_batch_negatives=False).fit(data)
+    assert widths and set(widths) == {(False, 1 + 4)}  # the positive, then the 4 sampled negatives
+    assert np.isfinite(model.score([0, 1])).all()
+    with pytest.raises(ConfigError, match="in_batch_negatives"):
+        tiny(n_negatives=0, in_batch_negatives=False)

@@ -101,6 +101,8 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         temperature: InfoNCE τ; a pair ``[start, end]`` schedules it (cosine) over all training steps.
         learn_temperature: learn τ (initialised at ``temperature``, kept in ``[0.01, 1]``).
         n_negatives: sampled negatives per example on top of the in-batch ones (0: in-batch only).
+        in_batch_negatives: the batch's other targets are negatives too (default); ``False``: the
+            sampled ones only (needs ``n_negatives > 0``).
         neg_alpha: ``0`` samples negatives uniformly, ``> 0`` ∝ popularity ** ``neg_alpha``.
         hard_negatives: how many of the ``n_negatives`` are hard: mined at the start of each epoch's
             steps from the towers as they stand then (user and item vectors refreshed once per
@@ -162,6 +164,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
     temperature = param(0.05, _temperature)
     learn_temperature = param(False)
     n_negatives = param(128, ge=0)
+    in_batch_negatives = param(True)
     neg_alpha = param(0.0, ge=0)
     hard_negatives = param(0, ge=0)
     hard_ranks = param([10, 100], list)
@@ -184,6 +187,8 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             raise ConfigError(
                 f"two-tower: hard_negatives ({self.hard_negatives}) is part of n_negatives ({self.n_negatives})"
             )
+        if not self.in_batch_negatives and self.n_negatives == 0:
+            raise ConfigError("two-tower: in_batch_negatives false needs sampled negatives (n_negatives > 0)")
         ranks = self.hard_ranks
         if not (len(ranks) == 2 and all(isinstance(r, int) for r in ranks) and 0 <= ranks[0] < ranks[1]):
             raise ConfigError(

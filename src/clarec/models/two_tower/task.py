@@ -73,6 +73,7 @@ class TwoTowerTask:
             temperature=_temperature(model, steps_per_epoch),
             mask_duplicates=model.mask_false_negatives,
             normalize=False,
+            in_batch=model.in_batch_negatives,
         )
         self.weighting = _weighting(model, steps_per_epoch)
         self.extra: dict[str, nn.Module] = {}
@@ -184,7 +185,10 @@ class TwoTowerTask:
                 "query_ids": torch.from_numpy(users),
                 "positive_ids": torch.from_numpy(targets),
                 "negative_ids": None if negs is None else torch.from_numpy(negs),
-                "positive_logq": torch.from_numpy(self.log_in_batch[targets]) if m.logq else None,
+                # the in-batch columns' correction; a row's own positive is not a sampled candidate
+                "positive_logq": (
+                    torch.from_numpy(self.log_in_batch[targets]) if m.logq and m.in_batch_negatives else None
+                ),
                 "negative_logq": (
                     torch.from_numpy(self.sampler.log_prob(negs) + np.log(m.n_negatives))
                     if m.logq and negs is not None

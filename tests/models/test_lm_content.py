@@ -41,6 +41,35 @@ def test_vectors_are_the_encoder_vectors_and_profiles_their_mean(tiny_model_dir)
     np.testing.assert_allclose(model.user_vecs[u], mean / np.linalg.norm(mean), atol=1e-6)
 
 
+class TestLMContentCentered(TinyBert, RecommenderMixin):
+    def _get_model(self):
+        return LMContentRecommender(encoder=self.encoder_dir, cache_dir="none", center=True)
+
+
+def test_centered_vectors_are_the_encoder_vectors_less_their_mean(tiny_model_dir, tmp_path):
+    from clarec.models.base import Recommender
+    from clarec.text.encoder import TextEncoder
+
+    data = block_dataset()
+    model = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir="none", center=True).fit(data)
+    enc = TextEncoder(str(tiny_model_dir), device="cpu", progress=False).encode(
+        item_text(data.items, ["title", "genres"])
+    )
+    centered = enc - enc.mean(axis=0)
+    np.testing.assert_allclose(
+        model.item_vectors(), centered / np.linalg.norm(centered, axis=1, keepdims=True), atol=1e-5
+    )
+    # an item added later, and a text query, are centred on the same (training) mean
+    (new,) = model.add_items(data.items.iloc[[2]].assign(item_id="again"))
+    np.testing.assert_allclose(model.item_vecs[new], model.item_vecs[2], atol=1e-6)
+    text = item_text(data.items.iloc[[2]], ["title", "genres"])
+    assert int(np.argmax(model.score_texts(text)[0, :new])) == 2
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.center_, model.center_)
+    np.testing.assert_array_equal(loaded.score_texts(text), model.score_texts(text))
+
+
 def test_cold_item_and_cold_user(tiny_model_dir):
     data = block_dataset()
     model = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir="none").fit(data)

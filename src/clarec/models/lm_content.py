@@ -61,6 +61,9 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         half_life: recency decay of the profile, in interactions: the user's ``half_life``-th most
             recent interaction counts half as much as the latest. ``None``: plain mean.
         similarity: ``"cosine"`` (profile and items unit length) or ``"dot"`` (raw vectors).
+        center: subtract the training catalogue's mean LM vector from every item (and text query)
+            vector first. Sentence vectors share a large common direction, which otherwise dominates
+            a profile's mean and makes every user's list alike.
         batch_size: texts per encoder forward pass.
         max_length: tokens per item text (longer texts are truncated).
         device: device of the encoder (``None`` picks CUDA when available).
@@ -81,6 +84,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
     cache_dir = param(None, str)
     half_life = param(None, float, gt=0)
     similarity = param("cosine", choices=SIMILARITIES)
+    center = param(False)
     batch_size = param(64, ge=1)
     max_length = param(128, ge=2)
     device = param("cpu", nullable=True)
@@ -112,7 +116,8 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         self.text_fields_ = choose_fields(train.items, self.fields, "lm-content")
         vectors = self.encode_items(train.items, self.text_fields_)
         self._text_encoder = None  # not kept after training; add_items loads it on first use
-        self.item_vecs = unit_rows(vectors) if self.similarity == "cosine" else vectors
+        self.center_ = vectors.mean(axis=0) if self.center else np.zeros(vectors.shape[1], np.float32)
+        self.item_vecs = self._item_space(vectors)
         weights = recency_weights(train, self.half_life)
         totals = np.asarray(weights.sum(axis=1)).ravel()
         profiles = (
@@ -124,6 +129,12 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         self.fallback_profile = np.asarray(fallback, dtype=np.float32)
         profiles = profiles.astype(np.float32)
         self.user_vecs = unit_rows(profiles) if self.similarity == "cosine" else profiles
+
+    def _item_space(self, vectors: np.ndarray) -> np.ndarray:
+        """LM vectors as items are scored: centred on the training catalogue's mean (``center``),
+        then unit length for the cosine."""
+        vectors = (vectors - self.center_).astype(np.float32)
+        return unit_rows(vectors) if self.similarity == "cosine" else vectors
 
     # ------------------------------------------------------------------ inference
     def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -150,8 +161,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         self._check_fitted()
         texts = [str(t) for t in texts]
         vectors = np.asarray(self._get_encoder().encode(texts), dtype=np.float32)
-        vectors = vectors.reshape(len(texts), self.item_vecs.shape[1])
-        return self._scores(unit_rows(vectors) if self.similarity == "cosine" else vectors)
+        return self._scores(self._item_space(vectors.reshape(len(texts), self.item_vecs.shape[1])))
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Encode new items' text (the training text fields; missing columns count as empty) and
@@ -161,9 +171,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         if fields is None:
             fields = choose_fields(items, None, "lm-content")
         vectors = self.encode_items(items.reindex(columns=list(fields)), fields)
-        vectors = vectors.reshape(len(items), self.item_vecs.shape[1])
-        if self.similarity == "cosine":
-            vectors = unit_rows(vectors)
+        vectors = self._item_space(vectors.reshape(len(items), self.item_vecs.shape[1]))
         n, m = self.n_items, len(items)
         self.item_vecs = np.vstack([self.item_vecs, vectors.astype(np.float32)])
         self._grow_items(m)
@@ -173,6 +181,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         return {
             **self._vector_state(),
             "fallback_profile": self.fallback_profile,
+            "center": self.center_,
             "text_fields": np.asarray(getattr(self, "text_fields_", None) or [], dtype=str),
         }
 
@@ -183,5 +192,6 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         self.fallback_profile = np.asarray(
             state.get("fallback_profile", self.item_vecs.mean(axis=0)), dtype=np.float32
         )
+        self.center_ = np.asarray(state.get("center", np.zeros(self.item_vecs.shape[1])), dtype=np.float32)
         fields = [str(f) for f in state.get("text_fields", [])]
         self.text_fields_ = fields or None

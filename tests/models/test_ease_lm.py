@@ -26,12 +26,15 @@ def test_without_the_prior_it_is_ease(tiny_model_dir):
     np.testing.assert_allclose(got, EASE(reg=10.0).fit(data).weights, atol=1e-5)
 
 
-def test_weights_solve_the_constrained_problem(tiny_model_dir):
+@pytest.mark.parametrize("center", [False, True])
+def test_weights_solve_the_constrained_problem(tiny_model_dir, center):
     data = block_dataset()
-    model = _ease_lm(tiny_model_dir, lm_weight=7.0, neighbors=4).fit(data)
+    model = _ease_lm(tiny_model_dir, lm_weight=7.0, neighbors=4, center=center).fit(data)
     x = data.to_csr().toarray().astype(np.float64)
     gram = x.T @ x
     vectors = TextEncoder(str(tiny_model_dir), cache_dir=None).encode(item_texts(data.items, None, "ease-lm"))
+    if center:
+        vectors = vectors - vectors.mean(axis=0)
     prior = neighbour_similarity(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), 4).toarray()
     b = model.weights.astype(np.float64)
     # stationarity of the Lagrangian: (G + (λ + μ)I)B − (G + μS) is zero off the diagonal

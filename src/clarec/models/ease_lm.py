@@ -54,17 +54,21 @@ class EASELM(ItemTextParams, EASE):
     Args (besides EASE's ``reg`` = ``λ`` and ``max_items``):
         lm_weight: ``μ``, how strongly the weights are pulled towards the text similarity.
         neighbors: most similar items kept in each row of ``S``.
+        center: the cosine of the text vectors less the catalogue's mean vector (the direction every
+            sentence vector shares otherwise makes most items look alike).
         fields, encoder, cache_dir, max_length: the item text and its model, as for ``lm-content``.
     """
 
     lm_weight = param(100.0, ge=0)
     neighbors = param(50, ge=1)
+    center = param(False)
     progress = param(None, bool)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self._check_size()
         self.text_fields_ = None  # chosen anew from this training table
-        vectors = unit_rows(model_text_vectors(self, train.items))
+        vectors = model_text_vectors(self, train.items)
+        vectors = unit_rows(vectors - vectors.mean(axis=0) if self.center else vectors)
         prior = neighbour_similarity(vectors, self.neighbors)
         n = self.n_items
         x = self.seen

@@ -1,6 +1,7 @@
 """What one leaderboard cell costs on this machine, measured before it is run: for each data set of
 ``benchmarks/suite.yaml`` named, each model's seconds per training epoch with the per-epoch validation
-the search does (torch models: ``--epochs`` epochs, the median of all but the first) or seconds per
+the search does (torch models: ``--epochs`` epochs, the median of all but the first; with one epoch,
+that epoch, warm-up included) or seconds per
 fit and validation (closed-form and neighbour models), one torch thread, at the middle of the model's
 search space (a range's mean, geometric where it is searched on a log scale; a list's middle
 element). From that, the hours one cell would take: ``trials + seeds`` fits, each of
@@ -100,8 +101,13 @@ def main() -> None:
         "# What one leaderboard cell costs",
         "",
         f"One torch thread; each model at the middle of its search space in `{args.suite.as_posix()}`. "
-        f"Torch models: seconds per epoch, validation included (median of {args.epochs} epochs after "
-        f"the first); a cell is {suite['trials']} trials + {suite['seeds']} seeds = {fits} fits, "
+        "Torch models: seconds per epoch, validation included ("
+        + (
+            "one epoch, warm-up included"
+            if args.epochs == 1
+            else f"median of the {args.epochs - 1} after the first"
+        )
+        + f"); a cell is {suite['trials']} trials + {suite['seeds']} seeds = {fits} fits, "
         f"assumed {args.assume_epochs} epochs each (their caps are higher, early stopping ends most fits "
         "sooner or later than that). Other models: seconds per fit and validation. Measurements over "
         f"{args.max_seconds:.0f} s were stopped. Nothing here is tuned or chosen.",

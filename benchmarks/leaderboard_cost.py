@@ -1,8 +1,8 @@
 """What one leaderboard cell costs on this machine, measured before it is run: for each data set of
 ``benchmarks/suite.yaml`` named, each model's seconds per training epoch with the per-epoch validation
 the search does (torch models: ``--epochs`` epochs, the median of all but the first; with one epoch,
-that epoch, warm-up included) or seconds per
-fit and validation (closed-form and neighbour models), one torch thread, at the middle of the model's
+that epoch, warm-up included) or seconds per fit and validation (closed-form and neighbour models),
+one torch thread, at the middle of the model's
 search space (a range's mean, geometric where it is searched on a log scale; a list's middle
 element). From that, the hours one cell would take: ``trials + seeds`` fits, each of
 ``--assume-epochs`` epochs for the torch models. For deciding which data sets the 2-core budget

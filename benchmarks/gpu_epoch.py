@@ -7,9 +7,9 @@ for ``--epochs`` epochs without validation, once per device; an epoch's seconds 
 (``history_.seconds``), and the table gives the first epoch (warm-up: CUDA context, kernel
 selection) and the median of the others. Nothing is tuned or chosen: the settings are ``MODELS``
 below, fixed before any run. For the models scored as an inner product of user and item vectors
-(``query_items``), the CPU-trained model's full-ranking evaluation of every test user is timed on the CPU and with
-``evaluation.device: cuda``; its NDCG@20 on both is printed only to show they agree (these short
-trainings are not meant to be accurate).
+(``query_items``), the CPU-trained model's full-ranking evaluation of every test user is timed on
+the CPU and with ``evaluation.device: cuda``; its NDCG@20 on both is printed only to show they agree
+(these short trainings are not meant to be accurate).
 
     python benchmarks/gpu_epoch.py [--scale 0.05] [--epochs 2] [--threads 16] \\
         [--models lightgcn sgl bpr sasrec two-tower] [--result benchmarks/results/gpu-epoch.md]

@@ -1,17 +1,16 @@
 """What one leaderboard cell costs on this machine, measured before it is run: for each data set of
-``benchmarks/suite.yaml`` named, each model's seconds per training epoch with the per-epoch validation
-the search does (torch models: ``--epochs`` epochs, the median of all but the first; with one epoch,
-that epoch, warm-up included) or seconds per fit and validation (closed-form and neighbour models),
-one torch thread, at the middle of the model's
-search space (a range's mean, geometric where it is searched on a log scale; a list's middle
-element). From that, the hours one cell would take: ``trials + seeds`` fits, each of
-``--assume-epochs`` epochs for the torch models. For deciding which data sets the 2-core budget
-allows (issue 12); the leaderboard's own cells are not touched, and only a validation figure is
-computed (as the search does), never a test figure.
+``benchmarks/suite.yaml`` named, each model's seconds per training epoch with the per-epoch
+validation the search does (torch models: ``--epochs`` epochs, the median of all but the first; with
+one epoch, that epoch, warm-up included) or seconds per fit and validation (closed-form and neighbour
+models), one torch thread, at the middle of the model's search space (a range's mean, geometric
+where it is searched on a log scale; a list's middle element). From that, the hours one cell would
+take: ``trials + seeds`` fits, each of ``--assume-epochs`` epochs for the torch models. For deciding
+which data sets the 2-core budget allows (issue 12); the leaderboard's own cells are not touched,
+and only a validation figure is computed (as the search does), never a test figure.
 
 Each measurement runs in its own process, stopped after ``--max-seconds`` (the table then says
 "more than"). Item texts are encoded once and cached (``~/.cache/clarec``): a text model's first
-measurement on a data set includes the encoding when the cache is cold (said in its cell).
+measurement on a data set includes the encoding when the cache is cold.
 
     CLAREC_DATA=../shared/datasets python benchmarks/leaderboard_cost.py benchmarks/suite.yaml \\
         --datasets beauty [--models bpr lightgcn] [--epochs 2] [--assume-epochs 50] [--max-seconds 1200] \\
@@ -56,6 +55,7 @@ def measure(config: Path, model: str, epochs: int) -> dict:
     from clarec.evaluate import Evaluator
     from clarec.experiment.runner import prepare_data
     from clarec.models import create
+    from clarec.models.registry import get_model_class
     from clarec.models.torch_base import TorchRecommender
 
     torch.set_num_threads(1)
@@ -63,14 +63,14 @@ def measure(config: Path, model: str, epochs: int) -> dict:
     split = prepare_data(cfg).split
     entry = next(m for m in cfg.models if m.key == model)
     params = dict(entry.params or {}) | {k: middle(v) for k, v in (entry.search or {}).items()}
-    recommender = create(entry.name, params)
-    if isinstance(recommender, TorchRecommender):
+    if issubclass(get_model_class(entry.name), TorchRecommender):
         recommender = create(
             entry.name, params | {"epochs": epochs, "patience": epochs + 1, "progress": False}
         )
         recommender.fit(split.train, split.valid)
         seconds = recommender.history_.seconds
         return {"params": params, "per_epoch": statistics.median(seconds[1:] or seconds)}
+    recommender = create(entry.name, params)
     start = time.perf_counter()
     recommender.fit(split.train)
     Evaluator(split, ks=cfg.evaluation.ks, metrics=["ndcg"]).evaluate(recommender, "valid")

@@ -34,3 +34,29 @@ def test_every_vector_comes_from_text(tiny_model_dir, tmp_path):
     (same,) = model.add_items(pd.DataFrame({"item_id": ["x"], "title": ["galaxy space alien starship"]}))
     np.testing.assert_array_equal(loaded.item_vecs[again], model.item_vecs[same])
     assert isinstance(loaded.mlp_, torch.nn.Module)
+
+
+def test_vectors_are_the_papers_formula(tiny_model_dir):
+    """The fitted vectors are AlphaRec's: a user's ego vector is the MLP of the mean of their training
+    items' text vectors (computed inside the model through the first layer's linearity), items' the
+    MLP of their own, then the layer mean of the propagation, unit length."""
+    import torch.nn.functional as F
+
+    from clarec.models._lm import model_text_vectors
+    from clarec.models.graph import normalized_adjacency, propagate
+
+    data = block_dataset()
+    model = create("alpharec", ALPHA | {"encoder": str(tiny_model_dir)}).fit(data)
+    item_text = model_text_vectors(model, data.items)
+    counts = np.asarray(model.seen.sum(axis=1)).ravel()
+    user_text = (model.seen @ item_text) / np.maximum(counts, 1)[:, None]
+    coo = model.seen.tocoo()
+    adj = normalized_adjacency(model.n_users, model.n_items, coo.row, coo.col)
+    with torch.no_grad():
+        layers = [model.mlp_(torch.from_numpy(np.vstack([user_text, item_text]).astype(np.float32)))]
+        for _ in range(model.n_layers):
+            layers.append(propagate(adj, layers[-1]))
+        out = F.normalize(torch.stack(layers).mean(0), dim=-1).numpy()
+    assert model.n_layers >= 1 and (counts > 1).any()
+    np.testing.assert_allclose(model.user_vecs, out[: model.n_users], atol=2e-5)
+    np.testing.assert_allclose(model.item_vecs, out[model.n_users :], atol=2e-5)

@@ -68,43 +68,53 @@ def normalized_adjacency(n_users: int, n_items: int, users: np.ndarray, items: n
     vals = (inv_sqrt[rows] * inv_sqrt[cols]).astype(np.float32)
     m = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
     m.sum_duplicates()
+    return torch_csr(m)
+
+
+def torch_csr(m: sp.csr_matrix) -> torch.Tensor:
+    """A SciPy CSR matrix as a float32 torch sparse CSR tensor."""
     with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse × dense is all we use
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
             torch.from_numpy(m.indptr.astype(np.int64)),
             torch.from_numpy(m.indices.astype(np.int64)),
             torch.from_numpy(m.data.astype(np.float32)),
-            size=(n, n),
+            size=m.shape,
         )
 
 
-class _SymmetricSpMM(torch.autograd.Function):
-    """``adj @ x`` for a constant symmetric sparse ``adj``, whose backward is ``adj @ grad``.
+class _ConstantSpMM(torch.autograd.Function):
+    """``m @ x`` for a constant sparse ``m`` whose transpose ``m_t`` is given; backward ``m_t @ grad``.
 
-    Autograd's own backward of a CSR product computes ``adj.T @ grad`` and builds that transpose
-    (a COO conversion and a sort over every edge) again at every layer of every step; every adjacency
-    here is ``D^-1/2 A D^-1/2`` of an undirected graph, so the transpose is ``adj`` itself.
+    Autograd's own backward of a CSR product computes ``m.T @ grad`` and builds that transpose (a COO
+    conversion and a sort over every entry) again at every use of every step.
     """
 
     @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+    def forward(ctx, m: torch.Tensor, m_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.m_t = m_t
+        return torch.sparse.mm(m, x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, torch.sparse.mm(ctx.adj, grad)
+        return None, None, torch.sparse.mm(ctx.m_t, grad)
+
+
+def spmm(m: torch.Tensor, m_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``m @ x`` for a constant sparse ``m`` with its transpose ``m_t`` built once, in fp32 also under
+    bf16 autocast (sparse products have no bf16 kernel on the CPU, and summing a node's many
+    neighbours is where bf16 would lose most)."""
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        if x.requires_grad and not m.requires_grad:
+            return _ConstantSpMM.apply(m, m_t, x)
+        return torch.sparse.mm(m, x)
 
 
 def propagate(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """One propagation step ``adj @ x`` for a symmetric adjacency from :func:`normalized_adjacency`,
-    in fp32 also under bf16 autocast (sparse products have no bf16 kernel on the CPU, and summing a
-    node's many neighbours is where bf16 would lose most)."""
-    with torch.autocast(x.device.type, enabled=False):
-        x = x.float()
-        if x.requires_grad and not adj.requires_grad:
-            return _SymmetricSpMM.apply(adj, x)
-        return torch.sparse.mm(adj, x)
+    """One propagation step ``adj @ x`` for a symmetric adjacency from :func:`normalized_adjacency`
+    (its own transpose; see :func:`spmm`)."""
+    return spmm(adj, adj, x)
 
 
 def perturb(e: torch.Tensor, eps: float) -> torch.Tensor:

@@ -5,7 +5,8 @@ by ``report``, never by hand.
 ``run`` makes, per data set, the experiment config (its data and split, the suite's models with their
 search spaces, ``tuning: {trials, seeds, split_seeds: true}``) in ``RUNS/<data set>/config.yaml`` and
 calls ``clarec tune CONFIG --models MODEL --out RUNS/<data set>/<model>`` for each model not skipped
-there (one process per model: run two at a time on two cores, one thread each; a model whose final
+there (a data set whose entry says ``not_run`` only when named with ``--datasets``; one process per
+model: run two at a time on two cores, one thread each; a model whose final
 results exist is not redone, and a stopped search resumes from its study — both only when the run
 folder was made under the cell's current config (``_records.start_folder``); a folder of another
 config is emptied first). ``report`` reads whatever
@@ -85,6 +86,10 @@ def run(args) -> None:
     for name in args.datasets or list(suite["datasets"]):
         if name not in suite["datasets"]:
             raise SystemExit(f"no data set {name!r} in {args.suite}; it has {list(suite['datasets'])}")
+        reason = suite["datasets"][name].get("not_run")
+        if reason and not args.datasets:  # out of the published scope; runs when named
+            print(f"{name}: not run ({reason}); name it with --datasets to run it", flush=True)
+            continue
         folder = args.runs / name
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
@@ -205,8 +210,12 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         + ("; next-item prediction, history items masked" if spec.get("sequential") else "")
         + "."
     )
+    skipped = [f"- skipped: {model} — {reason}." for model, reason in spec.get("skip", {}).items()]
+    skipped = ["", *skipped] if skipped else []
     if not results:
-        return lines + ["", "Not run yet."], f"| {name} | not run yet | | |"
+        if spec.get("not_run"):
+            return lines + ["", f"Not run: {spec['not_run']}."], f"| {name} | not run (see below) | | |"
+        return lines + ["", "Not run yet.", *skipped], f"| {name} | not run yet | | |"
     merge_run(suite, name, runs / name, results)
     # the reference baseline and the order of the rows are chosen on validation, never on test
     baselines = [m for m in results if m in suite["baselines"]]
@@ -241,8 +250,7 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
     missing = [m for m in wanted if m not in results]
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
-    for model, reason in spec.get("skip", {}).items():
-        lines += [f"Skipped: {model} — {reason}."]
+    lines += skipped
     best = order[0]
     summary = (
         f"| {name} | {best} {results[best]['test'][main]:.4f} | {best_base or ''} | "

@@ -59,3 +59,30 @@ def test_cost_is_measured_at_the_middle_of_each_search_space():
     assert cost.middle({"low": 0.0001, "high": 0.01, "log": True}) == pytest.approx(0.001)
     assert cost.middle({"low": 0.1, "high": 0.5}) == pytest.approx(0.3)
     assert cost.middle({"low": 10, "high": 400, "log": True}) == 63
+
+
+def test_a_data_set_out_of_scope_is_reported_with_its_reason_and_runs_only_when_named(
+    leaderboard, tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    suite = _suite(0.01)
+    spec = suite["datasets"]["ml-100k"]
+    spec |= {"not_run": "too large here", "skip": {"bpr": "too slow"}}
+    lines, row = leaderboard.report_dataset(
+        suite, "ml-100k", tmp_path / "runs", tmp_path / "records", "ndcg@20"
+    )
+    assert lines[-1] == "Not run: too large here." and "not run" in row
+    del spec["not_run"]
+    lines, _ = leaderboard.report_dataset(
+        suite, "ml-100k", tmp_path / "runs", tmp_path / "records", "ndcg@20"
+    )
+    assert lines[-3:] == ["Not run yet.", "", "- skipped: bpr — too slow."]
+    # `run` leaves an out-of-scope data set alone unless it is named
+    spec["not_run"] = "too large here"
+    args = SimpleNamespace(
+        suite=None, datasets=None, runs=tmp_path / "runs", models=None, records=tmp_path / "r"
+    )
+    monkeypatch.setattr(leaderboard, "load_suite", lambda path: suite)
+    leaderboard.run(args)
+    assert not (tmp_path / "runs" / "ml-100k").exists()

@@ -1,8 +1,8 @@
 """Next-item benchmark: each sequential model of a config on several seeds, both conventions.
 
 Every (model, seed) is one ``clarec run CONFIG --models MODEL --set seed=SEED`` into
-``RUNS/<model>-<seed>/`` (separate processes, so runs can go in parallel, one thread each, and a run
-already finished is not redone); ``report`` reads whatever runs are complete and writes the result
+``RUNS/<model>-<seed>/`` (separate processes, so runs can go in parallel, one thread each; a run
+already finished is not redone, and a stopped one continues from its last epoch, ``--resume``); ``report`` reads whatever runs are complete and writes the result
 file: test metrics mean ± std over seeds under each convention the config evaluates (history items
 masked, kept), validation NDCG@20 (what early stopping and any choice used), each seed's figures, and
 paired t-tests over seeds of each model against the config's reference model (``--reference``).
@@ -54,7 +54,7 @@ def run(args) -> None:
             if not ((out / "results.json").is_file() and stamped(out, key)):
                 start_folder(out, key)
                 cmd = [sys.executable, "-m", "clarec.cli", "run", args.config, "--models", model]
-                cmd += ["--set", f"seed={seed}", "--out", str(out)]
+                cmd += ["--set", f"seed={seed}", "--out", str(out), "--resume"]  # a stopped fit continues
                 subprocess.run(cmd, check=True)
             keep_record(raw, model, seed, out, args.records)
 

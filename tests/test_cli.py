@@ -71,6 +71,28 @@ def test_run_with_seeds_reports_mean_and_std(tmp_path, split_dir):
     assert per[0] != per[1]  # two model seeds, two models
 
 
+def test_run_resume_continues_a_stopped_fit(tmp_path, split_dir, capsys):
+    cfg = write_config(tmp_path, split_dir, models="[{name: bpr, params: {epochs: 4, embedding_dim: 8}}]")
+    whole = tmp_path / "whole"
+    assert main(["run", str(cfg), "--out", str(whole)]) == 0
+    # a stopped run: the state after its second epoch is all that is left of it
+    cut = tmp_path / "cut"
+    assert main(["run", str(cfg), "--out", str(cut), "--set", "models.0.params.epochs=2"]) == 0
+    state = cut / "train" / "bpr" / "seed-2024" / "last.json"
+    info = json.loads(state.read_text())
+    info["finished"] = False
+    info["signature"] = info["signature"].replace("'epochs': 2", "'epochs': 4")
+    state.write_text(json.dumps(info))
+    assert main(["run", str(cfg), "--out", str(cut), "--resume"]) == 0
+    log = (cut / "train" / "bpr" / "seed-2024" / "log.txt").read_text()
+    after = log.split("resumed after epoch 2\n")[1]  # the log goes on where the stopped fit's ended
+    assert [line.split()[1] for line in after.splitlines() if line.startswith("epoch")] == ["3", "4"]
+    a, b = (json.loads((d / "results.json").read_text())["bpr"] for d in (whole, cut))
+    assert a["test"] == b["test"] and a["valid"] == b["valid"]
+    assert main(["run", str(cfg), "--resume"]) == 2
+    assert "--resume continues a run folder" in capsys.readouterr().err
+
+
 def test_run_only_some_models(tmp_path, split_dir, capsys):
     cfg = write_config(
         tmp_path, split_dir, models="[{name: popularity}, {name: ease, label: e}, {name: itemknn}]"

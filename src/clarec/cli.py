@@ -60,6 +60,9 @@ def run(
     nproc: int = typer.Option(
         1, "--nproc", min=1, help="Train the torch models on N processes (torchrun, DistributedDataParallel)."
     ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the torch models' unfinished fits in --out from their last epoch."
+    ),
 ) -> None:
     """Run an experiment: data → split → fit each model → evaluate → comparison table."""
     from clarec.config import load_config
@@ -72,6 +75,8 @@ def run(
     cfg = load_config(config, set_)
     if models:
         cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
+    if resume and out is None:
+        raise ClarecError("--resume continues a run folder: give it with --out")
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
     if nproc > 1:
@@ -79,10 +84,16 @@ def run(
         argv += [a for s in set_ for a in ("--set", s)]
         argv += ["--models", models] if models else []
         argv += ["--split-seeds"] if split_seeds else []
+        argv += ["--resume"] if resume else []
         _torchrun(argv, nproc)
     distributed.init_from_env()
     results = run_experiment(
-        cfg, out, seeds=seeds, progress=lambda line: typer.echo(line, err=True), split_seeds=split_seeds
+        cfg,
+        out,
+        seeds=seeds,
+        progress=lambda line: typer.echo(line, err=True),
+        split_seeds=split_seeds,
+        resume=resume,
     )
     if not distributed.is_main():
         return

@@ -134,15 +134,17 @@ def item_features(ds: Dataset) -> sp.csr_matrix | None:
     return None
 
 
-def _run_params(model_cfg, seed: int, train_dir: Path) -> dict:
-    """The model's parameters plus the run's seed and a training-log folder, where the model
-    takes them and the config did not set them."""
+def _run_params(model_cfg, seed: int, train_dir: Path, resume: bool = False) -> dict:
+    """The model's parameters plus the run's seed, a training-log folder and ``resume``, where the
+    model takes them and the config did not set them."""
     names = get_model_class(model_cfg.name).param_names()
     params = dict(model_cfg.params)
     if "seed" in names and "seed" not in params:
         params["seed"] = seed
     if "run_dir" in names and "run_dir" not in params:
         params["run_dir"] = str(train_dir)
+    if resume and "resume" in names and "resume" not in params:
+        params["resume"] = True
     return params
 
 
@@ -210,12 +212,15 @@ def run_experiment(
     save_models: bool = True,
     progress: Callable[[str], None] | None = None,
     split_seeds: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run every model of ``cfg`` (``seeds`` times each with seeds ``cfg.seed + s``) and write the
     run folder. Returns the results dictionary written to ``results.json``. ``progress`` receives a
     line as each model starts and ends (``clarec run`` prints them). With ``split_seeds`` each seed
     also draws the split (the config's seed and its split's seed become ``cfg.seed + s``), so the
-    spread over seeds includes the split's; otherwise one split serves every model seed.
+    spread over seeds includes the split's; otherwise one split serves every model seed. With
+    ``resume`` the torch models continue the fits an earlier run into ``out_dir`` left unfinished
+    (their ``resume`` setting; finished fits are read back, not redone).
 
     Raises:
         ConfigError: ``cfg`` lists no model (a config with only a ``pretrain`` section).
@@ -229,7 +234,7 @@ def run_experiment(
 
     if not distributed.is_main():  # under torchrun: rank 0 writes the run folder and evaluates
         with tempfile.TemporaryDirectory(prefix="clarec-rank-") as private:
-            _run(cfg, Path(private), seeds, False, lambda line: None, split_seeds, train_only=True)
+            _run(cfg, Path(private), seeds, False, lambda line: None, split_seeds, True, resume)
         return {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -239,7 +244,7 @@ def run_experiment(
     package.addHandler(handler)
     package.setLevel(logging.INFO)
     try:
-        return _run(cfg, out, seeds, save_models, progress or (lambda line: None), split_seeds)
+        return _run(cfg, out, seeds, save_models, progress or (lambda line: None), split_seeds, resume=resume)
     finally:
         package.removeHandler(handler)
         handler.close()
@@ -302,6 +307,7 @@ def _run(
     progress: Callable[[str], None],
     split_seeds: bool = False,
     train_only: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """The run itself; ``train_only`` (the other ranks of a distributed run) fits the torch models,
     with rank 0, and neither evaluates nor fits the others."""
@@ -325,7 +331,7 @@ def _run(
             evaluator = next(iter(evaluators.values()), None)  # the main convention
         for model_cfg in cfg.models:
             train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
-            model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir))
+            model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir, resume))
             if train_only:
                 from clarec.models.torch_base import TorchRecommender
 

@@ -46,6 +46,10 @@ class TorchRecommender(Recommender):
             its fitted vectors back to the CPU, where scoring and serving run.
         precision: ``fp32`` (default) or ``bf16`` (mixed precision: the training steps' forward pass
             under bfloat16 autocast; worth it on GPUs with bf16 units, slow on most CPUs).
+        resume: continue an interrupted fit from ``run_dir``'s last finished epoch (the Trainer
+            saves its state after every epoch; ``clarec run --resume``); a finished one is not
+            redone. The same settings and data are required (an error otherwise), and the fitted
+            model is the one an uninterrupted fit gives (CPU).
     """
 
     epochs = param(100, ge=1)
@@ -62,6 +66,13 @@ class TorchRecommender(Recommender):
     num_threads = param(None, int, ge=1)
     device = param("cpu", device_name)
     precision = param("fp32", choices=("fp32", "bf16"))
+    resume = param(False)
+
+    #: Settings that say where and how a fit runs, not what it computes (left out of a resumable
+    #: run's signature).
+    _RUN_SETTINGS: ClassVar[frozenset[str]] = frozenset(
+        {"run_dir", "progress", "num_threads", "device", "resume"}
+    )
 
     #: What :meth:`_train` returns, kept after fitting: epochs, losses, validation metric, times.
     history_: TrainHistory
@@ -78,11 +89,32 @@ class TorchRecommender(Recommender):
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         self.device_ = resolve_device(self.device)
         seed_everything(self.seed)  # dropout and other layers draw from the global generators
+        self._rngs: list[np.random.Generator | torch.Generator] = []
+        self._data_shape = (
+            train.n_users,
+            train.n_items,
+            train.n_interactions,
+            0 if valid is None else valid.n_interactions,
+        )
         return super().fit(train, valid)
 
     def _generators(self) -> tuple[np.random.Generator, torch.Generator]:
-        """Fresh NumPy and torch generators seeded with ``seed``."""
-        return np.random.default_rng(self.seed), torch.Generator().manual_seed(self.seed)
+        """Fresh NumPy and torch generators seeded with ``seed`` (kept, so that a resumed fit
+        restores their state)."""
+        rngs = np.random.default_rng(self.seed), torch.Generator().manual_seed(self.seed)
+        for g in rngs:
+            self._track(g)
+        return rngs
+
+    def _track(self, generator: np.random.Generator | torch.Generator) -> None:
+        """Save and restore ``generator``'s state with a resumable fit's (one the model made itself)."""
+        getattr(self, "_rngs", []).append(generator)
+
+    def _signature(self) -> str:
+        """What a fit computes: the class, its settings (not where or how it runs) and the data's
+        shape (users, items, training and validation interactions)."""
+        settings = {k: v for k, v in self.get_params().items() if k not in self._RUN_SETTINGS}
+        return f"{type(self).__name__} {settings!r} data {getattr(self, '_data_shape', None)}"
 
     def _validator(self, valid: Dataset | None) -> RankingValidator | None:
         """NDCG@``eval_k`` on ``valid`` with training items excluded; ``None`` without validation data."""
@@ -115,8 +147,17 @@ class TorchRecommender(Recommender):
             on_validate=self.validation_callback,
             device=self.device_,
             precision=self.precision,
+            resume=self.resume,
         )
         self.history_ = trainer.fit(
-            module, batches, loss_fn, optimizer, validate, after_step, not self.splits_batches_itself
+            module,
+            batches,
+            loss_fn,
+            optimizer,
+            validate,
+            after_step,
+            not self.splits_batches_itself,
+            rngs=getattr(self, "_rngs", ()),
+            signature=self._signature(),
         )
         return self.history_

@@ -4,7 +4,8 @@ A model supplies what is specific to it — a batch iterator per epoch, a loss f
 an optimiser, optionally a ``validate() -> float`` callable (higher is better) and after-step
 callbacks (schedules, an EMA target) — and :class:`Trainer` runs the epochs: progress bar with the
 live loss, early stopping with patience, a step budget, restoring the best weights, and a run folder
-(``log.txt``, ``history.json``, ``best.pt``). Models reach it through
+(``log.txt``, ``history.json``, ``best.pt``, and ``last.pt`` / ``last.json`` to resume an interrupted
+fit from its last finished epoch). Models reach it through
 :class:`clarec.models.torch_base.TorchRecommender`, which owns the training settings.
 """
 
@@ -46,6 +47,8 @@ __all__ = [
 CHECKPOINT_NAME = "best.pt"
 HISTORY_NAME = "history.json"
 LOG_NAME = "log.txt"
+LAST_NAME = "last.pt"  # the state after the last finished epoch (weights, optimiser, generators)
+LAST_INFO_NAME = "last.json"  # its counters, history and NumPy / Python generator states; written after it
 
 
 class DivergedError(ClarecError):
@@ -212,6 +215,11 @@ class Trainer:
         precision: ``"fp32"`` (default) or ``"bf16"``: each step's forward pass under
             ``torch.autocast`` in bfloat16 (matrix products and attention in bf16, reductions and the
             weights in fp32; no loss scaling is needed with bf16). Validation stays in fp32.
+        resume: continue from ``run_dir``'s last finished epoch when the folder holds one (after
+            every epoch the Trainer writes the weights, the optimiser, the counters, the history
+            and the state of the global generators and of the ``rngs`` given to :meth:`fit`);
+            a finished fit is not redone. Given the same settings, data and code, the resumed fit
+            ends where an uninterrupted one would (on the CPU). One process only (not under torchrun).
     """
 
     def __init__(
@@ -228,6 +236,7 @@ class Trainer:
         on_validate: Callable[[int, float], None] | None = None,
         device: torch.device | str = "cpu",
         precision: str = "fp32",
+        resume: bool = False,
     ):
         if epochs < 1:
             raise ClarecError(f"epochs must be at least 1, got {epochs}")
@@ -253,6 +262,9 @@ class Trainer:
         if precision not in ("fp32", "bf16"):
             raise ClarecError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         self.precision = precision
+        if resume and run_dir is None:
+            raise ConfigError("resume needs a run_dir to resume from")
+        self.resume = bool(resume)
         self._out: Path | None = None  # the run folder this process writes (rank 0's)
 
     # ------------------------------------------------------------------ helpers
@@ -276,6 +288,8 @@ class Trainer:
         validate: Callable[[], float] | None = None,
         after_step: Sequence[Callable[[], None]] = (),
         shard_batches: bool = True,
+        rngs: Sequence[np.random.Generator | torch.Generator] = (),
+        signature: str = "",
     ) -> TrainHistory:
         """Train ``module`` in place and return the :class:`TrainHistory`.
 
@@ -291,25 +305,41 @@ class Trainer:
                 schedule, a BYOL target's EMA update).
             shard_batches: under torchrun, give each rank its slice of every batch; ``False`` for a
                 ``loss_fn`` that splits the work over the ranks itself (and sees the whole batch).
+            rngs: the model's own generators (batches, sampling), saved and restored with the
+                run state so that a resumed fit draws what the uninterrupted one would.
+            signature: what the run's result depends on (the model's settings, the data's shape);
+                resuming a run folder written under another signature is an error.
         """
         set_torch_threads(self.num_threads)
         self._steps = 0
         main = distributed.is_main()
         self._out = self.run_dir if main else None  # one rank writes the run folder
-        if self._out is not None:
-            self._out.mkdir(parents=True, exist_ok=True)
-            (self._out / LOG_NAME).write_text("")
+        if self.resume and distributed.world_size() > 1:
+            raise ConfigError("resume runs in one process, not under torchrun")
         module.to(self.device)  # in place: the optimiser's parameters are the same objects
         step = self._step_function(module, loss_fn, shard_batches)
         history = TrainHistory(metric_name=self.metric_name)
         best_state: dict[str, torch.Tensor] | None = None
         best = -math.inf
-        stale = 0
+        stale, done, finished = 0, 0, False
+        resumed = self._resume_state(module, optimizer, rngs, signature) if self.resume else None
+        if resumed is not None:
+            history, best, stale, done, finished = resumed
+            if history.best_metric is not None and (self._out / CHECKPOINT_NAME).is_file():
+                best_state = torch.load(
+                    self._out / CHECKPOINT_NAME, map_location=self.device, weights_only=True
+                )
+            self._log(f"resumed after epoch {done}" + (" (finished)" if finished else ""))
+        elif self._out is not None:
+            self._out.mkdir(parents=True, exist_ok=True)
+            (self._out / LOG_NAME).write_text("")
+            for name in (LAST_INFO_NAME, LAST_NAME):  # a new fit: an older run's state is not resumable
+                (self._out / name).unlink(missing_ok=True)
         bar = tqdm(
             total=self.epochs, desc="train", unit="epoch", disable=not self._show_progress(), leave=False
         )
         try:
-            for epoch in range(1, self.epochs + 1):
+            for epoch in range(done + 1, 0 if finished else self.epochs + 1):
                 start = time.perf_counter()
                 loss = self._run_epoch(module, batches(epoch), step, optimizer, after_step, bar, epoch)
                 loss = distributed.mean_over_ranks(loss)
@@ -351,14 +381,17 @@ class Trainer:
                     loss=f"{loss:.4f}", **({self.metric_name: shown} if metric is not None else {})
                 )
                 bar.update(1)
-                if self._out is not None:
-                    history.save(self._out / HISTORY_NAME)
+                stop = None
                 if self.patience is not None and stale >= self.patience and epoch >= self.min_epochs:
                     history.stopped_early = True
-                    self._log(f"early stop: no improvement in {self.patience} validations")
-                    break
-                if out_of_steps:
-                    self._log(f"stop: max_steps ({self.max_steps}) reached")
+                    stop = f"early stop: no improvement in {self.patience} validations"
+                elif out_of_steps:
+                    stop = f"stop: max_steps ({self.max_steps}) reached"
+                if self._out is not None:
+                    history.save(self._out / HISTORY_NAME)
+                    self._save_state(module, optimizer, rngs, signature, history, best, stale, epoch, stop)
+                if stop:
+                    self._log(stop)
                     break
         finally:
             bar.close()
@@ -375,6 +408,85 @@ class Trainer:
             history.save(self._out / HISTORY_NAME)
         module.eval()
         return history
+
+    def _save_state(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        rngs: Sequence[np.random.Generator | torch.Generator],
+        signature: str,
+        history: TrainHistory,
+        best: float,
+        stale: int,
+        epoch: int,
+        stop: str | None,
+    ) -> None:
+        """Write ``last.pt`` (tensors) then ``last.json`` (the rest; written last, so a fit killed
+        between the two resumes from the epoch before)."""
+        tensors = {
+            "epoch": epoch,
+            "module": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "generators": [g.get_state() for g in rngs if isinstance(g, torch.Generator)],
+        }
+        torch.save(tensors, self._out / LAST_NAME)
+        _, key, pos, has_gauss, gauss = np.random.get_state()  # NumPy's global MT19937
+        info = {
+            "epoch": epoch,
+            "signature": signature,
+            "finished": stop is not None or epoch == self.epochs,
+            "steps": self._steps,
+            "best": best if math.isfinite(best) else None,
+            "stale": stale,
+            "history": history.to_dict(),
+            "numpy": [g.bit_generator.state for g in rngs if isinstance(g, np.random.Generator)],
+            "numpy_global": [key.tolist(), int(pos), int(has_gauss), float(gauss)],
+            "python": _listed(random.getstate()),
+        }
+        path = self._out / LAST_INFO_NAME
+        path.with_suffix(".tmp").write_text(json.dumps(info))
+        path.with_suffix(".tmp").replace(path)
+
+    def _resume_state(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        rngs: Sequence[np.random.Generator | torch.Generator],
+        signature: str,
+    ) -> tuple[TrainHistory, float, int, int, bool] | None:
+        """Load the run folder's last state into the module, optimiser and generators:
+        ``(history, best, stale, epoch, finished)``, or ``None`` when there is nothing to resume."""
+        info_path, tensor_path = self._out / LAST_INFO_NAME, self._out / LAST_NAME
+        if not (info_path.is_file() and tensor_path.is_file()):
+            return None
+        info = json.loads(info_path.read_text())
+        if info["signature"] != signature:
+            raise ConfigError(
+                f"{self._out} holds a fit of other settings or data; remove it, or fit without resume\n"
+                f"  there: {info['signature']}\n  now:   {signature}"
+            )
+        tensors = torch.load(tensor_path, map_location="cpu", weights_only=True)
+        if tensors["epoch"] != info["epoch"]:
+            raise ConfigError(f"{self._out}: {LAST_NAME} and {LAST_INFO_NAME} are of different epochs")
+        module.load_state_dict(tensors["module"])
+        optimizer.load_state_dict(tensors["optimizer"])
+        torch.set_rng_state(tensors["torch_rng"])
+        if tensors["cuda_rng"]:
+            torch.cuda.set_rng_state_all(tensors["cuda_rng"])
+        torch_gens = [g for g in rngs if isinstance(g, torch.Generator)]
+        numpy_gens = [g for g in rngs if isinstance(g, np.random.Generator)]
+        for g, state in zip(torch_gens, tensors["generators"], strict=True):
+            g.set_state(state)
+        for g, state in zip(numpy_gens, info["numpy"], strict=True):
+            g.bit_generator.state = state
+        key, pos, has_gauss, gauss = info["numpy_global"]
+        np.random.set_state(("MT19937", np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
+        random.setstate(_tupled(info["python"]))
+        self._steps = info["steps"]
+        best = -math.inf if info["best"] is None else info["best"]
+        return TrainHistory(**info["history"]), best, info["stale"], info["epoch"], info["finished"]
 
     @staticmethod
     def _step_function(module: nn.Module, loss_fn: Callable[[Any], torch.Tensor], shard_batches: bool):
@@ -438,3 +550,13 @@ class Trainer:
             if self.max_steps is not None and self._steps >= self.max_steps:
                 break
         return total / max(n, 1)
+
+
+def _listed(value: Any) -> Any:
+    """Tuples as lists, all the way down (for JSON)."""
+    return [_listed(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def _tupled(value: Any) -> Any:
+    """Lists back as tuples, all the way down (Python's generator state)."""
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value

@@ -92,6 +92,7 @@ class TwoTowerTask:
             start, end = model.hard_ranks
             seed = int(rng.integers(2**31))
             self.miner = HardNegativeMiner(model.hard_negatives, start, end, seed=seed)
+            model._track(self.miner.generator)
             # mined among the items with training interactions, as sampled ones are (see _negative_sampler)
             self.minable = np.flatnonzero(model.warm_items)
             self.seen = model.seen[:, self.minable].tocsr()  # each user's training items, to leave out

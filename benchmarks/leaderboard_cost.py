@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 from _machine import write_result
-from leaderboard import dataset_config, load_suite
+from leaderboard import dataset_config, dataset_models, load_suite
 
 #: Training-length settings: the measurement sets its own.
 NOT_SHOWN = {"epochs", "patience", "min_epochs", "num_threads"}
@@ -113,7 +113,8 @@ def main() -> None:
         f"{args.max_seconds:.0f} s were stopped. Nothing here is tuned or chosen.",
     ]
     for name in args.datasets:
-        config = dataset_config(suite, name)
+        # every model of the family, skipped ones too: their cost is what a skip's reason rests on
+        config = dataset_config(suite, name) | {"models": dataset_models(suite, suite["datasets"][name])}
         lines += [
             "",
             f"## {name}",

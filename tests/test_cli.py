@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from factories import make_random_dataset
 
 from clarec.cli import main
@@ -78,11 +79,11 @@ def test_run_resume_continues_a_stopped_fit(tmp_path, split_dir, capsys):
     # a stopped run: the state after its second epoch is all that is left of it
     cut = tmp_path / "cut"
     assert main(["run", str(cfg), "--out", str(cut), "--set", "models.0.params.epochs=2"]) == 0
-    state = cut / "train" / "bpr" / "seed-2024" / "last.json"
-    info = json.loads(state.read_text())
-    info["finished"] = False
-    info["signature"] = info["signature"].replace("'epochs': 2", "'epochs': 4")
-    state.write_text(json.dumps(info))
+    path = cut / "train" / "bpr" / "seed-2024" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    state["finished"] = False
+    state["signature"] = state["signature"].replace("'epochs': 2", "'epochs': 4")
+    torch.save(state, path)
     assert main(["run", str(cfg), "--out", str(cut), "--resume"]) == 0
     log = (cut / "train" / "bpr" / "seed-2024" / "log.txt").read_text()
     after = log.split("resumed after epoch 2\n")[1]  # the log goes on where the stopped fit's ended

@@ -4,8 +4,8 @@ A model supplies what is specific to it — a batch iterator per epoch, a loss f
 an optimiser, optionally a ``validate() -> float`` callable (higher is better) and after-step
 callbacks (schedules, an EMA target) — and :class:`Trainer` runs the epochs: progress bar with the
 live loss, early stopping with patience, a step budget, restoring the best weights, and a run folder
-(``log.txt``, ``history.json``, ``best.pt``, and ``last.pt`` / ``last.json`` to resume an interrupted
-fit from its last finished epoch). Models reach it through
+(``log.txt``, ``history.json``, ``best.pt``, and ``last.pt`` to resume an interrupted fit from its
+last finished epoch). Models reach it through
 :class:`clarec.models.torch_base.TorchRecommender`, which owns the training settings.
 """
 
@@ -47,8 +47,7 @@ __all__ = [
 CHECKPOINT_NAME = "best.pt"
 HISTORY_NAME = "history.json"
 LOG_NAME = "log.txt"
-LAST_NAME = "last.pt"  # the state after the last finished epoch (weights, optimiser, generators)
-LAST_INFO_NAME = "last.json"  # its counters, history and NumPy / Python generator states; written after it
+LAST_NAME = "last.pt"  # the fit's state after its last finished epoch, to resume from
 
 
 class DivergedError(ClarecError):
@@ -333,8 +332,7 @@ class Trainer:
         elif self._out is not None:
             self._out.mkdir(parents=True, exist_ok=True)
             (self._out / LOG_NAME).write_text("")
-            for name in (LAST_INFO_NAME, LAST_NAME):  # a new fit: an older run's state is not resumable
-                (self._out / name).unlink(missing_ok=True)
+            (self._out / LAST_NAME).unlink(missing_ok=True)  # a new fit: an older one is not resumable
         bar = tqdm(
             total=self.epochs, desc="train", unit="epoch", disable=not self._show_progress(), leave=False
         )
@@ -421,32 +419,29 @@ class Trainer:
         epoch: int,
         stop: str | None,
     ) -> None:
-        """Write ``last.pt`` (tensors) then ``last.json`` (the rest; written last, so a fit killed
-        between the two resumes from the epoch before)."""
-        tensors = {
-            "epoch": epoch,
-            "module": module.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "generators": [g.get_state() for g in rngs if isinstance(g, torch.Generator)],
-        }
-        torch.save(tensors, self._out / LAST_NAME)
+        """Write ``last.pt``: everything a resumed fit needs (replaced whole, so a fit killed while
+        writing it resumes from the epoch before)."""
         _, key, pos, has_gauss, gauss = np.random.get_state()  # NumPy's global MT19937
-        info = {
+        state = {
             "epoch": epoch,
             "signature": signature,
             "finished": stop is not None or epoch == self.epochs,
             "steps": self._steps,
-            "best": best if math.isfinite(best) else None,
+            "best": best,
             "stale": stale,
             "history": history.to_dict(),
-            "numpy": [g.bit_generator.state for g in rngs if isinstance(g, np.random.Generator)],
-            "numpy_global": [key.tolist(), int(pos), int(has_gauss), float(gauss)],
-            "python": _listed(random.getstate()),
+            "module": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "generators": [
+                g.get_state() if isinstance(g, torch.Generator) else g.bit_generator.state for g in rngs
+            ],
+            "numpy": [torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "python": random.getstate(),
         }
-        path = self._out / LAST_INFO_NAME
-        path.with_suffix(".tmp").write_text(json.dumps(info))
+        path = self._out / LAST_NAME
+        torch.save(state, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
 
     def _resume_state(
@@ -458,35 +453,31 @@ class Trainer:
     ) -> tuple[TrainHistory, float, int, int, bool] | None:
         """Load the run folder's last state into the module, optimiser and generators:
         ``(history, best, stale, epoch, finished)``, or ``None`` when there is nothing to resume."""
-        info_path, tensor_path = self._out / LAST_INFO_NAME, self._out / LAST_NAME
-        if not (info_path.is_file() and tensor_path.is_file()):
+        path = self._out / LAST_NAME
+        if not path.is_file():
             return None
-        info = json.loads(info_path.read_text())
-        if info["signature"] != signature:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["signature"] != signature:
             raise ConfigError(
                 f"{self._out} holds a fit of other settings or data; remove it, or fit without resume\n"
-                f"  there: {info['signature']}\n  now:   {signature}"
+                f"  there: {state['signature']}\n  now:   {signature}"
             )
-        tensors = torch.load(tensor_path, map_location="cpu", weights_only=True)
-        if tensors["epoch"] != info["epoch"]:
-            raise ConfigError(f"{self._out}: {LAST_NAME} and {LAST_INFO_NAME} are of different epochs")
-        module.load_state_dict(tensors["module"])
-        optimizer.load_state_dict(tensors["optimizer"])
-        torch.set_rng_state(tensors["torch_rng"])
-        if tensors["cuda_rng"]:
-            torch.cuda.set_rng_state_all(tensors["cuda_rng"])
-        torch_gens = [g for g in rngs if isinstance(g, torch.Generator)]
-        numpy_gens = [g for g in rngs if isinstance(g, np.random.Generator)]
-        for g, state in zip(torch_gens, tensors["generators"], strict=True):
-            g.set_state(state)
-        for g, state in zip(numpy_gens, info["numpy"], strict=True):
-            g.bit_generator.state = state
-        key, pos, has_gauss, gauss = info["numpy_global"]
-        np.random.set_state(("MT19937", np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
-        random.setstate(_tupled(info["python"]))
-        self._steps = info["steps"]
-        best = -math.inf if info["best"] is None else info["best"]
-        return TrainHistory(**info["history"]), best, info["stale"], info["epoch"], info["finished"]
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch"])
+        if state["cuda"]:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        for g, saved in zip(rngs, state["generators"], strict=True):
+            if isinstance(g, torch.Generator):
+                g.set_state(saved)
+            else:
+                g.bit_generator.state = saved
+        key, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state(("MT19937", key.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        random.setstate(state["python"])
+        self._steps = state["steps"]
+        history = TrainHistory(**state["history"])
+        return history, state["best"], state["stale"], state["epoch"], state["finished"]
 
     @staticmethod
     def _step_function(module: nn.Module, loss_fn: Callable[[Any], torch.Tensor], shard_batches: bool):
@@ -550,13 +541,3 @@ class Trainer:
             if self.max_steps is not None and self._steps >= self.max_steps:
                 break
         return total / max(n, 1)
-
-
-def _listed(value: Any) -> Any:
-    """Tuples as lists, all the way down (for JSON)."""
-    return [_listed(v) for v in value] if isinstance(value, tuple | list) else value
-
-
-def _tupled(value: Any) -> Any:
-    """Lists back as tuples, all the way down (Python's generator state)."""
-    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value

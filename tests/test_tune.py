@@ -76,12 +76,18 @@ def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, m
     assert set(final) == {"popularity", "ease", "bpr"} and final["ease"]["split_seeds"] == [2024, 2025]
     saved = load_config(tmp_path / "run" / "final" / "config.yaml")
     assert {m.key: m.params for m in saved.models}["ease"] == {"reg": ease["best_params"]["reg"]}
-    # started again: the three trials are there, none is added
+    # started again: the three trials are there, none is added, and the final fits are read back
     tune_module.tune(load_config(cfg_path), tmp_path / "run")
     assert (
         len(optuna.load_study(study_name="bpr", storage=f"sqlite:///{tmp_path / 'run' / 'tune.db'}").trials)
         == 3
     )
+    log = tmp_path / "run" / "final" / "train" / "bpr" / "seed-2024" / "log.txt"
+    assert "resumed after epoch 3 (finished)" in log.read_text()
+    again = json.loads((tmp_path / "run" / "final" / "results.json").read_text())
+    assert {m: (r["valid"], r["test"]) for m, r in again.items()} == {
+        m: (r["valid"], r["test"]) for m, r in final.items()
+    }
 
 
 def test_a_trial_below_the_pruner_stops_inside_training(cfg_path, tmp_path):

@@ -10,7 +10,8 @@ below the median of earlier trials at the same epoch is stopped. Studies live in
 (SQLite): a run that is stopped and started again continues where it was, counting the trials
 already finished. Then the config with every model's best settings is run by
 :func:`~clarec.experiment.runner.run_experiment` on ``tuning.seeds`` seeds (each drawing the split with
-``tuning.split_seeds``) into ``OUT/final``; ``OUT/tune.json`` records the spaces, trials, best
+``tuning.split_seeds``) into ``OUT/final`` (a final run that was stopped continues its fits from their
+last epoch); ``OUT/tune.json`` records the spaces, trials, best
 settings and where the final results are.
 
 Under torchrun (``clarec tune --nproc N``) every rank runs the same trials: rank 0 holds the study,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,8 +140,18 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     record["split_seeds"] = cfg.tuning.split_seeds
     if main:
         (out / "tune.json").write_text(json.dumps(record, indent=2, default=str))
+    # A final run stopped part-way continues (its fits resume from their last epoch) when it was
+    # started for the same chosen settings; one of other settings is begun again.
+    config_file = out / "final" / "config.yaml"
+    if main and config_file.is_file() and config_file.read_text() != dump_config(final):
+        shutil.rmtree(out / "final")
     run_experiment(
-        final, out / "final", seeds=cfg.tuning.seeds, progress=say, split_seeds=cfg.tuning.split_seeds
+        final,
+        out / "final",
+        seeds=cfg.tuning.seeds,
+        progress=say,
+        split_seeds=cfg.tuning.split_seeds,
+        resume=distributed.world_size() == 1,
     )
     return record
 

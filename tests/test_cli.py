@@ -90,6 +90,7 @@ def test_run_resume_continues_a_stopped_fit(tmp_path, split_dir, capsys):
     assert [line.split()[1] for line in after.splitlines() if line.startswith("epoch")] == ["3", "4"]
     a, b = (json.loads((d / "results.json").read_text())["bpr"] for d in (whole, cut))
     assert a["test"] == b["test"] and a["valid"] == b["valid"]
+    assert b["resumed_after"] == [2] and "resumed_after" not in a
     assert main(["run", str(cfg), "--resume"]) == 2
     assert "--resume continues a run folder" in capsys.readouterr().err
 

@@ -69,6 +69,7 @@ def test_a_resumed_fit_ends_where_an_uninterrupted_one_does(name, data, tiny_mod
     assert resumed.history_.losses == whole.history_.losses
     assert resumed.history_.val_metrics == whole.history_.val_metrics
     assert resumed.history_.best_epoch == whole.history_.best_epoch
+    assert resumed.history_.resumed_after == [3] and whole.history_.resumed_after == []
     users = np.arange(train.n_users)
     np.testing.assert_array_equal(resumed.score(users), whole.score(users))
     assert "resumed after epoch 3" in (tmp_path / "cut" / "log.txt").read_text()

@@ -188,6 +188,7 @@ def _aggregate(per_seed: list[dict]) -> dict:
         "valid_segments",
         "conventions",
         "fit_seconds",
+        "resumed_after",
         "test_sample",
         "test_ci95",
         "eval_cost",
@@ -343,6 +344,9 @@ def _run(
             t = time.perf_counter()
             model.fit(split.train, valid=split.valid)
             fit_seconds = time.perf_counter() - t
+            resumed = getattr(getattr(model, "history_", None), "resumed_after", [])
+            if resumed:  # the epochs an earlier process trained count too (their set-up does not)
+                fit_seconds += sum(model.history_.seconds[: resumed[-1]])
             reset_cost = getattr(model, "reset_cost", None)  # models that count inference cost (LLMs)
             if reset_cost is not None:
                 reset_cost()
@@ -370,6 +374,8 @@ def _run(
             }
             if split_seeds:
                 result["split_seed"] = seed
+            if resumed:
+                result["resumed_after"] = list(resumed)
             if reset_cost is not None and model.cost_:
                 result["eval_cost"] = dict(model.cost_)
             if test_res.sample:

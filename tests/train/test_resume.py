@@ -95,3 +95,20 @@ def test_a_finished_fit_is_not_redone_and_other_settings_are_refused(data, tiny_
 def test_resume_needs_a_run_folder(data):
     with pytest.raises(ConfigError, match="run_dir"):
         create("bpr", MF | {"resume": True}).fit(data[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["bpr", "sasrec"])
+def test_a_resumed_fit_on_the_gpu_ends_where_an_uninterrupted_one_does(name, data, tiny_model_dir, tmp_path):
+    """The CUDA generators are saved and restored too (GPU kernels may sum in another order from
+    run to run, so the figures are compared within a tolerance)."""
+    train, valid = data
+    whole = _model(name, tmp_path / "whole", tiny_model_dir, device="cuda").fit(train, valid)
+    cut = _model(name, tmp_path / "cut", tiny_model_dir, device="cuda")
+    cut.validation_callback = _stop_after(3)
+    with pytest.raises(Interrupted):
+        cut.fit(train, valid)
+    resumed = _model(name, tmp_path / "cut", tiny_model_dir, device="cuda", resume=True).fit(train, valid)
+    np.testing.assert_allclose(resumed.history_.losses, whole.history_.losses, rtol=1e-4)
+    users = np.arange(train.n_users)
+    np.testing.assert_allclose(resumed.score(users), whole.score(users), rtol=1e-3, atol=1e-4)

@@ -146,9 +146,10 @@ def report(args) -> None:
             counted = records[model][seed]["epochs"]
             epochs = f"{counted[0]} ({counted[1]})" if counted else ""
             tests = " | ".join(f"{test_metrics(r, c, main)['ndcg@20']:.4f}" for c in conventions)
-            lines.append(
-                f"| {model} | {seed} | {r['valid']['ndcg@20']:.4f} | {tests} | {epochs} | {r['fit_seconds']:.0f} |"
-            )
+            # a fit resumed after a stop: its epochs' seconds, without the earlier process's set-up
+            resumed = ", ".join(map(str, r.get("resumed_after", [])))
+            fit = f"{r['fit_seconds']:.0f}" + (f" (resumed after epoch {resumed})" if resumed else "")
+            lines.append(f"| {model} | {seed} | {r['valid']['ndcg@20']:.4f} | {tests} | {epochs} | {fit} |")
     ref = found.get(args.reference, {})
     tests = []
     for model in keys:

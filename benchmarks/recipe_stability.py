@@ -9,8 +9,12 @@ For each config and seed the top-level ``seed`` (and ``split.seed`` where the co
 replaced; nothing else changes. A model that an earlier config already runs on the same data and
 split with the same parameters is not run again (the table names where its figures are). On a
 split without randomness (leave-one-out) a model without a ``seed`` parameter gives the same figures
-for every seed and is fitted once. Configs whose split cannot be redrawn (``official``: the source's
-own split) and configs that train no recommender (``pretrain``) are listed as skipped, with why.
+for every seed and is fitted once; there a (model, seed) that ``benchmarks/sequential.py`` has
+already run under the same config (its record in ``benchmarks/results/sequential/``) is read from that
+record rather than fitted again. Configs whose split cannot be redrawn (``official``: the source's own
+split), configs that train no recommender (``pretrain``) and search configs (``tuning``: ``clarec
+tune`` chooses their settings) are listed as skipped, with why. ``--no-fit`` fits nothing: the
+result file shows what records and finished run folders hold, the rest as not finished.
 
 Criterion: for every model, the lowest test value of the config's main metric over the seeds is at
 least 95% of that model's mean over the seeds. Each (config, seed) run folder is kept under
@@ -30,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from _machine import command_line, machine_line
+from sequential import RECORDS, run_record
 
 from clarec.config import dump_config, load_config
 from clarec.data.split import SPLIT_METHODS
@@ -49,6 +54,11 @@ def skip_reason(raw: dict) -> str | None:
         )
     if raw.get("split", {}).get("method") == "official":
         return "the source's own split (`official`): there is no other draw of it to run"
+    if raw.get("tuning") is not None:
+        return (
+            "search config (`tuning`): `clarec tune` chooses its settings on validation and runs the "
+            "winners on several split and model seeds itself"
+        )
     return None
 
 
@@ -72,13 +82,15 @@ def label(model: dict) -> str:
     return model.get("label") or model["name"]
 
 
-def run_one(raw: dict, config: str, seed: int, models: list[dict], out: Path) -> dict:
-    """Results of ``models`` under ``seed`` (reusing a finished run folder)."""
+def run_one(raw: dict, config: str, seed: int, models: list[dict], out: Path, fit: bool = True) -> dict:
+    """Results of ``models`` under ``seed`` (reusing a finished run folder; without ``fit``, only that)."""
     folder = out / Path(config).stem / f"seed-{seed}"
     cfg = load_config(raw=seeded(raw, seed) | {"models": models})
     done = folder / "results.json"
     if done.is_file() and (folder / "config.yaml").read_text() == dump_config(cfg):
         return json.loads(done.read_text())
+    if not fit:
+        return {}
     print(f"[{time.strftime('%H:%M:%S')}] {config} seed {seed}: {[label(m) for m in models]}", flush=True)
     return run_experiment(cfg, folder, seeds=1, save_models=False)
 
@@ -89,6 +101,8 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=sorted(str(p) for p in Path("configs").glob("*.yaml")))
     ap.add_argument("--seeds", nargs="+", type=int, default=[2024, 2025, 2026])
     ap.add_argument("--out", default="runs/recipe-stability")
+    ap.add_argument("--records", type=Path, default=RECORDS, help="benchmarks/sequential.py's records")
+    ap.add_argument("--no-fit", action="store_true", help="fit nothing; report what is finished")
     args = ap.parse_args()
     command = command_line()
     out = Path(args.out)
@@ -123,13 +137,26 @@ def main() -> None:
                 continue
             seen[key] = f"{entry['name']}: {label(model)}"
             once = fixed_split and "seed" not in get_model_class(model["name"]).param_names()
+            row = {"model": label(model), "once": once, "values": {}}
+            entry["rows"].append(row)
             for s in args.seeds[:1] if once else args.seeds:
-                todo[s].append(model)
-            entry["rows"].append({"model": label(model), "once": once, "values": {}})
+                # the same run as benchmarks/sequential.py's (config unchanged, only its seed set)
+                record = run_record(raw, label(model), s, args.records) if fixed_split else None
+                if record is None:
+                    todo[s].append(model)
+                    continue
+                row["values"][s] = record["result"]["test"][main_metric]
+                row.setdefault("fit_seconds", []).append(record["result"]["fit_seconds"])
+                row["from_records"] = True
+        if any(row.get("from_records") for row in entry["rows"]):
+            entry["notes"].append(
+                "rows marked † are read from `benchmarks/sequential.py`'s records of this config: the "
+                "same runs, not fitted again"
+            )
         for s in args.seeds:
             if not todo[s]:
                 continue
-            results = run_one(raw, config, s, todo[s], out)
+            results = run_one(raw, config, s, todo[s], out, fit=not args.no_fit)
             for row in entry["rows"]:
                 if row["model"] in results and "values" in row:
                     row["values"][s] = results[row["model"]]["test"][main_metric]
@@ -181,15 +208,17 @@ def write(args, report: list[dict], command: str, seconds: float, final: bool = 
             v = verdict(row, args.seeds)
             if v is None:
                 missing.append(f"{entry['name']}: {row['model']}")
-                lines.append(f"| {row['model']} | not finished | | | | |")
+                done = ", ".join(f"{s}: {v:.4f}" for s, v in sorted(row["values"].items()))
+                lines.append(f"| {row['model']} | not finished{f' ({done})' if done else ''} | | | | |")
                 continue
             per, mean, std, ratio, ok = v
             if not ok:
                 failures.append(f"{entry['name']}: {row['model']}")
             fit = np.mean(row.get("fit_seconds", [0.0]))
             note = " (fitted once: deterministic)" if row.get("once") else ""
+            mark = " †" if row.get("from_records") else ""
             lines.append(
-                f"| {row['model']} | {per}{note} | {mean:.4f} ± {std:.4f} | {ratio:.3f} | "
+                f"| {row['model']}{mark} | {per}{note} | {mean:.4f} ± {std:.4f} | {ratio:.3f} | "
                 f"{'yes' if ok else '**no**'} | {fit:.1f} |"
             )
         lines.append("")

@@ -25,12 +25,14 @@ from pathlib import Path
 from _machine import command_line, machine_line
 
 #: (model, config, steps, extra settings): the sequential models' full softmax over Beauty's
-#: 12,101 items, AlphaRec's scores against every item, a graph model and the two-tower.
+#: 12,101 items, AlphaRec's scores against every item, a graph model, BPR (Adam over dense
+#: embedding tables) and the two-tower.
 CASES = [
     ("sasrec", "configs/beauty-seq.yaml", 20, {}),
     ("text-seq", "configs/beauty-seq.yaml", 20, {"fields": ["title", "categories"]}),
     ("alpharec", "configs/beauty.yaml", 8, {}),
     ("lightgcn", "configs/beauty.yaml", 40, {}),
+    ("bpr", "configs/beauty.yaml", 150, {}),
     ("two-tower", "configs/ml-100k.yaml", 20, {}),
 ]
 

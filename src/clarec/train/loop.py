@@ -89,14 +89,14 @@ def keep_freed_memory() -> bool:
     """Let this process reuse the large blocks it frees rather than hand them back to the system
     (glibc only; done once per process; ``CLAREC_KEEP_MEMORY=0`` leaves the allocator alone).
 
-    glibc maps every block over 32 MB fresh from the system and unmaps it when freed, so a step
-    that builds (batch × catalogue) score matrices pays the page faults of hundreds of megabytes
-    every time: about 30% of a SASRec, AlphaRec or LightGCN step on Beauty, on one thread
-    (``benchmarks/results/allocator.md``). With
-    memory mapping off and trimming of the heap's top raised to 2 GB, freed blocks are reused. The
-    numbers computed do not change; the process's peak memory grows somewhat (freed blocks are
-    kept, and reused only where they fit) and does not fall back after the fit. Returns whether
-    the setting is in effect.
+    glibc hands large freed blocks back to the system (memory-mapped ones at once, the heap's top
+    once it exceeds a trim threshold) and faults fresh zeroed pages in for the next, so a step that
+    builds (batch × catalogue) score matrices, or Adam's temporaries over embedding tables, pays
+    those page faults every time: 20–47% of a BPR, LightGCN, SASRec or AlphaRec step on Beauty, on
+    one thread (``benchmarks/results/allocator.md``). With memory mapping off and trimming of the
+    heap's top raised to 2 GB, freed blocks are reused. The numbers computed do not change; the
+    process's peak memory grows somewhat (freed blocks are kept, and reused only where they fit)
+    and does not fall back after the fit. Returns whether the setting is in effect.
     """
     global _kept
     if _kept is not None:

@@ -20,9 +20,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from _machine import command_line, machine_line
+from _machine import write_result
 
 #: (model, config, steps, extra settings): the sequential models' full softmax over Beauty's
 #: 12,101 items, AlphaRec's scores against every item, a graph model, BPR (Adam over dense
@@ -82,7 +81,7 @@ def main() -> None:
         return
     if not args.result_md:
         ap.error("the result file is required")
-    command, t0 = command_line(), time.perf_counter()
+    t0 = time.perf_counter()
     cases = [c for c in CASES if not args.models or c[0] in args.models]
     rows = []
     for case in cases:
@@ -115,14 +114,8 @@ def main() -> None:
         "| peak GiB keep | loss | spread, default runs | spread, all runs |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {machine_line()}; {(time.perf_counter() - t0) / 60:.0f} min.",
-        "",
     ]
-    Path(args.result_md).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.result_md).write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(args.result_md, lines, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Every (model, seed) is one ``clarec run CONFIG --models MODEL --set seed=SEED`` 
 already finished is not redone, and a stopped one continues from its last epoch, ``--resume``);
 ``report`` reads whatever runs are complete and writes the result file: test metrics mean ± std
 over seeds under each convention the config evaluates (history items masked, kept), validation
-NDCG@20 (what early stopping and any choice used), each seed's figures, and paired t-tests over seeds of each model against the config's reference model (``--reference``).
+NDCG@20 (what early stopping and any choice used), each seed's figures, and paired t-tests over
+seeds of each model against the config's reference model (``--reference``).
 It chooses nothing: every setting is the config's, and a setting to be chosen is chosen before, on
 validation figures only, with ``benchmarks/validation_sweep.py`` (which computes no test figure);
 test figures are computed once per (model, seed), for the config as written.

@@ -19,8 +19,9 @@ cold-start split) as columns, for the reader; the choice stays on the whole vali
 
 Each finished (setting, seed) is kept as a record under ``--records`` (default
 ``benchmarks/results/sweeps/<RESULT_MD's name>/``, committed): a sweep of runs that take an hour
-each spans working sessions, and a re-run picks up the records whose config entry is unchanged and
-trains only what is missing. Until every (setting, seed) is finished the result file lists what is
+each spans working sessions, and a re-run picks up the records made with the same data, split,
+evaluation and model parameters (the config's with the setting put in — so writing the chosen setting
+into the config keeps every record valid) and trains only what is missing. Until every (setting, seed) is finished the result file lists what is
 there and chooses nothing.
 """
 
@@ -55,12 +56,13 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 
 def record_key(raw: dict, entry: dict, point: dict, seed: int) -> dict:
-    """What one (setting, seed) figure depends on, as the config file writes it."""
-    return {k: raw.get(k) for k in ("data", "split", "evaluation")} | {
-        "model": entry,
-        "point": point,
-        "seed": seed,
+    """What one (setting, seed) figure depends on: the config's data, split and evaluation, and the
+    model's parameters with the setting put in — so that writing the chosen setting into the config
+    afterwards leaves the records valid (a re-run of the sweep trains nothing)."""
+    model = {k: v for k, v in entry.items() if k != "params"} | {
+        "params": (entry.get("params") or {}) | point
     }
+    return {k: raw.get(k) for k in ("data", "split", "evaluation")} | {"model": model, "seed": seed}
 
 
 def main() -> None:

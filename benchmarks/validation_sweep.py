@@ -21,8 +21,8 @@ Each finished (setting, seed) is kept as a record under ``--records`` (default
 ``benchmarks/results/sweeps/<RESULT_MD's name>/``, committed): a sweep of runs that take an hour
 each spans working sessions, and a re-run picks up the records made with the same data, split,
 evaluation and model parameters (the config's with the setting put in — so writing the chosen setting
-into the config keeps every record valid) and trains only what is missing. Until every (setting, seed) is finished the result file lists what is
-there and chooses nothing.
+into the config keeps every record valid) and trains only what is missing. Until every (setting,
+seed) is finished the result file lists what is there and chooses nothing.
 """
 
 from __future__ import annotations

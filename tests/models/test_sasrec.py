@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError, UnknownIdError
@@ -228,6 +229,33 @@ def test_text_seq_new_items_are_recommendable_at_once(ring, tiny_model_dir, tmp_
     np.testing.assert_array_equal(
         loaded.score_histories([[1, int(idx[1])]]), model.score_histories([[1, int(idx[1])]])
     )
+
+
+def test_text_seq_ids_only_for_items_with_training_interactions(ring, tiny_model_dir, tmp_path):
+    # i05 is in the catalogue but nobody's training history: with ID vectors on, it keeps its text alone
+    # (an ID vector training never fitted would only carry the full softmax's push down)
+    data = ring.with_interactions(ring.interactions[ring.interactions["item"] != ring.item_index("i05")])
+    model = _text_seq(tiny_model_dir, id_embedding=True, epochs=5).fit(data)
+    new = int(data.item_index("i05"))
+    mask = model.module_.id_mask.ravel().numpy()
+    assert mask[new] == 0 and np.delete(mask, new).min() == 1
+    with torch.no_grad():
+        text_alone = F.normalize(model.module_.adaptor(model.module_.text), dim=-1).numpy()
+    np.testing.assert_allclose(model.item_vecs[new], text_alone[new], rtol=1e-5, atol=1e-6)
+    trained = np.delete(np.arange(data.n_items), new)
+    assert np.abs(model.item_vecs[trained] - text_alone[trained]).max() > 0.05  # the IDs count there
+    added = model.add_items(pd.DataFrame({"item_id": ["n1"], "title": ["kilo lima"]}))
+    np.testing.assert_array_equal(model.module_.id_mask.ravel().numpy()[added], [0.0])
+    model.save(tmp_path / "m")
+    h = [data.item_index(["i03", "i04"])]
+    np.testing.assert_array_equal(
+        Recommender.load(tmp_path / "m").score_histories(h), model.score_histories(h)
+    )
+    # a model saved before the mask existed used every item's ID vector: it loads as such
+    with np.load(tmp_path / "m" / "state.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "state.module.id_mask"}
+    np.savez(tmp_path / "m" / "state.npz", **arrays)
+    assert Recommender.load(tmp_path / "m").module_.id_mask.min() == 1
 
 
 def test_text_seq_starts_from_a_model_trained_elsewhere(ring, tiny_model_dir, tmp_path):

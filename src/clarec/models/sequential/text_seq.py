@@ -10,7 +10,9 @@ default, *inductive*) an item is nothing but its text: items added after trainin
 (:meth:`TextSeq.add_items`) are recommendable at once, and a model trained on one data set can start
 another (``init_from``: every weight but the item texts and ID embeddings — how pre-training on
 source domains transfers to a target). With ``id_embedding: true`` (*transductive*) a learned ID vector
-is added to the text part of each trained item.
+is added to the text part of each item that has training interactions; an item without any (new to
+the catalogue, or added later) keeps its text alone, so it is ranked from its text rather than from an
+ID vector that training never fitted and the full softmax only pushed down.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ class MoEAdaptor(nn.Module):
 
 class TextSequenceEncoder(SequenceEncoder):
     """:class:`SequenceEncoder` whose item vectors come from the (frozen) text vectors through a
-    :class:`MoEAdaptor`, plus an ID embedding when ``use_ids``; states and items unit length, states
-    divided by the temperature."""
+    :class:`MoEAdaptor`, plus an ID embedding when ``use_ids`` for the items ``trained`` marks (all
+    when ``None``); states and items unit length, states divided by the temperature."""
 
     def __init__(
         self,
@@ -64,11 +66,17 @@ class TextSequenceEncoder(SequenceEncoder):
         n_experts: int,
         adaptor_dropout: float,
         temperature: float,
+        trained: np.ndarray | None = None,
         **kw,
     ):
         super().__init__(n_items=len(text), **kw)
         self.register_buffer("text", torch.as_tensor(text, dtype=torch.float32))
         self.use_ids = use_ids
+        if use_ids:  # 1 for the items whose ID vector is used, 0 for the others (their gradient is 0)
+            mask = (
+                np.ones(len(text), dtype=np.float32) if trained is None else np.asarray(trained, np.float32)
+            )
+            self.register_buffer("id_mask", torch.as_tensor(mask).reshape(-1, 1))
         self.temperature = temperature
         dim, std = self.positions.weight.shape[1], kw["init_std"]
         self.adaptor = MoEAdaptor(text.shape[1], dim, n_experts, adaptor_dropout, std, kw["generator"])
@@ -78,7 +86,7 @@ class TextSequenceEncoder(SequenceEncoder):
     def item_table(self) -> torch.Tensor:
         vectors = self.adaptor(self.text) + self.attribute_vectors()
         if self.use_ids:
-            vectors = vectors + self.items.weight[1 : self.n_items + 1]
+            vectors = vectors + self.items.weight[1 : self.n_items + 1] * self.id_mask
         return F.normalize(vectors, dim=-1)
 
     def embed(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,8 +99,10 @@ class TextSequenceEncoder(SequenceEncoder):
         return F.normalize(states, dim=-1) / self.temperature
 
     def grow(self, text: np.ndarray) -> None:
-        """Append items (their text vectors); their ID vectors are zero (no interactions yet)."""
+        """Append items (their text vectors); they have no ID vectors (no interactions yet)."""
         self.text = torch.cat([self.text, torch.as_tensor(text, dtype=torch.float32)])
+        if self.use_ids:
+            self.id_mask = torch.cat([self.id_mask, self.id_mask.new_zeros(len(text), 1)])
         weight = self.items.weight.detach()
         grown = torch.cat([weight, weight.new_zeros(len(text), weight.shape[1])])
         self.items = nn.Embedding.from_pretrained(grown, freeze=not self.use_ids, padding_idx=0)
@@ -111,7 +121,7 @@ class TextSeq(ItemTextParams, SequentialRecommender):
         encoder: text model (``None``: the bundled all-MiniLM-L6-v2); cache_dir: its embedding cache.
         max_length: tokens per item text.
         n_experts: whitening experts of the adaptor; adaptor_dropout: dropout on the text vectors.
-        id_embedding: add a learned ID vector to each trained item (transductive).
+        id_embedding: add a learned ID vector to each item with training interactions (transductive).
         temperature: of the cosine scores.
         init_from: a saved ``text-seq`` model folder whose weights (all but item texts and ID vectors)
             this model starts from.
@@ -134,6 +144,7 @@ class TextSeq(ItemTextParams, SequentialRecommender):
             self.n_experts,
             self.adaptor_dropout,
             self.temperature,
+            getattr(self, "trained_items_", None),
             **self._encoder_settings(generator),
         )
 
@@ -141,6 +152,7 @@ class TextSeq(ItemTextParams, SequentialRecommender):
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.text_fields_ = None  # chosen anew from this training table
         self.text_ = model_text_vectors(self, train.items)
+        self.trained_items_ = np.asarray(self.seen.sum(axis=0)).ravel() > 0
         super()._fit(train, valid)
 
     def _start_from(self, module: TextSequenceEncoder) -> None:
@@ -159,7 +171,9 @@ class TextSeq(ItemTextParams, SequentialRecommender):
             )
         own = module.state_dict()
         shared = {
-            k: v for k, v in source.module_.state_dict().items() if not k.startswith(("text", "items."))
+            k: v
+            for k, v in source.module_.state_dict().items()
+            if not k.startswith(("text", "items.", "id_mask"))
         }
         wrong = sorted(k for k, v in shared.items() if k not in own or own[k].shape != v.shape)
         if wrong:
@@ -192,4 +206,7 @@ class TextSeq(ItemTextParams, SequentialRecommender):
     def _set_state(self, state: dict) -> None:
         self.text_ = np.asarray(state["module.text"], dtype=np.float32)
         self.text_fields_ = [str(f) for f in state["text_fields"]]
+        self.trained_items_ = None
+        if self.id_embedding and "module.id_mask" not in state:  # saved before the mask: every item's ID
+            state = {**state, "module.id_mask": np.ones((len(self.text_), 1), dtype=np.float32)}
         super()._set_state(state)

@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/validation_sweep.py CONFIG MODEL RESULT_MD --grid lr=0.001,0.005 --grid patience=10,30 \\
         [--seeds 2024 2025 2026] [--max-fit-seconds S] [--segments cold_items cold_only] [--records DIR]
-    python benchmarks/validation_sweep.py CONFIG MODEL RESULT_MD --point "{}" \\
+    python benchmarks/validation_sweep.py CONFIG MODEL RESULT_MD --point "{ssl_similarity: dot, ssl_temperature: 1.0}" \\
         --point "{ssl_similarity: cos, ssl_temperature: 0.2}"
 
 Every setting — each point of the grid, or each ``--point`` as given (not crossed; ``{}`` is the
@@ -22,7 +22,10 @@ Each finished (setting, seed) is kept as a record under ``--records`` (default
 each spans working sessions, and a re-run picks up the records made with the same data, split,
 evaluation and model parameters (the config's with the setting put in — so writing the chosen setting
 into the config keeps every record valid) and trains only what is missing. Until every (setting,
-seed) is finished the result file lists what is there and chooses nothing.
+seed) is finished the result file lists what is there and chooses nothing. Name in every point the
+values it runs with, the config's current ones included: ``{}`` (or a grid value left to the config)
+means whatever the config says when the command runs, so once the config takes the winner the same
+command would sweep another set of settings.
 """
 
 from __future__ import annotations

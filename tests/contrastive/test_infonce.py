@@ -128,6 +128,38 @@ def test_negative_rows_of_a_table_are_the_gathered_negatives():
         InfoNCELoss()(q, table[pos], table[rows], negative_rows=rows)
 
 
+@pytest.mark.parametrize("block", [1, 7, 20, 1 << 21])  # one row, uneven blocks, every row at once
+def test_gathered_scores_match_the_full_product_forward_and_backward(monkeypatch, block):
+    import clarec.contrastive.infonce as infonce
+
+    monkeypatch.setattr(infonce, "_BLOCK", block)
+    g = torch.Generator().manual_seed(3)
+    q, table = torch.randn(11, 5, generator=g), torch.randn(4, 5, generator=g)
+    rows = torch.randint(0, 4, (11, 6), generator=g)  # 6 picks of 4 rows: repeats in every row
+    weights = torch.randn(11, 6, generator=g)
+    for need in ((True, True), (True, False), (False, True)):
+        a = [x.clone().requires_grad_(n) for x, n in zip((q, table), need, strict=True)]
+        b = [x.clone().requires_grad_(n) for x, n in zip((q, table), need, strict=True)]
+        blocked, full = infonce.gathered_scores(a[0], a[1], rows), (b[0] @ b[1].T).gather(1, rows)
+        torch.testing.assert_close(blocked, full)  # BLAS may round a smaller block differently
+        (blocked * weights).sum().backward()
+        (full * weights).sum().backward()
+        for x, y in zip(a, b, strict=True):
+            if y.grad is None:
+                assert x.grad is None
+            else:
+                torch.testing.assert_close(x.grad, y.grad)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 scores, gradients of the fp32 inputs
+        a = [q.clone().requires_grad_(), table.clone().requires_grad_()]
+        out = infonce.gathered_scores(a[0], a[1], rows)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert a[0].grad.dtype == torch.float32 and a[1].grad.dtype == torch.float32
+    # d sum / d table[r] = the sum of the queries that picked row r, once per pick
+    expected = torch.zeros(4, 5).index_add_(0, rows.flatten(), q.repeat_interleave(6, 0))
+    torch.testing.assert_close(a[1].grad, expected, rtol=0.02, atol=0.05)
+
+
 def test_every_negative_masked_costs_nothing():
     q, p = _rand(2, 3, seed=12), _rand(2, 3, seed=13)
     rows = InfoNCELoss(reduction="none")(q, p, positive_ids=torch.tensor([1, 1]))

@@ -10,7 +10,62 @@ from torch import nn
 from clarec.contrastive._reduce import check_reduction, reduce
 from clarec.contrastive.temperature import Temperature, as_temperature
 
-__all__ = ["InfoNCELoss"]
+__all__ = ["InfoNCELoss", "gathered_scores"]
+
+#: elements of one (rows × table) block of scores in :func:`gathered_scores` (8 MB in fp32: the block
+#: stays in cache instead of a (B × N) matrix being written, read, zeroed and read again)
+_BLOCK = 1 << 21
+
+
+class _GatheredScores(torch.autograd.Function):
+    """``(query @ table.T).gather(1, rows)`` a block of query rows at a time, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        step = max(1, _BLOCK // max(1, len(table)))
+        out = torch.cat(
+            [
+                (query[s : s + step] @ table.T).gather(1, rows[s : s + step])
+                for s in range(0, len(query), step)
+            ]
+        )
+        ctx.save_for_backward(query, table, rows)
+        ctx.step = step
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        query, table, rows = ctx.saved_tensors
+        step = ctx.step
+        want_q, want_t = ctx.needs_input_grad[:2]
+        t32 = table.float()
+        grad_q = torch.empty(query.shape, dtype=torch.float32, device=query.device) if want_q else None
+        grad_t = torch.zeros(table.shape, dtype=torch.float32, device=table.device) if want_t else None
+        for s in range(0, len(query), step):
+            # the block's gradient over every table row: each row's picked columns, repeats summed
+            block = grad.new_zeros(len(rows[s : s + step]), len(table), dtype=torch.float32)
+            block.scatter_add_(1, rows[s : s + step], grad[s : s + step].float())
+            if want_q:
+                grad_q[s : s + step] = block @ t32
+            if want_t:
+                grad_t.addmm_(block.T, query[s : s + step].float())
+        return (
+            None if grad_q is None else grad_q.to(query.dtype),
+            None if grad_t is None else grad_t.to(table.dtype),
+            None,
+        )
+
+
+def gathered_scores(query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``(query @ table.T).gather(1, rows)``: row ``i``'s scores against the table rows ``rows[i]``
+    (``(B, d)``, ``(N, d)``, ``(B, n)`` → ``(B, n)``). On the CPU the (B × N) product is made and
+    differentiated a block of rows at a time (the same sums, up to float rounding, without the large
+    matrix: its memory stays within a cache-sized block however large the table); elsewhere
+    it is one product."""
+    rows = rows.to(query.device)
+    if query.device.type != "cpu":
+        return (query @ table.T).gather(1, rows)
+    return _GatheredScores.apply(query, table, rows)
 
 
 class InfoNCELoss(nn.Module):
@@ -88,8 +143,9 @@ class InfoNCELoss(nn.Module):
                 because they are popular are not over-penalised.
             negative_rows: ``(B, n)`` rows of ``negatives``, then an ``(N, d)`` table (e.g. every
                 item's vector): row ``i``'s extra negatives are ``negatives[negative_rows[i]]``, the
-                same loss as passing that ``(B, n, d)`` gather, computed as one ``(B, N)`` product
-                (memory ``B × N``) — much faster when ``n`` is large and the table not too big.
+                same loss as passing that ``(B, n, d)`` gather, computed from the ``(B, N)`` product
+                (:func:`gathered_scores`: on the CPU a block of rows at a time) — much faster when
+                ``n`` is large.
         """
         logits, mask = self.logits(
             query, positive, negatives, query_ids, positive_ids, negative_ids, negative_rows
@@ -139,7 +195,7 @@ class InfoNCELoss(nn.Module):
                         "negative_rows must be (B, n) rows of a (N, d) negatives table, got "
                         f"{tuple(negative_rows.shape)} and {tuple(negatives.shape)}"
                     )
-                columns.append((q @ n.T).gather(1, negative_rows.to(q.device)))
+                columns.append(gathered_scores(q, n, negative_rows))
             elif n.dim() == 2:
                 columns.append(q @ n.T)
             elif n.dim() == 3 and n.shape[0] == len(q):

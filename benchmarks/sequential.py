@@ -5,8 +5,9 @@ Every (model, seed) is one ``clarec run CONFIG --models MODEL --set seed=SEED`` 
 already finished is not redone, and a stopped one continues from its last epoch, ``--resume``);
 ``report`` reads whatever runs are complete and writes the result file: test metrics mean ± std
 over seeds under each convention the config evaluates (history items masked, kept), validation
-NDCG@20 (what early stopping and any choice used), each seed's figures, and paired t-tests over
-seeds of each model against the config's reference model (``--reference``).
+NDCG@20 (what early stopping and any choice used), each seed's figures, the evaluator's segments
+(new items, the long tail, users by activity) and paired t-tests over seeds of each model against
+the config's reference model (``--reference``).
 It chooses nothing: every setting is the config's, and a setting to be chosen is chosen before, on
 validation figures only, with ``benchmarks/validation_sweep.py`` (which computes no test figure);
 test figures are computed once per (model, seed), for the config as written.
@@ -105,6 +106,48 @@ def test_metrics(result: dict, convention: str, main: str) -> dict[str, float]:
     return result["test"] if convention == main else result["conventions"][convention]["test"]
 
 
+def segment_table(keys: list[str], found: dict[str, dict[int, dict]], main: str) -> list[str]:
+    """Test NDCG@20 / HR@20 on the evaluator's segments (``docs/metrics.md``), history items under the
+    main convention, mean ± std over seeds: new items (``cold_only``, ``cold_items``) first when the
+    split has them, then the long tail and users by activity."""
+    names = sorted({g for seeds in found.values() for r in seeds.values() for g in r.get("segments", {})})
+    order = ["cold_only", "cold_items", "items_head", "items_mid", "items_tail"]
+    names = [g for g in order if g in names] + [g for g in names if g not in order]
+    if not names:
+        return []
+    lines = [
+        "",
+        f"## Test by segment, history items {main}: NDCG@20 / HR@20",
+        "",
+        "Segments as in `docs/metrics.md`: `cold_only` ranks the new items alone (the items without "
+        "training interactions), `cold_items` the new items' cases over the whole catalogue; "
+        "`items_head` / `mid` / `tail` restrict relevance to a third of the training interactions by "
+        "item popularity; `activity_q1`–`q4` are users by their number of training items, least "
+        "active first.",
+        "",
+        "| model | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+
+    def cell(values: list[float]) -> str:
+        return (
+            f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+        )
+
+    for model in keys:
+        runs = [found[model][s] for s in sorted(found.get(model, {}))]
+        if not runs:
+            continue
+        cells = []
+        for g in names:
+            have = [r["segments"][g] for r in runs if g in r.get("segments", {})]
+            cells.append(
+                f"{cell([h['ndcg@20'] for h in have])} / {cell([h['hit@20'] for h in have])}" if have else ""
+            )
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(args) -> None:
     cfg = load_config(args.config)
     keys = [m.key for m in cfg.models]
@@ -151,6 +194,7 @@ def report(args) -> None:
             resumed = ", ".join(map(str, r.get("resumed_after", [])))
             fit = f"{r['fit_seconds']:.0f}" + (f" (resumed after epoch {resumed})" if resumed else "")
             lines.append(f"| {model} | {seed} | {r['valid']['ndcg@20']:.4f} | {tests} | {epochs} | {fit} |")
+    lines += segment_table(keys, found, main)
     ref = found.get(args.reference, {})
     tests = []
     for model in keys:

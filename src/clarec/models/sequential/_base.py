@@ -303,9 +303,16 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         if validator is not None:
 
             def validate() -> float:
+                # every validation user's state at once, so that _encode batches them by length over
+                # all of them (a chunk of users at a time would pad most short histories to max_len)
                 table = self.module_.item_table()
+                states = self._encode([histories[u] for u in validator.users], table)
                 return validator(
-                    lambda users: (self._encode([histories[u] for u in users], table) @ table.T).cpu().numpy()
+                    lambda users: (
+                        (states[torch.from_numpy(np.searchsorted(validator.users, users))] @ table.T)
+                        .cpu()
+                        .numpy()
+                    )
                 )
 
         try:

@@ -116,6 +116,34 @@ def test_cold_start_items_absent_from_train():
     assert set(cold_valid) | set(cold_test) == set(s.cold_items)
 
 
+def test_stratified_cold_items_span_the_popularity_range():
+    # item i has i + 1 interactions (distinct popularity): 40 items, 10 cold → one from each block of 4
+    rows = [(f"u{u}", f"i{i:02d}") for i in range(40) for u in range(i + 1)]
+    ds = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id"]))
+    counts = np.bincount(ds.interactions["item"].to_numpy(), minlength=ds.n_items)
+    shares = []
+    for seed in range(6):
+        s = cold_start_split(ds, cold_share=0.25, seed=seed, stratify=True)
+        assert_partition(ds, s)
+        assert s.params["stratify"] is True
+        rank = np.argsort(np.argsort(-counts, kind="stable"), kind="stable")  # 0 = most popular
+        assert sorted(rank[s.cold_items] // 4) == list(range(10))  # one item per stratum
+        in_valid = np.unique(
+            s.valid.interactions["item"][np.isin(s.valid.interactions["item"], s.cold_items)]
+        )
+        in_test = np.unique(s.test.interactions["item"][np.isin(s.test.interactions["item"], s.cold_items)])
+        assert len(in_valid) == len(in_test) == 5 and not set(in_valid) & set(in_test)
+        shares.append(counts[s.cold_items].sum() / counts.sum())
+    uniform = [
+        counts[cold_start_split(ds, cold_share=0.25, seed=k).cold_items].sum() / counts.sum()
+        for k in range(6)
+    ]
+    assert np.std(shares) < np.std(uniform) / 2  # the held-out share of interactions barely moves
+    same = cold_start_split(ds, cold_share=0.25, seed=3, stratify=True).cold_items
+    assert same.tolist() == cold_start_split(ds, cold_share=0.25, seed=3, stratify=True).cold_items.tolist()
+    assert "stratify" not in cold_start_split(ds, cold_share=0.25, seed=3).params
+
+
 def test_save_and_load_predefined_roundtrip(tmp_path):
     ds = make_random_dataset(n_users=20, n_items=25, per_user=6)
     s = cold_start_split(ds, cold_share=0.2, seed=1)

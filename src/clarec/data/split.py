@@ -225,13 +225,22 @@ def leave_one_out_split(ds: Dataset, cold_share: float = 0.0, seed: int = 2024) 
     return _parts_from_labels(ds, labels, "leave_one_out", params, cold=cold)
 
 
-def cold_start_split(ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1), seed: int = 2024) -> Split:
+def cold_start_split(
+    ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1), seed: int = 2024, stratify: bool = False
+) -> Split:
     """Hold a share of items out of training entirely.
 
     A random ``cold_share`` of the items that have interactions is chosen; half of them (by item)
     put all their interactions into validation, the other half into test, so model selection and
     the final score see different cold items. The remaining (warm) interactions are split per user
     at random with ``ratios``.
+
+    ``stratify``: draw the cold items across popularity rather than uniformly — the items, ordered by
+    their number of interactions (ties in random order), are cut into as many equal strata as there
+    are cold items and one item is drawn from each; consecutive strata pair up and a coin decides
+    which of the two goes to validation. Every draw then holds out items of the same popularity
+    profile, so the share of interactions that become cold (and with it every model's figure) varies
+    much less from one seed to another, and validation's new items resemble test's.
     """
     if not 0 < cold_share < 1:
         raise ConfigError(f"cold_share must be between 0 and 1, got {cold_share}")
@@ -239,10 +248,14 @@ def cold_start_split(ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1
     rng = np.random.default_rng(seed)
     inter = ds.interactions
     items = inter["item"].to_numpy()
-    active = np.unique(items)
+    active, counts = np.unique(items, return_counts=True)
     n_cold = int(round(cold_share * len(active)))
-    cold = rng.permutation(active)[:n_cold]
-    cold_valid, cold_test = cold[: n_cold // 2], cold[n_cold // 2 :]
+    if stratify:
+        cold_valid, cold_test = _stratified_cold(active, counts, n_cold, rng)
+        cold = np.concatenate([cold_valid, cold_test])
+    else:
+        cold = rng.permutation(active)[:n_cold]
+        cold_valid, cold_test = cold[: n_cold // 2], cold[n_cold // 2 :]
     is_cold = np.isin(items, cold)
     users = inter["user"].to_numpy()
     labels = np.zeros(len(users), dtype=np.int8)
@@ -252,8 +265,26 @@ def cold_start_split(ds: Dataset, cold_share: float = 0.2, ratios=(0.8, 0.1, 0.1
     labels[warm_idx] = _ratio_labels(warm_users, order, r)
     labels[np.isin(items, cold_valid)] = 1
     labels[np.isin(items, cold_test)] = 2
-    params = {"cold_share": cold_share, "ratios": r.tolist(), "seed": seed}
+    params = {"cold_share": cold_share, "ratios": r.tolist(), "seed": seed} | (
+        {"stratify": True} if stratify else {}
+    )
     return _parts_from_labels(ds, labels, "cold_start", params, cold=cold)
+
+
+def _stratified_cold(
+    active: np.ndarray, counts: np.ndarray, n_cold: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, test) cold items: one item from each of ``n_cold`` equal popularity strata; of
+    each pair of neighbouring strata, one item to each part (a coin says which); an odd last one goes
+    to test, as the uniform draw's odd item does."""
+    shuffled = rng.permutation(len(active))  # ties in popularity broken at random
+    order = shuffled[np.argsort(-counts[shuffled], kind="stable")]
+    edges = np.linspace(0, len(active), n_cold + 1).round().astype(np.int64)
+    picked = active[order[edges[:-1] + (rng.random(n_cold) * np.diff(edges)).astype(np.int64)]]
+    pairs = picked[: n_cold // 2 * 2].reshape(-1, 2)
+    flip = rng.random(len(pairs)) < 0.5
+    pairs[flip] = pairs[flip][:, ::-1]
+    return pairs[:, 0], np.concatenate([pairs[:, 1], picked[n_cold // 2 * 2 :]])
 
 
 def official_split(ds: Dataset, parts: pd.DataFrame, valid_share: float = 0.0, seed: int = 2024) -> Split:

@@ -10,7 +10,12 @@ re-splitting, no filtering). Outputs in OUT_DIR:
 - `recs.tsv`: `user_id<TAB>item_id<TAB>rank`, top-k (default 20) per test user, items the user has
   in train or valid excluded (the same candidate set as clarec's evaluator and RecBole's test pass);
 - `recbole.json`: model, settings, seconds per training epoch (wall time of each
-  `Trainer._train_epoch` call), best validation epoch and RecBole's own test metrics (NDCG@20, ...).
+  `Trainer._train_epoch` call), best validation epoch and RecBole's own test metrics (NDCG@20, ...);
+- `last.pth`: the training state after the last finished epoch (validation and early-stopping
+  bookkeeping included), so that ``--resume`` continues a stopped run — a SASRec run on Beauty takes
+  hours on one core. The resumed run goes on from that state with the random generators as they
+  were; RecBole's data loader reshuffles from its seed, so its later epochs see other orders than an
+  uninterrupted run's would (a training of the same settings, not the same numbers).
 
 Usage:
     .venv-recbole/bin/python recbole_run.py --split DIR --model LightGCN --epochs 2 --out OUT_DIR
@@ -23,6 +28,7 @@ import csv
 import json
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -189,6 +195,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--name", default="clarec", help="RecBole dataset name")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pth when there is one")
     ap.add_argument(
         "--timing-only",
         action="store_true",
@@ -283,10 +290,54 @@ def main() -> int:
 
     epoch_seconds: list[float] = []
     inner = trainer._train_epoch
+    last_file = args.out / "last.pth"
+    earlier = {"fit_seconds": 0.0, "resumed_after": []}
+    if args.resume and not args.timing_only and last_file.is_file():
+        state = torch.load(last_file, map_location="cpu", weights_only=False)
+        trainer.model.load_state_dict(state["state_dict"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.start_epoch = state["epoch"] + 1
+        trainer.cur_step, trainer.best_valid_score = state["cur_step"], state["best_valid_score"]
+        trainer.best_valid_result, trainer.saved_model_file = (
+            state["best_valid_result"],
+            state["saved_model_file"],
+        )
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        epoch_seconds += state["epoch_seconds"]
+        earlier = {
+            "fit_seconds": state["fit_seconds"],
+            "resumed_after": state["resumed_after"] + [state["epoch"]],
+        }
+        logger.info("resumed after epoch %d from %s", state["epoch"], last_file)
+    fit_start = time.perf_counter()
 
-    def timed_train_epoch(*a, **kw):
+    def save_last(epoch: int) -> None:
+        """The state after ``epoch`` (trained, validated, early stopping counted, best model saved)."""
+        state = {
+            "epoch": epoch,
+            "state_dict": trainer.model.state_dict(),
+            "optimizer": trainer.optimizer.state_dict(),
+            "cur_step": trainer.cur_step,
+            "best_valid_score": trainer.best_valid_score,
+            "best_valid_result": trainer.best_valid_result,
+            "saved_model_file": trainer.saved_model_file,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "epoch_seconds": list(epoch_seconds),
+            "fit_seconds": earlier["fit_seconds"] + time.perf_counter() - fit_start,
+            "resumed_after": earlier["resumed_after"],
+        }
+        torch.save(state, last_file.with_suffix(".tmp"))
+        last_file.with_suffix(".tmp").replace(last_file)  # never half a file
+
+    def timed_train_epoch(train, epoch_idx, *a, **kw):
+        if not args.timing_only and epoch_idx > trainer.start_epoch:
+            save_last(epoch_idx - 1)  # the previous epoch is finished when the next one starts
         start = time.perf_counter()
-        result = inner(*a, **kw)
+        result = inner(train, epoch_idx, *a, **kw)
         epoch_seconds.append(time.perf_counter() - start)
         return result
 
@@ -318,9 +369,8 @@ def main() -> int:
         print(json.dumps({k: timing[k] for k in ("model", "seconds_per_epoch")}))
         return 0
 
-    fit_start = time.perf_counter()
     best_valid, best_valid_result = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
-    fit_seconds = time.perf_counter() - fit_start
+    fit_seconds = earlier["fit_seconds"] + time.perf_counter() - fit_start
     load_checkpoint(trainer.model, trainer.saved_model_file)
     test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
 
@@ -370,6 +420,7 @@ def main() -> int:
         "seconds_per_epoch": epoch_seconds,
         "mean_seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else None,
         "fit_seconds": fit_seconds,
+        "resumed_after": earlier["resumed_after"],
         "best_valid_ndcg@20": float(best_valid) if best_valid is not None else None,
         "best_valid": {key: float(v) for key, v in (best_valid_result or {}).items()},
         "recbole_test": {key: float(v) for key, v in (test_result or {}).items()},

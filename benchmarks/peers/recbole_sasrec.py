@@ -12,7 +12,9 @@ stopping after 10 epochs without a better validation NDCG@20, the same torch thr
 2. Accuracy: RecBole trained in full per seed, its lists (history items kept, deep enough to also
    be scored masked) scored by ``clarec evaluate`` under both conventions; clarec's figures are read
    from ``clarec run`` folders of the same config (``--clarec-runs DIR`` holding ``sasrec-<seed>/``),
-   whose split must equal this one (checked).
+   whose split must equal this one (checked). A RecBole training takes hours on one core: a stopped
+   one continues from its last finished epoch when the command is run again (``recbole_run.py
+   --resume``), and a finished seed (``OUT/recbole-<seed>/recbole.json``) is not trained again.
 
 Writes ``OUT/compare.json`` and the markdown result file.
 
@@ -59,6 +61,10 @@ def recbole(split: Path, out: Path, seed: int, threads: int, epochs: int, timing
     cmd += ["--stopping-step", "10", "--seed", str(seed), "--threads", str(threads), "--k", "20"]
     if timing:
         cmd.append("--timing-only")
+    else:  # a full training takes hours: a stopped one continues from its last epoch, a finished one stands
+        if (out / "recbole.json").is_file() and (out / "recs.tsv").is_file():
+            return json.loads((out / "recbole.json").read_text())
+        cmd.append("--resume")
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "recbole.json").read_text())
 

@@ -239,8 +239,9 @@ def cold_start_split(
     their number of interactions (ties in random order), are cut into as many equal strata as there
     are cold items and one item is drawn from each; consecutive strata pair up and a coin decides
     which of the two goes to validation. Every draw then holds out items of the same popularity
-    profile, so the share of interactions that become cold (and with it every model's figure) varies
-    much less from one seed to another, and validation's new items resemble test's.
+    profile, so the share of interactions that become cold varies much less from one seed to
+    another, and validation's new items resemble test's (a model's figure may still vary as much:
+    ``benchmarks/results/cold-split-draws.md``).
     """
     if not 0 < cold_share < 1:
         raise ConfigError(f"cold_share must be between 0 and 1, got {cold_share}")

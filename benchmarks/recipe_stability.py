@@ -8,10 +8,10 @@ Usage:
 For each config and seed the top-level ``seed`` (and ``split.seed`` where the config sets one) is
 replaced; nothing else changes. A model that an earlier config already runs on the same data and
 split with the same parameters is not run again (the table names where its figures are). On a
-split without randomness (leave-one-out) a model without a ``seed`` parameter gives the same figures
-for every seed and is fitted once; there a (model, seed) that ``benchmarks/sequential.py`` has
-already run under the same config (its record in ``benchmarks/results/sequential/``) is read from that
-record rather than fitted again. Configs whose split cannot be redrawn (``official``: the source's own
+split without randomness (leave-one-out without new items or noise) a model without a ``seed``
+parameter gives the same figures for every seed and is fitted once. A (model, seed) that
+``benchmarks/sequential.py`` has already run under the same config (its record in
+``benchmarks/results/sequential/``) is read from that record rather than fitted again. Configs whose split cannot be redrawn (``official``: the source's own
 split), configs that train no recommender (``pretrain``) and search configs (``tuning``: ``clarec
 tune`` chooses their settings) are listed as skipped, with why. ``--no-fit`` fits nothing: the
 result file shows what records and finished run folders hold, the rest as not finished.
@@ -82,6 +82,16 @@ def label(model: dict) -> str:
     return model.get("label") or model["name"]
 
 
+def split_is_fixed(split: dict) -> bool:
+    """Whether a config's split is the same for every seed: a method without randomness that draws
+    nothing either (no new items by ``cold_share``, no ``noise``: both are drawn from the seed)."""
+    return (
+        split.get("method", "random") in DETERMINISTIC_SPLITS
+        and not split.get("cold_share")
+        and not split.get("noise")
+    )
+
+
 def run_one(raw: dict, config: str, seed: int, models: list[dict], out: Path, fit: bool = True) -> dict:
     """Results of ``models`` under ``seed`` (reusing a finished run folder; without ``fit``, only that)."""
     folder = out / Path(config).stem / f"seed-{seed}"
@@ -121,11 +131,16 @@ def main() -> None:
         method = (raw.get("split") or {}).get("method", "random")
         if method not in SPLIT_METHODS:
             raise SystemExit(f"{config}: unknown split method {method!r}")
-        fixed_split = method in DETERMINISTIC_SPLITS
+        fixed_split = split_is_fixed(raw.get("split") or {})
         if fixed_split:
             entry["notes"].append(
                 f"split `{method}` has no randomness: the seeds vary the models only; models without "
                 "a seed were fitted once"
+            )
+        elif method in DETERMINISTIC_SPLITS:
+            entry["notes"].append(
+                f"split `{method}` draws its new items (`cold_share`) or noise from the seed: each seed "
+                "is another draw, and every model is fitted for every seed"
             )
         main_metric = load_config(config).evaluation.main_metric
         entry["metric"] = main_metric
@@ -141,7 +156,9 @@ def main() -> None:
             entry["rows"].append(row)
             for s in args.seeds[:1] if once else args.seeds:
                 # the same run as benchmarks/sequential.py's (config unchanged, only its seed set)
-                record = run_record(raw, label(model), s, args.records) if fixed_split else None
+                # (its split seed follows the top-level seed, as here, unless the config sets one)
+                same = "seed" not in (raw.get("split") or {})
+                record = run_record(raw, label(model), s, args.records) if same else None
                 if record is None:
                     todo[s].append(model)
                     continue

@@ -159,8 +159,14 @@ def report(args) -> None:
     lines.append(
         f"Config `{args.config}` (data, split, every setting); test = the last item of each user, the "
         "validation item read as input by every model that scores a history exactly; full ranking over "
-        "all items. Each model was run once per seed (model seed; the leave-one-out split has no "
-        "randomness); its epoch was chosen by early stopping on validation NDCG@20. Its other settings "
+        "all items. Each model was run once per seed ("
+        + (
+            "the seed draws the split's new items and seeds the model; a model and the reference of the "
+            "same seed share the split"
+            if (cfg.split.params().get("cold_share") or cfg.split.params().get("noise"))
+            else "model seed; the leave-one-out split has no randomness"
+        )
+        + "); its epoch was chosen by early stopping on validation NDCG@20. Its other settings "
         "are the config's; where the config's comments say one was chosen, it was chosen on validation "
         "figures only, by the sweep they name, before these runs."
     )

@@ -59,3 +59,32 @@ def test_sequential_records_are_read_and_search_configs_skipped(tmp_path, monkey
     assert "Skipped: search config (`tuning`)" in text
     assert "Status: partial" in text and "Not finished: tiny-seq: sasrec-wide." in text
     assert not (tmp_path / "runs").exists()  # --no-fit fitted nothing
+
+
+def test_a_leave_one_out_split_that_draws_new_items_is_not_fitted_once(tmp_path, monkeypatch):
+    stability = load_benchmark("recipe_stability")
+    sequential = load_benchmark("sequential")
+    assert stability.split_is_fixed({"method": "leave_one_out"})
+    assert not stability.split_is_fixed({"method": "leave_one_out", "cold_share": 0.1})
+    assert not stability.split_is_fixed({"method": "leave_one_out", "noise": 0.1})
+    assert not stability.split_is_fixed({"method": "random"})
+    raw = CONFIG | {"name": "tiny-new", "split": {"method": "leave_one_out", "cold_share": 0.1}}
+    records = tmp_path / "records"
+    for seed, value in ((2024, 0.010), (2025, 0.012)):  # each seed draws other new items
+        sequential.write_record(
+            records / raw["name"] / f"popularity-{seed}.json",
+            {
+                "config": sequential.model_config(raw, "popularity", seed),
+                "epochs": None,
+                "result": {"test": {"ndcg@20": value}, "fit_seconds": 0.0},
+            },
+        )
+    path, out_md = tmp_path / "tiny-new.yaml", tmp_path / "stability.md"
+    path.write_text(yaml.safe_dump(raw))
+    argv = ["recipe_stability.py", str(out_md), "--configs", str(path), "--no-fit", "--records", str(records)]
+    argv += ["--out", str(tmp_path / "runs"), "--seeds", "2024", "2025"]
+    monkeypatch.setattr(sys, "argv", argv)
+    stability.main()
+    text = out_md.read_text()
+    assert "| popularity † | 0.0100 / 0.0120 | 0.0110 ± 0.0014 | 0.909 | **no** |" in text
+    assert "draws its new items" in text and "fitted once" not in text

@@ -22,7 +22,11 @@ A finished cell is also kept as a small record, ``RECORDS/<data set>/<model>.jso
 figures included), its chosen settings and the config it was tuned under. The leaderboard takes hours
 per data set on two cores, longer than a working session and its scratch run folders, so ``run``
 skips a cell whose record matches the current suite (a record of an edited model, data set or budget
-is stale: the cell runs again), and ``report`` reads the records, not the run folders.
+is stale: the cell runs again), and ``report`` reads the records, not the run folders. A cell's
+search longer than a session is kept trial by trial too: while ``clarec tune`` runs, its finished
+trials (``OUT/trials.json``) are copied every minute to ``RECORDS/<data set>/<model>.trials.json``, and
+a run folder without a study of its own starts from them — on this machine or another — so only the
+trial in progress is lost when a session ends (the final seeds still run in one go).
 
 Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/leaderboard.py run benchmarks/suite.yaml \\
@@ -46,9 +50,11 @@ from _records import read_record, stamped, start_folder, write_record
 
 from clarec.config import load_config
 from clarec.experiment.report import paired_against
+from clarec.experiment.tune import TRIALS
 
 SHOWN = ("recall@20", "ndcg@20", "coverage@20", "novelty@20")
 RECORDS = Path(__file__).parent / "results" / "leaderboard"
+POLL_SECONDS = 60
 
 
 def load_suite(path: Path) -> dict:
@@ -104,6 +110,7 @@ def run(args) -> None:
             if keep_record(suite, name, model.key, out, args.records):
                 continue
             start_folder(out, cell_config(suite, name, model.key))
+            seed_trials(suite, name, model.key, out, args.records)
             cmd = [
                 sys.executable,
                 "-m",
@@ -116,8 +123,18 @@ def run(args) -> None:
                 str(out),
             ]
             print(" ".join(cmd), flush=True)
-            subprocess.run(cmd, check=True)
-            keep_record(suite, name, model.key, out, args.records)
+            proc = subprocess.Popen(cmd)
+            while True:  # each finished trial is kept as it lands
+                try:
+                    code = proc.wait(timeout=POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    keep_trials(suite, name, model.key, out, args.records)
+            keep_trials(suite, name, model.key, out, args.records)
+            if code:
+                raise SystemExit(f"{' '.join(cmd)} failed with exit status {code}")
+            if keep_record(suite, name, model.key, out, args.records):
+                trials_record(args.records, name, model.key).unlink(missing_ok=True)
 
 
 def cell_config(suite: dict, name: str, model: str) -> dict:
@@ -149,6 +166,41 @@ def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) ->
     write_record(path, record)
     print(f"record: {path}", flush=True)
     return True
+
+
+def trials_record(records: Path, name: str, model: str) -> Path:
+    return records / name / f"{model}.trials.json"
+
+
+def kept_trials(suite: dict, name: str, model: str, records: Path) -> list[dict]:
+    """The finished search trials kept for an unfinished cell under its current config."""
+    record = read_record(trials_record(records, name, model), "config", cell_config(suite, name, model))
+    return record["trials"] if record else []
+
+
+def seed_trials(suite: dict, name: str, model: str, out: Path, records: Path) -> None:
+    """Give a run folder with no search of its own the cell's kept trials (``clarec tune`` starts
+    its study from them), so a search left on another machine goes on where it stopped."""
+    trials = kept_trials(suite, name, model, records)
+    if trials and not (out / "tune.db").exists():
+        (out / TRIALS).write_text(json.dumps({model: trials}))
+        print(f"{out}: {len(trials)} trials kept in {trials_record(records, name, model)}", flush=True)
+
+
+def keep_trials(suite: dict, name: str, model: str, out: Path, records: Path) -> None:
+    """Keep the finished trials of a cell's search (``OUT/trials.json``) as a record."""
+    path = out / TRIALS
+    if not path.is_file() or not stamped(out, cell_config(suite, name, model)):
+        return
+    trials = json.loads(path.read_text()).get(model, [])
+    if trials and trials != kept_trials(suite, name, model, records):
+        record = {
+            "model": model,
+            "dataset": name,
+            "config": cell_config(suite, name, model),
+            "trials": trials,
+        }
+        write_record(trials_record(records, name, model), record)
 
 
 def cell_record(suite: dict, name: str, model: str, records: Path) -> dict | None:
@@ -200,7 +252,7 @@ def cell(result: dict, part: str, metric: str, segment: str | None = None) -> st
 
 def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str) -> tuple[list[str], str]:
     spec = suite["datasets"][name]
-    records = finished(suite, name, records)
+    records_dir, records = records, finished(suite, name, records)
     results = {m: r["result"] for m, r in records.items()}
     config = dataset_config(suite, name)
     wanted = [m.get("label") or m["name"] for m in config["models"]]
@@ -249,7 +301,7 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         )
     missing = [m for m in wanted if m not in results]
     if missing:
-        lines += ["", f"Not run yet: {', '.join(missing)}."]
+        lines += ["", f"Not run yet: {', '.join(_progress(suite, name, m, records_dir) for m in missing)}."]
     lines += skipped
     best = order[0]
     summary = (
@@ -257,6 +309,11 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         f"{', '.join(wins) or 'none'} |"
     )
     return lines, summary
+
+
+def _progress(suite: dict, name: str, model: str, records: Path) -> str:
+    kept = len(kept_trials(suite, name, model, records))
+    return f"{model} ({kept} of {suite['trials']} trials kept)" if kept else model
 
 
 def report(args) -> None:

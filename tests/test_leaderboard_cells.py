@@ -86,3 +86,57 @@ def test_a_data_set_out_of_scope_is_reported_with_its_reason_and_runs_only_when_
     monkeypatch.setattr(leaderboard, "load_suite", lambda path: suite)
     leaderboard.run(args)
     assert not (tmp_path / "runs" / "ml-100k").exists()
+
+
+def test_a_search_is_kept_trial_by_trial_and_goes_on_in_a_fresh_folder(leaderboard, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    suite, records = _suite(0.01), tmp_path / "records"
+    trial = {"state": "COMPLETE", "params": {"lr": 0.002}, "distributions": {}, "value": 0.1, "curve": {}}
+    folders = []
+
+    class Tune:  # stands for `clarec tune`: it finds the kept trials, adds one, is stopped
+        def __init__(self, cmd):
+            out = tmp_path / "runs" / "ml-100k" / "bpr"
+            folders.append(
+                json.loads((out / "trials.json").read_text()) if (out / "trials.json").exists() else {}
+            )
+            kept = folders[-1].get("bpr", [])
+            (out / "trials.json").write_text(json.dumps({"bpr": [*kept, trial | {"value": len(kept)}]}))
+            self.calls = 0
+
+        def wait(self, timeout=None):
+            self.calls += 1
+            if self.calls == 1:  # still running: the poll keeps what has landed
+                raise leaderboard.subprocess.TimeoutExpired("tune", timeout)
+            return 1
+
+    monkeypatch.setattr(leaderboard.subprocess, "Popen", Tune)
+    monkeypatch.setattr(leaderboard, "load_suite", lambda path: suite)
+    args = SimpleNamespace(suite=None, datasets=None, runs=tmp_path / "runs", models=None, records=records)
+    with pytest.raises(SystemExit, match="failed with exit status 1"):
+        leaderboard.run(args)
+    assert [t["value"] for t in leaderboard.kept_trials(suite, "ml-100k", "bpr", records)] == [0]
+    lines, _ = leaderboard.report_dataset(suite, "ml-100k", tmp_path / "runs", records, "ndcg@20")
+    assert lines[-1] == "Not run yet."  # no finished cell at all
+    # the scratch folder is gone (another machine): the search starts from the kept trial
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    with pytest.raises(SystemExit):
+        leaderboard.run(args)
+    assert folders == [{}, {"bpr": [trial | {"value": 0}]}]
+    assert [t["value"] for t in leaderboard.kept_trials(suite, "ml-100k", "bpr", records)] == [0, 1]
+    # kept under another search space, the trials are not used
+    assert leaderboard.kept_trials(_suite(0.1), "ml-100k", "bpr", records) == []
+    # a finished cell drops its trials record; the report counts the trials of unfinished ones
+    suite["models"].append({"name": "ease"})
+    out = tmp_path / "runs" / "ml-100k" / "ease"
+    leaderboard.start_folder(out, leaderboard.cell_config(suite, "ml-100k", "ease"))
+    (out / "final").mkdir()
+    (out / "final" / "results.json").write_text(
+        json.dumps({"ease": {"valid": {"ndcg@20": 0.3}, "test": {"ndcg@20": 0.3}}})
+    )
+    assert leaderboard.keep_record(suite, "ml-100k", "ease", out, records)
+    lines, _ = leaderboard.report_dataset(suite, "ml-100k", tmp_path / "runs", records, "ndcg@20")
+    assert "Not run yet: bpr (2 of 2 trials kept)." in lines

@@ -121,3 +121,36 @@ def test_bad_search_spaces(tmp_path, cfg_path):
         cfg_path.write_text(text.replace("[1.0, 30.0, 1000.0]", bad))
         with pytest.raises(ConfigError, match=needle):
             load_config(cfg_path)
+
+
+def test_a_search_moves_to_another_folder_through_its_trials_file(cfg_path, tmp_path, monkeypatch):
+    from clarec.experiment import tune as tune_module
+
+    monkeypatch.setattr(tune_module, "run_experiment", lambda cfg, out, **kw: None)
+    cfg = load_config(cfg_path)
+    tune_module.tune(
+        cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"trials": 2})}), tmp_path / "a"
+    )
+    saved = json.loads((tmp_path / "a" / "trials.json").read_text())
+    assert {k: len(v) for k, v in saved.items()} == {"ease": 2, "bpr": 2}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "trials.json").write_text(json.dumps(saved))
+    record = tune_module.tune(cfg, tmp_path / "b")  # a budget of three: one trial more each
+    assert record["models"]["bpr"]["trials"] == record["models"]["ease"]["trials"] == 3
+    for key in ("ease", "bpr"):
+        study = optuna.load_study(study_name=key, storage=f"sqlite:///{tmp_path / 'b' / 'tune.db'}")
+        assert len(study.trials) == 3
+        assert [(t.params, t.value) for t in study.trials[:2]] == [
+            (t["params"], t["value"]) for t in saved[key]
+        ]
+        assert len(json.loads((tmp_path / "b" / "trials.json").read_text())[key]) == 3
+    curve = optuna.load_study(study_name="bpr", storage=f"sqlite:///{tmp_path / 'b' / 'tune.db'}").trials[0]
+    assert curve.intermediate_values == {int(k): v for k, v in saved["bpr"][0]["curve"].items()} != {}
+    # a trials file of another search space, or not a trials file at all: one clear error
+    saved["ease"][0]["params"] = {"regg": 1.0}
+    for bad, needle in ((saved, r"'ease' trials searched \['regg'\]"), ([1], "not a trials file")):
+        (tmp_path / "c").mkdir(exist_ok=True)
+        (tmp_path / "c" / "trials.json").write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=needle):
+            tune_module.tune(cfg, tmp_path / "c")
+        assert not (tmp_path / "c" / "tune.db").exists()  # nothing was started: the file is read again

@@ -8,7 +8,9 @@ validation part (``tuning.metric``, default the main metric). Test figures are n
 the search. Trials of torch models report their validation curve, and with ``tuning.pruning`` a trial
 below the median of earlier trials at the same epoch is stopped. Studies live in ``OUT/tune.db``
 (SQLite): a run that is stopped and started again continues where it was, counting the trials
-already finished. Then the config with every model's best settings is run by
+already finished. ``OUT/trials.json`` keeps every finished trial of every study in plain JSON,
+rewritten after each trial; a run folder without ``tune.db`` that holds such a file starts each study
+from it, so a search can move between machines (or be kept with a project) trial by trial. Then the config with every model's best settings is run by
 :func:`~clarec.experiment.runner.run_experiment` on ``tuning.seeds`` seeds (each drawing the split with
 ``tuning.split_seeds``) into ``OUT/final`` (a final run that was stopped continues its fits from their
 last epoch); ``OUT/tune.json`` records the spaces, trials, best
@@ -41,6 +43,64 @@ log = logging.getLogger("clarec.tune")
 
 #: Trial states that count towards the budget.
 FINISHED = ("COMPLETE", "PRUNED")
+#: The portable copy of the studies' finished trials in a tune folder.
+TRIALS = "trials.json"
+
+
+def trials_to_json(study) -> list[dict]:
+    """A study's finished trials as plain JSON: state, settings and their distributions, the
+    validation figure and the validation curve (what resuming the sampler and the pruner needs)."""
+    from optuna.distributions import distribution_to_json
+
+    return [
+        {
+            "state": t.state.name,
+            "params": t.params,
+            "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+            "value": t.value,
+            "curve": {str(step): v for step, v in sorted(t.intermediate_values.items())},
+        }
+        for t in study.trials
+        if t.state.name in FINISHED
+    ]
+
+
+def add_trials(study, trials: list[dict]) -> None:
+    """Add trials written by :func:`trials_to_json` to ``study``."""
+    import optuna
+    from optuna.distributions import json_to_distribution
+
+    for t in trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState[t["state"]],
+                params=t["params"],
+                distributions={k: json_to_distribution(d) for k, d in t["distributions"].items()},
+                value=t["value"],
+                intermediate_values={int(step): v for step, v in t["curve"].items()},
+            )
+        )
+
+
+def _read_trials(path: Path, cfg: ExperimentConfig | None = None) -> dict[str, list[dict]]:
+    """The trials file at ``path`` (``{}`` when there is none); with ``cfg``, checked against its
+    search spaces before any study is touched."""
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict) or not all(isinstance(v, list) for v in saved.values()):
+            raise ValueError("expected {model: [trial, ...]}")
+    except ValueError as e:
+        raise ConfigError(f"{path}: not a trials file ({e})") from e
+    for m in cfg.models if cfg else ():
+        for t in saved.get(m.key, ()):
+            if not isinstance(t, dict) or set(t.get("params", ())) != set(m.search):
+                raise ConfigError(
+                    f"{path}: {m.key!r} trials searched {sorted(t['params']) if isinstance(t, dict) else t}, "
+                    f"the config searches {sorted(m.search)}"
+                )
+    return saved
 
 
 def suggest(trial, name: str, spec: Any) -> Any:
@@ -87,6 +147,8 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             device=ev.device,
         )
     metric = cfg.tuning.metric or cfg.evaluation.main_metric
+    # a folder without a study that holds a trials file (another machine's search) starts from it
+    saved = _read_trials(out / TRIALS, cfg) if main and not (out / "tune.db").exists() else {}
     storage = f"sqlite:///{out / 'tune.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     record: dict[str, Any] = {"metric": metric, "trials_per_model": cfg.tuning.trials, "models": {}}
@@ -112,12 +174,18 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
                 pruner=pruner if cfg.tuning.pruning else optuna.pruners.NopPruner(),
                 load_if_exists=True,
             )
+            if saved.get(m.key):
+                add_trials(study, saved[m.key])
+                say(f"{m.key}: {len(saved[m.key])} trials read from {out / TRIALS}")
+            _write_trials(out, m.key, study)
         done = distributed.broadcast_object(
             sum(t.state.name in FINISHED for t in study.trials) if main else None
         )
         say(f"[{time.perf_counter() - t0:6.1f}s] {m.key}: {done} of {cfg.tuning.trials} trials done")
         for _ in range(max(0, cfg.tuning.trials - done)):
             _trial(study, m, cfg, split, evaluator, metric)
+            if main:
+                _write_trials(out, m.key, study)
         best = None
         if main:
             best = study.best_trial
@@ -154,6 +222,17 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
         resume=distributed.world_size() == 1,
     )
     return record
+
+
+def _write_trials(out: Path, key: str, study) -> None:
+    """Rewrite ``key``'s entry of ``OUT/trials.json`` from its study (atomically: a copy being read
+    by another process is never half-written)."""
+    path = out / TRIALS
+    saved = _read_trials(path)
+    saved[key] = trials_to_json(study)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(saved, indent=1))
+    tmp.replace(path)
 
 
 def _trial(

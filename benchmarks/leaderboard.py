@@ -23,10 +23,11 @@ figures included), its chosen settings and the config it was tuned under. The le
 per data set on two cores, longer than a working session and its scratch run folders, so ``run``
 skips a cell whose record matches the current suite (a record of an edited model, data set or budget
 is stale: the cell runs again), and ``report`` reads the records, not the run folders. A cell's
-search longer than a session is kept trial by trial too: while ``clarec tune`` runs, its finished
-trials (``OUT/trials.json``) are copied every minute to ``RECORDS/<data set>/<model>.trials.json``, and
-a run folder without a study of its own starts from them — on this machine or another — so only the
-trial in progress is lost when a session ends (the final seeds still run in one go).
+search and final seeds, longer than a session, are kept piece by piece too: while ``clarec tune`` runs,
+its finished trials (``OUT/trials.json``) and final seeds (``OUT/final/train/<model>/seed-N/result.json``)
+are copied every minute to ``RECORDS/<data set>/<model>.progress.json``, and a run folder without a
+study of its own starts from them — on this machine or another — so only the trial or seed in
+progress is lost when a session ends.
 
 Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/leaderboard.py run benchmarks/suite.yaml \\
@@ -50,6 +51,7 @@ from _records import read_record, stamped, start_folder, write_record
 
 from clarec.config import load_config
 from clarec.experiment.report import paired_against
+from clarec.experiment.runner import SEED_RESULT
 from clarec.experiment.tune import TRIALS
 
 SHOWN = ("recall@20", "ndcg@20", "coverage@20", "novelty@20")
@@ -110,7 +112,7 @@ def run(args) -> None:
             if keep_record(suite, name, model.key, out, args.records):
                 continue
             start_folder(out, cell_config(suite, name, model.key))
-            seed_trials(suite, name, model.key, out, args.records)
+            seed_folder(suite, name, model.key, out, args.records)
             cmd = [
                 sys.executable,
                 "-m",
@@ -129,12 +131,12 @@ def run(args) -> None:
                     code = proc.wait(timeout=POLL_SECONDS)
                     break
                 except subprocess.TimeoutExpired:
-                    keep_trials(suite, name, model.key, out, args.records)
-            keep_trials(suite, name, model.key, out, args.records)
+                    keep_progress(suite, name, model.key, out, args.records)
+            keep_progress(suite, name, model.key, out, args.records)
             if code:
                 raise SystemExit(f"{' '.join(cmd)} failed with exit status {code}")
             if keep_record(suite, name, model.key, out, args.records):
-                trials_record(args.records, name, model.key).unlink(missing_ok=True)
+                progress_record(args.records, name, model.key).unlink(missing_ok=True)
 
 
 def cell_config(suite: dict, name: str, model: str) -> dict:
@@ -168,39 +170,62 @@ def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) ->
     return True
 
 
-def trials_record(records: Path, name: str, model: str) -> Path:
-    return records / name / f"{model}.trials.json"
+def progress_record(records: Path, name: str, model: str) -> Path:
+    return records / name / f"{model}.progress.json"
 
 
-def kept_trials(suite: dict, name: str, model: str, records: Path) -> list[dict]:
-    """The finished search trials kept for an unfinished cell under its current config."""
-    record = read_record(trials_record(records, name, model), "config", cell_config(suite, name, model))
-    return record["trials"] if record else []
+def kept_progress(suite: dict, name: str, model: str, records: Path) -> dict:
+    """What an unfinished cell has kept under its current config: ``trials`` (the search's finished
+    trials) and ``final`` (``{"config": the final run's config, "seeds": {seed folder: result}}``)."""
+    record = read_record(progress_record(records, name, model), "config", cell_config(suite, name, model))
+    return (
+        {"trials": record["trials"], "final": record.get("final", {})}
+        if record
+        else {"trials": [], "final": {}}
+    )
 
 
-def seed_trials(suite: dict, name: str, model: str, out: Path, records: Path) -> None:
-    """Give a run folder with no search of its own the cell's kept trials (``clarec tune`` starts
-    its study from them), so a search left on another machine goes on where it stopped."""
-    trials = kept_trials(suite, name, model, records)
-    if trials and not (out / "tune.db").exists():
-        (out / TRIALS).write_text(json.dumps({model: trials}))
-        print(f"{out}: {len(trials)} trials kept in {trials_record(records, name, model)}", flush=True)
+def seed_folder(suite: dict, name: str, model: str, out: Path, records: Path) -> None:
+    """Give a run folder without a search of its own what the cell has kept — the finished trials
+    (``clarec tune`` starts its study from them) and the final run's finished seeds (read back, not
+    fitted, when the search chooses the same settings) — so a cell left on another machine goes on."""
+    kept = kept_progress(suite, name, model, records)
+    if not kept["trials"] or (out / "tune.db").exists():
+        return
+    (out / TRIALS).write_text(json.dumps({model: kept["trials"]}))
+    final = kept["final"]
+    for seed, result in final.get("seeds", {}).items():
+        folder = out / "final" / "train" / model / seed
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SEED_RESULT).write_text(json.dumps(result))
+    if final:
+        (out / "final" / "config.yaml").write_text(final["config"])
+    print(
+        f"{out}: {len(kept['trials'])} trials and {len(final.get('seeds', {}))} final seeds kept in "
+        f"{progress_record(records, name, model)}",
+        flush=True,
+    )
 
 
-def keep_trials(suite: dict, name: str, model: str, out: Path, records: Path) -> None:
-    """Keep the finished trials of a cell's search (``OUT/trials.json``) as a record."""
+def keep_progress(suite: dict, name: str, model: str, out: Path, records: Path) -> None:
+    """Keep what a cell's run folder has finished — its search's trials (``OUT/trials.json``) and
+    the final run's seeds (``OUT/final/train/<model>/seed-N/result.json``) — as a record."""
     path = out / TRIALS
     if not path.is_file() or not stamped(out, cell_config(suite, name, model)):
         return
-    trials = json.loads(path.read_text()).get(model, [])
-    if trials and trials != kept_trials(suite, name, model, records):
-        record = {
-            "model": model,
-            "dataset": name,
-            "config": cell_config(suite, name, model),
-            "trials": trials,
-        }
-        write_record(trials_record(records, name, model), record)
+    progress = {"trials": json.loads(path.read_text()).get(model, []), "final": {}}
+    config = out / "final" / "config.yaml"
+    if config.is_file():
+        seeds = {}
+        for result in sorted((out / "final" / "train" / model).glob(f"seed-*/{SEED_RESULT}")):
+            try:
+                seeds[result.parent.name] = json.loads(result.read_text())
+            except ValueError:
+                continue  # being written
+        progress["final"] = {"config": config.read_text(), "seeds": seeds}
+    if progress["trials"] and progress != kept_progress(suite, name, model, records):
+        record = {"model": model, "dataset": name, "config": cell_config(suite, name, model), **progress}
+        write_record(progress_record(records, name, model), record)
 
 
 def cell_record(suite: dict, name: str, model: str, records: Path) -> dict | None:
@@ -312,8 +337,13 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
 
 
 def _progress(suite: dict, name: str, model: str, records: Path) -> str:
-    kept = len(kept_trials(suite, name, model, records))
-    return f"{model} ({kept} of {suite['trials']} trials kept)" if kept else model
+    kept = kept_progress(suite, name, model, records)
+    if not kept["trials"]:
+        return model
+    seeds = len(kept["final"].get("seeds", {}))
+    return f"{model} ({len(kept['trials'])} of {suite['trials']} trials" + (
+        f", {seeds} of {suite['seeds']} final seeds kept)" if seeds else " kept)"
+    )
 
 
 def report(args) -> None:

@@ -88,21 +88,28 @@ def test_a_data_set_out_of_scope_is_reported_with_its_reason_and_runs_only_when_
     assert not (tmp_path / "runs" / "ml-100k").exists()
 
 
-def test_a_search_is_kept_trial_by_trial_and_goes_on_in_a_fresh_folder(leaderboard, tmp_path, monkeypatch):
+def test_a_cell_is_kept_trial_by_trial_and_seed_by_seed_and_goes_on_in_a_fresh_folder(
+    leaderboard, tmp_path, monkeypatch
+):
+    import shutil
     from types import SimpleNamespace
 
-    suite, records = _suite(0.01), tmp_path / "records"
+    suite, records = _suite(0.01) | {"trials": 3}, tmp_path / "records"
     trial = {"state": "COMPLETE", "params": {"lr": 0.002}, "distributions": {}, "value": 0.1, "curve": {}}
-    folders = []
+    out = tmp_path / "runs" / "ml-100k" / "bpr"
+    seen = []
 
-    class Tune:  # stands for `clarec tune`: it finds the kept trials, adds one, is stopped
+    class Tune:  # stands for `clarec tune`: it finds what was kept, adds a trial (then a seed), is stopped
         def __init__(self, cmd):
-            out = tmp_path / "runs" / "ml-100k" / "bpr"
-            folders.append(
-                json.loads((out / "trials.json").read_text()) if (out / "trials.json").exists() else {}
-            )
-            kept = folders[-1].get("bpr", [])
-            (out / "trials.json").write_text(json.dumps({"bpr": [*kept, trial | {"value": len(kept)}]}))
+            kept = json.loads((out / "trials.json").read_text()) if (out / "trials.json").exists() else {}
+            seeds = sorted(p.parent.name for p in out.glob("final/train/bpr/seed-*/result.json"))
+            seen.append((len(kept.get("bpr", [])), seeds))
+            trials = [*kept.get("bpr", []), trial | {"value": len(kept.get("bpr", []))}]
+            (out / "trials.json").write_text(json.dumps({"bpr": trials}))
+            if len(trials) == 2:  # the search is done: the final run's first seed lands
+                (out / "final" / "train" / "bpr" / "seed-2024").mkdir(parents=True)
+                (out / "final" / "config.yaml").write_text("chosen: 1\n")
+                (out / "final" / "train" / "bpr" / "seed-2024" / "result.json").write_text('{"result": 1}')
             self.calls = 0
 
         def wait(self, timeout=None):
@@ -114,29 +121,29 @@ def test_a_search_is_kept_trial_by_trial_and_goes_on_in_a_fresh_folder(leaderboa
     monkeypatch.setattr(leaderboard.subprocess, "Popen", Tune)
     monkeypatch.setattr(leaderboard, "load_suite", lambda path: suite)
     args = SimpleNamespace(suite=None, datasets=None, runs=tmp_path / "runs", models=None, records=records)
-    with pytest.raises(SystemExit, match="failed with exit status 1"):
-        leaderboard.run(args)
-    assert [t["value"] for t in leaderboard.kept_trials(suite, "ml-100k", "bpr", records)] == [0]
+    for _ in range(3):  # three sessions, each on a machine without the last one's run folder
+        with pytest.raises(SystemExit, match="failed with exit status 1"):
+            leaderboard.run(args)
+        shutil.rmtree(tmp_path / "runs")
+    assert seen == [(0, []), (1, []), (2, ["seed-2024"])]
+    kept = leaderboard.kept_progress(suite, "ml-100k", "bpr", records)
+    assert [t["value"] for t in kept["trials"]] == [0, 1, 2]
+    assert kept["final"] == {"config": "chosen: 1\n", "seeds": {"seed-2024": {"result": 1}}}
     lines, _ = leaderboard.report_dataset(suite, "ml-100k", tmp_path / "runs", records, "ndcg@20")
     assert lines[-1] == "Not run yet."  # no finished cell at all
-    # the scratch folder is gone (another machine): the search starts from the kept trial
-    import shutil
-
-    shutil.rmtree(tmp_path / "runs")
-    with pytest.raises(SystemExit):
-        leaderboard.run(args)
-    assert folders == [{}, {"bpr": [trial | {"value": 0}]}]
-    assert [t["value"] for t in leaderboard.kept_trials(suite, "ml-100k", "bpr", records)] == [0, 1]
-    # kept under another search space, the trials are not used
-    assert leaderboard.kept_trials(_suite(0.1), "ml-100k", "bpr", records) == []
-    # a finished cell drops its trials record; the report counts the trials of unfinished ones
+    # kept under another search space, nothing is used
+    assert leaderboard.kept_progress(_suite(0.1) | {"trials": 3}, "ml-100k", "bpr", records) == {
+        "trials": [],
+        "final": {},
+    }
+    # the report says how far an unfinished cell is, beside a finished one
     suite["models"].append({"name": "ease"})
-    out = tmp_path / "runs" / "ml-100k" / "ease"
-    leaderboard.start_folder(out, leaderboard.cell_config(suite, "ml-100k", "ease"))
-    (out / "final").mkdir()
-    (out / "final" / "results.json").write_text(
+    done = tmp_path / "runs" / "ml-100k" / "ease"
+    leaderboard.start_folder(done, leaderboard.cell_config(suite, "ml-100k", "ease"))
+    (done / "final").mkdir()
+    (done / "final" / "results.json").write_text(
         json.dumps({"ease": {"valid": {"ndcg@20": 0.3}, "test": {"ndcg@20": 0.3}}})
     )
-    assert leaderboard.keep_record(suite, "ml-100k", "ease", out, records)
+    assert leaderboard.keep_record(suite, "ml-100k", "ease", done, records)
     lines, _ = leaderboard.report_dataset(suite, "ml-100k", tmp_path / "runs", records, "ndcg@20")
-    assert "Not run yet: bpr (2 of 2 trials kept)." in lines
+    assert "Not run yet: bpr (3 of 3 trials, 1 of 1 final seeds kept)." in lines

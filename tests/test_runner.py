@@ -269,3 +269,38 @@ def test_llm_rerank_test_cost_reaches_results(tmp_path, tiny_llm_dir):
     assert (
         f"- llm-rerank: 32 users scored (validation and test), {total['prompts']} prompts generated" in text
     )
+
+
+def test_a_seed_finished_elsewhere_is_read_back_only_for_its_own_config(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from clarec.experiment.runner import run_experiment
+    from clarec.models.ease import EASE
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_events(make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1), folder / "events.csv")
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        f"data: {{source: tabular, path: {folder / 'events.csv'}}}\n"
+        "split: {method: random, ratios: [0.6, 0.2, 0.2]}\nmodels: [{name: ease, params: {reg: 10.0}}]\n"
+    )
+    first = run_experiment(load_config(p), tmp_path / "a", seeds=2, split_seeds=True)["ease"]
+    # another machine: only the second seed's result file came along
+    kept = tmp_path / "b" / "train" / "ease" / "seed-2025"
+    shutil.copytree(tmp_path / "a" / "train" / "ease" / "seed-2025", kept)
+    fits = []
+    real_fit = EASE.fit
+    monkeypatch.setattr(EASE, "fit", lambda self, *a, **kw: fits.append(1) or real_fit(self, *a, **kw))
+    again = run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True, resume=True)["ease"]
+    assert len(fits) == 1 and again["per_seed"][1] == first["per_seed"][1]  # read back whole
+    assert again["per_seed"][0]["test"] == first["per_seed"][0]["test"]  # fitted again: the same figures
+    # without resume, or under another setting, the seed is fitted again
+    run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True)
+    assert len(fits) == 3
+    p.write_text(p.read_text().replace("reg: 10.0", "reg: 20.0"))
+    changed = run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True, resume=True)["ease"]
+    assert len(fits) == 5 and changed["per_seed"][1]["test"] != first["per_seed"][1]["test"]
+    saved = json.loads((kept / "result.json").read_text())
+    assert saved["made_under"]["config"]["models"][0]["params"] == {"reg": 20.0}

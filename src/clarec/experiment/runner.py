@@ -7,7 +7,8 @@ A run folder holds everything needed to understand and reproduce a run::
     split/           the split as a predefined-split folder (train/valid/test.tsv, items.tsv)
     splits/seed-N/   the other seeds' splits (``--split-seeds``)
     models/<name>/   each fitted model (the first seed when several), loadable with Recommender.load
-    train/<name>/    training logs of PyTorch models: log.txt, history.json, best.pt per seed
+    train/<name>/    per seed: result.json (the seed's figures, what they were made under) and
+                     the training logs of PyTorch models: log.txt, history.json, best.pt
     results.json     per model: valid and test metrics and segments, fit seconds (and per-seed
                      values, std)
     results.md       the comparison table
@@ -148,6 +149,27 @@ def _run_params(model_cfg, seed: int, train_dir: Path, resume: bool = False) -> 
     return params
 
 
+SEED_RESULT = "result.json"
+
+
+def _seed_key(cfg: ExperimentConfig, model_cfg, seed: int, split_seeds: bool) -> dict:
+    """What one seed's figures of one model depend on (the run's config with that model alone)."""
+    config = cfg.model_dump(mode="json", exclude_none=True) | {"models": [model_cfg.model_dump(mode="json")]}
+    return {"config": config, "seed": seed, "split_seeds": split_seeds}
+
+
+def _read_seed_result(train_dir: Path, made_under: dict) -> dict | None:
+    """The seed's result in ``train_dir`` when it was made under ``made_under``, else ``None``."""
+    path = train_dir / SEED_RESULT
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        return None  # half-written by a stopped run: fitted again
+    return saved["result"] if saved.get("made_under") == json.loads(json.dumps(made_under)) else None
+
+
 def _aggregate(per_seed: list[dict]) -> dict:
     """Mean over seeds in the main fields, plus per-seed values and standard deviations."""
     if len(per_seed) == 1:
@@ -221,7 +243,9 @@ def run_experiment(
     also draws the split (the config's seed and its split's seed become ``cfg.seed + s``), so the
     spread over seeds includes the split's; otherwise one split serves every model seed. With
     ``resume`` the torch models continue the fits an earlier run into ``out_dir`` left unfinished
-    (their ``resume`` setting; finished fits are read back, not redone).
+    (their ``resume`` setting; finished fits are read back, not redone), and a seed whose
+    ``train/<model>/seed-N/result.json`` was made under the same config, model and seed is taken from
+    it without fitting (so a run's finished seeds can be carried to another machine).
 
     Raises:
         ConfigError: ``cfg`` lists no model (a config with only a ``pretrain`` section).
@@ -332,6 +356,12 @@ def _run(
             evaluator = next(iter(evaluators.values()), None)  # the main convention
         for model_cfg in cfg.models:
             train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
+            made_under = _seed_key(cfg, model_cfg, seed, split_seeds)
+            done = _read_seed_result(train_dir, made_under) if resume and not train_only else None
+            if done is not None:
+                progress(f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): read back")
+                per_model[model_cfg.key].append(done)
+                continue
             model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir, resume))
             if train_only:
                 from clarec.models.torch_base import TorchRecommender
@@ -390,6 +420,8 @@ def _run(
             per_model[model_cfg.key].append(result)
             if save_models and s == 0:
                 model.save(out / "models" / model_cfg.key)
+            train_dir.mkdir(parents=True, exist_ok=True)
+            (train_dir / SEED_RESULT).write_text(json.dumps({"made_under": made_under, "result": result}))
     if train_only:
         return {}
     results = {key: _aggregate(runs) for key, runs in per_model.items()}

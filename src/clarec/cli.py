@@ -61,7 +61,9 @@ def run(
         1, "--nproc", min=1, help="Train the torch models on N processes (torchrun, DistributedDataParallel)."
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the torch models' unfinished fits in --out from their last epoch."
+        False,
+        "--resume",
+        help="Continue the torch models' unfinished fits in --out from their last epoch; finished seeds are read back.",
     ),
 ) -> None:
     """Run an experiment: data → split → fit each model → evaluate → comparison table."""

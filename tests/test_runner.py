@@ -150,21 +150,25 @@ def write_events(ds, path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_path):
-    import json
-
-    from factories import make_random_dataset
-
-    from clarec.experiment.runner import run_experiment
-
+def random_split_config(tmp_path, models: str):
+    """A config over a small random data set (30 users, 25 items), 60:20:20 random split."""
     folder = tmp_path / "data"
     folder.mkdir()
     write_events(make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1), folder / "events.csv")
     p = tmp_path / "c.yaml"
     p.write_text(
         f"data: {{source: tabular, path: {folder / 'events.csv'}}}\n"
-        "split: {method: random, ratios: [0.6, 0.2, 0.2]}\nmodels: [{name: popularity}]\n"
+        f"split: {{method: random, ratios: [0.6, 0.2, 0.2]}}\nmodels: {models}\n"
     )
+    return p
+
+
+def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_path):
+    import json
+
+    from clarec.experiment.runner import run_experiment
+
+    p = random_split_config(tmp_path, "[{name: popularity}]")
     fixed = run_experiment(load_config(p), tmp_path / "fixed", seeds=2, save_models=False)["popularity"]
     drawn = run_experiment(load_config(p), tmp_path / "drawn", seeds=2, save_models=False, split_seeds=True)
     drawn = drawn["popularity"]
@@ -278,14 +282,7 @@ def test_a_seed_finished_elsewhere_is_read_back_only_for_its_own_config(tmp_path
     from clarec.experiment.runner import run_experiment
     from clarec.models.ease import EASE
 
-    folder = tmp_path / "data"
-    folder.mkdir()
-    write_events(make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1), folder / "events.csv")
-    p = tmp_path / "c.yaml"
-    p.write_text(
-        f"data: {{source: tabular, path: {folder / 'events.csv'}}}\n"
-        "split: {method: random, ratios: [0.6, 0.2, 0.2]}\nmodels: [{name: ease, params: {reg: 10.0}}]\n"
-    )
+    p = random_split_config(tmp_path, "[{name: ease, params: {reg: 10.0}}]")
     first = run_experiment(load_config(p), tmp_path / "a", seeds=2, split_seeds=True)["ease"]
     # another machine: only the second seed's result file came along
     kept = tmp_path / "b" / "train" / "ease" / "seed-2025"

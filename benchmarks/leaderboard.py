@@ -83,7 +83,7 @@ def dataset_config(suite: dict, name: str) -> dict:
         "seed": suite.get("seed", 2024),
         "data": spec["data"],
         "split": spec.get("split", {}),
-        "models": [m for m in dataset_models(suite, spec) if m["name"] not in skip],
+        "models": [m for m in dataset_models(suite, spec) if (m.get("label") or m["name"]) not in skip],
         "tuning": {"trials": suite["trials"], "seeds": suite["seeds"], "split_seeds": True, "pruning": True},
         "evaluation": evaluation,
     }

@@ -155,3 +155,47 @@ def test_a_search_moves_to_another_folder_through_its_trials_file(cfg_path, tmp_
         with pytest.raises(ConfigError, match=needle):
             tune_module.tune(cfg, tmp_path / "c")
         assert not (tmp_path / "c" / "tune.db").exists()  # nothing was started: the file is read again
+
+
+def test_a_dotted_name_searches_a_key_inside_a_mapping_setting(cfg_path, monkeypatch):
+    from clarec.evaluate import Evaluator
+    from clarec.experiment import tune as tune_module
+    from clarec.experiment.runner import prepare_data
+
+    put = tune_module.with_settings
+    assert put(
+        {"lr": 0.1, "align": {"weight": 0.05, "mode": "contrastive"}}, {"align.weight": 0.2, "lr": 0.3}
+    ) == {
+        "lr": 0.3,
+        "align": {"weight": 0.2, "mode": "contrastive"},
+    }
+    assert put({}, {"align.weight": 0.2}) == {"align": {"weight": 0.2}}
+    with pytest.raises(ConfigError, match="not a mapping"):
+        put({"lr": 0.1}, {"lr.x": 1})
+    # a trial builds its model with the drawn values inside the mapping, the rest of it kept
+    cfg = load_config(cfg_path)
+    bpr = next(m for m in cfg.models if m.name == "bpr")
+    space = {"align.weight": [0.3], "align.mode": ["generative"]}
+    bpr = bpr.model_copy(
+        update={"params": bpr.params | {"align": {"weight": 0.05, "ridge": 2.0}}, "search": space}
+    )
+    built, real = [], tune_module.create
+    monkeypatch.setattr(
+        tune_module, "create", lambda name, params: built.append(params) or real("popularity", {})
+    )
+    split = prepare_data(cfg).split
+    study = optuna.create_study(direction="maximize")
+    tune_module._trial(study, bpr, cfg, split, Evaluator(split), "ndcg@20")
+    assert built[0]["align"] == {"weight": 0.3, "mode": "generative", "ridge": 2.0}
+    assert study.trials[0].params == {"align.weight": 0.3, "align.mode": "generative"}
+    monkeypatch.setattr(tune_module, "create", real)
+    # a misspelt key inside the mapping, or an unknown mapping, fails before any trial
+    text = cfg_path.read_text()
+    for bad, needle in (("align.weigth", "unknown align key"), ("alignn.weight", "unknown parameter")):
+        cfg_path.write_text(
+            text.replace(
+                "n_negatives: {low: 1, high: 4}}", f"n_negatives: {{low: 1, high: 4}}, {bad}: [0.1]}}"
+            )
+        )
+        with pytest.raises(ConfigError, match=needle):
+            tune_module._check_spaces(load_config(cfg_path))

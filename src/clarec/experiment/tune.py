@@ -113,12 +113,35 @@ def suggest(trial, name: str, spec: Any) -> Any:
     return trial.suggest_float(name, float(low), float(high), log=logscale)
 
 
+def with_settings(params: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``settings`` put in; a dotted name sets a key inside a mapping parameter
+    (``align.weight: 0.1`` → ``align: {..., weight: 0.1}``), keeping the mapping's other keys."""
+    out = dict(params)
+    for name, value in settings.items():
+        head, _, rest = name.partition(".")
+        if not rest:
+            out[head] = value
+            continue
+        inner = out.get(head) or {}
+        if not isinstance(inner, dict):
+            raise ConfigError(f"search.{name}: parameter {head!r} is not a mapping ({inner!r})")
+        out[head] = with_settings(inner, {rest: value})
+    return out
+
+
 def _check_spaces(cfg: ExperimentConfig) -> None:
     for m in cfg.models:
-        unknown = sorted(set(m.search) - set(get_model_class(m.name).param_names()))
+        names = get_model_class(m.name).param_names()
+        unknown = sorted(k for k in m.search if k.partition(".")[0] not in names)
         if unknown:
             raise ConfigError(f"model {m.key!r}: search over unknown parameter(s) {unknown}")
         create(m.name, m.params)  # the fixed part of the settings must be valid
+        # and so must a setting at each end of every range (a dotted name's mapping included)
+        create(m.name, with_settings(m.params, {k: _an_end(spec) for k, spec in m.search.items()}))
+
+
+def _an_end(spec: Any) -> Any:
+    return spec[0] if isinstance(spec, list) else spec["low"]
 
 
 def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], None] | None = None) -> dict:
@@ -201,7 +224,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
                 f"with {best.params}"
             )
         chosen = distributed.broadcast_object(best.params if main else None)
-        best_models.append(m.model_copy(update={"params": m.params | chosen, "search": {}}))
+        best_models.append(m.model_copy(update={"params": with_settings(m.params, chosen), "search": {}}))
     final = cfg.model_copy(update={"models": best_models})
     record["final_run"] = "final"
     record["final_seeds"] = cfg.tuning.seeds
@@ -250,7 +273,7 @@ def _trial(
     drawn = distributed.broadcast_object(
         {k: suggest(trial, k, spec) for k, spec in m.search.items()} if main else None
     )
-    params = m.params | drawn
+    params = with_settings(m.params, drawn)
     if "seed" in get_model_class(m.name).param_names() and "seed" not in params:
         params["seed"] = cfg.seed
     model = create(m.name, params)

@@ -10,7 +10,8 @@ below the median of earlier trials at the same epoch is stopped. Studies live in
 (SQLite): a run that is stopped and started again continues where it was, counting the trials
 already finished. ``OUT/trials.json`` keeps every finished trial of every study in plain JSON,
 rewritten after each trial; a run folder without ``tune.db`` that holds such a file starts each study
-from it, so a search can move between machines (or be kept with a project) trial by trial. Then the config with every model's best settings is run by
+from it, so a search can move between machines (or be kept with a project) trial by trial. Then the
+config with every model's best settings is run by
 :func:`~clarec.experiment.runner.run_experiment` on ``tuning.seeds`` seeds (each drawing the split with
 ``tuning.split_seeds``) into ``OUT/final`` (a final run that was stopped continues its fits from their
 last epoch); ``OUT/tune.json`` records the spaces, trials, best
@@ -136,11 +137,12 @@ def _check_spaces(cfg: ExperimentConfig) -> None:
         if unknown:
             raise ConfigError(f"model {m.key!r}: search over unknown parameter(s) {unknown}")
         create(m.name, m.params)  # the fixed part of the settings must be valid
-        # and so must a setting at each end of every range (a dotted name's mapping included)
+        # and so must the settings at the low end of every range (a dotted name's mapping included)
         create(m.name, with_settings(m.params, {k: _an_end(spec) for k, spec in m.search.items()}))
 
 
 def _an_end(spec: Any) -> Any:
+    """A range's low end, a list's first choice."""
     return spec[0] if isinstance(spec, list) else spec["low"]
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
 import yaml
-from _machine import command_line, machine_line
+from _machine import write_result
 from recipe_stability import seeded
 
 from clarec.config import load_config
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("result_md")
     ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
     args = ap.parse_args()
+    t0 = time.perf_counter()
     raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
     cfg = load_config(args.config)
     metric = cfg.evaluation.main_metric
@@ -80,13 +82,8 @@ def main() -> None:
         *rows,
         "",
         *summary,
-        "",
-        f"Command: `{command_line()}`  ",
-        f"Machine: {machine_line()}.",
-        "",
     ]
-    Path(args.result_md).write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_result(args.result_md, lines, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

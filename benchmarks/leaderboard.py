@@ -277,8 +277,8 @@ def cell(result: dict, part: str, metric: str, segment: str | None = None) -> st
 
 def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str) -> tuple[list[str], str]:
     spec = suite["datasets"][name]
-    records_dir, records = records, finished(suite, name, records)
-    results = {m: r["result"] for m, r in records.items()}
+    cells = finished(suite, name, records)
+    results = {m: r["result"] for m, r in cells.items()}
     config = dataset_config(suite, name)
     wanted = [m.get("label") or m["name"] for m in config["models"]]
     lines = [f"## {name}", ""]
@@ -315,7 +315,7 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
             versus = f"{t.mean_diff:+.4f} (p = {t.p_value:.2g})"
             if t.mean_diff > 0 and t.p_value < 0.05:
                 wins.append(m)
-        chosen = records[m]["best_params"]
+        chosen = cells[m]["best_params"]
         settings = ", ".join(
             f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in chosen.items()
         )
@@ -326,7 +326,7 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         )
     missing = [m for m in wanted if m not in results]
     if missing:
-        lines += ["", f"Not run yet: {', '.join(_progress(suite, name, m, records_dir) for m in missing)}."]
+        lines += ["", f"Not run yet: {', '.join(_progress(suite, name, m, records) for m in missing)}."]
     lines += skipped
     best = order[0]
     summary = (

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from _machine import command_line, machine_line
-from sequential import RECORDS, run_record
+from sequential import RECORDS, draws_from_seed, run_record
 
 from clarec.config import dump_config, load_config
 from clarec.data.split import SPLIT_METHODS
@@ -85,11 +85,7 @@ def label(model: dict) -> str:
 def split_is_fixed(split: dict) -> bool:
     """Whether a config's split is the same for every seed: a method without randomness that draws
     nothing either (no new items by ``cold_share``, no ``noise``: both are drawn from the seed)."""
-    return (
-        split.get("method", "random") in DETERMINISTIC_SPLITS
-        and not split.get("cold_share")
-        and not split.get("noise")
-    )
+    return split.get("method", "random") in DETERMINISTIC_SPLITS and not draws_from_seed(split)
 
 
 def run_one(raw: dict, config: str, seed: int, models: list[dict], out: Path, fit: bool = True) -> dict:

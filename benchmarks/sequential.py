@@ -148,6 +148,12 @@ def segment_table(keys: list[str], found: dict[str, dict[int, dict]], main: str)
     return lines
 
 
+def draws_from_seed(split: dict) -> bool:
+    """Whether a split's parameters draw something from the seed even on a method without
+    randomness: new items (``cold_share``) or noise."""
+    return bool(split.get("cold_share") or split.get("noise"))
+
+
 def report(args) -> None:
     cfg = load_config(args.config)
     keys = [m.key for m in cfg.models]
@@ -163,7 +169,7 @@ def report(args) -> None:
         + (
             "the seed draws the split's new items and seeds the model; a model and the reference of the "
             "same seed share the split"
-            if (cfg.split.params().get("cold_share") or cfg.split.params().get("noise"))
+            if draws_from_seed(cfg.split.params())
             else "model seed; the leave-one-out split has no randomness"
         )
         + "); its epoch was chosen by early stopping on validation NDCG@20. Its other settings "

@@ -98,7 +98,7 @@ def _read_trials(path: Path, cfg: ExperimentConfig | None = None) -> dict[str, l
         for t in saved.get(m.key, ()):
             if not isinstance(t, dict) or set(t.get("params", ())) != set(m.search):
                 raise ConfigError(
-                    f"{path}: {m.key!r} trials searched {sorted(t['params']) if isinstance(t, dict) else t}, "
+                    f"{path}: {m.key!r} trials searched {sorted(t.get('params', ())) if isinstance(t, dict) else t}, "
                     f"the config searches {sorted(m.search)}"
                 )
     return saved

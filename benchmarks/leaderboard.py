@@ -53,6 +53,8 @@ from clarec.config import load_config
 from clarec.experiment.report import paired_against
 from clarec.experiment.runner import SEED_RESULT
 from clarec.experiment.tune import TRIALS
+from clarec.models.registry import get_model_class
+from clarec.models.torch_base import TorchRecommender
 
 SHOWN = ("recall@20", "ndcg@20", "coverage@20", "novelty@20")
 RECORDS = Path(__file__).parent / "results" / "leaderboard"
@@ -78,15 +80,25 @@ def dataset_config(suite: dict, name: str) -> dict:
     evaluation = dict(suite["evaluation"])
     if spec.get("sequential"):
         evaluation |= {"history_items": ["masked", "kept"], "test_input": "train+valid"}
+    models = [m for m in dataset_models(suite, spec) if (m.get("label") or m["name"]) not in skip]
     return {
         "name": name,
         "seed": suite.get("seed", 2024),
         "data": spec["data"],
         "split": spec.get("split", {}),
-        "models": [m for m in dataset_models(suite, spec) if (m.get("label") or m["name"]) not in skip],
+        "models": [_with_search(m, spec.get("search", {})) for m in models],
         "tuning": {"trials": suite["trials"], "seeds": suite["seeds"], "split_seeds": True, "pruning": True},
         "evaluation": evaluation,
     }
+
+
+def _with_search(entry: dict, added: dict) -> dict:
+    """``entry`` with a data set's added search dimensions (``search`` of its suite entry) for a model
+    trained in mini-batches (a torch model); a dimension the model searches already keeps its own."""
+    if not added or not issubclass(get_model_class(entry["name"]), TorchRecommender):
+        return entry
+    own = entry.get("search", {})
+    return entry | {"search": own | {k: v for k, v in added.items() if k not in own}}
 
 
 def run(args) -> None:
@@ -285,6 +297,10 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
     lines.append(
         f"Data: `{json.dumps(spec['data'])}`; split: `{json.dumps(spec.get('split', {}))}`"
         + ("; next-item prediction, history items masked" if spec.get("sequential") else "")
+        + "".join(
+            f"; every model trained in mini-batches also searches `{k}` over {v} (unless its own space has it)"
+            for k, v in spec.get("search", {}).items()
+        )
         + "."
     )
     skipped = [f"- skipped: {model} — {reason}." for model, reason in spec.get("skip", {}).items()]

@@ -53,6 +53,27 @@ def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
     assert not (out / "final").exists()
 
 
+def test_a_data_sets_added_search_reaches_its_mini_batch_models_only(leaderboard, tmp_path):
+    suite = _suite(0.01)
+    suite["models"] += [{"name": "lightgcn", "search": {"lr": [0.001]}}, {"name": "ease"}]
+    suite["datasets"]["small"] = {
+        "data": {"name": "ml-100k"},
+        "search": {"batch_size": [64, 256], "lr": [0.5]},
+    }
+    spaces = {m["name"]: m.get("search") for m in leaderboard.dataset_config(suite, "small")["models"]}
+    # torch models gain what their own space lacks; a closed-form model has no batches
+    assert spaces["lightgcn"] == {"lr": [0.001], "batch_size": [64, 256]}
+    assert spaces["bpr"] == {"lr": {"low": 0.001, "high": 0.01, "log": True}, "batch_size": [64, 256]}
+    assert spaces["ease"] is None
+    # other data sets keep the suite's spaces, so their cells stay current
+    assert leaderboard.dataset_config(suite, "ml-100k")["models"][1] == {
+        "name": "lightgcn",
+        "search": {"lr": [0.001]},
+    }
+    lines, _ = leaderboard.report_dataset(suite, "small", tmp_path / "runs", tmp_path / "records", "ndcg@20")
+    assert "also searches `batch_size` over [64, 256]" in lines[2]
+
+
 def test_cost_is_measured_at_the_middle_of_each_search_space():
     cost = load_benchmark("leaderboard_cost")
     assert cost.middle([64, 512, 2048]) == 512 and cost.middle([1, 2]) == 1

@@ -362,6 +362,54 @@ def _progress(suite: dict, name: str, model: str, records: Path) -> str:
     )
 
 
+def goal_lines(suite: dict, main: str, records: Path) -> list[str]:
+    """The suite's ``goals`` read off the finished cells: per goal and data set, the model with the best
+    validation figure among the goal's ``models`` (by default every contrastive one) against the
+    baseline ``against``, paired over seeds on test. ``claim: beat`` is met above it with p < 0.05,
+    ``claim: reach`` with a test mean at least level."""
+    goals = suite.get("goals", [])
+    if not goals:
+        return []
+    lines = [
+        "",
+        "## Goals",
+        "",
+        "Each goal's model is chosen on validation among the models it names; its test figure is then "
+        "compared once (paired t-test over seeds). *beat*: above the baseline with p < 0.05; *reach*: "
+        "a test mean at least the baseline's.",
+        "",
+        f"| goal | data set | model (best on validation among the goal's) | test {main} | difference (p) | met |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for goal in goals:
+        claim, against = goal["claim"], goal["against"]
+        if claim not in ("beat", "reach"):
+            raise SystemExit(f"a goal's claim is 'beat' or 'reach', not {claim!r}")
+        for name in goal["datasets"]:
+            results = {m: r["result"] for m, r in finished(suite, name, records).items()}
+            pool = [m for m in goal.get("models") or suite_contrastive(suite, name) if m in results]
+            head = f"| {claim} {against} | {name} |"
+            if against not in results or not pool:
+                lines.append(f"{head} not run yet | | | |")
+                continue
+            best = max(pool, key=lambda m: results[m]["valid"][main])
+            t = paired_against({best: results[best], against: results[against]}, main, against)[best]
+            met = t.mean_diff > 0 and t.p_value < 0.05 if claim == "beat" else t.mean_diff >= 0
+            lines.append(
+                f"{head} {best} | {results[best]['test'][main]:.4f} | {t.mean_diff:+.4f} "
+                f"(p = {t.p_value:.2g}) | {'yes' if met else 'no'} |"
+            )
+    return lines
+
+
+def suite_contrastive(suite: dict, name: str) -> list[str]:
+    """The contrastive models (those not among the baselines) of a data set."""
+    models = dataset_config(suite, name)["models"]
+    return [
+        m.get("label") or m["name"] for m in models if (m.get("label") or m["name"]) not in suite["baselines"]
+    ]
+
+
 def report(args) -> None:
     suite = load_suite(args.suite)
     main = suite["evaluation"]["main_metric"]
@@ -388,6 +436,7 @@ def report(args) -> None:
         "contrastive models above it on test with p < 0.05 |",
         "|---|---|---|---|",
         *summary,
+        *goal_lines(suite, main, args.records),
         *sections,
     ]
     write_result(args.result, out, 0, data=False, note="one torch thread per run")

@@ -74,6 +74,39 @@ def test_a_data_sets_added_search_reaches_its_mini_batch_models_only(leaderboard
     assert "also searches `batch_size` over [64, 256]" in lines[2]
 
 
+def test_goals_choose_their_model_on_validation_and_state_whether_they_hold(leaderboard, monkeypatch):
+    def cell(valid, tests):
+        per_seed = [{"seed": s, "test": {"ndcg@20": t}} for s, t in enumerate(tests)]
+        return {
+            "result": {"valid": {"ndcg@20": valid}, "test": {"ndcg@20": sum(tests) / 3}, "per_seed": per_seed}
+        }
+
+    cells = {
+        "ease": cell(0.30, [0.20, 0.21, 0.22]),
+        "sgl": cell(0.25, [0.30, 0.32, 0.31]),  # far above on test, but not the best on validation
+        "alpharec": cell(0.28, [0.201, 0.211, 0.222]),
+    }
+    monkeypatch.setattr(leaderboard, "finished", lambda suite, name, records: cells)
+    suite = _suite(0.01) | {"baselines": ["ease"]}
+    suite["models"] += [{"name": "sgl"}, {"name": "alpharec"}]
+    suite["goals"] = [
+        {"claim": "beat", "against": "ease", "datasets": ["ml-100k"]},
+        {"claim": "reach", "against": "ease", "models": ["alpharec"], "datasets": ["ml-100k"]},
+        {"claim": "beat", "against": "ease", "models": ["sgl"], "datasets": ["ml-100k"]},
+    ]
+    rows = [
+        line
+        for line in leaderboard.goal_lines(suite, "ndcg@20", None)
+        if line.startswith("| beat") or line.startswith("| reach")
+    ]
+    assert rows[0].startswith("| beat ease | ml-100k | alpharec |") and rows[0].endswith("| no |")
+    assert rows[1].startswith("| reach ease | ml-100k | alpharec |") and rows[1].endswith("| yes |")
+    assert rows[2].startswith("| beat ease | ml-100k | sgl |") and rows[2].endswith("| yes |")
+    suite["goals"] = [{"claim": "win", "against": "ease", "datasets": ["ml-100k"]}]
+    with pytest.raises(SystemExit, match="'beat' or 'reach'"):
+        leaderboard.goal_lines(suite, "ndcg@20", None)
+
+
 def test_cost_is_measured_at_the_middle_of_each_search_space():
     cost = load_benchmark("leaderboard_cost")
     assert cost.middle([64, 512, 2048]) == 512 and cost.middle([1, 2]) == 1

@@ -14,7 +14,9 @@ finished: per data set, each model's validation figure (what the search chose on
 (mean ± std over the seeds, computed once, for the chosen settings), and a paired t-test over seeds
 of each contrastive model against the best non-contrastive baseline. Which model is "best" (the
 reference baseline, the order of the rows, the data set's best model) is decided on validation;
-test figures are only read. It also writes ``RUNS/<data set>/all``, one run folder of all the
+test figures are only read. A data set's ``search`` in the suite adds dimensions to the space of its
+models trained in mini-batches; the suite's ``goals`` are read off the finished cells into a *Goals*
+table (:func:`goal_lines`). It also writes ``RUNS/<data set>/all``, one run folder of all the
 finished models of a data set, for ``clarec report RUNS/<data set>/all`` (the HTML page).
 
 A finished cell is also kept as a small record, ``RECORDS/<data set>/<model>.json`` (by default

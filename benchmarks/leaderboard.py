@@ -389,27 +389,23 @@ def goal_lines(suite: dict, main: str, records: Path) -> list[str]:
             raise SystemExit(f"a goal's claim is 'beat' or 'reach', not {claim!r}")
         for name in goal["datasets"]:
             results = {m: r["result"] for m, r in finished(suite, name, records).items()}
-            pool = [m for m in goal.get("models") or suite_contrastive(suite, name) if m in results]
+            named = goal.get("models") or [m for m in results if m not in suite["baselines"]]
+            pool = [m for m in named if m in results]
             head = f"| {claim} {against} | {name} |"
             if against not in results or not pool:
                 lines.append(f"{head} not run yet | | | |")
                 continue
             best = max(pool, key=lambda m: results[m]["valid"][main])
-            t = paired_against({best: results[best], against: results[against]}, main, against)[best]
+            t = paired_against({best: results[best], against: results[against]}, main, against).get(best)
+            if t is None:
+                lines.append(f"{head} {best} | {results[best]['test'][main]:.4f} | fewer than two seeds | |")
+                continue
             met = t.mean_diff > 0 and t.p_value < 0.05 if claim == "beat" else t.mean_diff >= 0
             lines.append(
                 f"{head} {best} | {results[best]['test'][main]:.4f} | {t.mean_diff:+.4f} "
                 f"(p = {t.p_value:.2g}) | {'yes' if met else 'no'} |"
             )
     return lines
-
-
-def suite_contrastive(suite: dict, name: str) -> list[str]:
-    """The contrastive models (those not among the baselines) of a data set."""
-    models = dataset_config(suite, name)["models"]
-    return [
-        m.get("label") or m["name"] for m in models if (m.get("label") or m["name"]) not in suite["baselines"]
-    ]
 
 
 def report(args) -> None:

@@ -145,6 +145,9 @@ def test_a_search_moves_to_another_folder_through_its_trials_file(cfg_path, tmp_
             (t["params"], t["value"]) for t in saved[key]
         ]
         assert len(json.loads((tmp_path / "b" / "trials.json").read_text())[key]) == 3
+    # the trial added where the search went on is a new draw, not the first trial's settings again
+    bpr = optuna.load_study(study_name="bpr", storage=f"sqlite:///{tmp_path / 'b' / 'tune.db'}").trials
+    assert bpr[2].params not in (bpr[0].params, bpr[1].params)
     curve = optuna.load_study(study_name="bpr", storage=f"sqlite:///{tmp_path / 'b' / 'tune.db'}").trials[0]
     assert curve.intermediate_values == {int(k): v for k, v in saved["bpr"][0]["curve"].items()} != {}
     # a trials file of another search space, or not a trials file at all: one clear error

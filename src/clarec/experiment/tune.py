@@ -202,6 +202,10 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             if saved.get(m.key):
                 add_trials(study, saved[m.key])
                 say(f"{m.key}: {len(saved[m.key])} trials read from {out / TRIALS}")
+            if study.trials:
+                # a search that goes on: seeded anew, or its random start-up trials would repeat the
+                # settings of the first ones (a sampler's draws start again from its seed)
+                study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
             _write_trials(out, m.key, study)
         done = distributed.broadcast_object(
             sum(t.state.name in FINISHED for t in study.trials) if main else None

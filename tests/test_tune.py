@@ -106,6 +106,25 @@ def test_a_trial_below_the_pruner_stops_inside_training(cfg_path, tmp_path):
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]  # stopped at epoch 1
 
 
+def test_the_pruning_warm_up_is_the_configs(cfg_path, tmp_path, monkeypatch):
+    from clarec.experiment import tune as tune_module
+
+    made = []
+    real = optuna.pruners.MedianPruner
+    monkeypatch.setattr(optuna.pruners, "MedianPruner", lambda **kw: made.append(kw) or real(**kw))
+    monkeypatch.setattr(tune_module, "run_experiment", lambda cfg, out, **kw: None)
+    cfg = load_config(cfg_path)
+    for warmup in (2, 6):  # 2 is the default
+        tuning = cfg.tuning.model_copy(
+            update={"trials": 1} | ({"pruning_warmup": warmup} if warmup != 2 else {})
+        )
+        tune_module.tune(cfg.model_copy(update={"tuning": tuning}), tmp_path / f"w{warmup}")
+        assert made and all(kw["n_warmup_steps"] == warmup for kw in made)
+        made.clear()
+    with pytest.raises(ValueError, match="pruning_warmup"):
+        type(cfg.tuning)(pruning_warmup=-1)
+
+
 def test_bad_search_spaces(tmp_path, cfg_path):
     from clarec.experiment.tune import tune
 

@@ -6,7 +6,7 @@ config's seed) runs ``tuning.trials`` trials — the same number for every model
 model on the training part with the trial's settings over the config's ``params`` and scoring the
 validation part (``tuning.metric``, default the main metric). Test figures are never computed during
 the search. Trials of torch models report their validation curve, and with ``tuning.pruning`` a trial
-below the median of earlier trials at the same epoch is stopped. Studies live in ``OUT/tune.db``
+below the median of earlier trials at the same epoch is stopped, at epoch ``tuning.pruning_warmup`` at the earliest. Studies live in ``OUT/tune.db``
 (SQLite): a run that is stopped and started again continues where it was, counting the trials
 already finished. ``OUT/trials.json`` keeps every finished trial of every study in plain JSON,
 rewritten after each trial; a run folder without ``tune.db`` that holds such a file starts each study
@@ -190,7 +190,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             continue
         study = None
         if main:
-            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.tuning.pruning_warmup)
             study = optuna.create_study(
                 study_name=m.key,
                 storage=storage,

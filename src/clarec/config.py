@@ -140,15 +140,16 @@ class TuningConfig(_Strict):
     """``clarec tune``: ``trials`` per model (the same for every model), chosen on validation
     ``metric`` (default: the main metric), then the winner runs on ``seeds`` seeds (each drawing the
     split when ``split_seeds``). ``pruning`` stops trials whose validation curve falls below the
-    median of earlier trials at the same epoch, at epoch ``pruning_warmup`` at the earliest (a longer
-    warm-up spares settings that learn slowly but end well)."""
+    median of earlier trials at the same epoch, at epoch ``pruning_warmup`` at the earliest (2 when
+    left out, which also keeps configs written before the setting existed identical, so their kept
+    seeds and final runs stay valid; a longer warm-up spares settings that learn slowly but end well)."""
 
     trials: int = Field(20, ge=1)
     metric: str | None = None
     seeds: int = Field(3, ge=1)
     split_seeds: bool = True
     pruning: bool = True
-    pruning_warmup: int = Field(2, ge=0)
+    pruning_warmup: int | None = Field(None, ge=0)
 
 
 class ExperimentConfig(_Strict):

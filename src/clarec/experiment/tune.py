@@ -190,7 +190,8 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             continue
         study = None
         if main:
-            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.tuning.pruning_warmup)
+            warmup = 2 if cfg.tuning.pruning_warmup is None else cfg.tuning.pruning_warmup
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
             study = optuna.create_study(
                 study_name=m.key,
                 storage=storage,

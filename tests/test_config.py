@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from clarec.config import dump_config, load_config
+from clarec.config import dump_config, load_config, same_config
 from clarec.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +33,21 @@ def test_every_shipped_config_builds_its_models(path):
     for m in cfg.models:
         model = create(m.name, m.params)  # unknown model or parameter raises ConfigError
         assert set(m.search) <= set(model.param_names()), f"{m.key}: search over unknown parameters"
+
+
+def test_a_saved_config_lacking_a_setting_added_since_is_the_same_config():
+    """What a stopped ``clarec tune`` compares its final run folder's config with: a setting added to
+    the schema since (absent from the saved text) counts at its default; any other difference does not."""
+    import yaml
+
+    cfg = load_config(REPO / "configs" / "ml-100k.yaml")
+    saved = yaml.safe_load(dump_config(cfg))
+    del saved["evaluation"]["device"], saved["tuning"]["pruning"]
+    older = yaml.safe_dump(saved, sort_keys=False)
+    assert older != dump_config(cfg) and same_config(older, cfg)
+    saved["evaluation"]["ks"] = [5]
+    assert not same_config(yaml.safe_dump(saved), cfg)
+    assert not same_config("models: [", cfg) and not same_config("seed: 1\nfoo: 2\n", cfg)
 
 
 def test_overrides(tmp_path):

@@ -301,3 +301,35 @@ def test_a_seed_finished_elsewhere_is_read_back_only_for_its_own_config(tmp_path
     assert len(fits) == 5 and changed["per_seed"][1]["test"] != first["per_seed"][1]["test"]
     saved = json.loads((kept / "result.json").read_text())
     assert saved["made_under"]["config"]["models"][0]["params"] == {"reg": 20.0}
+
+
+def test_a_seed_kept_before_a_config_setting_existed_is_read_back(tmp_path, monkeypatch):
+    """A setting added to the config schema since a seed was kept (its key lacks it) counts at its
+    default: the seed is read back, not fitted again; a setting that differs, or a key that is not a
+    config any more, still means fitting again."""
+    import json
+
+    from clarec.experiment.runner import run_experiment
+    from clarec.models.ease import EASE
+
+    p = random_split_config(tmp_path, "[{name: ease, params: {reg: 10.0}}]")
+    first = run_experiment(load_config(p), tmp_path / "a", seeds=1)["ease"]
+    result = tmp_path / "a" / "train" / "ease" / "seed-2024" / "result.json"
+    saved = json.loads(result.read_text())
+    fits = []
+    real_fit = EASE.fit
+    monkeypatch.setattr(EASE, "fit", lambda self, *a, **kw: fits.append(1) or real_fit(self, *a, **kw))
+
+    def again(key: dict) -> dict:
+        result.write_text(json.dumps({**saved, "made_under": key}))
+        return run_experiment(load_config(p), tmp_path / "a", seeds=1, resume=True)["ease"]
+
+    older = json.loads(json.dumps(saved["made_under"]))
+    del older["config"]["evaluation"]["device"], older["config"]["tuning"]["split_seeds"]  # not yet there
+    assert again(older)["test"] == first["test"] and fits == []
+    older["config"]["evaluation"]["batch_size"] = 7  # an explicit other setting
+    again(older)
+    assert len(fits) == 1
+    older["config"]["evaluation"]["no_such_setting"] = 1  # a key today's schema refuses
+    again(older)
+    assert len(fits) == 2

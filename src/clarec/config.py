@@ -271,3 +271,23 @@ def load_config(
 def dump_config(cfg: ExperimentConfig) -> str:
     """The resolved configuration as YAML."""
     return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+def read_saved_config(saved: str | dict) -> ExperimentConfig | None:
+    """A configuration saved by an earlier run (its YAML dump or the mapping), read under today's
+    schema, or ``None`` when it no longer validates. A setting added to the schema since is filled in
+    with its default, so a config saved before the setting existed reads as the same experiment (its
+    kept results stay valid): defaults, like a model's, are taken to keep what the code did before."""
+    try:
+        raw = yaml.safe_load(saved) if isinstance(saved, str) else saved
+        return ExperimentConfig.model_validate(raw)
+    except (yaml.YAMLError, ValidationError, TypeError, ValueError):
+        return None
+
+
+def same_config(saved: str, cfg: ExperimentConfig) -> bool:
+    """Whether ``saved`` (a :func:`dump_config` text of an earlier run) describes ``cfg``."""
+    if saved == dump_config(cfg):
+        return True
+    earlier = read_saved_config(saved)
+    return earlier is not None and dump_config(earlier) == dump_config(cfg)

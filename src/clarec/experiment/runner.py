@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from clarec.config import ExperimentConfig, dump_config
+from clarec.config import ExperimentConfig, dump_config, read_saved_config
 from clarec.data.dataset import Dataset
 from clarec.data.split import Split, make_split
 from clarec.errors import ConfigError
@@ -167,7 +167,22 @@ def _read_seed_result(train_dir: Path, made_under: dict) -> dict | None:
         saved = json.loads(path.read_text())
     except ValueError:
         return None  # half-written by a stopped run: fitted again
-    return saved["result"] if saved.get("made_under") == json.loads(json.dumps(made_under)) else None
+    return saved["result"] if _same_key(saved.get("made_under"), made_under) else None
+
+
+def _same_key(saved: Any, made_under: dict) -> bool:
+    """Whether a seed key saved earlier names ``made_under``; its config is read under today's
+    schema (:func:`clarec.config.read_saved_config`: a setting added since counts at its default)."""
+    current = json.loads(json.dumps(made_under))
+    if saved == current:
+        return True
+    if not isinstance(saved, dict) or not {"config", "seed", "split_seeds"} <= set(saved):
+        return False
+    config = read_saved_config(saved["config"])
+    if config is None or len(config.models) != 1:
+        return False
+    again = _seed_key(config, config.models[0], saved["seed"], saved["split_seeds"])
+    return json.loads(json.dumps(again)) == current
 
 
 def _aggregate(per_seed: list[dict]) -> dict:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clarec.config import ExperimentConfig, ModelConfig, dump_config
+from clarec.config import ExperimentConfig, ModelConfig, dump_config, same_config
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.experiment.runner import prepare_data, run_experiment
@@ -241,7 +241,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     # A final run stopped part-way continues (its fits resume from their last epoch) when it was
     # started for the same chosen settings; one of other settings is begun again.
     config_file = out / "final" / "config.yaml"
-    if main and config_file.is_file() and config_file.read_text() != dump_config(final):
+    if main and config_file.is_file() and not same_config(config_file.read_text(), final):
         shutil.rmtree(out / "final")
     run_experiment(
         final,

@@ -42,6 +42,15 @@ SEQUENTIAL_MODELS = {"SASRec"}
 MODELS = {"BPR"} | GRAPH_MODELS | SEQUENTIAL_MODELS
 
 
+def numpy1_aliases() -> None:
+    """RecBole 1.2.1's ``Config`` sets ``np.float = np.float_`` and the like, from aliases NumPy 2
+    removed; they are given back with their NumPy 1 meaning, so that RecBole also runs where NumPy 2
+    is installed (the GPU machines' image; setup_recbole.sh pins NumPy 1 instead)."""
+    for old, new in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+        if not hasattr(np, old):
+            setattr(np, old, getattr(np, new))
+
+
 def read_sequences(split: Path) -> dict[str, dict[str, list[str]]]:
     """Each part's items per user in time order (file order for ties), from a clarec split folder."""
     parts: dict[str, dict[str, list[str]]] = {}
@@ -94,12 +103,12 @@ def sequential_top_k(model, test_data, depth: dict[str, int], k: int) -> list[tu
     model.eval()
     with torch.no_grad():
         for batch in test_data:
-            interaction = batch[0]
+            interaction = batch[0].to(model.device)
             scores = model.full_sort_predict(interaction).view(len(interaction), -1).clone()
             scores[:, 0] = -torch.inf  # [PAD]
-            tokens = [users[u] for u in interaction[uid_field].numpy()]
+            tokens = [users[u] for u in interaction[uid_field].cpu().numpy()]
             width = min(scores.shape[1] - 1, k + max(depth.get(t, 0) for t in tokens))
-            top = torch.topk(scores, width, dim=1).indices.numpy()
+            top = torch.topk(scores, width, dim=1).indices.cpu().numpy()
             out += [
                 (t, [items[i] for i in row[: k + depth.get(t, 0)]])
                 for t, row in zip(tokens, top, strict=True)
@@ -144,14 +153,14 @@ def top_k(model, dataset, histories, users: np.ndarray, k: int, batch: int = 256
     with torch.no_grad():
         for start in range(0, len(users), batch):
             chunk = users[start : start + batch]
-            inter = Interaction({uid_field: torch.as_tensor(chunk, dtype=torch.int64)})
+            inter = Interaction({uid_field: torch.as_tensor(chunk, dtype=torch.int64)}).to(model.device)
             scores = model.full_sort_predict(inter).view(len(chunk), n_items).clone()
             scores[:, 0] = -torch.inf  # [PAD]
             for row, uid in enumerate(chunk):
                 seen = histories.get(int(uid))
                 if seen is not None:
-                    scores[row, seen] = -torch.inf
-            out[start : start + len(chunk)] = torch.topk(scores, k, dim=1).indices.numpy()
+                    scores[row, seen.to(scores.device)] = -torch.inf
+            out[start : start + len(chunk)] = torch.topk(scores, k, dim=1).indices.cpu().numpy()
     return out
 
 
@@ -195,6 +204,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--name", default="clarec", help="RecBole dataset name")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: the first GPU")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pth when there is one")
     ap.add_argument(
         "--timing-only",
@@ -203,6 +213,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     sys.argv = sys.argv[:1]  # RecBole's Config would otherwise try to parse our options
+    numpy1_aliases()
 
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
@@ -248,8 +259,7 @@ def main() -> int:
         "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
         "seed": args.seed,
         "reproducibility": True,
-        "device": "cpu",
-        "use_gpu": False,
+        "gpu_id": "" if args.device == "cpu" else "0",  # RecBole takes a visible GPU whatever "device" says
         "show_progress": False,
         "checkpoint_dir": str(args.out / "saved"),
         "log_wandb": False,

@@ -103,6 +103,11 @@ def test_run_only_some_models(tmp_path, split_dir, capsys):
     assert list(json.loads((tmp_path / "run" / "results.json").read_text())) == ["e", "itemknn"]
     assert main(["run", str(cfg), "--out", str(tmp_path / "r2"), "--models", "ease"]) == 2
     assert "--models: ['ease'] not in the config" in capsys.readouterr().err
+    # the names may also follow --models one by one, as the benchmark scripts take them
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r3"), "--models", "popularity", "e"]) == 0
+    assert list(json.loads((tmp_path / "r3" / "results.json").read_text())) == ["popularity", "e"]
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r4"), "e"]) == 2  # no --models
+    assert "unexpected argument(s): e" in capsys.readouterr().err
 
 
 def test_bad_config_is_one_line(tmp_path, split_dir, capsys):

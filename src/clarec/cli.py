@@ -48,6 +48,15 @@ def _ks(first: list[int], extra: list[str]) -> list[int]:
     return sorted(set(ks))
 
 
+def _models(models: str | None, extra: list[str]) -> str | None:
+    """``--models a,b``, or ``--models a b`` (``b`` arrives as an extra argument), as ``a,b``;
+    extra arguments without ``--models`` are an error."""
+    if extra and models is None:
+        raise ClarecError(f"unexpected argument(s): {' '.join(extra)}")
+    names = [m.strip() for part in [models or "", *extra] for m in part.split(",") if m.strip()]
+    return ",".join(names) or None
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def run(
     ctx: typer.Context,
@@ -55,7 +64,7 @@ def run(
     out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>-<time>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Repeat every model with seeds seed, seed+1, ..."),
-    models: str | None = typer.Option(None, "--models", help="Run only these models (comma-separated)."),
+    models: str | None = typer.Option(None, "--models", help="Run only these models (by label: a,b or a b)."),
     split_seeds: bool = typer.Option(False, "--split-seeds", help="Each seed also draws the split."),
     nproc: int = typer.Option(
         1, "--nproc", min=1, help="Train the torch models on N processes (torchrun, DistributedDataParallel)."
@@ -72,11 +81,10 @@ def run(
     from clarec.experiment.runner import run_experiment
     from clarec.train import distributed
 
-    if ctx.args:
-        raise ClarecError(f"unexpected argument(s): {' '.join(ctx.args)}")
+    models = _models(models, ctx.args)
     cfg = load_config(config, set_)
     if models:
-        cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
+        cfg = cfg.only(models.split(","))
     if resume and out is None:
         raise ClarecError("--resume continues a run folder: give it with --out")
     if out is None:
@@ -143,12 +151,15 @@ def evaluate(
     typer.echo(text)
 
 
-@app.command("tune")
+@app.command("tune", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def tune_cmd(
+    ctx: typer.Context,
     config: Path = typer.Argument(..., help="Experiment YAML file (models with a 'search' space)."),
     out: Path | None = typer.Option(None, "--out", help="Run folder (default runs/<name>-tune-<time>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (YAML)."),
-    models: str | None = typer.Option(None, "--models", help="Tune only these models (comma-separated)."),
+    models: str | None = typer.Option(
+        None, "--models", help="Tune only these models (by label: a,b or a b)."
+    ),
     nproc: int = typer.Option(
         1, "--nproc", min=1, help="Train the torch models on N processes (torchrun, DistributedDataParallel)."
     ),
@@ -160,9 +171,10 @@ def tune_cmd(
     from clarec.experiment.tune import tune
     from clarec.train import distributed
 
+    models = _models(models, ctx.args)
     cfg = load_config(config, set_)
     if models:
-        cfg = cfg.only([m.strip() for m in models.split(",") if m.strip()])
+        cfg = cfg.only(models.split(","))
     if out is None:
         out = Path("runs") / f"{cfg.name}-tune-{datetime.now():%Y%m%d-%H%M%S}"
     if nproc > 1:

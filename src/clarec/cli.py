@@ -132,7 +132,7 @@ def _torchrun(argv: list[str], nproc: int) -> None:
 def evaluate(
     ctx: typer.Context,
     split: Path = typer.Option(..., "--split", help="Split folder (train.tsv, valid.tsv, test.tsv)."),
-    recs: Path = typer.Option(..., "--recs", help="TSV user_id<TAB>item_id<TAB>rank."),
+    recs: Path = typer.Option(..., "--recs", help="TSV user_id<TAB>item_id<TAB>rank (.gz: gzipped)."),
     k: list[int] = typer.Option([10, 20], "--k", help="Cut-offs, e.g. --k 10 20."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
     history_items: str = typer.Option(

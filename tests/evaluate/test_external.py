@@ -45,6 +45,24 @@ def test_scores_file_as_given(tmp_path):
     assert all(k == k.lower() for k in got)
 
 
+def test_a_gzipped_file_scores_as_its_text_and_a_broken_one_is_refused(tmp_path):
+    import gzip
+
+    split = write_split(tmp_path / "split")
+    text = "user_id\titem_id\trank\na\tx1\t1\na\tx3\t2\nb\tx1\t1\n"
+    plain = evaluate_recommendation_file(split, write(tmp_path / "recs.tsv", text), ks=(1, 2))
+    packed = tmp_path / "recs.tsv.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    assert evaluate_recommendation_file(split, packed, ks=(1, 2)) == plain
+    cut = tmp_path / "cut.tsv.gz"
+    cut.write_bytes(packed.read_bytes()[:-10])  # a transfer broken off
+    with pytest.raises(DataError, match="not a complete gzip file"):
+        evaluate_recommendation_file(split, cut)
+    (tmp_path / "plain.gz").write_text(text)
+    with pytest.raises(DataError, match="not a complete gzip file"):
+        evaluate_recommendation_file(split, tmp_path / "plain.gz")
+
+
 def test_header_optional_blank_lines_gaps_and_missing_users(tmp_path):
     split = write_split(tmp_path / "split")
     # No header, a blank line, user a has rank 3 only (slots 1-2 empty), user b missing -> scores 0.

@@ -2,7 +2,7 @@
 
 A recommendation file is tab-separated ``user_id<TAB>item_id<TAB>rank`` with original ids, one line
 per recommended item, ``rank`` starting at 1; a header line ``user_id<TAB>item_id<TAB>rank`` is
-optional and blank lines are ignored. It is scored against a predefined split folder (see
+optional and blank lines are ignored; a file named ``*.gz`` is read through gzip. It is scored against a predefined split folder (see
 :func:`clarec.data.split.load_predefined_split`) exactly as given: nothing is excluded, so training
 items in a list simply count as non-relevant. Users of the test part without any line get empty
 lists (they score 0 and stay in the averages).
@@ -15,7 +15,9 @@ rankings, so a list written with history items kept can be scored both ways (giv
 
 from __future__ import annotations
 
+import gzip
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,16 @@ HEADER = ["user_id", "item_id", "rank"]
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The file's lines; a name ending in ``.gz`` is read through gzip."""
     if not path.is_file():
         raise DataError(path, "recommendation file not found")
     try:
-        return path.read_bytes().decode("utf-8").split("\n")
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        return data.decode("utf-8").split("\n")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(path, f"not a complete gzip file ({e})") from None
     except UnicodeDecodeError as e:
         raise DataError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:

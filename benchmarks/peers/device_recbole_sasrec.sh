@@ -16,11 +16,11 @@
 # There (device tool, `carry` .whl and .peer-split; a second call adds the folder the first one
 # returned, e.g. .peer-back, to continue unfinished seeds from their last epoch):
 #   bash benchmarks/peers/device_recbole_sasrec.sh .peer-split "$OUT" [.peer-back]
-# Back here, each finished seed's folder goes to runs/peers-recbole-sasrec/recbole-<seed>/ (recs.tsv
-# unzipped, recbole.json), runs/peers-recbole-sasrec/split must be the same split (the accuracy
-# phase makes it from the config and compares it with the clarec runs' splits), and
+# Back here, each finished seed's folder (recs.tsv.gz, recbole.json) goes to
+# runs/peers-recbole-sasrec/recbole-<seed>/ as it is, and
 #   python benchmarks/peers/recbole_sasrec.py --phases accuracy ...   (see its docstring)
-# scores them with clarec's evaluator; a seed with both files there is not trained again.
+# scores them with clarec's evaluator on the split it makes from the same config (leave-one-out has
+# no randomness: the same folder as .peer-split); a seed with both files there is not trained again.
 set -euo pipefail
 SPLIT=${1:?split folder}
 OUT=${2:?output folder}

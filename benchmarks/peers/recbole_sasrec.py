@@ -62,11 +62,17 @@ def recbole(split: Path, out: Path, seed: int, threads: int, epochs: int, timing
     if timing:
         cmd.append("--timing-only")
     else:  # a full training takes hours: a stopped one continues from its last epoch, a finished one stands
-        if (out / "recbole.json").is_file() and (out / "recs.tsv").is_file():
+        if (out / "recbole.json").is_file() and recs_file(out) is not None:
             return json.loads((out / "recbole.json").read_text())
         cmd.append("--resume")
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "recbole.json").read_text())
+
+
+def recs_file(out: Path) -> Path | None:
+    """A finished RecBole run's lists: ``recs.tsv``, or ``recs.tsv.gz`` as a GPU run returns them
+    (device_recbole_sasrec.sh)."""
+    return next((p for p in (out / "recs.tsv", out / "recs.tsv.gz") if p.is_file()), None)
 
 
 def clarec_epochs(split, cfg, epochs: int, threads: int) -> list[float]:
@@ -135,7 +141,7 @@ def main() -> None:
                 acc["clarec"][seed] = {"masked": res["test"], "kept": res["conventions"]["kept"]["test"]}
             t = time.perf_counter()
             summary = recbole(split_dir, args.out / f"recbole-{seed}", seed, args.threads, args.epochs)
-            recs = args.out / f"recbole-{seed}" / "recs.tsv"
+            recs = recs_file(args.out / f"recbole-{seed}")
             acc["recbole"][seed] = {
                 c: evaluate_recommendation_file(split_dir, recs, ks=KS, history_items=c) for c in CONVENTIONS
             }

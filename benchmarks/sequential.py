@@ -7,7 +7,7 @@ already finished is not redone, and a stopped one continues from its last epoch,
 over seeds under each convention the config evaluates (history items masked, kept), validation
 NDCG@20 (what early stopping and any choice used), each seed's figures, the evaluator's segments
 (new items, the long tail, users by activity) and paired t-tests over seeds of each model against
-the config's reference model (``--reference``).
+the config's reference model (``--reference``), and of any other pairs named (``--pair A:B``).
 It chooses nothing: every setting is the config's, and a setting to be chosen is chosen before, on
 validation figures only, with ``benchmarks/validation_sweep.py`` (which computes no test figure);
 test figures are computed once per (model, seed), for the config as written.
@@ -21,7 +21,8 @@ matches the config (an edited model's record is stale and runs again) and ``repo
 Usage:
     CLAREC_DATA=../shared/datasets python benchmarks/sequential.py run configs/beauty-seq.yaml \\
         --runs runs/beauty-seq --models sasrec duorec --seeds 2024 2025 2026
-    python benchmarks/sequential.py report configs/beauty-seq.yaml --result benchmarks/results/beauty-seq.md
+    python benchmarks/sequential.py report configs/beauty-seq.yaml --result benchmarks/results/beauty-seq.md \\
+        --pair text-seq-transfer:text-seq
 """
 
 from __future__ import annotations
@@ -104,6 +105,27 @@ def collect(raw: dict, keys: list[str], records: Path) -> dict[str, dict[int, di
 
 def test_metrics(result: dict, convention: str, main: str) -> dict[str, float]:
     return result["test"] if convention == main else result["conventions"][convention]["test"]
+
+
+def paired_lines(
+    found: dict[str, dict[int, dict]], a: str, b: str, conventions: list[str], main: str
+) -> list[str]:
+    """Paired t-tests of ``a`` against ``b`` over their common seeds, one line per convention; none
+    while fewer than two seeds of both are in."""
+    common = sorted(set(found.get(a, {})) & set(found.get(b, {})))
+    if len(common) < 2:
+        return []
+    lines = []
+    for conv in conventions:
+        t = paired_t_test(
+            [test_metrics(found[a][s], conv, main)["ndcg@20"] for s in common],
+            [test_metrics(found[b][s], conv, main)["ndcg@20"] for s in common],
+        )
+        lines.append(
+            f"- {a} − {b}, history items {conv}: {t.mean_diff:+.4f} NDCG@20 "
+            f"(p = {t.p_value:.2g}, 95% bootstrap CI [{t.ci_low:.4f}, {t.ci_high:.4f}], seeds {common})"
+        )
+    return lines
 
 
 def segment_table(keys: list[str], found: dict[str, dict[int, dict]], main: str) -> list[str]:
@@ -207,22 +229,9 @@ def report(args) -> None:
             fit = f"{r['fit_seconds']:.0f}" + (f" (resumed after epoch {resumed})" if resumed else "")
             lines.append(f"| {model} | {seed} | {r['valid']['ndcg@20']:.4f} | {tests} | {epochs} | {fit} |")
     lines += segment_table(keys, found, main)
-    ref = found.get(args.reference, {})
-    tests = []
-    for model in keys:
-        if model == args.reference or model not in found:
-            continue
-        common = sorted(set(found[model]) & set(ref))
-        if len(common) < 2:
-            continue
-        for conv in conventions:
-            a = [test_metrics(found[model][s], conv, main)["ndcg@20"] for s in common]
-            b = [test_metrics(ref[s], conv, main)["ndcg@20"] for s in common]
-            t = paired_t_test(a, b)
-            tests.append(
-                f"- {model} − {args.reference}, history items {conv}: {t.mean_diff:+.4f} NDCG@20 "
-                f"(p = {t.p_value:.2g}, 95% bootstrap CI [{t.ci_low:.4f}, {t.ci_high:.4f}], seeds {common})"
-            )
+    pairs = [(model, args.reference) for model in keys if model != args.reference]
+    pairs += [tuple(pair.split(":", 1)) for pair in args.pair]
+    tests = [line for a, b in pairs for line in paired_lines(found, a, b, conventions, main)]
     if tests:
         lines += ["", "Paired t-tests over seeds (`clarec.evaluate.stats.paired_t_test`):", "", *tests]
     missing = [m for m in keys if m not in found]
@@ -252,7 +261,11 @@ def main() -> None:
     p.add_argument("--result", required=True)
     p.add_argument("--records", type=Path, default=RECORDS, help="where finished runs are kept")
     p.add_argument("--reference", default="sasrec")
+    p.add_argument("--pair", nargs="*", default=[], metavar="A:B", help="also test model A against model B")
     args = ap.parse_args()
+    for pair in getattr(args, "pair", []):
+        if ":" not in pair:
+            ap.error(f"--pair takes A:B (two model labels), got {pair!r}")
     run(args) if args.what == "run" else report(args)
 
 

@@ -32,3 +32,24 @@ def test_segments_are_averaged_over_seeds_new_items_first():
 def test_no_segments_no_table():
     seq = load_benchmark("sequential")
     assert seq.segment_table(["sasrec"], {"sasrec": {2024: {"segments": {}}}}, "kept") == []
+
+
+def test_pairs_are_tested_over_their_common_seeds_under_each_convention():
+    seq = load_benchmark("sequential")
+
+    def result(masked: float, kept: float) -> dict:
+        return {"test": {"ndcg@20": masked}, "conventions": {"kept": {"test": {"ndcg@20": kept}}}}
+
+    found = {
+        "text-seq": {2024: result(0.044, 0.037), 2025: result(0.045, 0.038), 2026: result(0.046, 0.038)},
+        "text-seq-transfer": {2024: result(0.045, 0.038), 2025: result(0.047, 0.038)},
+        "sasrec": {2024: result(0.057, 0.044)},
+    }
+    lines = seq.paired_lines(found, "text-seq-transfer", "text-seq", ["masked", "kept"], "masked")
+    assert [line.split(":")[0] for line in lines] == [
+        "- text-seq-transfer − text-seq, history items masked",
+        "- text-seq-transfer − text-seq, history items kept",
+    ]
+    assert "+0.0015 NDCG@20" in lines[0] and "seeds [2024, 2025])" in lines[0]  # 2026: one side only
+    assert "+0.0005 NDCG@20" in lines[1]
+    assert seq.paired_lines(found, "sasrec", "text-seq", ["masked"], "masked") == []  # one common seed

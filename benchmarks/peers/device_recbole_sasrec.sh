@@ -11,7 +11,8 @@
 #   echo /.whl/ >> .git/info/exclude; echo /.peer-split/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-#       recbole==1.2.1 colorlog==4.7.2 texttable==1.7.0 thop==0.1.1.post2209072238 pandas==2.2.3
+#       recbole==1.2.1 colorlog==4.7.2 texttable==1.7.0 thop==0.1.1.post2209072238 pandas==2.2.3 \
+#       pytz==2025.2 tzdata==2025.2
 #   CLAREC_DATA=../shared/datasets .venv/bin/clarec split configs/beauty-seq.yaml .peer-split
 # There (device tool, `carry` .whl and .peer-split; a second call adds the folder the first one
 # returned, e.g. .peer-back, to continue unfinished seeds from their last epoch):

@@ -30,16 +30,17 @@ LIMIT=${LIMIT:-540}  # seconds per seed process, inside the device tool's 600 s 
 WHEELS=${WHEELS:-.whl}
 DEVICE=${DEVICE:-cuda}  # WHEELS=<py3.11 wheels> DEVICE=cpu: a dry run on a machine without a GPU
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+WORK="$(mktemp -d)"  # RecBole and the runs; a second call continues in a new one
 
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
-export PYTHONPATH=/tmp/site
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" "$WHEELS"/*.whl
+export PYTHONPATH="$WORK/site"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
 for seed in 2024 2025 2026; do
-    run=/tmp/rb/recbole-$seed
+    run="$WORK/recbole-$seed"
     mkdir -p "$run/saved"
     if [ -n "$BACK" ] && [ -f "$BACK/recbole-$seed/last.pth" ]; then
-        # a stopped run's state names its best checkpoint by the same path under saved/
+        # a stopped run's state names its best checkpoint, looked for under saved/
         cp "$BACK/recbole-$seed/last.pth" "$run/"
         find "$BACK/recbole-$seed" -name 'SASRec-*.pth' -exec cp {} "$run/saved/" \;
     fi
@@ -51,7 +52,7 @@ wait || true
 
 mkdir -p "$OUT"
 for seed in 2024 2025 2026; do
-    run=/tmp/rb/recbole-$seed
+    run="$WORK/recbole-$seed"
     mkdir -p "$OUT/recbole-$seed"
     if [ -f "$run/recbole.json" ] && [ -f "$run/recs.tsv" ]; then
         gzip -c "$run/recs.tsv" >"$OUT/recbole-$seed/recs.tsv.gz"

@@ -308,10 +308,9 @@ def main() -> int:
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.start_epoch = state["epoch"] + 1
         trainer.cur_step, trainer.best_valid_score = state["cur_step"], state["best_valid_score"]
-        trainer.best_valid_result, trainer.saved_model_file = (
-            state["best_valid_result"],
-            state["saved_model_file"],
-        )
+        trainer.best_valid_result = state["best_valid_result"]
+        # the best checkpoint by its name under this run's saved/ (the folder may have moved)
+        trainer.saved_model_file = str(args.out / "saved" / Path(state["saved_model_file"]).name)
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])

@@ -230,7 +230,7 @@ def report(args) -> None:
             lines.append(f"| {model} | {seed} | {r['valid']['ndcg@20']:.4f} | {tests} | {epochs} | {fit} |")
     lines += segment_table(keys, found, main)
     pairs = [(model, args.reference) for model in keys if model != args.reference]
-    pairs += [tuple(pair.split(":", 1)) for pair in args.pair]
+    pairs += args.pair
     tests = [line for a, b in pairs for line in paired_lines(found, a, b, conventions, main)]
     if tests:
         lines += ["", "Paired t-tests over seeds (`clarec.evaluate.stats.paired_t_test`):", "", *tests]
@@ -247,6 +247,14 @@ def report(args) -> None:
     print("\n".join(lines))
 
 
+def model_pair(text: str) -> tuple[str, str]:
+    """``--pair A:B`` as ``(A, B)``."""
+    a, colon, b = text.partition(":")
+    if not (a and colon and b):
+        raise argparse.ArgumentTypeError(f"takes A:B (two model labels), got {text!r}")
+    return a, b
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -261,11 +269,15 @@ def main() -> None:
     p.add_argument("--result", required=True)
     p.add_argument("--records", type=Path, default=RECORDS, help="where finished runs are kept")
     p.add_argument("--reference", default="sasrec")
-    p.add_argument("--pair", nargs="*", default=[], metavar="A:B", help="also test model A against model B")
+    p.add_argument(
+        "--pair",
+        nargs="*",
+        type=model_pair,
+        default=[],
+        metavar="A:B",
+        help="also test model A against model B",
+    )
     args = ap.parse_args()
-    for pair in getattr(args, "pair", []):
-        if ":" not in pair:
-            ap.error(f"--pair takes A:B (two model labels), got {pair!r}")
     run(args) if args.what == "run" else report(args)
 
 

@@ -2,10 +2,10 @@
 
 A recommendation file is tab-separated ``user_id<TAB>item_id<TAB>rank`` with original ids, one line
 per recommended item, ``rank`` starting at 1; a header line ``user_id<TAB>item_id<TAB>rank`` is
-optional and blank lines are ignored; a file named ``*.gz`` is read through gzip. It is scored against a predefined split folder (see
-:func:`clarec.data.split.load_predefined_split`) exactly as given: nothing is excluded, so training
-items in a list simply count as non-relevant. Users of the test part without any line get empty
-lists (they score 0 and stay in the averages).
+optional and blank lines are ignored; a file named ``*.gz`` is read through gzip. It is scored
+against a predefined split folder (see :func:`clarec.data.split.load_predefined_split`) exactly as
+given: nothing is excluded, so training items in a list simply count as non-relevant. Users of the
+test part without any line get empty lists (they score 0 and stay in the averages).
 
 Next-item lists can be scored under either convention of :class:`~clarec.evaluate.Evaluator`:
 ``history_items="kept"`` scores them as given; ``"masked"`` first removes each user's training and

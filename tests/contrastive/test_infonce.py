@@ -129,10 +129,13 @@ def test_negative_rows_of_a_table_are_the_gathered_negatives():
 
 
 @pytest.mark.parametrize("block", [1, 7, 20, 1 << 21])  # one row, uneven blocks, every row at once
-def test_gathered_scores_match_the_full_product_forward_and_backward(monkeypatch, block):
+@pytest.mark.parametrize("ratio", [16, 0])  # from the product with the table / from the picked rows
+def test_gathered_scores_match_the_full_product_forward_and_backward(monkeypatch, block, ratio):
     import clarec.contrastive.infonce as infonce
 
     monkeypatch.setattr(infonce, "_BLOCK", block)
+    monkeypatch.setattr(infonce, "_GATHER_BLOCK", block)
+    monkeypatch.setattr(infonce, "_GATHER_RATIO", ratio)
     g = torch.Generator().manual_seed(3)
     q, table = torch.randn(11, 5, generator=g), torch.randn(4, 5, generator=g)
     rows = torch.randint(0, 4, (11, 6), generator=g)  # 6 picks of 4 rows: repeats in every row

@@ -15,20 +15,37 @@ __all__ = ["InfoNCELoss", "gathered_scores"]
 #: elements of one (rows × table) block of scores in :func:`gathered_scores` (8 MB in fp32: the block
 #: stays in cache instead of a (B × N) matrix being written, read, zeroed and read again)
 _BLOCK = 1 << 21
+#: elements of one (rows × picks × d) block of gathered vectors (1 MB in fp32)
+_GATHER_BLOCK = 1 << 18
+#: the picked rows are gathered, not read from the product, when the table has more than this many
+#: times as many rows as each query picks (per element, gathering costs about 12–16 products on a CPU)
+_GATHER_RATIO = 16
 
 
 class _GatheredScores(torch.autograd.Function):
-    """``(query @ table.T).gather(1, rows)`` a block of query rows at a time, forward and backward."""
+    """``(query @ table.T).gather(1, rows)`` a block of query rows at a time, forward and backward:
+    from the block's product with the whole table, or — when each row picks few of the table's rows —
+    from the picked vectors themselves."""
 
     @staticmethod
     def forward(ctx, query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        step = max(1, _BLOCK // max(1, len(table)))
-        out = torch.cat(
-            [
+        picks, dim = rows.shape[1], query.shape[1]
+        ctx.pick = len(table) > _GATHER_RATIO * picks
+        if ctx.pick:
+            step = max(1, _GATHER_BLOCK // max(1, picks * dim))
+            blocks = [
+                (_picked(table, rows[s : s + step]) * query[s : s + step, None].float()).sum(-1)
+                for s in range(0, len(query), step)
+            ]
+        else:
+            step = max(1, _BLOCK // max(1, len(table)))
+            blocks = [
                 (query[s : s + step] @ table.T).gather(1, rows[s : s + step])
                 for s in range(0, len(query), step)
             ]
-        )
+        out = torch.cat(blocks)
+        if ctx.pick and torch.is_autocast_enabled("cpu"):  # the dtype the product would have had
+            out = out.to(torch.get_autocast_dtype("cpu"))
         ctx.save_for_backward(query, table, rows)
         ctx.step = step
         return out
@@ -42,9 +59,17 @@ class _GatheredScores(torch.autograd.Function):
         grad_q = torch.empty(query.shape, dtype=torch.float32, device=query.device) if want_q else None
         grad_t = torch.zeros(table.shape, dtype=torch.float32, device=table.device) if want_t else None
         for s in range(0, len(query), step):
+            r, g = rows[s : s + step], grad[s : s + step].float()
+            if ctx.pick:
+                if want_q:
+                    grad_q[s : s + step] = (g[:, :, None] * _picked(t32, r)).sum(1)
+                if want_t:  # each pick's gradient added to its table row, repeats summed
+                    per_pick = g[:, :, None] * query[s : s + step, None].float()
+                    grad_t.index_add_(0, r.reshape(-1), per_pick.reshape(-1, query.shape[1]))
+                continue
             # the block's gradient over every table row: each row's picked columns, repeats summed
-            block = grad.new_zeros(len(rows[s : s + step]), len(table), dtype=torch.float32)
-            block.scatter_add_(1, rows[s : s + step], grad[s : s + step].float())
+            block = grad.new_zeros(len(r), len(table), dtype=torch.float32)
+            block.scatter_add_(1, r, g)
             if want_q:
                 grad_q[s : s + step] = block @ t32
             if want_t:
@@ -56,12 +81,18 @@ class _GatheredScores(torch.autograd.Function):
         )
 
 
+def _picked(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table[rows]`` as fp32, ``(b, n, d)`` for ``(b, n)`` rows (index_select: the fastest gather)."""
+    return table.index_select(0, rows.reshape(-1)).view(*rows.shape, table.shape[1]).float()
+
+
 def gathered_scores(query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``(query @ table.T).gather(1, rows)``: row ``i``'s scores against the table rows ``rows[i]``
     (``(B, d)``, ``(N, d)``, ``(B, n)`` → ``(B, n)``). On the CPU the (B × N) product is made and
     differentiated a block of rows at a time (the same sums, up to float rounding, without the large
-    matrix: its memory stays within a cache-sized block however large the table); elsewhere
-    it is one product."""
+    matrix: its memory stays within a cache-sized block however large the table), or, when the
+    table has many more rows than each query picks, from the picked rows gathered a block at a
+    time; elsewhere it is one product."""
     rows = rows.to(query.device)
     if query.device.type != "cpu":
         return (query @ table.T).gather(1, rows)

@@ -237,3 +237,17 @@ def test_history_traces_changing_temperatures_and_loss_weights(tmp_path):
         len(learned) == 3 and learned[0] < 0.5 and learned[2] < learned[1] < learned[0]
     )  # loss pulls τ down
     assert TrainHistory.load(tmp_path / "history.json").traces == h.traces
+
+
+def test_validation_runs_with_numpy_blas_limited_to_torch_threads():
+    from threadpoolctl import threadpool_info
+
+    module, batches, loss_fn, opt = _setup()
+    seen = []
+
+    def validate():
+        seen.append([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"])
+        return 0.5
+
+    Trainer(epochs=1, num_threads=1, progress=False).fit(module, batches, loss_fn, opt, validate)
+    assert seen and seen[0] and all(n == 1 for n in seen[0])

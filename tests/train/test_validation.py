@@ -58,3 +58,18 @@ def test_best_offset_lifts_the_masked_items_by_the_least_that_wins():
     best, curve = best_offset(v, lambda u: scores[u], only2, [0.0, 2.0, 3.2, 5.5])
     np.testing.assert_allclose(curve, [0.5, 0.5, 1.0, 0.5])  # at 5.5 item 2 tops user 1 too
     assert best == 3.2
+
+
+def test_dot_scores_are_the_rows_products_with_every_item():
+    import torch
+
+    from clarec.train.validation import dot_scores
+
+    g = torch.Generator().manual_seed(0)
+    queries = torch.randn(7, 5, generator=g, requires_grad=True)  # a model's live weights
+    items = torch.randn(11, 5, generator=g).to(torch.bfloat16)  # mixed precision comes back fp32
+    rows = np.array([6, 0, 0, 3])
+    out = dot_scores(queries, items)(rows)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (4, 11)
+    expected = (queries.detach()[torch.from_numpy(rows)] @ items.float().T).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

@@ -29,6 +29,7 @@ from clarec.models.graph import normalized_adjacency, propagate, spmm, torch_csr
 from clarec.models.params import param
 from clarec.models.registry import register
 from clarec.models.torch_base import TorchRecommender
+from clarec.train.validation import dot_scores
 
 
 @register("alpharec")
@@ -130,7 +131,7 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
 
             def validate() -> float:
                 u, i = (F.normalize(x, dim=-1) for x in final())
-                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).cpu().numpy())
+                return validator(dot_scores(u, i))
 
         self._train(
             self.mlp_, batches, loss_fn, torch.optim.Adam(self.mlp_.parameters(), lr=self.lr), validate

@@ -22,6 +22,7 @@ from clarec.data.dataset import Dataset
 from clarec.models.embedding import CFEmbeddingRecommender
 from clarec.models.params import param
 from clarec.models.registry import register
+from clarec.train.validation import dot_scores
 
 
 class MatrixFactorization(nn.Module):
@@ -111,10 +112,8 @@ class BPR(CFEmbeddingRecommender):
         if validator is not None:
 
             def validate() -> float:
-                u, v = module.user.weight, module.item.weight
-                return validator(
-                    lambda users: self._unknown_last((u[torch.from_numpy(users)] @ v.T).cpu().numpy())
-                )
+                scores = dot_scores(module.user.weight, module.item.weight)
+                return validator(lambda users: self._unknown_last(scores(users)))
 
         # foreach: one multi-tensor update instead of a loop over the parameters (same arithmetic)
         optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr, foreach=True)

@@ -52,6 +52,7 @@ from clarec.models.embedding import CFEmbeddingRecommender
 from clarec.models.params import param
 from clarec.models.registry import register
 from clarec.train import distributed
+from clarec.train.validation import dot_scores
 
 AUGMENTATIONS = ("ed", "nd", "rw")
 
@@ -251,7 +252,7 @@ class _GraphRecommender(CFEmbeddingRecommender):
                 with torch.no_grad():
                     u, i = self._vectors(graph)
                 bundle.train()
-                return validator(lambda users: (u[torch.from_numpy(users)] @ i.T).cpu().numpy())
+                return validator(dot_scores(u, i))
 
         optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr)
         self._train(bundle, batches, loss_fn, optimizer, validate, self._after_step())

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -389,7 +390,8 @@ class Trainer:
                 if validate is not None and (epoch % self.eval_every == 0 or last):
                     if main:
                         module.eval()
-                        with torch.no_grad():
+                        # NumPy's BLAS (validations score with it) gets torch's thread count
+                        with torch.no_grad(), threadpool_limits(torch.get_num_threads(), user_api="blas"):
                             metric = float(validate())
                     metric = distributed.broadcast_float(metric)
                 seconds = time.perf_counter() - start

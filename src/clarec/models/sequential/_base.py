@@ -36,6 +36,7 @@ from clarec.errors import ConfigError
 from clarec.models.embedding import EmbeddingModel
 from clarec.models.params import param
 from clarec.models.torch_base import TorchRecommender
+from clarec.train.validation import dot_scores
 
 #: Batches whose sequences are sorted by length together (a group is drawn at random each epoch).
 BUCKET_BATCHES = 16
@@ -307,13 +308,8 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
                 # all of them (a chunk of users at a time would pad most short histories to max_len)
                 table = self.module_.item_table()
                 states = self._encode([histories[u] for u in validator.users], table)
-                return validator(
-                    lambda users: (
-                        (states[torch.from_numpy(np.searchsorted(validator.users, users))] @ table.T)
-                        .cpu()
-                        .numpy()
-                    )
-                )
+                scores = dot_scores(states, table)
+                return validator(lambda users: scores(np.searchsorted(validator.users, users)))
 
         try:
             self._train(self.module_, batches, loss_fn, optimizer, validate)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
-from clarec.train.validation import RankingValidator, best_offset
+from clarec.train.validation import RankingValidator, best_offset, dot_scores
 
 
 def _setup():
@@ -61,10 +62,6 @@ def test_best_offset_lifts_the_masked_items_by_the_least_that_wins():
 
 
 def test_dot_scores_are_the_rows_products_with_every_item():
-    import torch
-
-    from clarec.train.validation import dot_scores
-
     g = torch.Generator().manual_seed(0)
     queries = torch.randn(7, 5, generator=g, requires_grad=True)  # a model's live weights
     items = torch.randn(11, 5, generator=g).to(torch.bfloat16)  # mixed precision comes back fp32

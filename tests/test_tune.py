@@ -101,9 +101,10 @@ def test_a_trial_below_the_pruner_stops_inside_training(cfg_path, tmp_path):
     bpr = next(m for m in cfg.models if m.name == "bpr")
     bpr = bpr.model_copy(update={"params": bpr.params | {"epochs": 50}})
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5))
-    _trial(study, bpr, cfg, split, Evaluator(split), "ndcg@20")
+    _trial(study, bpr, cfg, split, Evaluator(split), "ndcg@20", tmp_path / "trial-runs")
     trial = study.trials[0]
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]  # stopped at epoch 1
+    assert not (tmp_path / "trial-runs" / "0").exists()  # an ended trial's checkpoints are removed
 
 
 def test_the_pruning_warm_up_is_the_configs(cfg_path, tmp_path, monkeypatch):
@@ -182,7 +183,7 @@ def test_a_search_moves_to_another_folder_through_its_trials_file(cfg_path, tmp_
         assert not (tmp_path / "c" / "tune.db").exists()  # nothing was started: the file is read again
 
 
-def test_a_dotted_name_searches_a_key_inside_a_mapping_setting(cfg_path, monkeypatch):
+def test_a_dotted_name_searches_a_key_inside_a_mapping_setting(cfg_path, tmp_path, monkeypatch):
     from clarec.evaluate import Evaluator
     from clarec.experiment import tune as tune_module
     from clarec.experiment.runner import prepare_data
@@ -210,7 +211,7 @@ def test_a_dotted_name_searches_a_key_inside_a_mapping_setting(cfg_path, monkeyp
     )
     split = prepare_data(cfg).split
     study = optuna.create_study(direction="maximize")
-    tune_module._trial(study, bpr, cfg, split, Evaluator(split), "ndcg@20")
+    tune_module._trial(study, bpr, cfg, split, Evaluator(split), "ndcg@20", tmp_path / "trial-runs")
     assert built[0]["align"] == {"weight": 0.3, "mode": "generative", "ridge": 2.0}
     assert study.trials[0].params == {"align.weight": 0.3, "align.mode": "generative"}
     monkeypatch.setattr(tune_module, "create", real)
@@ -224,3 +225,45 @@ def test_a_dotted_name_searches_a_key_inside_a_mapping_setting(cfg_path, monkeyp
         )
         with pytest.raises(ConfigError, match=needle):
             tune_module._check_spaces(load_config(cfg_path))
+
+
+def test_a_search_stopped_inside_a_trial_goes_on_from_its_last_epoch(cfg_path, tmp_path, monkeypatch):
+    from clarec.experiment import tune as tune_module
+    from clarec.experiment.tune import RESUMES, TRIAL_RUNS
+
+    cfg = load_config(cfg_path)
+    bpr = next(m for m in cfg.models if m.name == "bpr")
+    bpr = bpr.model_copy(update={"params": bpr.params | {"epochs": 4}})
+    cfg = cfg.model_copy(update={"models": [bpr], "tuning": cfg.tuning.model_copy(update={"seeds": 1})})
+    whole = tmp_path / "whole"
+    tune_module.tune(cfg, whole)
+    reference = optuna.load_study(study_name="bpr", storage=f"sqlite:///{whole / 'tune.db'}").trials[0]
+
+    real_report = optuna.trial.Trial.report
+
+    def killed_at_epoch_3(self, value, step):
+        if step == 3:  # as if the process died: the trial is left running, epoch 2 saved
+            raise KeyboardInterrupt
+        real_report(self, value, step)
+
+    monkeypatch.setattr(optuna.trial.Trial, "report", killed_at_epoch_3)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        tune_module.tune(cfg, out)
+    assert (out / TRIAL_RUNS / "bpr" / "0" / "last.pt").is_file()
+    monkeypatch.setattr(optuna.trial.Trial, "report", real_report)
+    models = []
+    real_create = tune_module.create
+    monkeypatch.setattr(tune_module, "create", lambda *a: models.append(real_create(*a)) or models[-1])
+    tune_module.tune(cfg, out)
+
+    trials = optuna.load_study(study_name="bpr", storage=f"sqlite:///{out / 'tune.db'}").trials
+    assert trials[0].state.name == "FAIL"
+    again = next(t for t in trials if t.user_attrs.get(RESUMES) == 0)
+    assert again.state.name == "COMPLETE" and again.params == trials[0].params == reference.params
+    resumed = next(x for x in models if x.run_dir and x.run_dir.endswith(f"{TRIAL_RUNS}/bpr/0"))
+    assert resumed.history_.resumed_after == [2]  # epochs 1-2 were not fitted again
+    # the resumed trial is the uninterrupted one: the same curve and validation figure
+    assert again.intermediate_values == reference.intermediate_values and again.value == reference.value
+    assert sum(t.state.name == "COMPLETE" for t in trials) == cfg.tuning.trials
+    assert not any((out / TRIAL_RUNS / "bpr").iterdir())  # ended trials leave no checkpoints

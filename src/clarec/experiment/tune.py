@@ -8,7 +8,9 @@ validation part (``tuning.metric``, default the main metric). Test figures are n
 the search. Trials of torch models report their validation curve, and with ``tuning.pruning`` a trial
 below the median of earlier trials at the same epoch is stopped, at epoch ``tuning.pruning_warmup`` at the earliest. Studies live in ``OUT/tune.db``
 (SQLite): a run that is stopped and started again continues where it was, counting the trials
-already finished. ``OUT/trials.json`` keeps every finished trial of every study in plain JSON,
+already finished; a torch model's trial that was running goes on from its last finished epoch (in
+one process each trial's fit keeps its state in ``OUT/trial-runs/<model>/<trial>`` until the trial
+ends). ``OUT/trials.json`` keeps every finished trial of every study in plain JSON,
 rewritten after each trial; a run folder without ``tune.db`` that holds such a file starts each study
 from it, so a search can move between machines (or be kept with a project) trial by trial. Then the
 config with every model's best settings is run by
@@ -39,11 +41,16 @@ from clarec.evaluate import Evaluator
 from clarec.experiment.runner import prepare_data, run_experiment
 from clarec.models.registry import create, get_model_class
 from clarec.train import distributed
+from clarec.train.loop import LAST_NAME
 
 log = logging.getLogger("clarec.tune")
 
 #: Trial states that count towards the budget.
 FINISHED = ("COMPLETE", "PRUNED")
+#: folder of the running trials' fits, per model (``OUT/trial-runs/<model>/<trial number>``)
+TRIAL_RUNS = "trial-runs"
+#: user attribute of a trial asked again: the number of the stopped trial it goes on from
+RESUMES = "resumes_trial"
 #: The portable copy of the studies' finished trials in a tune folder.
 TRIALS = "trials.json"
 
@@ -207,13 +214,14 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
                 # a search that goes on: seeded anew, or its random start-up trials would repeat the
                 # settings of the first ones (a sampler's draws start again from its seed)
                 study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
+            _requeue_interrupted(study, out / TRIAL_RUNS / m.key)
             _write_trials(out, m.key, study)
         done = distributed.broadcast_object(
             sum(t.state.name in FINISHED for t in study.trials) if main else None
         )
         say(f"[{time.perf_counter() - t0:6.1f}s] {m.key}: {done} of {cfg.tuning.trials} trials done")
         for _ in range(max(0, cfg.tuning.trials - done)):
-            _trial(study, m, cfg, split, evaluator, metric)
+            _trial(study, m, cfg, split, evaluator, metric, out / TRIAL_RUNS / m.key)
             if main:
                 _write_trials(out, m.key, study)
         best = None
@@ -265,12 +273,35 @@ def _write_trials(out: Path, key: str, study) -> None:
     tmp.replace(path)
 
 
+def _requeue_interrupted(study, folder: Path) -> None:
+    """Trials a stopped search left running are failed; each whose fit left a checkpoint in
+    ``folder/<number>`` is asked again with its settings, to go on from there (:func:`_trial`)."""
+    import optuna
+
+    running = optuna.trial.TrialState.RUNNING
+    for t in study.get_trials(deepcopy=False, states=(running,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if (folder / str(t.number) / LAST_NAME).is_file():
+            study.enqueue_trial(t.params, user_attrs={RESUMES: t.number})
+
+
 def _trial(
-    study, m: ModelConfig, cfg: ExperimentConfig, split, evaluator: Evaluator | None, metric: str
+    study,
+    m: ModelConfig,
+    cfg: ExperimentConfig,
+    split,
+    evaluator: Evaluator | None,
+    metric: str,
+    folder: Path,
 ) -> None:
     """One trial of ``m``'s search (what ``study.optimize`` does for one trial, told by hand so that
     the ranks of a distributed run go through it together): rank 0 asks the study for settings,
-    every rank fits (the non-torch models on rank 0 only), rank 0 validates and tells the study."""
+    every rank fits (the non-torch models on rank 0 only), rank 0 validates and tells the study.
+
+    In one process a torch model's fit keeps its state in ``folder/<trial number>`` after every
+    epoch (removed when the trial ends), so that a search stopped mid-trial goes on from there: the
+    trial is asked again (:func:`_requeue_interrupted`), reports the stopped trial's validation
+    curve again and resumes the fit from its last finished epoch."""
     import optuna
 
     from clarec.models.torch_base import TorchRecommender
@@ -281,20 +312,32 @@ def _trial(
         {k: suggest(trial, k, spec) for k, spec in m.search.items()} if main else None
     )
     params = with_settings(m.params, drawn)
-    if "seed" in get_model_class(m.name).param_names() and "seed" not in params:
+    cls = get_model_class(m.name)
+    if "seed" in cls.param_names() and "seed" not in params:
         params["seed"] = cfg.seed
+    run_dir, reported = None, set()
+    if issubclass(cls, TorchRecommender) and distributed.world_size() == 1:
+        resumes = trial.user_attrs.get(RESUMES)
+        run_dir = folder / str(trial.number if resumes is None else resumes)
+        params |= {"run_dir": str(run_dir), "resume": True}
+        if resumes is not None:
+            for epoch, value in sorted(study.trials[resumes].intermediate_values.items()):
+                trial.report(value, epoch)
+                reported.add(epoch)
     model = create(m.name, params)
 
     def report(epoch: int, value: float) -> None:  # called on every rank, with rank 0's figure
         prune = None
         if main:
-            trial.report(value, epoch)
+            if epoch not in reported:  # a resumed fit's first epoch may have been reported before
+                trial.report(value, epoch)
             prune = trial.should_prune()
         if distributed.broadcast_object(prune):
             raise optuna.TrialPruned(f"validation {value:.4f} at epoch {epoch}")
 
     if hasattr(type(model), "validation_callback"):
         model.validation_callback = report
+    ended = False  # told to the study: the trial's checkpoints are no longer needed
     try:
         if main or isinstance(model, TorchRecommender):
             model.fit(split.train, valid=split.valid)
@@ -306,10 +349,17 @@ def _trial(
     except optuna.TrialPruned:
         if main:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            ended = True
         return
     except Exception:
         if main:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            ended = True
         raise
+    finally:
+        if ended and run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
     log.info("%s trial %d: %s -> valid %s %.4f", m.key, trial.number, params, metric, value)
     study.tell(trial, float(value))
+    if run_dir is not None:
+        shutil.rmtree(run_dir, ignore_errors=True)

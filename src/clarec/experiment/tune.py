@@ -337,7 +337,12 @@ def _trial(
 
     if hasattr(type(model), "validation_callback"):
         model.validation_callback = report
-    ended = False  # told to the study: the trial's checkpoints are no longer needed
+
+    def end(**told) -> None:  # tell the study; the trial's checkpoints are no longer needed
+        study.tell(trial, **told)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
     try:
         if main or isinstance(model, TorchRecommender):
             model.fit(split.train, valid=split.valid)
@@ -348,18 +353,11 @@ def _trial(
             raise ConfigError(f"tuning metric {metric!r} is not computed (evaluation.ks {cfg.evaluation.ks})")
     except optuna.TrialPruned:
         if main:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            ended = True
+            end(state=optuna.trial.TrialState.PRUNED)
         return
     except Exception:
         if main:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            ended = True
+            end(state=optuna.trial.TrialState.FAIL)
         raise
-    finally:
-        if ended and run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)
     log.info("%s trial %d: %s -> valid %s %.4f", m.key, trial.number, params, metric, value)
-    study.tell(trial, float(value))
-    if run_dir is not None:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    end(values=float(value))

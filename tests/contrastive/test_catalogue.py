@@ -28,6 +28,41 @@ def test_catalogue_softmax_of_equal_scores_is_log_n_and_learns_temperature():
         CatalogueSoftmaxLoss(reduction="avg")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_catalogue_softmax_gradients_are_cross_entropys(dtype):
+    """float32 on the CPU runs the NumPy autograd function; its loss and gradients (queries, items,
+    a learned temperature) are torch's cross-entropy's; other dtypes run torch's directly."""
+    g = torch.Generator().manual_seed(1)
+    base_q = torch.randn(40, 16, generator=g, dtype=dtype) * 2
+    base_items = torch.randn(16, 300, generator=g, dtype=dtype).T  # a transposed view, as tables are
+    y = torch.randint(0, 300, (40,), generator=g)
+    weights = torch.rand(40, generator=g, dtype=dtype)  # an uneven incoming gradient
+
+    def grads(fn):
+        q, items = base_q.clone().requires_grad_(), base_items.clone().requires_grad_()
+        temperature = LearnableTemperature(0.3).to(dtype)
+        loss = fn(q, items, temperature)
+        (loss * weights).sum().backward()
+        return loss, q.grad, items.grad, temperature.log_tau.grad
+
+    def reference(q, items, temperature):
+        return torch.nn.functional.cross_entropy(q / temperature.value @ items.T, y, reduction="none")
+
+    got = grads(lambda q, items, t: CatalogueSoftmaxLoss(t, reduction="none")(q, items, y))
+    for a, b in zip(got, grads(reference), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert got[0].dtype == dtype
+
+
+def test_catalogue_softmax_rejects_targets_outside_the_catalogue():
+    q, items = torch.randn(2, 3), torch.randn(5, 3)
+    for bad in ([0, 5], [-1, 2]):
+        with pytest.raises(IndexError, match=r"\[0, 5\)"):
+            CatalogueSoftmaxLoss()(q, items, torch.tensor(bad))
+    no_targets = torch.tensor([], dtype=torch.int64)
+    assert CatalogueSoftmaxLoss(reduction="sum")(q[:0], items, no_targets).item() == 0.0
+
+
 def test_sampled_bce_by_hand():
     pos, neg = torch.tensor([0.0, 2.0]), torch.tensor([[0.0, -1.0], [3.0, 3.0]])
     sp = torch.nn.functional.softplus

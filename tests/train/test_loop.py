@@ -239,15 +239,23 @@ def test_history_traces_changing_temperatures_and_loss_weights(tmp_path):
     assert TrainHistory.load(tmp_path / "history.json").traces == h.traces
 
 
-def test_validation_runs_with_numpy_blas_limited_to_torch_threads():
+def test_training_and_validation_run_with_numpy_blas_limited_to_torch_threads():
     from threadpoolctl import threadpool_info
 
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
     module, batches, loss_fn, opt = _setup()
-    seen = []
+    before, seen = blas_threads(), []
+
+    def counted_loss(batch):
+        seen.append(blas_threads())
+        return loss_fn(batch)
 
     def validate():
-        seen.append([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"])
+        seen.append(blas_threads())
         return 0.5
 
-    Trainer(epochs=1, num_threads=1, progress=False).fit(module, batches, loss_fn, opt, validate)
-    assert seen and seen[0] and all(n == 1 for n in seen[0])
+    Trainer(epochs=1, num_threads=1, progress=False).fit(module, batches, counted_loss, opt, validate)
+    assert len(seen) > 1 and all(threads and all(n == 1 for n in threads) for threads in seen)
+    assert blas_threads() == before  # restored after the fit

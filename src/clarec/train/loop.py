@@ -379,6 +379,8 @@ class Trainer:
         bar = tqdm(
             total=self.epochs, desc="train", unit="epoch", disable=not self._show_progress(), leave=False
         )
+        # NumPy's BLAS (catalogue losses and validations compute with it on the CPU) gets torch's threads
+        blas = threadpool_limits(torch.get_num_threads(), user_api="blas")
         try:
             for epoch in range(done + 1, 0 if finished else self.epochs + 1):
                 start = time.perf_counter()
@@ -390,8 +392,7 @@ class Trainer:
                 if validate is not None and (epoch % self.eval_every == 0 or last):
                     if main:
                         module.eval()
-                        # NumPy's BLAS (validations score with it) gets torch's thread count
-                        with torch.no_grad(), threadpool_limits(torch.get_num_threads(), user_api="blas"):
+                        with torch.no_grad():
                             metric = float(validate())
                     metric = distributed.broadcast_float(metric)
                 seconds = time.perf_counter() - start
@@ -437,6 +438,7 @@ class Trainer:
                     break
         finally:
             bar.close()
+            blas.restore_original_limits()
 
         if best_state is not None:
             module.load_state_dict(best_state)

@@ -11,8 +11,9 @@ stopping after 10 epochs without a better validation NDCG@20, the same torch thr
    makes one training example of every prefix). Each round runs both, in alternating order.
 2. Accuracy: RecBole trained in full per seed, its lists (history items kept, deep enough to also
    be scored masked) scored by ``clarec evaluate`` under both conventions; clarec's figures are read
-   from ``clarec run`` folders of the same config (``--clarec-runs DIR`` holding ``sasrec-<seed>/``),
-   whose split must equal this one (checked). A RecBole training takes hours on one core: a stopped
+   from the records ``benchmarks/sequential.py`` keeps of its ``sasrec`` runs of the same config
+   (``--clarec-records``; a record counts only when made under this config's data, split, evaluation
+   and sasrec settings, so its leave-one-out split is this one). A RecBole training takes hours on one core: a stopped
    one continues from its last finished epoch when the command is run again (``recbole_run.py
    --resume``), and a finished seed (``OUT/recbole-<seed>/recbole.json``) is not trained again.
 
@@ -20,7 +21,7 @@ Writes ``OUT/compare.json`` and the markdown result file.
 
 Usage:
     CLAREC_DATA=../shared/datasets .venv/bin/python benchmarks/peers/recbole_sasrec.py \\
-        --config configs/beauty-seq.yaml --out runs/peers-recbole-sasrec --clarec-runs runs/beauty-seq \\
+        --config configs/beauty-seq.yaml --out runs/peers-recbole-sasrec \\
         --result benchmarks/results/peers-recbole-sasrec-beauty.md --threads 1
 """
 
@@ -31,7 +32,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # benchmarks/_machine.py
 
 from _machine import command_line, machine_line  # noqa: E402
+from sequential import RECORDS, read_raw, run_record  # noqa: E402
 
 from clarec.config import load_config  # noqa: E402
 from clarec.data.split import load_predefined_split  # noqa: E402
@@ -82,12 +83,6 @@ def clarec_epochs(split, cfg, epochs: int, threads: int) -> list[float]:
     return list(model.history_.seconds)
 
 
-def same_split(a: Path, b: Path) -> bool:
-    return all(
-        (a / f"{p}.tsv").read_bytes() == (b / f"{p}.tsv").read_bytes() for p in ("train", "valid", "test")
-    )
-
-
 def fmt(values: list[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
@@ -96,7 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/beauty-seq.yaml")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--clarec-runs", type=Path, required=True)
+    ap.add_argument("--clarec-records", type=Path, default=RECORDS, help="benchmarks/sequential.py's records")
     ap.add_argument("--result", type=Path, required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
     ap.add_argument("--phases", nargs="+", default=["speed", "accuracy"], choices=["speed", "accuracy"])
@@ -112,7 +107,7 @@ def main() -> None:
     if not (split_dir / "train.tsv").is_file():
         prepare_data(cfg).split.save(split_dir)
     split = load_predefined_split(split_dir)
-    report = {"command": command_line(), "machine": machine_line(), "threads": args.threads}
+    report = {"machine": machine_line(), "threads": args.threads}
     if args.out.joinpath("compare.json").is_file():
         report = json.loads(args.out.joinpath("compare.json").read_text()) | report
 
@@ -128,25 +123,22 @@ def main() -> None:
                     recbole_s += recbole(
                         split_dir, out, cfg.seed, args.threads, args.speed_epochs, timing=True
                     )["seconds_per_epoch"]
-        report["speed"] = {"clarec": clarec_s, "recbole": recbole_s}
+        report["speed"] = {"clarec": clarec_s, "recbole": recbole_s, "command": command_line()}
 
     if "accuracy" in args.phases:
-        acc = {"recbole": {}, "clarec": {}}
+        acc = {"recbole": {}, "clarec": {}, "command": command_line()}
         for seed in args.seeds:
-            run = args.clarec_runs / f"sasrec-{seed}"
-            if (run / "results.json").is_file():
-                if not same_split(run / "split", split_dir):
-                    raise SystemExit(f"{run}: its split differs from {split_dir}")
-                res = json.loads((run / "results.json").read_text())["sasrec"]
+            record = run_record(read_raw(args.config), "sasrec", seed, args.clarec_records)
+            if record is not None:
+                res = record["result"]
                 acc["clarec"][seed] = {"masked": res["test"], "kept": res["conventions"]["kept"]["test"]}
-            t = time.perf_counter()
             summary = recbole(split_dir, args.out / f"recbole-{seed}", seed, args.threads, args.epochs)
             recs = recs_file(args.out / f"recbole-{seed}")
             acc["recbole"][seed] = {
                 c: evaluate_recommendation_file(split_dir, recs, ks=KS, history_items=c) for c in CONVENTIONS
             }
             acc["recbole"][seed]["epochs"] = summary["epochs_run"]
-            acc["recbole"][seed]["seconds"] = time.perf_counter() - t
+            acc["recbole"][seed]["seconds"] = summary["fit_seconds"]  # all of the training, resumed or not
         report["accuracy"] = acc
 
     args.out.joinpath("compare.json").write_text(json.dumps(report, indent=2, default=str))
@@ -161,7 +153,8 @@ def render(report: dict, cfg) -> str:
         "settings (d=64, 2 layers, 2 heads, inner 256, max length 50, dropout 0.5, Adam 1e-3, batch 256, "
         "early stopping on validation NDCG@20 with patience 10), one torch thread each. RecBole's lists "
         "are scored by `clarec evaluate` (history items removed first for the masked convention); "
-        "clarec's figures come from `clarec run` on the same config."
+        "clarec's figures are those of `benchmarks/sequential.py`'s `clarec run` of the same config "
+        "(its records, `benchmarks/results/sequential/<config name>/sasrec-<seed>.json`)."
     )
     speed = report.get("speed")
     if speed:
@@ -176,6 +169,8 @@ def render(report: dict, cfg) -> str:
             "",
             "An epoch is one pass over every training target: clarec predicts every position of each "
             "training sequence in one pass; RecBole makes one example of every prefix.",
+            "",
+            f"Command: `{speed['command']}`",
         ]
     acc = report.get("accuracy")
     if acc:
@@ -193,7 +188,18 @@ def render(report: dict, cfg) -> str:
                     continue
                 cells = [fmt([acc[side][s][conv][m] for s in seeds]) for m in SHOWN]
                 lines.append(f"| {label} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
-    lines += ["", f"Command: `{report['command']}`  ", f"Machine: {report['machine']}.", ""]
+        lines += [
+            "",
+            "RecBole's trainings: "
+            + "; ".join(
+                f"seed {s}: {acc['recbole'][s]['epochs']} epochs, {acc['recbole'][s]['seconds'] / 3600:.1f} h"
+                for s in sorted(acc["recbole"])
+            )
+            + ".",
+            "",
+            f"Command: `{acc['command']}`",
+        ]
+    lines += ["", f"Machine: {report['machine']}.", ""]
     return "\n".join(lines)
 
 

@@ -3,6 +3,8 @@ negatives."""
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,27 +55,32 @@ class _GatheredScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         query, table, rows = ctx.saved_tensors
-        step = ctx.step
         want_q, want_t = ctx.needs_input_grad[:2]
         t32 = table.float()
-        grad_q = torch.empty(query.shape, dtype=torch.float32, device=query.device) if want_q else None
-        grad_t = torch.zeros(table.shape, dtype=torch.float32, device=table.device) if want_t else None
-        for s in range(0, len(query), step):
-            r, g = rows[s : s + step], grad[s : s + step].float()
-            if ctx.pick:
+        if ctx.pick:
+            # the gradient of the scores as a sparse (queries × table) matrix, one entry per pick
+            # (repeats summed by the products): both gradients are its products, with the table and,
+            # transposed, with the queries — nnz × d work, no gathered copy and no scatter
+            b, n = rows.shape
+            picks = sp.csr_matrix(
+                (grad.float().contiguous().numpy().ravel(), rows.numpy().ravel(), np.arange(b + 1) * n),
+                shape=(b, len(table)),
+            )
+            grad_q = torch.from_numpy(np.ascontiguousarray(picks @ t32.detach().numpy())) if want_q else None
+            q32 = query.detach().float().numpy()
+            grad_t = torch.from_numpy(np.ascontiguousarray(picks.T @ q32)) if want_t else None
+        else:
+            grad_q = torch.empty(query.shape, dtype=torch.float32, device=query.device) if want_q else None
+            grad_t = torch.zeros(table.shape, dtype=torch.float32, device=table.device) if want_t else None
+            for s in range(0, len(query), ctx.step):
+                r, g = rows[s : s + ctx.step], grad[s : s + ctx.step].float()
+                # the block's gradient over every table row: each row's picked columns, repeats summed
+                block = grad.new_zeros(len(r), len(table), dtype=torch.float32)
+                block.scatter_add_(1, r, g)
                 if want_q:
-                    grad_q[s : s + step] = (g[:, :, None] * _picked(t32, r)).sum(1)
-                if want_t:  # each pick's gradient added to its table row, repeats summed
-                    per_pick = g[:, :, None] * query[s : s + step, None].float()
-                    grad_t.index_add_(0, r.reshape(-1), per_pick.reshape(-1, query.shape[1]))
-                continue
-            # the block's gradient over every table row: each row's picked columns, repeats summed
-            block = grad.new_zeros(len(r), len(table), dtype=torch.float32)
-            block.scatter_add_(1, r, g)
-            if want_q:
-                grad_q[s : s + step] = block @ t32
-            if want_t:
-                grad_t.addmm_(block.T, query[s : s + step].float())
+                    grad_q[s : s + ctx.step] = block @ t32
+                if want_t:
+                    grad_t.addmm_(block.T, query[s : s + ctx.step].float())
         return (
             None if grad_q is None else grad_q.to(query.dtype),
             None if grad_t is None else grad_t.to(table.dtype),

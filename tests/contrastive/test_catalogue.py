@@ -54,6 +54,38 @@ def test_catalogue_softmax_gradients_are_cross_entropys(dtype):
     assert got[0].dtype == dtype
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_excluded_pairs_leave_the_softmax(dtype):
+    """An excluded (query, item) pair is as if its logit were -inf: no share of the softmax and no
+    gradient; a pair naming the query's own target is ignored."""
+    g = torch.Generator().manual_seed(2)
+    base_q, base_items = (
+        torch.randn(6, 4, generator=g, dtype=dtype),
+        torch.randn(9, 4, generator=g, dtype=dtype),
+    )
+    y = torch.tensor([0, 8, 3, 3, 1, 5])
+    rows, cols = torch.tensor([0, 0, 2, 3, 3, 5]), torch.tensor([1, 0, 4, 3, 7, 8])  # (0, 0), (3, 3): targets
+
+    def run(fn):
+        q, items = base_q.clone().requires_grad_(), base_items.clone().requires_grad_()
+        loss = fn(q, items)
+        loss.backward()
+        return loss, q.grad, items.grad
+
+    def by_hand(q, items):
+        logits = (q @ items.T).index_put(
+            (torch.tensor([0, 2, 3, 5]), torch.tensor([1, 4, 7, 8])), torch.tensor(-torch.inf, dtype=dtype)
+        )
+        return torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+
+    got = run(lambda q, items: CatalogueSoftmaxLoss(reduction="sum")(q, items, y, (rows, cols)))
+    for a, b in zip(got, run(by_hand), strict=True):
+        torch.testing.assert_close(a, b)
+    assert got[0] < run(lambda q, items: CatalogueSoftmaxLoss(reduction="sum")(q, items, y))[0]
+    with pytest.raises(ValueError, match="equal length"):
+        CatalogueSoftmaxLoss()(base_q, base_items, y, (rows, cols[:2]))
+
+
 def test_catalogue_softmax_rejects_targets_outside_the_catalogue():
     q, items = torch.randn(2, 3), torch.randn(5, 3)
     for bad in ([0, 5], [-1, 2]):

@@ -8,7 +8,7 @@ from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError, UnknownIdError
 from clarec.models import create
 from clarec.models.base import Recommender
-from clarec.models.sequential._base import left_pad, training_windows
+from clarec.models.sequential._base import history_pairs, left_pad, training_windows
 
 from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
 
@@ -65,6 +65,7 @@ TEXT = {"cache_dir": "none", "temperature": 0.1, "adaptor_dropout": 0.0}
     [
         ("sasrec", {}),
         ("sasrec", {"loss": "bce"}),
+        ("sasrec", {"exclude_history": True}),
         ("cl4srec", SSL),
         ("cl4srec", SSL | {"augmentations": ["mask"], "ssl_similarity": "cos", "ssl_temperature": 0.2}),
         ("cl4srec", SSL | {"augmentations": ["insert", "substitute"]}),
@@ -81,6 +82,8 @@ def test_learns_the_next_item_from_the_order(ring, name, params, tiny_model_dir)
     assert model.history_.losses[-1] < 0.7 * model.history_.losses[0]
     forward = ring.item_index(["i03", "i04", "i05"])
     s = model.score_histories([forward, forward[::-1]])
+    if params.get("exclude_history"):  # never trained to push history items down: ranked without them
+        s[:, forward] = -np.inf
     assert ring.item_ids[int(np.argmax(s[0]))] == "i06"
     # the same items in the other order (never seen in training) end at i03: whatever the model makes
     # of it, it is not the answer to i03 → i04 → i05 (no bag of items can tell the two apart)
@@ -192,9 +195,21 @@ def test_cl4srec_insert_and_substitute_use_items_taken_together(ring, monkeypatc
     assert len(tables) == 1  # only built when insert or substitute is used
 
 
+def test_history_pairs_are_each_targets_earlier_items_in_its_window():
+    inputs = torch.tensor([[0, 3, 5, 7], [2, 4, 6, 8]])  # item index + 1; 0 pads
+    targets = torch.tensor([[0, 5, 7, 9], [4, 6, 8, 0]])
+    keep = (inputs > 0) & (targets > 0)  # rows of states[keep]: (0,1) (0,2) (0,3) (1,0) (1,1) (1,2)
+    rows, items = history_pairs(inputs, keep)
+    got = sorted(zip(rows.tolist(), items.tolist(), strict=True))
+    want = [(0, 2), (1, 2), (1, 4), (2, 2), (2, 4), (2, 6), (3, 1), (4, 1), (4, 3), (5, 1), (5, 3), (5, 5)]
+    assert got == want
+
+
 def test_checks_parameters():
     with pytest.raises(ConfigError, match="multiple of n_heads"):
         create("sasrec", {"embedding_dim": 10, "n_heads": 3})
+    with pytest.raises(ConfigError, match="exclude_history needs loss: ce"):
+        create("sasrec", {"loss": "bce", "exclude_history": True})
     with pytest.raises(ConfigError, match="loss"):
         create("sasrec", {"loss": "bpr"})
 

@@ -33,7 +33,10 @@ class CatalogueSoftmaxLoss(nn.Module):
             :class:`~clarec.contrastive.temperature.Temperature` module.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per query).
 
-    ``forward(queries (N, d), items (n_items, d), targets (N,))``: dot products, no normalisation.
+    ``forward(queries (N, d), items (n_items, d), targets (N,), exclude=None)``: dot products, no
+    normalisation. ``exclude``: ``(rows, items)``, two equal-length index tensors of (query, item)
+    pairs left out of the softmax — e.g. each query's history, which a protocol that never ranks
+    history items does not need pushed down; a pair naming the query's own target is ignored.
     """
 
     def __init__(self, temperature: float | Temperature = 1.0, reduction: str = "mean"):
@@ -41,16 +44,31 @@ class CatalogueSoftmaxLoss(nn.Module):
         self.temperature = as_temperature(temperature)
         self.reduction = check_reduction(reduction)
 
-    def forward(self, queries: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        queries: torch.Tensor,
+        items: torch.Tensor,
+        targets: torch.Tensor,
+        exclude: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         # τ scales the (N, d) queries rather than the (N, n_items) logits: one pass less over the
         # largest tensor of a step, forward and backward (the same numbers at τ = 1)
         queries = queries / self.temperature.value
         if len(targets) and (int(targets.min()) < 0 or int(targets.max()) >= len(items)):
             raise IndexError(f"targets must be item rows in [0, {len(items)})")
+        if exclude is not None:
+            rows, cols = exclude
+            if rows.shape != cols.shape or rows.dim() != 1:
+                raise ValueError("exclude must be two 1-d index tensors of equal length")
+            drop = cols != targets[rows]
+            exclude = (rows[drop], cols[drop])
         if queries.device.type == "cpu" and queries.dtype == items.dtype == torch.float32:
-            losses = _CatalogueCE.apply(queries, items, targets)
+            losses = _CatalogueCE.apply(queries, items, targets, exclude)
         else:
-            losses = F.cross_entropy(queries @ items.T, targets, reduction="none")
+            logits = queries @ items.T
+            if exclude is not None:
+                logits = logits.index_put(exclude, logits.new_tensor(-torch.inf))
+            losses = F.cross_entropy(logits, targets, reduction="none")
         return reduce(losses, self.reduction)
 
     def extra_repr(self) -> str:
@@ -67,7 +85,9 @@ class _CatalogueCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, queries: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, queries: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, exclude
+    ) -> torch.Tensor:
         q, table, y = (
             queries.detach().contiguous().numpy(),
             items.detach().contiguous().numpy(),
@@ -78,6 +98,8 @@ class _CatalogueCE(torch.autograd.Function):
         top = e.max(axis=1, initial=-np.inf)
         np.subtract(e, top[:, None], out=e)
         np.exp(e, out=e)
+        if exclude is not None:  # out of the softmax: no share of the sum, no gradient
+            e[exclude[0].numpy(), exclude[1].numpy()] = 0.0
         sums = e.sum(axis=1)
         ctx.e, ctx.sums = e, sums
         ctx.save_for_backward(queries, items, targets)
@@ -85,7 +107,7 @@ class _CatalogueCE(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
         queries, items, targets = ctx.saved_tensors
         e, g = ctx.e, grad.contiguous().numpy()
         q, table = queries.detach().contiguous().numpy(), items.detach().contiguous().numpy()
@@ -94,7 +116,7 @@ class _CatalogueCE(torch.autograd.Function):
         d_items = torch.from_numpy(e.T @ (q * w))
         d_items.index_add_(0, targets, torch.from_numpy(g[:, None] * q), alpha=-1)
         ctx.e = None
-        return d_queries, d_items, None
+        return d_queries, d_items, None, None
 
 
 class SampledBCELoss(nn.Module):

@@ -68,6 +68,18 @@ def training_windows(histories: Sequence[np.ndarray], max_len: int) -> list[np.n
     return windows
 
 
+def history_pairs(inputs: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, items)``: for each kept position of the padded inputs ``(B, L)`` (its row in
+    ``states[keep]``), the item indices of every input up to and including that position — what
+    the target at that position comes after."""
+    device = inputs.device
+    rows = torch.full(keep.shape, -1, dtype=torch.int64, device=device)
+    rows[keep] = torch.arange(int(keep.sum()), device=device)
+    upto = torch.ones(inputs.shape[1], inputs.shape[1], dtype=torch.bool, device=device).tril()  # t' <= t
+    b, t, before = (keep[:, :, None] & upto[None] & (inputs[:, None, :] > 0)).nonzero(as_tuple=True)
+    return rows[b, t], inputs[b, before] - 1
+
+
 class SequenceEncoder(nn.Module):
     """Item and position embeddings, then causal Transformer layers (post-norm, GELU, as BERT and
     RecBole's SASRec); ``forward`` returns the state after every position ``(B, L, d)``."""
@@ -174,6 +186,9 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         loss: ``ce`` (softmax over every item) or ``bce`` (positive and ``n_negatives`` uniformly
             sampled negatives per target).
         n_negatives: negatives per target with ``loss: bce``.
+        exclude_history: with ``loss: ce``, leave each target's earlier items (those of its training
+            window) out of its softmax: under the masked convention history items are never ranked,
+            so the model need not learn to push them down.
         lr, weight_decay: Adam.
         attributes: an item column of attribute lists (category, brand ids of the S3-Rec files);
             the mean of their learned vectors joins each item's vector.
@@ -194,12 +209,15 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     init_std = param(0.02, gt=0)
     loss = param("ce", choices=("ce", "bce"))
     n_negatives = param(1, ge=1)
+    exclude_history = param(False)
     lr = param(1e-3, gt=0)
     weight_decay = param(0.0, ge=0)
     attributes = param(None, str)
     epochs = TorchRecommender.epochs.with_default(200)
 
     def _check_params(self) -> None:
+        if self.exclude_history and self.loss != "ce":
+            raise ConfigError(f"{self.name}: exclude_history needs loss: ce")
         if self.embedding_dim % self.n_heads:
             raise ConfigError(
                 f"{self.name}: embedding_dim ({self.embedding_dim}) must be a multiple of n_heads ({self.n_heads})"
@@ -291,7 +309,9 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             keep = (inputs > 0) & (targets > 0)  # a sequence's first item has nothing before it
             queries, y = states[keep], targets[keep] - 1
             if catalogue is not None:
-                loss = catalogue(queries, table, y)
+                loss = catalogue(
+                    queries, table, y, history_pairs(inputs, keep) if self.exclude_history else None
+                )
             else:
                 neg = torch.randint(0, self.n_items, (len(y), self.n_negatives), generator=gen)
                 loss = bce((queries * table[y]).sum(-1), torch.einsum("nd,nkd->nk", queries, table[neg]))

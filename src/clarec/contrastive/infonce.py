@@ -27,7 +27,7 @@ _GATHER_RATIO = 16
 class _GatheredScores(torch.autograd.Function):
     """``(query @ table.T).gather(1, rows)`` a block of query rows at a time, forward and backward:
     from the block's product with the whole table, or — when each row picks few of the table's rows —
-    from the picked vectors themselves."""
+    from the picked vectors themselves (then the backward is two sparse products, all rows at once)."""
 
     @staticmethod
     def forward(ctx, query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -99,7 +99,7 @@ def gathered_scores(query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor
     differentiated a block of rows at a time (the same sums, up to float rounding, without the large
     matrix: its memory stays within a cache-sized block however large the table), or, when the
     table has many more rows than each query picks, from the picked rows gathered a block at a
-    time; elsewhere it is one product."""
+    time (differentiated as sparse products); elsewhere it is one product."""
     rows = rows.to(query.device)
     if query.device.type != "cpu":
         return (query @ table.T).gather(1, rows)

@@ -227,7 +227,8 @@ def test_a_dotted_name_searches_a_key_inside_a_mapping_setting(cfg_path, tmp_pat
             tune_module._check_spaces(load_config(cfg_path))
 
 
-def test_a_search_stopped_inside_a_trial_goes_on_from_its_last_epoch(cfg_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("kills", [[3], [2, 3]])  # stopped once; stopped again while going on
+def test_a_search_stopped_inside_a_trial_goes_on_from_its_last_epoch(cfg_path, tmp_path, monkeypatch, kills):
     from clarec.experiment import tune as tune_module
     from clarec.experiment.tune import RESUMES, TRIAL_RUNS
 
@@ -241,16 +242,18 @@ def test_a_search_stopped_inside_a_trial_goes_on_from_its_last_epoch(cfg_path, t
 
     real_report = optuna.trial.Trial.report
 
-    def killed_at_epoch_3(self, value, step):
-        if step == 3:  # as if the process died: the trial is left running, epoch 2 saved
-            raise KeyboardInterrupt
-        real_report(self, value, step)
-
-    monkeypatch.setattr(optuna.trial.Trial, "report", killed_at_epoch_3)
     out = tmp_path / "stopped"
-    with pytest.raises(KeyboardInterrupt):
-        tune_module.tune(cfg, out)
-    assert (out / TRIAL_RUNS / "bpr" / "0" / "last.pt").is_file()
+    for kill in kills:
+
+        def killed(self, value, step, kill=kill):
+            if step == kill:  # as if the process died: the trial is left running, the epoch before saved
+                raise KeyboardInterrupt
+            real_report(self, value, step)
+
+        monkeypatch.setattr(optuna.trial.Trial, "report", killed)
+        with pytest.raises(KeyboardInterrupt):
+            tune_module.tune(cfg, out)
+        assert (out / TRIAL_RUNS / "bpr" / "0" / "last.pt").is_file()  # the first try's folder
     monkeypatch.setattr(optuna.trial.Trial, "report", real_report)
     models = []
     real_create = tune_module.create
@@ -258,11 +261,12 @@ def test_a_search_stopped_inside_a_trial_goes_on_from_its_last_epoch(cfg_path, t
     tune_module.tune(cfg, out)
 
     trials = optuna.load_study(study_name="bpr", storage=f"sqlite:///{out / 'tune.db'}").trials
-    assert trials[0].state.name == "FAIL"
-    again = next(t for t in trials if t.user_attrs.get(RESUMES) == 0)
+    assert [t.state.name for t in trials[: len(kills)]] == ["FAIL"] * len(kills)
+    assert [t.user_attrs.get(RESUMES) for t in trials[: len(kills) + 1]] == [None, *range(len(kills))]
+    again = trials[len(kills)]
     assert again.state.name == "COMPLETE" and again.params == trials[0].params == reference.params
     resumed = next(x for x in models if x.run_dir and x.run_dir.endswith(f"{TRIAL_RUNS}/bpr/0"))
-    assert resumed.history_.resumed_after == [2]  # epochs 1-2 were not fitted again
+    assert resumed.history_.resumed_after == [k - 1 for k in kills]  # no epoch was fitted twice
     # the resumed trial is the uninterrupted one: the same curve and validation figure
     assert again.intermediate_values == reference.intermediate_values and again.value == reference.value
     assert sum(t.state.name == "COMPLETE" for t in trials) == cfg.tuning.trials

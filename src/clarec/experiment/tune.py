@@ -281,8 +281,17 @@ def _requeue_interrupted(study, folder: Path) -> None:
     running = optuna.trial.TrialState.RUNNING
     for t in study.get_trials(deepcopy=False, states=(running,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        if (folder / str(t.number) / LAST_NAME).is_file():
+        if (folder / str(_first_try(study, t.number)) / LAST_NAME).is_file():
             study.enqueue_trial(t.params, user_attrs={RESUMES: t.number})
+
+
+def _first_try(study, number: int) -> int:
+    """The trial whose folder a trial fits in: itself, or — for a trial that goes on from a stopped
+    one, itself perhaps a resumption — the first of the chain."""
+    trials = study.get_trials(deepcopy=False)
+    while RESUMES in trials[number].user_attrs:
+        number = trials[number].user_attrs[RESUMES]
+    return number
 
 
 def _trial(
@@ -318,9 +327,9 @@ def _trial(
     run_dir, reported = None, set()
     if issubclass(cls, TorchRecommender) and distributed.world_size() == 1:
         resumes = trial.user_attrs.get(RESUMES)
-        run_dir = folder / str(trial.number if resumes is None else resumes)
+        run_dir = folder / str(_first_try(study, trial.number))
         params |= {"run_dir": str(run_dir), "resume": True}
-        if resumes is not None:
+        if resumes is not None:  # the stopped trial's curve, its own predecessors' included
             for epoch, value in sorted(study.trials[resumes].intermediate_values.items()):
                 trial.report(value, epoch)
                 reported.add(epoch)

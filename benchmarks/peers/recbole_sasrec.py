@@ -127,8 +127,9 @@ def main() -> None:
 
     if "accuracy" in args.phases:
         acc = {"recbole": {}, "clarec": {}, "command": command_line()}
+        raw = read_raw(args.config)
         for seed in args.seeds:
-            record = run_record(read_raw(args.config), "sasrec", seed, args.clarec_records)
+            record = run_record(raw, "sasrec", seed, args.clarec_records)
             if record is not None:
                 res = record["result"]
                 acc["clarec"][seed] = {"masked": res["test"], "kept": res["conventions"]["kept"]["test"]}

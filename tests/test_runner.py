@@ -133,11 +133,44 @@ def test_next_item_run_reports_both_conventions(tmp_path):
     table = (tmp_path / "run" / "results.md").read_text()
     assert "History items kept:" in table and "History items masked (main table)" in table
     assert "read the validation item when tested" in table
+    assert "repeat interactions" not in table and "test_unreachable" not in seq  # no repeat on a walk
     assert json.loads((tmp_path / "run" / "results.json").read_text())["sasrec"]["conventions_std"]["kept"]
     with pytest.raises(ConfigError, match="history_items"):
         load_config_text = p.read_text().replace("[masked, kept]", "[masked, masked]")
         p.write_text(load_config_text)
         load_config(p)
+
+
+def test_targets_repeating_a_history_item_are_reported_under_the_masked_convention(tmp_path, caplog):
+    import json
+    import logging
+
+    from clarec.experiment.runner import run_experiment
+
+    # 12 users walk 5 items of a ring of 15; the first 3 end by buying their fourth item again
+    lines = [
+        " ".join(
+            [str(u)] + [str(1 + (u + t) % 15) for t in range(4)] + [str(1 + (u + (3 if u <= 3 else 4)) % 15)]
+        )
+        for u in range(1, 13)
+    ]
+    (tmp_path / "Ring.txt").write_text("\n".join(lines) + "\n")
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        f"name: ring\ndata: {{source: s3rec, path: {tmp_path / 'Ring.txt'}}}\nsplit: {{method: leave_one_out}}\n"
+        "models:\n  - name: popularity\nevaluation: {ks: [5], history_items: [masked, kept]}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="clarec.run"):
+        results = run_experiment(load_config(p), tmp_path / "run", seeds=1, save_models=False)
+    assert results["popularity"]["test_unreachable"] == {"targets": 3, "of": 12, "users": 3, "of_users": 12}
+    assert "3 of 12 test targets (25%)" in caplog.text
+    table = (tmp_path / "run" / "results.md").read_text()
+    assert "Note: history items masked: 3 of 12 test targets (25%)" in table
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())["popularity"]
+    assert saved["test_unreachable"]["targets"] == 3
+    from clarec.experiment.html_report import write_report
+
+    assert "Note: history items masked: 3 of 12 test targets" in write_report(tmp_path / "run").read_text()
 
 
 def write_events(ds, path) -> None:

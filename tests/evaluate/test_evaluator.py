@@ -397,6 +397,33 @@ def test_the_validation_item_is_the_test_input_for_history_models():
     assert not both.reads_test_input(model)
 
 
+def test_repeat_interactions_are_counted_as_targets_the_masked_convention_cannot_reach():
+    from clarec.data.split import leave_one_out_split
+
+    # users 0-3 buy the item they viewed last (it is in their history), users 4-9 a new one
+    rows = []
+    for u in range(10):
+        seq = [u, u + 1, u + 2] + ([u + 2] if u < 4 else [u + 3]) + ([u + 2] if u < 2 else [u + 4])
+        rows += [(f"u{u}", f"i{i:02d}", t) for t, i in enumerate(seq)]
+    ds = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    split = leave_one_out_split(ds)
+    masked = Evaluator(split, ks=(5,))
+    # test: users 0-1 repeat i(u+2), also in their history; 2-3 test on u+4, new; valid: users 0-3
+    assert masked.unreachable("test") == {"targets": 2, "of": 10, "users": 2, "of_users": 10}
+    assert masked.unreachable("valid") == {"targets": 4, "of": 10, "users": 4, "of_users": 10}
+    # a model that knows every target still misses the unreachable ones, and the result says so
+    truth = split.test.to_csr().toarray().astype(np.float32)
+    result = masked.evaluate(fitted(split, truth), part="test")
+    assert result.metrics["hit@5"] == pytest.approx(0.8)
+    assert result.unreachable == masked.unreachable("test")
+    assert result.to_dict()["unreachable"]["targets"] == 2
+    kept = Evaluator(split, ks=(5,), history_items="kept")
+    assert kept.unreachable("test") == {}
+    assert kept.evaluate(fitted(split, truth), part="test").metrics["hit@5"] == 1.0
+    # a log without repeats has nothing to report
+    assert Evaluator(make_split(3), ks=(5,)).unreachable("test") == {}
+
+
 def test_user_sample_scores_the_same_users_with_an_interval():
     split = make_split(4, n_users=400, n_items=60)
     rng = np.random.default_rng(1)

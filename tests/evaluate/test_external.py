@@ -130,6 +130,21 @@ def test_masked_history_items_leave_the_list_and_the_rest_moves_up(tmp_path):
         evaluate_recommendation_file(split, recs, history_items="hidden")
 
 
+def test_masked_warns_about_targets_already_in_the_history(tmp_path):
+    import warnings
+
+    split = write_split(tmp_path / "split")
+    recs = write(tmp_path / "recs.tsv", "a\tx3\t1\nb\tx1\t1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no repeat in this split: nothing to say
+        evaluate_recommendation_file(split, recs, ks=(1,), history_items="masked")
+    # b bought x2 again: its test item is a training item, which masking removes from every list
+    (split / "test.tsv").write_text("user_id\titem_id\na\tx3\na\tx4\nb\tx2\n")
+    with pytest.warns(UserWarning, match=r"1 of 3 test targets \(33%\).*1 of 2 users"):
+        got = evaluate_recommendation_file(split, recs, ks=(1,), history_items="masked")
+    assert got["hit@1"] == 0.5  # a: x3 at rank 1; b can never be hit
+
+
 def test_mask_history_keeps_order_and_pads():
     import numpy as np
     import scipy.sparse as sp

@@ -72,6 +72,8 @@ class EvalResult:
             "of": N, "seed": s}``; empty otherwise.
         ci95: with a sample, the half-width of the 95% confidence interval of each accuracy metric's
             mean over all ``N`` users (normal approximation, finite-population corrected).
+        unreachable: with history items masked, when some relevant items are also history items
+            (repeat interactions): :func:`unreachable_targets` of the scored users; empty otherwise.
     """
 
     metrics: dict[str, float]
@@ -81,6 +83,7 @@ class EvalResult:
     seconds: float = 0.0
     sample: dict[str, int] = field(default_factory=dict)
     ci95: dict[str, float] = field(default_factory=dict)
+    unreachable: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-user arrays)."""
@@ -92,7 +95,40 @@ class EvalResult:
         }
         if self.sample:
             out |= {"sample": dict(self.sample), "ci95": dict(self.ci95)}
+        if self.unreachable:
+            out["unreachable"] = dict(self.unreachable)
         return out
+
+
+def unreachable_targets(relevant: sp.csr_matrix, history: sp.csr_matrix) -> dict[str, int]:
+    """Relevant items that are also history items (rows aligned), which the masked convention can
+    never recommend: a log with repeat interactions (view, then cart, then buy of one item) puts the
+    same item in a user's history and in their test part. ``{}`` when there are none, else
+    ``{"targets": n, "of": all relevant pairs, "users": users whose every relevant item is one,
+    "of_users": users with a relevant item}``."""
+    relevant = binary_csr(relevant)
+    both = binary_csr(relevant.multiply(binary_csr(history)))
+    n = int(both.nnz)
+    if n == 0:
+        return {}
+    has = np.diff(relevant.indptr) > 0
+    return {
+        "targets": n,
+        "of": int(relevant.nnz),
+        "users": int(np.sum(has & (np.diff(both.indptr) == np.diff(relevant.indptr)))),
+        "of_users": int(has.sum()),
+    }
+
+
+def unreachable_note(found: dict[str, int], part: str = "test") -> str:
+    """One sentence for a log or a results file about :func:`unreachable_targets`' counts."""
+    share = found["targets"] / max(1, found["of"])
+    return (
+        f"history items masked: {found['targets']:,} of {found['of']:,} {part} targets ({share:.0%}) are "
+        f"items their user already has in the input (repeat interactions), which no model can "
+        f"recommend under this convention ({found['users']:,} of {found['of_users']:,} users have no "
+        "other target); history_items 'kept' scores them, or dedupe the data first"
+    )
 
 
 def resolve_metrics(metrics: Sequence[str] | None, has_features: bool) -> tuple[str, ...]:
@@ -396,7 +432,9 @@ class Evaluator:
         if self.history_items == "masked":
             excluded = self._train + self._valid if part == "test" else self._train
             excluded = binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
+            unreachable = unreachable_targets(relevant[users], excluded)
         else:
+            unreachable = {}
             excluded = sp.csr_matrix((len(users), self.n_items), dtype=np.float32)
         histories = self.test_histories() if part == "test" and self.reads_test_input(model) else None
         topk = self.rank(model, users, excluded, progress=progress, histories=histories)
@@ -426,8 +464,17 @@ class Evaluator:
                 for key, values in result.per_user.items()
                 if key.split("@")[0] in ACCURACY_METRICS
             }
+        result.unreachable = unreachable
         result.seconds = time.perf_counter() - start
         return result
+
+    def unreachable(self, part: str = "test") -> dict[str, int]:
+        """:func:`unreachable_targets` of ``part`` over every user with a relevant item (``{}`` with
+        history items kept, or when no relevant item is a history item)."""
+        if self.history_items != "masked":
+            return {}
+        relevant = (self.split.test if part == "test" else self.split.valid).to_csr()
+        return unreachable_targets(relevant, self._train + self._valid if part == "test" else self._train)
 
     def reads_test_input(self, model) -> bool:
         """Whether ``model`` is scored from the training and validation items when testing."""

@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from clarec.errors import ClarecError, DataError
-from clarec.evaluate.evaluator import HISTORY_ITEMS, evaluate_rankings
+from clarec.evaluate.evaluator import HISTORY_ITEMS, evaluate_rankings, unreachable_note, unreachable_targets
 from clarec.evaluate.metrics import check_ks
 
 HEADER = ["user_id", "item_id", "rank"]
@@ -168,10 +168,11 @@ def evaluate_recommendation_file(
     if history_items == "kept":
         topk = read_recommendations(recs_file, split, ks[-1], strict=strict)
     else:  # the whole list: it is cut at the deepest K only once the history items are gone
-        topk = mask_history(
-            read_recommendations(recs_file, split, None, strict=strict),
-            split.train.to_csr() + split.valid.to_csr(),
-        )
+        history = split.train.to_csr() + split.valid.to_csr()
+        found = unreachable_targets(split.test.to_csr(), history)
+        if found:
+            warnings.warn(unreachable_note(found), stacklevel=2)
+        topk = mask_history(read_recommendations(recs_file, split, None, strict=strict), history)
         topk = np.pad(topk, ((0, 0), (0, max(0, ks[-1] - topk.shape[1]))), constant_values=-1)[:, : ks[-1]]
     result = evaluate_rankings(
         topk,

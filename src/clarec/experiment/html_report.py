@@ -19,6 +19,7 @@ from typing import Any
 
 from clarec.config import load_config
 from clarec.errors import ClarecError
+from clarec.evaluate.evaluator import unreachable_note
 from clarec.experiment.report import metric_cell, paired_against_best, table_columns
 
 STYLE = """
@@ -91,6 +92,8 @@ def _protocol(cfg, data: dict, results: dict) -> str:
         + (" (each drew the split too)" if first.get("split_seeds") else " (model seeds, one split)")
         + ".",
     ]
+    if first.get("test_unreachable") and ev.history_items[0] == "masked":
+        lines.append(html.escape(f"Note: {unreachable_note(first['test_unreachable'])}."))
     return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
 
 

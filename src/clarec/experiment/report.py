@@ -171,6 +171,12 @@ def results_table(
                 f" Scored on a random sample of {ev.user_sample} users (seed {ev.sample_seed}) where more"
                 " have items in the part; 95% confidence intervals in results.json (`test_ci95`)."
             )
+        found = first.get("test_unreachable")
+        if found and ev.history_items[0] == "masked":
+            from clarec.evaluate.evaluator import unreachable_note
+
+            where = f" (split of seed {seeds[0]})" if first.get("split_seeds") else ""
+            note += f" Note{where}: {unreachable_note(found)}."
         text = f"# {cfg.name}\n\n{note}\n\n{text}"
     if command_note:
         text += f"\nCommand: `{command_note}`\n"

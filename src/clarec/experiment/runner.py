@@ -36,6 +36,7 @@ from clarec.data.dataset import Dataset
 from clarec.data.split import Split, make_split
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
+from clarec.evaluate.evaluator import unreachable_note
 from clarec.experiment.report import results_table
 from clarec.models.registry import create, get_model_class
 
@@ -209,8 +210,9 @@ def _aggregate(per_seed: list[dict]) -> dict:
     out["seeds"] = [r["seed"] for r in per_seed]
     if "split_seed" in per_seed[0]:
         out["split_seeds"] = [r["split_seed"] for r in per_seed]
-    if "test_sample" in per_seed[0]:
-        out["test_sample"] = per_seed[0]["test_sample"]
+    for key in ("test_sample", "test_unreachable"):
+        if key in per_seed[0]:
+            out[key] = per_seed[0][key]
     if "eval_cost" in per_seed[0]:
         costs = [r["eval_cost"] for r in per_seed]
         out["eval_cost"] = {
@@ -228,6 +230,7 @@ def _aggregate(per_seed: list[dict]) -> dict:
         "resumed_after",
         "test_sample",
         "test_ci95",
+        "test_unreachable",
         "eval_cost",
     )
     out["per_seed"] = [{k: r[k] for k in keys if k in r} for r in per_seed]
@@ -336,6 +339,12 @@ def _prepare(
         )
         for convention in ev.history_items
     }
+    if "masked" in evaluators:  # repeat interactions: targets the masked convention cannot reach
+        for part in ("valid", "test"):
+            found = evaluators["masked"].unreachable(part)
+            if found:
+                log.warning(unreachable_note(found, part))
+                progress(f"[{time.perf_counter() - t0:6.1f}s] warning: {unreachable_note(found, part)}")
     return split, evaluators
 
 
@@ -425,6 +434,8 @@ def _run(
                 result["eval_cost"] = dict(model.cost_)
             if test_res.sample:
                 result |= {"test_sample": test_res.sample, "test_ci95": test_res.ci95}
+            if test_res.unreachable:
+                result["test_unreachable"] = test_res.unreachable
             other = {
                 convention: {part: e.evaluate(model, part=part).metrics for part in ("valid", "test")}
                 for convention, e in evaluators.items()

@@ -91,6 +91,31 @@ def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, m
     }
 
 
+def test_the_search_validates_under_the_main_tables_convention(cfg_path, tmp_path, monkeypatch):
+    from clarec.evaluate import Evaluator
+    from clarec.experiment import tune as tune_module
+
+    seen = []
+    real = Evaluator.evaluate
+    monkeypatch.setattr(
+        Evaluator,
+        "evaluate",
+        lambda self, model, part="test", **kw: (
+            seen.append(self.history_items) or real(self, model, part, **kw)
+        ),
+    )
+    monkeypatch.setattr(tune_module, "run_experiment", lambda cfg, out, **kw: {})
+    kept = tmp_path / "kept.yaml"
+    kept.write_text(
+        cfg_path.read_text()
+        .replace("evaluation: {ks: [10, 20]}", "evaluation: {ks: [10, 20], history_items: [kept, masked]}")
+        .replace("tuning: {trials: 3,", "tuning: {trials: 2,")
+    )
+    cfg = load_config(kept)
+    tune_module.tune(cfg.model_copy(update={"models": cfg.models[:2]}), tmp_path / "run")  # popularity, ease
+    assert seen and set(seen) == {"kept"}
+
+
 def test_a_trial_below_the_pruner_stops_inside_training(cfg_path, tmp_path):
     from clarec.evaluate import Evaluator
     from clarec.experiment.runner import prepare_data

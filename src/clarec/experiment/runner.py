@@ -339,13 +339,19 @@ def _prepare(
         )
         for convention in ev.history_items
     }
-    if "masked" in evaluators:  # repeat interactions: targets the masked convention cannot reach
-        for part in ("valid", "test"):
-            found = evaluators["masked"].unreachable(part)
-            if found:
-                log.warning(unreachable_note(found, part))
-                progress(f"[{time.perf_counter() - t0:6.1f}s] warning: {unreachable_note(found, part)}")
+    if "masked" in evaluators:
+        warn_unreachable(evaluators["masked"], ("valid", "test"), progress, t0)
     return split, evaluators
+
+
+def warn_unreachable(evaluator: Evaluator, parts, progress: Callable[[str], None], t0: float) -> None:
+    """Log (and show) the targets of ``parts`` that ``evaluator``'s convention can never recommend:
+    with history items masked, a log with repeat interactions has some (nothing is said otherwise)."""
+    for part in parts:
+        found = evaluator.unreachable(part)
+        if found:
+            log.warning(unreachable_note(found, part))
+            progress(f"[{time.perf_counter() - t0:6.1f}s] warning: {unreachable_note(found, part)}")
 
 
 def _run(

@@ -38,7 +38,7 @@ from typing import Any
 from clarec.config import ExperimentConfig, ModelConfig, dump_config, same_config
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
-from clarec.experiment.runner import prepare_data, run_experiment
+from clarec.experiment.runner import prepare_data, run_experiment, warn_unreachable
 from clarec.models.registry import create, get_model_class
 from clarec.train import distributed
 from clarec.train.loop import LAST_NAME
@@ -174,10 +174,12 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             ks=ev.ks,
             metrics=["ndcg", "recall", "hit"],
             batch_size=ev.batch_size,
+            history_items=ev.history_items[0],  # the convention of the run's main table
             user_sample=ev.user_sample,
             sample_seed=ev.sample_seed,
             device=ev.device,
         )
+        warn_unreachable(evaluator, ("valid",), say, t0)
     metric = cfg.tuning.metric or cfg.evaluation.main_metric
     # a folder without a study that holds a trials file (another machine's search) starts from it
     saved = _read_trials(out / TRIALS, cfg) if main and not (out / "tune.db").exists() else {}

@@ -48,6 +48,18 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
     "ease": ("ease", lambda enc: create("ease", {"reg": 10.0})),
     "alpharec": ("alpharec", lambda enc: create("alpharec", ALPHA | {"encoder": enc})),
     "ease-lm": ("ease-lm", lambda enc: create("ease-lm", {"reg": 10.0, "encoder": enc, "cache_dir": "none"})),
+    "blend": (
+        "blend",
+        lambda enc: create(
+            "blend",
+            {
+                "members": [
+                    {"name": "ease-lm", "params": {"reg": 10.0, "encoder": enc, "cache_dir": "none"}},
+                    "itemknn",
+                ]
+            },
+        ),
+    ),
     "bpr": ("bpr", lambda enc: create("bpr", MF)),
     "bpr+align": ("bpr", lambda enc: create("bpr", MF | {"align": _align(enc)})),
     "tfidf": ("tfidf", lambda enc: create("tfidf")),

@@ -2,6 +2,7 @@
 
 from clarec.models import (  # noqa: F401  (registers the models)
     alpharec,
+    blend,
     bpr,
     ease,
     ease_lm,  # noqa: F401  (registers ease-lm)

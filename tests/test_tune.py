@@ -46,17 +46,24 @@ def cfg_path(tmp_path):
     return p
 
 
-def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, monkeypatch):
+def spy_evaluations(monkeypatch, what) -> list:
+    """A list that gets ``what(evaluator, part)`` of every evaluation from now on."""
     from clarec.evaluate import Evaluator
-    from clarec.experiment import tune as tune_module
 
-    parts = []
+    got = []
     real = Evaluator.evaluate
     monkeypatch.setattr(
         Evaluator,
         "evaluate",
-        lambda self, model, part="test", **kw: parts.append(part) or real(self, model, part, **kw),
+        lambda self, model, part="test", **kw: got.append(what(self, part)) or real(self, model, part, **kw),
     )
+    return got
+
+
+def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, monkeypatch):
+    from clarec.experiment import tune as tune_module
+
+    parts = spy_evaluations(monkeypatch, lambda evaluator, part: part)
     finals = []
     real_run = tune_module.run_experiment
     monkeypatch.setattr(
@@ -92,18 +99,9 @@ def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, m
 
 
 def test_the_search_validates_under_the_main_tables_convention(cfg_path, tmp_path, monkeypatch):
-    from clarec.evaluate import Evaluator
     from clarec.experiment import tune as tune_module
 
-    seen = []
-    real = Evaluator.evaluate
-    monkeypatch.setattr(
-        Evaluator,
-        "evaluate",
-        lambda self, model, part="test", **kw: (
-            seen.append(self.history_items) or real(self, model, part, **kw)
-        ),
-    )
+    seen = spy_evaluations(monkeypatch, lambda evaluator, part: evaluator.history_items)
     monkeypatch.setattr(tune_module, "run_experiment", lambda cfg, out, **kw: {})
     kept = tmp_path / "kept.yaml"
     kept.write_text(

@@ -119,5 +119,6 @@ def test_the_saved_blend_keeps_its_members_and_weights(tmp_path):
     users = np.arange(train.n_users)
     np.testing.assert_array_equal(back.score(users), blend.score(users))
     np.testing.assert_array_equal(back.weights_, blend.weights_)
+    assert back.validation_ == blend.validation_ and len(back.validation_["values"]) == 5
     # a user's scores do not depend on who is scored with them
     np.testing.assert_array_equal(blend.score(users[3:5]), blend.score(users)[3:5])

@@ -14,6 +14,7 @@ corners are the members alone, so a blend that does not help is not chosen.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from clarec.models.base import Recommender
 from clarec.models.params import param
 from clarec.models.registry import create, get_model_class, register
 from clarec.train.validation import RankingValidator
+
+log = logging.getLogger("clarec.models")
 
 
 def _members(value: Any) -> list[dict]:
@@ -157,7 +160,16 @@ class Blend(Recommender):
             "weights": grid.tolist(),
             "values": curve.tolist(),
         }
-        return grid[best[np.argmin(even)]]
+        chosen = best[np.argmin(even)]
+        alone = [float(curve[np.flatnonzero(grid[:, i] == 1)[0]]) for i in range(len(self.members_))]
+        log.info(
+            "blend: weights %s chosen on validation %s %.4f (each member alone: %s)",
+            [round(float(w), 3) for w in grid[chosen]],
+            self.validation_["metric"],
+            curve[chosen],
+            ", ".join(f"{m['name']} {v:.4f}" for m, v in zip(self.members, alone, strict=True)),
+        )
+        return grid[chosen]
 
     def score(self, users) -> np.ndarray:
         self._check_fitted()
@@ -192,11 +204,23 @@ class Blend(Recommender):
         raise NotImplementedError("no member of this blend defines an item similarity")
 
     def _get_state(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights_}
+        state = {"weights": self.weights_}
+        if self.validation_:
+            state |= {
+                "validation_weights": np.asarray(self.validation_["weights"]),
+                "validation_values": np.asarray(self.validation_["values"]),
+            }
+        return state
 
     def _set_state(self, state: dict) -> None:
         self.weights_ = np.asarray(state["weights"], dtype=np.float64)
         self.validation_ = {}
+        if "validation_values" in state:
+            self.validation_ = {
+                "metric": f"ndcg@{self.eval_k}",
+                "weights": np.asarray(state["validation_weights"]).tolist(),
+                "values": np.asarray(state["validation_values"]).tolist(),
+            }
 
     def _save_files(self, path: Path) -> None:
         for i, m in enumerate(self.members_):

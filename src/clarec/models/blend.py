@@ -109,12 +109,12 @@ class Blend(Recommender):
     def _check_params(self) -> None:
         if self.weights is not None and len(self.weights) != len(self.members):
             raise ConfigError(f"blend: {len(self.weights)} weights for {len(self.members)} members")
-        for i, m in enumerate(self.members):  # a member's bad setting fails now, not after the data is read
-            try:
-                get_model_class(m["name"])(**m["params"])
+        classes = [get_model_class(m["name"]) for m in self.members]
+        for i, (cls, m) in enumerate(zip(classes, self.members, strict=True)):
+            try:  # a member's bad setting fails now, not once the data is read
+                cls(**m["params"])
             except ConfigError as e:
                 raise ConfigError(f"members[{i}]: {e}") from None
-        classes = [get_model_class(m["name"]) for m in self.members]
         # instance flags: what the server and the evaluator read of this blend
         self.supports_histories = all(c.supports_histories for c in classes)
         modes = {c.history_mode for c in classes}
@@ -125,9 +125,11 @@ class Blend(Recommender):
     def _member_params(self, i: int) -> dict:
         m = self.members[i]
         names = get_model_class(m["name"]).param_names()
-        given = {"seed": self.seed, "resume": self.resume or None}
-        if self.run_dir is not None:
-            given["run_dir"] = str(Path(self.run_dir) / f"{i}-{m['name']}")
+        given = {
+            "seed": self.seed,
+            "run_dir": None if self.run_dir is None else str(Path(self.run_dir) / f"{i}-{m['name']}"),
+            "resume": True if self.resume else None,
+        }
         extra = {k: v for k, v in given.items() if v is not None and k in names and k not in m["params"]}
         return m["params"] | extra
 

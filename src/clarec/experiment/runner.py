@@ -38,7 +38,7 @@ from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.evaluate.evaluator import unreachable_note
 from clarec.experiment.report import results_table
-from clarec.models.registry import create, get_model_class
+from clarec.models.registry import create, with_run_settings
 
 log = logging.getLogger("clarec.run")
 
@@ -139,15 +139,9 @@ def item_features(ds: Dataset) -> sp.csr_matrix | None:
 def _run_params(model_cfg, seed: int, train_dir: Path, resume: bool = False) -> dict:
     """The model's parameters plus the run's seed, a training-log folder and ``resume``, where the
     model takes them and the config did not set them."""
-    names = get_model_class(model_cfg.name).param_names()
-    params = dict(model_cfg.params)
-    if "seed" in names and "seed" not in params:
-        params["seed"] = seed
-    if "run_dir" in names and "run_dir" not in params:
-        params["run_dir"] = str(train_dir)
-    if resume and "resume" in names and "resume" not in params:
-        params["resume"] = True
-    return params
+    return with_run_settings(
+        model_cfg.name, dict(model_cfg.params), seed=seed, run_dir=str(train_dir), resume=resume
+    )
 
 
 SEED_RESULT = "result.json"

@@ -25,7 +25,7 @@ from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models.base import Recommender
 from clarec.models.params import param
-from clarec.models.registry import create, get_model_class, register
+from clarec.models.registry import create, get_model_class, register, with_run_settings
 from clarec.train.validation import RankingValidator
 
 log = logging.getLogger("clarec.models")
@@ -124,14 +124,8 @@ class Blend(Recommender):
 
     def _member_params(self, i: int) -> dict:
         m = self.members[i]
-        names = get_model_class(m["name"]).param_names()
-        given = {
-            "seed": self.seed,
-            "run_dir": None if self.run_dir is None else str(Path(self.run_dir) / f"{i}-{m['name']}"),
-            "resume": True if self.resume else None,
-        }
-        extra = {k: v for k, v in given.items() if v is not None and k in names and k not in m["params"]}
-        return m["params"] | extra
+        run_dir = None if self.run_dir is None else str(Path(self.run_dir) / f"{i}-{m['name']}")
+        return with_run_settings(m["name"], m["params"], seed=self.seed, run_dir=run_dir, resume=self.resume)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.members_ = [

@@ -112,7 +112,8 @@ def main() -> None:
         # the validation figure of the config's main convention (history items masked or kept)
         evaluator = Evaluator(split, ks=[k], history_items=ev.history_items[0], test_input=ev.test_input)
         for i, point, path, key in todo:
-            run = {"seed": seed, "progress": False}  # for the models that take them
+            # for the models that take them; validation follows the config's main convention
+            run = {"seed": seed, "progress": False, "eval_history": ev.history_items[0]}
             allowed = get_model_class(entry["name"]).param_names()
             params = dict(entry.get("params") or {}) | point | {k: v for k, v in run.items() if k in allowed}
             start = time.perf_counter()

@@ -131,3 +131,19 @@ def browser_page(tmp_path):
             yield context.new_page()
         finally:
             context.close()
+
+
+@pytest.fixture
+def validator_spy(monkeypatch) -> list[bool]:
+    """A list that gets ``exclude_seen`` of every validator a torch model makes in the test."""
+    from clarec.models import torch_base
+
+    made = []
+
+    class Spy(torch_base.RankingValidator):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            made.append(self.exclude_seen)
+
+    monkeypatch.setattr(torch_base, "RankingValidator", Spy)
+    return made

@@ -196,6 +196,18 @@ def random_split_config(tmp_path, models: str):
     return p
 
 
+@pytest.mark.parametrize(("conventions", "excluded"), [("[kept, masked]", False), ("[masked, kept]", True)])
+def test_torch_models_validate_under_the_main_tables_convention(
+    tmp_path, validator_spy, conventions, excluded
+):
+    from clarec.experiment.runner import run_experiment
+
+    p = random_split_config(tmp_path, "[{name: bpr, params: {epochs: 2, progress: false, num_threads: 1}}]")
+    p.write_text(p.read_text() + f"evaluation: {{ks: [5], history_items: {conventions}}}\n")
+    run_experiment(load_config(p), tmp_path / "run", seeds=1, save_models=False)
+    assert validator_spy == [excluded]
+
+
 def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_path):
     import json
 

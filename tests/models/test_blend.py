@@ -52,6 +52,19 @@ def test_the_weights_are_chosen_on_validation_and_a_corner_is_the_member_alone()
     assert validator(blend.score) == pytest.approx(best)
 
 
+def test_kept_validates_with_the_training_items_ranked():
+    train, valid = _split()
+    blend = Blend(
+        members=[{"name": "ease", "params": {"reg": 10.0}}, "popularity"], grid=4, eval_history="kept"
+    )
+    blend.fit(train, valid)
+    curve = dict(zip(map(tuple, blend.validation_["weights"]), blend.validation_["values"], strict=True))
+    kept = RankingValidator(train.to_csr(), valid.to_csr(), k=20, exclude_seen=False)
+    masked = RankingValidator(train.to_csr(), valid.to_csr(), k=20)
+    ease = blend.members_[0]
+    assert curve[(1.0, 0.0)] == pytest.approx(kept(ease.score)) and kept(ease.score) < masked(ease.score)
+
+
 def test_given_weights_are_used_and_scaled():
     train, valid = _split()
     blend = Blend(members=EASE_KNN, weights=[3, 1]).fit(train, valid)
@@ -82,8 +95,10 @@ def test_members_take_the_runs_seed_and_folder_unless_they_set_them(tmp_path):
         members=[{"name": "bpr", "params": mf}, {"name": "bpr", "params": mf | {"seed": 5}}],
         seed=7,
         run_dir=str(tmp_path),
+        eval_history="kept",
     ).fit(block_dataset())
     assert [m.seed for m in blend.members_] == [7, 5]
+    assert [m.eval_history for m in blend.members_] == ["kept", "kept"]
     assert blend.members_[0].run_dir == str(tmp_path / "0-bpr")
     assert blend.history_mode == "fold-in"  # BPR folds a history in
 

@@ -8,7 +8,13 @@ from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError, UnknownIdError
 from clarec.models import create
 from clarec.models.base import Recommender
-from clarec.models.sequential._base import history_pairs, left_pad, training_windows
+from clarec.models.sequential._base import (
+    SequenceEncoder,
+    history_pairs,
+    left_pad,
+    low_pass_kernel,
+    training_windows,
+)
 
 from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
 
@@ -66,6 +72,7 @@ TEXT = {"cache_dir": "none", "temperature": 0.1, "adaptor_dropout": 0.0}
         ("sasrec", {}),
         ("sasrec", {"loss": "bce"}),
         ("sasrec", {"exclude_history": True}),
+        ("sasrec", {"filter_mix": 0.5}),
         ("cl4srec", SSL),
         ("cl4srec", SSL | {"augmentations": ["mask"], "ssl_similarity": "cos", "ssl_temperature": 0.2}),
         ("cl4srec", SSL | {"augmentations": ["insert", "substitute"]}),
@@ -73,6 +80,7 @@ TEXT = {"cache_dir": "none", "temperature": 0.1, "adaptor_dropout": 0.0}
         ("duorec", SSL | {"unsupervised": False}),
         ("text-seq", {}),
         ("text-seq", {"id_embedding": True}),
+        ("text-seq", {"id_embedding": True, "filter_mix": 0.5, "filter_frequencies": 2}),
     ],
 )
 def test_learns_the_next_item_from_the_order(ring, name, params, tiny_model_dir):
@@ -205,6 +213,53 @@ def test_history_pairs_are_each_targets_earlier_items_in_its_window():
     assert got == want
 
 
+@pytest.mark.parametrize(("n", "kept"), [(50, 3), (8, 2), (8, 5), (7, 4), (6, 1)])
+def test_low_pass_kernel_is_the_fourier_low_pass_of_the_window_ending_at_each_position(n, kept):
+    x = torch.randn(n, 4, generator=torch.Generator().manual_seed(n))
+    kernel = low_pass_kernel(n, kept)
+    for t in range(n):  # the window of n positions ending at t, zero before the sequence's start
+        window = torch.cat([torch.zeros(n - 1 - t, 4), x[: t + 1]])
+        spectrum = torch.fft.rfft(window, dim=0, norm="ortho")
+        spectrum[kept:] = 0
+        want = torch.fft.irfft(spectrum, n=n, dim=0, norm="ortho")[-1]
+        torch.testing.assert_close((kernel @ x)[t], want, atol=1e-6, rtol=0)
+    assert torch.equal(kernel, kernel.tril())  # causal
+    # every frequency kept: the filter passes its input through
+    torch.testing.assert_close(low_pass_kernel(n, n) @ x, x, atol=1e-5, rtol=0)
+
+
+def _encoder(filter_mix: float) -> SequenceEncoder:
+    settings = {"dim": 8, "max_len": 6, "n_layers": 2, "n_heads": 2, "inner_size": 16, "dropout": 0.0}
+    return SequenceEncoder(
+        n_items=10,
+        init_std=0.02,
+        generator=torch.Generator().manual_seed(0),
+        filter_mix=filter_mix,
+        **settings,
+    ).eval()
+
+
+def test_filtered_encoder_is_causal_and_ignores_padding():
+    encoder = _encoder(0.7)
+    with torch.no_grad():
+        encoder.filters[0].sqrt_beta.mul_(0.5)  # high frequencies rescaled, as training would
+        seq = torch.tensor([[3, 4, 5, 6, 7, 8]])
+        changed = torch.tensor([[3, 4, 5, 6, 7, 2]])
+        a, b = encoder(seq), encoder(changed)
+        torch.testing.assert_close(a[:, :-1], b[:, :-1])  # no position reads a later one
+        assert not torch.allclose(a[:, -1], b[:, -1])
+        # a history's state is the same padded to its own length or to a longer batch's
+        short = torch.tensor([[5, 6, 7]])
+        torch.testing.assert_close(encoder.last(short), encoder.last(torch.tensor([[0, 0, 5, 6, 7]])))
+
+
+def test_filter_adds_no_draw_to_the_initialisation():
+    plain, filtered = _encoder(0.0).state_dict(), _encoder(0.5).state_dict()
+    assert plain.keys() < filtered.keys() and _encoder(0.0).filters is None
+    for key, value in plain.items():
+        torch.testing.assert_close(filtered[key], value, rtol=0, atol=0)
+
+
 def test_checks_parameters():
     with pytest.raises(ConfigError, match="multiple of n_heads"):
         create("sasrec", {"embedding_dim": 10, "n_heads": 3})
@@ -212,10 +267,13 @@ def test_checks_parameters():
         create("sasrec", {"loss": "bce", "exclude_history": True})
     with pytest.raises(ConfigError, match="loss"):
         create("sasrec", {"loss": "bpr"})
+    with pytest.raises(ConfigError, match="filter_mix"):
+        create("sasrec", {"filter_mix": 1.5})
 
 
-def test_saved_model_scores_histories_the_same(ring, tmp_path):
-    model = create("sasrec", SMALL | {"epochs": 2}).fit(ring)
+@pytest.mark.parametrize("params", [{}, {"filter_mix": 0.5}])
+def test_saved_model_scores_histories_the_same(ring, tmp_path, params):
+    model = create("sasrec", SMALL | {"epochs": 2} | params).fit(ring)
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
     h = [ring.item_index(["i01", "i02"]), ring.item_index(["i07"])]

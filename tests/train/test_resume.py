@@ -92,6 +92,14 @@ def test_a_finished_fit_is_not_redone_and_other_settings_are_refused(data, tiny_
     assert _last_epoch(tmp_path / "run") == 2
 
 
+def test_a_setting_at_its_default_is_not_part_of_the_fits_signature():
+    """So that a setting added to a model later leaves the run folders made before it resumable."""
+    plain = create("sasrec", SEQ)
+    explicit = create("sasrec", SEQ | {"filter_mix": 0.0, "eval_history": "masked"})
+    assert plain._signature() == explicit._signature() and "eval_history" not in plain._signature()
+    assert create("sasrec", SEQ | {"eval_history": "kept"})._signature() != plain._signature()
+
+
 def test_resume_needs_a_run_folder(data):
     with pytest.raises(ConfigError, match="run_dir"):
         create("bpr", MF | {"resume": True}).fit(data[0])

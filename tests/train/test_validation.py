@@ -33,6 +33,19 @@ def test_user_subset_and_batches():
     )
 
 
+def test_kept_ranks_the_training_items_too():
+    seen, truth, score = _setup()
+    # user 0's held-out item is now also a training item (a repeat): masked, it can never be ranked
+    seen = sp.csr_matrix(np.array([[1, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32))
+    masked, kept = RankingValidator(seen, truth, k=1), RankingValidator(seen, truth, k=1, exclude_seen=False)
+    # k = 1, masked: user 0 gets item 3 (item 2 excluded) -> 0; user 1 gets item 3 -> a hit of two: 1
+    assert masked(score) == pytest.approx(0.5)
+    # kept: user 0 gets item 0 (scored 9) -> 0; user 1 too -> 0
+    assert kept(score) == 0.0
+    top = lambda users: np.array([[0, 0, 9, 0], [0, 9, 0, 0], [0, 0, 0, 0]], dtype=np.float32)[users]  # noqa: E731
+    assert masked(top) == pytest.approx(0.5) and kept(top) == pytest.approx(1.0)
+
+
 def test_no_validation_users():
     seen, _, score = _setup()
     assert RankingValidator(seen, sp.csr_matrix((3, 4)), k=3)(score) == 0.0

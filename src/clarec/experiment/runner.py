@@ -136,11 +136,17 @@ def item_features(ds: Dataset) -> sp.csr_matrix | None:
     return None
 
 
-def _run_params(model_cfg, seed: int, train_dir: Path, resume: bool = False) -> dict:
-    """The model's parameters plus the run's seed, a training-log folder and ``resume``, where the
-    model takes them and the config did not set them."""
+def _run_params(cfg: ExperimentConfig, model_cfg, seed: int, train_dir: Path, resume: bool = False) -> dict:
+    """The model's parameters plus the run's seed, a training-log folder, ``resume`` and the main
+    table's convention for its validation (``eval_history``), where the model takes them and the
+    config did not set them."""
     return with_run_settings(
-        model_cfg.name, dict(model_cfg.params), seed=seed, run_dir=str(train_dir), resume=resume
+        model_cfg.name,
+        dict(model_cfg.params),
+        seed=seed,
+        run_dir=str(train_dir),
+        resume=resume,
+        eval_history=cfg.evaluation.history_items[0],
     )
 
 
@@ -362,7 +368,7 @@ def _run(
     with rank 0, and neither evaluates nor fits the others."""
     (out / "config.yaml").write_text(dump_config(cfg))
     for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
-        create(model_cfg.name, _run_params(model_cfg, cfg.seed, out / "train" / model_cfg.key))
+        create(model_cfg.name, _run_params(cfg, model_cfg, cfg.seed, out / "train" / model_cfg.key))
     t0 = time.perf_counter()
     main = cfg.evaluation.main_metric
     per_model: dict[str, list[dict]] = {m.key: [] for m in cfg.models}
@@ -386,7 +392,7 @@ def _run(
                 progress(f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): read back")
                 per_model[model_cfg.key].append(done)
                 continue
-            model = create(model_cfg.name, _run_params(model_cfg, seed, train_dir, resume))
+            model = create(model_cfg.name, _run_params(cfg, model_cfg, seed, train_dir, resume))
             if train_only:
                 from clarec.models.torch_base import TorchRecommender
 

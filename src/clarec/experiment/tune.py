@@ -39,7 +39,7 @@ from clarec.config import ExperimentConfig, ModelConfig, dump_config, same_confi
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.experiment.runner import prepare_data, run_experiment, warn_unreachable
-from clarec.models.registry import create, get_model_class
+from clarec.models.registry import create, get_model_class, with_run_settings
 from clarec.train import distributed
 from clarec.train.loop import LAST_NAME
 
@@ -322,10 +322,11 @@ def _trial(
     drawn = distributed.broadcast_object(
         {k: suggest(trial, k, spec) for k, spec in m.search.items()} if main else None
     )
-    params = with_settings(m.params, drawn)
+    # the run's seed, and the main table's convention for the trial's in-training validation
+    params = with_run_settings(
+        m.name, with_settings(m.params, drawn), seed=cfg.seed, eval_history=cfg.evaluation.history_items[0]
+    )
     cls = get_model_class(m.name)
-    if "seed" in cls.param_names() and "seed" not in params:
-        params["seed"] = cfg.seed
     run_dir, reported = None, set()
     if issubclass(cls, TorchRecommender) and distributed.world_size() == 1:
         resumes = trial.user_attrs.get(RESUMES)

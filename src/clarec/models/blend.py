@@ -88,8 +88,9 @@ class Blend(Recommender):
             grid (equal weights when ``fit`` is given no validation data).
         grid: steps per unit of that grid (10: weights in multiples of 0.1).
         eval_k: cut-off of the validation NDCG.
-        seed, run_dir, resume: handed to each member that takes them and does not set them itself
-            (``run_dir`` as ``RUN_DIR/<index>-<name>``), as a run hands them to a model.
+        eval_history: ``masked`` (training items left out of the validation ranking) or ``kept``.
+        seed, run_dir, resume, eval_history: handed to each member that takes them and does not set
+            them itself (``run_dir`` as ``RUN_DIR/<index>-<name>``), as a run hands them to a model.
 
     A blend scores histories when every member does: ``history_mode`` is ``"fold-in"`` when a member's
     is, ``"constant"`` when every member's is, else ``"exact"``. It takes no new items or texts.
@@ -102,6 +103,7 @@ class Blend(Recommender):
     weights = param(None, _weights, nullable=True)
     grid = param(10, ge=1, le=100)
     eval_k = param(20, ge=1)
+    eval_history = param("masked", choices=("masked", "kept"))
     seed = param(None, int, nullable=True)
     run_dir = param(None, str)
     resume = param(False)
@@ -125,7 +127,14 @@ class Blend(Recommender):
     def _member_params(self, i: int) -> dict:
         m = self.members[i]
         run_dir = None if self.run_dir is None else str(Path(self.run_dir) / f"{i}-{m['name']}")
-        return with_run_settings(m["name"], m["params"], seed=self.seed, run_dir=run_dir, resume=self.resume)
+        return with_run_settings(
+            m["name"],
+            m["params"],
+            seed=self.seed,
+            run_dir=run_dir,
+            resume=self.resume,
+            eval_history=self.eval_history,
+        )
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.members_ = [
@@ -137,7 +146,10 @@ class Blend(Recommender):
         elif valid is None or valid.n_interactions == 0:
             self.weights_ = np.full(len(self.members_), 1.0 / len(self.members_))
         else:
-            self.weights_ = self._choose(RankingValidator(self.seen, valid.to_csr(), k=self.eval_k))
+            validator = RankingValidator(
+                self.seen, valid.to_csr(), k=self.eval_k, exclude_seen=self.eval_history == "masked"
+            )
+            self.weights_ = self._choose(validator)
 
     def _choose(self, validator: RankingValidator) -> np.ndarray:
         """The grid point with the best validation NDCG (ties: the most even weights); every point's

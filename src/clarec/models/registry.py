@@ -62,8 +62,9 @@ def create(name: str, params: dict[str, Any] | None = None):
 
 
 def with_run_settings(name: str, params: dict[str, Any], **settings: Any) -> dict[str, Any]:
-    """``params`` plus each of the run's ``settings`` (``seed``, ``run_dir``, ``resume``...) that model
-    ``name`` takes and ``params`` does not set; a setting that is ``None`` or ``False`` is left out."""
+    """``params`` plus each of the run's ``settings`` (``seed``, ``run_dir``, ``resume``,
+    ``eval_history``...) that model ``name`` takes and ``params`` does not set; a setting that is
+    ``None`` or ``False`` is left out."""
     names = get_model_class(name).param_names()
     extra = {k: v for k, v in settings.items() if v is not None and v is not False and k in names}
     return {**extra, **params}

@@ -35,6 +35,9 @@ class TorchRecommender(Recommender):
         max_steps: stop after this many optimiser steps (``None``: no limit).
         eval_every: validate every this many epochs.
         eval_k: cut-off of the validation NDCG that early stopping follows.
+        eval_history: ``masked`` (default): training items are left out of the validation ranking;
+            ``kept``: every item is ranked — set to the run's convention (the main table's
+            ``history_items``) by ``clarec run`` and ``clarec tune``.
         eval_max_users: validate on at most this many users (``None``: all).
         seed: seeds initialisation, shuffling, sampling and dropout; same seed, same model (CPU).
         run_dir: folder for the training log, history and best checkpoint.
@@ -59,6 +62,7 @@ class TorchRecommender(Recommender):
     max_steps = param(None, int, ge=1)
     eval_every = param(1, ge=1)
     eval_k = param(20, ge=1)
+    eval_history = param("masked", choices=("masked", "kept"))
     eval_max_users = param(None, int, ge=1)
     seed = param(0)
     run_dir = param(None, str)
@@ -111,17 +115,28 @@ class TorchRecommender(Recommender):
         getattr(self, "_rngs", []).append(generator)
 
     def _signature(self) -> str:
-        """What a fit computes: the class, its settings (not where or how it runs) and the data's
-        shape (users, items, training and validation interactions)."""
-        settings = {k: v for k, v in self.get_params().items() if k not in self._RUN_SETTINGS}
+        """What a fit computes: the class, its settings (not where or how it runs; those at their
+        defaults left out, so that a setting added to a model later does not make older run folders
+        unreadable) and the data's shape (users, items, training and validation interactions)."""
+        settings = {
+            k: v
+            for k, v in self.get_params().items()
+            if k not in self._RUN_SETTINGS and v != self.params[k].default
+        }
         return f"{type(self).__name__} {settings!r} data {getattr(self, '_data_shape', None)}"
 
     def _validator(self, valid: Dataset | None) -> RankingValidator | None:
-        """NDCG@``eval_k`` on ``valid`` with training items excluded; ``None`` without validation data."""
+        """NDCG@``eval_k`` on ``valid`` (training items excluded unless ``eval_history`` is ``kept``);
+        ``None`` without validation data."""
         if valid is None or valid.n_interactions == 0:
             return None
         return RankingValidator(
-            self.seen, valid.to_csr(), k=self.eval_k, max_users=self.eval_max_users, seed=self.seed
+            self.seen,
+            valid.to_csr(),
+            k=self.eval_k,
+            max_users=self.eval_max_users,
+            seed=self.seed,
+            exclude_seen=self.eval_history == "masked",
         )
 
     def _train(

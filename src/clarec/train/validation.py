@@ -43,6 +43,8 @@ class RankingValidator:
             on large data sets; ``None`` uses all.
         seed: seed of that subset.
         batch_size: users scored at once.
+        exclude_seen: leave the training items out of each ranking (the ``masked`` convention);
+            ``False`` ranks every item (``kept``, where a repeat of a training item can be the target).
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class RankingValidator:
         max_users: int | None = None,
         seed: int = 0,
         batch_size: int = 1024,
+        exclude_seen: bool = True,
     ):
         self.seen = sp.csr_matrix(seen)
+        self.exclude_seen = bool(exclude_seen)
         self.truth = sp.csr_matrix(truth)
         self.truth.sum_duplicates()
         self.k = int(k)
@@ -82,8 +86,9 @@ class RankingValidator:
     def batch_total(self, chunk: np.ndarray, scores: np.ndarray) -> float:
         """Sum of NDCG@k over the users ``chunk`` given their scores of every item."""
         s = np.array(scores, dtype=np.float32, copy=True)
-        sub = self.seen[chunk]
-        s[np.repeat(np.arange(len(chunk)), np.diff(sub.indptr)), sub.indices] = -np.inf
+        if self.exclude_seen:
+            sub = self.seen[chunk]
+            s[np.repeat(np.arange(len(chunk)), np.diff(sub.indptr)), sub.indices] = -np.inf
         idx, vals = top_k(s, self.k)
         rel = np.asarray(self.truth[chunk[:, None], idx].todense() > 0) & np.isfinite(vals)
         dcg = (rel * self._discounts[: idx.shape[1]]).sum(axis=1)

@@ -80,9 +80,51 @@ def history_pairs(inputs: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tenso
     return rows[b, t], inputs[b, before] - 1
 
 
+def low_pass_kernel(max_len: int, frequencies: int) -> torch.Tensor:
+    """``(max_len, max_len)`` lower-triangular Toeplitz matrix ``T``: ``(T @ x)[t]`` is what keeping
+    the ``frequencies`` lowest discrete Fourier frequencies (the constant included) of the window of
+    ``max_len`` positions ending at ``t`` gives at its last position (positions before a sequence's
+    start read as zero). An ideal low-pass filter is a circular convolution; at a window's last
+    position it reads only the window itself, so the filter is causal: position ``t`` reads positions
+    ``t - max_len + 1`` to ``t``."""
+    n = max_len
+    lags = np.arange(n)
+    weights = np.array([1.0 if k == 0 or 2 * k == n else 2.0 for k in range(min(frequencies, n // 2 + 1))])
+    h = (weights[:, None] * np.cos(2 * np.pi * np.arange(len(weights))[:, None] * lags[None] / n)).sum(0) / n
+    lag = lags[:, None] - lags[None, :]
+    return torch.as_tensor(np.where(lag >= 0, h[np.clip(lag, 0, None)], 0.0), dtype=torch.float32)
+
+
+class LowPassMix(nn.Module):
+    """The frequency part of a BSARec layer (Shin et al., AAAI 2024), made causal: each position's
+    input split into its low-pass part (:func:`low_pass_kernel`) and the rest, the rest rescaled by a
+    learned per-dimension ``beta ** 2`` (1 at the start), then dropout, residual and layer norm. A
+    layer's output mixes it with the self-attention sublayer's (``mix``: the filter's share).
+
+    BSARec filters each padded sequence as a whole, which lets every position read later ones; it
+    trains only the last position, where that does not matter. Here every position is a target, so
+    each position is filtered over the window that ends there.
+    """
+
+    def __init__(self, dim: int, max_len: int, frequencies: int, dropout: float):
+        super().__init__()
+        self.register_buffer("kernel", low_pass_kernel(max_len, frequencies), persistent=False)
+        self.sqrt_beta = nn.Parameter(torch.ones(dim))
+        self.drop = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, L, d)``, padding positions zero."""
+        length = x.shape[1]
+        low = torch.einsum("ts,bsd->btd", self.kernel[:length, :length], x)
+        return self.norm(x + self.drop(low + self.sqrt_beta**2 * (x - low)))
+
+
 class SequenceEncoder(nn.Module):
     """Item and position embeddings, then causal Transformer layers (post-norm, GELU, as BERT and
-    RecBole's SASRec); ``forward`` returns the state after every position ``(B, L, d)``."""
+    RecBole's SASRec); ``forward`` returns the state after every position ``(B, L, d)``. With
+    ``filter_mix > 0`` each layer's attention output is mixed with a causal low-pass filter's
+    (:class:`LowPassMix`, BSARec's inductive bias) before its feed-forward part."""
 
     def __init__(
         self,
@@ -97,6 +139,8 @@ class SequenceEncoder(nn.Module):
         generator: torch.Generator,
         extra_tokens: int = 0,
         attributes: tuple[np.ndarray, np.ndarray, int] | None = None,
+        filter_mix: float = 0.0,
+        filter_frequencies: int = 3,
     ):
         super().__init__()
         self.max_len = max_len
@@ -118,6 +162,12 @@ class SequenceEncoder(nn.Module):
             self.attributes = nn.EmbeddingBag(max(1, n_values), dim, mode="mean")
             self.register_buffer("attribute_index", torch.as_tensor(index, dtype=torch.int64))
             self.register_buffer("attribute_offsets", torch.as_tensor(offsets, dtype=torch.int64))
+        self.filter_mix = filter_mix
+        self.filters = None
+        if filter_mix > 0:  # only 1-d parameters: the initialisation below draws the same numbers
+            self.filters = nn.ModuleList(
+                LowPassMix(dim, max_len, filter_frequencies, dropout) for _ in range(n_layers)
+            )
         for name, p in self.named_parameters():
             if p.dim() > 1:
                 nn.init.normal_(p, 0.0, init_std, generator=generator)
@@ -166,7 +216,21 @@ class SequenceEncoder(nn.Module):
         blocked = blocked[None] | pad[:, None, :]
         # a padding position sees itself, so no row of the attention is empty (its output is unused)
         blocked &= ~torch.eye(length, dtype=torch.bool, device=seq.device)[None]
-        return self.output(self.layers(x, mask=blocked.repeat_interleave(self.n_heads, dim=0)))
+        blocked = blocked.repeat_interleave(self.n_heads, dim=0)
+        if self.filters is None:
+            return self.output(self.layers(x, mask=blocked))
+        return self.output(self._mixed_layers(x, blocked, pad))
+
+    def _mixed_layers(self, x: torch.Tensor, blocked: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """The Transformer layers with each attention sublayer's output mixed with the filter's."""
+        real = (~pad)[..., None].to(x.dtype)
+        for layer, low_pass in zip(self.layers.layers, self.filters, strict=True):
+            attended = layer.self_attn(x, x, x, attn_mask=blocked, need_weights=False)[0]
+            attended = layer.norm1(x + layer.dropout1(attended))
+            h = self.filter_mix * low_pass(x * real) + (1 - self.filter_mix) * attended
+            ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(h))))
+            x = layer.norm2(h + layer.dropout2(ff))
+        return x
 
     def last(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """The state after each sequence's last item ``(B, d)``."""
@@ -192,6 +256,10 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         lr, weight_decay: Adam.
         attributes: an item column of attribute lists (category, brand ids of the S3-Rec files);
             the mean of their learned vectors joins each item's vector.
+        filter_mix: share of a causal low-pass filter in each layer's mix with self-attention
+            (BSARec's inductive bias; 0: plain self-attention, the default).
+        filter_frequencies: lowest Fourier frequencies of a ``max_len`` window the filter keeps
+            (the constant included; BSARec's ``c`` keeps ``c // 2 + 1`` of them).
 
     Training settings (``epochs`` 200, ``batch_size`` 256 sequences): see
     :class:`~clarec.models.torch_base.TorchRecommender`.
@@ -213,6 +281,8 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     lr = param(1e-3, gt=0)
     weight_decay = param(0.0, ge=0)
     attributes = param(None, str)
+    filter_mix = param(0.0, ge=0, le=1)
+    filter_frequencies = param(3, ge=1)
     epochs = TorchRecommender.epochs.with_default(200)
 
     def _check_params(self) -> None:
@@ -244,6 +314,8 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             "init_std": self.init_std,
             "generator": generator,
             "attributes": self.attributes_,
+            "filter_mix": self.filter_mix,
+            "filter_frequencies": self.filter_frequencies,
         }
 
     def _init_module(self, module: SequenceEncoder) -> None:  # noqa: B027 - a hook

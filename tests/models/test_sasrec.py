@@ -343,6 +343,14 @@ def test_text_seq_starts_from_a_model_trained_elsewhere(ring, tiny_model_dir, tm
             torch.testing.assert_close(target.module_.state_dict()[name], weight, rtol=0, atol=1e-6)
     with pytest.raises(ConfigError, match="does not fit"):
         _text_seq(tiny_model_dir, embedding_dim=32, init_from=str(tmp_path / "source")).fit(ring)
+    # a filter the source lacks starts from its own initialisation; one the target lacks is refused
+    filtered = _text_seq(tiny_model_dir, epochs=1, filter_mix=0.5, init_from=str(tmp_path / "source")).fit(
+        ring
+    )
+    assert filtered.module_.filters is not None
+    filtered.save(tmp_path / "filtered")
+    with pytest.raises(ConfigError, match="filter"):
+        _text_seq(tiny_model_dir, epochs=1, init_from=str(tmp_path / "filtered")).fit(ring)
     with pytest.raises(ConfigError, match="holds no saved model"):
         _text_seq(tiny_model_dir, init_from=str(tmp_path / "nothing")).fit(ring)
     create("sasrec", SMALL | {"epochs": 1}).fit(ring).save(tmp_path / "sasrec")

@@ -179,7 +179,8 @@ class TextSeq(ItemTextParams, SequentialRecommender):
         if wrong:
             raise ConfigError(
                 f"{self.name}: init_from {self.init_from!r} does not fit this model's sizes ({wrong[:3]}...): "
-                "use the same encoder, embedding_dim, n_layers, n_heads, inner_size, max_len and n_experts"
+                "use the same encoder, embedding_dim, n_layers, n_heads, inner_size, max_len and n_experts, "
+                "and a filter (filter_mix > 0) only where the source has one"
             )
         module.load_state_dict(shared, strict=False)
 

@@ -16,7 +16,10 @@ of each contrastive model against the best non-contrastive baseline. Which model
 reference baseline, the order of the rows, the data set's best model) is decided on validation;
 test figures are only read. A data set's ``search`` in the suite adds dimensions to the space of its
 models trained in mini-batches; the suite's ``goals`` are read off the finished cells into a *Goals*
-table (:func:`goal_lines`). It also writes ``RUNS/<data set>/all``, one run folder of all the
+table (:func:`goal_lines`). A suite entry with ``blend_of`` is a *blend cell* (:func:`blend_entry`):
+the ``blend`` of other cells' models at the settings their searches chose, run once those cells are
+finished, its weights chosen on validation within each fit; it is marked as a blend in the report
+and counts for a goal only where the goal names it. It also writes ``RUNS/<data set>/all``, one run folder of all the
 finished models of a data set, for ``clarec report RUNS/<data set>/all`` (the HTML page).
 
 A finished cell is also kept as a small record, ``RECORDS/<data set>/<model>.json`` (by default
@@ -54,7 +57,7 @@ from _records import read_record, stamped, start_folder, write_record
 from clarec.config import load_config
 from clarec.experiment.report import paired_against
 from clarec.experiment.runner import SEED_RESULT
-from clarec.experiment.tune import TRIALS
+from clarec.experiment.tune import TRIALS, with_settings
 from clarec.models.registry import get_model_class
 from clarec.models.torch_base import TorchRecommender
 
@@ -94,10 +97,59 @@ def dataset_config(suite: dict, name: str) -> dict:
     }
 
 
+def resolved_config(suite: dict, name: str, records: Path) -> dict:
+    """:func:`dataset_config` as ``clarec tune`` reads it: each blend cell made a ``blend`` of its
+    members' chosen settings (:func:`blend_entry`), or left out while a member cell is unfinished."""
+    config = dataset_config(suite, name)
+    models = [blend_entry(suite, name, m, records) if "blend_of" in m else m for m in config["models"]]
+    return config | {"models": [m for m in models if m is not None]}
+
+
+def blend_entry(suite: dict, name: str, entry: dict, records: Path) -> dict | None:
+    """A blend cell as a ``blend`` model whose members are its member cells' models at the settings
+    their searches chose (:func:`blend_members`); None while one of those cells is unfinished. The
+    blend searches nothing itself: its weights are chosen on validation within each fit."""
+    cells = blend_members(suite, name, entry, records)
+    if cells is None:
+        return None
+    members = []
+    for record in cells.values():
+        model = record["config"]["model"]
+        members.append(
+            {"name": model["name"], "params": with_settings(model.get("params", {}), record["best_params"])}
+        )
+    fixed = {k: v for k, v in entry.items() if k not in ("blend_of", "search")}
+    return fixed | {"name": "blend", "params": {**entry.get("params", {}), "members": members}}
+
+
+def blend_members(suite: dict, name: str, entry: dict, records: Path) -> dict[str, dict] | None:
+    """``{label: record}`` of a blend cell's members (``blend_of``: one entry per member, a cell's label
+    or a list of labels of which the one with the best validation figure is taken, skipped ones left
+    out), or None while one of those cells is unfinished."""
+    main = suite["evaluation"]["main_metric"]
+    skip = suite["datasets"][name].get("skip", {})
+    members = {}
+    for group in entry["blend_of"]:
+        labels = [m for m in ([group] if isinstance(group, str) else group) if m not in skip]
+        cells = {m: cell_record(suite, name, m, records) for m in labels}
+        if not cells or None in cells.values():
+            return None
+        best = max(cells, key=lambda m: cells[m]["result"]["valid"][main])
+        members[best] = cells[best]
+    return members
+
+
+def _labels(config: dict, blends: bool | None = None) -> set[str]:
+    """The cells of a config's models (``blends``: True, only blend cells; False, none)."""
+    return {
+        m.get("label") or m["name"] for m in config["models"] if blends is None or blends == ("blend_of" in m)
+    }
+
+
 def _with_search(entry: dict, added: dict) -> dict:
     """``entry`` with a data set's added search dimensions (``search`` of its suite entry) for a model
     trained in mini-batches (a torch model); a dimension the model searches already keeps its own."""
-    if not added or not issubclass(get_model_class(entry["name"]), TorchRecommender):
+    if not added or "blend_of" in entry or not issubclass(get_model_class(entry["name"]), TorchRecommender):
         return entry
     own = entry.get("search", {})
     return entry | {"search": own | {k: v for k, v in added.items() if k not in own}}
@@ -115,8 +167,12 @@ def run(args) -> None:
         folder = args.runs / name
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "config.yaml"
-        config.write_text(yaml.safe_dump(dataset_config(suite, name), sort_keys=False))
+        resolved = resolved_config(suite, name, args.records)
+        config.write_text(yaml.safe_dump(resolved, sort_keys=False))
         cfg = load_config(config)  # checked before anything runs
+        for model in _labels(dataset_config(suite, name)) - _labels(resolved):
+            if not args.models or model in args.models:
+                print(f"{name}: {model} waits for its members' cells", flush=True)
         for model in cfg.models:
             if args.models and model.key not in args.models:
                 continue
@@ -125,7 +181,7 @@ def run(args) -> None:
                 continue
             if keep_record(suite, name, model.key, out, args.records):
                 continue
-            start_folder(out, cell_config(suite, name, model.key))
+            start_folder(out, cell_config(suite, name, model.key, args.records))
             seed_folder(suite, name, model.key, out, args.records)
             cmd = [
                 sys.executable,
@@ -153,18 +209,21 @@ def run(args) -> None:
                 progress_record(args.records, name, model.key).unlink(missing_ok=True)
 
 
-def cell_config(suite: dict, name: str, model: str) -> dict:
+def cell_config(suite: dict, name: str, model: str, records: Path) -> dict:
     """What a cell's figures depend on: the data set's data, split, tuning and evaluation and the
-    model's entry (parameters and search space)."""
+    model's entry (parameters and search space; a blend cell's, its members' chosen settings: a
+    re-tuned member makes its blend's record stale)."""
     config = dataset_config(suite, name)
     entry = next(m for m in config.pop("models") if (m.get("label") or m["name"]) == model)
+    if "blend_of" in entry:
+        entry = blend_entry(suite, name, entry, records) or entry
     return config | {"model": entry}
 
 
 def keep_record(suite: dict, name: str, model: str, out: Path, records: Path) -> bool:
     """Write the record of a cell whose run folder ``out`` holds finished final results made under
     the cell's current config."""
-    config = cell_config(suite, name, model)
+    config = cell_config(suite, name, model, records)
     final = out / "final" / "results.json"
     if not final.is_file() or not stamped(out, config):
         return False
@@ -191,7 +250,9 @@ def progress_record(records: Path, name: str, model: str) -> Path:
 def kept_progress(suite: dict, name: str, model: str, records: Path) -> dict:
     """What an unfinished cell has kept under its current config: ``trials`` (the search's finished
     trials) and ``final`` (``{"config": the final run's config, "seeds": {seed folder: result}}``)."""
-    record = read_record(progress_record(records, name, model), "config", cell_config(suite, name, model))
+    record = read_record(
+        progress_record(records, name, model), "config", cell_config(suite, name, model, records)
+    )
     return (
         {"trials": record["trials"], "final": record.get("final", {})}
         if record
@@ -225,7 +286,7 @@ def keep_progress(suite: dict, name: str, model: str, out: Path, records: Path) 
     """Keep what a cell's run folder has finished — its search's trials (``OUT/trials.json``) and
     the final run's seeds (``OUT/final/train/<model>/seed-N/result.json``) — as a record."""
     path = out / TRIALS
-    if not path.is_file() or not stamped(out, cell_config(suite, name, model)):
+    if not path.is_file() or not stamped(out, cell_config(suite, name, model, records)):
         return
     progress = {"trials": json.loads(path.read_text()).get(model, []), "final": {}}
     config = out / "final" / "config.yaml"
@@ -238,13 +299,18 @@ def keep_progress(suite: dict, name: str, model: str, out: Path, records: Path) 
                 continue  # being written
         progress["final"] = {"config": config.read_text(), "seeds": seeds}
     if progress["trials"] and progress != kept_progress(suite, name, model, records):
-        record = {"model": model, "dataset": name, "config": cell_config(suite, name, model), **progress}
+        record = {
+            "model": model,
+            "dataset": name,
+            "config": cell_config(suite, name, model, records),
+            **progress,
+        }
         write_record(progress_record(records, name, model), record)
 
 
 def cell_record(suite: dict, name: str, model: str, records: Path) -> dict | None:
     """The record of a cell, or None when there is none or it was made under another config."""
-    return read_record(records / name / f"{model}.json", "config", cell_config(suite, name, model))
+    return read_record(records / name / f"{model}.json", "config", cell_config(suite, name, model, records))
 
 
 def finished(suite: dict, name: str, records: Path) -> dict[str, dict]:
@@ -258,14 +324,15 @@ def finished(suite: dict, name: str, records: Path) -> dict[str, dict]:
     return found
 
 
-def merge_run(suite: dict, name: str, folder: Path, results: dict[str, dict]) -> Path:
+def merge_run(suite: dict, name: str, folder: Path, results: dict[str, dict], records: Path) -> Path:
     """``folder/all``: one run folder holding every finished model of the data set (results, the
     data set's config, the data report, links to each model's training curves), so that
     ``clarec report folder/all`` draws the whole data set on one page."""
     merged = folder / "all"
     (merged / "train").mkdir(parents=True, exist_ok=True)
     (merged / "results.json").write_text(json.dumps(results, indent=2))
-    (merged / "config.yaml").write_text(yaml.safe_dump(dataset_config(suite, name), sort_keys=False))
+    config = resolved_config(suite, name, records)
+    (merged / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     for model in results:  # curves and the data report where this machine still has the run folders
         final = folder / model / "final"
         if not (merged / "data.json").is_file() and (final / "data.json").is_file():
@@ -311,7 +378,8 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         if spec.get("not_run"):
             return lines + ["", f"Not run: {spec['not_run']}."], f"| {name} | not run (see below) | | |"
         return lines + ["", "Not run yet.", *skipped], f"| {name} | not run yet | | |"
-    merge_run(suite, name, runs / name, results)
+    merge_run(suite, name, runs / name, results, records)
+    blends = _labels(config, blends=True)
     # the reference baseline and the order of the rows are chosen on validation, never on test
     baselines = [m for m in results if m in suite["baselines"]]
     best_base = max(baselines, key=lambda m: results[m]["valid"][main]) if baselines else None
@@ -337,8 +405,15 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         settings = ", ".join(
             f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in chosen.items()
         )
+        if m in blends:
+            entry = next(e for e in config["models"] if e.get("label") == m)
+            settings = "of " + " and ".join(blend_members(suite, name, entry, records) or ["?"])
+            weights = [seed["chosen"]["weights"] for seed in r.get("per_seed", []) if "chosen" in seed]
+            if weights:
+                shown = ", ".join("/".join(f"{w:g}" for w in ws) for ws in weights)
+                settings += f"; weights by seed (chosen on validation): {shown}"
         lines.append(
-            f"| {m}{'' if m in suite['baselines'] else ' (contrastive)'} | {cell(r, 'valid', main)} | "
+            f"| {m}{_kind(m, suite, blends)} | {cell(r, 'valid', main)} | "
             + " | ".join(cell(r, "test", x) for x in SHOWN)
             + f" | {cell(r, 'test', main, 'items_tail')} | {versus} | {settings} |"
         )
@@ -354,7 +429,13 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
     return lines, summary
 
 
+def _kind(model: str, suite: dict, blends: set[str]) -> str:
+    return "" if model in suite["baselines"] else " (blend)" if model in blends else " (contrastive)"
+
+
 def _progress(suite: dict, name: str, model: str, records: Path) -> str:
+    if model in _labels(dataset_config(suite, name), blends=True):
+        return f"{model} (a blend: after its members' cells)"
     kept = kept_progress(suite, name, model, records)
     if not kept["trials"]:
         return model
@@ -389,7 +470,9 @@ def goal_lines(suite: dict, main: str, records: Path) -> list[str]:
             raise SystemExit(f"a goal's claim is 'beat' or 'reach', not {claim!r}")
         for name in goal["datasets"]:
             results = {m: r["result"] for m, r in finished(suite, name, records).items()}
-            named = goal.get("models") or [m for m in results if m not in suite["baselines"]]
+            # by default every contrastive model; a blend only when named (it holds a baseline)
+            others = suite["baselines"] + sorted(_labels(dataset_config(suite, name), blends=True))
+            named = goal.get("models") or [m for m in results if m not in others]
             pool = [m for m in named if m in results]
             head = f"| {claim} {against} | {name} |"
             if against not in results or not pool:
@@ -425,13 +508,16 @@ def report(args) -> None:
         "there the seeds are model seeds). Test figures are computed once, for the chosen settings: "
         "mean ± std over the seeds, full ranking, history items masked. Rows are in order of validation "
         f"{main}; contrastive models are tested against the non-contrastive baseline with the best "
-        "validation figure (paired t-test over seeds of the test figure). *Long tail*: the same lists scored "
+        "validation figure (paired t-test over seeds of the test figure). A *blend* row combines other "
+        "cells' models at the settings their searches chose, its weights chosen on the same validation "
+        "data its validation figure is read on (a figure that flatters it a little); it is tested like the "
+        "contrastive models but counts for a goal only where the goal names it. *Long tail*: the same lists scored "
         "against each test user's held-out items among the least popular ones (the items making up the "
         "last third of the training interactions, items unseen in training included), over the users "
         "who have such an item.",
         "",
         f"| data set | best on validation (its test {main}) | best baseline on validation | "
-        "contrastive models above it on test with p < 0.05 |",
+        "contrastive models (and blends) above it on test with p < 0.05 |",
         "|---|---|---|---|",
         *summary,
         *goal_lines(suite, main, args.records),

@@ -114,7 +114,9 @@ def main() -> None:
     ]
     for name in args.datasets:
         # every model of the family, skipped ones too: their cost is what a skip's reason rests on
-        config = dataset_config(suite, name) | {"models": dataset_models(suite, suite["datasets"][name])}
+        # (not the blend cells: a blend costs what its members' final seeds cost)
+        models = [m for m in dataset_models(suite, suite["datasets"][name]) if "blend_of" not in m]
+        config = dataset_config(suite, name) | {"models": models}
         lines += [
             "",
             f"## {name}",

@@ -37,7 +37,7 @@ def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
     # a finished folder from before stamps (or of another config) is not recorded, and is emptied
     _finish(out, {"test": {"ndcg@20": 0.1}})
     assert not leaderboard.keep_record(new, "ml-100k", "bpr", out, records)
-    leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr"))
+    leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr", records))
     assert [p.name for p in out.iterdir()] == ["stamp.json"]
     # finished under the old space: recorded for it, not for the new one
     _finish(out, {"test": {"ndcg@20": 0.2}})
@@ -47,9 +47,9 @@ def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
     record = leaderboard.cell_record(old, "ml-100k", "bpr", records)
     assert record["result"]["test"]["ndcg@20"] == 0.2 and record["best_params"] == {"lr": 0.002}
     # the same config again keeps the folder (a stopped search resumes); another empties it
-    leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr"))
+    leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr", records))
     assert (out / "final" / "results.json").is_file()
-    leaderboard.start_folder(out, leaderboard.cell_config(new, "ml-100k", "bpr"))
+    leaderboard.start_folder(out, leaderboard.cell_config(new, "ml-100k", "bpr", records))
     assert not (out / "final").exists()
 
 
@@ -105,6 +105,78 @@ def test_goals_choose_their_model_on_validation_and_state_whether_they_hold(lead
     suite["goals"] = [{"claim": "win", "against": "ease", "datasets": ["ml-100k"]}]
     with pytest.raises(SystemExit, match="'beat' or 'reach'"):
         leaderboard.goal_lines(suite, "ndcg@20", None)
+
+
+def test_a_blend_cell_takes_its_members_chosen_settings_once_their_cells_are_finished(leaderboard, tmp_path):
+    from clarec.config import load_config
+
+    records, runs = tmp_path / "records", tmp_path / "runs"
+    suite = _suite(0.01) | {"baselines": ["ease"]}
+    suite["models"] += [
+        {"name": "lightgcn", "params": {"epochs": 5}, "search": {"lr": [0.001, 0.01]}},
+        {"name": "ease"},
+        {"name": "blend", "label": "mix", "blend_of": [["bpr", "lightgcn"], "ease"]},
+    ]
+    suite["goals"] = [{"claim": "beat", "against": "ease", "datasets": ["ml-100k"]}]
+
+    def finish(model, valid, tests, chosen, weights=()):
+        per_seed = [{"seed": s, "test": {"ndcg@20": t}} for s, t in enumerate(tests)]
+        for seed, w in zip(per_seed, weights, strict=False):
+            seed["chosen"] = {"weights": w}
+        result = {"valid": {"ndcg@20": valid}, "test": {"ndcg@20": sum(tests) / 3}, "per_seed": per_seed}
+        out = runs / "ml-100k" / model
+        leaderboard.start_folder(out, leaderboard.cell_config(suite, "ml-100k", model, records))
+        (out / "final").mkdir(exist_ok=True)
+        (out / "final" / "results.json").write_text(json.dumps({model: result}))
+        (out / "tune.json").write_text(json.dumps({"models": {model: {"best_params": chosen}}}))
+        assert leaderboard.keep_record(suite, "ml-100k", model, out, records)
+
+    def blend():
+        return leaderboard.blend_entry(suite, "ml-100k", suite["models"][-1], records)
+
+    # a member cell unfinished (lightgcn of the first group): the blend waits, out of the run's config
+    finish("bpr", 0.20, [0.20, 0.21, 0.22], {"lr": 0.002})
+    finish("ease", 0.25, [0.20, 0.21, 0.22], {})
+    assert blend() is None
+    lines, _ = leaderboard.report_dataset(suite, "ml-100k", runs, records, "ndcg@20")
+    assert "Not run yet: lightgcn, mix (a blend: after its members' cells)." in lines
+    assert "mix" not in {
+        m.get("label") for m in leaderboard.resolved_config(suite, "ml-100k", records)["models"]
+    }
+    # all finished: the group's best on validation (lightgcn), at the settings its search chose
+    finish("lightgcn", 0.24, [0.25, 0.27, 0.26], {"lr": 0.01})
+    entry = blend()
+    assert entry == {
+        "name": "blend",
+        "label": "mix",
+        "params": {
+            "members": [
+                {"name": "lightgcn", "params": {"epochs": 5, "lr": 0.01}},
+                {"name": "ease", "params": {}},
+            ]
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(leaderboard.yaml.safe_dump(leaderboard.resolved_config(suite, "ml-100k", records)))
+    assert "mix" in [m.key for m in load_config(path).models]  # what `clarec tune` reads
+    # its record is taken under its members' settings: a member tuned again makes it stale
+    finish("mix", 0.30, [0.30, 0.32, 0.31], {})
+    assert leaderboard.cell_record(suite, "ml-100k", "mix", records) is not None
+    finish("lightgcn", 0.24, [0.25, 0.27, 0.26], {"lr": 0.001})
+    assert leaderboard.cell_record(suite, "ml-100k", "mix", records) is None
+    finish("mix", 0.30, [0.30, 0.32, 0.31], {}, weights=[[0.7, 0.3], [0.5, 0.5], [1.0, 0.0]])
+    # the report marks it and tests it; a goal takes it only when it names it
+    lines, row = leaderboard.report_dataset(suite, "ml-100k", runs, records, "ndcg@20")
+    row_of_mix = next(line for line in lines if line.startswith("| mix (blend) | 0.3000 |"))
+    assert row_of_mix.endswith(
+        "| of lightgcn and ease; weights by seed (chosen on validation): 0.7/0.3, 0.5/0.5, 1/0 |"
+    )
+    assert row.startswith("| ml-100k | mix 0.3100 | ease |") and "mix" in row.split("|")[4]
+    goal = [line for line in leaderboard.goal_lines(suite, "ndcg@20", records) if line.startswith("| beat")]
+    assert goal[0].startswith("| beat ease | ml-100k | lightgcn |")
+    suite["goals"][0]["models"] = ["mix", "lightgcn"]
+    goal = [line for line in leaderboard.goal_lines(suite, "ndcg@20", records) if line.startswith("| beat")]
+    assert goal[0].startswith("| beat ease | ml-100k | mix |")
 
 
 def test_cost_is_measured_at_the_middle_of_each_search_space():
@@ -193,7 +265,7 @@ def test_a_cell_is_kept_trial_by_trial_and_seed_by_seed_and_goes_on_in_a_fresh_f
     # the report says how far an unfinished cell is, beside a finished one
     suite["models"].append({"name": "ease"})
     done = tmp_path / "runs" / "ml-100k" / "ease"
-    leaderboard.start_folder(done, leaderboard.cell_config(suite, "ml-100k", "ease"))
+    leaderboard.start_folder(done, leaderboard.cell_config(suite, "ml-100k", "ease", records))
     (done / "final").mkdir()
     (done / "final" / "results.json").write_text(
         json.dumps({"ease": {"valid": {"ndcg@20": 0.3}, "test": {"ndcg@20": 0.3}}})

@@ -232,6 +232,24 @@ def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_
     assert "seeds (each draws the split too): [2024, 2025]" in (tmp_path / "drawn" / "results.md").read_text()
 
 
+def test_what_a_fit_chose_on_validation_is_kept_per_seed(tmp_path):
+    import json
+
+    from clarec.experiment.runner import run_experiment
+
+    members = "[{name: ease, params: {reg: 10.0}}, popularity]"
+    p = random_split_config(
+        tmp_path, f"[{{name: blend, params: {{members: {members}, grid: 4}}}}, {{name: ease}}]"
+    )
+    out = run_experiment(load_config(p), tmp_path / "run", seeds=2, save_models=False, split_seeds=True)
+    chosen = [r["chosen"]["weights"] for r in out["blend"]["per_seed"]]
+    assert len(chosen) == 2 and all(len(w) == 2 and sum(w) == pytest.approx(1.0) for w in chosen)
+    assert all(round(w[0] * 4) == w[0] * 4 for w in chosen)  # points of the grid
+    assert all("chosen" not in r for r in out["ease"]["per_seed"])  # a model that chooses nothing
+    seed = json.loads((tmp_path / "run" / "train" / "blend" / "seed-2025" / "result.json").read_text())
+    assert seed["result"]["chosen"]["weights"] == chosen[1]
+
+
 def test_results_table_tests_each_model_against_the_best_over_seeds():
     from clarec.config import ExperimentConfig
     from clarec.experiment.report import results_table

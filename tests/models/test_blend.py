@@ -48,6 +48,7 @@ def test_the_weights_are_chosen_on_validation_and_a_corner_is_the_member_alone()
     assert len(curve) == 5 and validator(ease.score) > validator(pop.score)
     best = max(curve.values())
     assert curve[tuple(blend.weights_)] == best and blend.weights_[0] > blend.weights_[1]
+    assert blend.chosen_ == {"weights": list(blend.weights_)}  # what a run keeps of the fit
     # the chosen blend ranks as its validation figure says
     assert validator(blend.score) == pytest.approx(best)
 
@@ -69,7 +70,7 @@ def test_given_weights_are_used_and_scaled():
     train, valid = _split()
     blend = Blend(members=EASE_KNN, weights=[3, 1]).fit(train, valid)
     np.testing.assert_allclose(blend.weights_, [0.75, 0.25])
-    assert blend.validation_ == {}
+    assert blend.validation_ == {} and blend.chosen_ == {}  # given, not chosen
     users = np.arange(5)
     ease, knn = (standardize(m.score(users)) for m in blend.members_)
     np.testing.assert_allclose(blend.score(users), 0.75 * ease + 0.25 * knn, rtol=1e-6, atol=1e-6)

@@ -232,6 +232,7 @@ def _aggregate(per_seed: list[dict]) -> dict:
         "test_ci95",
         "test_unreachable",
         "eval_cost",
+        "chosen",
     )
     out["per_seed"] = [{k: r[k] for k in keys if k in r} for r in per_seed]
     return out
@@ -438,6 +439,8 @@ def _run(
                 result["resumed_after"] = list(resumed)
             if reset_cost is not None and model.cost_:
                 result["eval_cost"] = dict(model.cost_)
+            if getattr(model, "chosen_", None):  # what the fit chose on validation (a blend's weights)
+                result["chosen"] = model.chosen_
             if test_res.sample:
                 result |= {"test_sample": test_res.sample, "test_ci95": test_res.ci95}
             if test_res.unreachable:

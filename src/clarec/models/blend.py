@@ -140,7 +140,7 @@ class Blend(Recommender):
         self.members_ = [
             create(m["name"], self._member_params(i)).fit(train, valid) for i, m in enumerate(self.members)
         ]
-        self.validation_ = {}
+        self.validation_, self.chosen_ = {}, {}
         if self.weights is not None:
             self.weights_ = np.asarray(self.weights, dtype=np.float64) / sum(self.weights)
         elif valid is None or valid.n_interactions == 0:
@@ -150,6 +150,7 @@ class Blend(Recommender):
                 self.seen, valid.to_csr(), k=self.eval_k, exclude_seen=self.eval_history == "masked"
             )
             self.weights_ = self._choose(validator)
+            self.chosen_ = {"weights": [round(float(w), 6) for w in self.weights_]}
 
     def _choose(self, validator: RankingValidator) -> np.ndarray:
         """The grid point with the best validation NDCG (ties: the most even weights); every point's

@@ -248,6 +248,9 @@ def test_what_a_fit_chose_on_validation_is_kept_per_seed(tmp_path):
     assert all("chosen" not in r for r in out["ease"]["per_seed"])  # a model that chooses nothing
     seed = json.loads((tmp_path / "run" / "train" / "blend" / "seed-2025" / "result.json").read_text())
     assert seed["result"]["chosen"]["weights"] == chosen[1]
+    table = (tmp_path / "run" / "results.md").read_text()
+    shown = " / ".join(f"{w:.3g}" for w in chosen[1])
+    assert "Chosen on validation within each fit:" in table and f"weights {shown} (seed 2025)" in table
 
 
 def test_results_table_tests_each_model_against_the_best_over_seeds():

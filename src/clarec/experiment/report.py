@@ -116,6 +116,28 @@ def cost_lines(results: dict[str, Any]) -> str:
     return head + "\n".join(lines) + "\n" if lines else ""
 
 
+def chosen_lines(results: dict[str, Any]) -> str:
+    """What each fit chose on validation (``chosen`` in results.json: a blend's weights), seed by seed."""
+    lines = []
+    for name, r in results.items():
+        runs = r.get("per_seed") or [r]
+        picks = [(run.get("seed"), run["chosen"]) for run in runs if run.get("chosen")]
+        if picks:
+            shown = "; ".join(
+                ", ".join(f"{k} {_shown(v)}" for k, v in chosen.items()) + f" (seed {seed})"
+                for seed, chosen in picks
+            )
+            lines.append(f"- {name}: {shown}")
+    head = "\nChosen on validation within each fit:\n\n"
+    return head + "\n".join(lines) + "\n" if lines else ""
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " / ".join(_shown(v) for v in value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def segments_table(results: dict[str, Any], ks: list[int], segments: dict[str, str] = COLD_SEGMENTS) -> str:
     """Markdown table of ``segments`` (recall and NDCG per K), or '' when a run has none of them."""
     present = [s for s in segments if any(s in r.get("segments", {}) for r in results.values())]
@@ -152,7 +174,7 @@ def results_table(
     for segments in (segments_table(results, ks), segments_table(results, [max(ks)], TAIL_SEGMENTS)):
         if segments:
             text += "\n" + segments
-    text += cost_lines(results)
+    text += cost_lines(results) + chosen_lines(results)
     if cfg is not None:
         text += significance_lines(results, cfg.evaluation.main_metric)
     if cfg is not None:

@@ -72,6 +72,7 @@ CASES: dict[str, tuple[str, Callable[[str], Recommender]]] = {
     "xsimgcl": ("xsimgcl", lambda enc: create("xsimgcl", GRAPH | {"ssl_weight": 0.02})),
     "byol-cf": ("byol-cf", lambda enc: create("byol-cf", GRAPH | {"epochs": 60, "momentum": 0.9})),
     "sasrec": ("sasrec", lambda enc: create("sasrec", SEQ)),
+    "slit": ("slit", lambda enc: create("slit", {"reg": 1.0})),
     "cl4srec": ("cl4srec", lambda enc: create("cl4srec", SEQ | {"ssl_weight": 0.1})),
     "duorec": ("duorec", lambda enc: create("duorec", SEQ | {"ssl_weight": 0.1})),
     "text-seq": ("text-seq", lambda enc: create("text-seq", SEQ | TEXT_SEQ | {"encoder": enc})),

@@ -81,13 +81,17 @@ TEXT = {"cache_dir": "none", "temperature": 0.1, "adaptor_dropout": 0.0}
         ("text-seq", {}),
         ("text-seq", {"id_embedding": True}),
         ("text-seq", {"id_embedding": True, "filter_mix": 0.5, "filter_frequencies": 2}),
+        ("slit", {"reg": 1.0}),
     ],
 )
 def test_learns_the_next_item_from_the_order(ring, name, params, tiny_model_dir):
     if name == "text-seq":
         params = params | TEXT | {"encoder": str(tiny_model_dir)}
-    model = create(name, SMALL | params).fit(ring)
-    assert model.history_.losses[-1] < 0.7 * model.history_.losses[0]
+    if name == "slit":  # closed form: no epochs
+        model = create(name, params).fit(ring)
+    else:
+        model = create(name, SMALL | params).fit(ring)
+        assert model.history_.losses[-1] < 0.7 * model.history_.losses[0]
     forward = ring.item_index(["i03", "i04", "i05"])
     s = model.score_histories([forward, forward[::-1]])
     if params.get("exclude_history"):  # never trained to push history items down: ranked without them
@@ -95,14 +99,65 @@ def test_learns_the_next_item_from_the_order(ring, name, params, tiny_model_dir)
     assert ring.item_ids[int(np.argmax(s[0]))] == "i06"
     # the same items in the other order (never seen in training) end at i03: whatever the model makes
     # of it, it is not the answer to i03 → i04 → i05 (no bag of items can tell the two apart)
+    assert ring.item_ids[int(np.argmax(s[1]))] != "i06"
     after_reversed = s[1].copy()
     after_reversed[forward] = -np.inf
-    assert ring.item_ids[int(np.argmax(after_reversed))] != "i06"
-    assert ring.item_ids[int(np.argmax(s[1]))] != "i06"
+    if name == "slit":  # linear: the oldest item still points at i06, with the least weight
+        i06 = ring.item_index("i06")
+        assert s[0, i06] > 2 * s[1, i06]
+    else:
+        assert ring.item_ids[int(np.argmax(after_reversed))] != "i06"
 
 
-def test_scores_from_a_history_are_the_trained_users_scores(ring):
-    model = create("sasrec", SMALL | {"epochs": 3}).fit(ring)
+class TestSLIT(RecommenderMixin):
+    def _get_model(self):
+        return create("slit", {"reg": 1.0})
+
+
+def test_slit_is_the_ridge_solution_over_every_position():
+    # histories a→b→c and a→c: positions (a)→b, (b, a)→c, (a)→c with weights 1, e^(-1/decay)
+    ds = Dataset.from_frame(
+        pd.DataFrame(
+            [("u", "a", 0), ("u", "b", 1), ("u", "c", 2), ("v", "a", 0), ("v", "c", 1)],
+            columns=["user_id", "item_id", "timestamp"],
+        )
+    )
+    model = create("slit", {"reg": 0.5, "decay": 1.0}).fit(ds)
+    a, b, c = ds.item_index(["a", "b", "c"])
+    x = np.zeros((3, 3))
+    x[0, a] = x[2, a] = 1.0
+    x[1, b], x[1, a] = 1.0, np.exp(-1.0)
+    y = np.zeros((3, 3))
+    y[0, b] = y[1, c] = y[2, c] = 1.0
+    w = np.linalg.solve(x.T @ x + 0.5 * np.eye(3), x.T @ y)
+    np.testing.assert_allclose(model.weights, w, rtol=1e-5, atol=1e-6)
+    # a user is scored from the last items of their history, the most recent weighing most
+    np.testing.assert_allclose(
+        model.score([ds.user_index("u")])[0],
+        np.array([1.0, np.exp(-1), np.exp(-2)]) @ w[[c, b, a]],
+        rtol=1e-5,
+    )
+
+
+def test_slit_follows_the_window_and_refuses_a_catalogue_too_large(ring):
+    model = create("slit", {"reg": 1.0, "window": 1}).fit(ring)
+    i03, i05 = ring.item_index(["i03", "i05"])
+    # with one item of input, only the last item counts
+    np.testing.assert_array_equal(
+        model.score_histories([np.array([i03, i05])]), model.score_histories([np.array([i05])])
+    )
+    with pytest.raises(ConfigError, match="max_items=5"):
+        create("slit", {"max_items": 5}).fit(ring)
+
+
+def _quick(name: str, **params):
+    """A sequential model fitted in moments: two epochs of sasrec, or the closed-form slit."""
+    return create(name, ({"reg": 1.0} if name == "slit" else SMALL | {"epochs": 2}) | params)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "slit"])
+def test_scores_from_a_history_are_the_trained_users_scores(ring, name):
+    model = _quick(name).fit(ring)
     histories = ring.user_histories()
     users = np.arange(10)
     np.testing.assert_allclose(
@@ -110,8 +165,9 @@ def test_scores_from_a_history_are_the_trained_users_scores(ring):
     )
 
 
-def test_bad_histories_get_a_clear_answer(ring):
-    model = create("sasrec", SMALL | {"epochs": 2}).fit(ring)
+@pytest.mark.parametrize("name", ["sasrec", "slit"])
+def test_bad_histories_get_a_clear_answer(ring, name):
+    model = _quick(name).fit(ring)
     s = model.score_histories([np.empty(0, dtype=np.int64), np.array([3])])
     assert s.shape == (2, ring.n_items) and np.isfinite(s).all()
     np.testing.assert_array_equal(s[0], np.zeros(ring.n_items, dtype=np.float32))
@@ -271,9 +327,9 @@ def test_checks_parameters():
         create("sasrec", {"filter_mix": 1.5})
 
 
-@pytest.mark.parametrize("params", [{}, {"filter_mix": 0.5}])
-def test_saved_model_scores_histories_the_same(ring, tmp_path, params):
-    model = create("sasrec", SMALL | {"epochs": 2} | params).fit(ring)
+@pytest.mark.parametrize(("name", "params"), [("sasrec", {}), ("sasrec", {"filter_mix": 0.5}), ("slit", {})])
+def test_saved_model_scores_histories_the_same(ring, tmp_path, name, params):
+    model = _quick(name, **params).fit(ring)
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
     h = [ring.item_index(["i01", "i02"]), ring.item_index(["i07"])]

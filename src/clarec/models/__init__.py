@@ -11,7 +11,7 @@ from clarec.models import (  # noqa: F401  (registers the models)
     llm_rerank,  # noqa: F401  (registers llm-rerank)
     lm_content,  # noqa: F401  (registers lm-content)
     popularity,
-    sequential,  # noqa: F401  (registers sasrec, cl4srec, duorec, text-seq)
+    sequential,  # noqa: F401  (registers sasrec, cl4srec, duorec, text-seq, slit)
     tfidf,
     two_tower,  # noqa: F401  (registers two-tower)
 )

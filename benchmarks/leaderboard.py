@@ -139,11 +139,9 @@ def blend_members(suite: dict, name: str, entry: dict, records: Path) -> dict[st
     return members
 
 
-def _labels(config: dict, blends: bool | None = None) -> set[str]:
-    """The cells of a config's models (``blends``: True, only blend cells; False, none)."""
-    return {
-        m.get("label") or m["name"] for m in config["models"] if blends is None or blends == ("blend_of" in m)
-    }
+def _labels(config: dict, only_blends: bool = False) -> set[str]:
+    """The cells of a config's models (``only_blends``: its blend cells)."""
+    return {m.get("label") or m["name"] for m in config["models"] if not only_blends or "blend_of" in m}
 
 
 def _with_search(entry: dict, added: dict) -> dict:
@@ -379,7 +377,7 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
             return lines + ["", f"Not run: {spec['not_run']}."], f"| {name} | not run (see below) | | |"
         return lines + ["", "Not run yet.", *skipped], f"| {name} | not run yet | | |"
     merge_run(suite, name, runs / name, results, records)
-    blends = _labels(config, blends=True)
+    blends = _labels(config, only_blends=True)
     # the reference baseline and the order of the rows are chosen on validation, never on test
     baselines = [m for m in results if m in suite["baselines"]]
     best_base = max(baselines, key=lambda m: results[m]["valid"][main]) if baselines else None
@@ -434,7 +432,7 @@ def _kind(model: str, suite: dict, blends: set[str]) -> str:
 
 
 def _progress(suite: dict, name: str, model: str, records: Path) -> str:
-    if model in _labels(dataset_config(suite, name), blends=True):
+    if model in _labels(dataset_config(suite, name), only_blends=True):
         return f"{model} (a blend: after its members' cells)"
     kept = kept_progress(suite, name, model, records)
     if not kept["trials"]:
@@ -471,7 +469,7 @@ def goal_lines(suite: dict, main: str, records: Path) -> list[str]:
         for name in goal["datasets"]:
             results = {m: r["result"] for m, r in finished(suite, name, records).items()}
             # by default every contrastive model; a blend only when named (it holds a baseline)
-            others = suite["baselines"] + sorted(_labels(dataset_config(suite, name), blends=True))
+            others = suite["baselines"] + sorted(_labels(dataset_config(suite, name), only_blends=True))
             named = goal.get("models") or [m for m in results if m not in others]
             pool = [m for m in named if m in results]
             head = f"| {claim} {against} | {name} |"

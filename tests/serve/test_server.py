@@ -189,12 +189,15 @@ def test_a_profile_serves_a_user_without_history(client):
 
 
 @pytest.mark.parametrize(
-    ("name", "mode"), [("lightgcn", "fold-in"), ("xsimgcl", "fold-in"), ("sasrec", "exact")]
+    ("name", "mode"),
+    [("lightgcn", "fold-in"), ("xsimgcl", "fold-in"), ("sasrec", "exact"), ("slit", "exact")],
 )
-def test_an_event_changes_an_embedding_models_next_recommendations(tmp_path, name, mode):
+def test_an_event_changes_a_models_next_recommendations(tmp_path, name, mode):
     # The graph models inherit their fold-in; the server must see it and serve the new history. A
-    # sequential model reads the history in order, the event last.
+    # sequential model reads the history in order, the event last (slit: closed form, no epochs).
     params = {"embedding_dim": 16, "epochs": 5, "progress": False, "num_threads": 1}
+    if name == "slit":
+        params = {"reg": 1.0}
     folder = build_run(tmp_path / "run", {name: (name, params)})
     server = Server(folder, f"sqlite:///{tmp_path / 'events.db'}").start()
     try:

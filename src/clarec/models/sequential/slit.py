@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
@@ -39,6 +40,7 @@ class SLIT(Recommender):
 
     supports_histories = True
     history_mode = "exact"
+    supports_new_items = True
 
     reg = param(100.0, gt=0)
     decay = param(2.0, gt=0)
@@ -88,6 +90,19 @@ class SLIT(Recommender):
         history; an empty history scores every item 0."""
         x = self._inputs(self._check_histories(histories)).astype(np.float32)
         return np.asarray(x @ self.weights, dtype=np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        """New items get zero rows and columns in ``W`` (no transitions yet): score 0 until refit."""
+        self._check_fitted()
+        n, m = self.n_items, len(items)
+        grown = np.zeros((n + m, n + m), dtype=np.float32)
+        grown[:n, :n] = self.weights
+        self.weights = grown
+        self._grow_items(m)
+        self.inputs_ = sp.csr_matrix(
+            (self.inputs_.data, self.inputs_.indices, self.inputs_.indptr), shape=(self.n_users, self.n_items)
+        )
+        return np.arange(n, n + m, dtype=np.int64)
 
     def item_similarity(self, items) -> np.ndarray:
         """Row ``i`` of ``W``: how much item ``i``, as the last item of a history, raises each item's

@@ -20,6 +20,28 @@ from clarec.models.params import param
 from clarec.models.registry import register
 
 
+def check_dense_items(model: Recommender, solve: str, other: str = "") -> None:
+    """Refuse a catalogue above ``model.max_items`` for a model that holds two dense ``n_items²``
+    float64 matrices while fitting (its ``solve`` named in the message, ``other`` a way out)."""
+    n = model.n_items
+    if n > model.max_items:
+        raise ConfigError(
+            f"{model.name}: {n} items exceed max_items={model.max_items}; the dense {solve} needs about "
+            f"{2 * n * n * 8 / 2**30:.1f} GiB. Raise max_items if you have the memory{other}"
+        )
+
+
+def grow_item_item(model: Recommender, m: int) -> np.ndarray:
+    """Append ``m`` items to a model scored by an item-item matrix ``model.weights``: zero rows and
+    columns (no evidence about them until a refit); returns their indices."""
+    n = model.n_items
+    grown = np.zeros((n + m, n + m), dtype=np.float32)
+    grown[:n, :n] = model.weights
+    model.weights = grown
+    model._grow_items(m)
+    return np.arange(n, n + m, dtype=np.int64)
+
+
 @register("ease")
 class EASE(Recommender):
     """Linear item-item autoencoder with a zero diagonal, solved in closed form.
@@ -38,13 +60,7 @@ class EASE(Recommender):
     max_items = param(30000, ge=1)
 
     def _check_size(self) -> None:
-        n = self.n_items
-        if n > self.max_items:
-            gib = 2 * n * n * 8 / 2**30
-            raise ConfigError(
-                f"{self.name}: {n} items exceed max_items={self.max_items}; the dense inversion needs "
-                f"about {gib:.1f} GiB. Raise max_items if you have the memory, or use itemknn"
-            )
+        check_dense_items(self, "inversion", ", or use itemknn")
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self._check_size()
@@ -71,12 +87,7 @@ class EASE(Recommender):
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get zero rows and columns in ``B`` (no co-occurrences yet): score 0 until refit."""
         self._check_fitted()
-        n, m = self.n_items, len(items)
-        grown = np.zeros((n + m, n + m), dtype=np.float32)
-        grown[:n, :n] = self.weights
-        self.weights = grown
-        self._grow_items(m)
-        return np.arange(n, n + m, dtype=np.int64)
+        return grow_item_item(self, len(items))
 
     def item_similarity(self, items) -> np.ndarray:
         """Row ``i`` of ``B``: how much item ``i`` in a history raises each other item's score."""

@@ -20,8 +20,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
 from clarec.models.base import Recommender
+from clarec.models.ease import check_dense_items, grow_item_item
 from clarec.models.params import param
 from clarec.models.registry import register
 
@@ -47,29 +47,41 @@ class SLIT(Recommender):
     window = param(10, ge=1)
     max_items = param(30000, ge=1)
 
-    def _inputs(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
-        """One input row per history: its last ``window`` items, recency-weighted (repeats add up)."""
-        weights = np.exp(-np.arange(self.window) / self.decay)
-        tails = [h[-self.window :][::-1] for h in histories]  # most recent first
-        rows = np.repeat(np.arange(len(tails)), [len(t) for t in tails])
-        cols = np.concatenate(tails) if tails else np.empty(0, dtype=np.int64)
-        vals = np.concatenate([weights[: len(t)] for t in tails]) if tails else np.empty(0)
-        x = sp.csr_matrix((vals, (rows, cols)), shape=(len(tails), self.n_items))
+    def _inputs(self, items: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> sp.csr_matrix:
+        """One input row per span ``items[starts[r]:stops[r]]``: its last ``window`` items, the
+        ``k``-th most recent weighted ``exp(-k / decay)`` (repeats add up)."""
+        rows, cols, vals = [], [], []
+        for k in range(self.window):
+            at = stops - 1 - k
+            ok = np.flatnonzero(at >= starts)
+            rows.append(ok)
+            cols.append(items[at[ok]])
+            vals.append(np.full(len(ok), np.exp(-k / self.decay)))
+        x = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(len(stops), self.n_items),
+        )
         x.sum_duplicates()
         return x
 
+    def _history_inputs(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """The input row of each whole history."""
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        stops = np.cumsum(lengths)
+        items = np.concatenate([np.empty(0, dtype=np.int64), *histories])
+        return self._inputs(items, stops - lengths, stops)
+
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         n = self.n_items
-        if n > self.max_items:
-            raise ConfigError(
-                f"{self.name}: {n} items exceed max_items={self.max_items}; the dense solve needs about "
-                f"{2 * n * n * 8 / 2**30:.1f} GiB. Raise max_items if you have the memory"
-            )
-        histories = train.user_histories()
+        check_dense_items(self, "solve")
         # every position after the first of every history: the items before it → the item at it
-        prefixes = [h[:t] for h in histories for t in range(1, len(h))]
-        targets = np.asarray([h[t] for h in histories for t in range(1, len(h))], dtype=np.int64)
-        x = self._inputs(prefixes)
+        histories = train.user_histories()
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        items = np.concatenate([np.empty(0, dtype=np.int64), *histories])
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        positions = np.flatnonzero(np.arange(len(items)) > starts)
+        targets = items[positions]
+        x = self._inputs(items, starts[positions], positions)
         y = sp.csr_matrix(
             (np.ones(len(targets)), (np.arange(len(targets)), targets)), shape=(len(targets), n)
         )
@@ -79,7 +91,7 @@ class SLIT(Recommender):
         self.weights = scipy.linalg.cho_solve(
             factor, (x.T @ y).toarray(), overwrite_b=True, check_finite=False
         ).astype(np.float32)
-        self.inputs_ = self._inputs(histories).astype(np.float32)
+        self.inputs_ = self._history_inputs(histories).astype(np.float32)
 
     def score(self, users) -> np.ndarray:
         users = self._check_users(users)
@@ -88,21 +100,17 @@ class SLIT(Recommender):
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """``x W`` for each history's input row: exactly :meth:`score` for a training user's own
         history; an empty history scores every item 0."""
-        x = self._inputs(self._check_histories(histories)).astype(np.float32)
+        x = self._history_inputs(self._check_histories(histories)).astype(np.float32)
         return np.asarray(x @ self.weights, dtype=np.float32)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get zero rows and columns in ``W`` (no transitions yet): score 0 until refit."""
         self._check_fitted()
-        n, m = self.n_items, len(items)
-        grown = np.zeros((n + m, n + m), dtype=np.float32)
-        grown[:n, :n] = self.weights
-        self.weights = grown
-        self._grow_items(m)
+        added = grow_item_item(self, len(items))
         self.inputs_ = sp.csr_matrix(
             (self.inputs_.data, self.inputs_.indices, self.inputs_.indptr), shape=(self.n_users, self.n_items)
         )
-        return np.arange(n, n + m, dtype=np.int64)
+        return added
 
     def item_similarity(self, items) -> np.ndarray:
         """Row ``i`` of ``W``: how much item ``i``, as the last item of a history, raises each item's

@@ -13,6 +13,7 @@ from clarec.models.sequential._base import (
     history_pairs,
     left_pad,
     low_pass_kernel,
+    training_prefixes,
     training_windows,
 )
 
@@ -73,6 +74,7 @@ TEXT = {"cache_dir": "none", "temperature": 0.1, "adaptor_dropout": 0.0}
         ("sasrec", {"loss": "bce"}),
         ("sasrec", {"exclude_history": True}),
         ("sasrec", {"filter_mix": 0.5}),
+        ("sasrec", {"targets": "last"}),
         ("cl4srec", SSL),
         ("cl4srec", SSL | {"augmentations": ["mask"], "ssl_similarity": "cos", "ssl_temperature": 0.2}),
         ("cl4srec", SSL | {"augmentations": ["insert", "substitute"]}),
@@ -188,6 +190,13 @@ def test_training_windows_use_every_target_once():
     targets = np.concatenate([w[1:] for w in windows])
     assert sorted(targets.tolist()) == sorted([*range(1, 12), 2])
     assert all(len(w) <= 6 for w in windows)
+
+
+def test_training_prefixes_are_one_example_per_target():
+    prefixes = training_prefixes([np.arange(8), np.array([5]), np.array([1, 2])], max_len=5)
+    assert [p[-1] for p in prefixes] == [*range(1, 8), 2]  # each target once, as a prefix's last item
+    np.testing.assert_array_equal(prefixes[2], [0, 1, 2, 3])  # the whole past
+    np.testing.assert_array_equal(prefixes[6], [2, 3, 4, 5, 6, 7])  # its last max_len + 1 items
 
 
 def test_left_pad():
@@ -325,6 +334,8 @@ def test_checks_parameters():
         create("sasrec", {"loss": "bpr"})
     with pytest.raises(ConfigError, match="filter_mix"):
         create("sasrec", {"filter_mix": 1.5})
+    with pytest.raises(ConfigError, match="targets"):
+        create("sasrec", {"targets": "first"})
 
 
 @pytest.mark.parametrize(("name", "params"), [("sasrec", {}), ("sasrec", {"filter_mix": 0.5}), ("slit", {})])

@@ -9,7 +9,8 @@ the validation item — see :class:`~clarec.evaluate.Evaluator`'s ``test_input``
 
 Training (SASRec, Kang and McAuley 2018): every item of a training sequence after the first is a
 target predicted from the items before it. A sequence longer than ``max_len + 1`` is cut into
-windows from its end, so every target is used once. Sequences of similar length are batched together
+windows from its end, so every target is used once (``targets: last`` makes each target an example
+of its own instead, its prefix the input, as RecBole's sequential models train). Sequences of similar length are batched together
 (within groups of 16 batches drawn at random each epoch) and a batch is padded only to its longest
 sequence. The loss against the catalogue is :class:`~clarec.contrastive.CatalogueSoftmaxLoss`
 (``loss: ce``, the default) or :class:`~clarec.contrastive.SampledBCELoss` (``loss: bce``); models
@@ -54,6 +55,16 @@ def left_pad(sequences: Sequence[np.ndarray], max_len: int) -> np.ndarray:
         if len(s):
             out[r, width - len(s) :] = s + 1
     return out
+
+
+def training_prefixes(histories: Sequence[np.ndarray], max_len: int) -> list[np.ndarray]:
+    """Every prefix of at least two items of each history, each cut to its last ``max_len + 1``
+    items: one example per target, predicted from its prefix alone (RecBole's sequential data)."""
+    return [
+        np.asarray(h[max(0, end - max_len - 1) : end], dtype=np.int64)
+        for h in histories
+        for end in range(2, len(h) + 1)
+    ]
 
 
 def training_windows(histories: Sequence[np.ndarray], max_len: int) -> list[np.ndarray]:
@@ -247,6 +258,10 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         inner_size: width of each layer's feed-forward part.
         dropout: dropout on embeddings, attention and feed-forward outputs.
         init_std: standard deviation of the normal initialisation.
+        targets: ``all`` (every position of a training window is a target, one pass per window, as
+            SASRec's paper) or ``last`` (one example per target: each prefix of a training history
+            predicts its next item from its own pass, as RecBole trains; about as many passes as
+            training pairs, each with its own dropout).
         loss: ``ce`` (softmax over every item) or ``bce`` (positive and ``n_negatives`` uniformly
             sampled negatives per target).
         n_negatives: negatives per target with ``loss: bce``.
@@ -283,6 +298,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     attributes = param(None, str)
     filter_mix = param(0.0, ge=0, le=1)
     filter_frequencies = param(3, ge=1)
+    targets = param("all", choices=("all", "last"))
     epochs = TorchRecommender.epochs.with_default(200)
 
     def _check_params(self) -> None:
@@ -353,7 +369,8 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.attributes_ = self._item_attributes(train.items)
         histories = train.user_histories()
-        windows = training_windows(histories, self.max_len)
+        make = training_windows if self.targets == "all" else training_prefixes
+        windows = make(histories, self.max_len)
         rng, gen = self._generators()
         self._windows, self._rng = windows, rng
         self.module_ = self._build_module(gen)
@@ -379,6 +396,8 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             table = self.module_.item_table()
             states = self.module_(inputs, table)
             keep = (inputs > 0) & (targets > 0)  # a sequence's first item has nothing before it
+            if self.targets == "last":
+                keep[:, :-1] = False
             queries, y = states[keep], targets[keep] - 1
             if catalogue is not None:
                 loss = catalogue(

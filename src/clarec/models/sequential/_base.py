@@ -10,12 +10,13 @@ the validation item — see :class:`~clarec.evaluate.Evaluator`'s ``test_input``
 Training (SASRec, Kang and McAuley 2018): every item of a training sequence after the first is a
 target predicted from the items before it. A sequence longer than ``max_len + 1`` is cut into
 windows from its end, so every target is used once (``targets: last`` makes each target an example
-of its own instead, its prefix the input, as RecBole's sequential models train). Sequences of similar length are batched together
-(within groups of 16 batches drawn at random each epoch) and a batch is padded only to its longest
-sequence. The loss against the catalogue is :class:`~clarec.contrastive.CatalogueSoftmaxLoss`
-(``loss: ce``, the default) or :class:`~clarec.contrastive.SampledBCELoss` (``loss: bce``); models
-add their own terms through :meth:`SequentialRecommender._extra_loss`
-(:class:`ContrastiveSequential` gives them the InfoNCE settings).
+of its own instead, its prefix the input, as RecBole's sequential models train). Sequences of
+similar length are batched together (within groups of 16 batches drawn at random each epoch) and a
+batch is padded only to its longest sequence. The loss against the catalogue is
+:class:`~clarec.contrastive.CatalogueSoftmaxLoss` (``loss: ce``, the default) or
+:class:`~clarec.contrastive.SampledBCELoss` (``loss: bce``); models add their own terms through
+:meth:`SequentialRecommender._extra_loss` (:class:`ContrastiveSequential` gives them the InfoNCE
+settings).
 
 Positions count back from the last item (the most recent item always has position ``max_len - 1``),
 so a history's state does not depend on how much padding its batch needed.

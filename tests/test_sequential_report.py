@@ -1,5 +1,6 @@
-"""benchmarks/sequential.py's segment table: mean ± std over seeds of each segment the records hold,
-new items first, a blank cell where a model's runs lack a segment."""
+"""benchmarks/sequential.py's tables (segments: mean ± std over seeds of each segment the records hold,
+new items first, a blank cell where a model's runs lack a segment; paired tests) and the RecBole
+comparison's (a row per clarec entry compared, then RecBole's)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,31 @@ def test_pairs_are_tested_over_their_common_seeds_under_each_convention():
     assert "+0.0015 NDCG@20" in lines[0] and "seeds [2024, 2025])" in lines[0]  # 2026: one side only
     assert "+0.0005 NDCG@20" in lines[1]
     assert seq.paired_lines(found, "sasrec", "text-seq", ["masked"], "masked") == []  # one common seed
+
+
+def test_recbole_comparison_has_a_row_per_clarec_entry_and_recbole():
+    peer = load_benchmark("peers/recbole_sasrec")
+
+    def conv(ndcg: float) -> dict:
+        return {m: ndcg for m in peer.SHOWN}
+
+    def run(masked: float, kept: float) -> dict:
+        return {"masked": conv(masked), "kept": conv(kept)}
+
+    acc = {
+        "clarec": {
+            "sasrec": {2024: run(0.057, 0.044), 2025: run(0.059, 0.046)},
+            "sasrec-prefixes": {2024: run(0.06, 0.05)},
+        },
+        "recbole": {2024: run(0.055, 0.043) | {"epochs": 90, "seconds": 7200.0}},
+        "command": "cmd",
+    }
+    text = peer.render({"machine": "m", "accuracy": acc}, type("Cfg", (), {"name": "beauty-seq"}))
+    masked = text.split("## Test, history items masked")[1].split("## Test, history items kept")[0]
+    rows = [line for line in masked.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows == [
+        "| clarec sasrec | 2024, 2025 | " + " | ".join(["0.0580 ± 0.0014"] * 4) + " |",
+        "| clarec sasrec-prefixes | 2024 | " + " | ".join(["0.0600"] * 4) + " |",
+        "| RecBole SASRec | 2024 | " + " | ".join(["0.0550"] * 4) + " |",
+    ]
+    assert "seed 2024: 90 epochs, 2.0 h" in text

@@ -11,9 +11,11 @@ stopping after 10 epochs without a better validation NDCG@20, the same torch thr
    makes one training example of every prefix). Each round runs both, in alternating order.
 2. Accuracy: RecBole trained in full per seed, its lists (history items kept, deep enough to also
    be scored masked) scored by ``clarec evaluate`` under both conventions; clarec's figures are read
-   from the records ``benchmarks/sequential.py`` keeps of its ``sasrec`` runs of the same config
-   (``--clarec-records``; a record counts only when made under this config's data, split, evaluation
-   and sasrec settings, so its leave-one-out split is this one). A RecBole training takes hours on one core: a stopped
+   from the records ``benchmarks/sequential.py`` keeps of its runs of the same config, one row per
+   entry named by ``--clarec-models`` (default ``sasrec`` and ``sasrec-prefixes``, the latter trained
+   on one example per target as RecBole trains; ``--clarec-records``; a record counts only when made
+   under this config's data, split, evaluation and the entry's settings, so its leave-one-out split is
+   this one). A RecBole training takes hours on one core: a stopped
    one continues from its last finished epoch when the command is run again (``recbole_run.py
    --resume``), and a finished seed (``OUT/recbole-<seed>/recbole.json``) is not trained again.
 
@@ -92,6 +94,12 @@ def main() -> None:
     ap.add_argument("--config", default="configs/beauty-seq.yaml")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--clarec-records", type=Path, default=RECORDS, help="benchmarks/sequential.py's records")
+    ap.add_argument(
+        "--clarec-models",
+        nargs="+",
+        default=["sasrec", "sasrec-prefixes"],
+        help="the config's entries compared",
+    )
     ap.add_argument("--result", type=Path, required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
     ap.add_argument("--phases", nargs="+", default=["speed", "accuracy"], choices=["speed", "accuracy"])
@@ -128,11 +136,18 @@ def main() -> None:
     if "accuracy" in args.phases:
         acc = {"recbole": {}, "clarec": {}, "command": command_line()}
         raw = read_raw(args.config)
+        labels = {m.get("label") or m["name"] for m in raw["models"]}
+        if missing := [m for m in args.clarec_models if m not in labels]:
+            ap.error(f"--clarec-models: no entry {missing} in {args.config} (its entries: {sorted(labels)})")
         for seed in args.seeds:
-            record = run_record(raw, "sasrec", seed, args.clarec_records)
-            if record is not None:
-                res = record["result"]
-                acc["clarec"][seed] = {"masked": res["test"], "kept": res["conventions"]["kept"]["test"]}
+            for model in args.clarec_models:
+                record = run_record(raw, model, seed, args.clarec_records)
+                if record is not None:
+                    res = record["result"]
+                    acc["clarec"].setdefault(model, {})[seed] = {
+                        "masked": res["test"],
+                        "kept": res["conventions"]["kept"]["test"],
+                    }
             summary = recbole(split_dir, args.out / f"recbole-{seed}", seed, args.threads, args.epochs)
             recs = recs_file(args.out / f"recbole-{seed}")
             acc["recbole"][seed] = {
@@ -155,7 +170,9 @@ def render(report: dict, cfg) -> str:
         "early stopping on validation NDCG@20 with patience 10), one torch thread each. RecBole's lists "
         "are scored by `clarec evaluate` (history items removed first for the masked convention); "
         "clarec's figures are those of `benchmarks/sequential.py`'s `clarec run` of the same config "
-        "(its records, `benchmarks/results/sequential/<config name>/sasrec-<seed>.json`)."
+        "(its records, `benchmarks/results/sequential/<config name>/<model>-<seed>.json`); "
+        "`sasrec-prefixes` is `sasrec` trained on one example per target (`targets: last`), as RecBole "
+        "trains, where `sasrec` predicts every position of a training window in one pass."
     )
     speed = report.get("speed")
     if speed:
@@ -183,11 +200,12 @@ def render(report: dict, cfg) -> str:
                 "| model | seeds | " + " | ".join(SHOWN) + " |",
             ]
             lines.append("|---|---|" + "---:|" * len(SHOWN))
-            for side, label in (("clarec", "clarec sasrec"), ("recbole", "RecBole SASRec")):
-                seeds = sorted(acc[side])
+            rows = [(f"clarec {model}", runs) for model, runs in acc["clarec"].items()]
+            for label, runs in rows + [("RecBole SASRec", acc["recbole"])]:
+                seeds = sorted(runs)
                 if not seeds:
                     continue
-                cells = [fmt([acc[side][s][conv][m] for s in seeds]) for m in SHOWN]
+                cells = [fmt([runs[s][conv][m] for s in seeds]) for m in SHOWN]
                 lines.append(f"| {label} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
         lines += [
             "",

@@ -73,7 +73,16 @@ def test_recbole_comparison_has_a_row_per_clarec_entry_and_recbole():
         "recbole": {2024: run(0.055, 0.043) | {"epochs": 90, "seconds": 7200.0}},
         "command": "cmd",
     }
-    text = peer.render({"machine": "m", "accuracy": acc}, type("Cfg", (), {"name": "beauty-seq"}))
+    speed = {
+        "clarec": {"sasrec": [10.0, 12.0, 30.0], "sasrec-prefixes": [40.0]},
+        "recbole": [200.0],
+        "command": "c",
+    }
+    text = peer.render(
+        {"machine": "m", "accuracy": acc, "speed": speed}, type("Cfg", (), {"name": "beauty-seq"})
+    )
+    assert "| sasrec | 12.0 | 200.0 | 0.06× |" in text  # medians
+    assert "| sasrec-prefixes | 40.0 | 200.0 | 0.20× |" in text
     masked = text.split("## Test, history items masked")[1].split("## Test, history items kept")[0]
     rows = [line for line in masked.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rows == [

@@ -6,9 +6,11 @@ Runs in the project venv; RecBole runs as ``benchmarks/peers/.venv-recbole/bin/p
 stopping after 10 epochs without a better validation NDCG@20, the same torch thread count.
 
 1. Speed (``--rounds`` rounds of ``--speed-epochs`` epochs each, no validation): seconds per training
-   epoch, one epoch being one pass over every training target. clarec: the model's Trainer timing
-   (windows of every sequence, loss at every position); RecBole: ``Trainer._train_epoch`` (RecBole
-   makes one training example of every prefix). Each round runs both, in alternating order.
+   epoch, one epoch being one pass over every training target. clarec: the Trainer's timing of
+   each entry named by ``--clarec-models`` (``sasrec``: windows of every sequence, loss at every
+   position; ``sasrec-prefixes``: one example of every prefix, as RecBole); RecBole:
+   ``Trainer._train_epoch`` (one training example of every prefix). Each round runs both sides, in
+   alternating order.
 2. Accuracy: RecBole trained in full per seed, its lists (history items kept, deep enough to also
    be scored masked) scored by ``clarec evaluate`` under both conventions; clarec's figures are read
    from the records ``benchmarks/sequential.py`` keeps of its runs of the same config, one row per
@@ -78,9 +80,10 @@ def recs_file(out: Path) -> Path | None:
     return next((p for p in (out / "recs.tsv", out / "recs.tsv.gz") if p.is_file()), None)
 
 
-def clarec_epochs(split, cfg, epochs: int, threads: int) -> list[float]:
-    params = {m.name: m.params for m in cfg.models}["sasrec"] | {"epochs": epochs, "num_threads": threads}
-    model = create("sasrec", params | {"progress": False, "seed": cfg.seed})
+def clarec_epochs(split, cfg, key: str, epochs: int, threads: int) -> list[float]:
+    spec = next(m for m in cfg.models if m.key == key)
+    params = spec.params | {"epochs": epochs, "num_threads": threads}
+    model = create(spec.name, params | {"progress": False, "seed": cfg.seed})
     model.fit(split.train)  # no validation data: the epochs are training only
     return list(model.history_.seconds)
 
@@ -111,6 +114,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     cfg = load_config(args.config)
+    if missing := [m for m in args.clarec_models if m not in {spec.key for spec in cfg.models}]:
+        ap.error(f"--clarec-models: no entry {missing} in {args.config}")
     split_dir = args.out / "split"
     if not (split_dir / "train.tsv").is_file():
         prepare_data(cfg).split.save(split_dir)
@@ -120,12 +125,13 @@ def main() -> None:
         report = json.loads(args.out.joinpath("compare.json").read_text()) | report
 
     if "speed" in args.phases:
-        clarec_s, recbole_s = [], []
+        clarec_s, recbole_s = {m: [] for m in args.clarec_models}, []
         for r in range(args.rounds):
             order = ("clarec", "recbole") if r % 2 == 0 else ("recbole", "clarec")
             for side in order:
                 if side == "clarec":
-                    clarec_s += clarec_epochs(split, cfg, args.speed_epochs, args.threads)
+                    for m in args.clarec_models:
+                        clarec_s[m] += clarec_epochs(split, cfg, m, args.speed_epochs, args.threads)
                 else:
                     out = args.out / f"speed-recbole-{r}"
                     recbole_s += recbole(
@@ -136,9 +142,6 @@ def main() -> None:
     if "accuracy" in args.phases:
         acc = {"recbole": {}, "clarec": {}, "command": command_line()}
         raw = read_raw(args.config)
-        labels = {m.get("label") or m["name"] for m in raw["models"]}
-        if missing := [m for m in args.clarec_models if m not in labels]:
-            ap.error(f"--clarec-models: no entry {missing} in {args.config} (its entries: {sorted(labels)})")
         for seed in args.seeds:
             for model in args.clarec_models:
                 record = run_record(raw, model, seed, args.clarec_records)
@@ -176,17 +179,23 @@ def render(report: dict, cfg) -> str:
     )
     speed = report.get("speed")
     if speed:
-        c, r = statistics.median(speed["clarec"]), statistics.median(speed["recbole"])
+        r = statistics.median(speed["recbole"])
         lines += [
             "",
             "## Speed (seconds per training epoch, median over all timed epochs)",
             "",
-            "| clarec sasrec | RecBole SASRec | clarec / RecBole |",
-            "|---:|---:|---:|",
-            f"| {c:.1f} | {r:.1f} | {c / r:.2f}× |",
+            "| clarec model | clarec | RecBole SASRec | clarec / RecBole |",
+            "|---|---:|---:|---:|",
+        ]
+        for model, seconds in speed["clarec"].items():
+            c = statistics.median(seconds)
+            lines.append(f"| {model} | {c:.1f} | {r:.1f} | {c / r:.2f}× |")
+        lines += [
             "",
-            "An epoch is one pass over every training target: clarec predicts every position of each "
-            "training sequence in one pass; RecBole makes one example of every prefix.",
+            "An epoch is one pass over every training target: `sasrec` predicts every position of each "
+            "training window in one pass; `sasrec-prefixes` and RecBole make one example of every "
+            "prefix, one pass each (the same computation; clarec pads a batch to its longest prefix, "
+            "RecBole to the maximum length).",
             "",
             f"Command: `{speed['command']}`",
         ]

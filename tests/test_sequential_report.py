@@ -1,9 +1,14 @@
 """benchmarks/sequential.py's tables (segments: mean ± std over seeds of each segment the records hold,
 new items first, a blank cell where a model's runs lack a segment; paired tests) and the RecBole
-comparison's (a row per clarec entry compared, then RecBole's)."""
+comparison's (a row per clarec entry compared, then RecBole's; a finished RecBole seed kept as a
+record)."""
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
+import pytest
 from factories import load_benchmark
 
 
@@ -91,3 +96,40 @@ def test_recbole_comparison_has_a_row_per_clarec_entry_and_recbole():
         "| RecBole SASRec | 2024 | " + " | ".join(["0.0550"] * 4) + " |",
     ]
     assert "seed 2024: 90 epochs, 2.0 h" in text
+
+
+def test_a_finished_recbole_seed_is_recorded_and_then_read_back_without_its_run_folder(tmp_path, monkeypatch):
+    peer = load_benchmark("peers/recbole_sasrec")
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "train.tsv").write_text("user_id\titem_id\na\tx1\na\tx2\nb\tx2\nb\tx4\n")
+    (split / "valid.tsv").write_text("user_id\titem_id\na\tx5\nb\tx3\n")
+    (split / "test.tsv").write_text("user_id\titem_id\na\tx3\nb\tx1\n")
+    trained = []
+
+    def fake_recbole(split_dir, out, seed, threads, epochs, timing=False):
+        trained.append(seed)
+        out.mkdir(parents=True)
+        # a: x1 is a history item, x3 the target: 2nd as given, 1st once the history is masked
+        (out / "recs.tsv").write_text("user_id\titem_id\trank\na\tx1\t1\na\tx3\t2\nb\tx5\t1\nb\tx4\t2\n")
+        return {"epochs_run": 12, "fit_seconds": 3600.0}
+
+    monkeypatch.setattr(peer, "recbole", fake_recbole)
+    raw = {"name": "toy-seq", "data": {"name": "toy"}, "split": {"method": "leave_one_out"}, "evaluation": {}}
+    records = tmp_path / "records"
+    first = peer.recbole_seed(raw, split, tmp_path / "runs" / "recbole-7", 7, 1, 200, records)
+    assert trained == [7]
+    assert first["masked"]["hit@10"] == 0.5 and first["masked"]["ndcg@10"] == 0.5  # a at rank 1, b missed
+    assert first["kept"]["ndcg@10"] == pytest.approx(0.5 / np.log2(3))  # a at rank 2
+    assert (first["epochs"], first["seconds"]) == (12, 3600.0)
+    assert (records / "toy-seq" / "recbole-7.json").is_file()
+
+    shutil.rmtree(tmp_path / "runs")  # the run folder is gone (a new machine): the record stands
+    assert peer.recbole_seed(raw, split, tmp_path / "runs" / "recbole-7", 7, 1, 200, records) == first
+    assert trained == [7]
+    # another split, or other RecBole settings: the record is stale and the seed runs again
+    other = raw | {"split": {"method": "leave_one_out", "valid_as_input": False}}
+    peer.recbole_seed(other, split, tmp_path / "runs" / "recbole-7", 7, 1, 200, records)
+    shutil.rmtree(tmp_path / "runs")
+    peer.recbole_seed(other, split, tmp_path / "runs" / "recbole-7", 7, 1, 100, records)
+    assert trained == [7, 7, 7]

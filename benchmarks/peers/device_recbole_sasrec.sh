@@ -22,6 +22,7 @@
 #   python benchmarks/peers/recbole_sasrec.py --phases accuracy ...   (see its docstring)
 # scores them with clarec's evaluator on the split it makes from the same config (leave-one-out has
 # no randomness: the same folder as .peer-split); a seed with both files there is not trained again.
+# It writes each scored seed's record under benchmarks/results/peers-recbole-sasrec/: commit those.
 set -euo pipefail
 SPLIT=${1:?split folder}
 OUT=${2:?output folder}

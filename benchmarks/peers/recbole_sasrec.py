@@ -20,6 +20,10 @@ stopping after 10 epochs without a better validation NDCG@20, the same torch thr
    this one). A RecBole training takes hours on one core: a stopped
    one continues from its last finished epoch when the command is run again (``recbole_run.py
    --resume``), and a finished seed (``OUT/recbole-<seed>/recbole.json``) is not trained again.
+   Each finished seed's scored figures are kept as a small record to commit,
+   ``benchmarks/results/peers-recbole-sasrec/<config name>/recbole-<seed>.json`` (its key: the
+   config's data, split and evaluation as written, RecBole's settings, the seed): a seed with a
+   current record is neither trained nor scored again, so it outlives ``OUT``.
 
 Writes ``OUT/compare.json`` and the markdown result file.
 
@@ -45,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # benchmarks/_machine.py
 
 from _machine import command_line, machine_line  # noqa: E402
+from _records import read_record, write_record  # noqa: E402
 from sequential import RECORDS, read_raw, run_record  # noqa: E402
 
 from clarec.config import load_config  # noqa: E402
@@ -55,6 +60,7 @@ from clarec.models.registry import create  # noqa: E402
 
 RECBOLE_PY = HERE / ".venv-recbole" / "bin" / "python"
 RECBOLE_RUN = HERE / "recbole_run.py"
+PEER_RECORDS = HERE.parent / "results" / "peers-recbole-sasrec"  # one record per finished seed
 KS = (10, 20)
 CONVENTIONS = ("masked", "kept")
 SHOWN = [f"{m}@{k}" for k in KS for m in ("ndcg", "hit")]
@@ -78,6 +84,37 @@ def recs_file(out: Path) -> Path | None:
     """A finished RecBole run's lists: ``recs.tsv``, or ``recs.tsv.gz`` as a GPU run returns them
     (device_recbole_sasrec.sh)."""
     return next((p for p in (out / "recs.tsv", out / "recs.tsv.gz") if p.is_file()), None)
+
+
+def recbole_key(raw: dict, seed: int, epochs: int) -> dict:
+    """What a RecBole seed's figures depend on: the config's data, split and evaluation as written,
+    RecBole's settings (those of :func:`recbole`) and the seed."""
+    settings = {"model": "SASRec", "loss_type": "CE", "epochs": epochs, "train_batch_size": 256}
+    settings |= {"learning_rate": 0.001, "stopping_step": 10}
+    return {k: raw.get(k) for k in ("data", "split", "evaluation")} | {"recbole": settings, "seed": seed}
+
+
+def recbole_seed(
+    raw: dict, split_dir: Path, run: Path, seed: int, threads: int, epochs: int, records: Path = PEER_RECORDS
+) -> dict:
+    """One RecBole seed's test figures under both conventions, its epochs and training seconds: from
+    its committed record (``records/<config name>/recbole-<seed>.json``) when one was made under the
+    same key, else trained in ``run`` (or resumed there, or read from a finished run there), scored
+    and recorded, so that a seed that took hours survives its run folder."""
+    path = records / raw["name"] / f"recbole-{seed}.json"
+    key = recbole_key(raw, seed, epochs)
+    record = read_record(path, "config", key)
+    if record is None:
+        summary = recbole(split_dir, run, seed, threads, epochs)
+        scores = {
+            c: evaluate_recommendation_file(split_dir, recs_file(run), ks=KS, history_items=c)
+            for c in CONVENTIONS
+        }
+        # fit_seconds: all of the training, resumed or not
+        record = {"config": key, "result": scores, "epochs": summary["epochs_run"]}
+        record |= {"seconds": summary["fit_seconds"], "machine": machine_line(), "command": command_line()}
+        write_record(path, record)
+    return record["result"] | {"epochs": record["epochs"], "seconds": record["seconds"]}
 
 
 def clarec_epochs(split, cfg, key: str, epochs: int, threads: int) -> list[float]:
@@ -151,13 +188,8 @@ def main() -> None:
                         "masked": res["test"],
                         "kept": res["conventions"]["kept"]["test"],
                     }
-            summary = recbole(split_dir, args.out / f"recbole-{seed}", seed, args.threads, args.epochs)
-            recs = recs_file(args.out / f"recbole-{seed}")
-            acc["recbole"][seed] = {
-                c: evaluate_recommendation_file(split_dir, recs, ks=KS, history_items=c) for c in CONVENTIONS
-            }
-            acc["recbole"][seed]["epochs"] = summary["epochs_run"]
-            acc["recbole"][seed]["seconds"] = summary["fit_seconds"]  # all of the training, resumed or not
+            run = args.out / f"recbole-{seed}"
+            acc["recbole"][seed] = recbole_seed(raw, split_dir, run, seed, args.threads, args.epochs)
         report["accuracy"] = acc
 
     args.out.joinpath("compare.json").write_text(json.dumps(report, indent=2, default=str))

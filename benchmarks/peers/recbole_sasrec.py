@@ -66,10 +66,14 @@ CONVENTIONS = ("masked", "kept")
 SHOWN = [f"{m}@{k}" for k in KS for m in ("ndcg", "hit")]
 
 
+#: recbole_run.py's settings for SASRec (beside --epochs, --seed, --threads); part of a seed's record key
+RECBOLE_SETTINGS = {"model": "SASRec", "train-batch-size": 256, "learning-rate": 0.001, "stopping-step": 10}
+
+
 def recbole(split: Path, out: Path, seed: int, threads: int, epochs: int, timing: bool = False) -> dict:
-    cmd = [str(RECBOLE_PY), str(RECBOLE_RUN), "--split", str(split), "--model", "SASRec", "--out", str(out)]
-    cmd += ["--epochs", str(epochs), "--train-batch-size", "256", "--learning-rate", "0.001"]
-    cmd += ["--stopping-step", "10", "--seed", str(seed), "--threads", str(threads), "--k", "20"]
+    cmd = [str(RECBOLE_PY), str(RECBOLE_RUN), "--split", str(split), "--out", str(out)]
+    cmd += [a for k, v in RECBOLE_SETTINGS.items() for a in (f"--{k}", str(v))]
+    cmd += ["--epochs", str(epochs), "--seed", str(seed), "--threads", str(threads), "--k", "20"]
     if timing:
         cmd.append("--timing-only")
     else:  # a full training takes hours: a stopped one continues from its last epoch, a finished one stands
@@ -88,9 +92,8 @@ def recs_file(out: Path) -> Path | None:
 
 def recbole_key(raw: dict, seed: int, epochs: int) -> dict:
     """What a RecBole seed's figures depend on: the config's data, split and evaluation as written,
-    RecBole's settings (those of :func:`recbole`) and the seed."""
-    settings = {"model": "SASRec", "loss_type": "CE", "epochs": epochs, "train_batch_size": 256}
-    settings |= {"learning_rate": 0.001, "stopping_step": 10}
+    RecBole's settings (``RECBOLE_SETTINGS``, the epoch cap) and the seed."""
+    settings = RECBOLE_SETTINGS | {"epochs": epochs}
     return {k: raw.get(k) for k in ("data", "split", "evaluation")} | {"recbole": settings, "seed": seed}
 
 

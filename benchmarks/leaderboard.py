@@ -57,7 +57,7 @@ from _records import read_record, stamped, start_folder, write_record
 from clarec.config import load_config
 from clarec.experiment.report import paired_against
 from clarec.experiment.runner import SEED_RESULT
-from clarec.experiment.tune import TRIALS, with_settings
+from clarec.experiment.tune import TRIALS, at_edges, with_settings
 from clarec.models.registry import get_model_class
 from clarec.models.torch_base import TorchRecommender
 
@@ -415,6 +415,19 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
             + " | ".join(cell(r, "test", x) for x in SHOWN)
             + f" | {cell(r, 'test', main, 'items_tail')} | {versus} | {settings} |"
         )
+    edges = [
+        f"{m} {k} ({where})"
+        for m in order
+        if m not in blends
+        for k, where in at_edges(
+            cells[m]["config"]["model"].get("search", {}), cells[m]["best_params"]
+        ).items()
+    ]
+    if edges:
+        lines += [
+            "",
+            f"Chosen at an edge of the search space (the space may have cut the search short): {'; '.join(edges)}.",
+        ]
     missing = [m for m in wanted if m not in results]
     if missing:
         lines += ["", f"Not run yet: {', '.join(_progress(suite, name, m, records) for m in missing)}."]

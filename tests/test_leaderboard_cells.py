@@ -107,6 +107,35 @@ def test_goals_choose_their_model_on_validation_and_state_whether_they_hold(lead
         leaderboard.goal_lines(suite, "ndcg@20", None)
 
 
+def test_the_report_names_the_settings_chosen_at_an_edge_of_their_space(leaderboard, tmp_path, monkeypatch):
+    suite = _suite(0.01) | {"baselines": ["ease"]}
+    suite["models"] += [{"name": "ease", "search": {"reg": [1.0, 10.0, 100.0]}}]
+
+    def record(model, valid, chosen):
+        entry = next(m for m in suite["models"] if m["name"] == model)
+        per_seed = [{"seed": s, "test": {"ndcg@20": valid}} for s in range(3)]
+        result = {"valid": {"ndcg@20": valid}, "test": {"ndcg@20": valid}, "per_seed": per_seed}
+        return {"config": {"model": entry}, "best_params": chosen, "result": result}
+
+    cells = {"bpr": record("bpr", 0.2, {"lr": 0.0099}), "ease": record("ease", 0.3, {"reg": 10.0})}
+    monkeypatch.setattr(leaderboard, "finished", lambda suite, name, records: cells)
+    lines, _ = leaderboard.report_dataset(
+        suite, "ml-100k", tmp_path / "runs", tmp_path / "records", "ndcg@20"
+    )
+    edges = [line for line in lines if line.startswith("Chosen at an edge")]
+    assert edges == [
+        "Chosen at an edge of the search space (the space may have cut the search short): "
+        "bpr lr (0.0099, at the high end of [0.001, 0.01])."
+    ]
+    cells["ease"]["best_params"] = {"reg": 100.0}
+    lines, _ = leaderboard.report_dataset(
+        suite, "ml-100k", tmp_path / "runs", tmp_path / "records", "ndcg@20"
+    )
+    assert "ease reg (100, the highest of [1.0, 10.0, 100.0]); bpr lr" in next(
+        line for line in lines if line.startswith("Chosen at an edge")
+    )
+
+
 def test_a_blend_cell_takes_its_members_chosen_settings_once_their_cells_are_finished(leaderboard, tmp_path):
     from clarec.config import load_config
 

@@ -83,8 +83,12 @@ def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, m
     assert set(final) == {"popularity", "ease", "bpr"} and final["ease"]["split_seeds"] == [2024, 2025]
     saved = load_config(tmp_path / "run" / "final" / "config.yaml")
     assert {m.key: m.params for m in saved.models}["ease"] == {"reg": ease["best_params"]["reg"]}
+    # a choice at an edge of its space is recorded and said (ease's middle value is not an edge)
+    assert ("reg" in ease["at_edge"]) == (ease["best_params"]["reg"] != 30.0)
     # started again: the three trials are there, none is added, and the final fits are read back
-    tune_module.tune(load_config(cfg_path), tmp_path / "run")
+    said = []
+    tune_module.tune(load_config(cfg_path), tmp_path / "run", progress=said.append)
+    assert any(line.startswith("ease: reg chosen at an edge") for line in said) == ("reg" in ease["at_edge"])
     assert (
         len(optuna.load_study(study_name="bpr", storage=f"sqlite:///{tmp_path / 'run' / 'tune.db'}").trials)
         == 3
@@ -96,6 +100,44 @@ def test_tune_searches_on_validation_then_runs_the_winners(cfg_path, tmp_path, m
     assert {m: (r["valid"], r["test"]) for m, r in again.items()} == {
         m: (r["valid"], r["test"]) for m, r in final.items()
     }
+
+
+def test_a_choice_at_an_edge_of_its_space_is_named():
+    from clarec.experiment.tune import at_edges
+
+    space = {
+        "lr": {"low": 0.001, "high": 0.1, "log": True},
+        "dropout": {"low": 0.0, "high": 0.5},
+        "n_layers": {"low": 1, "high": 4},
+        "batch_size": [64, 256, 1024],
+        "similarity": ["cosine", "dot", "l2"],
+        "logq": [True, False],
+        "k": [10, 20],
+    }
+    middle = {
+        "lr": 0.01,
+        "dropout": 0.25,
+        "n_layers": 2,
+        "batch_size": 256,
+        "similarity": "dot",
+        "logq": True,
+        "k": 20,
+    }
+    assert at_edges(space, middle) == {}
+    # within 5% of a range's end, on the log scale of a log range: 0.005 would be within 5% of the
+    # low end on a linear scale, and 0.09 would not be near the high end
+    assert set(at_edges(space, middle | {"lr": 0.0012, "dropout": 0.49})) == {"lr", "dropout"}
+    assert at_edges(space, middle | {"lr": 0.005}) == {}
+    assert at_edges(space, middle | {"lr": 0.09}) == {"lr": "0.09, at the high end of [0.001, 0.1]"}
+    edges = at_edges(
+        space, middle | {"n_layers": 1, "batch_size": 1024, "similarity": "l2", "logq": False, "k": 10}
+    )
+    assert edges == {
+        "n_layers": "1, at the low end of [1, 4]",
+        "batch_size": "1024, the highest of [64, 256, 1024]",
+    }
+    # a setting the space does not search, or a trial without it, is no edge
+    assert at_edges(space, {"lr": 0.001}) == {"lr": "0.001, at the low end of [0.001, 0.1]"}
 
 
 def test_the_search_validates_under_the_main_tables_convention(

@@ -17,7 +17,8 @@ config with every model's best settings is run by
 :func:`~clarec.experiment.runner.run_experiment` on ``tuning.seeds`` seeds (each drawing the split with
 ``tuning.split_seeds``) into ``OUT/final`` (a final run that was stopped continues its fits from their
 last epoch); ``OUT/tune.json`` records the spaces, trials, best
-settings and where the final results are.
+settings (and which of them sit at an edge of their space, :func:`at_edges`; the run's progress lines
+say so too) and where the final results are.
 
 Under torchrun (``clarec tune --nproc N``) every rank runs the same trials: rank 0 holds the study,
 draws each trial's settings and sends them to the others; the torch models train on all ranks
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -153,6 +155,33 @@ def _an_end(spec: Any) -> Any:
     return spec[0] if isinstance(spec, list) else spec["low"]
 
 
+def at_edges(space: dict[str, Any], chosen: dict[str, Any], margin: float = 0.05) -> dict[str, str]:
+    """The chosen settings that sit at an edge of their search space, each with the edge named: a
+    number within ``margin`` of a range's end (on the range's log scale where it has one), or the
+    first or last of three or more ordered numbers. Such a choice may mean the space cut the search
+    short. Choices among names, booleans or two values have no edge."""
+    edges = {}
+    for name, spec in space.items():
+        value = chosen.get(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if isinstance(spec, list):
+            numbers = [v for v in spec if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(spec) >= 3 and len(numbers) == len(spec) and value in (min(numbers), max(numbers)):
+                side = "lowest" if value == min(numbers) else "highest"
+                edges[name] = f"{value:g}, the {side} of {spec}"
+            continue
+        low, high = float(spec["low"]), float(spec["high"])
+        if spec.get("log"):
+            where = math.log(value / low) / math.log(high / low)
+        else:
+            where = (value - low) / (high - low)
+        if where <= margin or where >= 1 - margin:
+            side = "low" if where <= margin else "high"
+            edges[name] = f"{value:.3g}, at the {side} end of [{low:g}, {high:g}]"
+    return edges
+
+
 def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], None] | None = None) -> dict:
     """Search every model's space on validation, run the winners on seeds; returns ``tune.json``."""
     import optuna
@@ -235,11 +264,16 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
                 "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
                 "best_params": best.params,
                 "best_valid": best.value,
+                "at_edge": at_edges(m.search, best.params),
             }
             say(
                 f"[{time.perf_counter() - t0:6.1f}s] {m.key}: best valid {metric} {best.value:.4f} "
                 f"with {best.params}"
             )
+            for name, where in record["models"][m.key]["at_edge"].items():
+                say(
+                    f"{m.key}: {name} chosen at an edge of its space ({where}): the space may cut the search short"
+                )
         chosen = distributed.broadcast_object(best.params if main else None)
         best_models.append(m.model_copy(update={"params": with_settings(m.params, chosen), "search": {}}))
     final = cfg.model_copy(update={"models": best_models})

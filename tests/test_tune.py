@@ -136,8 +136,9 @@ def test_a_choice_at_an_edge_of_its_space_is_named():
         "n_layers": "1, at the low end of [1, 4]",
         "batch_size": "1024, the highest of [64, 256, 1024]",
     }
-    # a setting the space does not search, or a trial without it, is no edge
+    # the space's settings missing from the choice are passed over, and so is a range of one value
     assert at_edges(space, {"lr": 0.001}) == {"lr": "0.001, at the low end of [0.001, 0.1]"}
+    assert at_edges({"reg": {"low": 1.0, "high": 1.0}}, {"reg": 1.0}) == {}
 
 
 def test_the_search_validates_under_the_main_tables_convention(

@@ -172,6 +172,8 @@ def at_edges(space: dict[str, Any], chosen: dict[str, Any], margin: float = 0.05
                 edges[name] = f"{value:g}, the {side} of {spec}"
             continue
         low, high = float(spec["low"]), float(spec["high"])
+        if high <= low:
+            continue
         if spec.get("log"):
             where = math.log(value / low) / math.log(high / low)
         else:

@@ -14,8 +14,8 @@ finished: per data set, each model's validation figure (what the search chose on
 (mean ± std over the seeds, computed once, for the chosen settings), and a paired t-test over seeds
 of each contrastive model against the best non-contrastive baseline. Which model is "best" (the
 reference baseline, the order of the rows, the data set's best model) is decided on validation;
-test figures are only read. A data set's ``search`` in the suite adds dimensions to the space of its
-models trained in mini-batches; the suite's ``goals`` are read off the finished cells into a *Goals*
+test figures are only read. A data set's ``search`` in the suite sets dimensions of the space of its
+models trained in mini-batches (in place of a model's own range of the same setting); the suite's ``goals`` are read off the finished cells into a *Goals*
 table (:func:`goal_lines`). A suite entry with ``blend_of`` is a *blend cell* (:func:`blend_entry`):
 the ``blend`` of other cells' models at the settings their searches chose, run once those cells are
 finished, its weights chosen on validation within each fit; it is marked as a blend in the report
@@ -145,12 +145,12 @@ def _labels(config: dict, only_blends: bool = False) -> set[str]:
 
 
 def _with_search(entry: dict, added: dict) -> dict:
-    """``entry`` with a data set's added search dimensions (``search`` of its suite entry) for a model
-    trained in mini-batches (a torch model); a dimension the model searches already keeps its own."""
+    """``entry`` with a data set's search dimensions (``search`` of its suite entry) for a model
+    trained in mini-batches (a torch model): added to its space, or in place of its own range of the
+    same setting (the data set's range is the one made for that data set)."""
     if not added or "blend_of" in entry or not issubclass(get_model_class(entry["name"]), TorchRecommender):
         return entry
-    own = entry.get("search", {})
-    return entry | {"search": own | {k: v for k, v in added.items() if k not in own}}
+    return entry | {"search": entry.get("search", {}) | added}
 
 
 def run(args) -> None:
@@ -365,7 +365,7 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         f"Data: `{json.dumps(spec['data'])}`; split: `{json.dumps(spec.get('split', {}))}`"
         + ("; next-item prediction, history items masked" if spec.get("sequential") else "")
         + "".join(
-            f"; every model trained in mini-batches also searches `{k}` over {v} (unless its own space has it)"
+            f"; every model trained in mini-batches searches `{k}` over {v} (in place of its own range, if any)"
             for k, v in spec.get("search", {}).items()
         )
         + "."

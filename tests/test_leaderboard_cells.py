@@ -61,9 +61,10 @@ def test_a_data_sets_added_search_reaches_its_mini_batch_models_only(leaderboard
         "search": {"batch_size": [64, 256], "lr": [0.5]},
     }
     spaces = {m["name"]: m.get("search") for m in leaderboard.dataset_config(suite, "small")["models"]}
-    # torch models gain what their own space lacks; a closed-form model has no batches
-    assert spaces["lightgcn"] == {"lr": [0.001], "batch_size": [64, 256]}
-    assert spaces["bpr"] == {"lr": {"low": 0.001, "high": 0.01, "log": True}, "batch_size": [64, 256]}
+    # torch models gain the data set's dimensions, in place of their own range of the same setting;
+    # a closed-form model has no batches
+    assert spaces["lightgcn"] == {"lr": [0.5], "batch_size": [64, 256]}
+    assert spaces["bpr"] == {"lr": [0.5], "batch_size": [64, 256]}
     assert spaces["ease"] is None
     # other data sets keep the suite's spaces, so their cells stay current
     assert leaderboard.dataset_config(suite, "ml-100k")["models"][1] == {
@@ -71,7 +72,7 @@ def test_a_data_sets_added_search_reaches_its_mini_batch_models_only(leaderboard
         "search": {"lr": [0.001]},
     }
     lines, _ = leaderboard.report_dataset(suite, "small", tmp_path / "runs", tmp_path / "records", "ndcg@20")
-    assert "also searches `batch_size` over [64, 256]" in lines[2]
+    assert "searches `batch_size` over [64, 256] (in place of its own range, if any)" in lines[2]
 
 
 def test_goals_choose_their_model_on_validation_and_state_whether_they_hold(leaderboard, monkeypatch):

@@ -15,8 +15,8 @@ finished: per data set, each model's validation figure (what the search chose on
 of each contrastive model against the best non-contrastive baseline. Which model is "best" (the
 reference baseline, the order of the rows, the data set's best model) is decided on validation;
 test figures are only read. A data set's ``search`` in the suite sets dimensions of the space of its
-models trained in mini-batches (in place of a model's own range of the same setting); the suite's ``goals`` are read off the finished cells into a *Goals*
-table (:func:`goal_lines`). A suite entry with ``blend_of`` is a *blend cell* (:func:`blend_entry`):
+models trained in mini-batches (in place of a model's own range of the same setting); the suite's
+``goals`` are read off the finished cells into a *Goals* table (:func:`goal_lines`). A suite entry with ``blend_of`` is a *blend cell* (:func:`blend_entry`):
 the ``blend`` of other cells' models at the settings their searches chose, run once those cells are
 finished, its weights chosen on validation within each fit; it is marked as a blend in the report
 and counts for a goal only where the goal names it. It also writes ``RUNS/<data set>/all``, one run folder of all the

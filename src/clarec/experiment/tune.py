@@ -160,15 +160,18 @@ def at_edges(space: dict[str, Any], chosen: dict[str, Any], margin: float = 0.05
     number within ``margin`` of a range's end (on the range's log scale where it has one), or the
     first or last of three or more ordered numbers. Such a choice may mean the space cut the search
     short. Choices among names, booleans or two values have no edge."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
     edges = {}
     for name, spec in space.items():
         value = chosen.get(name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if not number(value):
             continue
         if isinstance(spec, list):
-            numbers = [v for v in spec if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            if len(spec) >= 3 and len(numbers) == len(spec) and value in (min(numbers), max(numbers)):
-                side = "lowest" if value == min(numbers) else "highest"
+            if len(spec) >= 3 and all(map(number, spec)) and value in (min(spec), max(spec)):
+                side = "lowest" if value == min(spec) else "highest"
                 edges[name] = f"{value:g}, the {side} of {spec}"
             continue
         low, high = float(spec["low"]), float(spec["high"])

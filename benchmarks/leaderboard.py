@@ -18,7 +18,8 @@ test figures are only read. A data set's ``search`` in the suite sets dimensions
 models trained in mini-batches (in place of a model's own range of the same setting); the suite's
 ``goals`` are read off the finished cells into a *Goals* table (:func:`goal_lines`). A suite entry with ``blend_of`` is a *blend cell* (:func:`blend_entry`):
 the ``blend`` of other cells' models at the settings their searches chose, run once those cells are
-finished, its weights chosen on validation within each fit; it is marked as a blend in the report
+finished (their final fits taken from their run folders where these are here, not trained again:
+:func:`reuse_member_fits`), its weights chosen on validation within each fit; it is marked as a blend in the report
 and counts for a goal only where the goal names it. It also writes ``RUNS/<data set>/all``, one run folder of all the
 finished models of a data set, for ``clarec report RUNS/<data set>/all`` (the HTML page).
 
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +183,7 @@ def run(args) -> None:
                 continue
             start_folder(out, cell_config(suite, name, model.key, args.records))
             seed_folder(suite, name, model.key, out, args.records)
+            reuse_member_fits(suite, name, model.key, out, args.runs, args.records)
             cmd = [
                 sys.executable,
                 "-m",
@@ -278,6 +281,30 @@ def seed_folder(suite: dict, name: str, model: str, out: Path, records: Path) ->
         f"{progress_record(records, name, model)}",
         flush=True,
     )
+
+
+def reuse_member_fits(suite: dict, name: str, model: str, out: Path, runs: Path, records: Path) -> None:
+    """Give a blend cell's final run the fits its members' own cells made: each member cell's final
+    seed folder (``RUNS/<data set>/<member>/final/train/<member>/seed-N``: the trainer's ``last.pt``,
+    ``best.pt``, history and log) copied to the folder the blend's member of that seed trains in
+    (``OUT/final/train/<blend>/seed-N/<index>-<model name>``). The member has the same settings, data
+    and seed there, so the trainer resumes it as a finished fit (it checks the fit's signature first)
+    instead of training it again — hours for a language-model member on Beauty. Models that do not
+    train in epochs, and seeds whose member folder exists already, are left alone."""
+    entry = next((m for m in dataset_config(suite, name)["models"] if m.get("label") == model), None)
+    if entry is None or "blend_of" not in entry:
+        return
+    members = blend_members(suite, name, entry, records) or {}
+    for index, (label, record) in enumerate(members.items()):
+        source = runs / name / label
+        if not stamped(source, cell_config(suite, name, label, records)):
+            continue  # no run folder here, or one of another config
+        member = f"{index}-{record['config']['model']['name']}"
+        for last in sorted((source / "final" / "train" / label).glob("seed-*/last.pt")):
+            target = out / "final" / "train" / model / last.parent.name / member
+            if not target.exists():
+                shutil.copytree(last.parent, target, ignore=shutil.ignore_patterns(SEED_RESULT))
+                print(f"{target}: the fit of {source / 'final'} (finished: not trained again)", flush=True)
 
 
 def keep_progress(suite: dict, name: str, model: str, out: Path, records: Path) -> None:

@@ -33,6 +33,16 @@ def make_random_dataset(n_users: int = 40, n_items: int = 30, per_user: int = 8,
     return Dataset.from_frame(df, items=items, name="random")
 
 
+def write_events(ds: Dataset, path: Path) -> Path:
+    """``ds``'s interactions as a CSV file the tabular source reads (``user_id,item_id,timestamp``)."""
+    inter = ds.interactions
+    rows = zip(inter["user"], inter["item"], inter["timestamp"], strict=True)
+    lines = ["user_id,item_id,timestamp"] + [f"{ds.user_ids[u]},{ds.item_ids[i]},{t}" for u, i, t in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def load_benchmark(name: str):
     """A script of benchmarks/ as a module (its own helpers, e.g. ``_machine``, importable meanwhile)."""
     import importlib.util

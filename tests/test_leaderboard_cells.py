@@ -209,6 +209,78 @@ def test_a_blend_cell_takes_its_members_chosen_settings_once_their_cells_are_fin
     assert goal[0].startswith("| beat ease | ml-100k | mix |")
 
 
+def test_a_blend_cell_takes_its_members_fits_from_their_cells_instead_of_training_them_again(
+    leaderboard, tmp_path
+):
+    from factories import make_random_dataset, write_events
+
+    from clarec.config import load_config
+    from clarec.experiment.runner import run_experiment
+
+    records, runs = tmp_path / "records", tmp_path / "runs"
+    events = write_events(make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1), tmp_path / "e.csv")
+    lightgcn = {"epochs": 2, "embedding_dim": 8, "progress": False, "num_threads": 1}
+    suite = _suite(0.01) | {"seeds": 2}
+    suite["models"] = [
+        {"name": "lightgcn", "params": lightgcn, "search": {"lr": [0.001, 0.01]}},
+        {"name": "ease"},
+        {"name": "blend", "label": "mix", "blend_of": ["lightgcn", "ease"]},
+    ]
+    suite["datasets"] = {
+        "tiny": {
+            "data": {"source": "tabular", "path": str(events)},
+            "split": {"method": "random", "ratios": [0.6, 0.2, 0.2]},
+        }
+    }
+
+    def final_run(model, chosen):
+        """A cell's final run as `clarec tune` makes it: its model at the chosen settings, 2 seeds."""
+        out = runs / "tiny" / model
+        leaderboard.start_folder(out, leaderboard.cell_config(suite, "tiny", model, records))
+        config = leaderboard.resolved_config(suite, "tiny", records)
+        entry = next(m for m in config["models"] if (m.get("label") or m["name"]) == model)
+        entry = entry | {"params": entry.get("params", {}) | chosen}
+        entry.pop("search", None)
+        path = out / "config.yaml"
+        path.write_text(leaderboard.yaml.safe_dump(config | {"models": [entry]}))
+        result = run_experiment(load_config(path), out / "final", seeds=2, split_seeds=True, resume=True)
+        (out / "tune.json").write_text(json.dumps({"models": {model: {"best_params": chosen}}}))
+        assert leaderboard.keep_record(suite, "tiny", model, out, records)
+        return result[model]
+
+    mix = runs / "tiny" / "mix"
+
+    def reuse():  # as `run` does before it starts a cell's search
+        leaderboard.start_folder(mix, leaderboard.cell_config(suite, "tiny", "mix", records))
+        leaderboard.reuse_member_fits(suite, "tiny", "mix", mix, runs, records)
+        return sorted(str(p.relative_to(mix)) for p in mix.rglob("*.pt"))
+
+    final_run("lightgcn", {"lr": 0.01})
+    assert reuse() == []  # a member cell unfinished: nothing to take yet
+    final_run("ease", {})
+    # a member cell's folder of another config is not taken
+    stamp = runs / "tiny" / "lightgcn" / "stamp.json"
+    kept = stamp.read_text()
+    stamp.write_text("{}")
+    assert reuse() == []
+    stamp.write_text(kept)
+    expected = [
+        f"final/train/mix/seed-{s}/0-lightgcn/{f}" for s in (2024, 2025) for f in ("best.pt", "last.pt")
+    ]
+    assert reuse() == expected  # ease has no fit to take; the cell's seed results stay
+    assert not list(mix.rglob("result.json"))
+    # the blend's run resumes each taken fit as finished: no epoch is trained again
+    blend = final_run("mix", {})
+    for seed in (2024, 2025):
+        log = (mix / "final" / "train" / "mix" / f"seed-{seed}" / "0-lightgcn" / "log.txt").read_text()
+        assert "resumed after epoch 2 (finished)" in log and "epoch 1 loss" not in log.split("resumed")[-1]
+    assert len(blend["per_seed"]) == 2
+    # a seed whose member folder exists is left as it is
+    last = mix / "final" / "train" / "mix" / "seed-2024" / "0-lightgcn" / "last.pt"
+    before = last.stat().st_mtime_ns
+    assert reuse() == expected and last.stat().st_mtime_ns == before
+
+
 def test_cost_is_measured_at_the_middle_of_each_search_space():
     cost = load_benchmark("leaderboard_cost")
     assert cost.middle([64, 512, 2048]) == 512 and cost.middle([1, 2]) == 1

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from factories import make_random_dataset
+from factories import make_random_dataset, write_events
 
 from clarec.config import load_config
 from clarec.data.split import random_split
@@ -173,16 +173,6 @@ def test_targets_repeating_a_history_item_are_reported_under_the_masked_conventi
     assert "Note: history items masked: 3 of 12 test targets" in write_report(tmp_path / "run").read_text()
 
 
-def write_events(ds, path) -> None:
-    """A dataset's interactions as a CSV file the tabular source reads."""
-    inter = ds.interactions
-    lines = ["user_id,item_id,timestamp"] + [
-        f"{ds.user_ids[u]},{ds.item_ids[i]},{t}"
-        for u, i, t in zip(inter["user"], inter["item"], inter["timestamp"], strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def random_split_config(tmp_path, models: str):
     """A config over a small random data set (30 users, 25 items), 60:20:20 random split."""
     folder = tmp_path / "data"
@@ -285,8 +275,6 @@ def test_results_table_tests_each_model_against_the_best_over_seeds():
 def test_user_sample_in_the_config_reaches_results(tmp_path):
     import json
 
-    from factories import make_random_dataset
-
     from clarec.experiment.runner import run_experiment
 
     write_events(make_random_dataset(n_users=60, n_items=25, per_user=8, seed=2), tmp_path / "events.csv")
@@ -308,8 +296,6 @@ def test_user_sample_in_the_config_reaches_results(tmp_path):
 
 def test_llm_rerank_test_cost_reaches_results(tmp_path, tiny_llm_dir):
     import json
-
-    from factories import make_random_dataset
 
     from clarec.experiment.runner import run_experiment
 

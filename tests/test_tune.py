@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from factories import make_random_dataset
+from factories import make_random_dataset, write_events
 
 from clarec.config import dump_config, load_config
 from clarec.errors import ConfigError
@@ -14,13 +14,9 @@ optuna = pytest.importorskip("optuna")
 
 
 def write_data(folder) -> str:
-    ds = make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1)
-    inter = ds.interactions
-    rows = zip(inter["user"], inter["item"], inter["timestamp"], strict=True)
-    lines = ["user_id,item_id,timestamp"] + [f"{ds.user_ids[u]},{ds.item_ids[i]},{t}" for u, i, t in rows]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "events.csv").write_text("\n".join(lines) + "\n")
-    return str(folder / "events.csv")
+    return str(
+        write_events(make_random_dataset(n_users=30, n_items=25, per_user=8, seed=1), folder / "events.csv")
+    )
 
 
 CONFIG = """

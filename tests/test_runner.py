@@ -243,6 +243,31 @@ def test_what_a_fit_chose_on_validation_is_kept_per_seed(tmp_path):
     assert "Chosen on validation within each fit:" in table and f"weights {shown} (seed 2025)" in table
 
 
+def test_a_blend_takes_the_fits_of_its_members_that_are_models_of_the_same_run(tmp_path):
+    import json
+
+    from clarec.experiment.runner import run_experiment
+
+    gcn = "{name: lightgcn, params: {epochs: 2, embedding_dim: 8, num_threads: 1}}"
+    p = random_split_config(
+        tmp_path,
+        f"[{gcn}, {{name: ease, params: {{reg: 10.0}}}},"
+        f" {{name: blend, label: mix, params: {{members: [{gcn}, {{name: ease, params: {{reg: 10.0}}}}]}}}},"
+        f" {{name: blend, label: other, params: {{members: [{gcn}, {{name: ease, params: {{reg: 20.0}}}}]}}}}]",
+    )
+    out = run_experiment(load_config(p), tmp_path / "run", seeds=2, save_models=False, split_seeds=True)
+    for seed in (0, 1):
+        # same name and settings (defaults written out or not): the run's own fit of that seed
+        assert out["mix"]["per_seed"][seed]["members_fitted_by"] == {"0": "lightgcn", "1": "ease"}
+        assert out["other"]["per_seed"][seed]["members_fitted_by"] == {"0": "lightgcn"}  # ease: other reg
+    train = tmp_path / "run" / "train"
+    assert not (train / "mix" / "seed-2024" / "0-lightgcn").exists()  # not trained again
+    assert (train / "lightgcn" / "seed-2025" / "log.txt").is_file()
+    assert not (train / "other" / "seed-2025" / "0-lightgcn").exists()
+    seed = json.loads((train / "mix" / "seed-2025" / "result.json").read_text())["result"]
+    assert seed["members_fitted_by"] == {"0": "lightgcn", "1": "ease"}  # kept with the seed's result
+
+
 def test_results_table_tests_each_model_against_the_best_over_seeds():
     from clarec.config import ExperimentConfig
     from clarec.experiment.report import results_table

@@ -138,3 +138,18 @@ def test_the_saved_blend_keeps_its_members_and_weights(tmp_path):
     assert back.validation_ == blend.validation_ and len(back.validation_["values"]) == 5
     # a user's scores do not depend on who is scored with them
     np.testing.assert_array_equal(blend.score(users[3:5]), blend.score(users)[3:5])
+
+
+def test_a_member_fitted_already_is_taken_as_it_is_and_its_key_matches_the_same_model():
+    from clarec.models.registry import fit_key
+
+    train, valid = _split()
+    ease = create("ease", {"reg": 10.0, "max_items": 30000}).fit(train, valid)  # a default written out
+    blend = Blend(members=EASE_KNN, seed=3, run_dir="elsewhere")
+    keys = blend.member_fit_keys()
+    assert keys[0] == fit_key("ease", ease.get_params()) and keys[1] != keys[0]
+    assert keys[0] != fit_key("ease", create("ease", {"reg": 20.0}).get_params())
+    blend.fitted_members = {0: ease}
+    blend.fit(train, valid)
+    assert blend.members_[0] is ease and blend.members_[1].seen is not None  # the other one fitted here
+    assert blend.fitted_members is None  # let go of

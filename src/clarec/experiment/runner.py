@@ -38,7 +38,8 @@ from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.evaluate.evaluator import unreachable_note
 from clarec.experiment.report import results_table
-from clarec.models.registry import create, with_run_settings
+from clarec.models.blend import Blend
+from clarec.models.registry import create, fit_key, with_run_settings
 
 log = logging.getLogger("clarec.run")
 
@@ -228,6 +229,7 @@ def _aggregate(per_seed: list[dict]) -> dict:
         "conventions",
         "fit_seconds",
         "resumed_after",
+        "members_fitted_by",
         "test_sample",
         "test_ci95",
         "test_unreachable",
@@ -385,6 +387,13 @@ def _run(
                 out if s == 0 and not train_only else None,
             )
             evaluator = next(iter(evaluators.values()), None)  # the main convention
+        models = {
+            m.key: create(m.name, _run_params(cfg, m, seed, out / "train" / m.key / f"seed-{seed}", resume))
+            for m in cfg.models
+        }
+        # a blend's member that is also a model of this run is fitted once: kept until the blend runs
+        wanted = {k for m in models.values() if isinstance(m, Blend) for k in m.member_fit_keys()}
+        fitted: dict[str, tuple[str, Any]] = {}
         for model_cfg in cfg.models:
             train_dir = out / "train" / model_cfg.key / f"seed-{seed}"
             made_under = _seed_key(cfg, model_cfg, seed, split_seeds)
@@ -393,7 +402,7 @@ def _run(
                 progress(f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): read back")
                 per_model[model_cfg.key].append(done)
                 continue
-            model = create(model_cfg.name, _run_params(cfg, model_cfg, seed, train_dir, resume))
+            model = models.pop(model_cfg.key)
             if train_only:
                 from clarec.models.torch_base import TorchRecommender
 
@@ -402,9 +411,16 @@ def _run(
                 continue
             log.info("fitting %s (seed %d): %r", model_cfg.key, seed, model)
             progress(f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): fitting")
+            taken = {}
+            if isinstance(model, Blend):
+                taken = {i: fitted[k] for i, k in enumerate(model.member_fit_keys()) if k in fitted}
+                model.fitted_members = {i: fit for i, (_, fit) in taken.items()}
             t = time.perf_counter()
             model.fit(split.train, valid=split.valid)
             fit_seconds = time.perf_counter() - t
+            key = fit_key(model_cfg.name, model.get_params())
+            if key in wanted:
+                fitted[key] = (model_cfg.key, model)
             resumed = getattr(getattr(model, "history_", None), "resumed_after", [])
             if resumed:  # the epochs an earlier process trained count too (their set-up does not)
                 fit_seconds += sum(model.history_.seconds[: resumed[-1]])
@@ -437,6 +453,8 @@ def _run(
                 result["split_seed"] = seed
             if resumed:
                 result["resumed_after"] = list(resumed)
+            if taken:  # their fit seconds are counted in their own models' rows, not here
+                result["members_fitted_by"] = {str(i): key for i, (key, _) in taken.items()}
             if reset_cost is not None and model.cost_:
                 result["eval_cost"] = dict(model.cost_)
             if getattr(model, "chosen_", None):  # what the fit chose on validation (a blend's weights)

@@ -8,7 +8,9 @@ catalogue (mean 0, standard deviation 1: members' scales differ by orders of mag
 their weighted sum. Unless the weights are given, they are chosen on the validation data passed to
 ``fit`` — every point of a grid on the simplex, each member scored once per block of users — by
 NDCG@``eval_k`` with training items excluded, as the torch models' early stopping is; the grid's
-corners are the members alone, so a blend that does not help is not chosen.
+corners are the members alone, so a blend that does not help is not chosen. A member that is also a
+model of the same run (same name and settings, ``fit_key``) is not fitted twice: the run hands the
+blend that model's fit of the same seed (``fitted_members``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models.base import Recommender
 from clarec.models.params import param
-from clarec.models.registry import create, get_model_class, register, with_run_settings
+from clarec.models.registry import create, fit_key, get_model_class, register, with_run_settings
 from clarec.train.validation import RankingValidator
 
 log = logging.getLogger("clarec.models")
@@ -108,6 +110,11 @@ class Blend(Recommender):
     run_dir = param(None, str)
     resume = param(False)
 
+    #: Members already fitted on the data ``fit`` is given, by index (not a hyper-parameter: a run
+    #: sets it for a member that is also one of its models, :meth:`member_fit_keys`); ``fit`` takes
+    #: them as they are, fits the others, and lets go of this mapping.
+    fitted_members: dict[int, Recommender] | None = None
+
     def _check_params(self) -> None:
         if self.weights is not None and len(self.weights) != len(self.members):
             raise ConfigError(f"blend: {len(self.weights)} weights for {len(self.members)} members")
@@ -136,9 +143,18 @@ class Blend(Recommender):
             eval_history=self.eval_history,
         )
 
+    def member_fit_keys(self) -> list[str]:
+        """Each member's :func:`~clarec.models.registry.fit_key` as this blend would fit it."""
+        return [
+            fit_key(m["name"], create(m["name"], self._member_params(i)).get_params())
+            for i, m in enumerate(self.members)
+        ]
+
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        given, self.fitted_members = self.fitted_members or {}, None
         self.members_ = [
-            create(m["name"], self._member_params(i)).fit(train, valid) for i, m in enumerate(self.members)
+            given[i] if i in given else create(m["name"], self._member_params(i)).fit(train, valid)
+            for i, m in enumerate(self.members)
         ]
         self.validation_, self.chosen_ = {}, {}
         if self.weights is not None:

@@ -7,6 +7,7 @@ parameter dict, rejecting unknown parameters with a clear message.
 from __future__ import annotations
 
 import difflib
+import json
 from typing import Any
 
 from clarec.errors import ConfigError
@@ -68,3 +69,15 @@ def with_run_settings(name: str, params: dict[str, Any], **settings: Any) -> dic
     names = get_model_class(name).param_names()
     extra = {k: v for k, v in settings.items() if v is not None and v is not False and k in names}
     return {**extra, **params}
+
+
+#: Settings that say where a fit writes and whether it shows progress, not what it computes.
+_WHERE = frozenset({"run_dir", "resume", "progress"})
+
+
+def fit_key(name: str, params: dict[str, Any]) -> str:
+    """What a fit of model ``name`` with ``params`` computes (its name and settings, where it writes
+    left out): two fits with the same key on the same data are the same fit (a ``blend`` takes a
+    member's fit from another model of its run by it)."""
+    kept = {k: v for k, v in params.items() if k not in _WHERE}
+    return json.dumps([name, kept], sort_keys=True, default=str)

@@ -15,7 +15,8 @@ finished: per data set, each model's validation figure (what the search chose on
 of each contrastive model against the best non-contrastive baseline. Which model is "best" (the
 reference baseline, the order of the rows, the data set's best model) is decided on validation;
 test figures are only read. A data set's ``search`` in the suite sets dimensions of the space of its
-models trained in mini-batches (in place of a model's own range of the same setting); the suite's
+models trained in mini-batches (in place of a model's own range of the same setting), its ``params``
+fixed settings of those models (in place of a model's own values); the suite's
 ``goals`` are read off the finished cells into a *Goals* table (:func:`goal_lines`). A suite entry with ``blend_of`` is a *blend cell* (:func:`blend_entry`):
 the ``blend`` of other cells' models at the settings their searches chose, run once those cells are
 finished (their final fits taken from their run folders where these are here, not trained again:
@@ -93,7 +94,7 @@ def dataset_config(suite: dict, name: str) -> dict:
         "seed": suite.get("seed", 2024),
         "data": spec["data"],
         "split": spec.get("split", {}),
-        "models": [_with_search(m, spec.get("search", {})) for m in models],
+        "models": [_for_data_set(m, spec) for m in models],
         "tuning": {"trials": suite["trials"], "seeds": suite["seeds"], "split_seeds": True, "pruning": True},
         "evaluation": evaluation,
     }
@@ -146,13 +147,22 @@ def _labels(config: dict, only_blends: bool = False) -> set[str]:
     return {m.get("label") or m["name"] for m in config["models"] if not only_blends or "blend_of" in m}
 
 
-def _with_search(entry: dict, added: dict) -> dict:
-    """``entry`` with a data set's search dimensions (``search`` of its suite entry) for a model
-    trained in mini-batches (a torch model): added to its space, or in place of its own range of the
-    same setting (the data set's range is the one made for that data set)."""
-    if not added or "blend_of" in entry or not issubclass(get_model_class(entry["name"]), TorchRecommender):
+def _for_data_set(entry: dict, spec: dict) -> dict:
+    """``entry`` with a data set's settings for a model trained in mini-batches (a torch model): its
+    ``search`` dimensions added to the model's space, or in place of its own range of the same setting
+    (the data set's range is the one made for that data set), and its ``params`` in place of the
+    model's own values of the same settings."""
+    search, params = spec.get("search", {}), spec.get("params", {})
+    if (not search and not params) or "blend_of" in entry:
         return entry
-    return entry | {"search": entry.get("search", {}) | added}
+    if not issubclass(get_model_class(entry["name"]), TorchRecommender):
+        return entry
+    out = dict(entry)
+    if search:
+        out["search"] = entry.get("search", {}) | search
+    if params:
+        out["params"] = entry.get("params", {}) | params
+    return out
 
 
 def run(args) -> None:
@@ -394,6 +404,10 @@ def report_dataset(suite: dict, name: str, runs: Path, records: Path, main: str)
         + "".join(
             f"; every model trained in mini-batches searches `{k}` over {v} (in place of its own range, if any)"
             for k, v in spec.get("search", {}).items()
+        )
+        + "".join(
+            f"; every model trained in mini-batches runs with `{k}: {v}`"
+            for k, v in spec.get("params", {}).items()
         )
         + "."
     )

@@ -53,14 +53,24 @@ def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
     assert not (out / "final").exists()
 
 
-def test_a_data_sets_added_search_reaches_its_mini_batch_models_only(leaderboard, tmp_path):
+def test_a_data_sets_added_search_and_params_reach_its_mini_batch_models_only(leaderboard, tmp_path):
     suite = _suite(0.01)
-    suite["models"] += [{"name": "lightgcn", "search": {"lr": [0.001]}}, {"name": "ease"}]
+    suite["models"] += [
+        {"name": "lightgcn", "params": {"epochs": 5, "min_epochs": 2}, "search": {"lr": [0.001]}},
+        {"name": "ease"},
+    ]
     suite["datasets"]["small"] = {
         "data": {"name": "ml-100k"},
         "search": {"batch_size": [64, 256], "lr": [0.5]},
+        "params": {"min_epochs": 3},
     }
-    spaces = {m["name"]: m.get("search") for m in leaderboard.dataset_config(suite, "small")["models"]}
+    models = leaderboard.dataset_config(suite, "small")["models"]
+    spaces = {m["name"]: m.get("search") for m in models}
+    params = {m["name"]: m.get("params") for m in models}
+    # a fixed setting of the data set replaces the model's own value and keeps the others
+    assert params["lightgcn"] == {"epochs": 5, "min_epochs": 3}
+    assert params["bpr"]["min_epochs"] == 3
+    assert params["ease"] is None
     # torch models gain the data set's dimensions, in place of their own range of the same setting;
     # a closed-form model has no batches
     assert spaces["lightgcn"] == {"lr": [0.5], "batch_size": [64, 256]}
@@ -69,10 +79,12 @@ def test_a_data_sets_added_search_reaches_its_mini_batch_models_only(leaderboard
     # other data sets keep the suite's spaces, so their cells stay current
     assert leaderboard.dataset_config(suite, "ml-100k")["models"][1] == {
         "name": "lightgcn",
+        "params": {"epochs": 5, "min_epochs": 2},
         "search": {"lr": [0.001]},
     }
     lines, _ = leaderboard.report_dataset(suite, "small", tmp_path / "runs", tmp_path / "records", "ndcg@20")
     assert "searches `batch_size` over [64, 256] (in place of its own range, if any)" in lines[2]
+    assert "every model trained in mini-batches runs with `min_epochs: 3`" in lines[2]
 
 
 def test_goals_choose_their_model_on_validation_and_state_whether_they_hold(leaderboard, monkeypatch):

@@ -50,11 +50,23 @@ from clarec.models import create
 from clarec.models.registry import get_model_class
 
 
+def grid_value(text: str):
+    """One value of a ``--grid``, read as YAML, except that a number YAML 1.1 leaves a string
+    (``2e-05``: an exponent without a dot) is the number."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def parse_grid(items: list[str]) -> dict[str, list]:
     grid = {}
     for item in items:
         key, _, values = item.partition("=")
-        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+        grid[key.strip()] = [grid_value(v) for v in values.split(",")]
     return grid
 
 

@@ -193,6 +193,24 @@ def test_the_pruning_warm_up_is_the_configs(cfg_path, tmp_path, monkeypatch):
         type(cfg.tuning)(pruning_warmup=-1)
 
 
+def test_a_search_seed_moves_the_search_path_only(cfg_path, tmp_path, monkeypatch):
+    from clarec.experiment import tune as tune_module
+
+    seeds, fits = [], []
+    real = optuna.samplers.TPESampler
+    monkeypatch.setattr(optuna.samplers, "TPESampler", lambda **kw: seeds.append(kw["seed"]) or real(**kw))
+    monkeypatch.setattr(tune_module, "run_experiment", lambda cfg, out, **kw: fits.append(cfg.seed))
+    cfg = load_config(cfg_path)
+    tune_module.tune(cfg, tmp_path / "own")
+    assert set(seeds) == {cfg.seed}  # left out: the config's seed, as before the setting existed
+    assert "search_seed" not in dump_config(cfg).split("tuning:")[1]
+    seeds.clear()
+    moved = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"search_seed": 7})})
+    tune_module.tune(moved, tmp_path / "moved")
+    assert set(seeds) == {7}
+    assert set(fits) == {cfg.seed}  # the final seeds are the config's either way
+
+
 def test_bad_search_spaces(tmp_path, cfg_path):
     from clarec.experiment.tune import tune
 

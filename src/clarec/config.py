@@ -142,7 +142,9 @@ class TuningConfig(_Strict):
     split when ``split_seeds``). ``pruning`` stops trials whose validation curve falls below the
     median of earlier trials at the same epoch, at epoch ``pruning_warmup`` at the earliest (2 when
     left out, which also keeps configs written before the setting existed identical, so their kept
-    seeds and final runs stay valid; a longer warm-up spares settings that learn slowly but end well)."""
+    seeds and final runs stay valid; a longer warm-up spares settings that learn slowly but end well).
+    ``search_seed`` seeds the search's sampler alone (left out: the config's ``seed``, which also seeds
+    the trials' fits and the final seeds), to see how much of a search's outcome is the luck of its path."""
 
     trials: int = Field(20, ge=1)
     metric: str | None = None
@@ -150,6 +152,7 @@ class TuningConfig(_Strict):
     split_seeds: bool = True
     pruning: bool = True
     pruning_warmup: int | None = Field(None, ge=0)
+    search_seed: int | None = None
 
 
 class ExperimentConfig(_Strict):

@@ -232,6 +232,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             best_models.append(m)
             continue
         study = None
+        sampler_seed = cfg.seed if cfg.tuning.search_seed is None else cfg.tuning.search_seed
         if main:
             warmup = 2 if cfg.tuning.pruning_warmup is None else cfg.tuning.pruning_warmup
             pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
@@ -239,7 +240,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
                 study_name=m.key,
                 storage=storage,
                 direction="maximize",
-                sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+                sampler=optuna.samplers.TPESampler(seed=sampler_seed),
                 pruner=pruner if cfg.tuning.pruning else optuna.pruners.NopPruner(),
                 load_if_exists=True,
             )
@@ -249,7 +250,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             if study.trials:
                 # a search that goes on: seeded anew, or its random start-up trials would repeat the
                 # settings of the first ones (a sampler's draws start again from its seed)
-                study.sampler = optuna.samplers.TPESampler(seed=cfg.seed + len(study.trials))
+                study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
             _requeue_interrupted(study, out / TRIAL_RUNS / m.key)
             _write_trials(out, m.key, study)
         done = distributed.broadcast_object(

@@ -566,7 +566,9 @@ def report(args) -> None:
         "contrastive models but counts for a goal only where the goal names it. *Long tail*: the same lists scored "
         "against each test user's held-out items among the least popular ones (the items making up the "
         "last third of the training interactions, items unseen in training included), over the users "
-        "who have such an item.",
+        "who have such an item. A cell's figures carry the luck of its search's path: the same search with "
+        "other sampler seeds lands about 0.01 apart on validation (`benchmarks/search_luck.py`, "
+        "`benchmarks/results/search-luck-*.md`); the ± is over seeds of the chosen settings only.",
         "",
         f"| data set | best on validation (its test {main}) | best baseline on validation | "
         "contrastive models (and blends) above it on test with p < 0.05 |",

@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 from _machine import command_line, data_root, machine_line
 from _records import read_record, write_record
-from leaderboard import RECORDS, cell_config, cell_record, dataset_config, load_suite
+from leaderboard import RECORDS, cell_record, dataset_config, load_suite
 
 
 def search_config(suite: dict, name: str, model: str, seed: int | None) -> dict:
@@ -100,7 +100,7 @@ def main() -> None:
         record = search(suite, name, model, seed, args.runs, args.records)
         rows.append((str(seed), record["best_params"], record))
     means = np.array([r["valid"] for _, _, r in rows])
-    trials = cell_config(suite, name, model, RECORDS)["tuning"]["trials"]
+    trials = suite["trials"]
     lines = [
         f"# Search luck: {model} on {name}",
         "",

@@ -34,6 +34,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import re
 import time
 from pathlib import Path
 
@@ -50,23 +51,27 @@ from clarec.models import create
 from clarec.models.registry import get_model_class
 
 
-def grid_value(text: str):
-    """One value of a ``--grid``, read as YAML, except that a number YAML 1.1 leaves a string
-    (``2e-05``: an exponent without a dot) is the number."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
+class _Loader(yaml.SafeLoader):
+    """YAML as the configs are read, except that a number with an exponent and no dot (``2e-05``),
+    which YAML 1.1 leaves a string, is a float: a setting on the command line names the number it runs."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
     grid = {}
     for item in items:
         key, _, values = item.partition("=")
-        grid[key.strip()] = [grid_value(v) for v in values.split(",")]
+        grid[key.strip()] = [read_yaml(v) for v in values.split(",")]
     return grid
 
 
@@ -98,7 +103,7 @@ def main() -> None:
     raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
     entry = next(m for m in raw["models"] if (m.get("label") or m["name"]) == args.model)
     if args.point:
-        points = [yaml.safe_load(p) or {} for p in args.point]
+        points = [read_yaml(p) or {} for p in args.point]
     else:
         grid = parse_grid(args.grid)
         points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]

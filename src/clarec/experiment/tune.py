@@ -221,6 +221,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     record: dict[str, Any] = {"metric": metric, "trials_per_model": cfg.tuning.trials, "models": {}}
     best_models = []
+    sampler_seed = cfg.seed if cfg.tuning.search_seed is None else cfg.tuning.search_seed
     for m in cfg.models:
         if not m.search:
             record["models"][m.key] = {
@@ -232,7 +233,6 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             best_models.append(m)
             continue
         study = None
-        sampler_seed = cfg.seed if cfg.tuning.search_seed is None else cfg.tuning.search_seed
         if main:
             warmup = 2 if cfg.tuning.pruning_warmup is None else cfg.tuning.pruning_warmup
             pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)

@@ -96,6 +96,43 @@ def test_recbole_comparison_has_a_row_per_clarec_entry_and_recbole():
         "| RecBole SASRec | 2024 | " + " | ".join(["0.0550"] * 4) + " |",
     ]
     assert "seed 2024: 90 epochs, 2.0 h" in text
+    assert "− RecBole" not in text  # one RecBole seed: no spread to compare with
+
+
+def test_clarec_is_compared_with_the_spread_of_recboles_seeds():
+    peer = load_benchmark("peers/recbole_sasrec")
+
+    def run(ndcg: float) -> dict:
+        return {
+            c: {m: (2 if m.startswith("hit") else 1) * ndcg for m in peer.SHOWN} for c in peer.CONVENTIONS
+        }
+
+    acc = {
+        "clarec": {"sasrec": {2024: run(0.056), 2025: run(0.060)}, "sasrec-prefixes": {2024: run(0.07)}},
+        "recbole": {2024: run(0.055), 2025: run(0.057), 2026: run(0.059)},
+    }
+
+    def p_value(line: str) -> float:
+        return float(line.rsplit("p = ", 1)[1].rstrip(")"))
+
+    (line,) = peer.versus_recbole(acc, "masked")  # sasrec-prefixes has one seed: no line
+    assert line.startswith(
+        "- clarec sasrec − RecBole, ndcg@20: +0.0010 (RecBole's seeds 0.0550–0.0590, std 0.0020: "
+        "clarec's mean inside that range; Welch's t-test p = "
+    )
+    assert 0.5 < p_value(line) < 1
+    acc["clarec"]["sasrec"] = {2024: run(0.066), 2025: run(0.068)}
+    (line,) = peer.versus_recbole(acc, "kept", "hit@20")
+    assert line.startswith("- clarec sasrec − RecBole, hit@20: +0.0200 (RecBole's seeds 0.1100–0.1180")
+    assert "outside that range" in line
+    assert 0 < p_value(line) < 0.05
+    for r in acc["recbole"].values():
+        r |= {"epochs": 60, "seconds": 3600.0}
+    text = peer.render({"machine": "m", "accuracy": acc | {"command": "c"}}, type("Cfg", (), {"name": "b"}))
+    kept = text.split("## Test, history items kept")[1]
+    assert line in kept and "- clarec sasrec − RecBole, ndcg@20: +0.0100" in kept
+    acc["recbole"] = {2024: run(0.055)}
+    assert peer.versus_recbole(acc, "masked") == []
 
 
 def test_a_finished_recbole_seed_is_recorded_and_then_read_back_without_its_run_folder(tmp_path, monkeypatch):

@@ -43,6 +43,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.stats as sps
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -130,6 +131,30 @@ def clarec_epochs(split, cfg, key: str, epochs: int, threads: int) -> list[float
 
 def fmt(values: list[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+
+
+def versus_recbole(acc: dict, conv: str, metric: str = "ndcg@20") -> list[str]:
+    """One line per clarec entry with 2+ seeds, beside RecBole with 2+ seeds: the difference of the
+    means, RecBole's seeds' range and standard deviation (is clarec's mean inside the spread of
+    RecBole's seeds?) and Welch's t-test over the two sets of seeds (unpaired: the same seed number
+    seeds two unrelated programs)."""
+    theirs = [acc["recbole"][s][conv][metric] for s in sorted(acc["recbole"])]
+    if len(theirs) < 2:
+        return []
+    lines = []
+    for model, runs in acc["clarec"].items():
+        ours = [runs[s][conv][metric] for s in sorted(runs)]
+        if len(ours) < 2:
+            continue
+        diff = float(np.mean(ours) - np.mean(theirs))
+        inside = min(theirs) <= np.mean(ours) <= max(theirs)
+        p = sps.ttest_ind(ours, theirs, equal_var=False).pvalue
+        lines.append(
+            f"- clarec {model} − RecBole, {metric}: {diff:+.4f} (RecBole's seeds {min(theirs):.4f}–"
+            f"{max(theirs):.4f}, std {np.std(theirs, ddof=1):.4f}: clarec's mean "
+            f"{'inside' if inside else 'outside'} that range; Welch's t-test p = {p:.2g})"
+        )
+    return lines
 
 
 def main() -> None:
@@ -251,6 +276,8 @@ def render(report: dict, cfg) -> str:
                     continue
                 cells = [fmt([runs[s][conv][m] for s in seeds]) for m in SHOWN]
                 lines.append(f"| {label} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+            if versus := [line for m in ("ndcg@20", "hit@20") for line in versus_recbole(acc, conv, m)]:
+                lines += ["", *versus]
         lines += [
             "",
             "RecBole's trainings: "

@@ -170,3 +170,28 @@ def test_a_finished_recbole_seed_is_recorded_and_then_read_back_without_its_run_
     shutil.rmtree(tmp_path / "runs")
     peer.recbole_seed(other, split, tmp_path / "runs" / "recbole-7", 7, 1, 100, records)
     assert trained == [7, 7, 7]
+
+
+def test_the_speed_figures_are_kept_as_a_record_and_drawn_from_it_by_an_accuracy_only_run(tmp_path):
+    peer = load_benchmark("peers/recbole_sasrec")
+    raw = {
+        "name": "toy-seq",
+        "data": {"name": "toy"},
+        "split": {"method": "leave_one_out"},
+        "models": [{"name": "sasrec", "params": {"lr": 0.001}}, {"name": "sasrec", "label": "other"}],
+    }
+    measured = {"clarec": {"sasrec": [10.0]}, "recbole": [100.0]}
+    assert peer.speed_phase(raw, ["sasrec"], 1, tmp_path, None) is None  # nothing measured yet
+    speed = peer.speed_phase(raw, ["sasrec"], 1, tmp_path, lambda: measured)
+    assert speed["clarec"] == measured["clarec"] and {"command", "machine"} <= set(speed)
+    assert (tmp_path / "toy-seq" / "speed.json").is_file()
+    assert peer.speed_phase(raw, ["sasrec"], 1, tmp_path, None) == speed  # an accuracy-only run
+    # other threads, another timed entry's settings: not these figures
+    assert peer.speed_phase(raw, ["sasrec"], 2, tmp_path, None) is None
+    edited = raw | {"models": [{"name": "sasrec", "params": {"lr": 0.002}}]}
+    assert peer.speed_phase(edited, ["sasrec"], 1, tmp_path, None) is None
+    assert peer.speed_phase(raw, ["sasrec", "other"], 1, tmp_path, None) is None
+    text = peer.render(
+        {"machine": "here", "speed": speed | {"machine": "box"}}, type("Cfg", (), {"name": "t"})
+    )
+    assert "| sasrec | 10.0 | 100.0 | 0.10× |" in text and "Machine (speed): box." in text

@@ -23,7 +23,9 @@ stopping after 10 epochs without a better validation NDCG@20, the same torch thr
    Each finished seed's scored figures are kept as a small record to commit,
    ``benchmarks/results/peers-recbole-sasrec/<config name>/recbole-<seed>.json`` (its key: the
    config's data, split and evaluation as written, RecBole's settings, the seed): a seed with a
-   current record is neither trained nor scored again, so it outlives ``OUT``.
+   current record is neither trained nor scored again, so it outlives ``OUT``. The speed phase's
+   figures are kept the same way (``speed.json`` there), so that a run of the accuracy phase alone
+   writes them too on a machine without the speed run's ``OUT``; ``--records`` moves both.
 
 Writes ``OUT/compare.json`` and the markdown result file.
 
@@ -40,6 +42,7 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +99,35 @@ def recbole_key(raw: dict, seed: int, epochs: int) -> dict:
     RecBole's settings (``RECBOLE_SETTINGS``, the epoch cap) and the seed."""
     settings = RECBOLE_SETTINGS | {"epochs": epochs}
     return {k: raw.get(k) for k in ("data", "split", "evaluation")} | {"recbole": settings, "seed": seed}
+
+
+def speed_record(raw: dict, models: list[str], threads: int, records: Path) -> tuple[Path, dict]:
+    """Where the speed figures are kept (``records/<config name>/speed.json``, committed, so that an
+    accuracy-only run on a machine without the ``OUT`` of the speed run still writes them) and what
+    they depend on: the config's data and split, the clarec entries timed (as written), RecBole's
+    settings and the thread count."""
+    entries = [m for m in raw["models"] if (m.get("label") or m["name"]) in models]
+    key = {k: raw.get(k) for k in ("data", "split")}
+    return records / raw["name"] / "speed.json", key | {
+        "clarec": entries,
+        "recbole": RECBOLE_SETTINGS,
+        "threads": threads,
+    }
+
+
+def speed_phase(
+    raw: dict, models: list[str], threads: int, records: Path, measure: Callable[[], dict] | None
+) -> dict | None:
+    """The speed figures: measured (``measure``: ``{"clarec": {model: seconds}, "recbole": seconds}``)
+    and kept as a record with this command and machine, or without ``measure`` those of the record
+    made under the same key (``None`` if none was)."""
+    path, key = speed_record(raw, models, threads, records)
+    if measure is None:
+        record = read_record(path, "config", key)
+        return None if record is None else record["speed"]
+    speed = measure() | {"command": command_line(), "machine": machine_line()}
+    write_record(path, {"config": key, "speed": speed})
+    return speed
 
 
 def recbole_seed(
@@ -168,6 +200,9 @@ def main() -> None:
         default=["sasrec", "sasrec-prefixes"],
         help="the config's entries compared",
     )
+    ap.add_argument(
+        "--records", type=Path, default=PEER_RECORDS, help="where the per-seed and speed records are kept"
+    )
     ap.add_argument("--result", type=Path, required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
     ap.add_argument("--phases", nargs="+", default=["speed", "accuracy"], choices=["speed", "accuracy"])
@@ -189,7 +224,9 @@ def main() -> None:
     if args.out.joinpath("compare.json").is_file():
         report = json.loads(args.out.joinpath("compare.json").read_text()) | report
 
-    if "speed" in args.phases:
+    raw = read_raw(args.config)
+
+    def measure() -> dict:
         clarec_s, recbole_s = {m: [] for m in args.clarec_models}, []
         for r in range(args.rounds):
             order = ("clarec", "recbole") if r % 2 == 0 else ("recbole", "clarec")
@@ -202,11 +239,16 @@ def main() -> None:
                     recbole_s += recbole(
                         split_dir, out, cfg.seed, args.threads, args.speed_epochs, timing=True
                     )["seconds_per_epoch"]
-        report["speed"] = {"clarec": clarec_s, "recbole": recbole_s, "command": command_line()}
+        return {"clarec": clarec_s, "recbole": recbole_s}
+
+    speed = speed_phase(
+        raw, args.clarec_models, args.threads, args.records, measure if "speed" in args.phases else None
+    )
+    if speed is not None and ("speed" in args.phases or "speed" not in report):
+        report["speed"] = speed
 
     if "accuracy" in args.phases:
         acc = {"recbole": {}, "clarec": {}, "command": command_line()}
-        raw = read_raw(args.config)
         for seed in args.seeds:
             for model in args.clarec_models:
                 record = run_record(raw, model, seed, args.clarec_records)
@@ -217,7 +259,9 @@ def main() -> None:
                         "kept": res["conventions"]["kept"]["test"],
                     }
             run = args.out / f"recbole-{seed}"
-            acc["recbole"][seed] = recbole_seed(raw, split_dir, run, seed, args.threads, args.epochs)
+            acc["recbole"][seed] = recbole_seed(
+                raw, split_dir, run, seed, args.threads, args.epochs, args.records
+            )
         report["accuracy"] = acc
 
     args.out.joinpath("compare.json").write_text(json.dumps(report, indent=2, default=str))
@@ -259,6 +303,8 @@ def render(report: dict, cfg) -> str:
             "",
             f"Command: `{speed['command']}`",
         ]
+        if "machine" in speed:
+            lines += ["", f"Machine (speed): {speed['machine']}."]
     acc = report.get("accuracy")
     if acc:
         for conv in CONVENTIONS:

@@ -27,7 +27,9 @@ stopping after 10 epochs without a better validation NDCG@20, the same torch thr
    figures are kept the same way (``speed.json`` there), so that a run of the accuracy phase alone
    writes them too on a machine without the speed run's ``OUT``; ``--records`` moves both.
 
-Writes ``OUT/compare.json`` and the markdown result file.
+Writes ``OUT/compare.json`` and, with ``--result``, the markdown result file. Seeds can train in
+separate processes (one ``--seeds`` value each, no ``--result``: a result of one seed would replace
+the published one), then one run with all the seeds reads their records back and writes the result.
 
 Usage:
     CLAREC_DATA=../shared/datasets .venv/bin/python benchmarks/peers/recbole_sasrec.py \\
@@ -203,7 +205,12 @@ def main() -> None:
     ap.add_argument(
         "--records", type=Path, default=PEER_RECORDS, help="where the per-seed and speed records are kept"
     )
-    ap.add_argument("--result", type=Path, required=True)
+    ap.add_argument(
+        "--result",
+        type=Path,
+        help="the markdown result to write (left out: only OUT/compare.json and the records, as for one "
+        "seed of several run in its own process)",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
     ap.add_argument("--phases", nargs="+", default=["speed", "accuracy"], choices=["speed", "accuracy"])
     ap.add_argument("--rounds", type=int, default=2)
@@ -267,8 +274,10 @@ def main() -> None:
         report["accuracy"] = acc
 
     args.out.joinpath("compare.json").write_text(json.dumps(report, indent=2, default=str))
-    args.result.write_text(render(report, cfg))
-    print(args.result.read_text())
+    text = render(report, cfg)
+    if args.result is not None:
+        args.result.write_text(text)
+    print(text)
 
 
 def render(report: dict, cfg) -> str:

@@ -158,3 +158,18 @@ def test_models_and_split_commands(tmp_path, split_dir, capsys):
 def test_usage_error_exit_code(capsys):
     assert main(["run"]) == 2  # missing CONFIG argument
     assert "Missing argument" in capsys.readouterr().err
+
+
+def test_data_commands_fail_with_a_status(tmp_path, capsys):
+    assert main(["data", "info", "no-such-set", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no-such-set" in err
+    assert main(["data", "import", "ml-100k", str(tmp_path / "missing"), "--root", str(tmp_path)]) == 2
+
+
+def test_a_launched_commands_status_is_returned(tmp_path, split_dir, monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: 3)  # torchrun's status
+    cfg = write_config(tmp_path, split_dir)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--nproc", "2"]) == 3

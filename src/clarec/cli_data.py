@@ -8,18 +8,11 @@ from typing import Annotated
 
 import typer
 
-from clarec.errors import ClarecError
-
 data_app = typer.Typer(help="Public data sets: list, info, fetch, import.", no_args_is_help=True)
 
 RootOpt = Annotated[
     Path | None, typer.Option("--root", help="Data root (default: $CLAREC_DATA or ~/.cache/clarec/datasets).")
 ]
-
-
-def _fail(e: ClarecError) -> None:
-    typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(1)
 
 
 @data_app.command("list")
@@ -38,10 +31,7 @@ def info_cmd(name: str, root: RootOpt = None) -> None:
     """Show a data set's files, URLs, checksums, loader options and licence (JSON)."""
     from clarec.data.catalogue import dataset_info
 
-    try:
-        typer.echo(json.dumps(dataset_info(name, root), indent=2))
-    except ClarecError as e:
-        _fail(e)
+    typer.echo(json.dumps(dataset_info(name, root), indent=2))
 
 
 @data_app.command("fetch")
@@ -53,10 +43,7 @@ def fetch_cmd(
     """Download a data set into the data root (checksums verified where known)."""
     from clarec.data.download import fetch
 
-    try:
-        folder = fetch(name, root=root, force=force)
-    except ClarecError as e:
-        _fail(e)
+    folder = fetch(name, root=root, force=force)
     typer.echo(f"{name}: {folder}")
 
 
@@ -65,10 +52,7 @@ def import_cmd(name: str, src_dir: Path, root: RootOpt = None) -> None:
     """Copy a local copy of a data set (folder or official zip) into the data root layout."""
     from clarec.data.download import import_local
 
-    try:
-        folder = import_local(name, src_dir, root=root)
-    except ClarecError as e:
-        _fail(e)
+    folder = import_local(name, src_dir, root=root)
     typer.echo(f"{name}: {folder}")
 
 
@@ -89,8 +73,5 @@ def synth_cmd(
     CLAREC_DATA=data. Not real data."""
     from clarec.data.synth import synthesize
 
-    try:
-        info = synthesize(shape, out, scale=scale, seed=seed, progress=typer.echo)
-    except ClarecError as e:
-        _fail(e)
+    info = synthesize(shape, out, scale=scale, seed=seed, progress=typer.echo)
     typer.echo(json.dumps(info))

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from clarec.cli import app
+from clarec.cli import main
 from clarec.data.loading import load_dataset
 from clarec.data.synth import SHAPES, synthesize
 from clarec.errors import ConfigError
@@ -51,14 +50,14 @@ def test_same_seed_same_files_and_clear_errors(tmp_path):
         synthesize("ml-20m", tmp_path / "d", scale=2.0)
 
 
-def test_cli(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(app, ["data", "synth", "ml-32m", "--out", str(tmp_path / "s"), "--scale", "0.001"])
-    assert result.exit_code == 0, result.output
-    info = json.loads(result.output.strip().splitlines()[-1])
+def test_cli(tmp_path, capsys):
+    assert main(["data", "synth", "ml-32m", "--out", str(tmp_path / "s"), "--scale", "0.001"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["shape"] == "ml-32m" and (tmp_path / "s" / "movies.csv").is_file()
-    again = runner.invoke(app, ["data", "synth", "ml-32m", "--out", str(tmp_path / "s")])
-    assert again.exit_code == 1 and "not empty" in again.output
+    # a refused command: one error line and a failing status, like every other clarec command
+    assert main(["data", "synth", "ml-32m", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not empty" in err and len(err.strip().splitlines()) == 1
 
 
 def test_amazon2023_shape_read_by_the_real_loader(tmp_path):

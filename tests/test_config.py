@@ -103,6 +103,50 @@ def test_predefined_needs_no_data(tmp_path):
     assert cfg.data is None and cfg.split.params() == {"path": str(tmp_path)}
 
 
+def test_a_predefined_split_refuses_data_keys_it_would_ignore(tmp_path):
+    head = f"split: {{method: predefined, path: {tmp_path}}}\nmodels: [{{name: popularity}}]\n"
+    with pytest.raises(
+        ConfigError, match=r"would be ignored.*\['min_rating', 'name'\]|\['min_rating', 'name'\].*ignored"
+    ):
+        load_config(write(tmp_path, head + "data: {name: ml-100k, min_rating: 4}\n"))
+    cfg = load_config(write(tmp_path, head + "data: {profiles: somewhere}\n"))  # applied after the split
+    assert cfg.data == {"profiles": "somewhere"}
+
+
+@pytest.mark.parametrize(
+    "evaluation, message",
+    [
+        ("{main_metric: ndgc@20}", "main_metric 'ndgc@20' is not computed"),  # a typo
+        ("{ks: [10], main_metric: ndcg@20}", "at a cut-off in ks \\[10\\]"),
+        ("{metrics: [recall], main_metric: ndcg@10}", "one of recall"),
+        ("{main_metric: ndcg}", "not computed"),
+        ("{main_metric: NDCG@20}", "not computed"),  # results are keyed in lower case
+    ],
+)
+def test_a_main_metric_that_is_not_computed_is_refused(tmp_path, evaluation, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(
+            write(tmp_path, f"data: {{name: x}}\nmodels: [{{name: popularity}}]\nevaluation: {evaluation}\n")
+        )
+    ok = load_config(
+        write(
+            tmp_path, "data: {name: x}\nmodels: [{name: popularity}]\nevaluation: {main_metric: recall@10}\n"
+        )
+    )
+    assert ok.evaluation.main_metric == "recall@10"
+    left_out = load_config(
+        write(tmp_path, "data: {name: x}\nmodels: [{name: popularity}]\nevaluation: {ks: [5, 10]}\n")
+    )
+    assert left_out.evaluation.main_metric == "ndcg@10"  # the default follows ks
+
+
+def test_a_tuning_metric_that_is_not_computed_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="tuning.metric 'hit@50' is not computed"):
+        load_config(
+            write(tmp_path, "data: {name: x}\nmodels: [{name: popularity}]\ntuning: {metric: hit@50}\n")
+        )
+
+
 def test_models_may_be_left_out_with_a_pretrain_section(tmp_path):
     cfg = load_config(write(tmp_path, "data: {name: x}\npretrain: {method: byol}\n"))
     assert cfg.models == [] and cfg.pretrain.method == "byol"

@@ -69,15 +69,16 @@ class ModelConfig(_Strict):
 class EvaluationConfig(_Strict):
     """How every model is scored (see :class:`clarec.evaluate.Evaluator`).
 
-    ``history_items``: ``masked`` (a user's history items are never recommended) and/or ``kept``
-    (they stay candidates, RecBole's sequential default); the first convention is the main one
-    (``valid``/``test`` in results), each other one is reported beside it. ``test_input``:
-    ``train+valid`` gives models with exact history scoring the validation item as input when
-    testing (the next-item protocol on a leave-one-out split). ``user_sample``: score a random sample
-    of that many users (the same for every model, drawn with ``sample_seed``) and report each accuracy
-    figure's 95% confidence interval (results.json ``test_ci95``), for catalogues too large to rank
-    for everyone. ``device``: where inner-product models are scored and lists ranked (``cpu``, ``auto``,
-    ``cuda``; see :class:`clarec.evaluate.Evaluator`).
+        ``history_items``: ``masked`` (a user's history items are never recommended) and/or ``kept``
+        (they stay candidates, RecBole's sequential default); the first convention is the main one
+        (``valid``/``test`` in results), each other one is reported beside it. ``test_input``:
+        ``train+valid`` gives models with exact history scoring the validation item as input when
+        testing (the next-item protocol on a leave-one-out split). ``user_sample``: score a random sample
+        of that many users (the same for every model, drawn with ``sample_seed``) and report each accuracy
+        figure's 95% confidence interval (results.json ``test_ci95``), for catalogues too large to rank
+        for everyone. ``main_metric`` (model choice, early stopping, tuning): a computed metric at one of
+    ``ks``; left out, ``ndcg@20``, or NDCG at the largest cut-off when 20 is not among ``ks``. ``device``: where inner-product models are scored and lists ranked (``cpu``, ``auto``,
+        ``cuda``; see :class:`clarec.evaluate.Evaluator`).
     """
 
     ks: list[int] = Field(default_factory=lambda: [10, 20])
@@ -104,6 +105,26 @@ class EvaluationConfig(_Strict):
         if not ks or any(k <= 0 for k in ks):
             raise ValueError("ks must be a non-empty list of positive integers")
         return sorted(set(ks))
+
+    @model_validator(mode="after")
+    def _main_metric_computed(self) -> EvaluationConfig:
+        if "main_metric" not in self.model_fields_set and 20 not in self.ks:  # the default follows ks
+            self.main_metric = f"ndcg@{self.ks[-1]}"
+        self.check_computed(self.main_metric, "main_metric")
+        return self
+
+    def check_computed(self, name: str, what: str) -> None:
+        """Refuse a metric name (``ndcg@20``) this evaluation does not compute: an unknown base name,
+        a cut-off not in ``ks``, or a base left out of ``metrics`` (every model's figure would be nan)."""
+        from clarec.evaluate import ALL_METRICS
+
+        base, _, k = name.partition("@")
+        known = [m.lower() for m in self.metrics] if self.metrics is not None else list(ALL_METRICS)
+        if base not in known or not k.isdigit() or int(k) not in self.ks:
+            raise ValueError(
+                f"{what} {name!r} is not computed: it must be one of {', '.join(known)} at a cut-off "
+                f"in ks {self.ks}, e.g. '{known[0]}@{self.ks[-1]}'"
+            )
 
 
 class PretrainConfig(_Strict):
@@ -172,6 +193,13 @@ class ExperimentConfig(_Strict):
     def _check(self) -> ExperimentConfig:
         if self.data is None and self.split.method != "predefined":
             raise ValueError("a 'data' section is required unless split.method is 'predefined'")
+        if self.split.method == "predefined" and (ignored := sorted(set(self.data or {}) - {"profiles"})):
+            raise ValueError(
+                f"split.method 'predefined' reads every part from its folder, so data keys {ignored} "
+                "would be ignored: remove them (only data.profiles applies to a predefined split)"
+            )
+        if self.tuning.metric is not None:
+            self.evaluation.check_computed(self.tuning.metric, "tuning.metric")
         if not self.models and self.pretrain is None:
             raise ValueError(
                 "'models' must list at least one model (or the config needs a 'pretrain' section)"

@@ -119,6 +119,16 @@ def test_cli_writes_profiles_and_a_config_reads_them(config, tmp_path, tiny_llm_
     with_profiles.write_text(config.read_text().replace(ITEM_COLUMNS, f"{ITEM_COLUMNS}, profiles: {out}"))
     split = prepare_data(load_config(with_profiles)).split
     assert "profile" in split.train.items.columns and "profile" in split.train.users.columns
+    # the same split saved as a predefined folder reads the same profiles
+    split.save(tmp_path / "saved")
+    predefined = tmp_path / "predefined.yaml"
+    predefined.write_text(
+        f"split: {{method: predefined, path: {tmp_path / 'saved'}}}\ndata: {{profiles: {out}}}\n"
+        "models: [{name: popularity}]\n"
+    )
+    again = prepare_data(load_config(predefined)).split
+    assert list(again.train.users["profile"]) == list(split.train.users["profile"])
+    assert again.train.items["profile"].str.len().gt(0).any()
     assert (
         main(["profile", str(with_profiles), "--out", str(tmp_path / "x"), "--model", str(tiny_llm_dir)]) == 2
     )

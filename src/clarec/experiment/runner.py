@@ -61,30 +61,31 @@ class PreparedData:
 def prepare_data(cfg: ExperimentConfig) -> PreparedData:
     """Load, clean and split the data a configuration describes."""
     split_params = cfg.split.params()
-    if cfg.split.method == "predefined":
-        split = make_split(None, "predefined", **split_params)
-        return PreparedData(None, split)
-    from clarec.data.loading import load_from_config
-
     data_cfg = dict(cfg.data or {})
-    tags_policy = data_cfg.pop("tags", "none")
     profiles = data_cfg.pop("profiles", None)
-    if tags_policy not in TAG_POLICIES:
-        raise ConfigError(f"data.tags must be one of {TAG_POLICIES}, got {tags_policy!r}")
-    loaded = load_from_config(data_cfg)
-    fn_params = _split_signature(cfg.split.method)
-    if "seed" in fn_params and "seed" not in split_params:
-        split_params["seed"] = cfg.seed
-    split = make_split(loaded.dataset, cfg.split.method, loaded.extras, **split_params)
-    if tags_policy == "train_only":
-        if "tags" not in loaded.extras:
-            raise ConfigError("data.tags: train_only needs a source with user tags (e.g. MovieLens CSV)")
-        attach_train_tags(split, loaded.extras["tags"])
+    if cfg.split.method == "predefined":  # the config allows no other data key here
+        prepared = PreparedData(None, make_split(None, "predefined", **split_params))
+    else:
+        from clarec.data.loading import load_from_config
+
+        tags_policy = data_cfg.pop("tags", "none")
+        if tags_policy not in TAG_POLICIES:
+            raise ConfigError(f"data.tags must be one of {TAG_POLICIES}, got {tags_policy!r}")
+        loaded = load_from_config(data_cfg)
+        fn_params = _split_signature(cfg.split.method)
+        if "seed" in fn_params and "seed" not in split_params:
+            split_params["seed"] = cfg.seed
+        split = make_split(loaded.dataset, cfg.split.method, loaded.extras, **split_params)
+        if tags_policy == "train_only":
+            if "tags" not in loaded.extras:
+                raise ConfigError("data.tags: train_only needs a source with user tags (e.g. MovieLens CSV)")
+            attach_train_tags(split, loaded.extras["tags"])
+        prepared = PreparedData(loaded.dataset, split, loaded.report, loaded.extras)
     if profiles is not None:
         from clarec.llm.profiles import attach_profiles
 
-        attach_profiles(split, profiles)
-    return PreparedData(loaded.dataset, split, loaded.report, loaded.extras)
+        attach_profiles(prepared.split, profiles)
+    return prepared
 
 
 def attach_train_tags(split: Split, tags: pd.DataFrame) -> int:

@@ -23,6 +23,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/clarec data fetch ml-100k
+	rm -rf runs/demo  # the demo's own folder, made afresh each time (clarec run refuses a folder that holds a run)
 	$(BIN)/clarec run configs/ml-100k-demo.yaml --out runs/demo
 
 lint: setup

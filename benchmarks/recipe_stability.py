@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def run_one(raw: dict, config: str, seed: int, models: list[dict], out: Path, fi
     if not fit:
         return {}
     print(f"[{time.strftime('%H:%M:%S')}] {config} seed {seed}: {[label(m) for m in models]}", flush=True)
+    shutil.rmtree(folder, ignore_errors=True)  # a run of another config, or none
     return run_experiment(cfg, folder, seeds=1, save_models=False)
 
 

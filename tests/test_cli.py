@@ -155,6 +155,17 @@ def test_models_and_split_commands(tmp_path, split_dir, capsys):
     assert (tmp_path / "copy" / "test.tsv").read_text() == (split_dir / "test.tsv").read_text()
 
 
+def test_a_folder_holding_a_run_is_refused_without_resume(tmp_path, split_dir, capsys):
+    cfg = write_config(tmp_path, split_dir)
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--models", "popularity"]) == 0
+    before = (out / "results.json").read_text()
+    assert main(["run", str(cfg), "--out", str(out), "--models", "ease"]) == 2
+    assert "holds an earlier run" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == before and not (out / "models" / "ease").exists()
+    assert main(["run", str(cfg), "--out", str(out), "--models", "popularity", "--resume"]) == 0
+
+
 def test_usage_error_exit_code(capsys):
     assert main(["run"]) == 2  # missing CONFIG argument
     assert "Missing argument" in capsys.readouterr().err

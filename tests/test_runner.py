@@ -370,9 +370,13 @@ def test_a_seed_finished_elsewhere_is_read_back_only_for_its_own_config(tmp_path
     again = run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True, resume=True)["ease"]
     assert len(fits) == 1 and again["per_seed"][1] == first["per_seed"][1]  # read back whole
     assert again["per_seed"][0]["test"] == first["per_seed"][0]["test"]  # fitted again: the same figures
-    # without resume, or under another setting, the seed is fitted again
-    run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True)
+    # without resume (a folder with the kept seed and no run yet), or under another setting, the seed
+    # is fitted again; without resume, a folder holding a run is refused
+    shutil.copytree(kept, tmp_path / "c" / "train" / "ease" / "seed-2025")
+    run_experiment(load_config(p), tmp_path / "c", seeds=2, split_seeds=True)
     assert len(fits) == 3
+    with pytest.raises(ConfigError, match="holds an earlier run"):
+        run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True)
     p.write_text(p.read_text().replace("reg: 10.0", "reg: 20.0"))
     changed = run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True, resume=True)["ease"]
     assert len(fits) == 5 and changed["per_seed"][1]["test"] != first["per_seed"][1]["test"]

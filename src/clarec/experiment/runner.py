@@ -267,10 +267,13 @@ def run_experiment(
     ``resume`` the torch models continue the fits an earlier run into ``out_dir`` left unfinished
     (their ``resume`` setting; finished fits are read back, not redone), and a seed whose
     ``train/<model>/seed-N/result.json`` was made under the same config, model and seed is taken from
-    it without fitting (so a run's finished seeds can be carried to another machine).
+    it without fitting (so a run's finished seeds can be carried to another machine). Without
+    ``resume``, a folder that already holds a run's ``results.json`` is refused: writing over it would
+    leave the earlier run's models (served by ``clarec serve``), report and store beside the new results.
 
     Raises:
-        ConfigError: ``cfg`` lists no model (a config with only a ``pretrain`` section).
+        ConfigError: ``cfg`` lists no model (a config with only a ``pretrain`` section); ``out_dir``
+            holds an earlier run and ``resume`` is off.
     """
     if not cfg.models:
         raise ConfigError(
@@ -284,6 +287,11 @@ def run_experiment(
             _run(cfg, Path(private), seeds, False, lambda line: None, split_seeds, True, resume)
         return {}
     out = Path(out_dir)
+    if not resume and (out / "results.json").is_file():
+        raise ConfigError(
+            f"{out} holds an earlier run (results.json): continue it with --resume, or give another "
+            "--out (or delete the folder): a new run there would leave the earlier run's models beside its results"
+        )
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

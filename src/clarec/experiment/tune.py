@@ -289,9 +289,11 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     if main:
         (out / "tune.json").write_text(json.dumps(record, indent=2, default=str))
     # A final run stopped part-way continues (its fits resume from their last epoch) when it was
-    # started for the same chosen settings; one of other settings is begun again.
+    # started for the same chosen settings; one of other settings, or on several processes (which
+    # do not resume), is begun again.
     config_file = out / "final" / "config.yaml"
-    if main and config_file.is_file() and not same_config(config_file.read_text(), final):
+    fresh = distributed.world_size() > 1
+    if main and config_file.is_file() and (fresh or not same_config(config_file.read_text(), final)):
         shutil.rmtree(out / "final")
     run_experiment(
         final,
@@ -299,7 +301,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
         seeds=cfg.tuning.seeds,
         progress=say,
         split_seeds=cfg.tuning.split_seeds,
-        resume=distributed.world_size() == 1,
+        resume=not fresh,
     )
     return record
 

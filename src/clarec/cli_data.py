@@ -48,12 +48,20 @@ def fetch_cmd(
 
 
 @data_app.command("import")
-def import_cmd(name: str, src_dir: Path, root: RootOpt = None) -> None:
+def import_cmd(
+    name: str,
+    src_dir: Path,
+    root: RootOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the files if already installed.")] = False,
+) -> None:
     """Copy a local copy of a data set (folder or official zip) into the data root layout."""
+    from clarec.data.catalogue import dataset_info
     from clarec.data.download import import_local
 
-    folder = import_local(name, src_dir, root=root)
-    typer.echo(f"{name}: {folder}")
+    installed = dataset_info(name, root)["installed"]
+    folder = import_local(name, src_dir, root=root, force=force)
+    note = " (already installed: nothing copied; --force replaces it)" if installed and not force else ""
+    typer.echo(f"{name}: {folder}{note}")
 
 
 @data_app.command("synth")

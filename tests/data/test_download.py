@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import re
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from clarec.cli_data import data_app
+from clarec.cli import main
 from clarec.data import catalogue
 from clarec.data.catalogue import DatasetInfo, Download, register_dataset
 from clarec.data.download import fetch, import_local
@@ -122,23 +122,44 @@ def test_import_local_folder_and_zip(tmp_path, toy_entry):
     (src / "u.data").write_text("1\t1\t5\t100\n")
     with pytest.raises(DataError, match="checksum mismatch"):
         import_local("toy-100k", tmp_path / "src", root=tmp_path / "r3")
-    with pytest.raises(DataError, match="lack"):
+    with pytest.raises(DataError, match="holds neither the files"):
         import_local("toy-100k", tmp_path / "zips" / "..", root=tmp_path / "r4")
+    # an archive without the files: the error names the user's folder, not a staging one
+    with zipfile.ZipFile(zdir / "toy.zip", "w") as z:
+        z.writestr("ml-100k/u.data", U_DATA)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(zdir))}: the files of 'toy-100k' lack"):
+        import_local("toy-100k", zdir, root=tmp_path / "r5")
 
 
-def test_cli(tmp_path, toy_entry):
-    runner = CliRunner()
-    out = runner.invoke(data_app, ["list", "--root", str(tmp_path)])
-    assert out.exit_code == 0 and "ml-100k" in out.output and "toy-100k" in out.output
-    out = runner.invoke(data_app, ["info", "ml-100k"])
-    assert out.exit_code == 0 and "files.grouplens.org/datasets/movielens/ml-100k.zip" in out.output
-    out = runner.invoke(data_app, ["info", "nope"])
-    assert out.exit_code == 1 and "unknown data set" in out.output
+def test_cli(tmp_path, toy_entry, capsys):
+    assert main(["data", "list", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ml-100k" in out and "toy-100k" in out
+    assert main(["data", "info", "ml-100k"]) == 0
+    assert "files.grouplens.org/datasets/movielens/ml-100k.zip" in capsys.readouterr().out
+    assert main(["data", "info", "nope"]) == 2
+    assert "unknown data set" in capsys.readouterr().err
     src = tmp_path / "src"
     src.mkdir()
     for name, text in (("u.data", U_DATA), ("u.item", U_ITEM), ("u.user", U_USER)):
         (src / name).write_text(text)
-    out = runner.invoke(data_app, ["import", "toy-100k", str(src), "--root", str(tmp_path / "r")])
-    assert out.exit_code == 0 and (tmp_path / "r" / "toy-100k" / "u.data").is_file()
-    out = runner.invoke(data_app, ["fetch", "toy-100k", "--root", str(tmp_path / "r")])
-    assert out.exit_code == 0  # already present: nothing downloaded
+    root = tmp_path / "r"
+    assert main(["data", "import", "toy-100k", str(src), "--root", str(root)]) == 0
+    assert (root / "toy-100k" / "u.data").is_file() and "already" not in capsys.readouterr().out
+    # already present: nothing downloaded
+    assert main(["data", "fetch", "toy-100k", "--root", str(root)]) == 0
+    # imported again: said, not done, unless --force; a folder without the files is refused either way
+    (src / "u.data").write_text("1\t1\t5\t100\n")  # other content: a checksum mismatch if copied
+    assert main(["data", "import", "toy-100k", str(src), "--root", str(root)]) == 0
+    assert "already installed: nothing copied; --force replaces it" in capsys.readouterr().out
+    assert (root / "toy-100k" / "u.data").read_text() == U_DATA
+    assert main(["data", "import", "toy-100k", str(src), "--root", str(root), "--force"]) == 2
+    assert (
+        "checksum mismatch" in capsys.readouterr().err
+        and (root / "toy-100k" / "u.user").read_text() == U_USER
+    )
+    (tmp_path / "empty").mkdir()
+    assert main(["data", "import", "toy-100k", str(tmp_path / "empty"), "--root", str(root)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {tmp_path / 'empty'}: holds neither the files of 'toy-100k'"
+    )

@@ -156,12 +156,20 @@ def import_local(name: str, src_dir: str | Path, root: str | Path | None = None,
     """Copy a local copy of ``name`` into the data root layout, verifying checksums; returns the folder.
 
     ``src_dir`` holds the files directly or in a subfolder named like the official archive
-    (``ml-100k/u.data``); a downloaded archive (``ml-100k.zip``) in ``src_dir`` is extracted.
+    (``ml-100k/u.data``); a downloaded archive (``ml-100k.zip``) in ``src_dir`` is extracted. A data
+    set already installed is left as it is unless ``force`` (``src_dir`` is checked either way).
     """
     info = get_info(name)
     src = Path(src_dir).expanduser()
     if not src.is_dir():
         raise DataError(src, "not a folder")
+    base = _locate(src, info)
+    archives = [d for d in info.downloads if d.archive == "zip" and (src / d.filename).is_file()]
+    if base is None and not archives:  # checked even when installed: a wrong folder is never taken silently
+        zips = [d.filename for d in info.downloads if d.archive == "zip"]
+        raise DataError(
+            src, f"holds neither the files of {info.name!r} ({', '.join(info.files)}) nor its archive {zips}"
+        )
     root_path = data_root(root)
     folder = root_path / info.folder
     if not force and not missing_files(info, folder):
@@ -169,10 +177,8 @@ def import_local(name: str, src_dir: str | Path, root: str | Path | None = None,
     root_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".import-{info.name}-", dir=root_path) as tmp:
         staging = Path(tmp)
-        base = _locate(src, info)
-        for d in info.downloads:
-            if d.archive == "zip" and base is None and (src / d.filename).is_file():
-                _safe_extract(src / d.filename, d.archive_dir, staging)
+        for d in archives if base is None else []:
+            _safe_extract(src / d.filename, d.archive_dir, staging)
         if base is not None:
             for f in {**info.files, **info.optional}:
                 p = find_file(base, f, required=False)
@@ -180,7 +186,10 @@ def import_local(name: str, src_dir: str | Path, root: str | Path | None = None,
                     shutil.copy2(p, staging / p.name)
             for f in _companions(info, base):
                 shutil.copy2(base / f, staging / f)
-        _install(staging, info, folder)
+        try:
+            _install(staging, info, folder)
+        except DataError as e:  # name the user's folder, not the staging one
+            raise DataError(src, e.reason) from None
     return folder
 
 

@@ -68,6 +68,8 @@ def test_store_round_trip_in_order_and_wal(tmp_path):
     assert normalise_url("postgres://a@h/db") == "postgresql+psycopg://a@h/db"
     with pytest.raises(ClarecError, match="cannot open the event store"):
         EventStore("nosuchdb://x")
+    with pytest.raises(ClarecError, match=r"'mysql://u@h/db': the store is SQLite .* or PostgreSQL"):
+        EventStore("mysql://u@h/db")  # a database SQLAlchemy knows, but not one the store is made for
 
 
 def test_attributes_and_explanations():

@@ -88,6 +88,9 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
     lines = [
         f"- {name} − {best}: {t.mean_diff:+.4f} (p = {t.p_value:.2g}, 95% bootstrap CI "
         f"[{t.ci_low:.4f}, {t.ci_high:.4f}], {t.n} seeds)"
+        if t.ci_low < t.ci_high
+        else f"- {name} − {best}: {t.mean_diff:+.4f}, the same on each of {t.n} seeds (e.g. deterministic "
+        "models on one split): no spread to test"
         for name, t in tests.items()
     ]
     head = f"\nPaired t-tests of test {metric} over seeds against the best validation mean ({best}):\n\n"

@@ -86,6 +86,11 @@ class EventStore:
 
     def __init__(self, url: str):
         self.url = normalise_url(url)
+        if not self.url.startswith(("sqlite:", "postgresql+psycopg://")):
+            raise ClarecError(
+                f"cannot open the event store {url!r}: the store is SQLite (sqlite:///PATH) or "
+                "PostgreSQL (postgresql://user@host:port/db)"
+            )
         kwargs: dict[str, Any] = {}
         if self.url.startswith("sqlite"):
             path = self.url.split("///", 1)[1] if "///" in self.url else ""

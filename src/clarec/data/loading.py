@@ -43,7 +43,8 @@ def _check_present(info: DatasetInfo, folder: Path) -> None:
         raise DataError(
             folder,
             f"data set {info.name!r} lacks {missing}; run `clarec data fetch {info.name}` or "
-            f"`clarec data import {info.name} DIR` (data root: $CLAREC_DATA or --root)",
+            f"`clarec data import {info.name} DIR` (the data root is $CLAREC_DATA, else ~/.cache/clarec/datasets; "
+            "the data commands also take --root)",
         )
 
 

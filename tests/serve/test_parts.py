@@ -77,6 +77,8 @@ def test_attributes_and_explanations():
         "genres": {"Action", "Drama"},
         "brand": {"Acme"},
     }
+    # MovieLens' categories copy its genres: said once
+    assert item_attributes({"genres": ["Drama"], "categories": ["Drama"]}) == {"genres": {"Drama"}}
     a, b = item_attributes({"genres": ["Action", "Drama"]}), item_attributes({"genres": "Drama|Comedy"})
     assert shared_attributes(a, b) == {"genres": ["Drama"]}
 

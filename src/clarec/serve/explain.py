@@ -22,12 +22,13 @@ LIST_FIELDS = frozenset({"genres", "categories", "category", "tags"})
 
 
 def item_attributes(row: pd.Series | dict, fields: Sequence[str] = ATTRIBUTE_FIELDS) -> dict[str, set[str]]:
-    """The attribute values of one item-table row, as sets per field (missing fields left out)."""
+    """The attribute values of one item-table row, as sets per field (missing fields left out, and a
+    field that repeats an earlier one's values: MovieLens' ``categories`` copy its ``genres``)."""
     out: dict[str, set[str]] = {}
     for f in fields:
         v = row.get(f) if hasattr(row, "get") else None
         values = _values(v, split=f in LIST_FIELDS)
-        if values:
+        if values and values not in out.values():
             out[f] = values
     return out
 

@@ -111,6 +111,10 @@ def test_endpoint_answers_as_the_model_in_process(local):
         assert requests.get(f"{url}/models", timeout=5).json()["data"][0]["id"] == "tiny"
         bad = requests.post(f"{url}/chat/completions", json={"messages": []}, timeout=5)
         assert bad.status_code == 422
+        # an answer that used every allowed token says so, as OpenAI's API does
+        body = {"messages": [{"role": "user", "content": PROMPTS[0]}], "max_tokens": 1}
+        cut = requests.post(f"{url}/chat/completions", json=body, timeout=60).json()["choices"][0]
+        assert cut["finish_reason"] == "length" and cut["message"]["content"]
 
 
 class Flaky(Generator):

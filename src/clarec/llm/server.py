@@ -69,13 +69,21 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
         except Exception as e:  # a clean 500 (the client retries), not a dropped connection
             log.exception("generation failed")
             raise HTTPException(500, f"generation failed: {type(e).__name__}: {e}") from None
+        # "length" where the answer used every token it was allowed (counted where the tokenizer is at hand)
+        limit = settings.get("max_new_tokens", generator.settings.max_new_tokens)
+        tokenizer = getattr(generator, "tokenizer", None)
+        cut = tokenizer is not None and len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= limit
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.model or name,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "length" if cut else "stop",
+                }
             ],
         }
 

@@ -69,16 +69,17 @@ class ModelConfig(_Strict):
 class EvaluationConfig(_Strict):
     """How every model is scored (see :class:`clarec.evaluate.Evaluator`).
 
-        ``history_items``: ``masked`` (a user's history items are never recommended) and/or ``kept``
-        (they stay candidates, RecBole's sequential default); the first convention is the main one
-        (``valid``/``test`` in results), each other one is reported beside it. ``test_input``:
-        ``train+valid`` gives models with exact history scoring the validation item as input when
-        testing (the next-item protocol on a leave-one-out split). ``user_sample``: score a random sample
-        of that many users (the same for every model, drawn with ``sample_seed``) and report each accuracy
-        figure's 95% confidence interval (results.json ``test_ci95``), for catalogues too large to rank
-        for everyone. ``main_metric`` (model choice, early stopping, tuning): a computed metric at one of
-    ``ks``; left out, ``ndcg@20``, or NDCG at the largest cut-off when 20 is not among ``ks``. ``device``: where inner-product models are scored and lists ranked (``cpu``, ``auto``,
-        ``cuda``; see :class:`clarec.evaluate.Evaluator`).
+    ``history_items``: ``masked`` (a user's history items are never recommended) and/or ``kept``
+    (they stay candidates, RecBole's sequential default); the first convention is the main one
+    (``valid``/``test`` in results), each other one is reported beside it. ``test_input``:
+    ``train+valid`` gives models with exact history scoring the validation item as input when
+    testing (the next-item protocol on a leave-one-out split). ``user_sample``: score a random sample
+    of that many users (the same for every model, drawn with ``sample_seed``) and report each accuracy
+    figure's 95% confidence interval (results.json ``test_ci95``), for catalogues too large to rank
+    for everyone. ``main_metric`` (model choice, early stopping, tuning): a computed metric at one of
+    ``ks``; left out, ``ndcg@20``, or NDCG at the largest cut-off when 20 is not among ``ks``.
+    ``device``: where inner-product models are scored and lists ranked (``cpu``, ``auto``,
+    ``cuda``; see :class:`clarec.evaluate.Evaluator`).
     """
 
     ks: list[int] = Field(default_factory=lambda: [10, 20])

@@ -319,7 +319,7 @@ def test_user_sample_in_the_config_reaches_results(tmp_path):
     assert saved["test_ci95"]["ndcg@10"] > 0
     assert "random sample of 20 users (seed 5)" in (tmp_path / "run" / "results.md").read_text()
     p.write_text(p.read_text().replace("user_sample: 20", "user_sample: 1"))
-    with pytest.raises(Exception, match="user_sample"):
+    with pytest.raises(ConfigError, match="user_sample"):
         load_config(p)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clarec.errors import DataError
+from clarec.errors import ClarecError, DataError
 from clarec.evaluate.external import evaluate_recommendation_file
 
 
@@ -126,7 +126,7 @@ def test_masked_history_items_leave_the_list_and_the_rest_moves_up(tmp_path):
     masked = evaluate_recommendation_file(split, recs, ks=(1, 2), history_items="masked")
     assert kept["hit@2"] == pytest.approx(0.5) and kept["hit@1"] == 0.0
     assert masked["hit@1"] == 1.0 and masked["recall@2"] == 1.0
-    with pytest.raises(Exception, match="history_items"):
+    with pytest.raises(ClarecError, match="history_items"):
         evaluate_recommendation_file(split, recs, history_items="hidden")
 
 

@@ -147,10 +147,18 @@ class RecommenderMixin:
             np.testing.assert_array_equal(vals[u], scores[u, ids[u]])
 
     def test_recommend_with_candidates(self, fitted, data):
-        cand = data.item_index(["b0", "c1", "c2", "d0"])
-        ids, vals = fitted.recommend([0, 1], k=2, candidates=cand)
-        assert set(ids.ravel()) <= set(cand)
-        assert np.all(vals[:, 0] >= vals[:, 1])
+        # a0 is seen by both users, a5 by uA1 only: seen items stay excluded among the candidates
+        cand = data.item_index(["a0", "a5", "b0", "c1", "c2", "d0"])
+        users = [data.user_index("uA0"), data.user_index("uA1")]
+        ids, vals = fitted.recommend(users, k=2, candidates=cand)
+        scores = fitted.score(users)
+        seen = data.to_csr()[users].toarray() > 0
+        for r in range(len(users)):
+            eligible = [i for i in cand if not seen[r, i]]
+            assert set(ids[r]) <= set(eligible)
+            np.testing.assert_array_equal(vals[r], scores[r, ids[r]])
+            rest = [i for i in eligible if i not in ids[r]]
+            assert vals[r, 0] >= vals[r, 1] >= scores[r, rest].max()  # the best two of the eligible
 
     def test_withheld_item_comes_first(self, fitted, data):
         u = data.user_index("uA0")
@@ -175,10 +183,19 @@ class RecommenderMixin:
         if self.uses_validation:
             pytest.skip("this model early-stops on the validation set")
         inter = data.interactions
-        valid = data.with_interactions(inter.iloc[:5])
-        a = self._get_model().fit(data).score(np.arange(data.n_users))
-        b = self._get_model().fit(data, valid=valid).score(np.arange(data.n_users))
+        # pairs that are not in training, so learning from them would show
+        new = inter.iloc[:2].copy()
+        new["user"] = [data.user_index("uA0"), data.user_index("uB0")]
+        new["item"] = [data.item_index("a5"), data.item_index("b0")]
+        new["timestamp"] = inter["timestamp"].max() + 1
+        users = np.arange(data.n_users)
+        a = self._get_model().fit(data).score(users)
+        b = self._get_model().fit(data, valid=data.with_interactions(new)).score(users)
         np.testing.assert_array_equal(a, b)
+        trained_on_them = data.with_interactions(pd.concat([inter, new], ignore_index=True))
+        assert not np.array_equal(a, self._get_model().fit(trained_on_them).score(users)), (
+            "these pairs move this model's scores when trained on, so the check above can fail"
+        )
 
     def test_same_seed_same_model(self, data):
         users = np.arange(data.n_users)

@@ -98,11 +98,20 @@ def test_recency_weights_count_interactions():
     np.testing.assert_allclose(recency_weights(data, None).toarray()[u, [a, b, c]], [1.0, 1.0, 1.0])
 
 
-def test_embedding_cache_is_used(tiny_model_dir, tmp_path):
+def test_embedding_cache_is_used(tiny_model_dir, tmp_path, monkeypatch):
+    from clarec.text.encoder import TextEncoder
+
+    encoded: list[int] = []  # texts that went through the model, call by call
+    real = TextEncoder._encode_uncached
+    monkeypatch.setattr(
+        TextEncoder, "_encode_uncached", lambda self, texts: encoded.append(len(texts)) or real(self, texts)
+    )
     data = block_dataset()
     a = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir=str(tmp_path / "c")).fit(data)
-    assert list((tmp_path / "c").rglob("*.sqlite*")) or list((tmp_path / "c").iterdir())
+    assert sum(encoded) >= data.n_items  # the first fit encodes every item text
+    encoded.clear()
     b = LMContentRecommender(encoder=str(tiny_model_dir), cache_dir=str(tmp_path / "c")).fit(data)
+    assert encoded == []  # a new model, a new encoder: every vector comes from the cache
     np.testing.assert_array_equal(a.item_vectors(), b.item_vectors())
 
 

@@ -350,6 +350,14 @@ def test_aux_simcse_learnable_temperature_uncertainty(tiny):
     data = block_dataset()
     model = tiny(epochs=5, aux="simcse", learn_temperature=True, weighting="uncertainty").fit(data)
     assert np.isfinite(model.score(np.arange(data.n_users))).all()
+    traces = model.history_.traces
+    (temperature,) = [v for k, v in traces.items() if k.startswith("temperature")]
+    assert len(temperature) == 5 and len(set(temperature)) > 1  # learned: it moves epoch by epoch
+    # both tasks' uncertainty weights are learned: the auxiliary loss is in the sum and trains
+    assert {"weight rec", "weight aux"} <= set(traces)
+    assert len(set(traces["weight aux"])) > 1 and len(set(traces["weight rec"])) > 1
+    plain = tiny(epochs=5).fit(data)
+    assert not any(k.startswith(("temperature", "weight")) for k in plain.history_.traces)
 
 
 def _profile_data() -> tuple[Dataset, np.ndarray]:

@@ -304,8 +304,7 @@ def test_load_rejects_folders_that_are_not_saved_encoders(tiny_model_dir, tmp_pa
         TextEncoder.load(tmp_path)
 
 
-@pytest.mark.slow
-def test_matches_sentence_transformers_on_minilm(minilm_path):
+def test_matches_sentence_transformers_on_minilm(minilm_path):  # ~15 s: the one parity check
     st = pytest.importorskip("sentence_transformers")
     texts = TEXTS + ["", "The Godfather (1972). Genres: Crime, Drama.", "ünïcödé tèxt"]
     enc = TextEncoder(device="cpu", progress=False)  # the default model is the bundled MiniLM

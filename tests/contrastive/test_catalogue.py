@@ -19,7 +19,7 @@ def test_catalogue_softmax_is_cross_entropy_over_every_item():
     torch.testing.assert_close(CatalogueSoftmaxLoss(0.5, reduction="sum")(q, items, y), hot)
 
 
-def test_catalogue_softmax_of_equal_scores_is_log_n_and_learns_temperature():
+def test_catalogue_softmax_of_equal_scores_is_log_n_and_holds_a_learnable_temperature():
     q, items = torch.zeros(2, 3), torch.randn(7, 3)
     assert CatalogueSoftmaxLoss()(q, items, torch.tensor([1, 6])).item() == pytest.approx(math.log(7))
     loss = CatalogueSoftmaxLoss(LearnableTemperature(0.2))

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -166,7 +167,9 @@ def test_set_torch_threads():
     before = torch.get_num_threads()
     try:
         assert set_torch_threads(1) == 1 and torch.get_num_threads() == 1
-        assert set_torch_threads() >= 1
+        cores = len(os.sched_getaffinity(0))  # default: every core this process may run on
+        assert set_torch_threads() == cores and torch.get_num_threads() == cores
+        assert set_torch_threads(0) == 1  # at least one
     finally:
         torch.set_num_threads(before)
 

@@ -103,9 +103,16 @@ def test_recency_decay_weights():
 
 
 def test_ngram_range_survives_save_load(tmp_path):
-    model = TfidfRecommender(ngram_range=(1, 2)).fit(block_dataset())
+    data = block_dataset()
+    model = TfidfRecommender(ngram_range=(1, 2)).fit(data)
+    assert any(" " in term for term in model.vectorizer_.get_feature_names_out())  # bigrams in use
+    unigrams = TfidfRecommender().fit(data)
+    users = np.arange(data.n_users)
+    assert not np.array_equal(model.score(users), unigrams.score(users))
     loaded = Recommender.load(model.save(tmp_path / "m"))
     assert loaded.ngram_range == (1, 2)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    np.testing.assert_array_equal(loaded.score_texts(["alpha beta"]), model.score_texts(["alpha beta"]))
 
 
 def test_missing_field_is_a_clear_error():

@@ -133,7 +133,7 @@ def test_contrastive_models_learn_and_ssl_weight_matters():
     ssl = create("simgcl", FAST | SSL).fit(data)
     assert not np.allclose(plain.item_vectors(), ssl.item_vectors())
     for model in (plain, ssl):
-        assert model.history_.losses[-1] < model.history_.losses[0]
+        assert model.history_.losses[-1] < 0.5 * model.history_.losses[0]
 
 
 def test_byol_cf_target_is_an_ema_of_the_online_encoder():
@@ -221,8 +221,8 @@ def test_fold_in_and_new_items():
     hist = data.to_csr()[0].indices
     folded = model.score_histories([hist])[0]
     trained = model.score([0])[0]
-    top = set(np.argsort(-trained)[:5]) - set(hist)
-    assert top & set(np.argsort(-folded)[:8])
+    folded[hist] = -np.inf
+    assert data.item_ids[np.argmax(folded)] == "a5"  # uA0's withheld item, from its history alone
     new = model.add_items(data.items.head(2))
     assert list(new) == [data.n_items, data.n_items + 1]
     # nothing is known about them (no interactions, no text map): below every trained item, as in bpr

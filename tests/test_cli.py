@@ -11,7 +11,9 @@ import torch
 from factories import make_random_dataset
 
 from clarec.cli import main
-from clarec.data.split import random_split
+from clarec.data.split import load_predefined_split, random_split
+from clarec.evaluate import Evaluator
+from clarec.models import create
 
 
 @pytest.fixture
@@ -46,9 +48,15 @@ def test_run_writes_results(tmp_path, split_dir, capsys):
         assert any(f"{name} (seed 2024): fit " in line and "valid ndcg@" in line for line in progress)
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"popularity", "ease"}
-    for r in results.values():
-        assert set(r) >= {"valid", "test", "fit_seconds"}
-        assert 0.0 <= r["test"]["ndcg@10"] <= 1.0 and "recall@5" in r["test"]
+    # the figures are those of the same models fitted and evaluated by hand on the split
+    split = load_predefined_split(split_dir)
+    for name, params in (("popularity", {}), ("ease", {"reg": 10.0})):
+        model = create(name, params).fit(split.train, split.valid)
+        by_hand = Evaluator(split, ks=(5, 10)).evaluate(model, part="test").metrics
+        assert set(results[name]) >= {"valid", "test", "fit_seconds"}
+        for metric in ("ndcg@10", "recall@5", "coverage@10"):
+            assert results[name]["test"][metric] == pytest.approx(by_hand[metric], abs=1e-9), (name, metric)
+    assert results["ease"]["test"]["ndcg@10"] > results["popularity"]["test"]["ndcg@10"]
     for name in (
         "config.yaml",
         "results.md",

@@ -145,7 +145,18 @@ def test_flat_metric_names_and_diversity():
         for m in (*ACCURACY_METRICS, "coverage", "diversity", "novelty", "avg_pop", "gini")
     ]
     assert list(res.metrics) == expected
-    assert 0 < res.metrics["diversity@10"] <= 1
+    # one-hot genres: a pair is 1 apart when its genres differ, 0 when they agree
+    test = split.test.to_csr()
+    users = np.flatnonzero(np.diff(test.indptr))
+    genre = np.arange(30) % 4
+    for k in (10, 20):
+        lists = [row[row >= 0] for row in brute_force_rankings(split, table, users, k, "test")]
+        by_hand = [
+            np.mean([genre[a] != genre[b] for j, a in enumerate(row) for b in row[j + 1 :]]) for row in lists
+        ]
+        assert k == 10 or min(map(len, lists)) < k  # lists cut short by the excluded items count too
+        assert min(by_hand) < max(by_hand)  # the lists differ in how mixed they are
+        assert res.metrics[f"diversity@{k}"] == pytest.approx(np.mean(by_hand), abs=1e-12)
     plain = Evaluator(split, ks=(10,)).evaluate(fitted(split, table))
     assert "diversity@10" not in plain.metrics
     only = Evaluator(split, ks=(10,), metrics=["ndcg", "gini"]).evaluate(fitted(split, table))

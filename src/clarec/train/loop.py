@@ -11,6 +11,7 @@ last finished epoch). Models reach it through
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -534,11 +535,16 @@ class Trainer:
             return loss_fn
         from torch.nn.parallel import DistributedDataParallel
 
-        # The graph models' adjacency and other buffers are built alike on every rank from the same
-        # data; parameters a model leaves out of some steps (a predictor) are allowed.
-        ddp = DistributedDataParallel(
-            _LossStep(module, loss_fn), broadcast_buffers=False, find_unused_parameters=True
+        # Buffers are built alike on every rank from the same data: none is synchronised in the
+        # forward pass (torch 2.13 renamed the flag; older versions know only `broadcast_buffers`).
+        # Parameters a model leaves out of some steps (BYOL's predictor) are allowed: the models that
+        # use every parameter pay one extra graph traversal a step, of which torch prints a notice.
+        no_sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else {"broadcast_buffers": False}
         )
+        ddp = DistributedDataParallel(_LossStep(module, loss_fn), find_unused_parameters=True, **no_sync)
         me = distributed.rank()
 
         def step(batch: Any) -> torch.Tensor | None:

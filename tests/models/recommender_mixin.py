@@ -168,6 +168,8 @@ class RecommenderMixin:
     def test_cold_user_gets_recommendations(self, fitted, data):
         ids, vals = fitted.recommend([data.user_index("zcold")], k=5)
         assert (ids >= 0).all() and np.isfinite(vals).all()
+        assert len(set(ids[0])) == 5 and np.all(np.diff(vals[0]) <= 0)  # five items, best first
+        np.testing.assert_array_equal(vals[0], fitted.score([data.user_index("zcold")])[0, ids[0]])
 
     def test_similar_items(self, fitted, data):
         a0 = data.item_index("a0")

@@ -284,3 +284,24 @@ def test_two_tower_with_user_text_serves_a_profile(tmp_path, tiny_model_dir):
         assert svc.recommend("stranger", k=5).path == "popularity"
     finally:
         svc.close()
+
+
+def test_diversity_reranking_is_maximal_marginal_relevance():
+    """Items 0–2 are near-duplicates, 3 and 4 unlike anything: MMR worked by hand."""
+    sim = np.eye(5)
+    sim[:3, :3] = 1.0
+
+    class Stub:
+        def _similarity_among(self, cand):
+            return sim[np.ix_(cand, cand)]
+
+    scores = np.array([1.0, 0.95, 0.9, 0.5, 0.4, -np.inf, -np.inf])
+    # relevance rescaled to [0, 1] over the finite candidates: 1, .917, .833, .167, 0
+    assert RecService._mmr(Stub(), scores, 5, 0.0).tolist() == [0, 1, 2, 3, 4]
+    # after 0: 1 and 2 are worth .5·rel − .5 < 0, item 3 .083, item 4 0; after 3, item 4 (0) still
+    # beats 1 (−.042)
+    assert RecService._mmr(Stub(), scores, 5, 0.5).tolist() == [0, 3, 4, 1, 2]
+    assert RecService._mmr(Stub(), scores, 2, 0.5).tolist() == [0, 3]
+    assert RecService._mmr(Stub(), scores, 9, 0.5).tolist() == [0, 3, 4, 1, 2]  # never an -inf item
+    # a light touch keeps the near-duplicate 1 (.9·.917 − .1 = .725 > .9·.167 = .15)
+    assert RecService._mmr(Stub(), scores, 3, 0.1).tolist() == [0, 1, 2]

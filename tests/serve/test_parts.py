@@ -110,7 +110,20 @@ def test_explanations_follow_the_model_terms(run_dir):
 def test_service_start_errors(run_dir, tmp_path):
     with pytest.raises(ClarecError, match="no model 'nope'"):
         choose_model(run_dir, "nope")
-    assert choose_model(run_dir, None) == "lm"  # best test ndcg@20 in results.json
+    assert choose_model(run_dir, None) == "lm"  # best validation ndcg@20 in results.json
+    # chosen on validation, whatever test says; a model without a figure is never chosen
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "models").symlink_to(run_dir / "models", target_is_directory=True)
+    (other / "config.yaml").write_text("evaluation: {main_metric: recall@10}\n")
+    names = sorted(p.name for p in (run_dir / "models").iterdir())
+    figures = {
+        n: {"valid": {"recall@10": 0.5 - 0.1 * i}, "test": {"recall@10": 0.1 * i}}
+        for i, n in enumerate(names)
+    }
+    figures[names[0]]["valid"]["recall@10"] = float("nan")
+    (other / "results.json").write_text(json.dumps(figures))
+    assert choose_model(other, None) == names[1]
     with pytest.raises(ClarecError, match="run folder not found"):
         RecService(tmp_path / "missing")
     with pytest.raises(ClarecError, match="no saved models"):
@@ -305,3 +318,36 @@ def test_diversity_reranking_is_maximal_marginal_relevance():
     assert RecService._mmr(Stub(), scores, 9, 0.5).tolist() == [0, 3, 4, 1, 2]  # never an -inf item
     # a light touch keeps the near-duplicate 1 (.9·.917 − .1 = .725 > .9·.167 = .15)
     assert RecService._mmr(Stub(), scores, 3, 0.1).tolist() == [0, 1, 2]
+
+
+def test_events_are_ordered_by_timestamp_and_items_a_model_cannot_add_are_left_out(tmp_path):
+    seq = {"embedding_dim": 16, "epochs": 2, "progress": False, "num_threads": 1}
+    folder = build_run(tmp_path / "run", {"slit": ("slit", {"reg": 1.0}), "sasrec": ("sasrec", seq)})
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    svc = RecService(folder, db_url=url, model_label="slit")
+    pos = svc.item_pos
+    # the same two events, the late one arriving first; equal timestamps keep the order of arrival
+    svc.add_events([Event("late", "i5", "click", 200), Event("late", "i8", "click", 100)])
+    svc.add_events([Event("ordered", "i8", "click", 100), Event("ordered", "i5", "click", 200)])
+    svc.add_events([Event("tie", "i3", "click", 50), Event("tie", "i4", "click", 50)])
+    assert svc.history("late").tolist() == svc.history("ordered").tolist() == [pos["i8"], pos["i5"]]
+    assert svc.history("tie").tolist() == [pos["i3"], pos["i4"]]
+    assert svc.recommend("late", k=5).items == svc.recommend("ordered", k=5).items
+    base = svc.history("u0").tolist()
+    svc.add_events([Event("u0", "i9", "click", 10**9), Event("u0", "i7", "click", 5)])
+    assert svc.history("u0").tolist() == [*base, pos["i7"], pos["i9"]]  # events follow training
+    svc.add_item("brand-new", {"title": "brand new thing"})
+    svc.add_events([Event("ordered", "brand-new", "click", 300)])
+    assert svc.skipped_items == []
+    svc.close()
+    again = RecService(folder, db_url=url, model_label="slit")  # replayed in the same order
+    assert again.history("late").tolist() == [pos["i8"], pos["i5"]]
+    assert again.history("ordered")[-1] == again.item_pos["brand-new"]
+    again.close()
+    # sasrec cannot add items: it starts on the same store without the added one and its event
+    other = RecService(folder, db_url=url, model_label="sasrec")
+    assert other.skipped_items == ["brand-new"] and other.health()["skipped_items"] == 1
+    assert "brand-new" not in other.item_pos
+    assert other.history("ordered").tolist() == [pos["i8"], pos["i5"]]
+    assert other.recommend("ordered", k=5).path == "history"
+    other.close()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -412,6 +413,13 @@ def serve(
     if threads is not None:
         limit_threads(threads)
     service = RecService(run_dir, db_url=db, model_label=model)
+    if service.skipped_items:
+        print(
+            f"note: model {service.label!r} cannot add items: {len(service.skipped_items)} item(s) "
+            f"added to the store while another model was served are left out "
+            f"({', '.join(service.skipped_items[:5])}{', ...' if len(service.skipped_items) > 5 else ''})",
+            file=sys.stderr,
+        )
     service.ranking_cache_size = int(ranking_cache)
     if explain_words is not None:
         service.explainer = explanation_generator(explain_words)

@@ -22,7 +22,9 @@ machine under one lock; it splits when a second serving mode arrives.
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -69,7 +71,7 @@ class Recommendations:
 
 def choose_model(run_dir: Path, label: str | None) -> str:
     """``label`` if given (must exist), else the best model of ``results.json`` by the run's main
-    metric, else the only / first saved model."""
+    metric on validation (test figures choose nothing), else the only / first saved model."""
     models_dir = run_dir / "models"
     saved = (
         sorted(p.name for p in models_dir.iterdir() if (p / "model.json").is_file())
@@ -87,10 +89,9 @@ def choose_model(run_dir: Path, label: str | None) -> str:
         try:
             results = json.loads(results_path.read_text())
             metric = _main_metric(run_dir)
+            scored = [(r.get("valid", {}).get(metric), name) for name, r in results.items() if name in saved]
             scored = [
-                (r.get("test", {}).get(metric, float("-inf")), name)
-                for name, r in results.items()
-                if name in saved
+                (float(v), name) for v, name in scored if isinstance(v, int | float) and math.isfinite(v)
             ]
             if scored:
                 return max(scored)[1]
@@ -146,8 +147,10 @@ class RecService:
         self.attributes = [item_attributes(row) for row in table.to_dict("records")]
         self.item_fields: list[dict[str, Any]] = [{} for _ in self.item_ids]  # text of added items
         self.n_trained_items = len(self.item_ids)
+        self.skipped_items: list[str] = []  # stored items this model cannot add (see _replay)
         self.base_history = train.user_histories()
-        self.events: dict[str, list[int]] = {}
+        self.events: dict[str, list[int]] = {}  # user id -> items of accepted events, oldest first
+        self.event_times: dict[str, list[int]] = {}  # their timestamps, in the same order
         self.profiles: dict[str, str] = {}  # user id -> profile text
         self.seen_sets: dict[str, set[int]] = {}
         self.popularity = np.asarray(self.model.seen.sum(axis=0), dtype=np.float64).ravel()
@@ -203,9 +206,13 @@ class RecService:
         self.index, self.index_info = index, {"kind": kind, "dim": index.dim, "size": index.size, **info}
 
     def _replay(self) -> None:
-        items = self.store.items()
-        if items:
-            self._add_items_in_memory([(i, f) for i, f in items if i not in self.item_pos])
+        items = [(i, f) for i, f in self.store.items() if i not in self.item_pos]
+        if items and not self.model.supports_new_items:
+            # added while another model of the run was served: this one cannot take them (their
+            # events are ignored like those of any unknown item); the store keeps them
+            self.skipped_items = [i for i, _ in items]
+        elif items:
+            self._add_items_in_memory(items)
         for user_id, fields in self.store.profiles().items():
             self.profiles[user_id] = profile_text(fields)
         for e in self.store.events():
@@ -214,7 +221,8 @@ class RecService:
 
     # ------------------------------------------------------------------ state
     def history(self, user_id: str) -> np.ndarray:
-        """The user's items, oldest first: training history, then accepted events."""
+        """The user's items, oldest first: training history, then accepted events in the order of
+        their timestamps (arrival order among equal timestamps)."""
         u = self.user_pos.get(user_id)
         base = self.base_history[u] if u is not None else np.empty(0, dtype=np.int64)
         new = self.events.get(user_id)
@@ -232,7 +240,11 @@ class RecService:
         if i not in seen:
             seen.add(i)
             self.popularity[i] += 1.0
-        self.events.setdefault(e.user_id, []).append(i)
+        # an event that arrives late (an older timestamp) takes its place among the user's events
+        times = self.event_times.setdefault(e.user_id, [])
+        at = bisect.bisect_right(times, e.timestamp)
+        times.insert(at, e.timestamp)
+        self.events.setdefault(e.user_id, []).insert(at, i)
         self.n_events += 1
         self.user_versions[e.user_id] = self.user_versions.get(e.user_id, 0) + 1
 
@@ -548,6 +560,7 @@ class RecService:
             "users": len(self.user_ids),
             "items": len(self.item_ids),
             "added_items": len(self.item_ids) - self.n_trained_items,
+            "skipped_items": len(self.skipped_items),
             "events": self.n_events,
             "store": self.store.dialect,
             "index": None if self.index is None else {**self.index_info, "size": self.index.size},

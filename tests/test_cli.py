@@ -48,6 +48,8 @@ def test_run_writes_results(tmp_path, split_dir, capsys):
         assert any(f"{name} (seed 2024): fit " in line and "valid ndcg@" in line for line in progress)
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"popularity", "ease"}
+    assert all(r["history_items"] == "masked" and r["test_input"] == "train" for r in results.values())
+    assert "History items masked (main table)." in (out / "results.md").read_text()
     # the figures are those of the same models fitted and evaluated by hand on the split
     split = load_predefined_split(split_dir)
     for name, params in (("popularity", {}), ("ease", {"reg": 10.0})):
@@ -150,6 +152,7 @@ def test_evaluate_external_file(tmp_path, split_dir, capsys):
     )
     metrics = json.loads(out.read_text())
     assert metrics["recall@10"] == pytest.approx(1.0) and metrics["ndcg@5"] == pytest.approx(1.0)
+    assert metrics["history_items"] == "kept"  # the convention is named with the figures
     assert "recall@5" in json.loads(capsys.readouterr().out)
 
 

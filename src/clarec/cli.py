@@ -144,7 +144,7 @@ def evaluate(
 
     ks = _ks(k, ctx.args)
     metrics = evaluate_recommendation_file(split, recs, ks=ks, history_items=history_items)
-    text = json.dumps(metrics, indent=2)
+    text = json.dumps({"history_items": history_items, **metrics}, indent=2)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text)

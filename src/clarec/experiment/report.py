@@ -186,11 +186,10 @@ def results_table(
         drawn = " (each draws the split too)" if first.get("split_seeds") else ""
         note = f"Test split; full ranking over all items; seeds{drawn}: {seeds if seeds else [cfg.seed]}."
         ev = cfg.evaluation
-        if ev.history_items != ["masked"] or ev.test_input != "train":
-            note += f" History items {ev.history_items[0]} (main table)"
-            if ev.test_input == "train+valid":
-                note += "; models that score a history exactly read the validation item when tested"
-            note += "."
+        note += f" History items {ev.history_items[0]} (main table)"
+        if ev.test_input == "train+valid":
+            note += "; models that score a history exactly read the validation item when tested"
+        note += "."
         if ev.user_sample:
             note += (
                 f" Scored on a random sample of {ev.user_sample} users (seed {ev.sample_seed}) where more"

@@ -10,7 +10,7 @@ A run folder holds everything needed to understand and reproduce a run::
     train/<name>/    per seed: result.json (the seed's figures, what they were made under) and
                      the training logs of PyTorch models: log.txt, history.json, best.pt
     results.json     per model: valid and test metrics and segments, fit seconds (and per-seed
-                     values, std)
+                     values, std), the convention of the main figures (history_items, test_input)
     results.md       the comparison table
     log.txt          what happened, with times
 """
@@ -486,7 +486,9 @@ def _run(
             (train_dir / SEED_RESULT).write_text(json.dumps({"made_under": made_under, "result": result}))
     if train_only:
         return {}
-    results = {key: _aggregate(runs) for key, runs in per_model.items()}
+    # the convention of the main figures, named in every result (the others are under `conventions`)
+    protocol = {"history_items": cfg.evaluation.history_items[0], "test_input": cfg.evaluation.test_input}
+    results = {key: _aggregate(runs) | protocol for key, runs in per_model.items()}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(results, cfg, command_note=None))
     log.info("done in %.1fs", time.perf_counter() - t0)

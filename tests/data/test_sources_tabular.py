@@ -145,3 +145,22 @@ def test_corrupt_parquet(tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="cannot read parquet"):
         load_source("tabular", tmp_path / "x.parquet", columns=COLS)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_default_mapping_takes_the_optional_columns_the_file_names(tmp_path, fmt):
+    log = LOG.rename(columns={"uid": "user_id", "iid": "item_id", "ts": "timestamp", "stars": "rating"})
+    path = tmp_path / f"log.{fmt}"
+    log.to_parquet(path) if fmt == "parquet" else log.to_csv(path, index=False)
+    raw = read_source("tabular", path)
+    assert raw.interactions["timestamp"].tolist() == [100, 200, 150, 175]  # not the file order
+    assert raw.interactions["rating"].tolist() == [5.0, 2.0, 4.0, 3.0]
+    assert "behavior" not in raw.interactions  # the file's `event` column is not a known name
+    # the order of u1's items follows the times, whatever the file's order
+    ds = load_source("tabular", path).dataset
+    flipped = tmp_path / f"flipped.{fmt}"
+    f = log.iloc[::-1]
+    f.to_parquet(flipped) if fmt == "parquet" else f.to_csv(flipped, index=False)
+    again = load_source("tabular", flipped).dataset
+    u1 = [[d.item_ids[i] for i in d.user_histories()[d.user_index("u1")]] for d in (ds, again)]
+    assert u1 == [["a", "b"], ["a", "b"]]

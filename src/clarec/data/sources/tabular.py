@@ -101,7 +101,8 @@ def read(
     """Read interactions from any table with a column mapping.
 
     ``columns`` maps ``user``, ``item`` (required) and ``rating``, ``weight``, ``timestamp``,
-    ``behavior`` to column names of the file. ``timestamp_unit`` is ``s`` or ``ms`` for numbers, or
+    ``behavior`` to column names of the file; left out, it is ``user_id``, ``item_id`` and those of
+    ``rating``, ``weight``, ``timestamp``, ``behavior`` the file has under these names. ``timestamp_unit`` is ``s`` or ``ms`` for numbers, or
     ``datetime`` for date strings (parsed as UTC); without a timestamp column the file order is used.
     ``item_file`` (relative to the interaction file's folder, or absolute) is read with
     ``item_columns`` (``item`` required; ``title``, ``categories`` split on ``category_sep``,
@@ -112,6 +113,7 @@ def read(
     (``user`` required) keeps every other column as a profile field.
     """
     path = Path(path)
+    mapped = columns is not None
     columns = dict(columns or {"user": "user_id", "item": "item_id"})
     bad = set(columns) - set(INTERACTION_KEYS)
     if bad or not {"user", "item"} <= set(columns):
@@ -123,6 +125,8 @@ def read(
     report = CleanReport()
     fmt = file_format(path, format)
     df, checks = read_any(path, fmt, list(columns.values()), strict, report, sep, encoding)
+    if not mapped:  # the default mapping takes the optional columns a file has under their own names
+        columns |= {key: key for key in INTERACTION_KEYS[2:] if key in df.columns}
     frame = pd.DataFrame({"_line": df["_line"].to_numpy()})
     for key, col in columns.items():
         name = {"user": "user_id", "item": "item_id"}.get(key, key)

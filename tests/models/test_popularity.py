@@ -1,7 +1,9 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from clarec.data.dataset import Dataset
+from clarec.errors import ClarecError
 from clarec.models.popularity import Popularity
 
 from .recommender_mixin import RecommenderMixin
@@ -21,3 +23,19 @@ def test_scores_are_distinct_user_counts():
     ids, vals = model.recommend([2], k=3)  # u3 saw z; x then y; third slot empty
     np.testing.assert_array_equal(ids, [[0, 1, -1]])
     np.testing.assert_array_equal(vals[:, :2], [[2, 1]])
+
+
+def test_indices_that_are_not_whole_numbers_are_refused_not_cast():
+    inter = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["x", "y", "x"]})
+    model = Popularity().fit(Dataset.from_frame(inter))
+    np.testing.assert_array_equal(model.score(np.array([1.0])), model.score([1]))  # whole floats are fine
+    for bad, what in (([1.5], "user"), (["1"], "user"), ([True], "user")):
+        with pytest.raises(ClarecError, match=f"{what} indices must be whole numbers"):
+            model.score(bad)
+    np.testing.assert_array_equal(model.score_histories([[1.0, 0]]), model.score_histories([[1, 0]]))
+    with pytest.raises(ClarecError, match="item indices must be whole numbers, got 0.5"):
+        model.score_histories([[1, 0.5]])
+    with pytest.raises(ClarecError, match="history 1 is not a flat sequence"):
+        model.score_histories([[0], [[0, 1], [1, 0]]])
+    with pytest.raises(ClarecError, match="history 0 is not a flat sequence"):
+        model.score_histories([[[0, 1], [1]]])

@@ -150,7 +150,7 @@ class Recommender(ABC):
 
     def _check_users(self, users) -> np.ndarray:
         self._check_fitted()
-        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        users = _as_indices(users, "user")
         if users.size and (users.min() < 0 or users.max() >= self.n_users):
             bad = users[(users < 0) | (users >= self.n_users)][0]
             raise UnknownIdError(f"user index {int(bad)} out of range (model has {self.n_users} users)")
@@ -158,7 +158,7 @@ class Recommender(ABC):
 
     def _check_items(self, items) -> np.ndarray:
         self._check_fitted()
-        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        items = _as_indices(items, "item")
         if items.size and (items.min() < 0 or items.max() >= self.n_items):
             bad = items[(items < 0) | (items >= self.n_items)][0]
             raise UnknownIdError(f"item index {int(bad)} out of range (model has {self.n_items} items)")
@@ -192,10 +192,16 @@ class Recommender(ABC):
     def _check_histories(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Histories as int64 arrays with every index checked (raises :class:`UnknownIdError`)."""
         self._check_fitted()
-        return [
-            self._check_items(h) if len(h) else np.empty(0, dtype=np.int64)
-            for h in (np.asarray(h).ravel() for h in histories)
-        ]
+        out = []
+        for n, h in enumerate(histories):
+            try:
+                h = np.asarray(h)
+            except ValueError:  # ragged nesting
+                raise ClarecError(f"history {n} is not a flat sequence of item indices") from None
+            if h.ndim > 1:
+                raise ClarecError(f"history {n} is not a flat sequence of item indices (shape {h.shape})")
+            out.append(self._check_items(h) if h.size else np.empty(0, dtype=np.int64))
+        return out
 
     def _history_matrix(self, histories: Sequence[np.ndarray], binary: bool = True) -> sp.csr_matrix:
         """``(len(histories), n_items)`` matrix of the (checked) histories' items: 1 per item, or with
@@ -428,3 +434,18 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"parameter of type {type(o).__name__} is not JSON-serialisable")
+
+
+def _as_indices(values, what: str) -> np.ndarray:
+    """``values`` (at least 1-d) as int64 indices: integers, or floats holding whole numbers; anything
+    else (1.5, "3", True) is refused rather than cast."""
+    arr = np.atleast_1d(np.asarray(values))
+    flat = arr.ravel()
+    if arr.dtype.kind in "iu" or not flat.size:
+        return arr.astype(np.int64)
+    whole = (
+        np.isfinite(flat) & (flat == np.round(flat)) if arr.dtype.kind == "f" else np.zeros(flat.size, bool)
+    )
+    if whole.all():
+        return arr.astype(np.int64)
+    raise ClarecError(f"{what} indices must be whole numbers, got {flat[~whole][0].item()!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -195,3 +196,37 @@ def test_a_launched_commands_status_is_returned(tmp_path, split_dir, monkeypatch
     monkeypatch.setattr(subprocess, "call", lambda *a, **k: 3)  # torchrun's status
     cfg = write_config(tmp_path, split_dir)
     assert main(["run", str(cfg), "--out", str(tmp_path / "r"), "--nproc", "2"]) == 3
+
+
+def test_recommend_writes_the_lists_the_run_was_scored_on(tmp_path, split_dir, capsys):
+    cfg = write_config(tmp_path, split_dir)
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    recs = tmp_path / "lists" / "ease.tsv.gz"
+    assert main(["recommend", str(out), "--model", "ease", "--k", "10", "--out", str(recs)]) == 0
+    assert "model 'ease', the test lists (history items masked" in capsys.readouterr().err
+    lines = gzip.decompress(recs.read_bytes()).decode().splitlines()
+    assert lines[0] == "user_id\titem_id\trank\tscore" and len(lines) == 1 + 60 * 10
+    # scored as given, the file gives the run's test figures back
+    assert main(["evaluate", "--split", str(out / "split"), "--recs", str(recs), "--k", "5", "10"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    for metric in ("ndcg@5", "ndcg@10", "recall@10", "coverage@10"):
+        assert again[metric] == pytest.approx(results["ease"]["test"][metric], abs=1e-9), metric
+    # the best on validation by default; chosen users; an existing file is kept unless --force
+    users = tmp_path / "users.txt"
+    users.write_text("u3\nu1\n")
+    assert main(["recommend", str(out), "--k", "3", "--users", str(users), "--out", str(recs)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert (
+        main(["recommend", str(out), "--k", "3", "--users", str(users), "--out", str(recs), "--force"]) == 0
+    )
+    best = max(results, key=lambda m: results[m]["valid"]["ndcg@10"])
+    assert f"model {best!r}" in capsys.readouterr().err
+    rows = [ln.split("\t") for ln in gzip.decompress(recs.read_bytes()).decode().splitlines()[1:]]
+    assert [r[0] for r in rows] == ["u3"] * 3 + ["u1"] * 3 and [r[2] for r in rows[:3]] == ["1", "2", "3"]
+    assert float(rows[0][3]) >= float(rows[1][3]) >= float(rows[2][3])
+    users.write_text("u3\nnobody\n")
+    assert main(["recommend", str(out), "--users", str(users), "--out", str(tmp_path / "x.tsv")]) == 2
+    assert "not in the run's split, e.g. 'nobody'" in capsys.readouterr().err
+    assert not (tmp_path / "x.tsv").exists()

@@ -247,6 +247,41 @@ def pretrain(
     typer.echo(f"adapted encoder: {out / ENCODER_FOLDER}")
 
 
+@app.command("recommend")
+def recommend_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder written by 'clarec run' (split/ and models/)."),
+    out: Path = typer.Option(
+        ..., "--out", help="TSV to write (user_id, item_id, rank, score; .gz: gzipped)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Model label under models/ (default: the run's best on validation)."
+    ),
+    k: int = typer.Option(20, "--k", min=1, help="Items per user."),
+    part: str = typer.Option(
+        "test", "--part", help="test or valid: the input and exclusions of the run's figures for that part."
+    ),
+    users: Path | None = typer.Option(
+        None, "--users", help="File of user ids, one a line (default: every user of the split)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+) -> None:
+    """Write a run's ranked lists to a file, as its evaluation ranked them (clarec evaluate reads it)."""
+    from clarec.experiment.lists import write_run_lists
+
+    user_ids = None
+    if users is not None:
+        try:
+            user_ids = users.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ClarecError(f"cannot read the user file {users}: {e}") from None
+    done = write_run_lists(run_dir, out, label=model, k=k, part=part, user_ids=user_ids, force=force)
+    typer.echo(
+        f"{done['lines']} lines for {done['users']} users: model {done['model']!r}, the {part} lists "
+        f"(history items {done['history_items']}, test input {done['test_input']}) → {out}",
+        err=True,
+    )
+
+
 @app.command("serve")
 def serve_cmd(
     run_dir: Path = typer.Argument(..., help="Run folder written by 'clarec run' (split/ and models/)."),

@@ -429,14 +429,9 @@ class Evaluator:
         if self.user_sample is not None and population > self.user_sample:
             rng = np.random.default_rng(self.sample_seed)
             users = np.sort(rng.choice(users, size=self.user_sample, replace=False))
-        if self.history_items == "masked":
-            excluded = self._train + self._valid if part == "test" else self._train
-            excluded = binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
-            unreachable = unreachable_targets(relevant[users], excluded)
-        else:
-            unreachable = {}
-            excluded = sp.csr_matrix((len(users), self.n_items), dtype=np.float32)
-        histories = self.test_histories() if part == "test" and self.reads_test_input(model) else None
+        excluded = self._excluded(users, part)
+        unreachable = unreachable_targets(relevant[users], excluded) if self.history_items == "masked" else {}
+        histories = self._input(model, part)
         topk = self.rank(model, users, excluded, progress=progress, histories=histories)
         cold_items = np.asarray(getattr(self.split, "cold_items", []), dtype=np.int64)
         result = _score_rankings(
@@ -467,6 +462,35 @@ class Evaluator:
         result.unreachable = unreachable
         result.seconds = time.perf_counter() - start
         return result
+
+    def _excluded(self, users: np.ndarray, part: str) -> sp.csr_matrix:
+        """Items left out of each user's ranking (rows aligned with ``users``): training items under
+        ``masked``, and validation items too for ``test``; none under ``kept``."""
+        if self.history_items == "masked":
+            excluded = self._train + self._valid if part == "test" else self._train
+            return binary_csr(excluded[users])  # rows aligned with `users`: chunks slice cheaply
+        return sp.csr_matrix((len(users), self.n_items), dtype=np.float32)
+
+    def _input(self, model, part: str) -> list[np.ndarray] | None:
+        """The histories ``model`` is scored from for ``part`` (``None``: its training users)."""
+        return self.test_histories() if part == "test" and self.reads_test_input(model) else None
+
+    def ranked_lists(
+        self, model, users: np.ndarray, part: str = "test", progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's top ``max(ks)`` items and their scores, exactly as :meth:`evaluate` ranks them
+        for ``part`` (the same input and exclusions; ``-1`` / ``-inf`` where fewer are eligible)."""
+        if part not in ("test", "valid"):
+            raise ConfigError(f"part must be 'test' or 'valid', got {part!r}")
+        users = np.asarray(users, dtype=np.int64)
+        return self.rank(
+            model,
+            users,
+            self._excluded(users, part),
+            progress,
+            histories=self._input(model, part),
+            scores=True,
+        )
 
     def unreachable(self, part: str = "test") -> dict[str, int]:
         """:func:`unreachable_targets` of ``part`` over every user with a relevant item (``{}`` with
@@ -512,8 +536,10 @@ class Evaluator:
         progress: bool = False,
         allowed: np.ndarray | None = None,
         histories: Sequence[np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """Top ``max(ks)`` items per user (``-1`` where fewer items are eligible).
+        scores: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Top ``max(ks)`` items per user (``-1`` where fewer items are eligible), and with ``scores``
+        their scores too (``-inf`` in the empty slots).
 
         ``excluded`` has one row per entry of ``users``; its items get ``-inf`` before the top-k, and
         so do the items outside ``allowed`` (a boolean mask over items) when it is given. With
@@ -522,6 +548,7 @@ class Evaluator:
         """
         kmax = self.ks[-1]
         out = np.full((len(users), min(kmax, self.n_items)), -1, dtype=np.int64)
+        out_scores = np.full(out.shape, -np.inf, dtype=np.float32)
         starts = range(0, len(users), self.batch_size)
         for lo in tqdm(starts, desc="evaluating", unit="chunk", disable=not progress):
             hi = min(lo + self.batch_size, len(users))
@@ -548,7 +575,8 @@ class Evaluator:
                 raise ClarecError(f"model {type(model).__name__} returned NaN scores (user index {user})")
             idx[vals == -np.inf] = -1  # an excluded item is never a recommendation
             out[lo:hi] = idx
-        return out
+            out_scores[lo:hi] = vals
+        return (out, out_scores) if scores else out
 
     def _chunk_scores(self, model, chunk: np.ndarray, histories: list[np.ndarray] | None) -> torch.Tensor:
         """float32 scores ``(len(chunk), n_items)`` of one chunk, a tensor we may write into: on the

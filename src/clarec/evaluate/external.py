@@ -1,8 +1,9 @@
 """Scoring recommendations produced outside clarec.
 
 A recommendation file is tab-separated ``user_id<TAB>item_id<TAB>rank`` with original ids, one line
-per recommended item, ``rank`` starting at 1; a header line ``user_id<TAB>item_id<TAB>rank`` is
-optional and blank lines are ignored; a file named ``*.gz`` is read through gzip. It is scored
+per recommended item, ``rank`` starting at 1, optionally followed by a ``score`` field (not read:
+``clarec recommend`` writes it); a header line naming the fields is optional and blank lines are
+ignored; a file named ``*.gz`` is read through gzip. It is scored
 against a predefined split folder (see :func:`clarec.data.split.load_predefined_split`) exactly as
 given: nothing is excluded, so training items in a list simply count as non-relevant. Users of the
 test part without any line get empty lists (they score 0 and stay in the averages).
@@ -66,21 +67,22 @@ def read_recommendations(path: str | Path, split: Any, kmax: int | None, strict:
     line_no = np.arange(1, len(fields) + 1)
     keep = np.array([f != [""] and "".join(f).strip() != "" for f in fields], dtype=bool)
     first = int(np.argmax(keep)) if keep.any() else -1
-    if first >= 0 and [x.strip().lower() for x in fields[first]] == HEADER:
+    if first >= 0 and [x.strip().lower() for x in fields[first]] in (HEADER, [*HEADER, "score"]):
         keep[first] = False
     rows = [fields[i] for i in np.flatnonzero(keep)]
     line_no = line_no[keep]
     if not rows:
         raise DataError(path, "no recommendations (expected lines 'user_id<TAB>item_id<TAB>rank')")
     widths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    bad = np.flatnonzero(widths != 3)
+    bad = np.flatnonzero((widths != 3) & (widths != 4))
     if len(bad):
         raise DataError(
             path,
-            f"expected 3 tab-separated fields (user_id, item_id, rank), found {widths[bad[0]]}",
+            f"expected 3 tab-separated fields (user_id, item_id, rank; a score may follow), found "
+            f"{widths[bad[0]]}",
             line=int(line_no[bad[0]]),
         )
-    frame = pd.DataFrame(rows, columns=HEADER, dtype=str)
+    frame = pd.DataFrame([r[:3] for r in rows], columns=HEADER, dtype=str)
     for col in HEADER:
         frame[col] = frame[col].str.strip()
     rank = pd.to_numeric(frame["rank"], errors="coerce").to_numpy(dtype=np.float64)

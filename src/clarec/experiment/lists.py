@@ -31,7 +31,7 @@ def _convention(run_dir: Path) -> tuple[str, str]:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise ClarecError(f"{run_dir}: cannot read config.yaml ({e})") from None
-    ev = cfg.get("evaluation") or {} if isinstance(cfg, dict) else {}
+    ev = (cfg.get("evaluation") or {}) if isinstance(cfg, dict) else {}
     history = ev.get("history_items", ["masked"])
     history = history[0] if isinstance(history, list) and history else history
     return str(history), str(ev.get("test_input", "train"))

@@ -76,6 +76,15 @@ def test_overrides(tmp_path):
         ("data: [1, 2\n", "invalid YAML"),
         ("- a\n- b\n", "mapping at the top level"),
         ("", "empty"),
+        (
+            "data: {name: x}\nmodels: [{name: ease, label: ease/big}]\n",
+            "label 'ease/big' must be a plain name",
+        ),
+        ("data: {name: x}\nmodels: [{name: ease, label: ..}]\n", "label '..' must be a plain name"),
+        ("name: ../../out\ndata: {name: x}\nmodels: [{name: ease}]\n", "name '../../out' must be a plain"),
+        ("data: {name: x}\nmodels: [{name: ease}]\nseed: -1\n", "seed: Input should be greater than"),
+        ("data: {name: x}\nmodels: [{name: ease}]\nevaluation: {sample_seed: -2}\n", "sample_seed"),
+        ("data: {name: x}\nmodels: [{name: ease}]\nevaluation: {metrics: []}\n", "evaluation.metrics"),
     ],
 )
 def test_bad_configs_one_line(tmp_path, text, needle):

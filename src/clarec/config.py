@@ -19,6 +19,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _path_component(value: str, what: str) -> str:
+    """``value``, refused unless it can name a folder by itself (it does: models/<label>/, runs/<name>/)."""
+    if not value.strip() or value in (".", "..") or any(c in value for c in "/\\\0"):
+        raise ValueError(f"{what} {value!r} must be a plain name: not empty, no '/', '\\' or '..'")
+    return value
+
+
 class SplitConfig(BaseModel):
     """``method`` plus that method's parameters (checked by :func:`clarec.data.split.make_split`)."""
 
@@ -60,6 +67,11 @@ class ModelConfig(_Strict):
                 raise ValueError(f"search.{key}: give a list of choices or {{low, high[, log]}}")
         return space
 
+    @field_validator("label")
+    @classmethod
+    def _label(cls, label: str | None) -> str | None:
+        return None if label is None else _path_component(label, "label")
+
     @property
     def key(self) -> str:
         """Name of this model in results (``label`` if set)."""
@@ -83,13 +95,13 @@ class EvaluationConfig(_Strict):
     """
 
     ks: list[int] = Field(default_factory=lambda: [10, 20])
-    metrics: list[str] | None = None
+    metrics: list[str] | None = Field(default=None, min_length=1)
     main_metric: str = "ndcg@20"
     batch_size: int = 1024
     history_items: list[Literal["masked", "kept"]] = Field(default_factory=lambda: ["masked"])
     test_input: Literal["train", "train+valid"] = "train"
     user_sample: int | None = Field(default=None, ge=2)
-    sample_seed: int = 0
+    sample_seed: int = Field(0, ge=0)
     device: str = "cpu"
 
     @field_validator("history_items", mode="before")
@@ -182,13 +194,18 @@ class ExperimentConfig(_Strict):
     config for ``clarec pretrain`` alone); ``clarec run`` still needs at least one model."""
 
     name: str = "experiment"
-    seed: int = 2024
+    seed: int = Field(2024, ge=0)
     data: dict[str, Any] | None = None
     split: SplitConfig = Field(default_factory=SplitConfig)
     models: list[ModelConfig] = Field(default_factory=list)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     pretrain: PretrainConfig | None = None
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return _path_component(name, "name")
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:

@@ -7,6 +7,7 @@ from factories import make_random_dataset
 
 from clarec.data.dataset import Dataset
 from clarec.data.split import (
+    PARTS,
     cold_start_split,
     global_temporal_split,
     leave_one_out_split,
@@ -176,6 +177,7 @@ def test_predefined_without_timestamps_or_meta(tmp_path):
         ("user_id,item_id\nu1,a\n", "header lacks"),
         ("user_id\titem_id\ttimestamp\nu1\ta\tnoon\n", "invalid timestamp"),
         ("user_id\titem_id\n\ta\n", "empty user_id"),
+        ("user_id\titem_id\n", "training part holds no interactions"),
     ],
 )
 def test_predefined_bad_files(tmp_path, content, reason):
@@ -295,3 +297,15 @@ def test_official_split_errors(tmp_path):
         make_split(make_random_dataset(), "official")
     with pytest.raises(ConfigError, match="valid_share must be in"):
         make_split(res.dataset, "official", res.extras, valid_share=1.0)
+
+
+@pytest.mark.parametrize("meta", ["{not json", "[1, 2]", '{"cold_items": "i1"}'])
+def test_predefined_bad_meta(tmp_path, meta):
+    d = tmp_path / "meta"
+    d.mkdir()
+    for name in PARTS:
+        (d / f"{name}.tsv").write_text("user_id\titem_id\nu1\ta\n")
+    (d / "split.json").write_text(meta)
+    with pytest.raises(DataError, match="split.json") as e:
+        load_predefined_split(d)
+    assert "JSON" in str(e.value)

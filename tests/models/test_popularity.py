@@ -4,6 +4,7 @@ import pytest
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ClarecError
+from clarec.models.base import Recommender
 from clarec.models.popularity import Popularity
 
 from .recommender_mixin import RecommenderMixin
@@ -39,3 +40,16 @@ def test_indices_that_are_not_whole_numbers_are_refused_not_cast():
         model.score_histories([[0], [[0, 1], [1, 0]]])
     with pytest.raises(ClarecError, match="history 0 is not a flat sequence"):
         model.score_histories([[[0, 1], [1]]])
+
+
+def test_a_half_written_saved_model_is_refused_in_one_line(tmp_path):
+    inter = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["x", "y", "x"]})
+    model = Popularity().fit(Dataset.from_frame(inter))
+    folder = model.save(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "state.npz"]  # no partial left
+    state = (folder / "state.npz").read_bytes()
+    (folder / "state.npz").write_bytes(state[: len(state) // 2])
+    with pytest.raises(ClarecError, match="not a readable saved clarec model"):
+        Recommender.load(folder)
+    model.save(folder)  # saving again over it gives a whole model back
+    np.testing.assert_array_equal(Recommender.load(folder).score([0, 1]), model.score([0, 1]))

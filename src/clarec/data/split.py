@@ -111,11 +111,12 @@ def _parts_from_labels(ds: Dataset, labels: np.ndarray, method: str, params: dic
 
 
 def _check_ratios(ratios) -> np.ndarray:
-    r = np.asarray(ratios, dtype=float)
+    try:
+        r = np.asarray(ratios, dtype=float)
+    except (TypeError, ValueError):
+        r = np.zeros(0)
     if r.shape != (3,) or (r < 0).any() or r[0] <= 0 or r.sum() <= 0:
-        raise ConfigError(
-            f"split ratios must be three non-negative numbers with train > 0, got {list(ratios)}"
-        )
+        raise ConfigError(f"split ratios must be three non-negative numbers with train > 0, got {ratios!r}")
     return r / r.sum()
 
 
@@ -373,6 +374,8 @@ def load_predefined_split(folder: str | Path) -> Split:
         empty = np.flatnonzero(((df["user_id"] == "") | (df["item_id"] == "")).to_numpy())
         if len(empty):
             raise DataError(path, "empty user_id or item_id", line=int(empty[0]) + 2)
+        if name == "train" and not len(df):
+            raise DataError(path, "the training part holds no interactions: nothing to learn from")
         df["part"] = name
         frames[name] = df
     items = _read_part(folder / "items.tsv", required=False)
@@ -386,7 +389,12 @@ def load_predefined_split(folder: str | Path) -> Split:
     inter = ds.interactions
     labels = all_inter["part"].map({p: i for i, p in enumerate(PARTS)}).to_numpy().astype(np.int8)
     meta_path = folder / "split.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(meta_path, f"not readable JSON ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("cold_items", []), list):
+        raise DataError(meta_path, "must be a JSON object (with cold_items a list of item ids, if given)")
     if "cold_items" in meta:
         cold = ds.item_index([c for c in meta["cold_items"]]) if meta["cold_items"] else []
     else:
@@ -475,7 +483,12 @@ def make_split(ds: Dataset | None, method: str, extras: dict | None = None, **pa
     noise = params.pop("noise", 0.0)
     noise_seed = params.pop("noise_seed", params.get("seed", 2024))
     split = _make_split(ds, method, extras or {}, **params)
-    return inject_noise(split, noise, noise_seed) if noise else split
+    if not noise:
+        return split
+    try:
+        return inject_noise(split, noise, noise_seed)
+    except (TypeError, ValueError) as e:  # a share or seed of the wrong type or range
+        raise ConfigError(f"split noise {noise!r} / noise_seed {noise_seed!r}: {e}") from None
 
 
 def _make_split(ds: Dataset | None, method: str, extras: dict, **params) -> Split:
@@ -500,4 +513,7 @@ def _make_split(ds: Dataset | None, method: str, extras: dict, **params) -> Spli
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ConfigError(f"split method {method!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
-    return fn(ds, **params)
+    try:
+        return fn(ds, **params)
+    except (TypeError, ValueError) as e:  # a parameter of the wrong type (seed: abc, ratios: abc)
+        raise ConfigError(f"split method {method!r} with {params}: {e}") from None

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -347,7 +349,9 @@ class Recommender(ABC):
             "n_users": self.n_users,
             "n_items": self.n_items,
         }
-        (path / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        # model.json goes last: a save that stops half-way leaves a folder without it, which is
+        # never taken for a model (the arrays are written whole or not at all)
+        (path / "model.json").unlink(missing_ok=True)
         arrays: dict[str, np.ndarray] = {}
         for key, value in self._get_state().items():
             if sp.issparse(value):
@@ -355,8 +359,14 @@ class Recommender(ABC):
             else:
                 arrays[f"state.{key}"] = np.asarray(value)
         arrays |= _sparse_to_arrays("seen", self.seen)
-        np.savez(path / "state.npz", **arrays)
+        partial = path / ".state.npz.partial"
+        with open(partial, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(partial, path / "state.npz")
         self._save_files(path)
+        partial = path / ".model.json.partial"
+        partial.write_text(json.dumps(meta, indent=2, default=_json_default))
+        os.replace(partial, path / "model.json")
         return path
 
     def _save_files(self, path: Path) -> None:
@@ -380,7 +390,7 @@ class Recommender(ABC):
             with np.load(path / "state.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
             seen = _sparse_from_arrays("seen", arrays)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
             raise ClarecError(
                 f"{path}: not a readable saved clarec model ({type(e).__name__}: {e})"
             ) from None

@@ -106,7 +106,7 @@ class Blend(Recommender):
     grid = param(10, ge=1, le=100)
     eval_k = param(20, ge=1)
     eval_history = param("masked", choices=("masked", "kept"))
-    seed = param(None, int, nullable=True)
+    seed = param(None, int, nullable=True, ge=0)
     run_dir = param(None, str)
     resume = param(False)
 

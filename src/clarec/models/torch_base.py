@@ -64,7 +64,7 @@ class TorchRecommender(Recommender):
     eval_k = param(20, ge=1)
     eval_history = param("masked", choices=("masked", "kept"))
     eval_max_users = param(None, int, ge=1)
-    seed = param(0)
+    seed = param(0, ge=0)
     run_dir = param(None, str)
     progress = param(None, bool)
     num_threads = param(None, int, ge=1)

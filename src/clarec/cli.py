@@ -143,11 +143,16 @@ def evaluate(
     from clarec.evaluate.external import evaluate_recommendation_file
 
     ks = _ks(k, ctx.args)
+    if json_out is not None and (json_out.is_dir() or json_out.resolve() == recs.resolve()):
+        raise ClarecError(f"--json {json_out}: give a new file's path (not a folder, not the --recs file)")
     metrics = evaluate_recommendation_file(split, recs, ks=ks, history_items=history_items)
     text = json.dumps({"history_items": history_items, **metrics}, indent=2)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(text)
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(text)
+        except OSError as e:
+            raise ClarecError(f"cannot write --json {json_out}: {e.strerror or e}") from None
     typer.echo(text)
 
 

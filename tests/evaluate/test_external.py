@@ -84,6 +84,7 @@ def test_header_optional_blank_lines_gaps_and_missing_users(tmp_path):
         ("a\tx1\t0\n", 1, "rank must be a positive integer"),
         ("a\tx1\t1.5\n", 1, "rank must be a positive integer"),
         ("a\tx1\t1\na x2 2\n", 2, "expected 3 tab-separated fields"),
+        ("a\tx1\t1\na\tx2\t99999999999999999999\n", 2, "is beyond the catalogue's"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, text, line, reason):
@@ -154,3 +155,13 @@ def test_mask_history_keeps_order_and_pads():
     history = sp.csr_matrix(np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
     got = mask_history(np.array([[1, 4, 3, 0], [2, -1, -1, -1]]), history)
     np.testing.assert_array_equal(got, [[4, 0, -1, -1], [2, -1, -1, -1]])
+
+
+def test_a_byte_order_mark_and_a_score_field_are_read(tmp_path):
+    split = write_split(tmp_path / "split")
+    plain = evaluate_recommendation_file(split, write(tmp_path / "a.tsv", "a\tx1\t1\n"))
+    marked = write(tmp_path / "b.tsv", "\ufeffuser_id\titem_id\trank\tscore\na\tx1\t1\t0.5\n")
+    assert evaluate_recommendation_file(split, marked) == plain
+    # a cut-off beyond the catalogue costs no more than the catalogue (5 items here)
+    deep = evaluate_recommendation_file(split, marked, ks=(5, 10**8))
+    assert deep["recall@100000000"] == deep["recall@5"] == plain["recall@10"]

@@ -172,6 +172,15 @@ def test_bad_input_codes_and_the_server_keeps_serving(client):
     assert client.post("/v1/items", json={"item_id": "i1", "title": "dup"}).status_code == 409
     assert client.get("/v1/health").status_code == 200
     assert client.get("/v1/users/u1/recommendations", params={"k": 2}).status_code == 200
+    # timestamps the store cannot hold, or that are not numbers; JSON nested past the parser's depth
+    for ts in (2**63, True, "100"):
+        r = client.post("/v1/events", json={"user_id": "u1", "item_id": "i1", "timestamp": ts})
+        assert r.status_code == 422 and r.json()["fields"] == ["timestamp"], ts
+    deep = "[" * 100_000 + "]" * 100_000
+    for url in ("/v1/events", "/v1/items"):
+        r = client.post(url, content=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["fields"] == ["body"], url
+    assert client.get("/v1/health").json()["events"] == n_events
 
 
 def test_a_profile_serves_a_user_without_history(client):

@@ -42,7 +42,7 @@ def _read_lines(path: Path) -> list[str]:
         data = path.read_bytes()
         if path.suffix == ".gz":
             data = gzip.decompress(data)
-        return data.decode("utf-8").split("\n")
+        return data.decode("utf-8-sig").split("\n")  # a byte-order mark (Excel's) is not text
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(path, f"not a complete gzip file ({e})") from None
     except UnicodeDecodeError as e:
@@ -91,6 +91,14 @@ def read_recommendations(path: str | Path, split: Any, kmax: int | None, strict:
         raise DataError(
             path,
             f"rank must be a positive integer, got {frame['rank'].iloc[bad[0]]!r}",
+            line=int(line_no[bad[0]]),
+        )
+    n_items = split.train.n_items
+    bad = np.flatnonzero(rank > n_items)  # a list of distinct items holds at most the catalogue
+    if len(bad):
+        raise DataError(
+            path,
+            f"rank {frame['rank'].iloc[bad[0]]} is beyond the catalogue's {n_items} items",
             line=int(line_no[bad[0]]),
         )
     users = pd.Index(np.asarray(split.train.user_ids).astype(str)).get_indexer(frame["user_id"])
@@ -167,15 +175,16 @@ def evaluate_recommendation_file(
     except ValueError as e:
         raise ClarecError(str(e)) from None
     split = load_predefined_split(split_dir)
+    width = min(ks[-1], split.train.n_items)  # no list is longer than the catalogue
     if history_items == "kept":
-        topk = read_recommendations(recs_file, split, ks[-1], strict=strict)
+        topk = read_recommendations(recs_file, split, width, strict=strict)
     else:  # the whole list: it is cut at the deepest K only once the history items are gone
         history = split.train.to_csr() + split.valid.to_csr()
         found = unreachable_targets(split.test.to_csr(), history)
         if found:
             warnings.warn(unreachable_note(found), stacklevel=2)
         topk = mask_history(read_recommendations(recs_file, split, None, strict=strict), history)
-        topk = np.pad(topk, ((0, 0), (0, max(0, ks[-1] - topk.shape[1]))), constant_values=-1)[:, : ks[-1]]
+        topk = np.pad(topk, ((0, 0), (0, max(0, width - topk.shape[1]))), constant_values=-1)[:, :width]
     result = evaluate_rankings(
         topk,
         split.test.to_csr(),

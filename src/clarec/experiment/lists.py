@@ -77,6 +77,8 @@ def write_run_lists(
         raise ConfigError(f"part must be 'test' or 'valid', got {part!r}")
     if int(k) < 1:
         raise ConfigError(f"k must be a positive integer, got {k}")
+    if out.is_dir():
+        raise ClarecError(f"{out} is a folder: give a file path (e.g. {out / 'lists.tsv.gz'})")
     if out.exists() and not force:
         raise ClarecError(f"{out} exists: give another path, or --force to replace it")
     label = choose_model(run_dir, label)

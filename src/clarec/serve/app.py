@@ -38,6 +38,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clarec.errors import ClarecError, UnknownIdError
 from clarec.serve.service import RANKING_CACHE_SIZE, ConflictError, RecService, UnsupportedError
@@ -58,7 +59,7 @@ class EventIn(BaseModel):
     user_id: str = Field(min_length=1, max_length=255)
     item_id: str = Field(min_length=1, max_length=255)
     behavior: str = Field("interaction", min_length=1, max_length=64)
-    timestamp: int | None = Field(None, ge=0)
+    timestamp: int | None = Field(None, ge=0, le=2**63 - 1, strict=True)  # what the store holds
 
 
 _EVENTS = TypeAdapter(list[EventIn])
@@ -255,6 +256,19 @@ def create_app(service: RecService) -> FastAPI:
     async def clarec_error(request: Request, exc: ClarecError):
         return _error(400, str(exc))
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError):  # JSON nested past the parser's depth
+        return _error(422, "invalid request: body (nested too deeply)", fields=["body"])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # every error in one form; a body FastAPI could not parse is a malformed body like any other
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            return _error(422, "invalid request: body (not readable JSON)", fields=["body"])
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers
+        )
+
     # ------------------------------------------------------------------ pages
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -346,7 +360,7 @@ def create_app(service: RecService) -> FastAPI:
         stored durably before the answer, and reflected in the user's next recommendations."""
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
             return _error(422, "invalid request: body (not JSON)", fields=["body"])
         batch = body if isinstance(body, list) else [body]
         if len(batch) > MAX_BATCH:

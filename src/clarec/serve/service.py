@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from clarec.data.split import load_predefined_split
 from clarec.errors import ClarecError, UnknownIdError
@@ -102,11 +103,9 @@ def choose_model(run_dir: Path, label: str | None) -> str:
 
 def _main_metric(run_dir: Path) -> str:
     try:
-        import yaml
-
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
         return str(cfg["evaluation"]["main_metric"])
-    except (OSError, KeyError, TypeError, ValueError, ImportError):
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
         return "ndcg@20"
 
 

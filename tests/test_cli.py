@@ -230,3 +230,17 @@ def test_recommend_writes_the_lists_the_run_was_scored_on(tmp_path, split_dir, c
     assert main(["recommend", str(out), "--users", str(users), "--out", str(tmp_path / "x.tsv")]) == 2
     assert "not in the run's split, e.g. 'nobody'" in capsys.readouterr().err
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_a_bad_config_resumed_into_a_run_leaves_its_files_as_they_were(tmp_path, split_dir, capsys):
+    cfg = write_config(tmp_path, split_dir)
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out)]) == 0
+    kept = {name: (out / name).read_text() for name in ("config.yaml", "log.txt", "results.json")}
+    bad = write_config(tmp_path, split_dir, models="[{name: ease, params: {regg: 3}}]")
+    assert main(["run", str(bad), "--out", str(out), "--resume"]) == 2
+    assert "unknown parameter(s) ['regg']" in capsys.readouterr().err
+    missing = write_config(tmp_path, tmp_path / "no-split")
+    assert main(["run", str(missing), "--out", str(out), "--resume"]) == 2
+    assert "split folder not found" in capsys.readouterr().err
+    assert {name: (out / name).read_text() for name in kept} == kept

@@ -353,3 +353,40 @@ def test_a_search_stopped_inside_a_trial_goes_on_from_its_last_epoch(cfg_path, t
     assert again.intermediate_values == reference.intermediate_values and again.value == reference.value
     assert sum(t.state.name == "COMPLETE" for t in trials) == cfg.tuning.trials
     assert not any((out / TRIAL_RUNS / "bpr").iterdir())  # ended trials leave no checkpoints
+
+
+def test_a_search_under_other_data_is_refused_and_left_as_it_was(cfg_path, tmp_path):
+    from clarec.experiment.tune import tune
+
+    cfg = load_config(
+        cfg_path, ["tuning.trials=1", "tuning.seeds=1", "models=[{name: ease, search: {reg: [1.0, 30.0]}}]"]
+    )
+    tune(cfg, tmp_path / "run")
+    kept = {p: (tmp_path / "run" / p).read_bytes() for p in ("config.yaml", "tune.db", "final/results.json")}
+    other = tmp_path / "other.csv"
+    lines = (tmp_path / "data" / "events.csv").read_text().splitlines()
+    other.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    moved = load_config(
+        cfg_path,
+        [
+            f"data.path={other}",
+            "tuning.trials=1",
+            "tuning.seeds=1",
+            "models=[{name: ease, search: {reg: [1.0, 30.0]}}]",
+        ],
+    )
+    with pytest.raises(ConfigError, match="holds a search made on other data"):
+        tune(moved, tmp_path / "run")
+    broken = load_config(cfg_path, [f"data.path={tmp_path / 'missing.csv'}", "tuning.trials=1"])
+    with pytest.raises(Exception, match="missing.csv"):
+        tune(broken, tmp_path / "fresh")
+    assert not (tmp_path / "fresh" / "config.yaml").exists()
+    assert {p: (tmp_path / "run" / p).read_bytes() for p in kept} == kept
+    # more trials on the same ground go on
+    tune(
+        load_config(
+            cfg_path,
+            ["tuning.trials=2", "tuning.seeds=1", "models=[{name: ease, search: {reg: [1.0, 30.0]}}]"],
+        ),
+        tmp_path / "run",
+    )

@@ -293,7 +293,7 @@ def run_experiment(
             "--out (or delete the folder): a new run there would leave the earlier run's models beside its results"
         )
     out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "log.txt", mode="w")
+    handler = logging.FileHandler(out / "log.txt", mode="a" if resume else "w")  # a resumed run's log goes on
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     package = logging.getLogger("clarec")  # the run's own lines and what models report while fitting
     package.addHandler(handler)
@@ -378,7 +378,6 @@ def _run(
 ) -> dict[str, Any]:
     """The run itself; ``train_only`` (the other ranks of a distributed run) fits the torch models,
     with rank 0, and neither evaluates nor fits the others."""
-    (out / "config.yaml").write_text(dump_config(cfg))
     for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
         create(model_cfg.name, _run_params(cfg, model_cfg, cfg.seed, out / "train" / model_cfg.key))
     t0 = time.perf_counter()
@@ -396,6 +395,8 @@ def _run(
                 out if s == 0 and not train_only else None,
             )
             evaluator = next(iter(evaluators.values()), None)  # the main convention
+            if s == 0:  # written once the config has proved itself (models built, data and split made)
+                (out / "config.yaml").write_text(dump_config(cfg))
         models = {
             m.key: create(m.name, _run_params(cfg, m, seed, out / "train" / m.key / f"seed-{seed}", resume))
             for m in cfg.models

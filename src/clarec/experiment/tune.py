@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clarec.config import ExperimentConfig, ModelConfig, dump_config, same_config
+from clarec.config import ExperimentConfig, ModelConfig, dump_config, read_saved_config, same_config
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.experiment.runner import prepare_data, run_experiment, warn_unreachable
@@ -187,6 +187,23 @@ def at_edges(space: dict[str, Any], chosen: dict[str, Any], margin: float = 0.05
     return edges
 
 
+def _check_same_ground(out: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to go on with a search stored in ``out`` under other data, split, evaluation or seed:
+    its trials' validation figures would not be comparable (models and tuning settings may change)."""
+    saved = out / "config.yaml"
+    if not ((out / "tune.db").exists() and saved.is_file()):
+        return
+    earlier = read_saved_config(saved.read_text())
+    keys = {"seed", "data", "split", "evaluation"}
+    if earlier is None or earlier.model_dump(mode="json", include=keys) != cfg.model_dump(
+        mode="json", include=keys
+    ):
+        raise ConfigError(
+            f"{out} holds a search made on other data, split, evaluation or seed (its config.yaml): "
+            "its trials cannot go on under this config; give another --out"
+        )
+
+
 def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], None] | None = None) -> dict:
     """Search every model's space on validation, run the winners on seeds; returns ``tune.json``."""
     import optuna
@@ -196,10 +213,12 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     _check_spaces(cfg)
     out = Path(out_dir)
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(dump_config(cfg))
+        _check_same_ground(out, cfg)
     t0 = time.perf_counter()
     split = prepare_data(cfg).split
+    if main:  # written once the data and split are made
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_config(cfg))
     ev = cfg.evaluation
     evaluator = None
     if main:  # rank 0 alone validates

@@ -165,6 +165,11 @@ def test_models_and_split_commands(tmp_path, split_dir, capsys):
     cfg = write_config(tmp_path, split_dir)
     assert main(["split", str(cfg), str(tmp_path / "copy")]) == 0
     assert (tmp_path / "copy" / "test.tsv").read_text() == (split_dir / "test.tsv").read_text()
+    # a folder holding files, the split's own source among them, is never written over
+    before = (split_dir / "train.tsv").read_text()
+    assert main(["split", str(cfg), str(split_dir)]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert (split_dir / "train.tsv").read_text() == before
 
 
 def test_a_folder_holding_a_run_is_refused_without_resume(tmp_path, split_dir, capsys):

@@ -76,3 +76,20 @@ def test_temperature_and_loss_weight_curves_are_drawn(run, tmp_path):
     page = write_report(copy).read_text()
     assert page.count("<svg") == 4 and "bpr: temperature and loss weights" in page
     assert write_report(run).read_text().count("<svg") == 3  # bpr has none of its own
+
+
+def test_a_damaged_run_folder_gets_one_clear_answer(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    history = copy / "train" / "bpr" / "seed-2024" / "history.json"
+    history.write_text(history.read_text()[:40])  # a run stopped while writing it
+    page = write_report(copy).read_text()
+    assert "bpr: no training curve" in page and page.count("<svg") == 2
+    with pytest.raises(ClarecError, match="is a folder"):
+        write_report(copy, out=tmp_path)
+    for broken in ("{not json", "[1]", "{}", '{"ease": {"valid": null}}'):
+        (copy / "results.json").write_text(broken)
+        with pytest.raises(ClarecError, match="results.json"):
+            write_report(copy)

@@ -216,6 +216,8 @@ def split_cmd(
     from clarec.config import load_config
     from clarec.experiment.runner import prepare_data
 
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ClarecError(f"{out} exists and is not an empty folder: give a new folder for the split")
     cfg = load_config(config, set_)
     data = prepare_data(cfg)
     data.split.save(out)

@@ -101,7 +101,11 @@ def _curves(run: Path, key: str, metric_name: str) -> str:
     histories = sorted((run / "train" / key).glob("seed-*/history.json"))
     if not histories:
         return ""
-    h = json.loads(histories[0].read_text())
+    try:
+        h = json.loads(histories[0].read_text())
+        h["epochs"], h["losses"], h["val_metrics"]  # noqa: B018 - what the figure needs
+    except (OSError, ValueError, KeyError, TypeError):  # a stopped run's half-written history
+        return f"<p>{html.escape(key)}: no training curve ({html.escape(str(histories[0].relative_to(run)))} is not readable).</p>"
 
     def draw(ax):
         ax.plot(h["epochs"], h["losses"], color="tab:blue", label="training loss")
@@ -134,8 +138,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not (run / "results.json").is_file() or not (run / "config.yaml").is_file():
         raise ClarecError(f"{run}: not a run folder (results.json and config.yaml are written by clarec run)")
     cfg = load_config(run / "config.yaml")
-    results: dict[str, Any] = json.loads((run / "results.json").read_text())
-    data = json.loads((run / "data.json").read_text()) if (run / "data.json").is_file() else {}
+    try:
+        results: dict[str, Any] = json.loads((run / "results.json").read_text())
+        data = json.loads((run / "data.json").read_text()) if (run / "data.json").is_file() else {}
+    except (OSError, ValueError) as e:
+        raise ClarecError(f"{run}: results.json or data.json is not readable JSON ({e})") from None
+    if (
+        not isinstance(results, dict)
+        or not results
+        or not all(isinstance(r, dict) and isinstance(r.get("test"), dict) for r in results.values())
+    ):
+        raise ClarecError(f"{run}: results.json does not hold clarec run results (a model → figures mapping)")
     main = cfg.evaluation.main_metric
     k = max(cfg.evaluation.ks)
     first = next(iter(results.values()))
@@ -209,5 +222,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         parts.append("<h2>Training curves (first seed)</h2>" + "".join(curves))
     parts.append("</body></html>")
     path = Path(out) if out else run / "report.html"
+    if path.is_dir():
+        raise ClarecError(f"{path} is a folder: give the report's file path (e.g. {path / 'report.html'})")
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

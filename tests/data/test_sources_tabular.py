@@ -164,3 +164,15 @@ def test_the_default_mapping_takes_the_optional_columns_the_file_names(tmp_path,
     again = load_source("tabular", flipped).dataset
     u1 = [[d.item_ids[i] for i in d.user_histories()[d.user_index("u1")]] for d in (ds, again)]
     assert u1 == [["a", "b"], ["a", "b"]]
+
+
+def test_wrong_typed_options_and_timestamps_past_int64(tmp_path):
+    LOG.to_csv(tmp_path / "log.csv", index=False)
+    with pytest.raises(ConfigError, match="columns must map user and item"):
+        load_source("tabular", tmp_path / "log.csv", columns=["uid", "iid"])
+    with pytest.raises(ConfigError, match="unknown encoding 'nosuchenc'"):
+        load_source("tabular", tmp_path / "log.csv", columns=COLS, encoding="nosuchenc")
+    (tmp_path / "big.csv").write_text("user_id,item_id,timestamp\nu1,a,9223372036854775808\nu1,b,5\nu2,a,7\n")
+    res = load_source("tabular", tmp_path / "big.csv")
+    assert res.report.count(BAD_TIMESTAMP) == 1  # flagged and dropped, not wrapped to a negative time
+    assert res.dataset.interactions["timestamp"].min() >= 0 and res.dataset.n_interactions == 2

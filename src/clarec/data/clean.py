@@ -288,11 +288,14 @@ def parse_timestamp(
 ) -> pd.Series:
     """Integer timestamps (seconds; ``scale`` divides, e.g. 1000 for milliseconds).
 
-    Missing, non-numeric, fractional or negative values are flagged as invalid timestamps.
+    Missing, non-numeric, fractional, negative or too large (2^63 and above, past what int64 holds)
+    values are flagged as invalid timestamps.
     """
     values = to_float(raw)
-    bad = ~np.isfinite(values) | (values < 0) | (values % 1 != 0)
-    checks.flag(BAD_TIMESTAMP, bad, lambda p: f"{column} {raw.iloc[p]!r} is not a non-negative integer")
+    bad = ~np.isfinite(values) | (values < 0) | (values % 1 != 0) | (values >= 2.0**63)
+    checks.flag(
+        BAD_TIMESTAMP, bad, lambda p: f"{column} {raw.iloc[p]!r} is not a non-negative integer below 2^63"
+    )
     out = np.where(bad, 0, values).astype(np.int64)
     if scale != 1:
         out = out // scale

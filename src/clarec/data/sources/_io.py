@@ -3,6 +3,7 @@ delimited / JSON-lines parsing that keeps the file line of every row for error m
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from clarec.data.clean import BAD_ENCODING, MALFORMED, CleanReport, RowChecks
-from clarec.errors import DataError
+from clarec.errors import ConfigError, DataError
 
 _SKIP_RE = re.compile(r"Skipping line (\d+): (.*)")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -79,6 +80,12 @@ def decode(data: bytes, path: Path, encoding: str, strict: bool) -> tuple[str, b
         raise DataError(
             path, "binary data (NUL byte): not a text file, or UTF-16 without byte-order mark", line
         )
+    if not isinstance(encoding, str):
+        raise ConfigError(f"encoding must be a text encoding's name (e.g. utf-8, latin-1), got {encoding!r}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
     enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
         return data.decode(enc), False

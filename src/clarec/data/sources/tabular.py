@@ -114,6 +114,10 @@ def read(
     """
     path = Path(path)
     mapped = columns is not None
+    if mapped and not isinstance(columns, dict):
+        raise ConfigError(
+            f"columns must map user and item to the file's columns, e.g. {{user: uid, item: sku}}; got {columns!r}"
+        )
     columns = dict(columns or {"user": "user_id", "item": "item_id"})
     bad = set(columns) - set(INTERACTION_KEYS)
     if bad or not {"user", "item"} <= set(columns):

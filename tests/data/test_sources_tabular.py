@@ -176,3 +176,10 @@ def test_wrong_typed_options_and_timestamps_past_int64(tmp_path):
     res = load_source("tabular", tmp_path / "big.csv")
     assert res.report.count(BAD_TIMESTAMP) == 1  # flagged and dropped, not wrapped to a negative time
     assert res.dataset.interactions["timestamp"].min() >= 0 and res.dataset.n_interactions == 2
+
+
+def test_a_stray_quote_names_its_line(tmp_path):
+    (tmp_path / "q.csv").write_text('user_id,item_id\nu1,a\nu2,"b\nu3,c\n')
+    with pytest.raises(DataError, match="opens a double quote") as e:
+        load_source("tabular", tmp_path / "q.csv")
+    assert e.value.line == 3

@@ -99,7 +99,7 @@ def test_alignment_training_makes_cf_vectors_match_their_text():
         ({"weight": 0.1, "temprature": 0.2}, "unknown align key"),
         ({"temperature": 0.2}, "align.weight is required"),
         ({"weight": 0}, "align.weight must be > 0"),
-        ({"weight": "lots"}, "align.weight must be float"),
+        ({"weight": "lots"}, "align.weight must be a finite number"),
         ({"weight": 0.1, "mode": "mirror"}, "align.mode"),
         ({"weight": 0.1, "temperature": 0}, "align.temperature must be > 0"),
         ({"weight": 0.1, "cold_calibration": "zscore"}, "align.cold_calibration"),

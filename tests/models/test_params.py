@@ -49,9 +49,13 @@ def test_declared_parameters_are_converted_stored_and_read_back():
     [
         ({"k": 0}, "toy: k must be >= 1, got 0"),
         ({"share": 1.0}, "toy: share must be < 1"),
-        ({"share": float("nan")}, "toy: share must be >= 0"),
+        ({"share": float("nan")}, "toy: share must be a finite number, got nan"),
         ({"mode": "c"}, "toy: mode must be one of"),
-        ({"k": "many"}, "toy: k must be int"),
+        ({"k": "many"}, "toy: k must be an integer, got 'many'"),
+        ({"k": 2.5}, "toy: k must be an integer, got 2.5"),
+        ({"k": True}, "toy: k must be an integer, got True"),
+        ({"share": float("inf")}, "toy: share must be a finite number, got inf"),
+        ({"share": False}, "toy: share must be a finite number"),
         ({"k": None}, "toy: k must be set"),
         ({"kk": 1}, r"toy: unknown parameter\(s\) \['kk'\]"),
         ({"mode": "b", "k": 6}, "mode b needs k <= 5"),
@@ -65,6 +69,9 @@ def test_bad_values_are_one_config_error(params, message):
 def test_a_subclass_inherits_and_overrides_defaults():
     s = SubToy()
     assert s.k == 3 and s.extra is True
+    assert SubToy(k=4.0, extra=0).k == 4 and SubToy(extra=0).extra is False
+    with pytest.raises(ConfigError, match="extra must be true or false, got 'maybe'"):
+        SubToy(extra="maybe")
     # the subclass's own parameters come first, then the inherited ones
     assert SubToy.param_names() == ["extra", "k", "share", "mode", "fields"]
     with pytest.raises(ConfigError, match="k must be >= 1"):  # the range is inherited

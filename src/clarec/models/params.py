@@ -17,6 +17,7 @@ A subclass inherits its parents' parameters and may re-declare one with another 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,13 +73,46 @@ class Param:
         return value
 
 
+def _integer(value: Any) -> int:
+    """A whole number (``3``, ``3.0``); not ``2.5``, not ``True``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def _number(value: Any) -> float:
+    """A finite number; not ``True``, not ``inf`` or ``nan``."""
+    if isinstance(value, bool):
+        raise TypeError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _boolean(value: Any) -> bool:
+    """``true`` / ``false`` (or 1 / 0); not a string such as ``"maybe"``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise TypeError(value)
+
+
+_integer.__name__, _number.__name__, _boolean.__name__ = "an integer", "a finite number", "true or false"
+#: the checked conversion that stands for each plain type
+_STRICT: dict[Any, Callable[[Any], Any]] = {int: _integer, float: _number, bool: _boolean}
+
+
 def _infer_convert(default: Any) -> Callable[[Any], Any] | None:
     if isinstance(default, bool):
-        return bool
+        return _boolean
     if isinstance(default, int):
-        return int
+        return _integer
     if isinstance(default, float):
-        return float
+        return _number
     if isinstance(default, str):
         return str
     return None
@@ -109,7 +143,7 @@ def param(
     """
     return Param(
         default=default,
-        convert=convert if convert is not None else _infer_convert(default),
+        convert=_STRICT.get(convert, convert) if convert is not None else _infer_convert(default),
         ge=ge,
         gt=gt,
         le=le,

@@ -95,7 +95,10 @@ def _count_or_share(value) -> int | float:
 
 
 def _ngram_range(value) -> tuple[int, int]:
-    ngram = tuple(int(x) for x in value)  # JSON gives lists back
+    try:
+        ngram = tuple(int(x) for x in value)  # JSON gives lists back
+    except (TypeError, ValueError):
+        ngram = ()
     if len(ngram) != 2 or not 1 <= ngram[0] <= ngram[1]:
         raise ConfigError(f"ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n, got {value}")
     return ngram

@@ -151,6 +151,14 @@ def read_table(
         except pd.errors.EmptyDataError:
             raise DataError(path, "file is empty") from None
         except (pd.errors.ParserError, ValueError) as e:
+            quote = re.search(r"EOF inside string starting at row (\d+)", str(e))
+            if quote:  # its rows count from 0 at the first line
+                raise DataError(
+                    path,
+                    'a field opens a double quote (") that no later quote closes: quote the whole field '
+                    '("a ""quoted"" word") or remove the stray quote',
+                    int(quote.group(1)) + 1,
+                ) from None
             m = re.search(r"line (\d+)", str(e))
             raise DataError(path, f"cannot parse: {str(e).strip()}", int(m.group(1)) if m else None) from None
     skipped: list[tuple[int, str]] = []

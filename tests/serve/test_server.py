@@ -173,6 +173,9 @@ def test_bad_input_codes_and_the_server_keeps_serving(client):
     assert client.get("/v1/health").status_code == 200
     assert client.get("/v1/users/u1/recommendations", params={"k": 2}).status_code == 200
     # timestamps the store cannot hold, or that are not numbers; JSON nested past the parser's depth
+    for user in ("   ", "a\x00b", "line\nbreak"):
+        r = client.post("/v1/events", json={"user_id": user, "item_id": "i1"})
+        assert r.status_code == 422 and r.json()["fields"] == ["user_id"], repr(user)
     for ts in (2**63, True, "100"):
         r = client.post("/v1/events", json={"user_id": "u1", "item_id": "i1", "timestamp": ts})
         assert r.status_code == 422 and r.json()["fields"] == ["timestamp"], ts

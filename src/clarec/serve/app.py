@@ -61,6 +61,13 @@ class EventIn(BaseModel):
     behavior: str = Field("interaction", min_length=1, max_length=64)
     timestamp: int | None = Field(None, ge=0, le=2**63 - 1, strict=True)  # what the store holds
 
+    @field_validator("user_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("a user id is printable text, not blank (no control characters)")
+        return value
+
 
 _EVENTS = TypeAdapter(list[EventIn])
 

@@ -102,8 +102,9 @@ def read(
 
     ``columns`` maps ``user``, ``item`` (required) and ``rating``, ``weight``, ``timestamp``,
     ``behavior`` to column names of the file; left out, it is ``user_id``, ``item_id`` and those of
-    ``rating``, ``weight``, ``timestamp``, ``behavior`` the file has under these names. ``timestamp_unit`` is ``s`` or ``ms`` for numbers, or
-    ``datetime`` for date strings (parsed as UTC); without a timestamp column the file order is used.
+    ``rating``, ``weight``, ``timestamp``, ``behavior`` the file has under these names.
+    ``timestamp_unit`` is ``s`` or ``ms`` for numbers, or ``datetime`` for date strings (parsed as
+    UTC); without a timestamp column the file order is used.
     ``item_file`` (relative to the interaction file's folder, or absolute) is read with
     ``item_columns`` (``item`` required; ``title``, ``categories`` split on ``category_sep``,
     ``price``) and ``text_columns`` kept as they are. Without ``item_columns`` the item file's

@@ -115,6 +115,10 @@ def test_cold_start_items_absent_from_train():
     cold_test = np.unique(s.test.interactions["item"][np.isin(s.test.interactions["item"], s.cold_items)])
     assert not set(cold_valid) & set(cold_test)
     assert set(cold_valid) | set(cold_test) == set(s.cold_items)
+    with pytest.raises(ConfigError, match="stratify must be true or false, got 'maybe'"):
+        cold_start_split(ds, stratify="maybe")
+    with pytest.raises(ConfigError, match="split method 'random' with"):
+        make_split(ds, "random", seed="abc")
 
 
 def test_stratified_cold_items_span_the_popularity_range():

@@ -246,6 +246,8 @@ def cold_start_split(
     """
     if not 0 < cold_share < 1:
         raise ConfigError(f"cold_share must be between 0 and 1, got {cold_share}")
+    if not isinstance(stratify, bool):
+        raise ConfigError(f"stratify must be true or false, got {stratify!r}")
     r = _check_ratios(ratios)
     rng = np.random.default_rng(seed)
     inter = ds.interactions

@@ -102,6 +102,9 @@ def test_missing_file_and_bad_override(tmp_path):
     p = write(tmp_path, "data: {name: x}\nmodels: [{name: ease}]\n")
     with pytest.raises(ConfigError, match="key=value"):
         load_config(p, ["seed"])
+    for bad in ("=3", "models..name=bpr", " =3"):
+        with pytest.raises(ConfigError, match="a key such as models.0.params.reg"):
+            load_config(p, [bad])
     with pytest.raises(ConfigError, match="not an index"):
         load_config(p, ["models.5.name=bpr"])
 

@@ -267,6 +267,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, text = item.split("=", 1)
+        if not key.strip() or any(not part.strip() for part in key.split(".")):
+            raise ConfigError(f"--set expects key=value with a key such as models.0.params.reg, got {item!r}")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:

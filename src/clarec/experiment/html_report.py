@@ -103,9 +103,11 @@ def _curves(run: Path, key: str, metric_name: str) -> str:
         return ""
     try:
         h = json.loads(histories[0].read_text())
-        h["epochs"], h["losses"], h["val_metrics"]  # noqa: B018 - what the figure needs
-    except (OSError, ValueError, KeyError, TypeError):  # a stopped run's half-written history
-        return f"<p>{html.escape(key)}: no training curve ({html.escape(str(histories[0].relative_to(run)))} is not readable).</p>"
+    except (OSError, ValueError):  # a stopped run's half-written history
+        h = None
+    if not isinstance(h, dict) or not {"epochs", "losses", "val_metrics"} <= h.keys():
+        where = html.escape(str(histories[0].relative_to(run)))
+        return f"<p>{html.escape(key)}: no training curve ({where} is not readable).</p>"
 
     def draw(ax):
         ax.plot(h["epochs"], h["losses"], color="tab:blue", label="training loss")

@@ -367,7 +367,7 @@ def create_app(service: RecService) -> FastAPI:
         stored durably before the answer, and reflected in the user's next recommendations."""
         try:
             body = await request.json()
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        except ValueError:  # (JSON nested past the parser's depth: the RecursionError handler)
             return _error(422, "invalid request: body (not JSON)", fields=["body"])
         batch = body if isinstance(body, list) else [body]
         if len(batch) > MAX_BATCH:

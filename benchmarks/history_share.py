@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import write_result  # noqa: E402
 
 from clarec.data.split import load_predefined_split  # noqa: E402
+from clarec.evaluate import Evaluator  # noqa: E402
 from clarec.models.base import Recommender  # noqa: E402
-from clarec.ranking import top_k  # noqa: E402
 
 
 def main() -> None:
@@ -45,11 +45,10 @@ def main() -> None:
 
     split = load_predefined_split(args.split)
     train, valid = split.train, split.valid
-    inputs = [
-        np.concatenate([t, v]) for t, v in zip(train.user_histories(), valid.user_histories(), strict=True)
-    ]
     users = np.unique(split.test.interactions["user"].to_numpy())
     seen = (train.to_csr() + valid.to_csr()).tocsr()
+    # a model's test lists as the evaluation ranks them, history items kept as candidates
+    lists = Evaluator(split, ks=(args.k,), history_items="kept", test_input="train+valid")
     rows = []
     for spec in args.recs:
         label, path = spec.split("=", 1)
@@ -64,11 +63,10 @@ def main() -> None:
         if own.is_dir() and not (load_predefined_split(own).train.item_ids == train.item_ids).all():
             raise SystemExit(f"{path}: trained on another item index than {args.split}")
         model = Recommender.load(path)
-        inside = 0
-        for lo in range(0, len(users), 1024):
-            batch = users[lo : lo + 1024]
-            ids, _ = top_k(model.score_histories([inputs[u] for u in batch]), args.k)
-            inside += int(np.asarray(seen[np.repeat(batch, args.k), ids.ravel()]).astype(bool).sum())
+        if not lists.reads_test_input(model):
+            raise SystemExit(f"{path}: not a model that scores an ordered history exactly")
+        ids, _ = lists.ranked_lists(model, users, "test")
+        inside = int(np.asarray(seen[np.repeat(users, ids.shape[1]), ids.ravel()]).astype(bool).sum())
         rows.append((label, inside / (len(users) * args.k), len(users)))
 
     lines = [

@@ -212,7 +212,16 @@ def test_make_split_errors(small_dataset):
         make_split(small_dataset, "random", ratio=0.5)
     with pytest.raises(ConfigError, match="ratios"):
         make_split(small_dataset, "random", ratios=[0.5, 0.5])
+    for bad in ([float("nan"), 0.1, 0.1], [0.8, float("inf"), 0.1], [0.8, -0.1, 0.1], [0.0, 0.5, 0.5]):
+        with pytest.raises(ConfigError, match="split ratios must be three finite"):
+            make_split(small_dataset, "random", ratios=bad)
     assert make_split(small_dataset, "ro", seed=1).method == "random"
+    # proportions are scaled: 8:1:1 is the same split as 0.8/0.1/0.1
+    a = make_split(small_dataset, "random", ratios=[8, 1, 1], seed=3)
+    b = make_split(small_dataset, "random", ratios=[0.8, 0.1, 0.1], seed=3)
+    assert a.params["ratios"] == pytest.approx([0.8, 0.1, 0.1])
+    for part in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(getattr(a, part).interactions, getattr(b, part).interactions)
 
 
 def test_noise_goes_to_train_only_and_never_repeats_a_pair():

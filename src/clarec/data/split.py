@@ -111,12 +111,15 @@ def _parts_from_labels(ds: Dataset, labels: np.ndarray, method: str, params: dic
 
 
 def _check_ratios(ratios) -> np.ndarray:
+    """Three proportions (train, valid, test), scaled to sum to 1: ``[8, 1, 1]`` is ``[0.8, 0.1, 0.1]``."""
     try:
         r = np.asarray(ratios, dtype=float)
     except (TypeError, ValueError):
         r = np.zeros(0)
-    if r.shape != (3,) or (r < 0).any() or r[0] <= 0 or r.sum() <= 0:
-        raise ConfigError(f"split ratios must be three non-negative numbers with train > 0, got {ratios!r}")
+    if r.shape != (3,) or not np.isfinite(r).all() or (r < 0).any() or r[0] <= 0:
+        raise ConfigError(
+            f"split ratios must be three finite non-negative numbers with train > 0, got {ratios!r}"
+        )
     return r / r.sum()
 
 

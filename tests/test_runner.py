@@ -299,6 +299,14 @@ def test_results_table_tests_each_model_against_the_best_over_seeds():
     fixed = {"a": run([(1, 0.30), (2, 0.30)]), "b": run([(1, 0.25), (2, 0.25)])}
     text = results_table(fixed, cfg, ks=[20])
     assert "- b − a: -0.0500, the same on each of 2 seeds" in text and "p = " not in text
+    # a seed whose figure is NaN is not paired (it made the table raise): b keeps two of its three
+    nan_seed = {
+        "a": run([(1, 0.30), (2, 0.32), (3, 0.31)]),
+        "b": run([(1, 0.20), (2, 0.23), (3, float("nan"))]),
+    }
+    assert "- b − a: -0.0950 (p = " in results_table(nan_seed, cfg, ks=[20])
+    nan_seed["b"] = run([(1, 0.20), (2, float("nan")), (3, float("nan"))])
+    assert "b − a" not in results_table(nan_seed, cfg, ks=[20])
 
 
 def test_user_sample_in_the_config_reaches_results(tmp_path):

@@ -11,7 +11,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     Ties are broken by the lower item index, so results are deterministic — also when equal scores
     straddle the k-th place. ``k`` larger than the number of columns is clipped. Uses torch's
-    multi-threaded top-k on float32 rows (scores must not be NaN).
+    multi-threaded top-k on float32 rows. A row holding a NaN score has a NaN among its values (torch
+    ranks NaN first), so a caller can refuse it; its order is then meaningless.
     """
     scores = np.asarray(scores)
     if scores.ndim != 2:
@@ -34,7 +35,8 @@ def top_k_tensor(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     vals, idx = vals.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
     boundary = np.empty(0, np.int64)
     if k1 > k:
-        boundary = np.flatnonzero(vals[:, k - 1] == vals[:, k])
+        # a row with a NaN (ranked first by torch) keeps it in its values, for the caller to refuse
+        boundary = np.flatnonzero((vals[:, k - 1] == vals[:, k]) & ~np.isnan(vals[:, 0]))
         vals, idx = np.ascontiguousarray(vals[:, :k]), np.ascontiguousarray(idx[:, :k])
         if boundary.size:
             rows = scores[torch.from_numpy(boundary).to(scores.device)].cpu().numpy()

@@ -301,6 +301,12 @@ def test_errors():
     nan_table[user] = np.nan
     with pytest.raises(ClarecError, match=rf"NaN scores \(user index {user}\)"):
         Evaluator(split).evaluate(fitted(split, nan_table))
+    # one NaN among tied scores (the k-th score tied with an item left out) is refused too
+    seen = set(split.train.to_csr()[user].indices) | set(split.valid.to_csr()[user].indices)
+    one_nan = np.zeros((40, 30))
+    one_nan[user, next(i for i in range(29, -1, -1) if i not in seen)] = np.nan
+    with pytest.raises(ClarecError, match=rf"NaN scores \(user index {user}\)"):
+        Evaluator(split, ks=(5,)).evaluate(fitted(split, one_nan))
     wrong = fitted(split, np.zeros((40, 29)))
     with pytest.raises(ClarecError, match="shape"):
         Evaluator(split).evaluate(wrong)

@@ -155,6 +155,9 @@ def test_mask_history_keeps_order_and_pads():
     history = sp.csr_matrix(np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
     got = mask_history(np.array([[1, 4, 3, 0], [2, -1, -1, -1]]), history)
     np.testing.assert_array_equal(got, [[4, 0, -1, -1], [2, -1, -1, -1]])
+    # a missing rank is an empty slot under both conventions: [gap, 4, 1(seen), 0] -> [gap, 4, 0]
+    got = mask_history(np.array([[-1, 4, 1, 0], [-1, 2, -1, -1]]), history)
+    np.testing.assert_array_equal(got, [[-1, 4, 0, -1], [-1, 2, -1, -1]])
 
 
 def test_a_byte_order_mark_and_a_score_field_are_read(tmp_path):

@@ -137,14 +137,14 @@ def read_recommendations(path: str | Path, split: Any, kmax: int | None, strict:
 
 
 def mask_history(topk: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-    """``topk`` without each row's items in ``history`` (same rows), the remaining items moved up
-    and ``-1`` filling the end of each list."""
+    """``topk`` without each row's items in ``history`` (same rows), the slots below moved up and
+    ``-1`` filling the end of each list; an empty slot (``-1``, a missing rank) stays a slot, as in
+    the lists kept whole."""
     topk = np.asarray(topk, dtype=np.int64)
     rows = np.broadcast_to(np.arange(len(topk))[:, None], topk.shape)
     filled = topk >= 0
     drop = np.zeros(topk.shape, dtype=bool)
     drop[filled] = np.asarray(history[rows[filled], topk[filled]]).ravel() > 0
-    drop |= ~filled
     order = np.argsort(drop, axis=1, kind="stable")  # kept items first, in their order
     out = np.take_along_axis(topk, order, axis=1)
     out[np.take_along_axis(drop, order, axis=1)] = -1

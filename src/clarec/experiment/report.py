@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 #: Shown at every K, then at the largest K only; the rest stay in results.json.
@@ -51,6 +52,11 @@ def _table(results: dict[str, Any], cols: list[str], cell, fit: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _figure(value: Any) -> bool:
+    """Whether a per-seed value is a figure to pair (not missing, not NaN)."""
+    return value is not None and not math.isnan(value)
+
+
 def paired_against(results: dict[str, Any], metric: str, reference: str) -> dict[str, Any]:
     """A paired t-test over seeds of test ``metric`` of every other model against ``reference`` (seeds
     pair up by number, so with split seeds a pair shares the split too); models with fewer than two
@@ -61,7 +67,7 @@ def paired_against(results: dict[str, Any], metric: str, reference: str) -> dict
     tests = {}
     for name, values in runs.items():
         ref = runs[reference]
-        seeds = [s for s in sorted(set(values) & set(ref)) if None not in (values[s], ref[s])]
+        seeds = [s for s in sorted(set(values) & set(ref)) if _figure(values[s]) and _figure(ref[s])]
         if name != reference and len(seeds) >= 2:
             tests[name] = paired_t_test([values[s] for s in seeds], [ref[s] for s in seeds])
     return tests

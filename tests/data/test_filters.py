@@ -118,6 +118,36 @@ def test_apply_filters_order():
     assert [s.name for s in report.steps] == ["dedupe", "min_rating", "k_core"]
 
 
+def test_behaviour_weights_come_before_dedupe():
+    rows = [
+        ("a", "x", 1, 1.0, "view"),
+        ("a", "x", 2, 1.0, "purchase"),
+        ("b", "x", 1, 1.0, "cart"),
+        ("b", "x", 2, 1.0, "cart"),
+        ("c", "x", 1, 1.0, "hover"),  # unmapped: dropped before dedupe, so the cart counts
+        ("c", "x", 2, 1.0, "cart"),
+    ]
+    weights = {"view": 1, "cart": 2, "purchase": 4}
+    report = CleanReport()
+    out = apply_filters(_ds(rows), dedupe_policy="sum", behavior_weights=weights, report=report)
+    assert sorted(_pairs(out)) == [("a", "x", 1, 5.0), ("b", "x", 1, 4.0), ("c", "x", 2, 2.0)]
+    assert [s.name for s in report.steps] == ["behavior_weights", "dedupe"]
+    best = apply_filters(_ds(rows), dedupe_policy="max_weight", behavior_weights=weights)
+    assert sorted(_pairs(best))[0] == ("a", "x", 2, 4.0)
+    # min_rating thresholds the rating column and keeps the behaviours' weights
+    rated = _ds(rows[:2]).interactions.assign(rating=[5.0, 2.0])
+    ds = Dataset.from_frame(
+        rated.assign(user_id="a", item_id="x")[
+            ["user_id", "item_id", "timestamp", "weight", "behavior", "rating"]
+        ],
+        name="toy",
+    )
+    out = apply_filters(ds, behavior_weights=weights, min_rating=4)
+    assert _pairs(out) == [("a", "x", 1, 1.0)]
+    out = apply_filters(ds, behavior_weights={"view": 3, "purchase": 4}, min_rating=4)
+    assert _pairs(out) == [("a", "x", 1, 3.0)]
+
+
 def test_filters_work_without_item_table():
     out = to_implicit(_ds(DUPS, items=False), 2)
     assert out.n_items == 2 and len(out.items) == 2

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from clarec.data.clean import BAD_TIMESTAMP, RATING_RANGE, UNKNOWN_ID
+from clarec.data.clean import BAD_TIMESTAMP, DUPLICATE, NO_INTERACTIONS, RATING_RANGE, UNKNOWN_ID
 from clarec.data.sources import load_source, read_source
 from clarec.errors import ConfigError, DataError
 
@@ -97,6 +97,15 @@ def test_item_file_without_a_mapping_keeps_every_column(tmp_path):
     assert "blurb" not in res.dataset.items.columns and "title" in res.dataset.items.columns
 
 
+def test_item_rows_the_data_set_leaves_out_are_reported(tmp_path):
+    LOG.to_csv(tmp_path / "log.csv", index=False)
+    (tmp_path / "items.csv").write_text("item_id,title\na,Kaffee\na,Tee ANDERS\nb,B\nc,C\nd,D\ne,E\n")
+    res = load_source("tabular", tmp_path / "log.csv", columns=COLS, item_file="items.csv")
+    assert res.dataset.items.set_index("item_id").loc["a", "title"] == "Kaffee"  # the first row
+    assert res.report.count(DUPLICATE) == 1 and res.report.count(NO_INTERACTIONS) == 2  # d, e
+    assert "no interactions" in str(res.report) and "left out" in str(res.report)
+
+
 def test_datetime_and_ms_timestamps(tmp_path):
     (tmp_path / "a.csv").write_text("u,i,t\nx,1,2020-01-01T00:00:10Z\ny,1,not a date\n")
     res = load_source(
@@ -164,6 +173,47 @@ def test_the_default_mapping_takes_the_optional_columns_the_file_names(tmp_path,
     again = load_source("tabular", flipped).dataset
     u1 = [[d.item_ids[i] for i in d.user_histories()[d.user_index("u1")]] for d in (ds, again)]
     assert u1 == [["a", "b"], ["a", "b"]]
+
+
+def test_a_date_column_has_one_format(tmp_path):
+    def times(text, **kw):
+        (tmp_path / "d.csv").write_text("user_id,item_id,timestamp\n" + text)
+        res = load_source("tabular", tmp_path / "d.csv", timestamp_unit="datetime", **kw)
+        return res.dataset.interactions["timestamp"].tolist(), res.report.count(BAD_TIMESTAMP)
+
+    march_13, march_5, may_3 = 1710288000, 1709596800, 1714694400
+    # day-first from the first value: 05.03 is the 5th of March (it was read as the 3rd of May)
+    assert times("u,a,13.03.2024\nu,b,05.03.2024\n") == ([march_13, march_5], 0)
+    # a value that does not follow the column's format is flagged, never read another way
+    assert times("u,a,13.03.2024\nu,b,03/05/2024\n") == ([march_13], 1)
+    with pytest.raises(
+        DataError, match=r"'03/05/2024' does not follow the format '%d.%m.%Y'.*timestamp_format"
+    ):
+        times("u,a,13.03.2024\nu,b,03/05/2024\n", strict=True)
+    # given: the format reads every value; 'mixed' reads each on its own
+    assert times("u,a,05.03.2024\n", timestamp_format="%d.%m.%Y") == ([march_5], 0)
+    assert times("u,a,13.03.2024\nu,b,05.03.2024\n", timestamp_format="mixed") == ([march_13, may_3], 0)
+    # ISO 8601 with and without a time part is one format
+    assert times("u,a,2024-03-05\nu,b,2024-03-05T00:00:10Z\n") == ([march_5, march_5 + 10], 0)
+    with pytest.raises(ConfigError, match="timestamp_format is for timestamp_unit: datetime"):
+        load_source("tabular", tmp_path / "d.csv", timestamp_format="%Y")
+
+
+def test_a_timestamp_unit_that_does_not_fit_the_column_is_refused(tmp_path):
+    def load(text, **kw):
+        (tmp_path / "t.csv").write_text("user_id,item_id,timestamp\n" + text)
+        return load_source("tabular", tmp_path / "t.csv", **kw).dataset
+
+    with pytest.raises(DataError, match="past the year 5000 in seconds: set timestamp_unit: ms"):
+        load("u,a,1709641500123\nu,b,1709641500999\n")
+    with pytest.raises(DataError, match="in early 1970 as milliseconds: set timestamp_unit: s"):
+        load("u,a,1709641500\n", timestamp_unit="ms")
+    with pytest.raises(DataError, match="does not hold numbers .*set timestamp_unit: datetime"):
+        load("u,a,2024-03-05\nu,b,2024-03-06\n")
+    with pytest.raises(DataError, match="holds numbers .*set timestamp_unit: s or ms"):
+        load("u,a,1709641500\n", timestamp_unit="datetime")
+    # a few bad values among good ones stay the row checks' business (flagged, not refused)
+    assert load("u,a,1709641500\nu,b,1709641501\nu,c,soon\n").n_interactions == 2
 
 
 def test_wrong_typed_options_and_timestamps_past_int64(tmp_path):

@@ -28,6 +28,7 @@ DUPLICATE = "duplicate"
 UNKNOWN_ID = "unknown id"
 RATING_RANGE = "out-of-range rating"
 BAD_TIMESTAMP = "missing/invalid timestamp"
+NO_INTERACTIONS = "no interactions"
 
 #: Reasons that raise in strict mode (the others are only counted).
 STRICT_REASONS = frozenset({MALFORMED, BAD_ENCODING, RATING_RANGE, BAD_TIMESTAMP})

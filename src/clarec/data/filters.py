@@ -4,7 +4,7 @@ Each returns a new :class:`~clarec.data.dataset.Dataset` with contiguous indices
 items left without interactions disappear, the others keep their relative order) and, when given a
 :class:`~clarec.data.clean.CleanReport`, appends a :class:`~clarec.data.clean.FilterStep` to it.
 :func:`apply_filters` runs them in the fixed order used by configs:
-dedupe → min_rating / behavior weights → k-core.
+behavior weights → dedupe → min_rating → k-core.
 """
 
 from __future__ import annotations
@@ -83,16 +83,18 @@ def dedupe(ds: Dataset, policy: str = "first", report: CleanReport | None = None
 
 
 def to_implicit(ds: Dataset, min_rating: float, report: CleanReport | None = None) -> Dataset:
-    """Keep interactions rated at least ``min_rating`` and set their weight to 1.
+    """Keep interactions rated at least ``min_rating``.
 
-    The threshold applies to the ``rating`` column (or to ``weight`` when the dataset has no
-    ratings).
+    The threshold applies to the ``rating`` column, and the weights (from behaviours, say) are kept;
+    a dataset without ratings holds them in ``weight``, which is thresholded and then set to 1.
     """
     if isinstance(min_rating, bool) or not isinstance(min_rating, int | float):
         raise ConfigError(f"min_rating must be a number, got {min_rating!r}")
     inter = ds.interactions
-    rating = inter["rating"] if "rating" in inter.columns else inter["weight"]
-    kept = inter.loc[(rating >= min_rating).to_numpy()].assign(weight=np.float32(1.0))
+    if "rating" in inter.columns:
+        kept = inter.loc[(inter["rating"] >= min_rating).to_numpy()]
+    else:
+        kept = inter.loc[(inter["weight"] >= min_rating).to_numpy()].assign(weight=np.float32(1.0))
     out = _subset(ds, kept)
     _record(report, "min_rating", {"min_rating": min_rating}, ds, out)
     return out
@@ -159,17 +161,19 @@ def apply_filters(
     min_item_interactions: int = 0,
     report: CleanReport | None = None,
 ) -> Dataset:
-    """Apply filters in the fixed order dedupe → min_rating → behavior weights → k-core.
+    """Apply filters in the fixed order behavior weights → dedupe → min_rating → k-core.
 
-    Dedupe comes first so that a repeated rating counts once everywhere after; k-core comes last so
-    the thresholds hold on the data that is actually used.
+    Behaviour weights come first so that dedupe sees them (``sum`` adds a view's and a purchase's
+    weights, ``max_weight`` keeps the purchase) and an unmapped behaviour never stands for its pair;
+    dedupe comes before min_rating so that a repeated rating counts once everywhere after; k-core comes
+    last so the thresholds hold on the data that is actually used.
     """
+    if behavior_weights is not None:
+        ds = weight_behaviors(ds, behavior_weights, report)
     if dedupe_policy is not None:
         ds = dedupe(ds, dedupe_policy, report)
     if min_rating is not None:
         ds = to_implicit(ds, min_rating, report)
-    if behavior_weights is not None:
-        ds = weight_behaviors(ds, behavior_weights, report)
     if min_user_interactions or min_item_interactions:
         ds = k_core(ds, min_user_interactions, min_item_interactions, report)
     return ds

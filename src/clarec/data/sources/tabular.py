@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from clarec.data.clean import BAD_TIMESTAMP, CleanReport, RowChecks, check_unknown_ids, parse_ids
+from clarec.data.clean import BAD_TIMESTAMP, CleanReport, RowChecks, check_unknown_ids, parse_ids, to_float
 from clarec.data.sources._io import read_jsonl, read_table
 from clarec.data.sources.base import RawData, clean_interactions
 from clarec.data.sources.text import parse_price
@@ -81,6 +82,78 @@ def read_any(
     return df, checks
 
 
+#: Numbers at or above this read as seconds are past the year 5000: milliseconds, almost surely.
+_MS_LIKE = 1e11
+
+
+def _check_unit(raw: pd.Series, unit: str, path: Path) -> None:
+    """Refuse a ``timestamp_unit`` the column plainly does not hold (judged on its typical value, so
+    a few bad rows are still the row checks' business)."""
+    text = raw.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    if text.empty:
+        return
+    numbers = to_float(text.reset_index(drop=True))
+    numeric = np.isfinite(numbers)
+    if unit == "datetime" and numeric.mean() > 0.5:
+        raise DataError(
+            path, f"the timestamp column holds numbers (e.g. {text.iloc[0]!r}): set timestamp_unit: s or ms"
+        )
+    if unit == "datetime":
+        return
+    if numeric.mean() < 0.5:
+        raise DataError(
+            path,
+            f"the timestamp column does not hold numbers (e.g. {text.iloc[int(np.argmin(numeric))]!r}): "
+            "for date strings set timestamp_unit: datetime",
+        )
+    typical = float(np.median(numbers[numeric]))
+    if unit == "s" and typical >= _MS_LIKE:
+        raise DataError(
+            path,
+            f"timestamps such as {text.iloc[0]!r} are past the year 5000 in seconds: set timestamp_unit: ms",
+        )
+    if unit == "ms" and 0 < typical < _MS_LIKE / 10:  # before May 1970 as milliseconds
+        raise DataError(
+            path,
+            f"timestamps such as {text.iloc[0]!r} are in early 1970 as milliseconds: set timestamp_unit: s",
+        )
+
+
+def parse_dates(raw: pd.Series, timestamp_format: str | None = None) -> tuple[pd.Series, str]:
+    """Date strings as UTC timestamps (NaT where a value does not parse), and what a NaT means.
+
+    ``timestamp_format``: a ``strftime`` format (``"%d.%m.%Y"``), ``"ISO8601"`` or ``"mixed"`` (each
+    value on its own: ``05.03.2024`` and ``13.03.2024`` are then read month-first and day-first). Left
+    out: ISO 8601 when every value is (with or without a time), else the one format of the column's
+    first value, which every value must follow — a column never mixes day-first and month-first.
+    """
+    if timestamp_format is None:
+        iso = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+        if not iso.isna().any():
+            return iso, "is not a date"
+        from pandas.tseries.api import guess_datetime_format
+
+        first = next((v for v in raw if v.strip()), "")
+        with warnings.catch_warnings():  # pandas says it read a day-first format: that is the point
+            warnings.simplefilter("ignore", UserWarning)
+            timestamp_format = guess_datetime_format(first) or guess_datetime_format(first, dayfirst=True)
+        if timestamp_format is None:
+            return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]"), (
+                f"is not a date in a format read from the first value ({first!r}): set timestamp_format"
+            )
+        why = (
+            f"does not follow the format {timestamp_format!r} of the column's first value ({first!r}): "
+            "set timestamp_format (e.g. '%d.%m.%Y', or 'mixed' to read each value on its own)"
+        )
+    else:
+        why = f"is not a date in the format {timestamp_format!r}"
+    try:
+        return pd.to_datetime(raw, errors="coerce", utc=True, format=timestamp_format), why
+    except ValueError as e:
+        raise ConfigError(f"timestamp_format {timestamp_format!r}: {e}") from None
+
+
 def read(
     path: str | Path,
     strict: bool = False,
@@ -90,6 +163,7 @@ def read(
     encoding: str = "utf-8",
     rating_range: tuple[float, float] | None = None,
     timestamp_unit: str = "s",
+    timestamp_format: str | None = None,
     item_file: str | None = None,
     item_columns: dict | None = None,
     text_columns: list[str] | None = None,
@@ -104,7 +178,9 @@ def read(
     ``behavior`` to column names of the file; left out, it is ``user_id``, ``item_id`` and those of
     ``rating``, ``weight``, ``timestamp``, ``behavior`` the file has under these names.
     ``timestamp_unit`` is ``s`` or ``ms`` for numbers, or ``datetime`` for date strings (parsed as
-    UTC); without a timestamp column the file order is used.
+    UTC; see :func:`parse_dates` for ``timestamp_format``); without a timestamp column the file order
+    is used. A unit that does not fit the column (dates read as numbers, milliseconds as seconds) is
+    refused with the unit to set.
     ``item_file`` (relative to the interaction file's folder, or absolute) is read with
     ``item_columns`` (``item`` required; ``title``, ``categories`` split on ``category_sep``,
     ``price``) and ``text_columns`` kept as they are. Without ``item_columns`` the item file's
@@ -138,12 +214,14 @@ def read(
         frame[name] = df[col].to_numpy(dtype=object)
     frame = frame[[c for c in frame.columns if c != "_line"] + ["_line"]]
     has_ts = "timestamp" in frame.columns
+    if timestamp_format is not None and timestamp_unit != "datetime":
+        raise ConfigError("timestamp_format is for timestamp_unit: datetime (date strings)")
+    if has_ts:
+        _check_unit(frame["timestamp"], timestamp_unit, path)
     if has_ts and timestamp_unit == "datetime":
         raw = pd.Series(frame["timestamp"].astype(str), dtype=object)
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
-        checks.flag(
-            BAD_TIMESTAMP, parsed.isna().to_numpy(), lambda p: f"timestamp {raw.iloc[p]!r} is not a date"
-        )
+        parsed, why = parse_dates(raw, timestamp_format)
+        checks.flag(BAD_TIMESTAMP, parsed.isna().to_numpy(), lambda p: f"timestamp {raw.iloc[p]!r} {why}")
         epoch = pd.Timestamp("1970-01-01", tz="UTC")
         secs = ((parsed - epoch) // pd.Timedelta(seconds=1)).fillna(0).astype("int64")
         frame["timestamp"] = secs.to_numpy()

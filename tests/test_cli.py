@@ -220,7 +220,7 @@ def test_recommend_writes_the_lists_the_run_was_scored_on(tmp_path, split_dir, c
         assert again[metric] == pytest.approx(results["ease"]["test"][metric], abs=1e-9), metric
     # the best on validation by default; chosen users; an existing file is kept unless --force
     users = tmp_path / "users.txt"
-    users.write_text("u3\nu1\n")
+    users.write_text("u3\nu1\nu3\n")  # a repeated id gets one list (two made a file evaluate refuses)
     assert main(["recommend", str(out), "--k", "3", "--users", str(users), "--out", str(recs)]) == 2
     assert "exists" in capsys.readouterr().err
     assert (

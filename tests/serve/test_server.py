@@ -114,6 +114,21 @@ def test_a_new_item_is_recommendable_and_findable_at_once(client):
     assert client.get("/v1/health").json()["added_items"] >= 1
 
 
+def test_ids_holding_a_slash_are_addressable(client):
+    # shop ids like "P 5/x" are accepted by POST, so every route that names an id must reach them
+    r = client.post("/v1/items", json={"item_id": "P 5/x", "title": "item 7"})
+    assert r.status_code == 201
+    assert client.post("/v1/events", json={"user_id": "a/b", "item_id": "P 5/x"}).status_code == 200
+    assert client.get("/v1/items/P%205%2Fx").json()["item_id"] == "P 5/x"
+    assert client.get("/v1/items/P%205%2Fx/similar", params={"k": 2}).status_code == 200
+    body = client.get("/v1/users/a%2Fb/recommendations", params={"k": 3}).json()
+    assert body["user_id"] == "a/b" and body["path"] == "history" and "P 5/x" not in ids(body)
+    assert [x["item_id"] for x in client.get("/v1/users/a%2Fb/history").json()["items"]] == ["P 5/x"]
+    assert client.get("/v1/items/no%2Fsuch").status_code == 404
+    # the metrics name the route's template, not the converter
+    assert 'route="/v1/items/{item_id}"' in client.get("/metrics").text
+
+
 def test_diversity_reranks(client):
     plain = client.get("/v1/users/u4/recommendations", params={"k": 8}).json()
     diverse = client.get("/v1/users/u4/recommendations", params={"k": 8, "diversity": 0.9}).json()
@@ -189,6 +204,7 @@ def test_bad_input_codes_and_the_server_keeps_serving(client):
 def test_a_profile_serves_a_user_without_history(client):
     r = client.put("/v1/users/profiled/profile", json={"text": "item 12"})
     assert r.status_code == 200 and r.json()["text"] == "item 12"
+    assert r.json()["served_from_profile"] is True  # lm-content reads text
     body = client.get("/v1/users/profiled/recommendations", params={"k": 3}).json()
     assert body["path"] == "profile" and len(body["items"]) == 3
     r = client.put("/v1/users/profiled2/profile", json={"occupation": "engineer", "likes": ["space"]})

@@ -40,7 +40,7 @@ def _convention(run_dir: Path) -> tuple[str, str]:
 def _users(split, user_ids: list[str] | None) -> np.ndarray:
     if user_ids is None:
         return np.arange(split.train.n_users, dtype=np.int64)
-    ids = [u.strip() for u in user_ids if u.strip()]
+    ids = list(dict.fromkeys(u.strip() for u in user_ids if u.strip()))  # a repeated id: one list
     if not ids:
         raise ClarecError("no user ids given")
     index = pd.Index(np.asarray(split.train.user_ids).astype(str)).get_indexer(ids)

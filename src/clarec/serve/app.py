@@ -97,6 +97,7 @@ class ProfileIn(BaseModel):
 class ProfileOut(BaseModel):
     user_id: str
     text: str
+    served_from_profile: bool  # false: the model cannot read text, so the user gets popularity
 
 
 class ExplanationItem(BaseModel):
@@ -188,7 +189,8 @@ class MeasureMiddleware:
 
         await self.app(scope, receive, send_status)
         route = scope.get("route")
-        self.observe(scope["method"], getattr(route, "path", "unmatched"), status, time.perf_counter() - t0)
+        label = getattr(route, "path_format", "unmatched")  # the template without converters
+        self.observe(scope["method"], label, status, time.perf_counter() - t0)
 
 
 def create_app(service: RecService) -> FastAPI:
@@ -290,7 +292,7 @@ def create_app(service: RecService) -> FastAPI:
         return service.health()
 
     # ------------------------------------------------------------------ users
-    @app.get("/v1/users/{user_id}/recommendations", response_model=RecommendationsOut)
+    @app.get("/v1/users/{user_id:path}/recommendations", response_model=RecommendationsOut)
     def recommendations(
         user_id: str,
         k: int = Query(20, ge=1, le=MAX_K, description="number of items"),
@@ -313,28 +315,29 @@ def create_app(service: RecService) -> FastAPI:
             }
         )
 
-    @app.get("/v1/users/{user_id}/history")
+    @app.get("/v1/users/{user_id:path}/history")
     def history(user_id: str, limit: int = Query(50, ge=1, le=MAX_K)) -> dict[str, Any]:
         return {"user_id": user_id, "items": service.history_items(user_id, limit)}
 
-    @app.put("/v1/users/{user_id}/profile", response_model=ProfileOut)
+    @app.put("/v1/users/{user_id:path}/profile", response_model=ProfileOut)
     def set_profile(user_id: str, profile: ProfileIn) -> Any:
         """Store a profile; a user without history is then served from its text (``profile`` path)."""
         fields = {k: v for k, v in profile.model_dump().items() if v not in (None, "", [])}
         if not fields:
             return _error(422, "invalid request: text (the profile is empty)", fields=["text"])
-        return {"user_id": user_id, "text": service.set_profile(user_id, fields)}
+        text = service.set_profile(user_id, fields)
+        return {"user_id": user_id, "text": text, "served_from_profile": bool(service.model.supports_texts)}
 
     @app.get("/v1/users")
     def users(limit: int = Query(50, ge=1, le=MAX_K), offset: int = Query(0, ge=0)) -> dict[str, Any]:
         return {"users": service.list_users(limit, offset)}
 
     # ------------------------------------------------------------------ items
-    @app.get("/v1/items/{item_id}/similar", response_model=SimilarOut)
+    @app.get("/v1/items/{item_id:path}/similar", response_model=SimilarOut)
     def similar(item_id: str, k: int = Query(20, ge=1, le=MAX_K)) -> dict[str, Any]:
         return {"item_id": item_id, "items": service.similar(item_id, k)}
 
-    @app.get("/v1/items/{item_id}")
+    @app.get("/v1/items/{item_id:path}")
     def item(item_id: str) -> dict[str, Any]:
         return service.item_info(item_id)
 

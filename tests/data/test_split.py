@@ -163,6 +163,15 @@ def test_save_and_load_predefined_roundtrip(tmp_path):
     assert back.train.items["title"].notna().all()
 
 
+def test_list_columns_come_back_as_lists(tmp_path):
+    ds = make_random_dataset(n_users=20, n_items=25, per_user=6)
+    ds.items["genres"] = [["Drama", "War"] if i % 2 else [] for i in range(25)]
+    random_split(ds, seed=1).save(tmp_path / "split")
+    items = load_predefined_split(tmp_path / "split").train.items.set_index("item_id")
+    # read back as text they gave no item features, so a predefined run lost its diversity column
+    assert items.loc["i1", "genres"] == ["Drama", "War"] and items.loc["i2", "genres"] == []
+
+
 def test_predefined_without_timestamps_or_meta(tmp_path):
     d = tmp_path / "peer"
     d.mkdir()

@@ -129,6 +129,17 @@ def test_ids_holding_a_slash_are_addressable(client):
     assert 'route="/v1/items/{item_id}"' in client.get("/metrics").text
 
 
+def test_event_timestamps_may_be_iso_dates(client):
+    # as the training files may hold them (timestamp_unit: datetime); a time without a zone is UTC
+    events = [
+        {"user_id": "iso-user", "item_id": "i3", "timestamp": "2024-03-05T10:00:00Z"},
+        {"user_id": "iso-user", "item_id": "i4", "timestamp": "2024-03-05T11:00:00"},
+        {"user_id": "iso-user", "item_id": "i5", "timestamp": 1709632800 - 60},  # 09:59 UTC
+    ]
+    assert client.post("/v1/events", json=events).json() == {"accepted": 3}
+    assert history_ids(client, "iso-user") == ["i4", "i3", "i5"]  # most recent first
+
+
 def test_diversity_reranks(client):
     plain = client.get("/v1/users/u4/recommendations", params={"k": 8}).json()
     diverse = client.get("/v1/users/u4/recommendations", params={"k": 8, "diversity": 0.9}).json()
@@ -191,7 +202,7 @@ def test_bad_input_codes_and_the_server_keeps_serving(client):
     for user in ("   ", "a\x00b", "line\nbreak"):
         r = client.post("/v1/events", json={"user_id": user, "item_id": "i1"})
         assert r.status_code == 422 and r.json()["fields"] == ["user_id"], repr(user)
-    for ts in (2**63, True, "100"):
+    for ts in (2**63, True, "100", "2024-13-45", "1969-12-31T00:00:00Z"):
         r = client.post("/v1/events", json={"user_id": "u1", "item_id": "i1", "timestamp": ts})
         assert r.status_code == 422 and r.json()["fields"] == ["timestamp"], ts
     deep = "[" * 100_000 + "]" * 100_000

@@ -386,6 +386,11 @@ def load_predefined_split(folder: str | Path) -> Split:
     items = _read_part(folder / "items.tsv", required=False)
     if items is not None and "item_id" not in items.columns:
         raise DataError(folder / "items.tsv", "header lacks 'item_id'", line=1)
+    if items is not None:  # the list columns Split.save joined with '|' are lists again
+        from clarec.data.sources.base import LIST_COLUMNS
+
+        for col in set(LIST_COLUMNS) & set(items.columns):
+            items[col] = [[x for x in str(v).split("|") if x] for v in items[col].to_numpy(dtype=object)]
     all_inter = pd.concat(frames.values(), ignore_index=True)
     if "timestamp" not in all_inter.columns or all_inter["timestamp"].isna().any():
         # Without times, the file order is the time line.

@@ -29,6 +29,7 @@ import gc
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,29 @@ MAX_K = 1000
 
 
 class EventIn(BaseModel):
-    """One interaction: ``timestamp`` in seconds (default: when it is received)."""
+    """One interaction: ``timestamp`` in seconds or an ISO 8601 date (a time without a zone is UTC;
+    default: when it is received)."""
 
     model_config = ConfigDict(extra="forbid")
     user_id: str = Field(min_length=1, max_length=255)
     item_id: str = Field(min_length=1, max_length=255)
     behavior: str = Field("interaction", min_length=1, max_length=64)
     timestamp: int | None = Field(None, ge=0, le=2**63 - 1, strict=True)  # what the store holds
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                "a timestamp is whole seconds or an ISO 8601 date (2024-03-05T10:00:00Z)"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return int(when.timestamp())  # before 1970 fails the check below (ge=0)
 
     @field_validator("user_id")
     @classmethod

@@ -88,8 +88,8 @@ _MS_LIKE = 1e11
 
 def _check_unit(raw: pd.Series, unit: str, path: Path) -> None:
     """Refuse a ``timestamp_unit`` the column plainly does not hold (judged on its typical value, so
-    a few bad rows are still the row checks' business)."""
-    text = raw.dropna().astype(str).str.strip()
+    a few bad rows are still the row checks' business; 10,000 values spread over the file tell)."""
+    text = raw.iloc[:: max(1, len(raw) // 10_000)].dropna().astype(str).str.strip()
     text = text[text != ""]
     if text.empty:
         return

@@ -257,6 +257,12 @@ def test_insert_puts_correlated_items_before_chosen_ones():
         SequenceInsert(0.5, np.array([1, 2, 3]))
     with pytest.raises(ConfigError, match="outside"):
         SequenceSubstitute(0.5, np.array([0, 5]))
+    # an item replaced by padding would empty a one-item sequence: refused
+    with pytest.raises(ConfigError, match="maps item 2 to the pad token"):
+        SequenceSubstitute(1.0, np.array([0, 1, 0, 3]))
+    # chosen at random, an insertion still lengthens a 1-D sequence (it dropped the oldest items)
+    out = RandomSequenceAugment([SequenceInsert(0.3, marked)])(seq, rng(0))
+    assert len(out) == 13 and out[~(out >= 100)].tolist() == seq.tolist()
 
 
 def test_sequence_augments_are_deterministic():

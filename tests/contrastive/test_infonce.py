@@ -161,6 +161,10 @@ def test_gathered_scores_match_the_full_product_forward_and_backward(monkeypatch
     # d sum / d table[r] = the sum of the queries that picked row r, once per pick
     expected = torch.zeros(4, 5).index_add_(0, rows.flatten(), q.repeat_interleave(6, 0))
     torch.testing.assert_close(a[1].grad, expected, rtol=0.02, atol=0.05)
+    # float64 inputs are summed in float64 on both paths (they were cast to float32): gradcheck holds
+    q64, t64 = (x.double().requires_grad_() for x in (q, table))
+    assert torch.autograd.gradcheck(lambda x, y: infonce.gathered_scores(x, y, rows), (q64, t64))
+    assert infonce.gathered_scores(q64, t64, rows).dtype == torch.float64
 
 
 def test_every_negative_masked_costs_nothing():
@@ -220,6 +224,28 @@ def test_bad_arguments():
         InfoNCELoss()(torch.eye(2), torch.eye(2), torch.zeros(3, 1, 2))
     with pytest.raises(ValueError, match=r"\(B, d\)"):
         InfoNCELoss()(torch.eye(2), torch.eye(3))
+    # each of these was ignored silently or failed deep inside with a broadcasting error
+    q, p, table = torch.randn(3, 4), torch.randn(3, 4), torch.randn(5, 4)
+    bad = [
+        ({"negatives": torch.randn(5, 5)}, r"with d = 4, got \(5, 5\)"),
+        ({"negatives": table, "negative_ids": torch.arange(5)}, "give positive_ids too"),
+        (
+            {"negatives": table, "positive_ids": torch.arange(3), "negative_ids": torch.arange(4)},
+            r"\(5,\) or \(3, 5\)",
+        ),
+        ({"positive_ids": torch.arange(2)}, r"positive_ids must be \(3,\)"),
+        ({"negative_logq": torch.zeros(5)}, "give negatives too"),
+        ({"negatives": table, "negative_logq": torch.zeros(3, 4)}, "negative_logq must be"),
+        ({"positive_logq": torch.zeros(4)}, r"positive_logq must be \(3,\)"),
+        ({"negatives": table.double()}, "share a dtype"),
+    ]
+    for kw, message in bad:
+        with pytest.raises(ValueError, match=message):
+            InfoNCELoss()(q, p, **kw)
+    with pytest.raises(ValueError, match="empty batch"):
+        InfoNCELoss()(torch.randn(0, 4), torch.randn(0, 4))
+    with pytest.raises(ValueError, match="needs extra negatives"):
+        InfoNCELoss(in_batch=False)(q, p, torch.randn(0, 4))  # it gave a loss of 0
 
 
 def test_sampled_softmax_leaves_the_batch_out():

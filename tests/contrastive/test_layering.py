@@ -50,3 +50,11 @@ def test_the_scan_sees_imports_at_any_depth(tmp_path):
     names = _imported_modules(sample)
     assert "clarec.text.encoder" in names and "clarec.data.dataset" in names
     assert "clarec.config" in names and "clarec.models" in names
+
+
+def test_the_losses_namespace_holds_every_loss():
+    import clarec.contrastive as cl
+    from clarec.contrastive import losses
+
+    named = {n for n in cl.__all__ if n.endswith("Loss") or n in ("BYOL", "LMAlignment")}
+    assert named and named <= set(losses.__all__)

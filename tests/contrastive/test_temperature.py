@@ -100,6 +100,17 @@ def test_scheduled_steps_and_resumes_from_state_dict():
     assert t.value.item() == pytest.approx(0.05)  # stays at the end value
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_cast_to_half_precision_keeps_the_schedule_going(dtype):
+    loss = InfoNCELoss(ScheduledTemperature(start=0.2, end=0.05, steps=1000, kind="linear")).to(dtype)
+    schedule = loss.temperature
+    for _ in range(999):
+        schedule.step()
+    assert schedule.current_step.dtype == torch.float64 and schedule.current_step.item() == 999
+    schedule.step()
+    assert schedule.progress == 1.0 and schedule.value.item() == pytest.approx(0.05)
+
+
 def test_bad_temperatures():
     for make in (
         lambda: FixedTemperature(-1),

@@ -100,3 +100,12 @@ def test_uncertainty_bad_names():
         UncertaintyWeighting(["rec", "rec"])
     with pytest.raises(ConfigError, match="no weight"):
         UncertaintyWeighting(["rec"])({"cl": torch.tensor(1.0)})
+
+
+def test_uncertainty_refuses_a_negative_loss():
+    # at L < 0, exp(-s)·L + s falls without bound as s → -inf: training would diverge silently
+    w = UncertaintyWeighting(["rec", "cl"])
+    with pytest.raises(ValueError, match="'cl' is -0.5.*shift the loss above zero"):
+        w(_losses(cl=-0.5))
+    total, _ = w(_losses(cl=-1e-7))  # rounding below zero (BYOL's 2 − 2cos at cos = 1) is allowed
+    assert total.item() == pytest.approx(2.0)

@@ -350,6 +350,12 @@ def _similar_table(similar: Sequences, pad_token: int) -> np.ndarray:
         raise ConfigError("similar must map pad_token to itself")
     if table.min() < 0 or table.max() >= len(table):
         raise ConfigError(f"similar holds tokens outside [0, {len(table)})")
+    to_pad = np.flatnonzero(table == pad_token)
+    if len(to_pad) > 1:  # an item replaced by padding would empty the sequence
+        first = int(to_pad[to_pad != pad_token][0])
+        raise ConfigError(
+            f"similar maps item {first} to the pad token; map an item without a similar one to itself"
+        )
     return table
 
 
@@ -429,6 +435,7 @@ class RandomSequenceAugment(SequenceAugment):
             raise ConfigError("all augmentations must use the same pad_token and padding_side")
         super().__init__(first.pad_token, first.padding_side)
         self.augments = augments
+        self.growth = max(a.growth for a in augments)  # a 1-D sequence has room for an insertion
         probs = np.full(len(augments), 1.0 / len(augments)) if p is None else np.asarray(p, dtype=np.float64)
         if probs.shape != (len(augments),) or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
             raise ConfigError("p must give one non-negative probability per augmentation, summing to 1")

@@ -33,10 +33,11 @@ class _GatheredScores(torch.autograd.Function):
     def forward(ctx, query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         picks, dim = rows.shape[1], query.shape[1]
         ctx.pick = len(table) > _GATHER_RATIO * picks
+        acc = _accumulate(query, table)
         if ctx.pick:
             step = max(1, _GATHER_BLOCK // max(1, picks * dim))
             blocks = [
-                (_picked(table, rows[s : s + step]) * query[s : s + step, None].float()).sum(-1)
+                (_picked(table, rows[s : s + step], acc) * query[s : s + step, None].to(acc)).sum(-1)
                 for s in range(0, len(query), step)
             ]
         else:
@@ -56,31 +57,32 @@ class _GatheredScores(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         query, table, rows = ctx.saved_tensors
         want_q, want_t = ctx.needs_input_grad[:2]
-        t32 = table.float()
+        acc = _accumulate(query, table)
+        t32 = table.to(acc)
         if ctx.pick:
             # the gradient of the scores as a sparse (queries × table) matrix, one entry per pick
             # (repeats summed by the products): both gradients are its products, with the table and,
             # transposed, with the queries — nnz × d work, no gathered copy and no scatter
             b, n = rows.shape
             picks = sp.csr_matrix(
-                (grad.float().contiguous().numpy().ravel(), rows.numpy().ravel(), np.arange(b + 1) * n),
+                (grad.to(acc).contiguous().numpy().ravel(), rows.numpy().ravel(), np.arange(b + 1) * n),
                 shape=(b, len(table)),
             )
             grad_q = torch.from_numpy(np.ascontiguousarray(picks @ t32.detach().numpy())) if want_q else None
-            q32 = query.detach().float().numpy()
+            q32 = query.detach().to(acc).numpy()
             grad_t = torch.from_numpy(np.ascontiguousarray(picks.T @ q32)) if want_t else None
         else:
-            grad_q = torch.empty(query.shape, dtype=torch.float32, device=query.device) if want_q else None
-            grad_t = torch.zeros(table.shape, dtype=torch.float32, device=table.device) if want_t else None
+            grad_q = torch.empty(query.shape, dtype=acc, device=query.device) if want_q else None
+            grad_t = torch.zeros(table.shape, dtype=acc, device=table.device) if want_t else None
             for s in range(0, len(query), ctx.step):
-                r, g = rows[s : s + ctx.step], grad[s : s + ctx.step].float()
+                r, g = rows[s : s + ctx.step], grad[s : s + ctx.step].to(acc)
                 # the block's gradient over every table row: each row's picked columns, repeats summed
-                block = grad.new_zeros(len(r), len(table), dtype=torch.float32)
+                block = grad.new_zeros(len(r), len(table), dtype=acc)
                 block.scatter_add_(1, r, g)
                 if want_q:
                     grad_q[s : s + ctx.step] = block @ t32
                 if want_t:
-                    grad_t.addmm_(block.T, query[s : s + ctx.step].float())
+                    grad_t.addmm_(block.T, query[s : s + ctx.step].to(acc))
         return (
             None if grad_q is None else grad_q.to(query.dtype),
             None if grad_t is None else grad_t.to(table.dtype),
@@ -88,9 +90,26 @@ class _GatheredScores(torch.autograd.Function):
         )
 
 
-def _picked(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``table[rows]`` as fp32, ``(b, n, d)`` for ``(b, n)`` rows (index_select: the fastest gather)."""
-    return table.index_select(0, rows.reshape(-1)).view(*rows.shape, table.shape[1]).float()
+def _accumulate(query: torch.Tensor, table: torch.Tensor) -> torch.dtype:
+    """The dtype sums are made in: float64 when an input is, else float32 (also for bf16/fp16 inputs)."""
+    return torch.float64 if torch.float64 in (query.dtype, table.dtype) else torch.float32
+
+
+def _check_columns(name: str, values: torch.Tensor | None, batch: int, extra: int | None) -> None:
+    """``values`` is ``(B,)`` per row (``extra`` ``None``), or ``(extra,)`` / ``(B, extra)`` per
+    extra negative; else one clear error (not a broadcasting error deep in the loss)."""
+    if values is None:
+        return
+    shape = tuple(values.shape)
+    fits = shape in {(batch,)} if extra is None else shape in {(extra,), (batch, extra)}
+    if not fits:
+        want = f"({batch},)" if extra is None else f"({extra},) or ({batch}, {extra})"
+        raise ValueError(f"{name} must be {want}, got {shape}")
+
+
+def _picked(table: torch.Tensor, rows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``table[rows]`` as ``dtype``, ``(b, n, d)`` for ``(b, n)`` rows (index_select: the fastest gather)."""
+    return table.index_select(0, rows.reshape(-1)).view(*rows.shape, table.shape[1]).to(dtype)
 
 
 def gathered_scores(query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -126,7 +145,8 @@ class InfoNCELoss(nn.Module):
         symmetric: also score each positive against all queries of the batch (CLIP-style) and average
             the two directions. The reverse direction uses in-batch columns only.
         mask_duplicates: with ids given, drop false negatives from the softmax (see ``forward``).
-        normalize: cosine similarity (default) or raw dot product.
+        normalize: cosine similarity (default) or raw dot product. A zero vector (padding) has no
+            direction: its cosine gradient is about 1/1e-12, so leave such rows out of the batch.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (one loss per row, ``(B,)``; with
             ``symmetric`` the mean of row ``i``'s forward and reverse losses).
         in_batch: the batch's other positives are negatives (default); ``False`` needs extra
@@ -192,6 +212,10 @@ class InfoNCELoss(nn.Module):
         if not self.in_batch:
             labels = torch.zeros_like(labels)
         forward = logits
+        if negative_logq is not None and negatives is None:
+            raise ValueError("negative_logq corrects extra negatives: give negatives too")
+        _check_columns("positive_logq", positive_logq, len(query), None)
+        _check_columns("negative_logq", negative_logq, len(query), logits.shape[1] - self._width(logits))
         if positive_logq is not None or negative_logq is not None:
             forward = logits - self._logq_columns(logits, positive_logq, negative_logq)
         loss = _masked_cross_entropy(forward, mask, labels)
@@ -221,8 +245,19 @@ class InfoNCELoss(nn.Module):
             raise ValueError(
                 f"query and positive must both be (B, d), got {tuple(query.shape)}, {tuple(positive.shape)}"
             )
+        if len(query) == 0:
+            raise ValueError("InfoNCE of an empty batch (B = 0)")
+        dtypes = [x.dtype for x in (query, positive, negatives) if x is not None]
+        if len(set(dtypes)) > 1 and not torch.is_autocast_enabled(query.device.type):  # autocast mixes them
+            raise ValueError(f"query, positive and negatives must share a dtype, got {dtypes}")
+        if negatives is not None and (negatives.dim() not in (2, 3) or negatives.shape[-1] != query.shape[1]):
+            raise ValueError(
+                f"negatives must be (N, d) or (B, n, d) with d = {query.shape[1]}, got {tuple(negatives.shape)}"
+            )
+        if negative_ids is not None and positive_ids is None and self.mask_duplicates:
+            raise ValueError("negative_ids are compared with positive_ids: give positive_ids too")
         q, p = self._prep(query), self._prep(positive)
-        if not self.in_batch and negatives is None:
+        if not self.in_batch and (negatives is None or negatives.shape[-2] == 0 and negative_rows is None):
             raise ValueError("InfoNCE with in_batch=False needs extra negatives")
         columns = [q @ p.T if self.in_batch else (q * p).sum(-1, keepdim=True)]
         if negatives is not None:
@@ -241,8 +276,15 @@ class InfoNCELoss(nn.Module):
             else:
                 raise ValueError(f"negatives must be (N, d) or (B, n, d), got {tuple(negatives.shape)}")
         logits = torch.cat(columns, dim=1) / self.temperature.value
+        for name, ids in (("query_ids", query_ids), ("positive_ids", positive_ids)):
+            _check_columns(name, ids, len(q), None)
+        _check_columns("negative_ids", negative_ids, len(q), logits.shape[1] - self._width(logits))
         mask = self._mask(logits, query_ids, positive_ids, negative_ids) if self.mask_duplicates else None
         return logits, mask
+
+    def _width(self, logits: torch.Tensor) -> int:
+        """The positives' columns: the batch's in-batch block, or row ``i``'s own positive."""
+        return logits.shape[0] if self.in_batch else 1
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
@@ -258,7 +300,7 @@ class InfoNCELoss(nn.Module):
         if query_ids is None and positive_ids is None:
             return None
         mask = torch.zeros_like(logits, dtype=torch.bool)
-        width = batch if self.in_batch else 1  # the positives' columns
+        width = self._width(logits)
         if self.in_batch:
             same = torch.zeros(batch, batch, dtype=torch.bool, device=logits.device)
             for ids in (query_ids, positive_ids):
@@ -276,7 +318,7 @@ class InfoNCELoss(nn.Module):
     def _logq_columns(
         self, logits: torch.Tensor, positive_logq: torch.Tensor | None, negative_logq: torch.Tensor | None
     ) -> torch.Tensor:
-        width = logits.shape[0] if self.in_batch else 1  # the positives' columns
+        width = self._width(logits)
         correction = torch.zeros_like(logits)
         if positive_logq is not None:
             shape = (1, -1) if self.in_batch else (-1, 1)  # column j's positive, or row i's own

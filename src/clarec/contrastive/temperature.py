@@ -146,6 +146,14 @@ class ScheduledTemperature(Temperature):
     def step(self) -> None:
         self.current_step += 1
 
+    def _apply(self, fn, recurse: bool = True):
+        # .half() / .to(torch.bfloat16) cast every floating buffer: the counter keeps float64 (in
+        # bf16 it stopped at 256, so the schedule stopped), and moves with the module's device
+        step = self.current_step
+        super()._apply(fn, recurse)
+        self.current_step = step.to(self.current_step.device)
+        return self
+
     def set_progress(self, fraction: float) -> None:
         """Jump to ``fraction`` (in ``[0, 1]``) of the schedule."""
         fraction = float(fraction)

@@ -135,7 +135,9 @@ class UncertaintyWeighting(LossWeighting):
     ``half=True`` uses the paper's regression form ``Σ_i ½·exp(−s_i)·L_i + ½·s_i`` (from
     ``L/(2σ²) + log σ``); its optimum is the same ``s_i = log L_i`` and it is exactly half the default
     total, so it only rescales the gradients. ``weights_used`` reports ``exp(−s_i)`` (halved if
-    ``half``). Remember to give this module's parameters to the optimiser.
+    ``half``). Remember to give this module's parameters to the optimiser. The task losses must be
+    positive: at ``L_i ≤ 0`` the optimum ``s_i = log L_i`` does not exist and ``s_i`` runs to ``−∞``,
+    so a negative loss (``uniformity`` is ≤ 0: shift it, e.g. ``uniformity + 4``) is refused.
     """
 
     def __init__(self, task_names: Sequence[str], init: float = 0.0, half: bool = False):
@@ -158,6 +160,11 @@ class UncertaintyWeighting(LossWeighting):
         total = self.log_vars.new_zeros(())
         used = {}
         for name, loss in losses.items():
+            if float(loss.detach()) < -1e-4:  # beyond rounding (BYOL's 2 − 2cos can be −1e-7)
+                raise ValueError(
+                    f"uncertainty weighting needs non-negative task losses; {name!r} is {float(loss):.4g} "
+                    "(its weight would grow without bound): shift the loss above zero"
+                )
             s = self.log_vars[self.tasks.index(name)]
             total = total + scale * (torch.exp(-s) * loss + s)
             used[name] = scale * math.exp(-float(s.detach()))

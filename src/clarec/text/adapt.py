@@ -326,7 +326,10 @@ def _train(
                     break
                 if byol is not None:
                     byol.train()
-                    byol.target.eval()  # the target gives stable regression targets: no dropout
+                    # the target gives stable regression targets: no dropout, and a batch norm would
+                    # use its EMA-copied running statistics, not the batch's (as Grill et al. do); the
+                    # text encoders here use layer norm, which does not depend on the mode
+                    byol.target.eval()
                     v1 = encoder.tokenize(texts.views(batch, aug, rng))
                     v2 = encoder.tokenize(texts.views(batch, aug, rng))
                     loss = byol.loss(v1, v2)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from factories import make_random_dataset, write_events
@@ -286,6 +288,13 @@ def test_results_table_tests_each_model_against_the_best_over_seeds():
     text = results_table(results, cfg, ks=[20])
     assert "against the best validation mean (a)" in text
     assert "- b − a: -0.0967 (p = " in text and "3 seeds)" in text
+    # one test against the reference: Holm's adjustment leaves its p as it is
+    p = re.search(r"b − a: -0.0967 \(p = ([0-9.e-]+), Holm ([0-9.e-]+);", text)
+    assert p and p.group(1) == p.group(2)
+    three = results | {"c": run([(1, 0.29), (2, 0.32), (3, 0.30)])}
+    line = next(x for x in results_table(three, cfg, ks=[20]).splitlines() if x.startswith("- b − a"))
+    raw, adjusted = (float(v) for v in re.search(r"p = ([0-9.e-]+), Holm ([0-9.e-]+)", line).groups())
+    assert adjusted == pytest.approx(min(1.0, 2 * raw), rel=0.05)  # the smaller of two p-values, doubled
     # the reference is the best on validation, even where another model is better on test
     results["b"]["valid"]["ndcg@20"] = 0.5
     text = results_table(results, cfg, ks=[20])

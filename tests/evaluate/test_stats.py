@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clarec.errors import ClarecError
-from clarec.evaluate.stats import bootstrap_ci, paired_t_test, paired_test, wilcoxon_test
+from clarec.evaluate.stats import bootstrap_ci, holm, paired_t_test, paired_test, wilcoxon_test
 
 A = np.array([0.30, 0.25, 0.40, 0.35, 0.20, 0.45])
 B = np.array([0.28, 0.20, 0.41, 0.30, 0.15, 0.40])
@@ -87,3 +87,13 @@ def test_errors_and_dispatch():
     with pytest.raises(ClarecError, match="confidence"):
         bootstrap_ci(A, B, confidence=1.5)
     assert paired_test(A, B, test="wilcoxon").test == "wilcoxon"
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.02, 0.04 (m = 3): 3·0.01, max(0.03, 2·0.02), max(0.04, 1·0.04); input order kept
+    np.testing.assert_allclose(holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
+    # monotone: a larger raw p never gets a smaller adjusted one; capped at 1
+    np.testing.assert_allclose(holm([0.5, 0.001, 0.3]), [0.6, 0.003, 0.6])
+    out = holm([0.02, float("nan"), 0.01])  # NaN is no test: m = 2
+    assert math.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.02)
+    assert holm([]).shape == (0,)

@@ -12,7 +12,14 @@ from clarec.evaluate.beyond import (
 from clarec.evaluate.evaluator import ALL_METRICS, EvalResult, Evaluator, evaluate_rankings
 from clarec.evaluate.external import evaluate_recommendation_file, read_recommendations
 from clarec.evaluate.metrics import ACCURACY_METRICS, hit_matrix, mean_metrics, per_user_metrics
-from clarec.evaluate.stats import PairedTestResult, bootstrap_ci, paired_t_test, paired_test, wilcoxon_test
+from clarec.evaluate.stats import (
+    PairedTestResult,
+    bootstrap_ci,
+    holm,
+    paired_t_test,
+    paired_test,
+    wilcoxon_test,
+)
 
 __all__ = [
     "ACCURACY_METRICS",
@@ -27,6 +34,7 @@ __all__ = [
     "evaluate_recommendation_file",
     "gini_index",
     "hit_matrix",
+    "holm",
     "intra_list_diversity",
     "item_coverage",
     "mean_metrics",

@@ -102,3 +102,20 @@ def paired_test(a, b, test: str = "t-test", **kwargs) -> PairedTestResult:
     if test not in tests:
         raise ClarecError(f"unknown paired test {test!r}; choose 't-test' or 'wilcoxon'")
     return tests[test](a, b, **kwargs)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` from tests run together (e.g. every model against
+    the best): the family-wise error stays below ``alpha`` when each adjusted value is compared with
+    it. Sorted ascending, the ``i``-th (from 0) of ``m`` becomes ``min(1, max_{j ≤ i} (m − j)·p_j)``;
+    returned in the input's order. ``NaN`` stays ``NaN`` and does not count in ``m``."""
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    known = np.flatnonzero(~np.isnan(p))
+    if not len(known):
+        return out
+    order = known[np.argsort(p[known], kind="stable")]
+    m = len(order)
+    scaled = (m - np.arange(m)) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out

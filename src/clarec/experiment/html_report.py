@@ -20,7 +20,7 @@ from typing import Any
 from clarec.config import load_config
 from clarec.errors import ClarecError
 from clarec.evaluate.evaluator import unreachable_note
-from clarec.experiment.report import metric_cell, paired_against_best, table_columns
+from clarec.experiment.report import holm_adjusted, metric_cell, paired_against_best, table_columns
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
@@ -156,10 +156,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     first = next(iter(results.values()))
     metrics = table_columns(results, list(cfg.evaluation.ks))  # the columns of results.md
     best, tests = paired_against_best(results, main)
+    adjusted = holm_adjusted(tests)
 
     rows, classes = [], []
     for name, r in results.items():
-        mark = " *" if name in tests and tests[name].p_value < 0.05 else ""
+        mark = " *" if adjusted.get(name, 1.0) < 0.05 else ""
         rows.append([name + mark, *(metric_cell(r, m) for m in metrics), f"{r.get('fit_seconds', 0):.1f}"])
         classes.append(["best" if name == best else "", *([""] * len(metrics)), ""])
     parts = [
@@ -169,8 +170,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         _protocol(cfg, data, results),
         f"<h2>Test metrics (mean ± std over seeds)</h2>{_table(['model', *metrics, 'fit s'], rows, classes)}",
         f"<p class='note'>Bold: the best validation mean {main} (the reference is chosen on validation). "
-        "*: differs from it on test with p &lt; 0.05 "
-        "(paired t-test over seeds; needs two seeds or more).</p>",
+        "*: differs from it on test with p &lt; 0.05 after Holm's adjustment for testing every model "
+        "(paired t-tests over seeds; needs two seeds or more).</p>",
     ]
     for convention in first.get("conventions", {}):
         conv_rows = [

@@ -88,18 +88,31 @@ def paired_against_best(results: dict[str, Any], metric: str) -> tuple[str, dict
     return best, paired_against(results, metric, best)
 
 
+def holm_adjusted(tests: dict[str, Any]) -> dict[str, float]:
+    """Holm-adjusted p-values of the tests that had a spread to test (a difference that is the same
+    on every seed is said, not tested): every model is tested against the same reference at once."""
+    from clarec.evaluate.stats import holm
+
+    spread = {name: t for name, t in tests.items() if t.ci_low < t.ci_high}
+    return dict(zip(spread, (float(p) for p in holm([t.p_value for t in spread.values()])), strict=True))
+
+
 def significance_lines(results: dict[str, Any], metric: str) -> str:
     """:func:`paired_against_best` as markdown lines, or '' when no model has two seeds to pair."""
     best, tests = paired_against_best(results, metric)
+    adjusted = holm_adjusted(tests)
     lines = [
-        f"- {name} − {best}: {t.mean_diff:+.4f} (p = {t.p_value:.2g}, 95% bootstrap CI "
-        f"[{t.ci_low:.4f}, {t.ci_high:.4f}], {t.n} seeds)"
-        if t.ci_low < t.ci_high
+        f"- {name} − {best}: {t.mean_diff:+.4f} (p = {t.p_value:.2g}, Holm {adjusted[name]:.2g}; 95% "
+        f"bootstrap CI [{t.ci_low:.4f}, {t.ci_high:.4f}], {t.n} seeds)"
+        if name in adjusted
         else f"- {name} − {best}: {t.mean_diff:+.4f}, the same on each of {t.n} seeds (e.g. deterministic "
         "models on one split): no spread to test"
         for name, t in tests.items()
     ]
-    head = f"\nPaired t-tests of test {metric} over seeds against the best validation mean ({best}):\n\n"
+    head = (
+        f"\nPaired t-tests of test {metric} over seeds against the best validation mean ({best}); Holm: "
+        "the p-value adjusted for testing every model at once (compare it with 0.05):\n\n"
+    )
     return head + "\n".join(lines) + "\n" if lines else ""
 
 

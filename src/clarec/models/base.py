@@ -123,7 +123,9 @@ class Recommender(ABC):
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         """Learn from ``train``; ``valid`` may be used for early stopping, never for learning."""
         self.n_users, self.n_items = train.n_users, train.n_items
-        self.seen = train.to_csr()
+        # a model with a ``weighted`` setting (popularity, itemknn, ease, ease-lm) may read the
+        # interactions' weights (behaviour weights, a weight column); every other model reads 0/1
+        self.seen = train.to_csr(weighted=bool(getattr(self, "weighted", False)))
         try:
             self._fit(train, valid)
         except BaseException:

@@ -51,6 +51,8 @@ class EASE(Recommender):
             MovieLens-sized data; larger catalogues with sparser data often want more).
         max_items: refuse catalogues larger than this, since fitting holds two dense
             ``n_items × n_items`` float64 matrices (30,000 items ≈ 14 GB).
+        weighted: learn from and score with the interactions' weights (``behavior_weights``, a
+            weight column; repeated pairs summed) instead of 0/1.
     """
 
     supports_histories = True
@@ -58,6 +60,7 @@ class EASE(Recommender):
 
     reg = param(250.0, gt=0)
     max_items = param(30000, ge=1)
+    weighted = param(False)
 
     def _check_size(self) -> None:
         check_dense_items(self, "inversion", ", or use itemknn")
@@ -80,7 +83,7 @@ class EASE(Recommender):
 
     def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """``x B`` for the binary vector ``x`` of each history: exactly :meth:`score` for a training
-        user's own history."""
+        user's own history (unless ``weighted``: a history carries no weights)."""
         x = self._history_matrix(histories)
         return np.asarray(x @ self.weights, dtype=np.float32)
 

@@ -71,6 +71,8 @@ class ItemKNN(Recommender):
         bm25_b: BM25 length normalisation (only for ``weighting="bm25"``).
         block_size: items per block when computing similarities, which bounds the memory of
             the dense-ish intermediate products.
+        weighted: the interactions' weights (``behavior_weights``, a weight column) instead of 0/1,
+            in the similarities and in a user's scores.
     """
 
     supports_histories = True
@@ -82,6 +84,7 @@ class ItemKNN(Recommender):
     bm25_k1 = param(1.2, ge=0)
     bm25_b = param(0.75, ge=0, le=1)
     block_size = param(2048, ge=1)
+    weighted = param(False)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         x = weight_users(self.seen, self.weighting, self.bm25_k1, self.bm25_b)

@@ -9,12 +9,14 @@ import pandas as pd
 
 from clarec.data.dataset import Dataset
 from clarec.models.base import Recommender
+from clarec.models.params import param
 from clarec.models.registry import register
 
 
 @register("popularity")
 class Popularity(Recommender):
-    """Scores each item by its number of distinct training users, the same for every user.
+    """Scores each item by its number of distinct training users (with ``weighted``, the sum of its
+    interactions' weights: a purchase may count more than a view), the same for every user.
 
     ``similar_items`` also ranks by popularity: the popular items are the best a model without
     item features can offer, and it is the baseline every other model must beat.
@@ -24,8 +26,10 @@ class Popularity(Recommender):
     history_mode = "constant"
     supports_new_items = True
 
+    weighted = param(False)
+
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        # self.seen is binary, so column sums count distinct users.
+        # self.seen is binary unless weighted, so column sums count distinct users (or sum weights)
         self.popularity = np.asarray(self.seen.sum(axis=0), dtype=np.float32).ravel()
 
     def score(self, users) -> np.ndarray:

@@ -163,6 +163,27 @@ def test_save_and_load_predefined_roundtrip(tmp_path):
     assert back.train.items["title"].notna().all()
 
 
+def test_weights_other_than_one_travel_with_a_saved_split(tmp_path):
+    ds = make_random_dataset(n_users=20, n_items=25, per_user=6)
+    plain = random_split(ds, seed=1)
+    plain.save(tmp_path / "plain")
+    assert (tmp_path / "plain" / "train.tsv").read_text().splitlines()[0] == "user_id\titem_id\ttimestamp"
+    inter = ds.interactions
+    weighted = random_split(
+        ds.with_interactions(inter.assign(weight=(inter.index % 3 + 1).astype("float32"))), seed=1
+    )
+    weighted.save(tmp_path / "weighted")
+    back = load_predefined_split(tmp_path / "weighted")
+    for part in ("train", "valid", "test"):
+        np.testing.assert_array_equal(
+            back.part(part).to_csr(weighted=True).toarray(),
+            weighted.part(part).to_csr(weighted=True).toarray(),
+        )
+    (tmp_path / "weighted" / "test.tsv").write_text("user_id\titem_id\tweight\nu1\ti1\tmuch\n")
+    with pytest.raises(DataError, match="invalid weight 'much'"):
+        load_predefined_split(tmp_path / "weighted")
+
+
 def test_list_columns_come_back_as_lists(tmp_path):
     ds = make_random_dataset(n_users=20, n_items=25, per_user=6)
     ds.items["genres"] = [["Drama", "War"] if i % 2 else [] for i in range(25)]

@@ -4,7 +4,7 @@ Every split is deterministic given its seed, returns three :class:`~clarec.data.
 objects sharing one set of id maps, and can be written to (and read back from) a folder of TSV
 files, the *predefined split* format that other toolkits can read too::
 
-    train.tsv  valid.tsv  test.tsv   header "user_id<TAB>item_id[<TAB>timestamp]", original ids
+    train.tsv  valid.tsv  test.tsv   header "user_id<TAB>item_id[<TAB>timestamp][<TAB>weight]", original ids
     items.tsv                        optional: item_id and text columns
     split.json                       optional: method, parameters, cold items
 
@@ -61,16 +61,19 @@ class Split:
         """Write the split as a predefined-split folder (see module docstring)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        # weights other than 1 (behaviour weights, a weight column) travel too: models read them
+        weighted = any((self.part(p).interactions["weight"] != 1).any() for p in PARTS)
         for name in PARTS:
             ds = self.part(name)
             df = ds.interactions
-            pd.DataFrame(
-                {
-                    "user_id": ds.user_ids[df["user"].to_numpy()].astype(str),
-                    "item_id": ds.item_ids[df["item"].to_numpy()].astype(str),
-                    "timestamp": df["timestamp"].to_numpy(),
-                }
-            ).to_csv(folder / f"{name}.tsv", sep="\t", index=False)
+            columns = {
+                "user_id": ds.user_ids[df["user"].to_numpy()].astype(str),
+                "item_id": ds.item_ids[df["item"].to_numpy()].astype(str),
+                "timestamp": df["timestamp"].to_numpy(),
+            }
+            if weighted:
+                columns["weight"] = df["weight"].to_numpy()
+            pd.DataFrame(columns).to_csv(folder / f"{name}.tsv", sep="\t", index=False)
         _items_table(self.train).to_csv(folder / "items.tsv", sep="\t", index=False)
         meta = {
             "method": self.method,
@@ -376,6 +379,12 @@ def load_predefined_split(folder: str | Path) -> Split:
                     path, f"invalid timestamp {df['timestamp'].iloc[bad[0]]!r}", line=int(bad[0]) + 2
                 )
             df["timestamp"] = ts.astype("int64")
+        if "weight" in df.columns:
+            weight = pd.to_numeric(df["weight"], errors="coerce")
+            bad = np.flatnonzero(~np.isfinite(weight.to_numpy(dtype=float)))
+            if len(bad):
+                raise DataError(path, f"invalid weight {df['weight'].iloc[bad[0]]!r}", line=int(bad[0]) + 2)
+            df["weight"] = weight.astype("float32")
         empty = np.flatnonzero(((df["user_id"] == "") | (df["item_id"] == "")).to_numpy())
         if len(empty):
             raise DataError(path, "empty user_id or item_id", line=int(empty[0]) + 2)

@@ -104,3 +104,37 @@ def test_save_load_without_side_tables(tmp_path):
 def test_index_out_of_range_rejected():
     with pytest.raises(ValueError, match="out of range"):
         Dataset(pd.DataFrame({"user": [0], "item": [5]}), ["u"], ["a"])
+
+
+def test_from_frame_refuses_what_it_would_misread():
+    from clarec.errors import ConfigError
+
+    inter = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [10, 20, 10, 30, 20]})
+    holed = inter.astype({"user_id": float})
+    holed.loc[0, "user_id"] = np.nan
+    # a missing id went to the last user ("3.0") and every id became "1.0"
+    with pytest.raises(ConfigError, match="1 row\\(s\\) without a user_id, e.g. row 0"):
+        Dataset.from_frame(holed)
+    # ids spelled otherwise in a side table matched nothing: every title was empty
+    items = pd.DataFrame({"item_id": [10.0, 20.0, 30.0], "title": ["a", "b", "c"]})
+    with pytest.raises(ConfigError, match="none of the 3 ids of the item table.*'10.0' in the table, '10'"):
+        Dataset.from_frame(inter, items=items)
+    titled = Dataset.from_frame(inter, items=items.astype({"item_id": int}))
+    assert titled.items["title"].tolist() == ["a", "b", "c"]
+    with pytest.raises(ConfigError, match="interactions lack column 'item_id'"):
+        Dataset.from_frame(inter.drop(columns="item_id"))
+
+
+def test_from_frame_reads_datetimes_as_seconds():
+    from clarec.errors import ConfigError
+
+    inter = pd.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "y"]})
+    when = pd.to_datetime(["2024-01-01 00:00:10", "2024-01-01 00:00:20"])
+    for stamps in (when, when.tz_localize("UTC").tz_convert("Europe/Berlin"), when.astype("datetime64[us]")):
+        ds = Dataset.from_frame(inter.assign(timestamp=stamps))
+        assert ds.interactions["timestamp"].tolist() == [1704067210, 1704067220]
+    with pytest.raises(ConfigError, match="missing datetime"):
+        Dataset.from_frame(inter.assign(timestamp=[when[0], pd.NaT]))
+    with pytest.raises(ConfigError, match="give integer seconds or datetimes"):
+        Dataset.from_frame(inter.assign(timestamp=["2024-01-01", "2024-01-02"]))
+    assert Dataset.from_frame(inter.assign(timestamp=[5, 7])).interactions["timestamp"].tolist() == [5, 7]

@@ -40,6 +40,23 @@ def test_indices_that_are_not_whole_numbers_are_refused_not_cast():
         model.score_histories([[0], [[0, 1], [1, 0]]])
     with pytest.raises(ClarecError, match="history 0 is not a flat sequence"):
         model.score_histories([[[0, 1], [1]]])
+    # a flat list is one user's items, not one user per item: refused, with the fix
+    for flat in ([1, 0], np.array([1, 0])):
+        with pytest.raises(ClarecError, match="got a flat sequence .*wrap one history as \\[history\\]"):
+            model.score_histories(flat)
+    for k in (0, -3, 2.0, True):
+        with pytest.raises(ClarecError, match="k must be a whole number of items"):
+            model.recommend([0], k=k)
+
+
+def test_item_similarity_checks_its_indices():
+    from clarec.models import create
+
+    inter = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3"], "item_id": ["x", "y", "x", "z"]})
+    model = create("bpr", {"epochs": 1, "embedding_dim": 4}).fit(Dataset.from_frame(inter))
+    for bad in (-1, 3):  # -1 read the last item's row
+        with pytest.raises(ClarecError, match=f"item index {bad} out of range"):
+            model.item_similarity(np.array([bad]))
 
 
 def test_a_half_written_saved_model_is_refused_in_one_line(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from clarec.errors import DataError, UnknownIdError
+from clarec.errors import ConfigError, DataError, UnknownIdError
 
 #: Columns of :attr:`Dataset.interactions`, with their dtypes.
 INTERACTION_DTYPES = {
@@ -50,6 +50,27 @@ def _index_ids(values: pd.Series, extra: pd.Series | None = None) -> tuple[np.nd
     rank[order] = np.arange(len(order))
     ids = np.asarray(uniq, dtype=object)[order]
     return rank[codes[: len(values)]], ids
+
+
+def _seconds(values: pd.Series) -> np.ndarray:
+    """Timestamps as int64 seconds: datetimes converted (a time zone read as UTC), integers as they are."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if values.isna().any():
+            raise ConfigError(
+                f"timestamp: {int(values.isna().sum())} missing datetime(s) (NaT): drop or fill them"
+            )
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        return values.to_numpy().astype("datetime64[s]").astype(np.int64)
+    try:
+        numbers = pd.to_numeric(values, errors="raise")
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"timestamp holds {str(values.iloc[0])!r}: give integer seconds or datetimes (pd.to_datetime)"
+        ) from None
+    if numbers.isna().any() or (numbers % 1 != 0).any():
+        raise ConfigError("timestamp must be whole seconds without gaps (or datetimes)")
+    return numbers.to_numpy().astype(np.int64)
 
 
 def _side_table(path: Path) -> pd.DataFrame | None:
@@ -146,20 +167,42 @@ class Dataset:
         ``weight``, ``behavior``. ``items`` (column ``item_id``) and ``users`` (column ``user_id``)
         are side tables; rows for ids without interactions are dropped unless ``keep_all_items``
         / ``keep_all_users`` is set (useful for catalogues with items not yet interacted with).
+        Ids are compared as text (``10`` and ``"10"`` are one id, ``10.0`` another). ``timestamp`` is
+        integer seconds, or datetimes (converted to seconds). Remove repeated (user, item) pairs
+        first (:func:`clarec.data.filters.dedupe`): a split could put a pair in train and test.
+
+        Raises:
+            ConfigError: a missing id column, a missing id (row named), timestamps that are neither,
+                or a side table none of whose ids are in the interactions (ids spelled otherwise).
         """
         for col in ("user_id", "item_id"):
             if col not in interactions.columns:
-                raise ValueError(f"interactions lack column {col!r}")
+                raise ConfigError(f"interactions lack column {col!r}")
+            missing = np.flatnonzero(interactions[col].isna().to_numpy())
+            if len(missing):
+                raise ConfigError(
+                    f"interactions: {len(missing)} row(s) without a {col}, e.g. row {int(missing[0])}: "
+                    "drop or fill them first"
+                )
         inter = pd.DataFrame(
             {c: interactions[c].to_numpy() for c in interactions.columns if c not in ("user_id", "item_id")},
             index=pd.RangeIndex(len(interactions)),
         )
+        if "timestamp" in inter.columns:
+            inter["timestamp"] = _seconds(interactions["timestamp"])
         inter["user"], user_ids = _index_ids(
             interactions["user_id"], users["user_id"] if keep_all_users and users is not None else None
         )
         inter["item"], item_ids = _index_ids(
             interactions["item_id"], items["item_id"] if keep_all_items and items is not None else None
         )
+        for table, key, ids in ((items, "item_id", item_ids), (users, "user_id", user_ids)):
+            if table is not None and len(table) and not table[key].astype(str).isin(set(ids)).any():
+                raise ConfigError(
+                    f"none of the {len(table)} ids of the {key[:-3]} table is in the interactions (e.g. "
+                    f"{str(table[key].iloc[0])!r} in the table, {str(ids[0])!r} in the interactions): "
+                    "write them alike (ids are compared as text)"
+                )
         return cls(
             inter,
             user_ids,

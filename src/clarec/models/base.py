@@ -181,10 +181,12 @@ class Recommender(ABC):
         )
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
-        """Append new items (rows with ``item_id`` and text columns such as ``title``) after the last
-        index and return their indices; they can be scored and recommended at once. Models that
-        support it set :attr:`supports_new_items` (and :attr:`new_items_from_text` when the text is
-        what scores them)."""
+        """Append new items (rows of text columns such as ``title``, the fields the model was fitted
+        on) after the last index and return their indices; they can be scored and recommended at
+        once. Every row is a new item: a model holds indices, not ids, so the caller keeps the
+        id of each returned index (``Dataset.item_ids`` covers the fitted ones) and does not add an
+        item twice (``clarec serve`` refuses a known id). Models that support it set
+        :attr:`supports_new_items` (and :attr:`new_items_from_text` when the text is what scores them)."""
         raise ClarecError(f"model {self.name or type(self).__name__!r} cannot add items without retraining")
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -198,6 +200,12 @@ class Recommender(ABC):
         self._check_fitted()
         out = []
         for n, h in enumerate(histories):
+            if isinstance(h, int | float | np.number) or (isinstance(h, np.ndarray) and h.ndim == 0):
+                # [1, 2, 3]: one user's items, not three one-item users
+                raise ClarecError(
+                    "histories is a sequence of histories, one per user (each a sequence of item "
+                    f"indices); got a flat sequence ({h!r} as history {n}): wrap one history as [history]"
+                )
             try:
                 h = np.asarray(h)
             except ValueError:  # ragged nesting
@@ -236,6 +244,8 @@ class Recommender(ABC):
         items leave ``-1`` indices with ``-inf`` scores at the end.
         """
         users = self._check_users(users)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ClarecError(f"k must be a whole number of items, at least 1; got {k!r}")
         allowed = None
         if candidates is not None:
             allowed = np.zeros(self.n_items, dtype=bool)
@@ -300,6 +310,7 @@ class Recommender(ABC):
         vecs = self.item_vectors()
         if vecs is None:
             raise NotImplementedError(f"{type(self).__name__} defines no item similarity")
+        items = self._check_items(items)  # -1 read the last item's row
         unit = _unit(vecs)
         # float64 then float32: a row must not depend on the other items asked for with it
         return (unit[items] @ unit.T).astype(np.float32)

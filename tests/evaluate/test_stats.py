@@ -97,3 +97,8 @@ def test_holm_by_hand():
     out = holm([0.02, float("nan"), 0.01])  # NaN is no test: m = 2
     assert math.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.02)
     assert holm([]).shape == (0,)
+
+
+def test_a_paired_test_of_something_else_than_numbers_says_what_it_needs():
+    with pytest.raises(ClarecError, match=r"per_user\['ndcg@20'\]"):
+        paired_t_test({"ndcg@20": [0.1, 0.2]}, {"ndcg@20": [0.3, 0.1]})

@@ -34,8 +34,14 @@ class PairedTestResult:
 
 
 def _pairs(a, b) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
+    try:
+        a = np.asarray(a, dtype=np.float64).ravel()
+        b = np.asarray(b, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ClarecError(
+            "a paired test compares two sequences of numbers, one per pair: per user, e.g. "
+            "result_a.per_user['ndcg@20'] and result_b.per_user['ndcg@20'] (the same users), or per seed"
+        ) from None
     if a.shape != b.shape:
         raise ClarecError(f"paired test needs arrays of equal length, got {len(a)} and {len(b)}")
     ok = ~(np.isnan(a) | np.isnan(b))

@@ -242,6 +242,10 @@ def test_bad_arguments():
     for kw, message in bad:
         with pytest.raises(ValueError, match=message):
             InfoNCELoss()(q, p, **kw)
+    # ids as a list or an array are read as tensors (a list raised AttributeError)
+    torch.testing.assert_close(
+        InfoNCELoss()(q, p, positive_ids=[0, 1, 1]), InfoNCELoss()(q, p, positive_ids=torch.tensor([0, 1, 1]))
+    )
     with pytest.raises(ValueError, match="empty batch"):
         InfoNCELoss()(torch.randn(0, 4), torch.randn(0, 4))
     with pytest.raises(ValueError, match="needs extra negatives"):

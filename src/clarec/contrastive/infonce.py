@@ -95,6 +95,13 @@ def _accumulate(query: torch.Tensor, table: torch.Tensor) -> torch.dtype:
     return torch.float64 if torch.float64 in (query.dtype, table.dtype) else torch.float32
 
 
+def _tensors(*values):
+    """Ids and log-probabilities given as lists or arrays, as tensors (``None`` stays ``None``)."""
+    return tuple(
+        v if v is None or isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for v in values
+    )
+
+
 def _check_columns(name: str, values: torch.Tensor | None, batch: int, extra: int | None) -> None:
     """``values`` is ``(B,)`` per row (``extra`` ``None``), or ``(extra,)`` / ``(B, extra)`` per
     extra negative; else one clear error (not a broadcasting error deep in the loss)."""
@@ -205,6 +212,7 @@ class InfoNCELoss(nn.Module):
                 (:func:`gathered_scores`: on the CPU a block of rows at a time) — much faster when
                 ``n`` is large.
         """
+        positive_logq, negative_logq = _tensors(positive_logq, negative_logq)
         logits, mask = self.logits(
             query, positive, negatives, query_ids, positive_ids, negative_ids, negative_rows
         )
@@ -245,6 +253,9 @@ class InfoNCELoss(nn.Module):
             raise ValueError(
                 f"query and positive must both be (B, d), got {tuple(query.shape)}, {tuple(positive.shape)}"
             )
+        query_ids, positive_ids, negative_ids, negative_rows = _tensors(
+            query_ids, positive_ids, negative_ids, negative_rows
+        )
         if len(query) == 0:
             raise ValueError("InfoNCE of an empty batch (B = 0)")
         dtypes = [x.dtype for x in (query, positive, negatives) if x is not None]

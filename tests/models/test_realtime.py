@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_random_dataset
 
 from clarec.errors import ClarecError, UnknownIdError
 from clarec.models import create
@@ -197,3 +198,14 @@ def test_models_without_text_refuse_profile_texts(fitted):
     assert not type(fitted["ease"]).supports_texts
     with pytest.raises(ClarecError, match="cannot score users from a text"):
         fitted["ease"].score_texts(["anything"])
+
+
+def test_similar_items_of_an_item_without_data_are_none():
+    # a just-added item has no co-occurrences: its neighbours were the first k items by index
+    ds = make_random_dataset(n_users=30, n_items=20, per_user=6, seed=6)
+    for name in ("ease", "itemknn"):
+        model = create(name).fit(ds)
+        (new,) = model.add_items(pd.DataFrame({"item_id": ["fresh"], "title": ["fresh"]}))
+        ids, vals = model.similar_items([new, 0], k=3)
+        assert (ids[0] == -1).all() and np.isneginf(vals[0]).all()
+        assert (ids[1] >= 0).all() and (vals[1] > 0).all()

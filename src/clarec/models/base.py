@@ -330,10 +330,13 @@ class Recommender(ABC):
         return (_unit(vecs[rows]) @ _unit(vecs[cols]).T).astype(np.float32)
 
     def similar_items(self, items, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` items most similar to each given item, the item itself excluded."""
+        """The ``k`` items most similar to each given item, the item itself excluded. An item whose
+        similarity to every other item is 0 (one added without data the model reads, an item no
+        training user shares) gets no items (``-1``) rather than the first ``k`` by index."""
         items = self._check_items(items)
         s = np.array(self.item_similarity(items), dtype=np.float32, copy=True)
         s[np.arange(len(items)), items] = -np.inf
+        s[~((s != 0) & np.isfinite(s)).any(axis=1)] = -np.inf
         i, v = top_k(s, k)
         ids = np.full((len(items), k), -1, dtype=np.int64)
         vals = np.full((len(items), k), -np.inf, dtype=np.float32)

@@ -206,6 +206,8 @@ def test_a_timestamp_unit_that_does_not_fit_the_column_is_refused(tmp_path):
 
     with pytest.raises(DataError, match="past the year 5000 in seconds: set timestamp_unit: ms"):
         load("u,a,1709641500123\nu,b,1709641500999\n")
+    with pytest.raises(DataError, match="past the year 5000 even as milliseconds"):
+        load("u,a,1709641500123456789\n", timestamp_unit="ms")  # nanoseconds
     with pytest.raises(DataError, match="in early 1970 as milliseconds: set timestamp_unit: s"):
         load("u,a,1709641500\n", timestamp_unit="ms")
     with pytest.raises(DataError, match="does not hold numbers .*set timestamp_unit: datetime"):

@@ -113,6 +113,12 @@ def _check_unit(raw: pd.Series, unit: str, path: Path) -> None:
             path,
             f"timestamps such as {text.iloc[0]!r} are past the year 5000 in seconds: set timestamp_unit: ms",
         )
+    if unit == "ms" and typical >= _MS_LIKE * 1000:
+        raise DataError(
+            path,
+            f"timestamps such as {text.iloc[0]!r} are past the year 5000 even as milliseconds "
+            "(micro- or nanoseconds?): convert them to seconds or milliseconds first",
+        )
     if unit == "ms" and 0 < typical < _MS_LIKE / 10:  # before May 1970 as milliseconds
         raise DataError(
             path,

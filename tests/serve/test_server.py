@@ -96,6 +96,9 @@ def test_a_new_item_is_recommendable_and_findable_at_once(client):
         json={"item_id": "fresh-1", "title": twin["title"], "genres": twin["attributes"]["genres"]},
     )
     assert r.status_code == 201 and r.json()["scored_from_text"] is True
+    assert r.json()["unread_fields"] == []  # title and genres: the fields the model reads
+    extra = client.post("/v1/items", json={"item_id": "other-0", "title": "x", "beschreibung": "Kaffee"})
+    assert extra.json()["unread_fields"] == ["beschreibung"]  # kept and shown, but not scored
     # same text as the user's best item: recommended right behind it
     recs = client.get("/v1/users/u3/recommendations", params={"k": 3}).json()
     assert ids(recs)[:2] == [top["item_id"], "fresh-1"]

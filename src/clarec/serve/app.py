@@ -165,6 +165,7 @@ class ItemOut(BaseModel):
     item_id: str
     index: int
     scored_from_text: bool
+    unread_fields: list[str]  # given, but not among the text fields the model reads (kept and shown)
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -367,7 +368,10 @@ def create_app(service: RecService) -> FastAPI:
         fields = item.model_dump()
         item_id = fields.pop("item_id")
         idx = service.add_item(item_id, fields)
-        return {"item_id": item_id, "index": idx, "scored_from_text": bool(service.model.new_items_from_text)}
+        from_text = bool(service.model.new_items_from_text)
+        read = set(getattr(service.model, "text_fields_", None) or []) if from_text else set()
+        unread = [f for f in fields if f not in read and fields[f] not in (None, "", [])]
+        return {"item_id": item_id, "index": idx, "scored_from_text": from_text, "unread_fields": unread}
 
     # ------------------------------------------------------------------ events
     @app.post(

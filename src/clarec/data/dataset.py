@@ -62,6 +62,8 @@ def _seconds(values: pd.Series) -> np.ndarray:
         if isinstance(values.dtype, pd.DatetimeTZDtype):
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values.to_numpy().astype("datetime64[s]").astype(np.int64)
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":  # every source's: no per-row check
+        return values.to_numpy().astype(np.int64)
     try:
         numbers = pd.to_numeric(values, errors="raise")
     except (ValueError, TypeError):
@@ -197,7 +199,7 @@ class Dataset:
             interactions["item_id"], items["item_id"] if keep_all_items and items is not None else None
         )
         for table, key, ids in ((items, "item_id", item_ids), (users, "user_id", user_ids)):
-            if table is not None and len(table) and not table[key].astype(str).isin(set(ids)).any():
+            if table is not None and len(table) and not table[key].astype(str).isin(ids).any():
                 raise ConfigError(
                     f"none of the {len(table)} ids of the {key[:-3]} table is in the interactions (e.g. "
                     f"{str(table[key].iloc[0])!r} in the table, {str(ids[0])!r} in the interactions): "

@@ -63,25 +63,29 @@ def to_frame_for_dataset(inter: pd.DataFrame) -> pd.DataFrame:
     return inter[cols].reset_index(drop=True)
 
 
-def _report_side_rows(raw: RawData, inter: pd.DataFrame) -> None:
-    """Count the item and user rows the data set will not hold: repeated ids (the first row is
+def _report_side_rows(raw: RawData, ds: Dataset) -> None:
+    """Count the item and user rows the data set does not hold: repeated ids (the first row is
     kept) and ids without interactions (an offline data set is made of interactions; such an item
-    joins a served model through its text, ``POST /v1/items``)."""
-    for table, key, label in ((raw.items, "item_id", "item"), (raw.users, "user_id", "user")):
+    joins a served model through its text, ``POST /v1/items``). Compared with the data set's
+    distinct ids, not its rows."""
+    for table, key, label, ids in (
+        (raw.items, "item_id", "item", ds.item_ids),
+        (raw.users, "user_id", "user", ds.user_ids),
+    ):
         if table is None or key not in table.columns:
             continue
-        ids = table[key].astype(str)
-        repeated = ids.duplicated(keep="first")
+        given = table[key].astype(str)
+        repeated = given.duplicated(keep="first")
         raw.report.add(f"{raw.name} {label} table", DUPLICATE, int(repeated.sum()), action="first row kept")
-        unused = ~ids[~repeated].isin(set(inter[key].astype(str)))
+        unused = ~given[~repeated].isin(ids)
         raw.report.add(f"{raw.name} {label} table", NO_INTERACTIONS, int(unused.sum()), action="left out")
 
 
 def build_result(raw: RawData) -> LoadResult:
     """Index a :class:`RawData` into a :class:`Dataset`."""
     inter = to_frame_for_dataset(raw.interactions)
-    _report_side_rows(raw, inter)
     ds = Dataset.from_frame(inter, items=raw.items, users=raw.users, name=raw.name)
+    _report_side_rows(raw, ds)
     fill_list_columns(ds.items)
     raw.report.rows_kept = ds.n_interactions
     return LoadResult(ds, raw.report, raw.extras)

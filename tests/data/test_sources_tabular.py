@@ -97,6 +97,18 @@ def test_item_file_without_a_mapping_keeps_every_column(tmp_path):
     assert "blurb" not in res.dataset.items.columns and "title" in res.dataset.items.columns
 
 
+def test_prices_written_the_european_way_are_read(tmp_path):
+    # a shop's item file with decimal commas: "12,99" was no price at all (NaN), so its price
+    # bucket never reached the item text
+    LOG.to_csv(tmp_path / "log.csv", index=False)
+    pd.DataFrame({"item_id": ["a", "b", "c"], "price": ["12,99 €", "1.299,00 €", "EUR 4,50"]}).to_csv(
+        tmp_path / "items.csv", index=False
+    )
+    res = load_source("tabular", tmp_path / "log.csv", columns=COLS, item_file="items.csv")
+    prices = res.dataset.items.set_index("item_id")["price"]
+    assert prices.to_dict() == {"a": 12.99, "b": 1299.0, "c": 4.5}
+
+
 def test_item_rows_the_data_set_leaves_out_are_reported(tmp_path):
     LOG.to_csv(tmp_path / "log.csv", index=False)
     (tmp_path / "items.csv").write_text("item_id,title\na,Kaffee\na,Tee ANDERS\nb,B\nc,C\nd,D\ne,E\n")

@@ -89,6 +89,32 @@ def test_price_bucket(price, bucket):
     assert price_bucket(price) == bucket
 
 
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("12,99", 12.99),  # a decimal comma: was read as 1299 ("$500 and up")
+        ("12,99 €", 12.99),
+        ("EUR 1.299,00", 1299.0),
+        ("1,299.00", 1299.0),
+        ("$1,299", 1299.0),
+        ("1 299,00", 1299.0),
+        ("CHF 1'299.50", 1299.5),
+        ("1,299,000", 1299000.0),
+        ("0,500", 0.5),
+        ("1.299", 1.299),
+        ("$10.00 - $15.00", 10.0),
+        ("10–15 €", 10.0),
+        ("-5", None),
+        ("-$5", None),
+        ("1,2,3", None),
+        (".a-box-inner{color:#fff}", None),
+        ("free", None),
+    ],
+)
+def test_parse_price_reads_the_usual_formats(text, value):
+    assert parse_price(text) == value
+
+
 def test_price_bucket_custom_bins():
     assert price_bucket(7, bins=(1, 2.5)) == "$2.5 and up"
     assert price_bucket(2, bins=(1, 2.5)) == "$1-2.5"

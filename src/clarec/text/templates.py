@@ -35,7 +35,15 @@ PROSE_FIELDS = frozenset({"description"})
 
 _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# A price: an optional currency (symbol, code or word) around a number, optionally a range
+# ("$10.00 - $15.00", "10–15 €"). The number may group thousands with "," "." a space or "'" and
+# mark decimals with "." or ",": "1,299.00", "1.299,00", "1 299,00", "1'299.50", "12,99".
+_CURRENCY = r"(?:[$€£¥₹₩₽]|[A-Za-z]{1,8}\.?)"
+_AMOUNT = r"\d{1,3}(?:[,.' \u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
+_PRICE = re.compile(
+    rf"\s*(-)?\s*(?:{_CURRENCY}\s*)?(-)?\s*({_AMOUNT})\s*(?:{_CURRENCY})?"
+    rf"(?:\s*[-–]\s*(?:{_CURRENCY}\s*)?(?:{_AMOUNT})\s*(?:{_CURRENCY})?)?\s*"
+)
 
 
 def _is_missing(value: object) -> bool:
@@ -93,19 +101,42 @@ def _money(x: float) -> str:
 
 
 def parse_price(value: object) -> float | None:
-    """The first non-negative number in a price field ("$12.99", "$10.00 - $15.00", 12.5), else None."""
+    """A price field as a number, else None.
+
+    Numbers are taken as they are; a string must be a price and nothing else: "$12.99", "12,99 €",
+    "EUR 1.299,00", "1,299.00", "1 299,00", "CHF 1'299.50", a range "$10.00 - $15.00" (its lower
+    bound). With both "," and "." the last one marks the decimals; a lone "," marks decimals unless
+    exactly three digits follow it ("12,99" is 12.99, "1,299" is 1299, "0,500" is 0.5); a lone "." marks decimals
+    ("1.299" is 1.299: write "1.299,00" for a thousand and more). Negative prices, other text ("free",
+    CSS left in a scraped field) and numbers that are not finite give None.
+    """
     if _is_missing(value) or isinstance(value, bool | np.bool_):
         return None
     if isinstance(value, int | float | np.integer | np.floating):
         f = float(value)
     else:
-        m = _NUMBER.search(str(value))
-        if m is None:
+        m = _PRICE.fullmatch(str(value))
+        if m is None or m.group(1) or m.group(2):
             return None
-        f = float(m.group(0).replace(",", ""))
+        f = _amount(m.group(3))
     if not math.isfinite(f) or f < 0:
         return None
     return f
+
+
+def _amount(text: str) -> float:
+    """The value of an amount matched by ``_AMOUNT`` (see :func:`parse_price` for the separators)."""
+    seps = [c for c in text if not c.isdigit()]
+    if not seps:
+        return float(text)
+    last = seps[-1]
+    head, _, tail = text.rpartition(last)
+    grouping = last not in ".," or (len(seps) > 1 and set(seps) == {last})
+    if not grouping and len(seps) == 1 and last == "," and len(tail) == 3 and head != "0":
+        grouping = True  # "1,299": thousands ("0,500" is a half)
+    if grouping:
+        return float("".join(c for c in text if c.isdigit()))
+    return float("".join(c for c in head if c.isdigit()) + "." + tail)
 
 
 def price_bucket(value: object, bins: Sequence[float] = DEFAULT_PRICE_BINS) -> str:

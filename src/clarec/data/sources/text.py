@@ -8,11 +8,12 @@ import re
 import numpy as np
 import pandas as pd
 
+from clarec.text.templates import parse_price as parse_one
+
 _TAG_RE = re.compile(r"<[^>]*>")
 _SPACE_RE = re.compile(r"\s+")
 # Markup that makes a "title" useless: a tag opening or closing, or an attribute fragment like `x" />`.
 _MARKUP_RE = re.compile(r"<\s*/?\s*[A-Za-z!]|/>|\"\s*>")
-_PRICE_RE = re.compile(r"^\s*\$\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:-\s*\$\s*[0-9][0-9,]*(?:\.[0-9]+)?\s*)?$")
 _YEAR_RE = r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$"
 
 
@@ -57,20 +58,16 @@ def text_list(value) -> list[str]:
 
 
 def parse_price(values: pd.Series) -> np.ndarray:
-    """Prices as float: numbers as they are, ``"$25.00"`` → 25.0, a range ``"$1 - $5"`` → its lower
-    bound; anything else (empty, CSS junk) → NaN."""
+    """Prices as float (NaN where there is none): numbers as they are, strings as
+    :func:`clarec.text.templates.parse_price` reads them ("$25.00", "12,99 €", a range's lower
+    bound); anything else (empty, CSS junk) → NaN. Each distinct string is parsed once."""
     s = pd.Series(values, dtype="object")
-    out = pd.to_numeric(
-        s.where(s.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool))), errors="coerce"
-    )
-    strings = s.map(lambda v: v if isinstance(v, str) else None).astype("str")
-    m = strings.str.extract(_PRICE_RE, expand=False).str.replace(",", "", regex=False)
-    parsed = pd.to_numeric(m, errors="coerce")
-    plain = pd.to_numeric(strings.str.strip(), errors="coerce")  # 2023 meta also has bare "12.99"
-    out = out.fillna(parsed).fillna(plain)
-    arr = out.to_numpy(dtype="float64", na_value=np.nan, copy=True)
-    arr[~np.isfinite(arr) | (arr < 0)] = np.nan
-    return arr
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    parsed = np.array([parse_one(v) for v in uniques], dtype="float64") if len(uniques) else np.empty(0)
+    out = np.full(len(s), np.nan)
+    known = codes >= 0
+    out[known] = parsed[codes[known]]
+    return out
 
 
 def title_year(titles: pd.Series) -> np.ndarray:

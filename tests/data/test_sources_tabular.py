@@ -247,3 +247,27 @@ def test_a_stray_quote_names_its_line(tmp_path):
     with pytest.raises(DataError, match="opens a double quote") as e:
         load_source("tabular", tmp_path / "q.csv")
     assert e.value.line == 3
+
+
+def test_two_stray_quotes_do_not_swallow_the_rows_between(tmp_path):
+    # the second quote closed the first: items 'b,4\nu3,c,3\nu4,d', rows u3 and u4 gone, and the
+    # report said "no problems found"
+    (tmp_path / "q.csv").write_text('user_id,item_id,rating\nu1,a,5\nu2,"b,4\nu3,c,3\nu4,"d,2\nu5,e,1\n')
+    for strict in (True, False):
+        with pytest.raises(DataError, match="'item_id' field runs over lines 3–5") as e:
+            load_source("tabular", tmp_path / "q.csv", strict=strict)
+        assert e.value.line == 3
+
+
+def test_quoted_line_breaks_in_a_text_column_are_kept_and_lines_still_counted(tmp_path):
+    LOG.to_csv(tmp_path / "log.csv", index=False)
+    (tmp_path / "items.csv").write_text('item_id,title,blurb\na,Apple,"crisp\nand red"\nb,Banana,soft\nc,,\n')
+    res = load_source("tabular", tmp_path / "log.csv", columns=COLS, item_file="items.csv")
+    items = res.dataset.items.set_index("item_id")
+    assert items.loc["a", "blurb"] == "crisp\nand red" and items.loc["b", "blurb"] == "soft"
+    (tmp_path / "notes.csv").write_text(
+        'user_id,item_id,rating,note\nu1,a,5,"two\nlines"\nu2,b,9,x\nu2,a,4,y\n'
+    )
+    res = load_source("tabular", tmp_path / "notes.csv", rating_range=(1, 5))
+    (bad,) = [i for i in res.report.issues if i.reason == RATING_RANGE]
+    assert bad.first_line == 4  # counted past the quoted line break (was 3)

@@ -101,11 +101,33 @@ def decode(data: bytes, path: Path, encoding: str, strict: bool) -> tuple[str, b
 
 
 def _line_numbers(n_rows: int, first: int, skipped: list[int]) -> np.ndarray:
-    """File line of each parsed row, assuming one record per line (no quoted newlines)."""
+    """File line of each parsed row, assuming one record per line (``_spanned_lines`` then adds
+    the line breaks inside quoted fields)."""
     lines = np.arange(first, first + n_rows + len(skipped), dtype=np.int64)
     if skipped:
         lines = lines[~np.isin(lines, np.asarray(skipped, dtype=np.int64))]
     return lines[:n_rows]
+
+
+def _spanned_lines(df: pd.DataFrame, path: Path, required: list[str]) -> None:
+    """Line numbers past quoted fields that hold line breaks (a description may); a key field that
+    holds one is a stray quote that swallowed the lines up to the next quote, refused."""
+    counts = {col: df[col].str.count("\n").to_numpy() for col in df.columns[:-1]}
+    breaks = sum(counts.values(), np.zeros(len(df), dtype=np.int64))
+    if not breaks.any():
+        return
+    df["_line"] += np.concatenate([[0], np.cumsum(breaks)[:-1]])
+    for col in required:
+        if col in counts and counts[col].any():
+            i = int(np.flatnonzero(counts[col])[0])
+            first = int(df["_line"].iat[i])
+            raise DataError(
+                path,
+                f"the {col!r} field runs over lines {first}–{first + int(counts[col][i])}: a double quote "
+                '(") opens it and a later one closes it, so those lines are read as one value; quote the '
+                'whole field ("a ""quoted"" word") or remove the stray quote',
+                first,
+            )
 
 
 def read_table(
@@ -174,6 +196,8 @@ def read_table(
                 path, f"header lacks columns {missing}; found {list(df.columns)[:8]}{hint}", line=1
             )
     df["_line"] = _line_numbers(len(df), 1 if names else 2, [s[0] for s in skipped])
+    if quoting:
+        _spanned_lines(df, path, required or [])
     blank = (df.drop(columns="_line") == "").all(axis=1).to_numpy()
     if blank.any():
         df = df.loc[~blank].reset_index(drop=True)

@@ -9,6 +9,7 @@ from factories import make_random_dataset
 
 from clarec.data.dataset import Dataset
 from clarec.data.filters import weight_behaviors
+from clarec.errors import ClarecError
 from clarec.models import Recommender, create
 
 
@@ -50,4 +51,26 @@ def test_unit_weights_change_nothing(name):
     np.testing.assert_array_equal(
         create(name, {"weighted": True}).fit(ds).score(np.arange(30)),
         create(name).fit(ds).score(np.arange(30)),
+    )
+
+
+@pytest.mark.parametrize("name", ["ease", "itemknn"])
+def test_a_weighted_history_scores_as_the_training_user(name):
+    ds = weight_behaviors(_weighted_dataset(), {"view": 1, "purchase": 4})
+    model = create(name, {"weighted": True}).fit(ds)
+    row = model.seen[7]
+    np.testing.assert_allclose(
+        model.score_histories([row.indices], weights=[row.data])[0], model.score([7])[0], rtol=1e-5, atol=1e-6
+    )
+    # repeats add up: two purchases of an item weigh 8
+    twice = model.score_histories([np.array([3, 3])], weights=[np.array([4.0, 4.0])])[0]
+    np.testing.assert_allclose(twice, model.score_histories([np.array([3])], weights=[np.array([8.0])])[0])
+    with pytest.raises(ClarecError, match="one number per history item"):
+        model.score_histories([np.array([3, 4])], weights=[np.array([1.0])])
+    with pytest.raises(ClarecError, match="finite"):
+        model.score_histories([np.array([3])], weights=[np.array([np.nan])])
+    # a model fitted without weights reads a history as 0/1, as it trained
+    plain = create(name).fit(ds)
+    np.testing.assert_array_equal(
+        plain.score_histories([row.indices], weights=[row.data]), plain.score_histories([row.indices])
     )

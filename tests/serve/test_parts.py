@@ -351,3 +351,50 @@ def test_events_are_ordered_by_timestamp_and_items_a_model_cannot_add_are_left_o
     assert other.history("ordered").tolist() == [pos["i8"], pos["i5"]]
     assert other.recommend("ordered", k=5).path == "history"
     other.close()
+
+
+def test_weighted_models_serve_live_events_with_their_behaviours_weights(tmp_path):
+    # a run whose EASE and popularity read behaviour weights: a purchase (4) counted as a view (1)
+    # in served histories, and a training user's first event dropped their training weights
+    data = make_random_dataset(n_users=40, n_items=30, per_user=8, seed=3)
+    rng = np.random.default_rng(0)
+    bought = rng.random(data.n_interactions) < 0.3
+    data.interactions["behavior"] = np.where(bought, "purchase", "view")
+    data.interactions["weight"] = np.where(bought, 4.0, 1.0).astype(np.float32)
+    split = random_split(data, seed=0)
+    folder = tmp_path / "run"
+    split.save(folder / "split")
+    create("ease", {"reg": 10.0, "weighted": True}).fit(split.train).save(folder / "models" / "ease")
+    create("popularity", {"weighted": True}).fit(split.train).save(folder / "models" / "pop")
+    (folder / "results.json").write_text(json.dumps({"ease": {"valid": {"ndcg@20": 0.5}}}))
+    (folder / "config.yaml").write_text(
+        "data: {behavior_weights: {view: 1, purchase: 4}}\nevaluation: {main_metric: ndcg@20}\n"
+    )
+    svc = RecService(folder, db_url="sqlite://", model_label="ease")
+    seen = svc.model.seen.toarray().astype(np.float64)
+    u = int(np.flatnonzero((seen == 4.0).any(axis=1))[0])  # the fitted matrix holds the weights
+    user, x = svc.user_ids[u], seen[u]
+    j = int(np.flatnonzero(x == 0)[0])
+    svc.add_events([Event(user, svc.item_ids[j], "purchase", 1)])
+    assert svc.recommend(user, k=3).path == "history"
+    x[j] += 4.0
+    want = x @ svc.model.weights.astype(np.float64)
+    np.testing.assert_allclose(svc._scores(user, svc.history(user), "history"), want, rtol=1e-5, atol=1e-6)
+    # a new user's events: weighted too; a behaviour training dropped is refused, nothing stored
+    svc.add_events([Event("new", svc.item_ids[0], "view", 1), Event("new", svc.item_ids[1], "purchase", 2)])
+    e = np.zeros(svc.model.n_items)
+    e[0], e[1] = 1.0, 4.0
+    np.testing.assert_allclose(
+        svc._scores("new", svc.history("new"), "history"), e @ svc.model.weights, rtol=1e-5
+    )
+    with pytest.raises(ClarecError, match="behavior 'wishlist' is not one the model was trained on"):
+        svc.add_events(
+            [Event("new", svc.item_ids[2], "view", 3), Event("new", svc.item_ids[2], "wishlist", 4)]
+        )
+    assert len(svc.history("new")) == 2 and len(list(svc.store.events())) == 3
+    svc.close()
+    pop = RecService(folder, db_url="sqlite://", model_label="pop")
+    before = pop.popularity[3]
+    pop.add_events([Event("u1", pop.item_ids[3], "purchase", 1), Event("u1", pop.item_ids[3], "purchase", 2)])
+    assert pop.popularity[3] == before + 8.0  # summed, as training's weighted popularity counts
+    pop.close()

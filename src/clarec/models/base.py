@@ -174,6 +174,7 @@ class Recommender(ABC):
         item-index histories (oldest first), without retraining: how a server reacts to new events
         and serves users the model never saw. Models that support it set :attr:`supports_histories`;
         :attr:`history_mode` says how close it is to :meth:`score` for a training user's own history.
+        Models with a ``weighted`` setting also take ``weights=`` (one per history item).
         """
         raise ClarecError(
             f"model {self.name or type(self).__name__!r} cannot score users from their histories "
@@ -215,15 +216,28 @@ class Recommender(ABC):
             out.append(self._check_items(h) if h.size else np.empty(0, dtype=np.int64))
         return out
 
-    def _history_matrix(self, histories: Sequence[np.ndarray], binary: bool = True) -> sp.csr_matrix:
-        """``(len(histories), n_items)`` matrix of the (checked) histories' items: 1 per item, or with
-        ``binary=False`` the number of times the item occurs."""
+    def _history_matrix(
+        self,
+        histories: Sequence[np.ndarray],
+        binary: bool = True,
+        weights: Sequence[np.ndarray] | None = None,
+    ) -> sp.csr_matrix:
+        """``(len(histories), n_items)`` matrix of the (checked) histories' items: 1 per item, with
+        ``binary=False`` the number of times the item occurs, with ``weights`` (one per history item,
+        for a model fitted ``weighted``) the sum of the item's weights."""
         hists = self._check_histories(histories)
         rows = np.repeat(np.arange(len(hists)), [len(h) for h in hists])
         cols = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)
-        m = sp.csr_matrix(
-            (np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(len(hists), self.n_items)
-        )
+        data = np.ones(len(cols), dtype=np.float32)
+        if weights is not None:
+            w = [np.asarray(x, dtype=np.float64).ravel() for x in weights]
+            if len(w) != len(hists) or any(len(a) != len(h) for a, h in zip(w, hists, strict=False)):
+                raise ClarecError("weights must give one number per history item")
+            data = np.concatenate(w).astype(np.float32) if w else data
+            if not np.isfinite(data).all():
+                raise ClarecError("history weights must be finite numbers")
+            binary = False
+        m = sp.csr_matrix((data, (rows, cols)), shape=(len(hists), self.n_items))
         m.sum_duplicates()
         if binary:
             m.data[:] = 1.0

@@ -106,10 +106,13 @@ class ItemKNN(Recommender):
         users = self._check_users(users)
         return np.asarray((self.seen[users] @ self.similarity).toarray(), dtype=np.float32)
 
-    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+    def score_histories(
+        self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+    ) -> np.ndarray:
         """``x S`` for the binary vector ``x`` of each history: exactly :meth:`score` for a training
-        user's own history."""
-        x = self._history_matrix(histories)
+        user's own history. With ``weighted``, ``weights`` gives each history item's weight (repeats
+        summed, as training read them; left out, 1 each); without, it is ignored."""
+        x = self._history_matrix(histories, weights=weights if self.weighted else None)
         return np.asarray((x @ self.similarity).toarray(), dtype=np.float32)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:

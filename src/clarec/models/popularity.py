@@ -36,8 +36,11 @@ class Popularity(Recommender):
         users = self._check_users(users)
         return np.broadcast_to(self.popularity, (len(users), self.n_items)).copy()
 
-    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """The same popularity scores for every history (the history only matters for exclusion)."""
+    def score_histories(
+        self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+    ) -> np.ndarray:
+        """The same popularity scores for every history (the history only matters for exclusion;
+        ``weights`` are not read)."""
         hists = self._check_histories(histories)
         return np.broadcast_to(self.popularity, (len(hists), self.n_items)).copy()
 

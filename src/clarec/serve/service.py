@@ -101,12 +101,26 @@ def choose_model(run_dir: Path, label: str | None) -> str:
     return saved[0]
 
 
-def _main_metric(run_dir: Path) -> str:
+def _run_config(run_dir: Path) -> dict:
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-        return str(cfg["evaluation"]["main_metric"])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _main_metric(run_dir: Path) -> str:
+    try:
+        return str(_run_config(run_dir)["evaluation"]["main_metric"])
+    except (KeyError, TypeError):
         return "ndcg@20"
+
+
+def _behavior_weights(run_dir: Path) -> dict[str, float] | None:
+    """The run's ``data.behavior_weights`` (what each behaviour counted for in training), if any."""
+    data = _run_config(run_dir).get("data")
+    table = data.get("behavior_weights") if isinstance(data, dict) else None
+    return {str(k): float(v) for k, v in table.items()} if isinstance(table, dict) and table else None
 
 
 class RecService:
@@ -150,6 +164,11 @@ class RecService:
         self.base_history = train.user_histories()
         self.events: dict[str, list[int]] = {}  # user id -> items of accepted events, oldest first
         self.event_times: dict[str, list[int]] = {}  # their timestamps, in the same order
+        # a model fitted ``weighted`` scores a history with its weights: the training part's from the
+        # fitted matrix, each event's from the run's behavior_weights (1 without them)
+        self.weighted = bool(getattr(self.model, "weighted", False))
+        self.behavior_weights = _behavior_weights(self.run_dir)
+        self.event_weights: dict[str, list[float]] = {}  # in the same order as events
         self.profiles: dict[str, str] = {}  # user id -> profile text
         self.seen_sets: dict[str, set[int]] = {}
         self.popularity = np.asarray(self.model.seen.sum(axis=0), dtype=np.float64).ravel()
@@ -215,7 +234,7 @@ class RecService:
         for user_id, fields in self.store.profiles().items():
             self.profiles[user_id] = profile_text(fields)
         for e in self.store.events():
-            if e.item_id in self.item_pos:
+            if e.item_id in self.item_pos and self._weight(e.behavior) is not None:
                 self._apply_event(e)
 
     # ------------------------------------------------------------------ state
@@ -229,21 +248,32 @@ class RecService:
             return np.asarray(base, dtype=np.int64)
         return np.concatenate([np.asarray(base, dtype=np.int64), np.asarray(new, dtype=np.int64)])
 
+    def _weight(self, behavior: str) -> float | None:
+        """What an event of ``behavior`` counts for (as in training); None for a behaviour the run's
+        ``behavior_weights`` leave out (training dropped those)."""
+        if self.behavior_weights is None:
+            return 1.0
+        return self.behavior_weights.get(behavior)
+
     def _apply_event(self, e: Event) -> None:
         i = self.item_pos[e.item_id]
+        w = self._weight(e.behavior)
         seen = self.seen_sets.get(e.user_id)
         if seen is None:
             u = self.user_pos.get(e.user_id)
             seen = set(self.base_history[u].tolist()) if u is not None else set()
             self.seen_sets[e.user_id] = seen
-        if i not in seen:
-            seen.add(i)
+        if self.weighted:  # popularity as a weighted model counts it: the sum of the weights
+            self.popularity[i] += w
+        elif i not in seen:
             self.popularity[i] += 1.0
+        seen.add(i)
         # an event that arrives late (an older timestamp) takes its place among the user's events
         times = self.event_times.setdefault(e.user_id, [])
         at = bisect.bisect_right(times, e.timestamp)
         times.insert(at, e.timestamp)
         self.events.setdefault(e.user_id, []).insert(at, i)
+        self.event_weights.setdefault(e.user_id, []).insert(at, w)
         self.n_events += 1
         self.user_versions[e.user_id] = self.user_versions.get(e.user_id, 0) + 1
 
@@ -278,6 +308,11 @@ class RecService:
         with self.lock:
             for e in events:
                 self.item_index(e.item_id)
+                if self._weight(e.behavior) is None:
+                    raise ClarecError(
+                        f"behavior {e.behavior!r} is not one the model was trained on: the run's "
+                        f"behavior_weights name {sorted(self.behavior_weights or {})}"
+                    )
             n = self.store.add_events(events)
             for e in events:
                 self._apply_event(e)
@@ -322,6 +357,14 @@ class RecService:
     def _scores(self, user_id: str, hist: np.ndarray, path: str) -> np.ndarray:
         if path == "model":
             return np.asarray(self.model.score([self.user_pos[user_id]])[0], dtype=np.float64)
+        if path == "history" and self.weighted:
+            u = self.user_pos.get(user_id)
+            row = self.model.seen[u] if u is not None else None
+            base_items = row.indices if row is not None else np.empty(0, dtype=np.int64)
+            base_weights = row.data if row is not None else np.empty(0)
+            items = np.concatenate([base_items, np.asarray(self.events.get(user_id, []), dtype=np.int64)])
+            weights = np.concatenate([base_weights, np.asarray(self.event_weights.get(user_id, []))])
+            return np.asarray(self.model.score_histories([items], weights=[weights])[0], dtype=np.float64)
         if path == "history":
             return np.asarray(self.model.score_histories([hist])[0], dtype=np.float64)
         if path == "profile":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from factories import make_random_dataset
 
-from clarec.data.split import random_split
+from clarec.data.split import load_predefined_split, random_split
 from clarec.errors import ClarecError
 from clarec.models import create
 from clarec.serve.explain import explain, item_attributes, shared_attributes
@@ -398,3 +398,26 @@ def test_weighted_models_serve_live_events_with_their_behaviours_weights(tmp_pat
     pop.add_events([Event("u1", pop.item_ids[3], "purchase", 1), Event("u1", pop.item_ids[3], "purchase", 2)])
     assert pop.popularity[3] == before + 8.0  # summed, as training's weighted popularity counts
     pop.close()
+
+
+def test_a_users_held_out_interactions_are_not_recommended_back(run_dir):
+    # the run's validation and test interactions were recommended back to the user who made them
+    # (exclude_seen knew the training part only); the history page did not show them
+    svc = RecService(run_dir, db_url="sqlite://", model_label="ease")
+    split = load_predefined_split(run_dir / "split")
+    held = split.test.interactions.groupby("user")["item"].apply(set)
+    scores = svc.model.score(np.arange(svc.model.n_users))
+    scores[svc.model.seen.nonzero()] = -np.inf
+    # users whose top 5 from training alone would hold a held-out item
+    hit = [u for u in held.index if set(np.argsort(-scores[u])[:5].tolist()) & held[u]]
+    assert hit
+    for u in hit:
+        user = svc.user_ids[u]
+        got = {svc.item_pos[i["item_id"]] for i in svc.recommend(user, k=5).items}
+        assert not got & held[u] and not got & set(svc.model.seen[u].indices.tolist())
+        svc.add_events([Event(user, svc.item_ids[next(iter(held[u]))], "click", 10**9)])  # history path
+        assert not {svc.item_pos[i["item_id"]] for i in svc.recommend(user, k=5).items} & held[u]
+        assert svc.recommend(user, k=5, exclude_seen=False).items  # still served
+    sources = [r["source"] for r in svc.history_items(svc.user_ids[hit[0]], limit=100)]
+    assert sources[0] == "event" and "held out" in sources and sources[-1] == "train"
+    svc.close()

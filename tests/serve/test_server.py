@@ -99,9 +99,9 @@ def test_a_new_item_is_recommendable_and_findable_at_once(client):
     assert r.json()["unread_fields"] == []  # title and genres: the fields the model reads
     extra = client.post("/v1/items", json={"item_id": "other-0", "title": "x", "beschreibung": "Kaffee"})
     assert extra.json()["unread_fields"] == ["beschreibung"]  # kept and shown, but not scored
-    # same text as the user's best item: recommended right behind it
+    # same text as the user's best item (genres perhaps in another order): recommended next to it
     recs = client.get("/v1/users/u3/recommendations", params={"k": 3}).json()
-    assert ids(recs)[:2] == [top["item_id"], "fresh-1"]
+    assert set(ids(recs)[:2]) == {top["item_id"], "fresh-1"}
     sim = client.get(f"/v1/items/{top['item_id']}/similar", params={"k": 3}).json()
     assert (
         sim["items"][0]["item_id"] == "fresh-1" and sim["items"][0]["similarity"] > 0.99

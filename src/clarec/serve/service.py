@@ -123,6 +123,15 @@ def _behavior_weights(run_dir: Path) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in table.items()} if isinstance(table, dict) and table else None
 
 
+def _held_out(split) -> dict[int, np.ndarray]:
+    """User index → items of the split's validation and test parts, oldest first."""
+    frame = pd.concat([split.valid.interactions, split.test.interactions], ignore_index=True)
+    if not len(frame):
+        return {}
+    frame = frame.sort_values(["user", "timestamp"], kind="stable")
+    return {int(u): g.to_numpy(dtype=np.int64) for u, g in frame.groupby("user", sort=False)["item"]}
+
+
 class RecService:
     """Everything a request needs; thread-safe (one lock around state changes and scoring)."""
 
@@ -162,6 +171,9 @@ class RecService:
         self.n_trained_items = len(self.item_ids)
         self.skipped_items: list[str] = []  # stored items this model cannot add (see _replay)
         self.base_history = train.user_histories()
+        # the run's validation and test interactions: no model trained on them, but the user did them,
+        # so they are left out of the user's lists (exclude_seen) and shown in their history
+        self.held_out = _held_out(split)
         self.events: dict[str, list[int]] = {}  # user id -> items of accepted events, oldest first
         self.event_times: dict[str, list[int]] = {}  # their timestamps, in the same order
         # a model fitted ``weighted`` scores a history with its weights: the training part's from the
@@ -371,8 +383,14 @@ class RecService:
             return np.asarray(self.model.score_texts([self.profiles[user_id]])[0], dtype=np.float64)
         return self.popularity.copy()
 
+    def _seen(self, user_id: str, hist: np.ndarray) -> np.ndarray:
+        """What ``exclude_seen`` leaves out: the history and the user's held-out interactions."""
+        u = self.user_pos.get(user_id)
+        held = self.held_out.get(u) if u is not None else None
+        return hist if held is None else np.concatenate([hist, held])
+
     def _inner_product_top(
-        self, user_id: str, hist: np.ndarray, path: str, k: int, exclude_seen: bool
+        self, user_id: str, hist: np.ndarray, path: str, k: int, exclude: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The top ``k`` of an inner-product model without its float64 scores of every item
         (:func:`top_k_inner_product`: the same items and scores); ``None`` where that does not apply."""
@@ -388,9 +406,14 @@ class RecService:
         if q is None:
             return None
         vectors, vectors_t64, max_norm = items
-        exclude = hist if exclude_seen and len(hist) else None
         return top_k_inner_product(
-            q[0], vectors, vectors_t64, k, exclude, max_norm, search=self._inner_product_search(vectors)
+            q[0],
+            vectors,
+            vectors_t64,
+            k,
+            exclude if len(exclude) else None,
+            max_norm,
+            search=self._inner_product_search(vectors),
         )
 
     def _inner_product_search(self, vectors: np.ndarray):
@@ -471,13 +494,13 @@ class RecService:
             return hit[1], hit[2], hit[3]
         self.cache_misses += 1
         path = self._path(user_id, hist)
-        fast = None if diversity > 0 else self._inner_product_top(user_id, hist, path, k, exclude_seen)
+        exclude = self._seen(user_id, hist) if exclude_seen else np.empty(0, dtype=np.int64)
+        fast = None if diversity > 0 else self._inner_product_top(user_id, hist, path, k, exclude)
         if fast is not None:
             ids, values = np.asarray(fast[0], dtype=np.int64), np.asarray(fast[1], dtype=np.float64)
         else:
             scores = self._scores(user_id, hist, path)
-            if exclude_seen and len(hist):
-                scores[hist] = -np.inf
+            scores[exclude] = -np.inf
             if diversity > 0:
                 ids = self._mmr(scores, k, diversity)
             else:
@@ -579,15 +602,13 @@ class RecService:
     def history_items(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
         with self.lock:
             u = self.user_pos.get(user_id)
-            n_base = len(self.base_history[u]) if u is not None else 0
-            hist = self.history(user_id)
+            base = self.base_history[u].tolist() if u is not None else []
+            held = self.held_out[u].tolist() if u in self.held_out else []
+            sources = [("train", base), ("held out", held), ("event", self.events.get(user_id, []))]
             rows = [
-                {
-                    "item_id": self.item_ids[j],
-                    "title": self.titles[j],
-                    "source": "train" if n < n_base else "event",
-                }
-                for n, j in enumerate(hist.tolist())
+                {"item_id": self.item_ids[j], "title": self.titles[j], "source": source}
+                for source, items in sources
+                for j in items
             ]
         return rows[::-1][:limit]  # most recent first
 

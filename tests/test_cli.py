@@ -95,6 +95,7 @@ def test_run_resume_continues_a_stopped_fit(tmp_path, split_dir, capsys):
     state["finished"] = False
     state["signature"] = state["signature"].replace("'epochs': 2", "'epochs': 4")
     torch.save(state, path)
+    (cut / "config.yaml").write_text((whole / "config.yaml").read_text())  # the stopped run's own
     assert main(["run", str(cfg), "--out", str(cut), "--resume"]) == 0
     log = (cut / "train" / "bpr" / "seed-2024" / "log.txt").read_text()
     after = log.split("resumed after epoch 2\n")[1]  # the log goes on where the stopped fit's ended
@@ -181,6 +182,10 @@ def test_a_folder_holding_a_run_is_refused_without_resume(tmp_path, split_dir, c
     assert "holds an earlier run" in capsys.readouterr().err
     assert (out / "results.json").read_text() == before and not (out / "models" / "ease").exists()
     assert main(["run", str(cfg), "--out", str(out), "--models", "popularity", "--resume"]) == 0
+    # resumed with other models: refused (it replaced results.json with the new models' rows)
+    assert main(["run", str(cfg), "--out", str(out), "--models", "ease", "--resume"]) == 2
+    assert "holds a run of another config (it differs in: models)" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == before and not (out / "models" / "ease").exists()
 
 
 def test_usage_error_exit_code(capsys):
@@ -247,5 +252,5 @@ def test_a_bad_config_resumed_into_a_run_leaves_its_files_as_they_were(tmp_path,
     assert "unknown parameter(s) ['regg']" in capsys.readouterr().err
     missing = write_config(tmp_path, tmp_path / "no-split")
     assert main(["run", str(missing), "--out", str(out), "--resume"]) == 2
-    assert "split folder not found" in capsys.readouterr().err
+    assert "holds a run of another config (it differs in: split)" in capsys.readouterr().err
     assert {name: (out / name).read_text() for name in kept} == kept

@@ -398,10 +398,23 @@ def test_a_seed_finished_elsewhere_is_read_back_only_for_its_own_config(tmp_path
     assert len(fits) == 3
     with pytest.raises(ConfigError, match="holds an earlier run"):
         run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True)
+    # resuming a run as another one is refused, its files as they were (another config, other seeds)
+    before = (tmp_path / "b" / "results.json").read_text()
     p.write_text(p.read_text().replace("reg: 10.0", "reg: 20.0"))
-    changed = run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True, resume=True)["ease"]
+    with pytest.raises(ConfigError, match="holds a run of another config \\(it differs in: models\\)"):
+        run_experiment(load_config(p), tmp_path / "b", seeds=2, split_seeds=True, resume=True)
+    p.write_text(p.read_text().replace("reg: 20.0", "reg: 10.0"))
+    with pytest.raises(ConfigError, match="holds a run of --seeds 2 --split-seeds"):
+        run_experiment(load_config(p), tmp_path / "b", seeds=1, resume=True)
+    with pytest.raises(ConfigError, match="holds a run of --seeds 2 --split-seeds"):
+        run_experiment(load_config(p), tmp_path / "b", seeds=2, resume=True)
+    assert (tmp_path / "b" / "results.json").read_text() == before and len(fits) == 3
+    # a seed kept under another setting, carried to a folder without a run: fitted again
+    shutil.copytree(kept, tmp_path / "d" / "train" / "ease" / "seed-2025")
+    p.write_text(p.read_text().replace("reg: 10.0", "reg: 20.0"))
+    changed = run_experiment(load_config(p), tmp_path / "d", seeds=2, split_seeds=True, resume=True)["ease"]
     assert len(fits) == 5 and changed["per_seed"][1]["test"] != first["per_seed"][1]["test"]
-    saved = json.loads((kept / "result.json").read_text())
+    saved = json.loads((tmp_path / "d" / "train" / "ease" / "seed-2025" / "result.json").read_text())
     assert saved["made_under"]["config"]["models"][0]["params"] == {"reg": 20.0}
 
 

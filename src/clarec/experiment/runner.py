@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from clarec.config import ExperimentConfig, dump_config, read_saved_config
+from clarec.config import ExperimentConfig, dump_config, read_saved_config, same_config
 from clarec.data.dataset import Dataset
 from clarec.data.split import Split, make_split
 from clarec.errors import ConfigError
@@ -153,6 +153,8 @@ def _run_params(cfg: ExperimentConfig, model_cfg, seed: int, train_dir: Path, re
 
 
 SEED_RESULT = "result.json"
+#: a run's seed count and whether each seed draws the split (checked when the run is resumed)
+RUN_SHAPE = "run.json"
 
 
 def _seed_key(cfg: ExperimentConfig, model_cfg, seed: int, split_seeds: bool) -> dict:
@@ -305,6 +307,30 @@ def run_experiment(
         handler.close()
 
 
+def _check_same_run(out: Path, cfg: ExperimentConfig, seeds: int, split_seeds: bool) -> None:
+    """Refuse to resume ``out`` as another run: its results, models and split would be replaced by
+    (or mixed with) those of a different config, model list or seed count."""
+    saved = out / "config.yaml"
+    if saved.is_file() and not same_config(saved.read_text(), cfg):
+        earlier = read_saved_config(saved.read_text())
+        now = cfg.model_dump(mode="json", exclude_none=True)
+        then = earlier.model_dump(mode="json", exclude_none=True) if earlier is not None else {}
+        differ = [k for k in now if now.get(k) != then.get(k)] or ["the schema"]
+        raise ConfigError(
+            f"{out} holds a run of another config (it differs in: {', '.join(differ)}): --resume continues "
+            "the same run (same config file, --set, --models); run this one with another --out"
+        )
+    shape = out / RUN_SHAPE
+    if shape.is_file():
+        was = json.loads(shape.read_text())
+        if (was.get("seeds"), was.get("split_seeds")) != (seeds, split_seeds):
+            raise ConfigError(
+                f"{out} holds a run of --seeds {was.get('seeds')}"
+                f"{' --split-seeds' if was.get('split_seeds') else ''}: resume it with the same seeds "
+                "(its results would be replaced by fewer or other seeds), or run with another --out"
+            )
+
+
 def _with_split_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
     """``cfg`` with ``seed`` as its seed and its split's seed (when the split sets one itself)."""
     split = cfg.split
@@ -380,6 +406,10 @@ def _run(
     with rank 0, and neither evaluates nor fits the others."""
     for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
         create(model_cfg.name, _run_params(cfg, model_cfg, cfg.seed, out / "train" / model_cfg.key))
+    if not train_only:
+        if resume:
+            _check_same_run(out, cfg, seeds, split_seeds)
+        (out / RUN_SHAPE).write_text(json.dumps({"seeds": seeds, "split_seeds": split_seeds}))
     t0 = time.perf_counter()
     main = cfg.evaluation.main_metric
     per_model: dict[str, list[dict]] = {m.key: [] for m in cfg.models}

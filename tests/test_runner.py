@@ -448,3 +448,28 @@ def test_a_seed_kept_before_a_config_setting_existed_is_read_back(tmp_path, monk
     older["config"]["evaluation"]["no_such_setting"] = 1  # a key today's schema refuses
     again(older)
     assert len(fits) == 2
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("{name: tfidf, params: {fields: [plot]}}", r"tfidf: item table has no column\(s\) \['plot'\]"),
+        ("{name: lm-content, params: {encoder: ./no/such/encoder}}", "text model folder not found"),
+        ("{name: sasrec, params: {attributes: brand}}", r"sasrec: item table has no column\(s\) \['brand'\]"),
+        (
+            "{name: blend, params: {members: [ease, {name: tfidf, params: {fields: [plot]}}]}}",
+            r"blend member 1 \(tfidf\): item table has no column\(s\) \['plot'\]",
+        ),
+    ],
+)
+def test_a_setting_naming_what_the_data_lacks_is_refused_before_any_fit(tmp_path, monkeypatch, bad, message):
+    # the models before it trained first (hours, for a torch model) and the run ended with no results
+    from clarec.experiment.runner import run_experiment
+    from clarec.models.ease import EASE
+
+    fits = []
+    monkeypatch.setattr(EASE, "fit", lambda self, *a, **kw: fits.append(1))
+    p = random_split_config(tmp_path, f"[{{name: ease, params: {{reg: 10.0}}}}, {bad}]")
+    with pytest.raises(ConfigError, match=message):
+        run_experiment(load_config(p), tmp_path / "run", seeds=1)
+    assert fits == []

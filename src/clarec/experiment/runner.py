@@ -431,6 +431,9 @@ def _run(
             m.key: create(m.name, _run_params(cfg, m, seed, out / "train" / m.key / f"seed-{seed}", resume))
             for m in cfg.models
         }
+        if s == 0:  # a column or encoder folder the data lacks: refused before the first fit
+            for model in models.values():
+                model.check_data(split.train)
         # a blend's member that is also a model of this run is fitted once: kept until the blend runs
         wanted = {k for m in models.values() if isinstance(m, Blend) for k in m.member_fit_keys()}
         fitted: dict[str, tuple[str, Any]] = {}

@@ -120,6 +120,13 @@ class Recommender(ABC):
         return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ fitting
+    def check_data(self, train: Dataset) -> None:
+        """Refuse settings that name what ``train`` lacks — item columns (``fields``, ``attributes``),
+        user columns (``user_fields`` with ``user_text``), a text model folder (``encoder``) — with the message the fit
+        would give: ``clarec run`` calls it for every model before fitting the first, so a typo is not
+        found after hours of training the models before it."""
+        check_named_inputs(self.name or type(self).__name__, self.get_params(), train)
+
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         """Learn from ``train``; ``valid`` may be used for early stopping, never for learning."""
         self.n_users, self.n_items = train.n_users, train.n_items
@@ -447,6 +454,30 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     """Rows of ``vectors`` (rounded to float32, as models store them) scaled to unit length, in float64."""
     v = np.asarray(vectors, dtype=np.float32).astype(np.float64)
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def check_named_inputs(model: str, params: dict[str, Any], train: Dataset) -> None:
+    """See :meth:`Recommender.check_data`."""
+
+    def missing_columns(table: pd.DataFrame, names: Any, what: str) -> None:
+        if names is None:
+            return
+        names = [names] if isinstance(names, str) else list(names)
+        missing = [str(n) for n in names if n not in table.columns]
+        if missing:
+            have = [str(c) for c in table.columns if c not in ("item_id", "user_id")]
+            raise ConfigError(f"{model}: {what} table has no column(s) {missing}; it has {have}")
+
+    missing_columns(train.items, params.get("fields"), "item")
+    missing_columns(train.items, params.get("attributes"), "item")
+    if params.get("user_text"):
+        missing_columns(train.users, params.get("user_fields"), "user")
+    encoder = params.get("encoder")
+    if isinstance(encoder, str):
+        # a hub id is "name" or "org/name" (not checked offline); anything else is a folder
+        path_like = encoder.startswith((".", "/", "~")) or encoder.count("/") > 1 or "\\" in encoder
+        if path_like and not Path(encoder).expanduser().is_dir():
+            raise ConfigError(f"{model}: text model folder not found: {encoder}")
 
 
 def _sparse_to_arrays(prefix: str, m: sp.spmatrix) -> dict[str, np.ndarray]:

@@ -390,3 +390,50 @@ def test_a_search_under_other_data_is_refused_and_left_as_it_was(cfg_path, tmp_p
         ),
         tmp_path / "run",
     )
+
+
+def test_a_search_of_another_space_or_settings_is_refused_and_an_earlier_final_run_kept(cfg_path, tmp_path):
+    # a changed space went on with the old trials (its best outside the new space); a narrower model
+    # list deleted the other models' final run
+    from clarec.experiment.tune import tune
+
+    models = (
+        "models=[{name: ease, search: {reg: [1.0, 30.0]}}, {name: itemknn, search: {k_neighbors: [5, 10]}}]"
+    )
+    tune(load_config(cfg_path, ["tuning.trials=1", "tuning.seeds=1", models]), tmp_path / "run")
+    kept = (tmp_path / "run" / "final" / "results.json").read_text()
+    for other, what in (
+        ("models=[{name: ease, search: {reg: [1000.0, 5000.0]}}]", "space"),
+        ("models=[{name: ease, params: {max_items: 100}, search: {reg: [1.0, 30.0]}}]", "params"),
+    ):
+        with pytest.raises(ConfigError, match=f"'ease' was searched with other {what}"):
+            tune(load_config(cfg_path, ["tuning.trials=1", "tuning.seeds=1", other]), tmp_path / "run")
+    tune(
+        load_config(
+            cfg_path,
+            ["tuning.trials=1", "tuning.seeds=1", "models=[{name: ease, search: {reg: [1.0, 30.0]}}]"],
+        ),
+        tmp_path / "run",
+    )
+    assert set(json.loads((tmp_path / "run" / "final" / "results.json").read_text())) == {"ease"}
+    assert (tmp_path / "run" / "final.previous-1" / "results.json").read_text() == kept
+    assert (
+        "itemknn" in json.loads((tmp_path / "run" / "final.previous-1" / "tune.json").read_text())["models"]
+    )
+
+
+def test_every_value_a_trial_can_draw_is_checked_before_the_first(cfg_path, tmp_path):
+    # only a range's low end and a list's first choice were: three trials trained, then an error
+    from clarec.experiment.tune import tune
+
+    for space, message in (
+        (
+            "{name: bpr, params: {epochs: 1}, search: {n_negatives: [1, 4, 0]}}",
+            "n_negatives must be >= 1, got 0",
+        ),
+        ("{name: sgl, params: {epochs: 1}, search: {drop_ratio: {low: 0.1, high: 1.0}}}", "drop_ratio"),
+    ):
+        cfg = load_config(cfg_path, ["tuning.trials=2", f"models=[{space}]"])
+        with pytest.raises(ConfigError, match=message):
+            tune(cfg, tmp_path / "r")
+        assert not (tmp_path / "r" / "tune.db").exists()

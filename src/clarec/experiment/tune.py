@@ -146,13 +146,17 @@ def _check_spaces(cfg: ExperimentConfig) -> None:
         if unknown:
             raise ConfigError(f"model {m.key!r}: search over unknown parameter(s) {unknown}")
         create(m.name, m.params)  # the fixed part of the settings must be valid
-        # and so must the settings at the low end of every range (a dotted name's mapping included)
-        create(m.name, with_settings(m.params, {k: _an_end(spec) for k, spec in m.search.items()}))
+        # and so must every value a trial can draw: both ends of each range, each choice of a list
+        # (a dotted name's mapping included), the others at their low end or first choice
+        low = {k: _values(spec)[0] for k, spec in m.search.items()}
+        for k, spec in m.search.items():
+            for value in _values(spec):
+                create(m.name, with_settings(m.params, low | {k: value}))
 
 
-def _an_end(spec: Any) -> Any:
-    """A range's low end, a list's first choice."""
-    return spec[0] if isinstance(spec, list) else spec["low"]
+def _values(spec: Any) -> list[Any]:
+    """A list's choices, a range's two ends."""
+    return list(spec) if isinstance(spec, list) else [spec["low"], spec["high"]]
 
 
 def at_edges(space: dict[str, Any], chosen: dict[str, Any], margin: float = 0.05) -> dict[str, str]:
@@ -201,6 +205,26 @@ def _check_same_ground(out: Path, cfg: ExperimentConfig) -> None:
         raise ConfigError(
             f"{out} holds a search made on other data, split, evaluation or seed (its config.yaml): "
             "its trials cannot go on under this config; give another --out"
+        )
+
+
+def _check_same_search(out: Path, study, m) -> None:
+    """Refuse to go on with ``m``'s study when its trials searched another space or under other fixed
+    settings: its best trial could lie outside the space asked for, or have been fitted under other
+    settings. The search is recorded in the study the first time."""
+    searched = {"space": m.search, "params": m.params}
+    earlier = study.user_attrs.get("search")
+    if earlier is None:
+        study.set_user_attr("search", json.loads(json.dumps(searched, default=str)))
+    elif earlier != json.loads(json.dumps(searched, default=str)):
+        what = [
+            k
+            for k in ("space", "params")
+            if earlier.get(k) != json.loads(json.dumps(searched[k], default=str))
+        ]
+        raise ConfigError(
+            f"{out}: {m.key!r} was searched with other {' and '.join(what)} ({earlier}); its trials cannot "
+            "go on under this config: give another --out (or another label for the model)"
         )
 
 
@@ -263,6 +287,7 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
                 pruner=pruner if cfg.tuning.pruning else optuna.pruners.NopPruner(),
                 load_if_exists=True,
             )
+            _check_same_search(out, study, m)
             if saved.get(m.key):
                 add_trials(study, saved[m.key])
                 say(f"{m.key}: {len(saved[m.key])} trials read from {out / TRIALS}")
@@ -305,15 +330,23 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     record["final_run"] = "final"
     record["final_seeds"] = cfg.tuning.seeds
     record["split_seeds"] = cfg.tuning.split_seeds
-    if main:
-        (out / "tune.json").write_text(json.dumps(record, indent=2, default=str))
     # A final run stopped part-way continues (its fits resume from their last epoch) when it was
     # started for the same chosen settings; one of other settings, or on several processes (which
     # do not resume), is begun again.
     config_file = out / "final" / "config.yaml"
     fresh = distributed.world_size() > 1
     if main and config_file.is_file() and (fresh or not same_config(config_file.read_text(), final)):
-        shutil.rmtree(out / "final")
+        # an earlier final run (of other settings or models: hours of seeds) is kept aside with its
+        # tune.json, not deleted
+        n = 1
+        while (out / f"final.previous-{n}").exists():
+            n += 1
+        (out / "final").rename(out / f"final.previous-{n}")
+        if (out / "tune.json").is_file():
+            shutil.copy2(out / "tune.json", out / f"final.previous-{n}" / "tune.json")
+        say(f"{out / 'final'}: the earlier final run (of other settings) moved to final.previous-{n}")
+    if main:
+        (out / "tune.json").write_text(json.dumps(record, indent=2, default=str))
     run_experiment(
         final,
         out / "final",
@@ -397,7 +430,12 @@ def _trial(
             for epoch, value in sorted(study.trials[resumes].intermediate_values.items()):
                 trial.report(value, epoch)
                 reported.add(epoch)
-    model = create(m.name, params)
+    try:
+        model = create(m.name, params)
+    except Exception:  # settings that are invalid together: a failed trial, not one left running
+        if main:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
 
     def report(epoch: int, value: float) -> None:  # called on every rank, with rank 0's figure
         prune = None

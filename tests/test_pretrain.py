@@ -117,3 +117,45 @@ def test_default_fields_are_the_text_models_fields(small_split, tiny_model_dir, 
     assert report.settings["fields"] == ["categories"]
     saved = json.loads((tmp_path / "explicit" / "pretrain.json").read_text())
     assert saved["config"]["pretrain"]["fields"] == ["categories"] and saved["config"]["models"] == []
+
+
+def test_an_encoder_adapted_on_pairs_a_split_holds_out_is_refused(small_split, tiny_model_dir, tmp_path):
+    # an encoder adapted on one split's training pairs was used, without a word, on another split of
+    # the same data whose test pairs it had learned
+    from clarec.config import load_config
+    from clarec.errors import ConfigError
+    from clarec.experiment.pretrain import run_pretraining
+    from clarec.models import create
+
+    cfg = load_config(_pretrain_only_config(tmp_path, tmp_path, tiny_model_dir, ", fields: [title]"))
+    run_pretraining(cfg, tmp_path / "pre", split=small_split, progress=False)
+    encoder = str(tmp_path / "pre" / "encoder")
+    model = create("lm-content", {"encoder": encoder, "fields": ["title"]})
+    model.check_split(small_split)  # its own split: nothing held out was learned
+    other = _split(  # u0's first training pair is a test pair here
+        {
+            "train": {f"u{k}": [2 * k, 2 * k + 1] for k in range(1, 6)} | {"u0": [1]},
+            "valid": {"v1": [12, 13], "v2": [14, 15]},
+            "test": {"t": [3, 4], "u0": [0]},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"adapted \(clarec pretrain\) on 1 of this split's 7 validation"):
+        model.check_split(other)
+    blend = create(
+        "blend", {"members": ["popularity", {"name": "lm-content", "params": {"encoder": encoder}}]}
+    )
+    with pytest.raises(ConfigError, match=r"blend member 1 \(lm-content\): the encoder"):
+        blend.check_split(other)
+    # a field the data lacks is refused, not left out (it adapted on the others, saying nothing)
+    typo = load_config(_pretrain_only_config(tmp_path, tmp_path, tiny_model_dir, ", fields: [title, genre]"))
+    with pytest.raises(ConfigError, match=r"pretrain: item table has no column\(s\) \['genre'\]"):
+        run_pretraining(typo, tmp_path / "typo", split=small_split, progress=False)
+
+
+def test_run_says_it_leaves_a_pretrain_section_to_clarec_pretrain(
+    small_split, tiny_model_dir, tmp_path, capsys
+):
+    cfg = _pretrain_only_config(tmp_path, small_split.save(tmp_path / "split"), tiny_model_dir)
+    cfg.write_text(cfg.read_text() + "models: [{name: popularity}]\n")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert "note: the config's 'pretrain' section is for 'clarec pretrain'" in capsys.readouterr().err

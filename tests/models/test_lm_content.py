@@ -64,6 +64,12 @@ def test_centered_vectors_are_the_encoder_vectors_less_their_mean(tiny_model_dir
     np.testing.assert_allclose(model.item_vecs[new], model.item_vecs[2], atol=1e-6)
     text = item_text(data.items.iloc[[2]], ["title", "genres"])
     assert int(np.argmax(model.score_texts(text)[0, :new])) == 2
+    # rows with none of the fields it reads ('Title' for 'title') were all scored as the empty text
+    with pytest.raises(
+        ConfigError, match=r"the new items have none of the fields the model reads \['title', 'genres'\]"
+    ):
+        model.add_items(pd.DataFrame({"item_id": ["x"], "Title": ["Toy Story"], "Genre": ["Comedy"]}))
+    assert model.n_items == new + 1
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.center_, model.center_)

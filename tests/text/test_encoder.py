@@ -227,6 +227,32 @@ def test_changed_weights_change_the_cache_key(make_encoder, tmp_path):
     assert np.abs(after - before).max() > 1e-3
 
 
+@pytest.mark.parametrize("through", ["forward", "pooled_module"])
+def test_training_through_forward_or_the_pooled_module_is_seen_by_encode(make_encoder, tmp_path, through):
+    # only embed_batch marked the weights as changed: encode() read the vectors from before training
+    enc = make_encoder(cache_dir=tmp_path)
+    before = enc.encode(TEXTS)
+    key = enc.identity
+    optimizer = torch.optim.SGD(enc.parameters(), lr=0.5)
+    enc.train()
+    batch = enc.tokenize(TEXTS)
+    if through == "forward":
+        out = enc.forward(batch, normalize=False)
+    else:
+        out = enc.pooled_module()(batch["input_ids"], batch["attention_mask"])
+    out.pow(2).sum().backward()
+    optimizer.step()
+    after = enc.encode(TEXTS)
+    assert enc.identity != key and enc.last_stats.n_encoded == len(TEXTS)
+    with torch.no_grad():
+        enc.eval()
+        want = enc.forward(enc.tokenize(TEXTS)).numpy()
+    np.testing.assert_allclose(after, want, atol=1e-5)
+    assert np.abs(after - before).max() > 1e-3
+    again = enc.encode(TEXTS)  # nothing changed since: read back from the cache
+    assert enc.last_stats.n_encoded == 0 and np.array_equal(again, after)
+
+
 def test_embed_batch_gives_gradients_and_dropout_views(make_encoder):
     enc = make_encoder()
     a = enc.embed_batch(TEXTS, train=True)

@@ -310,6 +310,19 @@ class Dataset:
         bounds = np.searchsorted(df["user"].to_numpy(), np.arange(self.n_users + 1))
         return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
+    def pair_hashes(self) -> np.ndarray:
+        """Sorted distinct uint64 hashes of the (user id, item id) pairs, whatever the indexing: to
+        tell whether two parts share pairs (an encoder adapted on one split's training pairs, a run on
+        another split)."""
+        inter = self.interactions
+        frame = pd.DataFrame(
+            {
+                "user": np.asarray(self.user_ids).astype(str)[inter["user"].to_numpy()],
+                "item": np.asarray(self.item_ids).astype(str)[inter["item"].to_numpy()],
+            }
+        )
+        return np.unique(pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64))
+
     def describe(self) -> dict:
         """Counts and density, for reports."""
         n_pairs = self.to_csr().nnz

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from clarec.config import ExperimentConfig
 from clarec.data.split import Split
 from clarec.errors import ConfigError, DataError
 from clarec.experiment.runner import prepare_data
 from clarec.models._lm import choose_fields
+from clarec.models.base import ADAPTED_PAIRS
 from clarec.text.adapt import AdaptReport, adapt_encoder
 from clarec.text.encoder import TextEncoder
 
@@ -51,7 +54,7 @@ def run_pretraining(
     if split is None:
         split = prepare_data(cfg).split
     # the same default as the text models, so the encoder is adapted to the texts they will encode
-    fields = p.fields if p.fields is not None else choose_fields(split.train.items, None, "pretrain")
+    fields = choose_fields(split.train.items, p.fields, "pretrain")  # given fields must exist
     encoder = TextEncoder(p.encoder, max_length=p.max_length, device=p.device, progress=progress)
     report = adapt_encoder(
         encoder,
@@ -69,6 +72,8 @@ def run_pretraining(
         progress=progress,
     )
     encoder.save(out / ENCODER_FOLDER)
+    # the pairs it learned from: a run on a split that holds some of them out is refused
+    np.save(out / ENCODER_FOLDER / ADAPTED_PAIRS, split.train.pair_hashes())
     payload = {"config": cfg.model_dump(mode="json", exclude_none=True), **report.to_dict()}
     try:
         (out / REPORT_FILE).write_text(json.dumps(payload, indent=2) + "\n")

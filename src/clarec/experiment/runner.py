@@ -288,6 +288,13 @@ def run_experiment(
         with tempfile.TemporaryDirectory(prefix="clarec-rank-") as private:
             _run(cfg, Path(private), seeds, False, lambda line: None, split_seeds, True, resume)
         return {}
+    if cfg.pretrain is not None:  # said, not silently left: the models do not use it
+        note = (
+            "the config's 'pretrain' section is for 'clarec pretrain'; clarec run trains the models only "
+            "(give a model the adapted folder as its 'encoder')"
+        )
+        log.warning(note)
+        (progress or (lambda line: None))(f"note: {note}")
     out = Path(out_dir)
     if not resume and (out / "results.json").is_file():
         raise ConfigError(
@@ -431,9 +438,9 @@ def _run(
             m.key: create(m.name, _run_params(cfg, m, seed, out / "train" / m.key / f"seed-{seed}", resume))
             for m in cfg.models
         }
-        if s == 0:  # a column or encoder folder the data lacks: refused before the first fit
+        if s == 0 or split_seeds:  # what the data lacks, an encoder adapted on another split: refused first
             for model in models.values():
-                model.check_data(split.train)
+                model.check_split(split)
         # a blend's member that is also a model of this run is fitted once: kept until the blend runs
         wanted = {k for m in models.values() if isinstance(m, Blend) for k in m.member_fit_keys()}
         fitted: dict[str, tuple[str, Any]] = {}

@@ -158,6 +158,17 @@ class ItemTextParams:
     encoder_runtime = param("torch", choices=RUNTIMES)
 
 
+def text_columns(items: pd.DataFrame, fields: Sequence[str], model: str) -> pd.DataFrame:
+    """``items``' columns ``fields`` (a column the rows lack counts as empty); rows that have none of
+    them are refused: every one would be scored as the empty text (``Title`` for ``title``, say)."""
+    if len(items) and not any(f in items.columns for f in fields):
+        have = [str(c) for c in items.columns if c != "item_id"]
+        raise ConfigError(
+            f"{model}: the new items have none of the fields the model reads {list(fields)}; they have {have}"
+        )
+    return items.reindex(columns=list(fields))
+
+
 def model_text_vectors(model, items: pd.DataFrame) -> np.ndarray:
     """LM vectors ``(len(items), d)`` of an item table's texts, for a model with the parameters
     ``fields``, ``encoder``, ``cache_dir``, ``max_length`` and ``progress``. The fields chosen the first
@@ -165,7 +176,7 @@ def model_text_vectors(model, items: pd.DataFrame) -> np.ndarray:
     they lack counts as empty)."""
     fields = getattr(model, "text_fields_", None) or choose_fields(items, model.fields, model.name)
     model.text_fields_ = list(fields)
-    texts = item_texts(items.reindex(columns=list(fields)), fields, model.name)
+    texts = item_texts(text_columns(items, fields, model.name), fields, model.name)
     encoder = build_encoder(
         model.encoder,
         model.cache_dir,

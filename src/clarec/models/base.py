@@ -120,12 +120,15 @@ class Recommender(ABC):
         return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ fitting
-    def check_data(self, train: Dataset) -> None:
-        """Refuse settings that name what ``train`` lacks — item columns (``fields``, ``attributes``),
-        user columns (``user_fields`` with ``user_text``), a text model folder (``encoder``) — with the message the fit
-        would give: ``clarec run`` calls it for every model before fitting the first, so a typo is not
-        found after hours of training the models before it."""
-        check_named_inputs(self.name or type(self).__name__, self.get_params(), train)
+    def check_split(self, split) -> None:
+        """Refuse settings that name what the data lacks — item columns (``fields``, ``attributes``),
+        user columns (``user_fields`` with ``user_text``), a text model folder (``encoder``) — with the
+        message the fit would give, and an ``encoder`` adapted on pairs ``split`` holds out
+        (:func:`check_adapted_encoder`): ``clarec run`` calls it for every model and split before the
+        first fit, so a typo is not found after hours of training the models before it."""
+        name = self.name or type(self).__name__
+        check_named_inputs(name, self.get_params(), split.train)
+        check_adapted_encoder(name, self.get_params(), split)
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         """Learn from ``train``; ``valid`` may be used for early stopping, never for learning."""
@@ -456,8 +459,13 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
+#: in an encoder folder written by ``clarec pretrain``: the hashes of the pairs it was adapted on
+#: (:meth:`Dataset.pair_hashes` of its split's training part)
+ADAPTED_PAIRS = "adapted_pairs.npy"
+
+
 def check_named_inputs(model: str, params: dict[str, Any], train: Dataset) -> None:
-    """See :meth:`Recommender.check_data`."""
+    """See :meth:`Recommender.check_split`."""
 
     def missing_columns(table: pd.DataFrame, names: Any, what: str) -> None:
         if names is None:
@@ -478,6 +486,27 @@ def check_named_inputs(model: str, params: dict[str, Any], train: Dataset) -> No
         path_like = encoder.startswith((".", "/", "~")) or encoder.count("/") > 1 or "\\" in encoder
         if path_like and not Path(encoder).expanduser().is_dir():
             raise ConfigError(f"{model}: text model folder not found: {encoder}")
+
+
+def check_adapted_encoder(model: str, params: dict[str, Any], split) -> None:
+    """Refuse an ``encoder`` adapted by ``clarec pretrain`` on pairs that are validation or test pairs
+    of ``split`` (a run on another split of the data it was adapted on: its figures would be
+    inflated by what the encoder learned of them)."""
+    encoder = params.get("encoder")
+    pairs = Path(encoder).expanduser() / ADAPTED_PAIRS if isinstance(encoder, str) else None
+    if pairs is None or not pairs.is_file():
+        return
+    learned = np.load(pairs)
+    held = np.setdiff1d(  # a pair also in training (a repeat) is no leak
+        np.concatenate([split.valid.pair_hashes(), split.test.pair_hashes()]), split.train.pair_hashes()
+    )
+    shared = int(np.isin(held, learned).sum())
+    if shared:
+        raise ConfigError(
+            f"{model}: the encoder {encoder} was adapted (clarec pretrain) on {shared} of this split's "
+            f"{len(held)} validation and test pairs, so its figures would count what it learned of them: "
+            "adapt one on this split's training part (clarec pretrain with this config's data and split)"
+        )
 
 
 def _sparse_to_arrays(prefix: str, m: sp.spmatrix) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
-from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
+from clarec.models._lm import build_encoder, choose_fields, item_texts, text_columns, unit_rows
 from clarec.models.base import Recommender
 from clarec.models.embedding import EmbeddingModel
 from clarec.models.params import param, text_list
@@ -170,7 +170,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         fields = getattr(self, "text_fields_", None) or self.fields
         if fields is None:
             fields = choose_fields(items, None, "lm-content")
-        vectors = self.encode_items(items.reindex(columns=list(fields)), fields)
+        vectors = self.encode_items(text_columns(items, fields, "lm-content"), fields)
         vectors = self._item_space(vectors.reshape(len(items), self.item_vecs.shape[1]))
         n, m = self.n_items, len(items)
         self.item_vecs = np.vstack([self.item_vecs, vectors.astype(np.float32)])

@@ -219,6 +219,7 @@ class TextEncoder:
         self._weights_changed = False
         self._identity: str | None = None
         self._cache: EmbeddingCache | None = None
+        self._versions = self._weight_versions()
         self.last_stats = EncodeStats()
 
     # ------------------------------------------------------------------ loading
@@ -313,6 +314,8 @@ class TextEncoder:
         embedded by the same model identity are read back instead of encoded.
         """
         start = time.perf_counter()
+        if self._weight_versions() != self._versions:  # trained in place (forward(), pooled_module())
+            self.mark_weights_changed()
         cleaned = self._as_list(texts)
         unique = list(dict.fromkeys(cleaned))
         where = {t: i for i, t in enumerate(unique)}
@@ -426,11 +429,17 @@ class TextEncoder:
         return self._forward(self._tokenize(cleaned), self.normalize if normalize is None else normalize)
 
     def mark_weights_changed(self) -> None:
-        """Tell the encoder its weights were modified in place (by training), so cached vectors no longer apply."""
+        """Tell the encoder its weights were modified in place (by training), so cached vectors no longer apply.
+        :meth:`encode` also sees it by itself: every in-place change of a weight (an optimizer's step)
+        moves the tensor's version counter."""
         self._weights_changed = True
         self._identity = None
         self._cache = None
         self._onnx = None
+        self._versions = self._weight_versions()
+
+    def _weight_versions(self) -> tuple[int, ...]:
+        return tuple(t._version for t in self.module.state_dict(keep_vars=True).values())
 
     def parameters(self):
         """The trainable parameters of the underlying module (for an optimizer)."""

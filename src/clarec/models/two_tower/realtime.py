@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from clarec.errors import ClarecError
-from clarec.models._lm import choose_fields, item_texts
+from clarec.models._lm import choose_fields, item_texts, text_columns
 from clarec.models.two_tower.features import centre, item_tokens
 
 
@@ -82,7 +82,7 @@ class TwoTowerRealTime:
         fields = getattr(self, "text_fields_", None) or self.fields
         if fields is None:  # a model saved without its chosen fields: choose from the new rows
             fields = choose_fields(items, None, "two-tower")
-        texts = item_texts(items.reindex(columns=list(fields)), fields, "two-tower")
+        texts = item_texts(text_columns(items, fields, "two-tower"), fields, "two-tower")
         enc = self._encoder()
         if self.finetune_encoder:
             lm = enc.encode(texts)

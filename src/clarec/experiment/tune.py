@@ -240,6 +240,8 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
         _check_same_ground(out, cfg)
     t0 = time.perf_counter()
     split = prepare_data(cfg).split
+    for m in cfg.models:  # what the data lacks, an encoder adapted on pairs it holds out: before any trial
+        create(m.name, m.params).check_split(split)
     if main:  # written once the data and split are made
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_config(cfg))

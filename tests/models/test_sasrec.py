@@ -410,6 +410,10 @@ def test_text_seq_starts_from_a_model_trained_elsewhere(ring, tiny_model_dir, tm
             torch.testing.assert_close(target.module_.state_dict()[name], weight, rtol=0, atol=1e-6)
     with pytest.raises(ConfigError, match="does not fit"):
         _text_seq(tiny_model_dir, embedding_dim=32, init_from=str(tmp_path / "source")).fit(ring)
+    # a source that read other text vectors (another encoder or token limit) is refused: its adaptor
+    # and layers were fitted to them (only the tensors' shapes were compared)
+    with pytest.raises(ConfigError, match=r"was trained with another max_length \(64, here 16\)"):
+        _text_seq(tiny_model_dir, max_length=16, init_from=str(tmp_path / "source")).fit(ring)
     # a filter the source lacks starts from its own initialisation; one the target lacks is refused
     filtered = _text_seq(tiny_model_dir, epochs=1, filter_mix=0.5, init_from=str(tmp_path / "source")).fit(
         ring

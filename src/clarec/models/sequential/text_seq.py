@@ -169,6 +169,21 @@ class TextSeq(ItemTextParams, SequentialRecommender):
             raise ConfigError(
                 f"{self.name}: init_from {self.init_from!r} holds a {source.name!r} model, not text-seq"
             )
+
+        def setting(model, key):  # an encoder folder named two ways is the same folder
+            value = getattr(model, key)
+            folder = Path(value).expanduser() if key == "encoder" and isinstance(value, str) else None
+            return folder.resolve() if folder is not None and folder.is_dir() else value
+
+        differ = [
+            k for k in ("encoder", "max_length", "encoder_runtime") if setting(source, k) != setting(self, k)
+        ]
+        if differ:  # its adaptor and layers were fitted to another text vector space
+            raise ConfigError(
+                f"{self.name}: init_from {self.init_from!r} was trained with another "
+                + ", ".join(f"{k} ({getattr(source, k)!r}, here {getattr(self, k)!r})" for k in differ)
+                + ": its layers read the vectors of that text model; use the same"
+            )
         own = module.state_dict()
         shared = {
             k: v

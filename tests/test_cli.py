@@ -254,3 +254,18 @@ def test_a_bad_config_resumed_into_a_run_leaves_its_files_as_they_were(tmp_path,
     assert main(["run", str(missing), "--out", str(out), "--resume"]) == 2
     assert "holds a run of another config (it differs in: split)" in capsys.readouterr().err
     assert {name: (out / name).read_text() for name in kept} == kept
+
+
+def test_a_run_does_not_write_over_its_own_config_file_and_resume_needs_one_process(
+    tmp_path, split_dir, capsys
+):
+    # `cd project && clarec run config.yaml --out .` replaced the user's commented config.yaml
+    text = "# my notes\n" + write_config(tmp_path, split_dir).read_text()
+    own = tmp_path / "proj" / "config.yaml"
+    own.parent.mkdir()
+    own.write_text(text)
+    assert main(["run", str(own), "--out", str(own.parent)]) == 2
+    assert "holds the config file itself" in capsys.readouterr().err and own.read_text() == text
+    # --nproc with --resume: refused at once (it ran the non-torch models first, then a traceback)
+    assert main(["run", str(own), "--out", str(tmp_path / "r"), "--nproc", "2", "--resume"]) == 2
+    assert "--resume runs in one process" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -93,3 +93,16 @@ def test_a_damaged_run_folder_gets_one_clear_answer(run, tmp_path):
         (copy / "results.json").write_text(broken)
         with pytest.raises(ClarecError, match="results.json"):
             write_report(copy)
+
+
+def test_the_curve_drawn_is_the_runs_own_first_seed(run, tmp_path):
+    # the first seed-* folder in sorted order was drawn, whatever run left it there
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    stray = copy / "train" / "bpr" / "seed-1999"
+    shutil.copytree(copy / "train" / "bpr" / "seed-2024", stray)
+    (stray / "history.json").write_text("{}")  # unreadable, were it drawn
+    page = write_report(copy).read_text()
+    assert "no training curve" not in page and page.count("<svg") == 3

@@ -87,8 +87,14 @@ def run(
         cfg = cfg.only(models.split(","))
     if resume and out is None:
         raise ClarecError("--resume continues a run folder: give it with --out")
+    if resume and nproc > 1:  # found at the first torch fit otherwise, after the others had run
+        raise ClarecError("--resume runs in one process, not with --nproc")
     if out is None:
         out = Path("runs") / f"{cfg.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if (out / "config.yaml").is_file() and (out / "config.yaml").resolve() == Path(config).resolve():
+        raise ClarecError(
+            f"--out {out} holds the config file itself, which a run writes over: give another --out"
+        )
     if nproc > 1:
         argv = ["run", str(config), "--out", str(out), "--seeds", str(seeds)]
         argv += [a for s in set_ for a in ("--set", s)]

@@ -97,9 +97,11 @@ def _protocol(cfg, data: dict, results: dict) -> str:
     return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
 
 
-def _curves(run: Path, key: str, metric_name: str) -> str:
-    histories = sorted((run / "train" / key).glob("seed-*/history.json"))
-    if not histories:
+def _curves(run: Path, key: str, result: dict, metric_name: str) -> str:
+    """The training curve of the first seed of ``result`` (not another run's leftover seed folder)."""
+    seeds = result.get("seeds") or [result.get("seed")]
+    histories = [run / "train" / key / f"seed-{seeds[0]}" / "history.json"]
+    if seeds[0] is None or not histories[0].is_file():
         return ""
     try:
         h = json.loads(histories[0].read_text())
@@ -220,7 +222,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             "items; tail: the long tail, unseen items included).</p>"
         )
 
-    curves = [_curves(run, name, main) for name in results]
+    curves = [_curves(run, name, result, main) for name, result in results.items()]
     if any(curves):
         parts.append("<h2>Training curves (first seed)</h2>" + "".join(curves))
     parts.append("</body></html>")

@@ -1,7 +1,7 @@
 """XSimGCL on Gowalla (the LightGCN paper's own train/test files), next to the published LightGCN.
 
 Usage (from the repository root, CLAREC_DATA pointing at the datasets):
-    python benchmarks/gowalla_xsimgcl.py [--config configs/gowalla-xsimgcl.yaml] [--epochs 20]
+    python benchmarks/gowalla_xsimgcl.py [--config configs/gowalla-xsimgcl.yaml] [--epochs N]
         [--out benchmarks/results/gowalla-xsimgcl.md]
 
 Trains the config's model for a fixed number of epochs on the official training file (no validation

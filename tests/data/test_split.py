@@ -240,6 +240,8 @@ def test_make_split_errors(small_dataset):
         make_split(small_dataset, "bogus")
     with pytest.raises(ConfigError, match="unknown parameter"):
         make_split(small_dataset, "random", ratio=0.5)
+    with pytest.raises(ConfigError, match=r"'predefined': unknown parameter\(s\) \['bogus_key'\]"):
+        make_split(small_dataset, "predefined", path="somewhere", bogus_key=3)  # was ignored
     with pytest.raises(ConfigError, match="ratios"):
         make_split(small_dataset, "random", ratios=[0.5, 0.5])
     for bad in ([float("nan"), 0.1, 0.1], [0.8, float("inf"), 0.1], [0.8, -0.1, 0.1], [0.0, 0.5, 0.5]):

@@ -514,6 +514,9 @@ def _make_split(ds: Dataset | None, method: str, extras: dict, **params) -> Spli
     if method == "predefined":
         if "path" not in params:
             raise ConfigError("split method 'predefined' needs a 'path' to a split folder")
+        unknown = sorted(set(params) - {"path"})
+        if unknown:
+            raise ConfigError(f"split method 'predefined': unknown parameter(s) {unknown}; allowed: ['path']")
         return load_predefined_split(params["path"])
     if method not in SPLIT_METHODS:
         raise ConfigError(

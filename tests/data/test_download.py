@@ -163,3 +163,25 @@ def test_cli(tmp_path, toy_entry, capsys):
     assert capsys.readouterr().err.startswith(
         f"error: {tmp_path / 'empty'}: holds neither the files of 'toy-100k'"
     )
+
+
+def test_a_truncated_gzip_without_a_checksum_does_not_replace_a_good_copy(tmp_path):
+    # `data import --force` of an interrupted copy replaced the installed file (no checksum known)
+    import gzip
+
+    info = DatasetInfo(
+        name="toy-gz", folder="toy-gz", kind="amazon2018", downloads=(), files={"Toy_5.json.gz": None}
+    )
+    register_dataset(info)
+    try:
+        good = gzip.compress(b'{"reviewerID": "u", "asin": "a", "overall": 5.0}\n' * 2000)
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "Toy_5.json.gz").write_bytes(good)
+        folder = import_local("toy-gz", src, root=tmp_path / "root")
+        (src / "Toy_5.json.gz").write_bytes(good[: len(good) // 2])
+        with pytest.raises(DataError, match="not a complete gzip file"):
+            import_local("toy-gz", src, root=tmp_path / "root", force=True)
+        assert (folder / "Toy_5.json.gz").read_bytes() == good
+    finally:
+        catalogue.REGISTRY.pop("toy-gz", None)

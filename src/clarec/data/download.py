@@ -35,6 +35,18 @@ def _verify(path: Path, expected: str | None) -> None:
         raise DataError(
             path, f"checksum mismatch: sha256 is not {expected[:12]}… (corrupt or different version)"
         )
+    if expected is None and path.name.endswith(".gz"):  # no checksum: at least a whole gzip stream
+        import gzip
+        import zlib
+
+        try:
+            with gzip.open(path, "rb") as f:
+                while f.read(1 << 24):
+                    pass
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(
+                path, f"not a complete gzip file ({e}): an interrupted copy or download?"
+            ) from None
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:

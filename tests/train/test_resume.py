@@ -18,6 +18,7 @@ SHORT = {"epochs": 6, "patience": 50}
 CASES = {
     "bpr": MF | SHORT,
     "sgl": GRAPH | SHORT,  # edge dropout drawn from the model's generator
+    "byol-cf": GRAPH | SHORT,  # the EMA target network is part of the state
     "sasrec": SEQ | SHORT,  # dropout from the global generator
     "alpharec": ALPHA | SHORT,
     "two-tower": TOWER | SHORT | {"n_negatives": 8, "hard_negatives": 4},  # the miner's own generator

@@ -429,9 +429,11 @@ class BYOLCF(_GraphRecommender):
 
     def _modules(self, graph: GraphEmbeddings) -> dict[str, nn.Module]:
         self._byol = BYOL(graph, self.embedding_dim, self.predictor_hidden, momentum=self.momentum)
-        self._byol.to(self.device_)  # the target copy is not part of the trained bundle
+        self._byol.to(self.device_)
         # The online encoder is `graph` itself (registered under "graph"): only the rest is extra.
-        return {"predictor": self._byol.predictor}
+        # The EMA target joins the bundle (no gradient: the optimiser never steps it) so that a
+        # checkpoint holds it and a resumed fit goes on from its averaged weights, not a fresh copy.
+        return {"predictor": self._byol.predictor, "target": self._byol.target}
 
     def _loss(self, graph, users, pos, neg):
         u = {"nodes": users, "adjs": self._adjs}

@@ -215,3 +215,53 @@ def test_llm_serve_command_serves_a_model(tiny_llm_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_answers_of_another_server_or_model_are_not_read_back(tmp_path):
+    # the cache key was the model name sent ("default"): server B answered with server A's answers
+    cache = tmp_path / "cache"
+
+    class Says(Flaky):
+        def __init__(self, word, **kwargs):
+            super().__init__(**kwargs)
+            self.word, self.model_id = word, f"says-{word}"
+
+        def _generate(self, batch, settings):
+            return [f"{self.word}: {m[-1]['content']}" for m in batch]
+
+    with serving(openai_app(Says("A", cache_dir="none"))) as url:
+        assert EndpointGenerator(url, "default", cache_dir=cache).generate(["hi"]) == ["A: hi"]
+    with serving(openai_app(Says("B", cache_dir="none"))) as url:
+        gen = EndpointGenerator(url, "default", cache_dir=cache)
+        assert gen.generate(["hi"]) == ["B: hi"] and gen.generated == 1
+    with serving(openai_app(Says("A", cache_dir="none"))) as url:  # A again, at another address
+        gen = EndpointGenerator(url, "default", cache_dir=cache)
+        assert gen.generate(["hi"]) == ["A: hi"] and gen.generated == 0
+    for bad in ("http://bad host/v1", "http://127.0.0.1:99999/v1"):  # a traceback at the first request
+        with pytest.raises(ConfigError, match="not a valid address"):
+            EndpointGenerator(bad, "m")
+
+
+def test_llm_serve_answers_as_an_openai_endpoint_does():
+    import requests
+
+    class Echo(Flaky):
+        def _generate(self, batch, settings):
+            return [f"seed {settings.seed} tokens {settings.max_new_tokens}. END more" for _ in batch]
+
+    with serving(openai_app(Echo(cache_dir="none"))) as url:
+
+        def ask(**body):
+            body = {"messages": [{"role": "user", "content": "hi"}]} | body
+            return requests.post(f"{url}/chat/completions", json=body, timeout=10)
+
+        def text(**body):
+            return ask(**body).json()["choices"][0]["message"]["content"]
+
+        # sampling without a seed: a new draw each request (it was seed 0, the same text, every time)
+        assert len({text(temperature=0.9) for _ in range(4)}) > 1
+        assert text(temperature=0.9, seed=7) == text(temperature=0.9, seed=7)
+        assert "tokens 5." in text(max_completion_tokens=5)  # was ignored
+        assert text(stop=["END"]) == text(stop="END") == text().split("END")[0]
+        for bad in ({"n": 2}, {"seed": 2**70}, {"max_tokens": 10**6}, {"temperature": -1}):
+            assert ask(**bad).status_code == 422, bad  # 500 for the seed, a negative limit for max_tokens

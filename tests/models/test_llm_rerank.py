@@ -28,10 +28,31 @@ class Scripted(Generator):
         return [self.answer(t) for t in texts]
 
 
-def test_parse_ranking():
-    assert parse_ranking("3, 1, 2", 3) == [2, 0, 1]
-    assert parse_ranking("Ranking: 2 > 2 > 9 > 1", 3) == [1, 0]  # repeats and out-of-range numbers dropped
-    assert parse_ranking("I cannot tell.", 3) is None
+TITLES = [f"Title: {t}." for t in ("Contact (1997)", "Fargo (1996)", "Star Wars (1977)", "Amistad (1997)")]
+
+
+@pytest.mark.parametrize(
+    "answer, order",
+    [
+        ("3, 1, 2", [2, 0, 1]),
+        ("Ranking: 4, 2, 2", [3, 1]),  # a repeat counts once
+        ("[2, 1]", [1, 0]),
+        ("4", [3]),
+        ("3, 1, 9", None),  # a number that is no candidate: not a ranking of them
+        ("I cannot tell.", None),
+        # numbers in prose were read as candidates: 4 (of "these 4"), the 2 of "2 most recent", a year
+        ("I cannot rank these 4 candidates.", None),
+        ("Based on the 2 most recent items: 3, 1", None),
+        ("Seven (1995)", None),
+        # titles one per line, under the model's own numbering, the last cut by the token limit
+        ("1. Title: Fargo (1996).\n2. Title: Amistad (1997).\n3. Title: Conta", [1, 3, 0]),
+        ("- Star Wars (1977)\n- Fargo (1996)", [2, 1]),
+        ("1. The 4.\n2. The 3.", None),  # was [3, 2]
+        ("1. Pinocchio (1940)\n2. Fargo (1996)", None),  # a title that is no candidate
+    ],
+)
+def test_parse_ranking(answer, order):
+    assert parse_ranking(answer, 4, TITLES) == order
 
 
 @pytest.fixture
@@ -71,7 +92,7 @@ def test_unusable_answers_keep_the_base_order_and_are_counted(data, caplog):
         a, b = base[u].copy(), scores[u].copy()
         a[seen] = b[seen] = -np.inf
         np.testing.assert_array_equal(np.argsort(-a, kind="stable")[:5], np.argsort(-b, kind="stable")[:5])
-    assert model.cost_["fallbacks"] == 4 and "named no candidate" in caplog.text
+    assert model.cost_["fallbacks"] == 4 and "not a ranking of the candidates" in caplog.text
 
 
 def test_save_load_and_settings(data, tmp_path, tiny_llm_dir):

@@ -118,7 +118,7 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
 
 def cost_lines(results: dict[str, Any]) -> str:
     """What the evaluation cost models that count it (``eval_cost`` in results.json, validation and
-    test together, summed over seeds: ``llm-rerank``'s prompts, seconds and generated tokens); a
+    test together, summed over seeds: ``llm-rerank``'s prompts, seconds and answer tokens); a
     cached answer costs no prompt, so the seconds per prompt are what a user not seen before costs."""
     lines = []
     for name, r in results.items():

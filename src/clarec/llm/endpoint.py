@@ -33,7 +33,7 @@ class EndpointGenerator(Generator):
 
     Args:
         url: the API base, e.g. ``http://127.0.0.1:8080/v1``.
-        model: the model name sent with each request (also part of the cache key).
+        model: the model name sent with each request (with ``url``, the cache key).
         api_key_env: environment variable holding the API key (sent as a bearer token when set).
         timeout: seconds per request.
         retries: further attempts after a failed request (connection, time-out, 429, 5xx).
@@ -57,11 +57,39 @@ class EndpointGenerator(Generator):
         if timeout <= 0 or retries < 0 or backoff < 0:
             raise ConfigError("timeout must be > 0, retries and backoff >= 0")
         self.url = str(url).rstrip("/")
+        try:  # a malformed address is one clear error here, not a traceback at the first request
+            requests.Request("POST", f"{self.url}/chat/completions").prepare()
+        except requests.RequestException as e:
+            raise ConfigError(f"endpoint url {url!r} is not a valid address: {e}") from None
         self.model = str(model)
-        self.model_id = f"endpoint:{self.model}"
+        self._model_id: str | None = None
         self.api_key_env = api_key_env
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
         self.session = requests.Session()
+
+    @property
+    def model_id(self) -> str:
+        """The cache key of the answers: the model the server says it serves (``GET /models``: the
+        name sent, or the one model it lists, with the weights' fingerprint a ``clarec llm-serve``
+        adds), else the address and the name sent — never the name alone, so that the answers of
+        another server or model are not read back as this one's."""
+        if self._model_id is None:
+            served = None
+            try:
+                listed = self.session.get(
+                    f"{self.url}/models", headers=self._headers(), timeout=min(self.timeout, 10.0)
+                ).json()["data"]
+                entries = [d for d in listed if d.get("id") == self.model] or (
+                    listed if len(listed) == 1 else []
+                )
+                if entries:
+                    served = ":".join(
+                        str(entries[0][k]) for k in ("id", "clarec_model_id") if k in entries[0]
+                    )
+            except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError):
+                pass
+            self._model_id = f"endpoint:{served}" if served else f"endpoint:{self.url}:{self.model}"
+        return self._model_id
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -84,6 +112,8 @@ class EndpointGenerator(Generator):
                 problem = f"no answer within {self.timeout:g} s"
             except requests.ConnectionError as e:
                 problem = f"cannot connect ({type(e).__name__})"
+            except requests.RequestException as e:  # a body cut off, an invalid port...
+                problem = f"request failed ({type(e).__name__}: {str(e)[:200]})"
             else:
                 if response.status_code == 200:
                     return self._content(response)

@@ -1,11 +1,14 @@
 """An OpenAI-compatible chat endpoint over any clarec generator (``clarec llm serve``): other tools,
 or :class:`~clarec.llm.endpoint.EndpointGenerator` on another machine, can use the bundled model
 through the API they already speak. Routes: ``GET /v1/models``, ``POST /v1/chat/completions``
-(``messages``, ``max_tokens``, ``temperature``, ``seed``; no streaming)."""
+(``messages``, ``max_tokens`` or ``max_completion_tokens``, ``temperature`` — a request that samples
+without a ``seed`` draws one, so repeated requests differ — ``seed``, ``stop``; one choice, no
+streaming)."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 import uuid
@@ -21,6 +24,9 @@ __all__ = ["openai_app"]
 
 log = logging.getLogger("clarec.llm")
 
+#: the longest answer a request may ask for
+MAX_TOKENS = 32768
+
 
 class _Message(BaseModel):
     role: str
@@ -32,9 +38,12 @@ class _ChatRequest(BaseModel):
 
     model: str | None = None
     messages: list[_Message] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0)
-    seed: int | None = None
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)  # OpenAI's newer name
+    temperature: float | None = Field(None, ge=0, le=2)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    n: int = Field(1, ge=1, le=1)  # one choice per request
+    stop: str | list[str] | None = None
     stream: bool = False
 
 
@@ -45,18 +54,24 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "clarec"}]}
+        # the weights' fingerprint too: a client keys its cached answers by it (another model served
+        # under the same name is another model)
+        entry = {"id": name, "object": "model", "owned_by": "clarec", "clarec_model_id": generator.model_id}
+        return {"object": "list", "data": [entry]}
 
     @app.post("/v1/chat/completions")
     def chat(request: _ChatRequest) -> dict[str, Any]:
         if request.stream:
             raise HTTPException(400, "streaming is not supported")
+        seed = request.seed
+        if seed is None and (request.temperature or 0) > 0:  # sampling: another draw each request
+            seed = secrets.randbelow(2**32)
         settings = {
             k: v
             for k, v in (
-                ("max_new_tokens", request.max_tokens),
+                ("max_new_tokens", request.max_completion_tokens or request.max_tokens),
                 ("temperature", request.temperature),
-                ("seed", request.seed),
+                ("seed", seed),
             )
             if v is not None
         }
@@ -73,6 +88,10 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
         limit = settings.get("max_new_tokens", generator.settings.max_new_tokens)
         tokenizer = getattr(generator, "tokenizer", None)
         cut = tokenizer is not None and len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= limit
+        stops = [request.stop] if isinstance(request.stop, str) else (request.stop or [])
+        ends = [text.find(x) for x in stops if x and x in text]
+        if ends:  # the answer ends before the first stop sequence, as OpenAI's API answers
+            text, cut = text[: min(ends)], False
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",

@@ -28,28 +28,62 @@ PROMPT = (
 )
 
 
-def parse_ranking(answer: str, n: int) -> list[int] | None:
-    """Candidate positions (0-based) in the order an answer names them (numbers 1..n, each once);
-    ``None`` when it names none."""
-    seen: list[int] = []
-    for token in re.findall(r"\d+", answer):
-        k = int(token)
-        if 1 <= k <= n and k - 1 not in seen:
-            seen.append(k - 1)
-    return seen or None
+_NUMBER_LIST = re.compile(r"\s*(?:[A-Za-z ]{1,20}:)?\s*\[?\s*(\d+(?:\s*[,;]\s*\d+)*)")
+_LINE_MARK = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*")
+
+
+def _norm(text: str) -> str:
+    text = re.sub(r"^\s*title\s*:\s*", "", text.strip(), flags=re.IGNORECASE)
+    return re.sub(r"[\s.,;:!]+$", "", text).strip().lower()
+
+
+def parse_ranking(answer: str, n: int, titles: list[str] | None = None) -> list[int] | None:
+    """Candidate positions (0-based) in the order an answer gives them, each once; ``None`` when the
+    answer is not a ranking of the candidates.
+
+    Two forms are read: the one the prompt asks for, candidate numbers separated by commas at the
+    start of the answer ("3, 1, 2"; a number outside 1..n makes the whole answer unusable); and,
+    with the candidates' ``titles``, one candidate per line, each line's text (after its own list
+    mark, "1." or "-") being a candidate's title — a title cut off by the token limit counts when
+    what is left names one candidate only. Anything else — numbers inside prose ("I cannot rank
+    these 10 candidates", a year, "the 2 most recent"), titles that are not candidates — is not a
+    ranking, and the caller keeps the base order."""
+    m = _NUMBER_LIST.match(answer)
+    if m is not None:
+        numbers = [int(t) for t in re.split(r"\s*[,;]\s*", m.group(1))]
+        if len(numbers) >= 2 or not answer[m.end() :].strip():
+            if not all(1 <= k <= n for k in numbers):
+                return None
+            return list(dict.fromkeys(k - 1 for k in numbers))
+    if titles is None:
+        return None
+    names = [_norm(t) for t in titles]
+    order: list[int] = []
+    for line in answer.splitlines():
+        text = _norm(_LINE_MARK.sub("", line))
+        if not text:
+            continue
+        found = [k for k, name in enumerate(names) if name == text]
+        if not found and len(text) >= 5:  # a title cut short
+            found = [k for k, name in enumerate(names) if name.startswith(text)]
+        if len(found) != 1:
+            return None  # a line that names no candidate (or several): not a ranking of them
+        if found[0] not in order:
+            order.append(found[0])
+    return order or None
 
 
 @register("llm-rerank")
 class LLMRerank(Recommender):
     """The ``top_n`` items a base model ranks first for a user (training items left out), re-ordered
     by a generative model from a listwise prompt: the titles of the user's most recent training items
-    and the numbered candidates; the answer's numbers give the new order, candidates it leaves out
-    follow in the base order, and an answer without a usable number keeps the base order (counted in
-    ``cost_["fallbacks"]``). The rest of the catalogue keeps the base model's scores, below the
-    re-ranked items. ``cost_`` adds up, over the :meth:`score` calls since fitting or
-    :meth:`reset_cost`, users, prompts sent, seconds and generated tokens (``None`` when the
-    generator does not run in process); the experiment runner records what validation and test cost
-    as ``eval_cost``. Answers are cached with the generator's cache, so scoring the same users again
+    and the numbered candidates; the answer's candidate numbers (or titles, one per line) give the new
+    order (:func:`parse_ranking`), candidates it leaves out follow in the base order, and an answer
+    that is not a ranking of the candidates keeps the base order (counted in ``cost_["fallbacks"]``).
+    The rest of the catalogue keeps the base model's scores, below the re-ranked items. ``cost_``
+    adds up, over the :meth:`score` calls since fitting or :meth:`reset_cost`, users, prompts sent,
+    seconds and the tokens of the answers, cached ones included (``None`` when the generator does not
+    run in process); the experiment runner records what validation and test cost as ``eval_cost``. Answers are cached with the generator's cache, so scoring the same users again
     costs nothing.
 
     Args:
@@ -125,7 +159,7 @@ class LLMRerank(Recommender):
         answers = gen.generate([self._prompt(int(users[r]), top[r]) for r in rows])
         fallbacks = 0
         for r, answer in zip(rows, answers, strict=True):
-            order = parse_ranking(answer, n)
+            order = parse_ranking(answer, n, [str(self.titles[i]) for i in top[r]])
             if order is None:
                 fallbacks += 1
                 continue
@@ -154,7 +188,9 @@ class LLMRerank(Recommender):
         self.cost_ = {k: None if cost[k] is None or add[k] is None else cost[k] + add[k] for k in add}
         if fallbacks:
             log.warning(
-                "llm-rerank: %d of %d answers named no candidate; base order kept", fallbacks, len(rows)
+                "llm-rerank: %d of %d answers were not a ranking of the candidates; base order kept",
+                fallbacks,
+                len(rows),
             )
         return scores
 

@@ -265,3 +265,22 @@ def test_llm_serve_answers_as_an_openai_endpoint_does():
         assert text(stop=["END"]) == text(stop="END") == text().split("END")[0]
         for bad in ({"n": 2}, {"seed": 2**70}, {"max_tokens": 10**6}, {"temperature": -1}):
             assert ask(**bad).status_code == 422, bad  # 500 for the seed, a negative limit for max_tokens
+
+
+def test_one_bad_prompt_does_not_lose_the_batchs_other_answers(tmp_path):
+    # a 400 for one prompt of a batch of 4 threw away the 3 answers already generated
+    class Picky(Flaky):
+        def _generate(self, batch, settings):
+            if any("bad" in m[-1]["content"] for m in batch):
+                raise ConfigError("prompt refused")  # llm-serve answers 400
+            return super()._generate(batch, settings)
+
+    cache, prompts = tmp_path / "cache", ["p0", "bad", "p2", "p3"]
+    with serving(openai_app(Picky(cache_dir="none"))) as url:
+        gen = EndpointGenerator(url, "m", cache_dir=cache, batch_size=4)
+        with pytest.raises(EndpointError, match="HTTP 400"):
+            gen.generate(prompts)
+        assert gen.generated == 3
+        again = EndpointGenerator(url, "m", cache_dir=cache, batch_size=4)
+        assert again.generate(["p0", "p2", "p3"]) == ["echo: p0", "echo: p2", "echo: p3"]
+        assert again.generated == 0

@@ -120,6 +120,15 @@ class GenerationCache:
             )
 
 
+class PartialAnswers(Exception):
+    """Raised by a backend's ``_generate`` when some prompts of a batch failed: ``answers`` maps the
+    batch positions that were answered to their texts (cached before ``cause`` is raised)."""
+
+    def __init__(self, answers: dict[int, str], cause: BaseException):
+        super().__init__(str(cause))
+        self.answers, self.cause = answers, cause
+
+
 class Generator:
     """Base of the generators: subclasses set :attr:`model_id` (what identifies their answers) and
     implement :meth:`_generate` for one batch of message lists.
@@ -172,7 +181,13 @@ class Generator:
         with tqdm(total=len(todo), desc="generate", unit="prompt", disable=not show) as bar:
             for start in range(0, len(todo), self.batch_size):
                 batch = todo[start : start + self.batch_size]
-                texts = self._generate([messages[i] for i in batch], chosen)
+                try:
+                    texts = self._generate([messages[i] for i in batch], chosen)
+                except PartialAnswers as e:  # what was answered is kept: a re-run asks the rest only
+                    done = [(batch[j], t) for j, t in sorted(e.answers.items())]
+                    self.cache.put([(keys[i], self.model_id, messages[i], chosen, t) for i, t in done])
+                    self.generated += len(done)
+                    raise e.cause from None
                 if len(texts) != len(batch) or not all(isinstance(t, str) for t in texts):
                     raise ClarecError(
                         f"{type(self).__name__}: expected {len(batch)} texts, got {texts!r:.200}"

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from clarec.errors import ClarecError, ConfigError
-from clarec.llm.base import GenerationSettings, Generator, Messages
+from clarec.llm.base import GenerationSettings, Generator, Messages, PartialAnswers
 
 __all__ = ["EndpointGenerator"]
 
@@ -142,4 +142,13 @@ class EndpointGenerator(Generator):
         if len(batch) == 1:
             return [self._one(batch[0], settings)]
         with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-            return list(pool.map(lambda m: self._one(m, settings), batch))
+            futures = [pool.submit(self._one, m, settings) for m in batch]
+        answers, failed = {}, None
+        for j, f in enumerate(futures):
+            if f.exception() is None:
+                answers[j] = f.result()
+            elif failed is None:
+                failed = f.exception()
+        if failed is not None:  # the other prompts' answers are kept (cached), then the error raised
+            raise PartialAnswers(answers, failed)
+        return [answers[j] for j in range(len(batch))]

@@ -62,6 +62,16 @@ def test_failures_fall_back_to_a_template_and_words_need_a_generator(service, ca
         assert item["explanation"]["sentence_source"] == "template"
         assert item["explanation"]["sentence"] == template_sentence(item["title"], item["explanation"])
     assert "generation failed (TimeoutError" in caplog.text
+    # a model that just failed is left alone a while: the next lists are not held up by its time-out
+    service.explainer.calls = 0
+    service.explainer._generate = lambda batch, settings: service.explainer.__setattr__("calls", 1) or []
+    again = client.get("/v1/users/u1/recommendations", params={"k": 3, "words": "true"}).json()["items"]
+    assert service.explainer.calls == 0 and {i["explanation"]["sentence_source"] for i in again} == {
+        "template"
+    }
+    service.explainer.down_until = 0.0  # its back-off over: asked again
+    client.get("/v1/users/u1/recommendations", params={"k": 3, "words": "true"})
+    assert service.explainer.calls == 1
 
 
 def test_template_sentences():

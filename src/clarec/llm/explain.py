@@ -5,6 +5,7 @@ attributes they share), or, when generation fails, from a template (logged)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,18 +45,31 @@ def template_sentence(title: str, explanation: dict[str, Any]) -> str:
     return text + (f" ({'; '.join(shared)})." if shared else ".")
 
 
+#: seconds a failed generator is left alone (template sentences meanwhile): a model that is down
+#: does not hold up every request with its time-out
+RETRY_AFTER = 30.0
+
+
 def explain_in_words(generator: Generator, items: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     """``(sentence, source)`` per item (``item["title"]``/``item_id`` and ``item["explanation"]``);
     source ``"llm"``, or ``"template"`` when generation failed (the failure is logged)."""
     titles = [it.get("title") or it["item_id"] for it in items]
+    templates = [
+        (template_sentence(t, it["explanation"]), "template") for t, it in zip(titles, items, strict=True)
+    ]
+    if time.monotonic() < getattr(generator, "down_until", 0.0):  # failed a moment ago: not asked again
+        return templates
     prompts = [sentence_prompt(t, it["explanation"]) for t, it in zip(titles, items, strict=True)]
     try:
         sentences = generator.generate(prompts)
     except Exception as e:  # the list is still served: a template says what the model would have
+        generator.down_until = time.monotonic() + RETRY_AFTER
         log.warning(
-            "explanations in words: generation failed (%s: %s); template sentences used", type(e).__name__, e
+            "explanations in words: generation failed (%s: %s); template sentences used, the model asked "
+            "again in %.0f s",
+            type(e).__name__,
+            e,
+            RETRY_AFTER,
         )
-        return [
-            (template_sentence(t, it["explanation"]), "template") for t, it in zip(titles, items, strict=True)
-        ]
+        return templates
     return [(s, "llm") for s in sentences]

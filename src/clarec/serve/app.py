@@ -427,8 +427,8 @@ def explanation_generator(spec: str):
     from clarec.llm import EndpointGenerator, LocalGenerator
 
     common = {"max_new_tokens": 48, "batch_size": 8}
-    if spec.startswith(("http://", "https://")):
-        return EndpointGenerator(spec, "default", **common)
+    if spec.startswith(("http://", "https://")):  # on a request's path: a short wait, no retries
+        return EndpointGenerator(spec, "default", timeout=10.0, retries=0, **common)
     return LocalGenerator(None if spec == "bundled" else spec, **common)
 
 

@@ -284,3 +284,39 @@ def test_one_bad_prompt_does_not_lose_the_batchs_other_answers(tmp_path):
         again = EndpointGenerator(url, "m", cache_dir=cache, batch_size=4)
         assert again.generate(["p0", "p2", "p3"]) == ["echo: p0", "echo: p2", "echo: p3"]
         assert again.generated == 0
+
+
+def test_the_time_out_bounds_the_whole_answer_not_each_read():
+    # a server that trickles its answer a byte at a time held the caller past any time-out
+    import http.server
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                for _ in range(40):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gen = EndpointGenerator(
+            f"http://127.0.0.1:{server.server_address[1]}/v1", "m", cache_dir="none", timeout=0.5, retries=0
+        )
+        gen._model_id = "trickle"
+        start = time.monotonic()
+        with pytest.raises(EndpointError, match="no answer within 0.5 s"):
+            gen.generate(["x"])
+        assert time.monotonic() - start < 2.0  # not the 4 s the server takes
+    finally:
+        server.shutdown()

@@ -107,7 +107,7 @@ class EndpointGenerator(Generator):
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = self.session.post(url, json=body, headers=self._headers(), timeout=self.timeout)
+                response = self._post(url, body)
             except requests.Timeout:
                 problem = f"no answer within {self.timeout:g} s"
             except requests.ConnectionError as e:
@@ -126,6 +126,22 @@ class EndpointGenerator(Generator):
             log.warning("%s: %s; retrying in %.1f s", url, problem, wait)
             time.sleep(wait)
         raise AssertionError("unreachable")
+
+    def _post(self, url: str, body: dict) -> requests.Response:
+        """POST ``body``; the whole answer within :attr:`timeout` seconds (``requests``' own time-out
+        bounds each read only: a server trickling bytes would hold the caller for ever)."""
+        deadline = time.monotonic() + self.timeout
+        response = self.session.post(
+            url, json=body, headers=self._headers(), timeout=self.timeout, stream=True
+        )
+        chunks = []
+        with response:
+            while chunk := response.raw.read1(65536, decode_content=True):  # what has arrived so far
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"the answer took over {self.timeout:g} s")
+            response._content = b"".join(chunks)  # read as a whole, as without streaming
+        return response
 
     def _content(self, response: requests.Response) -> str:
         try:

@@ -320,3 +320,14 @@ def test_the_time_out_bounds_the_whole_answer_not_each_read():
         assert time.monotonic() - start < 2.0  # not the 4 s the server takes
     finally:
         server.shutdown()
+
+
+def test_the_api_key_goes_over_https_or_to_this_machine_only(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    for url, sent in (
+        ("https://api.example.org/v1", True),
+        ("http://127.0.0.1:8080/v1", True),
+        ("http://10.0.0.5:8080/v1", False),  # was sent in plain text to any server
+    ):
+        headers = EndpointGenerator(url, "m", cache_dir="none")._headers()
+        assert (headers == {"Authorization": "Bearer sk-secret"}) is sent

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import requests
 
@@ -34,7 +35,8 @@ class EndpointGenerator(Generator):
     Args:
         url: the API base, e.g. ``http://127.0.0.1:8080/v1``.
         model: the model name sent with each request (with ``url``, the cache key).
-        api_key_env: environment variable holding the API key (sent as a bearer token when set).
+        api_key_env: environment variable holding the API key (sent as a bearer token when set, over
+            https or to this machine only: not in plain text to another host).
         timeout: seconds per request.
         retries: further attempts after a failed request (connection, time-out, 429, 5xx).
         backoff: seconds before the first retry, doubled at each further one.
@@ -93,7 +95,15 @@ class EndpointGenerator(Generator):
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        if not key:
+            return {}
+        host = urlsplit(self.url).hostname or ""
+        if self.url.startswith("https://") or host in ("localhost", "127.0.0.1", "::1"):
+            return {"Authorization": f"Bearer {key}"}
+        if not getattr(self, "_warned_key", False):  # a key in plain text to another machine: not sent
+            log.warning("%s: plain http to another host: $%s is not sent", self.url, self.api_key_env)
+            self._warned_key = True
+        return {}
 
     def _one(self, messages: Messages, settings: GenerationSettings) -> str:
         body = {

@@ -233,13 +233,14 @@ class Recommender(ABC):
         weights: Sequence[np.ndarray] | None = None,
     ) -> sp.csr_matrix:
         """``(len(histories), n_items)`` matrix of the (checked) histories' items: 1 per item, with
-        ``binary=False`` the number of times the item occurs, with ``weights`` (one per history item,
-        for a model fitted ``weighted``) the sum of the item's weights."""
+        ``binary=False`` the number of times the item occurs; for a model fitted ``weighted``, with
+        ``weights`` (one per history item) the sum of the item's weights, as training read them
+        (left out: 1 each; a model fitted without reads 0/1 and ignores them)."""
         hists = self._check_histories(histories)
         rows = np.repeat(np.arange(len(hists)), [len(h) for h in hists])
         cols = np.concatenate(hists) if hists else np.empty(0, dtype=np.int64)
         data = np.ones(len(cols), dtype=np.float32)
-        if weights is not None:
+        if weights is not None and getattr(self, "weighted", False):
             w = [np.asarray(x, dtype=np.float64).ravel() for x in weights]
             if len(w) != len(hists) or any(len(a) != len(h) for a, h in zip(w, hists, strict=False)):
                 raise ClarecError("weights must give one number per history item")

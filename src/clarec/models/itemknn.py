@@ -110,9 +110,8 @@ class ItemKNN(Recommender):
         self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
     ) -> np.ndarray:
         """``x S`` for the binary vector ``x`` of each history: exactly :meth:`score` for a training
-        user's own history. With ``weighted``, ``weights`` gives each history item's weight (repeats
-        summed, as training read them; left out, 1 each); without, it is ignored."""
-        x = self._history_matrix(histories, weights=weights if self.weighted else None)
+        user's own history (with ``weighted``, given each item's ``weights``: ``_history_matrix``)."""
+        x = self._history_matrix(histories, weights=weights)
         return np.asarray((x @ self.similarity).toarray(), dtype=np.float32)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:

@@ -212,16 +212,14 @@ def _check_same_search(out: Path, study, m) -> None:
     """Refuse to go on with ``m``'s study when its trials searched another space or under other fixed
     settings: its best trial could lie outside the space asked for, or have been fitted under other
     settings. The search is recorded in the study the first time."""
-    searched = {"space": m.search, "params": m.params}
+    run_settings = getattr(get_model_class(m.name), "_RUN_SETTINGS", ())  # threads, device...: no matter
+    fixed = {k: v for k, v in m.params.items() if k not in run_settings}
+    searched = json.loads(json.dumps({"space": m.search, "params": fixed}, default=str))  # as stored
     earlier = study.user_attrs.get("search")
     if earlier is None:
-        study.set_user_attr("search", json.loads(json.dumps(searched, default=str)))
-    elif earlier != json.loads(json.dumps(searched, default=str)):
-        what = [
-            k
-            for k in ("space", "params")
-            if earlier.get(k) != json.loads(json.dumps(searched[k], default=str))
-        ]
+        study.set_user_attr("search", searched)
+    elif earlier != searched:
+        what = [k for k in ("space", "params") if earlier.get(k) != searched[k]]
         raise ConfigError(
             f"{out}: {m.key!r} was searched with other {' and '.join(what)} ({earlier}); its trials cannot "
             "go on under this config: give another --out (or another label for the model)"

@@ -320,6 +320,9 @@ def serve_cmd(
         "--explain-words",
         help="Sentences in explanations (?words=true): 'bundled', a model folder / GGUF file, or an endpoint URL.",
     ),
+    explain_words_model: str = typer.Option(
+        "default", "--explain-words-model", help="The model name sent to an --explain-words endpoint."
+    ),
 ) -> None:
     """Serve a run's model over HTTP: recommendations, live events, new items, a demo page at /."""
     from clarec.serve.app import serve
@@ -334,6 +337,7 @@ def serve_cmd(
         threads=threads or None,
         ranking_cache=ranking_cache,
         explain_words=explain_words,
+        explain_words_model=explain_words_model,
     )
 
 

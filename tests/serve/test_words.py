@@ -88,4 +88,6 @@ def test_explain_words_option(tiny_llm_dir):
     from clarec.serve.app import explanation_generator
 
     assert isinstance(explanation_generator("http://127.0.0.1:9/v1"), EndpointGenerator)
+    hosted = explanation_generator("https://api.example.org/v1", "gpt-4o-mini")  # was always "default"
+    assert hosted.model == "gpt-4o-mini" and hosted.timeout == 10.0 and hosted.retries == 0
     assert isinstance(explanation_generator(str(tiny_llm_dir)), LocalGenerator)

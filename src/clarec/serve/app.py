@@ -422,13 +422,14 @@ def create_app(service: RecService) -> FastAPI:
     return app
 
 
-def explanation_generator(spec: str):
-    """The generator of ``--explain-words``: ``bundled``, a model folder / GGUF file, or an endpoint URL."""
+def explanation_generator(spec: str, endpoint_model: str = "default"):
+    """The generator of ``--explain-words``: ``bundled``, a model folder / GGUF file, or an endpoint URL
+    (asked for ``endpoint_model``)."""
     from clarec.llm import EndpointGenerator, LocalGenerator
 
     common = {"max_new_tokens": 48, "batch_size": 8}
     if spec.startswith(("http://", "https://")):  # on a request's path: a short wait, no retries
-        return EndpointGenerator(spec, "default", timeout=10.0, retries=0, **common)
+        return EndpointGenerator(spec, endpoint_model, timeout=10.0, retries=0, **common)
     return LocalGenerator(None if spec == "bundled" else spec, **common)
 
 
@@ -442,11 +443,13 @@ def serve(
     threads: int | None = 1,
     ranking_cache: int = RANKING_CACHE_SIZE,
     explain_words: str | None = None,
+    explain_words_model: str = "default",
 ) -> None:
     """Load a run folder and serve it with uvicorn until stopped.
 
     ``explain_words`` turns on sentences in explanations (``?words=true``): ``"bundled"`` (the bundled
-    SmolLM2, in process), a model folder or GGUF file, or an OpenAI-compatible endpoint's base URL.
+    SmolLM2, in process), a model folder or GGUF file, or an OpenAI-compatible endpoint's base URL
+    (asked for ``explain_words_model``).
 
     ``threads`` caps the BLAS and torch threads of the process (``None``: their defaults). A request
     scores one user (a matrix-vector product), where more threads only spin and take CPU from the
@@ -467,7 +470,7 @@ def serve(
         )
     service.ranking_cache_size = int(ranking_cache)
     if explain_words is not None:
-        service.explainer = explanation_generator(explain_words)
+        service.explainer = explanation_generator(explain_words, explain_words_model)
     app = create_app(service)
     # What start-up made (catalogue, histories, the model, the libraries) lives as long as the server:
     # out of the collector's sight, a full collection no longer walks it (on Beauty that was a pause

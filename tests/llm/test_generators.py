@@ -113,8 +113,12 @@ def test_endpoint_answers_as_the_model_in_process(local):
         assert bad.status_code == 422
         # an answer that used every allowed token says so, as OpenAI's API does
         body = {"messages": [{"role": "user", "content": PROMPTS[0]}], "max_tokens": 1}
-        cut = requests.post(f"{url}/chat/completions", json=body, timeout=60).json()["choices"][0]
+        answer = requests.post(f"{url}/chat/completions", json=body, timeout=60).json()
+        cut = answer["choices"][0]
         assert cut["finish_reason"] == "length" and cut["message"]["content"]
+        usage = answer["usage"]  # as OpenAI's API answers (it had none)
+        assert usage["completion_tokens"] == 1 and usage["prompt_tokens"] > 5
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
 class Flaky(Generator):

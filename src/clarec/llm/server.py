@@ -87,7 +87,17 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
         # "length" where the answer used every token it was allowed (counted where the tokenizer is at hand)
         limit = settings.get("max_new_tokens", generator.settings.max_new_tokens)
         tokenizer = getattr(generator, "tokenizer", None)
-        cut = tokenizer is not None and len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= limit
+        usage = None
+        if tokenizer is not None:  # counted as the model reads them (its chat template)
+            completion = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            chat = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            prompt = len(tokenizer(chat, add_special_tokens=False)["input_ids"])
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+        cut = usage is not None and usage["completion_tokens"] >= limit
         stops = [request.stop] if isinstance(request.stop, str) else (request.stop or [])
         ends = [text.find(x) for x in stops if x and x in text]
         if ends:  # the answer ends before the first stop sequence, as OpenAI's API answers
@@ -104,6 +114,6 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
                     "finish_reason": "length" if cut else "stop",
                 }
             ],
-        }
+        } | ({"usage": usage} if usage is not None else {})
 
     return app

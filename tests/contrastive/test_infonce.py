@@ -82,6 +82,17 @@ def test_duplicate_positive_ids_mask_exactly_those_entries():
     torch.testing.assert_close(off(q, p, positive_ids=ids), plain)
 
 
+def test_a_pair_mask_leaves_out_exactly_those_in_batch_columns():
+    q, p = _rand(3, 4, seed=8), _rand(3, 4, seed=9)
+    loss = InfoNCELoss(temperature=0.2, reduction="none")
+    logits, _ = loss.logits(q, p)
+    pairs = torch.tensor([[True, True, False], [False, False, False], [False, True, True]])
+    expected = pairs & ~torch.eye(3, dtype=torch.bool)  # the positive itself is never left out
+    torch.testing.assert_close(loss(q, p, pair_mask=pairs), _masked_reference(logits, expected))
+    with pytest.raises(ValueError, match="pair_mask must be"):
+        loss(q, p, pair_mask=pairs[:2])
+
+
 def test_duplicate_query_ids_are_masked_too():
     q, p = _rand(3, 4, seed=6), _rand(3, 4, seed=7)
     loss = InfoNCELoss(temperature=0.2, reduction="none")

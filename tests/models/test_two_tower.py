@@ -533,6 +533,32 @@ def test_false_negative_masking_can_be_switched_off(tiny, monkeypatch):
     assert seen and not any(flag or masked for flag, masked in seen)
 
 
+def test_in_batch_targets_the_user_has_in_training_can_be_masked(tiny, monkeypatch):
+    # ~18% of in-batch negatives on ML-100K are the user's own training items (sampled and mined
+    # negatives exclude them): mask_seen_negatives leaves them out of the softmax
+    from clarec.contrastive import InfoNCELoss
+
+    got = []
+    original = InfoNCELoss.forward
+
+    def forward(self, *args, **kwargs):
+        got.append((kwargs.get("pair_mask"), kwargs.get("query_ids"), kwargs.get("positive_ids")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(InfoNCELoss, "forward", forward)
+    data, _ = _clustered()
+    tiny(epochs=1).fit(data)
+    assert got and all(m is None for m, _, _ in got)  # off by default
+    got.clear()
+    tiny(epochs=1, mask_seen_negatives=True).fit(data)
+    seen = data.to_csr()
+    assert got and all(m is not None for m, _, _ in got)
+    for mask, users, targets in got:
+        want = seen[users.numpy()][:, targets.numpy()].toarray() > 0
+        assert np.array_equal(mask.numpy(), want)
+    assert any(bool((m & ~torch.eye(len(m), dtype=torch.bool)).any()) for m, _, _ in got)
+
+
 def test_sampled_negatives_only(tiny, monkeypatch):
     from clarec.contrastive import InfoNCELoss
 

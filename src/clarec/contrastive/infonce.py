@@ -190,6 +190,7 @@ class InfoNCELoss(nn.Module):
         positive_logq: torch.Tensor | None = None,
         negative_logq: torch.Tensor | None = None,
         negative_rows: torch.Tensor | None = None,
+        pair_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss for ``query (B, d)`` and ``positive (B, d)``, row ``i`` of each forming a pair.
 
@@ -211,11 +212,22 @@ class InfoNCELoss(nn.Module):
                 same loss as passing that ``(B, n, d)`` gather, computed from the ``(B, N)`` product
                 (:func:`gathered_scores`: on the CPU a block of rows at a time) — much faster when
                 ``n`` is large.
+            pair_mask: ``(B, B)`` booleans, True where in-batch column ``j`` is to be left out of row
+                ``i``'s softmax besides what the ids mask (known false negatives: ``p_j`` one of query
+                ``i``'s own positives elsewhere); the diagonal (the positive) is never masked.
         """
         positive_logq, negative_logq = _tensors(positive_logq, negative_logq)
         logits, mask = self.logits(
             query, positive, negatives, query_ids, positive_ids, negative_ids, negative_rows
         )
+        if pair_mask is not None:
+            batch = len(query)
+            if not self.in_batch or tuple(pair_mask.shape) != (batch, batch):
+                raise ValueError(f"pair_mask must be ({batch}, {batch}) booleans, with in-batch negatives")
+            extra = torch.zeros_like(logits, dtype=torch.bool)
+            extra[:, :batch] = pair_mask.to(device=logits.device, dtype=torch.bool)
+            extra[:, :batch].fill_diagonal_(False)
+            mask = extra if mask is None else mask | extra
         labels = torch.arange(len(query), device=logits.device)
         if not self.in_batch:
             labels = torch.zeros_like(labels)

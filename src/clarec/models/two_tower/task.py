@@ -198,6 +198,10 @@ class TwoTowerTask:
             },
             self.device,
         )
+        if m.mask_seen_negatives and m.in_batch_negatives:  # in-batch targets the user has in training
+            ids_and_logq["pair_mask"] = torch.from_numpy(
+                np.asarray(m.seen[users][:, targets].toarray() > 0)
+            ).to(self.device)
         losses = {"rec": self.rec_loss(u, tgt, neg_vecs, **ids_and_logq)}
         if m.aux != "none":
             losses["aux"] = self.aux_loss(np.unique(targets))

@@ -318,8 +318,9 @@ def _check_same_run(out: Path, cfg: ExperimentConfig, seeds: int, split_seeds: b
     """Refuse to resume ``out`` as another run: its results, models and split would be replaced by
     (or mixed with) those of a different config, model list or seed count."""
     saved = out / "config.yaml"
-    if saved.is_file() and not same_config(saved.read_text(), cfg):
-        earlier = read_saved_config(saved.read_text())
+    text = saved.read_text() if saved.is_file() else None
+    if text is not None and not same_config(text, cfg):
+        earlier = read_saved_config(text)
         now = cfg.model_dump(mode="json", exclude_none=True)
         then = earlier.model_dump(mode="json", exclude_none=True) if earlier is not None else {}
         differ = [k for k in now if now.get(k) != then.get(k)] or ["the schema"]

@@ -5,9 +5,10 @@ each user from their **training** interactions; the profiles become ordinary tex
 
 ``write_profiles`` writes ``items.tsv`` and ``users.tsv`` (id, profile) and ``profiles.json`` (the
 model, the settings, counts, seconds, the tokens of the profiles — cached ones included — and a
-fingerprint of the training interactions) into a folder. ``attach_profiles`` adds them to a split after checking the fingerprint:
-user profiles read training interactions, so profiles written for another split (another seed, other
-data) would leak that split's validation and test items; they are refused.
+fingerprint of the training interactions) into a folder. ``attach_profiles`` adds them to a split
+after checking the fingerprint: user profiles read training interactions, so profiles written for
+another split (another seed, other data) would leak that split's validation and test items; they are
+refused.
 """
 
 from __future__ import annotations

@@ -123,12 +123,10 @@ class Recommender(ABC):
     def check_split(self, split) -> None:
         """Refuse settings that name what the data lacks — item columns (``fields``, ``attributes``),
         user columns (``user_fields`` with ``user_text``), a text model folder (``encoder``) — with the
-        message the fit would give, and an ``encoder`` adapted on pairs ``split`` holds out
-        (:func:`check_adapted_encoder`): ``clarec run`` calls it for every model and split before the
+        message the fit would give, and an ``encoder`` adapted (``clarec pretrain``) on pairs ``split``
+        holds out: ``clarec run`` calls it for every model and split before the
         first fit, so a typo is not found after hours of training the models before it."""
-        name = self.name or type(self).__name__
-        check_named_inputs(name, self.get_params(), split.train)
-        check_adapted_encoder(name, self.get_params(), split)
+        check_settings(self.name or type(self).__name__, self.get_params(), split)
 
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         """Learn from ``train``; ``valid`` may be used for early stopping, never for learning."""
@@ -465,8 +463,9 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 ADAPTED_PAIRS = "adapted_pairs.npy"
 
 
-def check_named_inputs(model: str, params: dict[str, Any], train: Dataset) -> None:
-    """See :meth:`Recommender.check_split`."""
+def check_settings(model: str, params: dict[str, Any], split) -> None:
+    """See :meth:`Recommender.check_split` (``params``: a model's settings; ``model`` names it in errors)."""
+    train = split.train
 
     def missing_columns(table: pd.DataFrame, names: Any, what: str) -> None:
         if names is None:
@@ -487,13 +486,8 @@ def check_named_inputs(model: str, params: dict[str, Any], train: Dataset) -> No
         path_like = encoder.startswith((".", "/", "~")) or encoder.count("/") > 1 or "\\" in encoder
         if path_like and not Path(encoder).expanduser().is_dir():
             raise ConfigError(f"{model}: text model folder not found: {encoder}")
-
-
-def check_adapted_encoder(model: str, params: dict[str, Any], split) -> None:
-    """Refuse an ``encoder`` adapted by ``clarec pretrain`` on pairs that are validation or test pairs
-    of ``split`` (a run on another split of the data it was adapted on: its figures would be
-    inflated by what the encoder learned of them)."""
-    encoder = params.get("encoder")
+    # an encoder adapted by `clarec pretrain` on pairs this split holds out as validation or test:
+    # its figures would count what it learned of them
     pairs = Path(encoder).expanduser() / ADAPTED_PAIRS if isinstance(encoder, str) else None
     if pairs is None or not pairs.is_file():
         return

@@ -25,7 +25,7 @@ import numpy as np
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
-from clarec.models.base import Recommender, check_adapted_encoder, check_named_inputs
+from clarec.models.base import Recommender, check_settings
 from clarec.models.params import param
 from clarec.models.registry import create, fit_key, get_model_class, register, with_run_settings
 from clarec.train.validation import RankingValidator
@@ -145,9 +145,7 @@ class Blend(Recommender):
 
     def check_split(self, split) -> None:
         for i, m in enumerate(self.members):
-            name, params = f"blend member {i} ({m['name']})", dict(m.get("params") or {})
-            check_named_inputs(name, params, split.train)
-            check_adapted_encoder(name, params, split)
+            check_settings(f"blend member {i} ({m['name']})", dict(m.get("params") or {}), split)
 
     def member_fit_keys(self) -> list[str]:
         """Each member's :func:`~clarec.models.registry.fit_key` as this blend would fit it."""

@@ -314,8 +314,7 @@ class TextEncoder:
         embedded by the same model identity are read back instead of encoded.
         """
         start = time.perf_counter()
-        if self._weight_versions() != self._versions:  # trained in place (forward(), pooled_module())
-            self.mark_weights_changed()
+        self._see_training()
         cleaned = self._as_list(texts)
         unique = list(dict.fromkeys(cleaned))
         where = {t: i for i, t in enumerate(unique)}
@@ -417,15 +416,13 @@ class TextEncoder:
         :meth:`forward`.
 
         ``train=True`` switches the module to training mode, so dropout is active and the same text
-        passed twice gives two different views (SimCSE). Calling it marks the weights as possibly
-        changed, so the cache key is recomputed from the weights at the next :meth:`encode`.
+        passed twice gives two different views (SimCSE). Weights an optimizer then changes are seen by
+        the next :meth:`encode` (their version counters move), which recomputes the cache key.
         """
         cleaned = self._as_list(texts)
         if not cleaned:
             return torch.empty((0, self.dim), device=self.device)
         self.train(train)
-        if train:
-            self.mark_weights_changed()
         return self._forward(self._tokenize(cleaned), self.normalize if normalize is None else normalize)
 
     def mark_weights_changed(self) -> None:
@@ -441,6 +438,12 @@ class TextEncoder:
     def _weight_versions(self) -> tuple[int, ...]:
         return tuple(t._version for t in self.module.state_dict(keep_vars=True).values())
 
+    def _see_training(self) -> None:
+        """Weights changed in place since the key was made (an optimizer's step, through any of
+        :meth:`embed_batch`, :meth:`forward` or :meth:`pooled_module`): the cached vectors no longer apply."""
+        if self._weight_versions() != self._versions:
+            self.mark_weights_changed()
+
     def parameters(self):
         """The trainable parameters of the underlying module (for an optimizer)."""
         return self.module.parameters()
@@ -450,6 +453,7 @@ class TextEncoder:
     def identity(self) -> str:
         """Hex key of everything that determines a vector: weights, tokenizer, pooling, max length,
         normalisation, and the runtime when it changes the vectors (``"onnx-int8"``, ``"torch-bf16"``)."""
+        self._see_training()
         if self._identity is None:
             self._identity = self._model_key()
             if self.runtime in ("onnx-int8", "torch-bf16"):  # "onnx" computes torch's (cosine > 0.99999)

@@ -20,8 +20,8 @@ User tower
     with profile fields only — listing history titles would leak the training targets). A user with
     no history gets a learned "empty history" vector (plus the profile text when ``user_text``); the
     training examples with an empty history teach it: with ``history="past"`` every user's first
-    interaction, with the default ``"all"`` almost none (on ML-100K 2 of 45,063, 14 with
-    ``history_dropout: 0.5``), so there that vector is barely trained and a user without history or
+    interaction, with the default ``"all"`` only the rare example whose user has no other item (or
+    whose history ``history_dropout`` empties), so there that vector is barely trained and a user without history or
     profile is better served by popularity (``clarec serve`` does so; ``score_histories`` of an
     empty history does not).
 

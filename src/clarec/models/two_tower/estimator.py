@@ -115,8 +115,8 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             candidates known to be false negatives: its target drawn as a sampled negative, and the
             in-batch targets of examples with the same user or the same target.
         mask_seen_negatives: also leave out the in-batch targets that are the example's user's own
-            training items (about 18% of the in-batch columns on ML-100K at batch 256; sampled and
-            mined negatives already exclude them). Off by default: no published figure used it.
+            training items (in a dense log a good share of the in-batch columns; sampled and mined
+            negatives already exclude them). Off by default: no published figure used it.
         aux: auxiliary item-tower loss: ``"none"``, ``"simcse"`` or ``"byol"``.
         aux_weight: weight of the auxiliary loss (the recommendation loss has weight 1).
         aux_dropout: feature dropout making the two views of a frozen LM vector.

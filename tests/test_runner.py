@@ -473,3 +473,23 @@ def test_a_setting_naming_what_the_data_lacks_is_refused_before_any_fit(tmp_path
     with pytest.raises(ConfigError, match=message):
         run_experiment(load_config(p), tmp_path / "run", seeds=1)
     assert fits == []
+
+
+def test_a_folder_holding_what_a_run_does_not_write_is_refused(tmp_path):
+    """``--out`` naming someone's folder (the repository, a data folder) is refused before anything is
+    written there; a folder a run stopped in, before its results, may be run again."""
+    from clarec.experiment.runner import run_experiment
+
+    p = random_split_config(tmp_path, "[{name: popularity}]")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=r"holds what a run does not write \(notes.txt\)"):
+        run_experiment(load_config(p), mine)
+    assert sorted(x.name for x in mine.iterdir()) == ["notes.txt"]
+    with pytest.raises(ConfigError, match="is a file"):
+        run_experiment(load_config(p), mine / "notes.txt")
+    stopped = tmp_path / "stopped"
+    (stopped / "train").mkdir(parents=True)
+    (stopped / "log.txt").write_text("a run that stopped\n")
+    assert "popularity" in run_experiment(load_config(p), stopped)

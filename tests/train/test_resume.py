@@ -121,3 +121,22 @@ def test_a_resumed_fit_on_the_gpu_ends_where_an_uninterrupted_one_does(name, dat
     np.testing.assert_allclose(resumed.history_.losses, whole.history_.losses, rtol=1e-4)
     users = np.arange(train.n_users)
     np.testing.assert_allclose(resumed.score(users), whole.score(users), rtol=1e-3, atol=1e-4)
+
+
+def test_another_split_of_the_same_shape_is_other_data(data, tiny_model_dir, tmp_path):
+    """The Python API's resume reads the data's fingerprint, not only its counts: a state saved on
+    one split is refused on another with as many users, items and interactions."""
+    train, valid = data
+    _model("bpr", tmp_path / "run", tiny_model_dir, epochs=2).fit(train, valid)
+    other = train.interactions.copy()
+    other["item"] = (other["item"] + 1) % train.n_items  # the same counts, other pairs
+    moved = train.with_interactions(other)
+    assert (moved.n_users, moved.n_items, moved.n_interactions) == (
+        train.n_users,
+        train.n_items,
+        train.n_interactions,
+    )
+    assert moved.fingerprint() != train.fingerprint() and train.fingerprint() == train.fingerprint()
+    with pytest.raises(ConfigError, match="other settings or data"):
+        _model("bpr", tmp_path / "run", tiny_model_dir, epochs=2, resume=True).fit(moved, valid)
+    _model("bpr", tmp_path / "run", tiny_model_dir, epochs=2, resume=True).fit(train, valid)

@@ -8,6 +8,7 @@ index means the same user or item in train, valid and test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -322,6 +323,16 @@ class Dataset:
             }
         )
         return np.unique(pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64))
+
+    def fingerprint(self) -> str:
+        """A short digest of the interactions (every column, in order) and of the user and item id
+        lists: two parts that differ in any pair, time or weight, or index their ids otherwise, have
+        different fingerprints (a resumed fit refuses another split of the same shape)."""
+        h = hashlib.blake2b(digest_size=8)
+        h.update(pd.util.hash_pandas_object(self.interactions, index=False).to_numpy().tobytes())
+        for ids in (self.user_ids, self.item_ids):
+            h.update(pd.util.hash_array(np.asarray(ids).astype(str)).tobytes())
+        return f"{self.n_users}x{self.n_items}:{self.n_interactions}:{h.hexdigest()}"
 
     def describe(self) -> dict:
         """Counts and density, for reports."""

@@ -155,6 +155,12 @@ def _run_params(cfg: ExperimentConfig, model_cfg, seed: int, train_dir: Path, re
 SEED_RESULT = "result.json"
 #: a run's seed count and whether each seed draws the split (checked when the run is resumed)
 RUN_SHAPE = "run.json"
+#: What a run folder holds at its top (a run, a report, a served model's state): ``--out`` holding
+#: anything else is not a run's folder, and a run there would write among someone's files.
+RUN_ENTRIES = frozenset(
+    {"config.yaml", "data.json", "cleaning.txt", "split", "splits", "models", "train", "results.json"}
+    | {"results.md", "log.txt", RUN_SHAPE, "report.html", "serve"}
+)
 
 
 def _seed_key(cfg: ExperimentConfig, model_cfg, seed: int, split_seeds: bool) -> dict:
@@ -275,7 +281,8 @@ def run_experiment(
 
     Raises:
         ConfigError: ``cfg`` lists no model (a config with only a ``pretrain`` section); ``out_dir``
-            holds an earlier run and ``resume`` is off.
+            holds an earlier run and ``resume`` is off; ``out_dir`` is a file, or a folder holding
+            what a run does not write (a run that stopped before its results may be run again).
     """
     if not cfg.models:
         raise ConfigError(
@@ -300,6 +307,13 @@ def run_experiment(
         raise ConfigError(
             f"{out} holds an earlier run (results.json): continue it with --resume, or give another "
             "--out (or delete the folder): a new run there would leave the earlier run's models beside its results"
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder: give a folder for the run")
+    if out.is_dir() and (strangers := sorted(p.name for p in out.iterdir() if p.name not in RUN_ENTRIES)):
+        raise ConfigError(
+            f"--out {out} holds what a run does not write ({', '.join(strangers[:5])}): a run writes its "
+            "config, log, split, models and results there; give a new or empty folder"
         )
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="a" if resume else "w")  # a resumed run's log goes on

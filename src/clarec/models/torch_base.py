@@ -94,12 +94,7 @@ class TorchRecommender(Recommender):
         self.device_ = resolve_device(self.device)
         seed_everything(self.seed)  # dropout and other layers draw from the global generators
         self._rngs: list[np.random.Generator | torch.Generator] = []
-        self._data_shape = (
-            train.n_users,
-            train.n_items,
-            train.n_interactions,
-            0 if valid is None else valid.n_interactions,
-        )
+        self._data_print = (train.fingerprint(), None if valid is None else valid.fingerprint())
         return super().fit(train, valid)
 
     def _generators(self) -> tuple[np.random.Generator, torch.Generator]:
@@ -117,13 +112,14 @@ class TorchRecommender(Recommender):
     def _signature(self) -> str:
         """What a fit computes: the class, its settings (not where or how it runs; those at their
         defaults left out, so that a setting added to a model later does not make older run folders
-        unreadable) and the data's shape (users, items, training and validation interactions)."""
+        unreadable) and the data it learns from (a fingerprint of the training and validation
+        interactions: another split of the same shape is other data)."""
         settings = {
             k: v
             for k, v in self.get_params().items()
             if k not in self._RUN_SETTINGS and v != self.params[k].default
         }
-        return f"{type(self).__name__} {settings!r} data {getattr(self, '_data_shape', None)}"
+        return f"{type(self).__name__} {settings!r} data {getattr(self, '_data_print', None)}"
 
     def _validator(self, valid: Dataset | None) -> RankingValidator | None:
         """NDCG@``eval_k`` on ``valid`` (training items excluded unless ``eval_history`` is ``kept``);

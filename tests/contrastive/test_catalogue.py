@@ -86,6 +86,17 @@ def test_excluded_pairs_leave_the_softmax(dtype):
         CatalogueSoftmaxLoss()(base_q, base_items, y, (rows, cols[:2]))
 
 
+def test_an_excluded_item_far_above_the_rest_leaves_the_loss_finite():
+    """The softmax's shift is the largest logit kept: an excluded item 110 above the others (whose
+    exponentials would all underflow against it) leaves the loss the kept items' cross-entropy."""
+    q = torch.tensor([[1.0]])
+    items = torch.tensor([[0.0], [110.0], [-1.0]])  # the target, an excluded item, another
+    y = torch.tensor([0])
+    got = CatalogueSoftmaxLoss(reduction="none")(q, items, y, (torch.tensor([0]), torch.tensor([1])))
+    want = torch.nn.functional.cross_entropy(torch.tensor([[0.0, -1.0]]), y, reduction="none")
+    torch.testing.assert_close(got, want)
+
+
 def test_catalogue_softmax_rejects_targets_outside_the_catalogue():
     q, items = torch.randn(2, 3), torch.randn(5, 3)
     for bad in ([0, 5], [-1, 2]):

@@ -453,6 +453,11 @@ def test_item_attributes_join_the_item_vectors(ring, tiny_model_dir, tmp_path):
     assert np.isfinite(text.score_histories(h)).all()
     with pytest.raises(ConfigError, match="no column 'brand'"):
         create("sasrec", SMALL | {"attributes": "brand"}).fit(ring)
+    # cl4srec's mask token, past the catalogue, is looked up beside the attribute-joined item vectors
+    masked = create("cl4srec", SMALL | SSL | {"epochs": 1, "attributes": "kind", "augmentations": ["mask"]})
+    seq = torch.tensor([[0, 1, ring.n_items + 1]])
+    vectors = masked.fit(data).module_.embed(seq) - masked.module_.position_vectors(3)
+    torch.testing.assert_close(vectors[0, 2], masked.module_.items.weight[ring.n_items + 1])
 
 
 def test_moe_adaptor_is_the_gated_mix_of_whitened_projections():
@@ -466,3 +471,12 @@ def test_moe_adaptor_is_the_gated_mix_of_whitened_projections():
     gate = torch.softmax(x @ moe.gate, dim=-1)
     expected = sum(gate[:, [k]] * ((x - moe.bias[k]) @ moe.proj[k]) for k in range(3))
     torch.testing.assert_close(moe(x), expected)
+
+
+def test_bce_negatives_are_never_the_target():
+    from clarec.models.sequential._base import target_free_negatives
+
+    targets = torch.tensor([0, 1, 1, 2])
+    neg = target_free_negatives(targets, 3, 200, torch.Generator().manual_seed(0))
+    assert neg.shape == (4, 200) and not (neg == targets[:, None]).any()
+    assert set(neg[0].tolist()) == {1, 2} and set(neg[3].tolist()) == {0, 1}  # every other item drawn

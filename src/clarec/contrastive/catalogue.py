@@ -95,11 +95,11 @@ class _CatalogueCE(torch.autograd.Function):
         )
         e = q @ table.T
         picked = e[np.arange(len(y)), y]
+        if exclude is not None:  # out of the softmax (and of its maximum): no share, no gradient
+            e[exclude[0].numpy(), exclude[1].numpy()] = -np.inf
         top = e.max(axis=1, initial=-np.inf)
         np.subtract(e, top[:, None], out=e)
         np.exp(e, out=e)
-        if exclude is not None:  # out of the softmax: no share of the sum, no gradient
-            e[exclude[0].numpy(), exclude[1].numpy()] = 0.0
         sums = e.sum(axis=1)
         ctx.e, ctx.sums = e, sums
         ctx.save_for_backward(queries, items, targets)

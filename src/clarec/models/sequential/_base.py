@@ -46,6 +46,17 @@ BUCKET_BATCHES = 16
 ENCODE_BATCH = 512
 
 
+def target_free_negatives(
+    targets: torch.Tensor, n_items: int, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``n`` uniform negatives per target, none of them the target itself (redrawn): ``(len(targets),
+    n)``. The target's earlier items may be drawn (excluding them is ``exclude_history``'s job)."""
+    neg = torch.randint(0, n_items, (len(targets), n), generator=generator)
+    while n_items > 1 and (clash := neg == targets[:, None]).any():
+        neg[clash] = torch.randint(0, n_items, (int(clash.sum()),), generator=generator)
+    return neg
+
+
 def left_pad(sequences: Sequence[np.ndarray], max_len: int) -> np.ndarray:
     """``(n, L)`` int64 matrix of each sequence's last ``max_len`` item indices shifted by one (0 is
     padding), right-aligned; ``L`` is the longest kept length (at least 1)."""
@@ -207,7 +218,8 @@ class SequenceEncoder(nn.Module):
         if self.attributes is None:
             return self.items(seq) + self.position_vectors(seq.shape[1])
         table = self.item_table() if table is None else table
-        return torch.cat([table.new_zeros(1, table.shape[1]), table])[seq] + self.position_vectors(
+        extra = self.items.weight[self.n_items + 1 :]  # tokens past the catalogue (cl4srec's mask)
+        return torch.cat([table.new_zeros(1, table.shape[1]), table, extra])[seq] + self.position_vectors(
             seq.shape[1]
         )
 
@@ -264,7 +276,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
             predicts its next item from its own pass, as RecBole trains; about as many passes as
             training pairs, each with its own dropout).
         loss: ``ce`` (softmax over every item) or ``bce`` (positive and ``n_negatives`` uniformly
-            sampled negatives per target).
+            sampled negatives per target, never the target itself).
         n_negatives: negatives per target with ``loss: bce``.
         exclude_history: with ``loss: ce``, leave each target's earlier items (those of its training
             window) out of its softmax: under the masked convention history items are never ranked,
@@ -405,7 +417,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
                     queries, table, y, history_pairs(inputs, keep) if self.exclude_history else None
                 )
             else:
-                neg = torch.randint(0, self.n_items, (len(y), self.n_negatives), generator=gen)
+                neg = target_free_negatives(y, self.n_items, self.n_negatives, gen)
                 loss = bce((queries * table[y]).sum(-1), torch.einsum("nd,nkd->nk", queries, table[neg]))
             extra = self._extra_loss(rows, seq, states)
             return loss if extra is None else loss + extra

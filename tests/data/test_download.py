@@ -81,10 +81,11 @@ def test_fetch_from_local_server(server, tmp_path, toy_entry):
     assert [p.name for p in root.iterdir()] == ["toy-100k"]  # no temporary files left behind
     res = load_dataset("toy-100k", root=root)
     assert res.dataset.name == "toy-100k" and res.dataset.n_interactions == 4
+    # an installed copy that is not the known one (cut short, edited) is refused, not taken
     (folder / "u.data").write_text("changed")
-    assert (
-        fetch("toy-100k", root=root, base_url=url) == folder and (folder / "u.data").read_text() == "changed"
-    )
+    with pytest.raises(DataError, match="not the known one: fetch or import it again with --force"):
+        fetch("toy-100k", root=root, base_url=url)
+    assert (folder / "u.data").read_text() == "changed"
     fetch("toy-100k", root=root, base_url=url, force=True)
     assert (folder / "u.data").read_text() == U_DATA
 
@@ -185,3 +186,87 @@ def test_a_truncated_gzip_without_a_checksum_does_not_replace_a_good_copy(tmp_pa
         assert (folder / "Toy_5.json.gz").read_bytes() == good
     finally:
         catalogue.REGISTRY.pop("toy-gz", None)
+
+
+class _Server(http.server.SimpleHTTPRequestHandler):
+    """Compresses its answer when the client accepts gzip (as GitHub's raw files are sent), and
+    sends no length for ``nolength.txt``."""
+
+    def log_message(self, *a, **k):
+        pass
+
+    def do_GET(self):
+        import gzip
+
+        body = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        gz = "gzip" in self.headers.get("Accept-Encoding", "")
+        payload = gzip.compress(body) if gz else body
+        self.send_response(200)
+        if gz:
+            self.send_header("Content-Encoding", "gzip")
+        if "nolength" not in self.path:
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+
+@pytest.fixture()
+def gzip_server(tmp_path):
+    www = tmp_path / "www"
+    www.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Server, directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_compressing_server_and_a_file_of_unknown_length(gzip_server, tmp_path):
+    """A server compressing its answers sends the file as it is (the length it gives counts the
+    compressed bytes); a plain file with neither a checksum nor a length is refused, as a cut-off
+    download could not be told from a whole one."""
+    www, url = gzip_server
+    (www / "plain.txt").write_text("1 2 3\n" * 5000)
+    (www / "nolength.txt").write_text("1 2 3\n")
+    entries = [
+        DatasetInfo(name=f"toy-{n}", folder=f"toy-{n}", kind="lightgcn", files={f: None},
+                    downloads=(Download(f"https://example.org/{f}", f, "file"),))
+        for n, f in (("plain", "plain.txt"), ("nolength", "nolength.txt"))
+    ]  # fmt: skip
+    for info in entries:
+        register_dataset(info)
+    try:
+        folder = fetch("toy-plain", root=tmp_path / "root", base_url=url)
+        assert (folder / "plain.txt").read_text() == "1 2 3\n" * 5000
+        with pytest.raises(DataError, match="no length and the catalogue no checksum"):
+            fetch("toy-nolength", root=tmp_path / "root", base_url=url)
+        assert not (tmp_path / "root" / "toy-nolength").exists()
+    finally:
+        for info in entries:
+            catalogue.REGISTRY.pop(info.name, None)
+
+
+def test_a_corrupt_archive_member_and_a_cut_gz_copy_of_a_known_file_get_one_error(tmp_path, toy_entry):
+    import gzip
+
+    zdir = tmp_path / "zips"
+    zdir.mkdir()
+    with zipfile.ZipFile(zdir / "toy.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, text in (("u.data", U_DATA * 200), ("u.item", U_ITEM), ("u.user", U_USER)):
+            z.writestr(f"ml-100k/{name}", text)
+    raw = bytearray((zdir / "toy.zip").read_bytes())
+    raw[60:90] = bytes(30)  # inside u.data's compressed stream
+    (zdir / "toy.zip").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="not a valid zip archive"):
+        import_local("toy-100k", zdir, root=tmp_path / "r1")
+    # a .gz copy of u.data, whose checksum is the plain file's: its gunzipped content is checked
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "u.data.gz").write_bytes(gzip.compress(U_DATA[:-10].encode()))
+    (src / "u.item").write_text(U_ITEM)
+    (src / "u.user").write_text(U_USER)
+    with pytest.raises(DataError, match="gunzipped content's sha256"):
+        import_local("toy-100k", src, root=tmp_path / "r2")
+    (src / "u.data.gz").write_bytes(gzip.compress(U_DATA.encode()))
+    assert (import_local("toy-100k", src, root=tmp_path / "r2") / "u.data.gz").is_file()

@@ -14,7 +14,7 @@ import pytest
 
 from clarec.data.clean import DUPLICATE, UNKNOWN_ID
 from clarec.data.sources import load_source, read_source
-from clarec.data.sources.text import clean_title, parse_price
+from clarec.data.sources.text import clean_text, clean_title, parse_price
 
 
 def _gz(path: Path, rows: list[dict]) -> None:
@@ -77,6 +77,12 @@ def test_price_and_title_rules():
     np.testing.assert_array_equal(prices, np.asarray(expected))
     assert clean_title(' Magazines" />') is None and clean_title("&lt;b&gt;Bold&lt;/b&gt;") is None
     assert clean_title("Canoe &amp; Kayak") == "Canoe & Kayak" and clean_title("   ") is None
+    # escaped comparison signs in a description are text, not a tag to strip; escaped tags go
+    assert (
+        clean_text("Fits ages 3 &lt; 5 years &amp; weights &gt; 10 lbs")
+        == "Fits ages 3 < 5 years & weights > 10 lbs"
+    )
+    assert clean_text("&lt;b&gt;Bold&lt;/b&gt; text<br/>more") == "Bold text more"
 
 
 def test_amazon2023_synthetic(tmp_path):

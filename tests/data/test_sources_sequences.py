@@ -15,7 +15,9 @@ from clarec.errors import DataError
 
 def test_s3rec_positions_and_item_text(tmp_path):
     (tmp_path / "Beauty.txt").write_text("1 3 1 2\n2 2 3\n1 9 9\n")
-    (tmp_path / "text.tsv").write_text("s3rec_item_id\tasin\ttitle\n1\tB01\tLipstick\n2\tB02\t\n")
+    (tmp_path / "text.tsv").write_text(
+        "s3rec_item_id\tasin\ttitle\n1\tB01\tLipstick Cr&egrave;me\n2\tB02\t\n"
+    )
     res = load_source("s3rec", tmp_path / "Beauty.txt", item_text="text.tsv")
     ds = res.dataset
     assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 3, 5)
@@ -25,7 +27,7 @@ def test_s3rec_positions_and_item_text(tmp_path):
     assert [ds.item_ids[i] for i in hist[0]] == ["3", "1", "2"]
     assert ds.interactions["timestamp"].tolist() == [0, 1, 2, 0, 1]
     items = ds.items.set_index("item_id")
-    assert items.loc["1", "title"] == "Lipstick" and items.loc["1", "asin"] == "B01"
+    assert items.loc["1", "title"] == "Lipstick Crème" and items.loc["1", "asin"] == "B01"  # decoded
     assert items.loc["2"].isna()["title"] and items.loc["3", "categories"] == []
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,34 +31,61 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, expected: str | None) -> None:
-    if expected is not None and sha256_file(path) != expected:
+def _verify(path: Path, expected: str | None, decompressed: bool = False) -> None:
+    """Check ``path`` against its sha256 (of the gunzipped content when ``decompressed``: a ``.gz``
+    copy of a file whose checksum is known); with no checksum, a ``.gz`` must at least be a whole
+    gzip stream."""
+    if expected is not None and not decompressed and sha256_file(path) != expected:
         raise DataError(
             path, f"checksum mismatch: sha256 is not {expected[:12]}… (corrupt or different version)"
         )
-    if expected is None and path.name.endswith(".gz"):  # no checksum: at least a whole gzip stream
+    if decompressed or (expected is None and path.name.endswith(".gz")):
         import gzip
-        import zlib
 
+        h = hashlib.sha256()
         try:
             with gzip.open(path, "rb") as f:
-                while f.read(1 << 24):
-                    pass
+                while block := f.read(1 << 24):
+                    h.update(block)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(
                 path, f"not a complete gzip file ({e}): an interrupted copy or download?"
             ) from None
+        if decompressed and expected is not None and h.hexdigest() != expected:
+            raise DataError(
+                path,
+                f"checksum mismatch: the gunzipped content's sha256 is not {expected[:12]}… "
+                "(corrupt or different version)",
+            )
 
 
-def _download(url: str, dest: Path, timeout: float) -> None:
-    """Stream ``url`` to ``dest`` with a progress bar."""
+def _verify_files(info: DatasetInfo, folder: Path) -> None:
+    """Every file of ``info`` in ``folder`` (or its ``.gz`` copy) against its known checksum."""
+    for f, sha in {**info.files, **info.optional}.items():
+        p = find_file(folder, f, required=False)
+        if p is not None:
+            _verify(p, sha, decompressed=p.name != Path(f).name)
+
+
+def _download(url: str, dest: Path, timeout: float, known_sha: bool = True) -> None:
+    """Stream ``url`` to ``dest`` with a progress bar; ``known_sha``: whether a checksum will check
+    the result (else the server's length must)."""
     import requests
     from tqdm.auto import tqdm
 
     try:
-        with requests.get(url, stream=True, timeout=timeout) as r:
+        # identity: with a compressed transfer, requests would unzip the body while Content-Length
+        # counts the compressed bytes (and a .gz could be stored unzipped under its .gz name)
+        with requests.get(url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"}) as r:
             r.raise_for_status()
             total = int(r.headers.get("content-length") or 0) or None
+            if total is None and not known_sha:
+                raise DataError(
+                    url,
+                    "the server gives no length and the catalogue no checksum for this file, so a "
+                    "cut-off download could not be told from a whole one: download it by hand and "
+                    "use 'clarec data import'",
+                )
             with (
                 open(dest, "wb") as f,
                 tqdm(total=total, unit="B", unit_scale=True, desc=dest.name.split(".part")[0]) as bar,
@@ -86,16 +114,32 @@ def _safe_extract(zpath: Path, archive_dir: str, into: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with z.open(member) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # a bad archive, or a corrupt member
         raise DataError(zpath, f"not a valid zip archive: {e}") from None
+
+
+def _installed(info: DatasetInfo, folder: Path) -> None:
+    """The files already in ``folder`` checked against their known checksums (an installed copy
+    cut short or changed is not taken as the data set)."""
+    try:
+        _verify_files(info, folder)
+    except DataError as e:
+        raise DataError(
+            e.path,
+            f"{e.reason}; the installed copy of {info.name!r} is not the known one: fetch or "
+            "import it again with --force",
+        ) from None
+
+
+def _checked_inside(d: Download, info: DatasetInfo) -> bool:
+    """Whether what ``d`` unpacks to is checked without the server's length: a zip's directory and a
+    gzip stream's end find a cut-off copy; a plain file needs its checksum."""
+    return d.archive != "file" or bool(info.files.get(d.filename) or info.optional.get(d.filename))
 
 
 def _install(staging: Path, info: DatasetInfo, folder: Path) -> None:
     """Verify the staged files and move them into ``folder`` (each move is an atomic rename)."""
-    for f, sha in {**info.files, **info.optional}.items():
-        p = staging / f
-        if p.is_file():
-            _verify(p, sha)
+    _verify_files(info, staging)
     missing = [
         f
         for f in info.files
@@ -130,6 +174,7 @@ def fetch(
     root_path = data_root(root)
     folder = root_path / info.folder
     if not force and not missing_files(info, folder):
+        _installed(info, folder)
         return folder
     root_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".fetch-{info.name}-", dir=root_path) as tmp:
@@ -139,7 +184,7 @@ def fetch(
         for d in info.downloads:
             url = d.url if base_url is None else f"{base_url.rstrip('/')}/{d.url.rsplit('/', 1)[-1]}"
             part = tmp_path / f"{d.filename}.part"
-            _download(url, part, timeout)
+            _download(url, part, timeout, known_sha=d.sha256 is not None or _checked_inside(d, info))
             _verify(part, d.sha256)
             _unpack(part, d, staging)
         _install(staging, info, folder)
@@ -156,7 +201,7 @@ def _unpack(path: Path, d: Download, staging: Path) -> None:
         try:
             with gzip.open(path, "rb") as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise DataError(path, f"cannot gunzip: {e}") from None
     elif d.archive == "file":
         os.replace(path, staging / d.filename)
@@ -185,6 +230,7 @@ def import_local(name: str, src_dir: str | Path, root: str | Path | None = None,
     root_path = data_root(root)
     folder = root_path / info.folder
     if not force and not missing_files(info, folder):
+        _installed(info, folder)
         return folder
     root_path.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".import-{info.name}-", dir=root_path) as tmp:

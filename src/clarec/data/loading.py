@@ -69,8 +69,8 @@ def load_from_config(data_cfg: dict, root: str | Path | None = None, allow: Iter
 
     ``{name: ml-100k, min_rating: 4}`` loads a registered data set; ``{source: tabular, path: ...,
     columns: {...}}`` reads a file with a source kind. Other keys are the source's options, ``strict``,
-    and the filters, applied in this fixed order: load/clean → ``dedupe`` (first|last|max_weight|sum)
-    → ``min_rating`` → ``behavior_weights`` → k-core (``min_user_interactions``,
+    and the filters, applied in this fixed order: load/clean → ``behavior_weights`` → ``dedupe``
+    (first|last|max_weight|sum) → ``min_rating`` → k-core (``min_user_interactions``,
     ``min_item_interactions``, or ``k_core`` for both). ``{combine: [section, section, ...]}`` loads
     several data sets as one (:func:`combine`). Keys in ``allow`` are ignored (sections that
     other code reads). Unknown keys raise :class:`~clarec.errors.ConfigError`.

@@ -12,6 +12,7 @@ from clarec.data.clean import CleanReport, check_unknown_ids, parse_ids
 from clarec.data.sources._io import find_file, read_bytes, read_table
 from clarec.data.sources.base import RawData
 from clarec.data.sources.sequences import read_user_lines
+from clarec.data.sources.text import clean_title
 from clarec.errors import DataError
 
 
@@ -51,7 +52,7 @@ def read(
         items = pd.DataFrame(
             {
                 "item_id": df["s3rec_item_id"].str.strip().to_numpy(),
-                "title": df["title"].str.strip().replace("", pd.NA).to_numpy(),
+                "title": df["title"].map(clean_title).to_numpy(),  # entities decoded (Cr&egrave;me)
             }
         )
         if "asin" in df.columns:

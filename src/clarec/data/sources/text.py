@@ -10,7 +10,8 @@ import pandas as pd
 
 from clarec.text.templates import parse_price as parse_one
 
-_TAG_RE = re.compile(r"<[^>]*>")
+# a tag starts with a name (or !, /): "3 < 5 and 7 > 6" in decoded text is not one
+_TAG_RE = re.compile(r"</?[A-Za-z!][^<>]*>")
 _SPACE_RE = re.compile(r"\s+")
 # Markup that makes a "title" useless: a tag opening or closing, or an attribute fragment like `x" />`.
 _MARKUP_RE = re.compile(r"<\s*/?\s*[A-Za-z!]|/>|\"\s*>")

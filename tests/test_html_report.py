@@ -106,3 +106,27 @@ def test_the_curve_drawn_is_the_runs_own_first_seed(run, tmp_path):
     (stray / "history.json").write_text("{}")  # unreadable, were it drawn
     page = write_report(copy).read_text()
     assert "no training curve" not in page and page.count("<svg") == 3
+
+
+def test_dollar_labels_constant_differences_and_user_samples_are_written_as_they_are(run, tmp_path):
+    """A "$" in a model's name is drawn as text (a lone one crashed matplotlib's mathtext); a model
+    whose difference from the reference is the same on every seed is marked (†), not left unmarked
+    as if tested and found level; a run scored on a sample of users says so in its protocol."""
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    results = json.loads((copy / "results.json").read_text())
+    main_metric = "ndcg@20"
+    best = max(results, key=lambda k: results[k]["valid"][main_metric])
+    other = next(k for k in results if k != best)
+    for mine, ref in zip(results[other]["per_seed"], results[best]["per_seed"], strict=True):
+        mine["test"][main_metric] = ref["test"][main_metric] - 0.05
+    results = {(f"{k} $x^$" if k == other else k): v for k, v in results.items()}
+    (copy / "results.json").write_text(json.dumps(results))
+    cfg = (copy / "config.yaml").read_text()
+    (copy / "config.yaml").write_text(cfg.replace("evaluation:\n", "evaluation:\n  user_sample: 7\n", 1))
+    page = write_report(copy).read_text()
+    assert f"{other} $x^$ †" in page and "†: differs from it by the same amount" in page
+    assert "Users scored: a random sample of 7" in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,7 +153,22 @@ def test_small_run_for_bpr_folds_in(tmp_path):
     svc.add_events([Event("u0", "i1", "click", 1)])
     assert svc.recommend("u0", k=3).path == "history"
     assert svc.health()["history_mode"] == "fold-in"
+    similar = [s["item_id"] for s in svc.similar("i1", k=5)]
+    svc.add_item("new1", {"title": "no text model, no interactions"})  # a zero vector in the index
+    assert svc.index.size == 31 and svc.similar("new1", k=5) == []
     svc.close()
+    # an index file left from other vectors of the same size (a model replaced in place) is rebuilt
+    label = svc.label
+    path = folder / "serve" / f"index-{label}.faiss"
+    info = json.loads(Path(f"{path}.json").read_text())
+    ItemIndex.build(np.random.default_rng(0).normal(size=(30, svc.index.dim))).save(
+        path, {k: v for k, v in info.items() if k not in ("kind", "dim", "size")}
+    )
+    Path(f"{path}.json").write_text(json.dumps(info | {"vectors": "other"}))
+    again = RecService(folder, db_url="sqlite://")
+    assert [s["item_id"] for s in again.similar("i1", k=5)] == similar
+    assert again.index_info["vectors"] == info["vectors"]
+    again.close()
 
 
 def test_cli_serve_reports_a_bad_run_folder_in_one_line(tmp_path, capsys):

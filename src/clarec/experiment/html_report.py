@@ -37,14 +37,16 @@ def _figure(draw, width: float = 5.0, height: float = 3.4) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(width, height))
-    try:
-        draw(ax)
-        fig.tight_layout()
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg")
-    finally:
-        plt.close(fig)
+    # labels are model names and keys as written: "$" is text, never mathtext (a lone "$" crashed)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        fig, ax = plt.subplots(figsize=(width, height))
+        try:
+            draw(ax)
+            fig.tight_layout()
+            buf = io.StringIO()
+            fig.savefig(buf, format="svg")
+        finally:
+            plt.close(fig)
     svg = re.sub(r"<metadata>.*?</metadata>", "", buf.getvalue(), flags=re.S)  # creator, date
     return '<div class="fig">' + svg[svg.index("<svg") :] + "</div>"
 
@@ -92,6 +94,11 @@ def _protocol(cfg, data: dict, results: dict) -> str:
         + (" (each drew the split too)" if first.get("split_seeds") else " (model seeds, one split)")
         + ".",
     ]
+    if ev.user_sample:
+        lines.append(
+            f"Users scored: a random sample of {ev.user_sample} (seed {ev.sample_seed}) where more have "
+            "items in the part; 95% confidence intervals in results.json (test_ci95)."
+        )
     if first.get("test_unreachable") and ev.history_items[0] == "masked":
         lines.append(html.escape(f"Note: {unreachable_note(first['test_unreachable'])}."))
     return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
@@ -162,7 +169,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     rows, classes = [], []
     for name, r in results.items():
-        mark = " *" if adjusted.get(name, 1.0) < 0.05 else ""
+        if name in tests and name not in adjusted:  # the same difference on every seed: said, not tested
+            mark = " =" if tests[name].mean_diff == 0 else " †"
+        else:
+            mark = " *" if adjusted.get(name, 1.0) < 0.05 else ""
         rows.append([name + mark, *(metric_cell(r, m) for m in metrics), f"{r.get('fit_seconds', 0):.1f}"])
         classes.append(["best" if name == best else "", *([""] * len(metrics)), ""])
     parts = [
@@ -173,7 +183,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         f"<h2>Test metrics (mean ± std over seeds)</h2>{_table(['model', *metrics, 'fit s'], rows, classes)}",
         f"<p class='note'>Bold: the best validation mean {main} (the reference is chosen on validation). "
         "*: differs from it on test with p &lt; 0.05 after Holm's adjustment for testing every model "
-        "(paired t-tests over seeds; needs two seeds or more).</p>",
+        "(paired t-tests over seeds; needs two seeds or more). †: differs from it by the same amount "
+        "on every seed (e.g. deterministic models on one split), so no test applies; =: the same "
+        "figures on every seed.</p>",
     ]
     for convention in first.get("conventions", {}):
         conv_rows = [

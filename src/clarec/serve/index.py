@@ -73,7 +73,8 @@ class ItemIndex:
             self.index.add(v)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item indices and cosines per query (``-1`` where fewer items exist)."""
+        """Top-``k`` item indices and cosines per query (``k`` cut to the index's size; ``-1`` where an
+        approximate search finds fewer)."""
         q = unit_rows(np.asarray(queries).reshape(-1, self.dim))
         k = max(1, min(int(k), self.size))
         scores, ids = self.index.search(q, k)

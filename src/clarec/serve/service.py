@@ -23,6 +23,7 @@ machine under one lock; it splits when a second serving mode arrives.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
 import threading
@@ -217,13 +218,15 @@ class RecService:
             return
         path = self.run_dir / "serve" / f"index-{self.label}.faiss"
         kind = "exact" if len(vecs) <= EXACT_LIMIT else "hnsw"
-        if path.is_file():
+        digest = hashlib.blake2b(np.ascontiguousarray(vecs).tobytes(), digest_size=16).hexdigest()
+        if path.is_file():  # kept from an earlier start when built from these very vectors
             try:
                 index, info = ItemIndex.load(path)
                 if (
                     info.get("model") == self.label
                     and info.get("size") == len(vecs)
                     and info.get("kind") == kind
+                    and info.get("vectors") == digest
                 ):
                     self.index, self.index_info = index, info
                     return
@@ -231,7 +234,7 @@ class RecService:
                 pass
         index = ItemIndex.build(vecs, kind=kind)
         recall = 1.0 if kind == "exact" else hnsw_recall(vecs, k=20, index=index)
-        info = {"model": self.label, "recall@20": recall}
+        info = {"model": self.label, "vectors": digest, "recall@20": recall}
         index.save(path, info)
         self.index, self.index_info = index, {"kind": kind, "dim": index.dim, "size": index.size, **info}
 
@@ -563,9 +566,16 @@ class RecService:
             if self.index is not None:
                 _one_openmp_thread()  # one query (see _inner_product_search)
                 ids, vals = self.index.search(self.index.vector(i)[None, :], k + 1)
-                pairs = [
-                    (int(j), float(s)) for j, s in zip(ids[0], vals[0], strict=True) if j >= 0 and j != i
-                ][:k]
+                # as the model's own: no similarity is no evidence (a zero vector: an item added
+                # without text), and ties go to the lower index
+                pairs = sorted(
+                    (
+                        (int(j), float(s))
+                        for j, s in zip(ids[0], vals[0], strict=True)
+                        if j >= 0 and j != i and s > 0
+                    ),
+                    key=lambda p: (-p[1], p[0]),
+                )[:k]
             else:
                 ids, vals = self.model.similar_items([i], k=k)
                 # no evidence (e.g. an item added after training) is no similarity

@@ -60,3 +60,17 @@ def test_vectors_are_the_papers_formula(tiny_model_dir):
     assert model.n_layers >= 1 and (counts > 1).any()
     np.testing.assert_allclose(model.user_vecs, out[: model.n_users], atol=2e-5)
     np.testing.assert_allclose(model.item_vecs, out[model.n_users :], atol=2e-5)
+
+
+def test_an_empty_history_is_scored_as_a_training_user_without_items(tiny_model_dir):
+    """A training user with no items is the MLP of a zero text vector; an ad-hoc empty history is
+    the same user, not a zero vector that ranks nothing."""
+    data = block_dataset()
+    keep = data.interactions["user"] != 0  # user 0 keeps its place, without training items
+    model = create("alpharec", ALPHA | {"encoder": str(tiny_model_dir)}).fit(
+        data.with_interactions(data.interactions[keep])
+    )
+    assert model.seen[0].nnz == 0
+    empty = model.score_histories([np.array([], dtype=np.int64)])[0]
+    np.testing.assert_allclose(empty, model.score(np.array([0]))[0], rtol=1e-5, atol=1e-6)
+    assert empty.std() > 0

@@ -14,6 +14,8 @@ unseen in training is the mean of their items' final vectors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -141,6 +143,17 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
             u, i = (F.normalize(x, dim=-1).cpu().numpy() for x in final())
         self.mlp_.cpu()  # new items' text is mapped on the CPU
         self.user_vecs, self.item_vecs = u.astype(np.float32), i.astype(np.float32)
+
+    def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The mean of the history's item vectors; an empty history is what a training user without
+        items is (the MLP of a zero text vector, which propagation leaves alone), not no vector."""
+        users = super()._history_vectors(histories)
+        empty = [r for r, h in enumerate(histories) if len(h) == 0]
+        if empty:
+            with torch.no_grad():
+                first, rest = self.mlp_[0], self.mlp_[1:]
+                users[empty] = F.normalize(rest(first.bias[None]), dim=-1).numpy()
+        return users
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get the MLP of their text (an item without edges keeps its ego vector's direction)."""

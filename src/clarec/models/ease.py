@@ -20,14 +20,15 @@ from clarec.models.params import param
 from clarec.models.registry import register
 
 
-def check_dense_items(model: Recommender, solve: str, other: str = "") -> None:
-    """Refuse a catalogue above ``model.max_items`` for a model that holds two dense ``n_items²``
-    float64 matrices while fitting (its ``solve`` named in the message, ``other`` a way out)."""
+def check_dense_items(model: Recommender, solve: str, other: str = "", matrices: int = 2) -> None:
+    """Refuse a catalogue above ``model.max_items`` for a model that holds ``matrices`` dense
+    ``n_items²`` float64 matrices at its peak while fitting (its ``solve`` named in the message,
+    ``other`` a way out)."""
     n = model.n_items
     if n > model.max_items:
         raise ConfigError(
             f"{model.name}: {n} items exceed max_items={model.max_items}; the dense {solve} needs about "
-            f"{2 * n * n * 8 / 2**30:.1f} GiB. Raise max_items if you have the memory{other}"
+            f"{matrices * n * n * 8 / 2**30:.1f} GiB. Raise max_items if you have the memory{other}"
         )
 
 

@@ -9,7 +9,7 @@ and the diagonal zeroed), the weights solve
 
 in closed form: with ``P = (G + (λ + μ)I)⁻¹``, ``B̃ = P(G + μS) = I − (λ + μ)P + μPS`` and
 ``B = B̃ − P·diag(diag(B̃) / diag(P))``. ``μ = 0`` is EASE. An item without training interactions
-gets weights from its text alone (its row of ``B`` is ``μ/(λ + μ)`` times its row of ``S``), so
+is scored from its text alone (its column of ``B`` is ``μ/(λ + μ)`` times its column of ``S``), so
 items of the catalogue that nobody has interacted with yet are recommendable.
 """
 
@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
 from clarec.models._lm import ItemTextParams, model_text_vectors, unit_rows
-from clarec.models.ease import EASE
+from clarec.models.ease import EASE, check_dense_items
 from clarec.models.params import param
 from clarec.models.registry import register
 
@@ -52,17 +52,24 @@ class EASELM(ItemTextParams, EASE):
     """EASE with a language-model prior on its item-item weights; see the module docstring.
 
     Args (besides EASE's ``reg`` = ``λ`` and ``max_items``):
-        lm_weight: ``μ``, how strongly the weights are pulled towards the text similarity.
+        lm_weight: ``μ``, how strongly the weights are pulled towards the text similarity (``S``'s
+            cosines are far larger than EASE's weights: a few units suit, a hundred drowns the data).
         neighbors: most similar items kept in each row of ``S``.
         center: the cosine of the text vectors less the catalogue's mean vector (the direction every
             sentence vector shares otherwise makes most items look alike).
+
+    The defaults are where every validation search of the leaderboard landed (five data sets,
+    ``benchmarks/results/leaderboard.md``: ``center`` on, ``neighbors`` 200, ``lm_weight`` 1.4–14).
         fields, encoder, cache_dir, max_length: the item text and its model, as for ``lm-content``.
     """
 
-    lm_weight = param(100.0, ge=0)
-    neighbors = param(50, ge=1)
-    center = param(False)
+    lm_weight = param(5.0, ge=0)
+    neighbors = param(200, ge=1)
+    center = param(True)
     progress = param(None, bool)
+
+    def _check_size(self) -> None:
+        check_dense_items(self, "inversion", ", or use itemknn", matrices=3)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self._check_size()

@@ -173,6 +173,12 @@ def test_targets_repeating_a_history_item_are_reported_under_the_masked_conventi
     from clarec.experiment.html_report import write_report
 
     assert "Note: history items masked: 3 of 12 test targets" in write_report(tmp_path / "run").read_text()
+    # a model that reads a history as it is, tested from training histories on leave-one-out: said
+    assert "next-item protocol" not in caplog.text  # popularity reads no history
+    p.write_text(p.read_text().replace("name: popularity", "name: ease"))
+    with caplog.at_level(logging.WARNING, logger="clarec.run"):
+        run_experiment(load_config(p), tmp_path / "run-ease", seeds=1, save_models=False)
+    assert "ease score a history as it is, but are tested from their training histories" in caplog.text
 
 
 def random_split_config(tmp_path, models: str):

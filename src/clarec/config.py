@@ -85,7 +85,8 @@ class EvaluationConfig(_Strict):
     (they stay candidates, RecBole's sequential default); the first convention is the main one
     (``valid``/``test`` in results), each other one is reported beside it. ``test_input``:
     ``train+valid`` gives models with exact history scoring the validation item as input when
-    testing (the next-item protocol on a leave-one-out split). ``user_sample``: score a random sample
+    testing (the next-item protocol on a leave-one-out split; a run there with ``train`` says so
+    for such models). ``user_sample``: score a random sample
     of that many users (the same for every model, drawn with ``sample_seed``) and report each accuracy
     figure's 95% confidence interval (results.json ``test_ci95``), for catalogues too large to rank
     for everyone. ``main_metric`` (model choice, early stopping, tuning): a computed metric at one of

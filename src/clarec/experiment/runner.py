@@ -404,6 +404,21 @@ def _prepare(
     return split, evaluators
 
 
+def _note_test_input(cfg: ExperimentConfig, models: dict, progress: Callable[[str], None], t0: float) -> None:
+    """Say when a leave-one-out split tests models that read a history as it is from their training
+    histories alone: their test item comes two steps after what they read (the validation item in
+    between), not the next-item protocol, which ``test_input: train+valid`` gives."""
+    exact = [k for k, m in models.items() if m.supports_histories and m.history_mode == "exact"]
+    if cfg.split.method == "leave_one_out" and cfg.evaluation.test_input == "train" and exact:
+        note = (
+            f"{', '.join(exact)} score a history as it is, but are tested from their training histories "
+            "(evaluation.test_input: train): on this leave-one-out split the validation item lies between "
+            "what they read and the test item; test_input: train+valid is the next-item protocol"
+        )
+        log.warning(note)
+        progress(f"[{time.perf_counter() - t0:6.1f}s] note: {note}")
+
+
 def warn_unreachable(evaluator: Evaluator, parts, progress: Callable[[str], None], t0: float) -> None:
     """Log (and show) the targets of ``parts`` that ``evaluator``'s convention can never recommend:
     with history items masked, a log with repeat interactions has some (nothing is said otherwise)."""
@@ -456,6 +471,8 @@ def _run(
         if s == 0 or split_seeds:  # what the data lacks, an encoder adapted on another split: refused first
             for model in models.values():
                 model.check_split(split)
+        if s == 0 and not train_only:
+            _note_test_input(cfg, models, progress, t0)
         # a blend's member that is also a model of this run is fitted once: kept until the blend runs
         wanted = {k for m in models.values() if isinstance(m, Blend) for k in m.member_fit_keys()}
         fitted: dict[str, tuple[str, Any]] = {}

@@ -449,6 +449,19 @@ def test_item_attributes_join_the_item_vectors(ring, tiny_model_dir, tmp_path):
         Recommender.load(tmp_path / "m").score_histories(h), model.score_histories(h)
     )
     text = _text_seq(tiny_model_dir, epochs=2, attributes="kind").fit(data)
+    # a model started from it on data whose items carry the attributes otherwise keeps its own
+    # item → attribute map (the tensors have the same shapes: they were copied before)
+    text.save(tmp_path / "source")
+    swapped = ring.with_interactions(ring.interactions)
+    swapped.items = ring.items.assign(
+        kind=[["odd", "x"] if i % 2 == 0 else ["even"] for i in range(ring.n_items)]
+    )
+    own = _text_seq(tiny_model_dir, epochs=1, attributes="kind").fit(swapped).module_
+    started = _text_seq(tiny_model_dir, epochs=1, attributes="kind", init_from=str(tmp_path / "source"))
+    started = started.fit(swapped).module_
+    assert own.attribute_index.shape == text.module_.attribute_index.shape
+    torch.testing.assert_close(started.attribute_index, own.attribute_index, rtol=0, atol=0)
+    torch.testing.assert_close(started.attribute_offsets, own.attribute_offsets, rtol=0, atol=0)
     text.add_items(pd.DataFrame({"item_id": ["n1"], "title": ["new stop"]}))
     assert np.isfinite(text.score_histories(h)).all()
     with pytest.raises(ConfigError, match="no column 'brand'"):

@@ -188,7 +188,8 @@ class TextSeq(ItemTextParams, SequentialRecommender):
         shared = {
             k: v
             for k, v in source.module_.state_dict().items()
-            if not k.startswith(("text", "items.", "id_mask"))
+            # the catalogue's own: text vectors, IDs, and its attribute vocabulary and item→attribute map
+            if not k.startswith(("text", "items.", "id_mask", "attribute"))
         }
         wrong = sorted(k for k, v in shared.items() if k not in own or own[k].shape != v.shape)
         if wrong:

@@ -11,7 +11,9 @@ on that data set, its budget of trials, its final seeds over split and model) wi
 seeds are seeded as in the cell. The cell itself (the suite's seed) is read from its leaderboard record.
 Only validation figures are read and written — the chosen settings and the validation figure of the
 final seeds, what the leaderboard chooses on — never a test figure, so this says how far apart two
-honest searches of the same cell land, not which of them to keep. Each finished search seed is kept as
+honest searches of the same cell land, not which of them to keep (``clarec tune``'s final run computes
+test figures into its run folder, as every run does; its table, which shows them, is not printed and
+nothing reads them). Each finished search seed is kept as
 a record (default ``benchmarks/results/search-luck/<data set>/<model>-<seed>.json``, committed) so a
 re-run only searches what is missing.
 """
@@ -61,7 +63,8 @@ def search(suite: dict, name: str, model: str, seed: int, runs: Path, records: P
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "clarec.cli", "tune", str(out / "config.yaml"), "--models", model]
-    subprocess.run([*cmd, "--out", str(out)], check=True)
+    # stdout is the final run's table with its test figures: not shown (progress, on stderr, is)
+    subprocess.run([*cmd, "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
     main = suite["evaluation"]["main_metric"]
     chosen = json.loads((out / "tune.json").read_text())["models"][model]["best_params"]
     final = json.loads((out / "final" / "results.json").read_text())[model]

@@ -25,13 +25,15 @@ def read_record(path: Path, key_field: str, key: Any) -> dict | None:
     return record if record.get(key_field) == json.loads(json.dumps(key)) else None
 
 
-STAMP = "stamp.json"
+#: hidden, so that ``clarec run`` takes the stamped folder as a run's (it refuses folders holding
+#: what a run does not write); folders stamped before under the visible name are still read
+STAMP, OLD_STAMP = ".stamp.json", "stamp.json"
 
 
 def stamped(out: Path, key: Any) -> bool:
     """Whether run folder ``out`` was started under ``key`` (compared as JSON)."""
-    stamp = out / STAMP
-    return stamp.is_file() and json.loads(stamp.read_text()) == json.loads(json.dumps(key))
+    stamp = next((out / s for s in (STAMP, OLD_STAMP) if (out / s).is_file()), None)
+    return stamp is not None and json.loads(stamp.read_text()) == json.loads(json.dumps(key))
 
 
 def start_folder(out: Path, key: Any) -> None:
@@ -42,4 +44,5 @@ def start_folder(out: Path, key: Any) -> None:
         print(f"{out}: made under another config, starting afresh", flush=True)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / OLD_STAMP).unlink(missing_ok=True)
     (out / STAMP).write_text(json.dumps(key, indent=2, sort_keys=True))

@@ -38,7 +38,12 @@ def test_a_cell_keeps_only_results_of_its_own_config(leaderboard, tmp_path):
     _finish(out, {"test": {"ndcg@20": 0.1}})
     assert not leaderboard.keep_record(new, "ml-100k", "bpr", out, records)
     leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr", records))
-    assert [p.name for p in out.iterdir()] == ["stamp.json"]
+    assert [p.name for p in out.iterdir()] == [".stamp.json"]
+    # a folder stamped under the earlier, visible name is still its key's, and is re-stamped hidden
+    (out / ".stamp.json").rename(out / "stamp.json")
+    assert leaderboard.stamped(out, leaderboard.cell_config(old, "ml-100k", "bpr", records))
+    leaderboard.start_folder(out, leaderboard.cell_config(old, "ml-100k", "bpr", records))
+    assert [p.name for p in out.iterdir()] == [".stamp.json"]
     # finished under the old space: recorded for it, not for the new one
     _finish(out, {"test": {"ndcg@20": 0.2}})
     assert not leaderboard.keep_record(new, "ml-100k", "bpr", out, records)
@@ -271,7 +276,7 @@ def test_a_blend_cell_takes_its_members_fits_from_their_cells_instead_of_trainin
     assert reuse() == []  # a member cell unfinished: nothing to take yet
     final_run("ease", {})
     # a member cell's folder of another config is not taken
-    stamp = runs / "tiny" / "lightgcn" / "stamp.json"
+    stamp = runs / "tiny" / "lightgcn" / ".stamp.json"
     kept = stamp.read_text()
     stamp.write_text("{}")
     assert reuse() == []

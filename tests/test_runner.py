@@ -498,4 +498,5 @@ def test_a_folder_holding_what_a_run_does_not_write_is_refused(tmp_path):
     stopped = tmp_path / "stopped"
     (stopped / "train").mkdir(parents=True)
     (stopped / "log.txt").write_text("a run that stopped\n")
+    (stopped / ".stamp.json").write_text("{}")  # hidden: a tool's own (the benchmarks' stamps)
     assert "popularity" in run_experiment(load_config(p), stopped)

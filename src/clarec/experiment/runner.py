@@ -156,7 +156,8 @@ SEED_RESULT = "result.json"
 #: a run's seed count and whether each seed draws the split (checked when the run is resumed)
 RUN_SHAPE = "run.json"
 #: What a run folder holds at its top (a run, a report, a served model's state): ``--out`` holding
-#: anything else is not a run's folder, and a run there would write among someone's files.
+#: anything else (hidden files aside: a tool's stamp) is not a run's folder, and a run there would
+#: write among someone's files.
 RUN_ENTRIES = frozenset(
     {"config.yaml", "data.json", "cleaning.txt", "split", "splits", "models", "train", "results.json"}
     | {"results.md", "log.txt", RUN_SHAPE, "report.html", "serve"}
@@ -310,7 +311,8 @@ def run_experiment(
         )
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder: give a folder for the run")
-    if out.is_dir() and (strangers := sorted(p.name for p in out.iterdir() if p.name not in RUN_ENTRIES)):
+    found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if strangers := [name for name in found if name not in RUN_ENTRIES and not name.startswith(".")]:
         raise ConfigError(
             f"--out {out} holds what a run does not write ({', '.join(strangers[:5])}): a run writes its "
             "config, log, split, models and results there; give a new or empty folder"

@@ -124,9 +124,17 @@ def test_dollar_labels_constant_differences_and_user_samples_are_written_as_they
     for mine, ref in zip(results[other]["per_seed"], results[best]["per_seed"], strict=True):
         mine["test"][main_metric] = ref["test"][main_metric] - 0.05
     results = {(f"{k} $x^$" if k == other else k): v for k, v in results.items()}
+    for r in results.values():  # as a run scored on a sample of 7 users records it
+        r["test_sample"] = {"users": 7, "population": 30, "seed": 0}
     (copy / "results.json").write_text(json.dumps(results))
     cfg = (copy / "config.yaml").read_text()
     (copy / "config.yaml").write_text(cfg.replace("evaluation:\n", "evaluation:\n  user_sample: 7\n", 1))
     page = write_report(copy).read_text()
     assert f"{other} $x^$ †" in page and "†: differs from it by the same amount" in page
-    assert "Users scored: a random sample of 7" in page
+    assert "Scored on a random sample of 7 users" in page
+    # a sample at least as large as the users with test items draws nothing: said so, no intervals
+    for r in results.values():
+        r.pop("test_sample")
+    (copy / "results.json").write_text(json.dumps(results))
+    page = write_report(copy).read_text()
+    assert "Every user scored: no more than the sample&#x27;s 7" in page and "random sample" not in page

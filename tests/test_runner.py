@@ -310,6 +310,7 @@ def test_results_table_tests_each_model_against_the_best_over_seeds():
         "b": results["b"]["per_seed"][0] | {"fit_seconds": 1.0},
     }
     assert "Paired t-tests" not in results_table(one, cfg, ks=[20])
+    assert "No paired tests: each model has one seed" in results_table(one, cfg, ks=[20])
     # the same figures on every seed (deterministic models, one split): said, not tested
     fixed = {"a": run([(1, 0.30), (2, 0.30)]), "b": run([(1, 0.25), (2, 0.25)])}
     text = results_table(fixed, cfg, ks=[20])

@@ -18,12 +18,19 @@ RootOpt = Annotated[
 @data_app.command("list")
 def list_cmd(root: RootOpt = None) -> None:
     """List registered data sets and whether each is installed under the data root."""
-    from clarec.data.catalogue import dataset_info, list_datasets
+    from clarec.data.catalogue import AMAZON2018_CATEGORIES, dataset_info, list_datasets
 
-    for name in list_datasets():
+    names = list_datasets()
+    for name in names:
         info = dataset_info(name, root)
         mark = "installed" if info["installed"] else "-"
         typer.echo(f"{name:36s} {mark:10s} {info['description']}")
+    more = [c for c in AMAZON2018_CATEGORIES if f"amazon2018-{c.lower().replace('_', '-')}" not in names]
+    if more:  # every Amazon 2018 category works by name; the list above registers a few
+        typer.echo(
+            f"Also amazon2018-<category> for the other {len(more)} categories: "
+            + ", ".join(c.lower().replace("_", "-") for c in more)
+        )
 
 
 @data_app.command("info")

@@ -136,6 +136,8 @@ def test_cli(tmp_path, toy_entry, capsys):
     assert main(["data", "list", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "ml-100k" in out and "toy-100k" in out
+    assert "Also amazon2018-<category> for the other" in out and "video-games" in out  # by pattern
+    assert main(["data", "info", "amazon2018-video-games"]) == 0 and "Video_Games" in capsys.readouterr().out
     assert main(["data", "info", "ml-100k"]) == 0
     assert "files.grouplens.org/datasets/movielens/ml-100k.zip" in capsys.readouterr().out
     assert main(["data", "info", "nope"]) == 2

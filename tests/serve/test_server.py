@@ -212,6 +212,17 @@ def test_bad_input_codes_and_the_server_keeps_serving(client):
     for url in ("/v1/events", "/v1/items"):
         r = client.post(url, content=deep, headers={"content-type": "application/json"})
         assert r.status_code == 422 and r.json()["fields"] == ["body"], url
+    # a body cut short: the field is the body, not the character position where parsing stopped
+    for method, url, text in (
+        ("PUT", "/v1/users/newbie/profile", '{"text":"I'),
+        ("POST", "/v1/items", '{"item_id":"x'),
+        ("POST", "/v1/events", '{"user_id":'),
+    ):
+        r = client.request(method, url, content=text, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["fields"] == ["body"], (url, r.json())
+        assert r.json()["error"] == "invalid request: body (not JSON)" or "not JSON" in str(
+            r.json()["detail"]
+        )
     assert client.get("/v1/health").json()["events"] == n_events
 
 

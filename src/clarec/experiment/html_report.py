@@ -20,7 +20,13 @@ from typing import Any
 from clarec.config import load_config
 from clarec.errors import ClarecError
 from clarec.evaluate.evaluator import unreachable_note
-from clarec.experiment.report import holm_adjusted, metric_cell, paired_against_best, table_columns
+from clarec.experiment.report import (
+    holm_adjusted,
+    metric_cell,
+    paired_against_best,
+    sample_note,
+    table_columns,
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
@@ -95,10 +101,7 @@ def _protocol(cfg, data: dict, results: dict) -> str:
         + ".",
     ]
     if ev.user_sample:
-        lines.append(
-            f"Users scored: a random sample of {ev.user_sample} (seed {ev.sample_seed}) where more have "
-            "items in the part; 95% confidence intervals in results.json (test_ci95)."
-        )
+        lines.append(html.escape(sample_note(ev, first)) + ".")
     if first.get("test_unreachable") and ev.history_items[0] == "masked":
         lines.append(html.escape(f"Note: {unreachable_note(first['test_unreachable'])}."))
     return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"

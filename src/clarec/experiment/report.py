@@ -73,6 +73,17 @@ def paired_against(results: dict[str, Any], metric: str, reference: str) -> dict
     return tests
 
 
+def sample_note(ev, first: dict) -> str:
+    """What ``evaluation.user_sample`` did: a sample of the test users, or every user where there
+    were no more than the sample's size (nothing drawn, no intervals)."""
+    if first.get("test_sample"):
+        return (
+            f"Scored on a random sample of {ev.user_sample} users (seed {ev.sample_seed}) where more have "
+            "items in the part; 95% confidence intervals in results.json (`test_ci95`)"
+        )
+    return f"Every user scored: no more than the sample's {ev.user_sample} have items in the test part"
+
+
 def paired_against_best(results: dict[str, Any], metric: str) -> tuple[str, dict[str, Any]]:
     """The model with the best mean **validation** ``metric`` and :func:`paired_against` it (on test).
 
@@ -198,7 +209,10 @@ def results_table(
             text += "\n" + segments
     text += cost_lines(results) + chosen_lines(results)
     if cfg is not None:
-        text += significance_lines(results, cfg.evaluation.main_metric)
+        tests = significance_lines(results, cfg.evaluation.main_metric)
+        if not tests and len(results) > 1:  # said, not silently left out
+            tests = "\nNo paired tests: each model has one seed (run with --seeds 2 or more to test them).\n"
+        text += tests
     if cfg is not None:
         first = next(iter(results.values()))
         seeds = first.get("seeds")
@@ -210,10 +224,7 @@ def results_table(
             note += "; models that score a history exactly read the validation item when tested"
         note += "."
         if ev.user_sample:
-            note += (
-                f" Scored on a random sample of {ev.user_sample} users (seed {ev.sample_seed}) where more"
-                " have items in the part; 95% confidence intervals in results.json (`test_ci95`)."
-            )
+            note += " " + sample_note(ev, first) + "."
         found = first.get("test_unreachable")
         if found and ev.history_items[0] == "masked":
             from clarec.evaluate.evaluator import unreachable_note

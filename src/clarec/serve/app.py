@@ -261,8 +261,21 @@ def create_app(service: RecService) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
-        fields = [".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body" for e in errors]
-        detail = [{"field": f, "message": e.get("msg", "")} for f, e in zip(fields, errors, strict=True)]
+
+        def where(e: dict) -> str:  # a body that is not JSON: its loc's number is a character position
+            if e.get("type") == "json_invalid":
+                return "body"
+            return ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+
+        def message(e: dict) -> str:
+            if e.get("type") == "json_invalid":
+                return (
+                    f"not JSON ({e.get('ctx', {}).get('error', 'decode error')} at character {e['loc'][-1]})"
+                )
+            return e.get("msg", "")
+
+        fields = [where(e) for e in errors]
+        detail = [{"field": f, "message": message(e)} for f, e in zip(fields, errors, strict=True)]
         return _error(
             422, f"invalid request: {', '.join(dict.fromkeys(fields))}", fields=fields, detail=detail
         )

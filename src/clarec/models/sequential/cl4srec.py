@@ -33,7 +33,9 @@ class CL4SRec(ContrastiveSequential):
     it) and ``substitute`` (``substitute_ratio`` of the items replaced by their most correlated
     item), correlation being the cosine of the items' training user sets (item-based CF). The
     default augmentations and ratios are those of the CL4SRec/ICLRec code (0.2, 0.7, 0.2); the insert
-    and substitute ratios those of CoSeRec's (0.4, 0.1).
+    and substitute ratios those of CoSeRec's (0.4, 0.1). The negatives of a view are the other
+    sequences' other views (cross-view InfoNCE, both directions), where the paper's NT-Xent also
+    counts the same view's other sequences.
 
     Other hyper-parameters: :class:`~clarec.models.sequential._base.ContrastiveSequential`.
     """

@@ -22,7 +22,10 @@ class DuoRec(ContrastiveSequential):
       sequence itself when it is the only one), its most recent items up to the batch's width.
 
     Sequences of the batch with the same next item are not negatives of each other (false
-    negatives masked). Other hyper-parameters:
+    negatives masked). Each term pairs the sequence's own state with its view, the negatives being
+    the other sequences' views (cross-view InfoNCE); the authors' code in its default setting
+    (``us_x``) contrasts the dropout view with the same-target view instead, and draws negatives
+    from both views (NT-Xent). Other hyper-parameters:
     :class:`~clarec.models.sequential._base.ContrastiveSequential`.
     """
 

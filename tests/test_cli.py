@@ -96,7 +96,9 @@ def test_run_resume_continues_a_stopped_fit(tmp_path, split_dir, capsys):
     state["signature"] = state["signature"].replace("'epochs': 2", "'epochs': 4")
     torch.save(state, path)
     (cut / "config.yaml").write_text((whole / "config.yaml").read_text())  # the stopped run's own
+    capsys.readouterr()
     assert main(["run", str(cfg), "--out", str(cut), "--resume"]) == 0
+    assert "bpr (seed 2024): resumed after epoch 2, 4 in all" in capsys.readouterr().err  # on screen
     log = (cut / "train" / "bpr" / "seed-2024" / "log.txt").read_text()
     after = log.split("resumed after epoch 2\n")[1]  # the log goes on where the stopped fit's ended
     assert [line.split()[1] for line in after.splitlines() if line.startswith("epoch")] == ["3", "4"]

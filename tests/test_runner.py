@@ -501,3 +501,13 @@ def test_a_folder_holding_what_a_run_does_not_write_is_refused(tmp_path):
     (stopped / "log.txt").write_text("a run that stopped\n")
     (stopped / ".stamp.json").write_text("{}")  # hidden: a tool's own (the benchmarks' stamps)
     assert "popularity" in run_experiment(load_config(p), stopped)
+
+
+def test_a_failed_run_says_so_in_its_log(tmp_path):
+    from clarec.experiment.runner import run_experiment
+
+    p = random_split_config(tmp_path, "[{name: tfidf, params: {fields: [nope]}}]")
+    with pytest.raises(ConfigError, match="nope"):
+        run_experiment(load_config(p), tmp_path / "run")
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "ERROR run failed:" in log and "nope" in log

@@ -174,8 +174,17 @@ def test_small_run_for_bpr_folds_in(tmp_path):
 def test_cli_serve_reports_a_bad_run_folder_in_one_line(tmp_path, capsys):
     from clarec.cli import main
 
-    assert main(["serve", str(tmp_path / "missing")]) == 2
+    from .helpers import free_port
+
+    assert main(["serve", str(tmp_path / "missing"), "--port", str(free_port())]) == 2
     assert "run folder not found" in capsys.readouterr().err
+    # a port in use: said in one line before anything is loaded
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["serve", str(tmp_path / "missing"), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_ranking_cache_is_dropped_by_the_users_next_event(run_dir):

@@ -294,6 +294,7 @@ def run_experiment(
 
     if not distributed.is_main():  # under torchrun: rank 0 writes the run folder and evaluates
         with tempfile.TemporaryDirectory(prefix="clarec-rank-") as private:
+            _check_start(cfg, Path(private), seeds, split_seeds, False)
             _run(cfg, Path(private), seeds, False, lambda line: None, split_seeds, True, resume)
         return {}
     if cfg.pretrain is not None:  # said, not silently left: the models do not use it
@@ -317,6 +318,7 @@ def run_experiment(
             f"--out {out} holds what a run does not write ({', '.join(strangers[:5])}): a run writes its "
             "config, log, split, models and results there; give a new or empty folder"
         )
+    _check_start(cfg, out, seeds, split_seeds, resume)  # refused before the log is opened
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="a" if resume else "w")  # a resumed run's log goes on
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -325,9 +327,21 @@ def run_experiment(
     package.setLevel(logging.INFO)
     try:
         return _run(cfg, out, seeds, save_models, progress or (lambda line: None), split_seeds, resume=resume)
+    except Exception as e:  # the run's log says how it ended, not only the screen
+        log.error("run failed: %s", e)
+        raise
     finally:
         package.removeHandler(handler)
         handler.close()
+
+
+def _check_start(cfg: ExperimentConfig, out: Path, seeds: int, split_seeds: bool, resume: bool) -> None:
+    """What refuses a run before it starts: a bad model name or parameter (before the data is read)
+    and, resumed, a folder holding another run."""
+    for model_cfg in cfg.models:
+        create(model_cfg.name, _run_params(cfg, model_cfg, cfg.seed, out / "train" / model_cfg.key))
+    if resume:
+        _check_same_run(out, cfg, seeds, split_seeds)
 
 
 def _check_same_run(out: Path, cfg: ExperimentConfig, seeds: int, split_seeds: bool) -> None:
@@ -441,13 +455,10 @@ def _run(
     train_only: bool = False,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """The run itself; ``train_only`` (the other ranks of a distributed run) fits the torch models,
-    with rank 0, and neither evaluates nor fits the others."""
-    for model_cfg in cfg.models:  # a bad model name or parameter fails before the data is read
-        create(model_cfg.name, _run_params(cfg, model_cfg, cfg.seed, out / "train" / model_cfg.key))
+    """The run itself (its models and, resumed, its folder checked first: :func:`_check_start`);
+    ``train_only`` (the other ranks of a distributed run) fits the torch models, with rank 0, and
+    neither evaluates nor fits the others."""
     if not train_only:
-        if resume:
-            _check_same_run(out, cfg, seeds, split_seeds)
         (out / RUN_SHAPE).write_text(json.dumps({"seeds": seeds, "split_seeds": split_seeds}))
     t0 = time.perf_counter()
     main = cfg.evaluation.main_metric
@@ -508,6 +519,12 @@ def _run(
             resumed = getattr(getattr(model, "history_", None), "resumed_after", [])
             if resumed:  # the epochs an earlier process trained count too (their set-up does not)
                 fit_seconds += sum(model.history_.seconds[: resumed[-1]])
+                epochs = len(model.history_.epochs)
+                progress(
+                    f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): resumed after epoch "
+                    f"{resumed[-1]}"
+                    + (f", {epochs} in all" if epochs > resumed[-1] else ", already finished")
+                )
             reset_cost = getattr(model, "reset_cost", None)  # models that count inference cost (LLMs)
             if reset_cost is not None:
                 reset_cost()

@@ -469,8 +469,17 @@ def serve(
     other requests and the event loop; one thread per request serves the most requests per core.
     ``ranking_cache`` is how many ranked lists the service keeps (0: none).
     """
+    import socket
+
     import uvicorn
 
+    try:  # a port in use is said at once, not after the model has loaded
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise ClarecError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}): give another --port"
+        ) from None
     if threads is not None:
         limit_threads(threads)
     service = RecService(run_dir, db_url=db, model_label=model)
@@ -485,6 +494,10 @@ def serve(
     if explain_words is not None:
         service.explainer = explanation_generator(explain_words, explain_words_model)
     app = create_app(service)
+    print(
+        f"serving {service.label!r} from {run_dir} at http://{host}:{port}/ ({len(service.item_ids)} items)",
+        file=sys.stderr,
+    )
     # What start-up made (catalogue, histories, the model, the libraries) lives as long as the server:
     # out of the collector's sight, a full collection no longer walks it (on Beauty that was a pause
     # of 100-300 ms every few seconds under load).

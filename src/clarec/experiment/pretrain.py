@@ -9,6 +9,7 @@ Config → data → split → the training split only → :func:`clarec.text.ada
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,10 @@ REPORT_FILE = "pretrain.json"
 
 
 def run_pretraining(
-    cfg: ExperimentConfig, out: str | Path, split: Split | None = None, progress: bool = True
+    cfg: ExperimentConfig, out: str | Path, split: Split | None = None, progress: bool | None = None
 ) -> AdaptReport:
     """Run a config's ``pretrain`` section on the training split and write the results to ``out``.
+    ``progress``: progress bars (``None``: only when stderr is a terminal, not in a log).
 
     ``split`` None prepares the config's data and split (:func:`clarec.experiment.runner.prepare_data`);
     only ``split.train`` trains, ``split.valid`` serves the held-out diagnostics. Without
@@ -55,6 +57,8 @@ def run_pretraining(
         split = prepare_data(cfg).split
     # the same default as the text models, so the encoder is adapted to the texts they will encode
     fields = choose_fields(split.train.items, p.fields, "pretrain")  # given fields must exist
+    if progress is None:
+        progress = sys.stderr.isatty()
     encoder = TextEncoder(p.encoder, max_length=p.max_length, device=p.device, progress=progress)
     report = adapt_encoder(
         encoder,

@@ -248,7 +248,8 @@ def test_what_a_fit_chose_on_validation_is_kept_per_seed(tmp_path):
     assert seed["result"]["chosen"]["weights"] == chosen[1]
     table = (tmp_path / "run" / "results.md").read_text()
     shown = " / ".join(f"{w:.3g}" for w in chosen[1])
-    assert "Chosen on validation within each fit:" in table and f"weights {shown} (seed 2025)" in table
+    assert "Chosen on validation within each fit:" in table
+    assert f"members ease / popularity, weights {shown} (seed 2025)" in table
 
 
 def test_a_blend_takes_the_fits_of_its_members_that_are_models_of_the_same_run(tmp_path):

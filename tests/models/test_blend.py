@@ -48,7 +48,10 @@ def test_the_weights_are_chosen_on_validation_and_a_corner_is_the_member_alone()
     assert len(curve) == 5 and validator(ease.score) > validator(pop.score)
     best = max(curve.values())
     assert curve[tuple(blend.weights_)] == best and blend.weights_[0] > blend.weights_[1]
-    assert blend.chosen_ == {"weights": list(blend.weights_)}  # what a run keeps of the fit
+    assert blend.chosen_ == {
+        "members": ["ease", "popularity"],
+        "weights": list(blend.weights_),
+    }  # kept by a run
     # the chosen blend ranks as its validation figure says
     assert validator(blend.score) == pytest.approx(best)
 

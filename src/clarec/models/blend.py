@@ -170,7 +170,8 @@ class Blend(Recommender):
                 self.seen, valid.to_csr(), k=self.eval_k, exclude_seen=self.eval_history == "masked"
             )
             self.weights_ = self._choose(validator)
-            self.chosen_ = {"weights": [round(float(w), 6) for w in self.weights_]}
+            names = [m["name"] for m in self.members]  # which weight is whose
+            self.chosen_ = {"members": names, "weights": [round(float(w), 6) for w in self.weights_]}
 
     def _choose(self, validator: RankingValidator) -> np.ndarray:
         """The grid point with the best validation NDCG (ties: the most even weights); every point's

@@ -107,6 +107,10 @@ def test_missing_file_and_bad_override(tmp_path):
             load_config(p, [bad])
     with pytest.raises(ConfigError, match="not an index"):
         load_config(p, ["models.5.name=bpr"])
+    # a mapping or list cut short is its YAML error, not a string that fails the schema later
+    with pytest.raises(ConfigError, match=r"--set models.0.params: the value '\{reg: ' is not valid YAML"):
+        load_config(p, ["models.0.params={reg: "])
+    assert load_config(p, ["name=a: b: c"]).name == "a: b: c"  # a string YAML cannot read stays a string
 
 
 def test_predefined_needs_no_data(tmp_path):

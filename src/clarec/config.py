@@ -272,7 +272,12 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"--set expects key=value with a key such as models.0.params.reg, got {item!r}")
         try:
             value = yaml.safe_load(text)
-        except yaml.YAMLError:
+        except yaml.YAMLError as e:
+            if text.strip().startswith(("{", "[")):  # meant as a mapping or list: its error, not a string
+                problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+                raise ConfigError(
+                    f"--set {key.strip()}: the value {text!r} is not valid YAML ({problem})"
+                ) from None
             value = text
         _set_path(raw, key.strip(), value)
     return raw

@@ -58,8 +58,9 @@ def create(name: str, params: dict[str, Any] | None = None):
         raise ConfigError(f"model {name!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
     try:
         return cls(**params)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model {name!r}: {e}") from None
+    except (TypeError, ValueError) as e:  # the model's own message names it already ("ease: reg ...")
+        text = str(e)
+        raise ConfigError(text if text.startswith(f"{name}: ") else f"model {name!r}: {text}") from None
 
 
 def with_run_settings(name: str, params: dict[str, Any], **settings: Any) -> dict[str, Any]:

@@ -82,6 +82,7 @@ def test_profiles_are_written_from_training_items_only_and_attached(
         } - train_items
         for i in train_items:
             assert titles[i] in prompt
+        assert "Title:" not in prompt  # the titles as they are, not each labelled inside the list
         for i in held_out:
             assert titles[i] not in prompt
     again = write_profiles(

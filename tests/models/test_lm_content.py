@@ -143,6 +143,9 @@ def test_default_fields_skip_copies_and_bad_fields_raise():
     )
     assert choose_fields(items, None, "m") == ["title", "genres"]
     assert choose_fields(items, ["categories"], "m") == ["categories"]
+    # columns with no value yet are kept, not taken for copies of each other (items added later fill them)
+    blank = items.assign(brand=[None], price=[float("nan")], description=[None])
+    assert choose_fields(blank, None, "m") == ["title", "genres", "brand", "price", "description"]
     with pytest.raises(ConfigError, match="no column"):
         choose_fields(items, ["plot"], "m")
     with pytest.raises(ConfigError, match="no item text"):

@@ -175,7 +175,7 @@ def test_file_sha256_is_memoised_until_the_file_changes(tmp_path):
     sidecar = memo / "file_sha256.json"
     entries = json.loads(sidecar.read_text())
     # Plant a fake digest: it is returned while size and mtime match, proving the file was not reread.
-    entries[str(f.resolve())][2] = "planted"
+    entries[str(f.resolve())][-1] = "planted"
     sidecar.write_text(json.dumps(entries))
     assert file_sha256(f, memo) == "planted"
     st = f.stat()
@@ -184,6 +184,16 @@ def test_file_sha256_is_memoised_until_the_file_changes(tmp_path):
     sidecar.write_text("{damaged")
     assert file_sha256(f, memo) == digest
     assert file_sha256(f) == digest
+    # other bytes of the same size put in place with the old mtime kept (cp -p, rsync -a): seen
+    st = f.stat()
+    new = tmp_path / "new.bin"
+    new.write_bytes(b"abd")
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, f)
+    assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
+    assert file_sha256(f, memo) == hashlib.sha256(b"abd").hexdigest()
+    sidecar.write_text("[1, 2]")  # valid JSON that is not a mapping: rebuilt too
+    assert file_sha256(f, memo) == hashlib.sha256(b"abd").hexdigest()
 
 
 def test_folder_fingerprint_tracks_content_not_readme(tmp_path):

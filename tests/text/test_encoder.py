@@ -341,3 +341,18 @@ def test_matches_sentence_transformers_on_minilm(minilm_path):  # ~15 s: the one
     cosine = (ours * theirs).sum(axis=1)
     assert ours.shape == (len(texts), 384)
     assert cosine.min() > 0.9999
+
+
+def test_weights_replaced_without_an_in_place_step_are_seen_by_encode(make_encoder, tmp_path):
+    """New tensors in place of the weights (load_state_dict(assign=True)) or a replaced .data do not
+    move the version counters; the weights' storage tells."""
+    enc = make_encoder(cache_dir=tmp_path)
+    before = enc.encode(TEXTS)
+    state = {k: v * 1.5 for k, v in enc.module.state_dict().items()}
+    enc.module.load_state_dict(state, assign=True)
+    after = enc.encode(TEXTS)
+    assert enc.last_stats.n_encoded == len(TEXTS) and np.abs(after - before).max() > 1e-4
+    weight = next(enc.module.parameters())
+    weight.data = weight.data * 0.5
+    again = enc.encode(TEXTS)
+    assert enc.last_stats.n_encoded == len(TEXTS) and np.abs(again - after).max() > 1e-4

@@ -100,3 +100,15 @@ def test_bf16_vectors_are_close_keyed_apart_and_fp32(make_encoder, tmp_path):
     # training stays fp32: forward under no autocast gives torch's vectors
     with torch.no_grad():
         np.testing.assert_allclose(enc.eval().forward(enc.tokenize(TEXTS[:2])).numpy(), ref[:2], atol=2e-5)
+
+
+def test_a_damaged_export_is_one_clear_error(make_encoder, tmp_path):
+    from clarec.errors import DataError
+
+    enc = make_encoder(runtime="onnx", cache_dir=tmp_path)
+    enc.encode(TEXTS[:2])
+    (exported,) = (tmp_path / "onnx").glob("*.onnx")
+    exported.write_bytes(exported.read_bytes()[:200])  # cut short outside clarec
+    again = make_encoder(runtime="onnx", cache_dir=tmp_path)
+    with pytest.raises(DataError, match="not a readable ONNX model.*delete it"):
+        again.encode(["a text not in the embedding cache"])

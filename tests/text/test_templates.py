@@ -161,3 +161,25 @@ def test_user_text_errors():
         user_text(users, [np.array([0])], ["t"], n_recent=-1)
     with pytest.raises(DataError, match="item index 5 but only 1 titles"):
         user_text(users, [np.array([0, 5])], ["t"])
+
+
+def test_markup_is_stripped_and_entities_decoded_but_comparisons_stay():
+    items = pd.DataFrame(
+        {
+            "title": [
+                "Cable, length <2m, weight >5kg",
+                "Tom &amp; Jerry &quot;Best&quot;",
+                "<b>Bold</b> pick",
+            ],
+            "description": [
+                "if a < b and c > d then",
+                "<p>Two<br/>lines</p>",
+                "x &lt; y &lt;i&gt;z&lt;/i&gt;",
+            ],
+        }
+    )
+    assert item_text(items, ["title", "description"]) == [
+        "Title: Cable, length <2m, weight >5kg. Description: if a < b and c > d then.",
+        'Title: Tom & Jerry "Best". Description: Two lines.',
+        "Title: Bold pick. Description: x < y z.",
+    ]

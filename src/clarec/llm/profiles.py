@@ -81,7 +81,8 @@ def write_profiles(
     item_texts = item_text(train.items, fields)
     if not any(item_texts):
         raise ConfigError(f"profiles: the items have no text in the fields {fields}")
-    titles = item_text(train.items, ["title"]) if "title" in train.items.columns else item_texts
+    # the titles themselves (item_text would label each "Title: ..." inside the user's text)
+    titles = train.items["title"].tolist() if "title" in train.items.columns else item_texts
     histories = train.user_histories()
     user_fields = [str(c) for c in train.users.columns if c not in ("user_id", "profile")]
     user_texts = user_text(

@@ -50,19 +50,22 @@ def _sha256_file(path: Path) -> str:
 
 
 def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
-    """SHA-256 of a file, remembered in ``memo_dir/file_sha256.json`` while its size and mtime hold."""
+    """SHA-256 of a file, remembered in ``memo_dir/file_sha256.json`` while its size, mtime, inode
+    and ctime hold (a file copied in with its old mtime kept, ``cp -p``, has a new ctime)."""
     path = Path(path).resolve()
     if memo_dir is None:
         return _sha256_file(path)
     sidecar = Path(memo_dir) / _SIDECAR
     st = path.stat()
-    stamp = [st.st_size, st.st_mtime_ns]
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
     memo: dict = {}
     try:
         memo = json.loads(sidecar.read_text())
+        if not isinstance(memo, dict):
+            raise ValueError("not a mapping")
         entry = memo.get(str(path))
-        if isinstance(entry, list) and entry[:2] == stamp and isinstance(entry[2], str):
-            return entry[2]
+        if isinstance(entry, list) and entry[:-1] == stamp and isinstance(entry[-1], str):
+            return entry[-1]
     except (OSError, ValueError, IndexError):
         memo = {}  # missing or damaged sidecar: rebuild it
     digest = _sha256_file(path)

@@ -213,9 +213,14 @@ class TextEncoder:
         self.tokenizer, self.module = self._load(self.model_name_or_path)
         self.module.to(self.device).eval()
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        # Token limit: ours, but never past the model's position table.
-        limit = getattr(self.module.config, "max_position_embeddings", None)
-        self._max_tokens = min(max_length, limit) if isinstance(limit, int) and limit > 0 else max_length
+        # Token limit: ours, but never past the model's position table, nor the tokenizer's own limit
+        # (RoBERTa's table holds 514 positions of which 512 are usable)
+        limits = [
+            getattr(self.module.config, "max_position_embeddings", None),
+            self.tokenizer.model_max_length,
+        ]
+        usable = [n for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
+        self._max_tokens = min([max_length, *usable])
         self._weights_changed = False
         self._identity: str | None = None
         self._cache: EmbeddingCache | None = None
@@ -427,16 +432,21 @@ class TextEncoder:
 
     def mark_weights_changed(self) -> None:
         """Tell the encoder its weights were modified in place (by training), so cached vectors no longer apply.
-        :meth:`encode` also sees it by itself: every in-place change of a weight (an optimizer's step)
-        moves the tensor's version counter."""
+        :meth:`encode` also sees it by itself: an in-place change of a weight (an optimizer's step)
+        moves the tensor's version counter, and new tensors in its place (``load_state_dict(assign=
+        True)``, ``.to(dtype)``, a replaced ``.data``) have another storage or dtype."""
         self._weights_changed = True
         self._identity = None
         self._cache = None
         self._onnx = None
         self._versions = self._weight_versions()
 
-    def _weight_versions(self) -> tuple[int, ...]:
-        return tuple(t._version for t in self.module.state_dict(keep_vars=True).values())
+    def _weight_versions(self) -> tuple:
+        """Each weight's version counter (moved by in-place changes), storage and dtype (changed by
+        ``load_state_dict(assign=True)``, ``.to(dtype)``, a replaced ``.data``)."""
+        return tuple(
+            (t._version, t.data_ptr(), t.dtype) for t in self.module.state_dict(keep_vars=True).values()
+        )
 
     def _see_training(self) -> None:
         """Weights changed in place since the key was made (an optimizer's step, through any of

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clarec.errors import ConfigError
+from clarec.errors import ConfigError, DataError
 
 RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")
 #: The runtimes run by ONNX Runtime (on CPU).
@@ -119,7 +119,12 @@ class OnnxPooled:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = path
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own errors (a damaged file: InvalidProtobuf) share no base
+            raise DataError(
+                path, f"not a readable ONNX model ({type(e).__name__}): delete it to export it again"
+            ) from None
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": attention_mask.astype(np.int64)}

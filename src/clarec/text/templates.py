@@ -7,6 +7,7 @@ skipped, so every record gives a clean string, possibly empty.
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,7 +34,8 @@ LIST_FIELDS = frozenset({"genres", "categories", "category", "tags"})
 #: Fields whose list values are joined as running text rather than with ", ".
 PROSE_FIELDS = frozenset({"description"})
 
-_TAG = re.compile(r"<[^>]{0,200}>")
+# a tag starts with a name: "length <2m, weight >5kg" is text, not a tag to strip
+_TAG = re.compile(r"</?[A-Za-z!][^<>]{0,200}>")
 _SPACE = re.compile(r"\s+")
 # A price: an optional currency (symbol, code or word) around a number, optionally a range
 # ("$10.00 - $15.00", "10–15 €"). The number may group thousands with "," "." a space or "'" and
@@ -55,8 +57,9 @@ def _is_missing(value: object) -> bool:
 
 
 def _clean(text: str) -> str:
-    """Strip HTML tags and collapse whitespace (descriptions scraped from shops carry both)."""
-    return _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    """Strip HTML tags, decode entities ("Tom &amp; Jerry") and collapse whitespace (descriptions
+    scraped from shops carry all three)."""
+    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", html.unescape(text)))).strip()  # escaped tags too
 
 
 def _flatten(value: object) -> list[str]:

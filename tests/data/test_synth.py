@@ -42,6 +42,19 @@ def test_same_seed_same_files_and_clear_errors(tmp_path):
     b = synthesize("ml-25m", tmp_path / "b", scale=0.002, seed=1)
     assert a["interactions"] == b["interactions"]
     assert (tmp_path / "a" / "ratings.csv").read_bytes() == (tmp_path / "b" / "ratings.csv").read_bytes()
+    # and in another time zone (the years' bounds were local midnight)
+    import os
+    import time
+
+    old = os.environ.get("TZ")
+    try:
+        os.environ["TZ"] = "America/New_York"
+        time.tzset()
+        synthesize("ml-25m", tmp_path / "ny", scale=0.002, seed=1)
+    finally:
+        os.environ.pop("TZ") if old is None else os.environ.__setitem__("TZ", old)
+        time.tzset()
+    assert (tmp_path / "ny" / "ratings.csv").read_bytes() == (tmp_path / "a" / "ratings.csv").read_bytes()
     with pytest.raises(ConfigError, match="not empty"):
         synthesize("ml-25m", tmp_path / "a", scale=0.002)
     with pytest.raises(ConfigError, match="unknown shape"):

@@ -446,3 +446,45 @@ def test_a_users_held_out_interactions_are_not_recommended_back(run_dir):
     sources = [r["source"] for r in svc.history_items(svc.user_ids[hit[0]], limit=100)]
     assert sources[0] == "event" and "held out" in sources and sources[-1] == "train"
     svc.close()
+
+
+def test_explanations_weigh_history_items_as_the_score_does(tmp_path):
+    """A weighted itemknn's score of j is the sum of w_h·S[h, j]; slit's reads only the last
+    ``window`` items, each weighted by recency: the listed contributions are those terms."""
+    import json as _json
+
+    data = make_random_dataset(n_users=40, n_items=30, per_user=8, seed=3)
+    data.interactions["weight"] = (
+        np.random.default_rng(0).integers(1, 6, len(data.interactions)).astype(float)
+    )
+    split = random_split(data, seed=0)
+    folder = tmp_path / "run"
+    split.save(folder / "split")
+    create("itemknn", {"k_neighbors": 10, "weighted": True}).fit(split.train).save(folder / "models" / "knn")
+    create("slit", {"window": 2}).fit(split.train).save(folder / "models" / "slit")
+    scores = {"test": {"ndcg@20": 0.5}, "valid": {"ndcg@20": 0.4}}
+    (folder / "results.json").write_text(_json.dumps({"knn": scores, "slit": scores}))
+    (folder / "config.yaml").write_text("evaluation: {main_metric: ndcg@20}\n")
+
+    svc = RecService(folder, db_url="sqlite://", model_label="knn")
+    try:
+        u = svc.user_pos["u1"]
+        row = svc.model.seen[u]
+        top = svc.recommend("u1", k=1).items[0]
+        j = svc.item_pos[top["item_id"]]
+        terms = row.data * np.asarray(svc.model.similarity[row.indices][:, j].toarray()).ravel()
+        assert top["score"] == pytest.approx(terms.sum(), rel=1e-5)
+        listed = [(b["item_id"], b["similarity"]) for b in top["explanation"]["because"]]
+        order = np.argsort(-terms, kind="stable")[:3]
+        assert listed == [(svc.item_ids[row.indices[r]], pytest.approx(terms[r], rel=1e-5)) for r in order]
+    finally:
+        svc.close()
+    svc = RecService(folder, db_url="sqlite://", model_label="slit")
+    try:
+        hist = svc.history("u1")
+        for item in svc.recommend("u1", k=5).items:
+            assert {b["item_id"] for b in item["explanation"]["because"]} <= {
+                svc.item_ids[h] for h in hist[-2:]
+            }
+    finally:
+        svc.close()

@@ -81,6 +81,9 @@ def test_template_sentences():
     }
     assert template_sentence("Ronin", exp) == "Recommended because you chose Heat, b (genres: Crime)."
     assert template_sentence("Ronin", {"because": [], "shared": {}}) == "Ronin is popular with other users."
+    # the shared facts may come from the third item: it is named too
+    exp["because"].append({"item_id": "c", "title": "Se7en"})
+    assert template_sentence("Ronin", exp) == "Recommended because you chose Heat, b, Se7en (genres: Crime)."
 
 
 def test_explain_words_option(tiny_llm_dir):

@@ -13,6 +13,7 @@ model trained on it say how fast and how big, not how good.
 
 from __future__ import annotations
 
+import calendar
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,9 @@ def synthesize(name: str, out: str | Path, scale: float = 1.0, seed: int = 0, pr
 def _timestamps(s: Shape, pairs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Seconds of each interaction (each user active over a log-normal span inside the set's years)
     and the order of the rows by user, then time (how the files list them)."""
-    first = time.mktime((s.first_year, 1, 1, 0, 0, 0, 0, 0, 0))
-    last = time.mktime((s.last_year, 1, 1, 0, 0, 0, 0, 0, 0))
+    # UTC: the same seed gives the same files on every machine, whatever its time zone
+    first = calendar.timegm((s.first_year, 1, 1, 0, 0, 0, 0, 0, 0))
+    last = calendar.timegm((s.last_year, 1, 1, 0, 0, 0, 0, 0, 0))
     start = rng.uniform(first, last, size=s.users)
     span = np.minimum(rng.lognormal(np.log(30 * 86400), 1.5, size=s.users), last - start)
     stamps = (start[pairs[:, 0]] + rng.random(len(pairs)) * span[pairs[:, 0]]).astype(np.int64)

@@ -41,7 +41,7 @@ def template_sentence(title: str, explanation: dict[str, Any]) -> str:
     because, shared = _facts(explanation)
     if not because:
         return f"{title} is popular with other users."
-    text = f"Recommended because you chose {', '.join(because[:2])}"
+    text = f"Recommended because you chose {', '.join(because)}"  # every item the shared facts come from
     return text + (f" ({'; '.join(shared)})." if shared else ".")
 
 

@@ -338,6 +338,12 @@ class Recommender(ABC):
         # float64 then float32: a row must not depend on the other items asked for with it
         return (unit[items] @ unit.T).astype(np.float32)
 
+    def history_input(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+        """For a model that scores a history as ``x·M`` (an item-item matrix): ``x``, how much each
+        item (``n_items``,) counts in the scores of ``history`` (with ``weights`` for a ``weighted``
+        model), so an item's contribution to a score is ``x[h]·M[h, j]``; ``None`` for other models."""
+        return None
+
     def item_pair_similarity(self, rows, cols) -> np.ndarray:
         """``item_similarity(rows)[:, cols]``: similarity of items ``rows`` to items ``cols``,
         ``(len(rows), len(cols))``. With the default cosine of :meth:`item_vectors` only the rows and

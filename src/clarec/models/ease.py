@@ -90,6 +90,9 @@ class EASE(Recommender):
         x = self._history_matrix(histories, weights=weights)
         return np.asarray(x @ self.weights, dtype=np.float32)
 
+    def history_input(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return self._history_matrix([history], weights=None if weights is None else [weights]).toarray()[0]
+
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get zero rows and columns in ``B`` (no co-occurrences yet): score 0 until refit."""
         self._check_fitted()

@@ -114,6 +114,9 @@ class ItemKNN(Recommender):
         x = self._history_matrix(histories, weights=weights)
         return np.asarray((x @ self.similarity).toarray(), dtype=np.float32)
 
+    def history_input(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return self._history_matrix([history], weights=None if weights is None else [weights]).toarray()[0]
+
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get no neighbours (no co-occurrences yet): score 0 until the model is refitted."""
         self._check_fitted()

@@ -73,12 +73,16 @@ def explain(
     titles: Sequence[str | None],
     top: int = 3,
     max_history: int = 200,
+    inputs: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """One explanation per recommended item: ``{"because": [...], "shared": {...}}``.
 
     ``because`` lists up to ``top`` history items with a positive contribution, largest first, each
     with its ``similarity`` and the attributes it shares with the recommended item; ``shared`` is the
     union of those. Only the ``max_history`` most recent distinct history items are considered.
+    ``inputs`` (:meth:`Recommender.history_input`): how much each item counts in the model's input
+    row; a history item's contribution is then its input times its similarity (interaction weights,
+    ``slit``'s window and recency), the exact terms of the score of an item-item model.
     """
     items = np.asarray(items, dtype=np.int64)
     hist = np.asarray(history, dtype=np.int64)[::-1]
@@ -87,6 +91,8 @@ def explain(
     sim = contributions(model, hist, items)
     if sim is None:
         return [{"because": [], "shared": {}} for _ in range(len(items))]
+    if inputs is not None:
+        sim = sim * np.asarray(inputs, dtype=np.float64)[hist][:, None]
     # the `top` largest contributions of every item at once (stable: ties keep the more recent item)
     order = np.argsort(-sim, axis=0, kind="stable")[:top]
     best = np.take_along_axis(sim, order, axis=0)

@@ -373,18 +373,23 @@ class RecService:
         if path == "model":
             return np.asarray(self.model.score([self.user_pos[user_id]])[0], dtype=np.float64)
         if path == "history" and self.weighted:
-            u = self.user_pos.get(user_id)
-            row = self.model.seen[u] if u is not None else None
-            base_items = row.indices if row is not None else np.empty(0, dtype=np.int64)
-            base_weights = row.data if row is not None else np.empty(0)
-            items = np.concatenate([base_items, np.asarray(self.events.get(user_id, []), dtype=np.int64)])
-            weights = np.concatenate([base_weights, np.asarray(self.event_weights.get(user_id, []))])
+            items, weights = self._weighted_history(user_id)
             return np.asarray(self.model.score_histories([items], weights=[weights])[0], dtype=np.float64)
         if path == "history":
             return np.asarray(self.model.score_histories([hist])[0], dtype=np.float64)
         if path == "profile":
             return np.asarray(self.model.score_texts([self.profiles[user_id]])[0], dtype=np.float64)
         return self.popularity.copy()
+
+    def _weighted_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """A weighted model's history: the training items with their summed weights, then the events
+        with what each counts for."""
+        u = self.user_pos.get(user_id)
+        row = self.model.seen[u] if u is not None else None
+        base_items = row.indices if row is not None else np.empty(0, dtype=np.int64)
+        base_weights = row.data if row is not None else np.empty(0)
+        items = np.concatenate([base_items, np.asarray(self.events.get(user_id, []), dtype=np.int64)])
+        return items, np.concatenate([base_weights, np.asarray(self.event_weights.get(user_id, []))])
 
     def _seen(self, user_id: str, hist: np.ndarray) -> np.ndarray:
         """What ``exclude_seen`` leaves out: the history and the user's held-out interactions."""
@@ -467,11 +472,15 @@ class RecService:
         with self.lock:
             hist = self.history(user_id)
             ids, values, path = self._ranking(user_id, hist, k, exclude_seen, diversity)
-            reasons = (
-                explain(self.model, hist, ids, self.item_ids, self.attributes, self.titles)
-                if path != "popularity"
-                else [{"because": [], "shared": {}} for _ in ids]
-            )
+            if path == "popularity":
+                reasons = [{"because": [], "shared": {}} for _ in ids]
+            else:  # weighted and windowed item-item models: each history item's part of the score
+                inputs = self.model.history_input(*self._weighted_history(user_id)) if self.weighted else None
+                if inputs is None and len(hist):
+                    inputs = self.model.history_input(hist)
+                reasons = explain(
+                    self.model, hist, ids, self.item_ids, self.attributes, self.titles, inputs=inputs
+                )
             items = [
                 {
                     "item_id": self.item_ids[j],

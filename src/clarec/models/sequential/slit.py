@@ -103,6 +103,10 @@ class SLIT(Recommender):
         x = self._history_inputs(self._check_histories(histories)).astype(np.float32)
         return np.asarray(x @ self.weights, dtype=np.float32)
 
+    def history_input(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """The input row of the history: its last ``window`` items, weighted by recency."""
+        return self._history_inputs(self._check_histories([history])).toarray()[0]
+
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """New items get zero rows and columns in ``W`` (no transitions yet): score 0 until refit."""
         self._check_fitted()

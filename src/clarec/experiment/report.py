@@ -124,6 +124,8 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
         f"\nPaired t-tests of test {metric} over seeds against the best validation mean ({best}); Holm: "
         "the p-value adjusted for testing every model at once (compare it with 0.05):\n\n"
     )
+    if any(t.n < 3 for name, t in tests.items() if name in adjusted):  # a bootstrap of two is their range
+        lines.append("- with two seeds a bootstrap interval is only the range of the two differences")
     return head + "\n".join(lines) + "\n" if lines else ""
 
 

@@ -187,8 +187,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         f"<p class='note'>Bold: the best validation mean {main} (the reference is chosen on validation). "
         "*: differs from it on test with p &lt; 0.05 after Holm's adjustment for testing every model "
         "(paired t-tests over seeds; needs two seeds or more). †: differs from it by the same amount "
-        "on every seed (e.g. deterministic models on one split), so no test applies; =: the same "
-        "figures on every seed.</p>",
+        "on every seed (e.g. deterministic models on one split), so no test applies; =: the same test figure as it on "
+        "every seed.</p>",
     ]
     for convention in first.get("conventions", {}):
         conv_rows = [

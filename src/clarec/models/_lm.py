@@ -88,17 +88,6 @@ def _column_key(col: pd.Series) -> list[str]:
     return [repr(v.tolist() if isinstance(v, np.ndarray) else v) for v in col.tolist()]
 
 
-def _blank(col: pd.Series) -> bool:
-    """Whether no row of ``col`` has a value (missing, empty text or an empty list)."""
-    return all(
-        v is None
-        or (isinstance(v, float) and np.isnan(v))
-        or v is pd.NA
-        or (hasattr(v, "__len__") and len(v) == 0)
-        for v in col.tolist()
-    )
-
-
 def choose_fields(items: pd.DataFrame, fields: Sequence[str] | None, model: str) -> list[str]:
     """The item fields to render: ``fields`` as given (each must exist), or by default those of
     :data:`~clarec.text.templates.DEFAULT_ITEM_FIELDS` the table has, skipping a column that copies an
@@ -116,7 +105,7 @@ def choose_fields(items: pd.DataFrame, fields: Sequence[str] | None, model: str)
     for f in DEFAULT_ITEM_FIELDS:
         if f not in items.columns:
             continue
-        if _blank(items[f]):  # nothing yet (items added later may have it): kept, never a copy
+        if not any(item_text(items, [f])):  # nothing to say yet (added items may have it): never a copy
             chosen.append(f)
             continue
         key = _column_key(items[f])

@@ -475,9 +475,8 @@ class RecService:
             if path == "popularity":
                 reasons = [{"because": [], "shared": {}} for _ in ids]
             else:  # weighted and windowed item-item models: each history item's part of the score
-                inputs = self.model.history_input(*self._weighted_history(user_id)) if self.weighted else None
-                if inputs is None and len(hist):
-                    inputs = self.model.history_input(hist)
+                items, weights = self._weighted_history(user_id) if self.weighted else (hist, None)
+                inputs = self.model.history_input(items, weights) if len(items) else None
                 reasons = explain(
                     self.model, hist, ids, self.item_ids, self.attributes, self.titles, inputs=inputs
                 )

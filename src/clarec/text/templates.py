@@ -34,8 +34,8 @@ LIST_FIELDS = frozenset({"genres", "categories", "category", "tags"})
 #: Fields whose list values are joined as running text rather than with ", ".
 PROSE_FIELDS = frozenset({"description"})
 
-# a tag starts with a name: "length <2m, weight >5kg" is text, not a tag to strip
-_TAG = re.compile(r"</?[A-Za-z!][^<>]{0,200}>")
+# a tag starts with a name (or !, /): "length <2m, weight >5kg" is text, not a tag to strip
+_TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
 _SPACE = re.compile(r"\s+")
 # A price: an optional currency (symbol, code or word) around a number, optionally a range
 # ("$10.00 - $15.00", "10–15 €"). The number may group thousands with "," "." a space or "'" and
@@ -56,9 +56,9 @@ def _is_missing(value: object) -> bool:
     return False
 
 
-def _clean(text: str) -> str:
-    """Strip HTML tags, decode entities ("Tom &amp; Jerry") and collapse whitespace (descriptions
-    scraped from shops carry all three)."""
+def strip_markup(text: str) -> str:
+    """Strip HTML tags (escaped ones too), decode entities ("Tom &amp; Jerry") and collapse whitespace
+    (descriptions scraped from shops carry all three)."""
     return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", html.unescape(text)))).strip()  # escaped tags too
 
 
@@ -70,7 +70,7 @@ def _flatten(value: object) -> list[str]:
         if _is_missing(v):
             return
         if isinstance(v, str | bytes):
-            s = _clean(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
+            s = strip_markup(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
             if s:
                 out.append(s)
         elif isinstance(v, Iterable) and not isinstance(v, Mapping):
@@ -96,7 +96,7 @@ def _format_scalar(value: object) -> str:
         if math.isinf(f):
             return ""
         return str(int(f)) if f.is_integer() else f"{f:.2f}".rstrip("0").rstrip(".")
-    return _clean(str(value))
+    return strip_markup(str(value))
 
 
 def _money(x: float) -> str:

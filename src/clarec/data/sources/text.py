@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 
 from clarec.text.templates import parse_price as parse_one
+from clarec.text.templates import strip_markup
 
-# a tag starts with a name (or !, /): "3 < 5 and 7 > 6" in decoded text is not one
-_TAG_RE = re.compile(r"</?[A-Za-z!][^<>]*>")
 _SPACE_RE = re.compile(r"\s+")
 # Markup that makes a "title" useless: a tag opening or closing, or an attribute fragment like `x" />`.
 _MARKUP_RE = re.compile(r"<\s*/?\s*[A-Za-z!]|/>|\"\s*>")
@@ -25,9 +24,7 @@ def clean_text(value) -> str | None:
     if isinstance(value, list | tuple | np.ndarray):
         parts = [clean_text(v) for v in value]
         value = " ".join(p for p in parts if p)
-    text = html.unescape(_TAG_RE.sub(" ", html.unescape(str(value))))
-    text = _SPACE_RE.sub(" ", text).strip()
-    return text or None
+    return strip_markup(str(value)) or None
 
 
 def clean_title(value) -> str | None:

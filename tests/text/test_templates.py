@@ -118,7 +118,14 @@ def test_parse_price_reads_the_usual_formats(text, value):
 def test_price_bucket_custom_bins():
     assert price_bucket(7, bins=(1, 2.5)) == "$2.5 and up"
     assert price_bucket(2, bins=(1, 2.5)) == "$1-2.5"
-    assert parse_price("about 3.5 dollars") == 3.5
+    assert parse_price("3.5 dollars") == 3.5
+    assert parse_price("US$ 12") == 12.0
+
+
+@pytest.mark.parametrize("text", ["about 3.5 dollars", "size 10", "pack 12", "Model 2000"])
+def test_parse_price_refuses_a_number_with_other_words(text):
+    # any word was taken for a currency: a "size 10" in a price column became a price of 10
+    assert parse_price(text) is None
 
 
 def test_truncate_words():

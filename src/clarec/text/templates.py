@@ -39,8 +39,13 @@ _TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
 _SPACE = re.compile(r"\s+")
 # A price: an optional currency (symbol, code or word) around a number, optionally a range
 # ("$10.00 - $15.00", "10–15 €"). The number may group thousands with "," "." a space or "'" and
-# mark decimals with "." or ",": "1,299.00", "1.299,00", "1 299,00", "1'299.50", "12,99".
-_CURRENCY = r"(?:[$€£¥₹₩₽]|[A-Za-z]{1,8}\.?)"
+# mark decimals with "." or ",": "1,299.00", "1.299,00", "1 299,00", "1'299.50", "12,99". A currency
+# is a symbol (also "US$"), an ISO code ("EUR") or a currency word; any other word ("about 3",
+# "size 10", "pack of 12") makes the field not a price.
+_CURRENCY = (
+    r"(?:[A-Z]{1,2}\$|[$€£¥₹₩₽]|[A-Z]{3}"
+    r"|(?i:usd|eur|gbp|chf|jpy|inr|cad|aud|dollars?|euros?|pounds?|yen|rupees?|rs\.?|kr\.?|fr\.?))"
+)
 _AMOUNT = r"\d{1,3}(?:[,.' \u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?"
 _PRICE = re.compile(
     rf"\s*(-)?\s*(?:{_CURRENCY}\s*)?(-)?\s*({_AMOUNT})\s*(?:{_CURRENCY})?"
@@ -111,7 +116,7 @@ def parse_price(value: object) -> float | None:
     bound). With both "," and "." the last one marks the decimals; a lone "," marks decimals unless
     exactly three digits follow it ("12,99" is 12.99, "1,299" is 1299, "0,500" is 0.5); a lone "." marks decimals
     ("1.299" is 1.299: write "1.299,00" for a thousand and more). Negative prices, other text ("free",
-    CSS left in a scraped field) and numbers that are not finite give None.
+    "size 10", CSS left in a scraped field) and numbers that are not finite give None.
     """
     if _is_missing(value) or isinstance(value, bool | np.bool_):
         return None

@@ -247,7 +247,7 @@ def cold_start_split(
     are cold items and one item is drawn from each; consecutive strata pair up and a coin decides
     which of the two goes to validation. Every draw then holds out items of the same popularity
     profile, so the share of interactions that become cold varies much less from one seed to
-    another, and validation's new items resemble test's (a model's figure may still vary as much:
+    another, and validation's new items resemble test's (how much a model's figure still varies:
     ``benchmarks/results/cold-split-draws.md``).
     """
     if not 0 < cold_share < 1:

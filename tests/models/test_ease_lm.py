@@ -1,6 +1,8 @@
 import numpy as np
+import pandas as pd
 import pytest
 
+from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models import create
 from clarec.models._lm import item_texts
@@ -8,7 +10,7 @@ from clarec.models.ease import EASE
 from clarec.models.ease_lm import neighbour_similarity
 from clarec.text.encoder import TextEncoder
 
-from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset
+from .recommender_mixin import RecommenderMixin, TinyBert, block_dataset, block_interactions, block_items
 
 
 def _ease_lm(encoder, **kw):
@@ -55,3 +57,44 @@ def test_neighbour_similarity_keeps_the_most_similar_positive_neighbours():
     assert (s > 0).sum(axis=1).max() <= 2
     with pytest.raises(ConfigError, match="neighbors"):
         create("ease-lm", {"neighbors": 0})
+
+
+def _without_d0():
+    inter = block_interactions()
+    items = block_items()
+    kept = items[items["item_id"] != "d0"]
+    users = pd.DataFrame({"user_id": sorted(set(inter["user_id"]))})
+    return Dataset.from_frame(inter, items=kept, users=users, name="blocks", keep_all_items=True), items
+
+
+def test_an_added_item_is_reached_from_its_text_as_a_refit_would(tiny_model_dir, tmp_path):
+    # before, an item added after training got zero weights: ease-lm ranked it last until a refit
+    data, items = _without_d0()
+    # no trained item's list is full (20 neighbours), so the new item displaces none: all as a refit
+    params = {"lm_weight": 7.0, "neighbors": 20, "center": False}
+    model = _ease_lm(tiny_model_dir, **params).fit(data)
+    whole = block_dataset()
+    refit = _ease_lm(tiny_model_dir, **params).fit(whole)
+    (new,) = model.add_items(items[items["item_id"] == "d0"])
+    assert new == data.n_items
+    order = [whole.item_index(i) for i in [*data.item_ids, "d0"]]
+    b, r = model.weights, refit.weights[np.ix_(order, order)]
+    # its row (as a history item) and its column (as a candidate) are the refit's
+    np.testing.assert_allclose(b[new], r[new], atol=1e-6)
+    np.testing.assert_allclose(b[:, new], r[:, new], atol=1e-6)
+    np.testing.assert_allclose(b[:new, :new], r[:new, :new], atol=1e-6)  # as nothing was displaced
+    col = b[:new, new]
+    assert (b[new] > 0).any() and (col > 0).any()
+    # a history of the items most like it scores it as the refit does
+    history = np.argsort(-col)[:2]
+    s = model.score_histories([history])[0]
+    assert s[new] > 0
+    np.testing.assert_allclose(s, refit.score_histories([[order[h] for h in history]])[0][order], atol=1e-5)
+    # saved and loaded, the model adds the next item the same way
+    model.save(tmp_path / "m")
+    loaded = type(model).load(tmp_path / "m")
+    twin = pd.DataFrame({"item_id": ["d1"], "title": ["ocean whales reef"], "genres": [["Documentary"]]})
+    np.testing.assert_array_equal(model.add_items(twin), loaded.add_items(twin))
+    np.testing.assert_allclose(model.weights, loaded.weights)
+    # two identical texts are each other's nearest neighbour
+    assert model.weights[new + 1, new] == model.weights[new + 1].max() > 0

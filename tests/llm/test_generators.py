@@ -335,3 +335,69 @@ def test_the_api_key_goes_over_https_or_to_this_machine_only(monkeypatch):
     ):
         headers = EndpointGenerator(url, "m", cache_dir="none")._headers()
         assert (headers == {"Authorization": "Bearer sk-secret"}) is sent
+
+
+def _raw_server(word: str, body: str = "whole"):
+    """A plain OpenAI-like server (not clarec's): ``GET /v1/models`` lists ``default`` without a
+    weights fingerprint; a POST answers ``word``, or with ``body`` "cut" / "stall" breaks off after a
+    few bytes of a longer announced body (closing the connection / waiting 3 s)."""
+    import http.server
+    import json as json_
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _json(self, payload: dict, announce: int | None = None) -> None:
+            data = json_.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(announce or len(data)))
+            self.end_headers()
+            if body == "whole":
+                self.wfile.write(data)
+                return
+            self.wfile.write(data[:10])
+            self.wfile.flush()
+            if body == "stall":
+                time.sleep(3)
+            self.close_connection = True
+
+        def do_GET(self):  # noqa: N802
+            self._json({"data": [{"id": "default"}]})
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._json(
+                {"choices": [{"message": {"content": word}}]}, announce=500 if body != "whole" else None
+            )
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def test_two_other_servers_listing_the_same_name_do_not_share_answers(tmp_path):
+    # a server that is not clarec's lists "default" with no fingerprint: the key was that name alone
+    (a, url_a), (b, url_b) = _raw_server("from A"), _raw_server("from B")
+    try:
+        assert EndpointGenerator(url_a, "default", cache_dir=tmp_path).generate(["hi"]) == ["from A"]
+        gen = EndpointGenerator(url_b, "default", cache_dir=tmp_path)
+        assert gen.generate(["hi"]) == ["from B"] and gen.generated == 1
+        assert url_b in gen.model_id
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+@pytest.mark.parametrize("body, message", [("cut", "cannot connect"), ("stall", "no answer within 0.5 s")])
+def test_an_answer_broken_off_mid_body_is_retried_then_one_clear_error(body, message):
+    # the body is read from the raw stream, whose urllib3 errors escaped the retries as they were
+    server, url = _raw_server("x", body)
+    try:
+        gen = EndpointGenerator(url, "m", cache_dir="none", timeout=0.5, retries=1, backoff=0.0)
+        gen._model_id = "broken"
+        with pytest.raises(EndpointError, match=f"{message}.*after 2 attempts"):
+            gen.generate(["x"])
+    finally:
+        server.shutdown()

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from factories import make_random_dataset
 
+from clarec.data.split import random_split
 from clarec.errors import ConfigError
+from clarec.evaluate import Evaluator
 from clarec.llm import Generator
 from clarec.models import create
 from clarec.models.base import Recommender
@@ -49,10 +51,23 @@ TITLES = [f"Title: {t}." for t in ("Contact (1997)", "Fargo (1996)", "Star Wars 
         ("- Star Wars (1977)\n- Fargo (1996)", [2, 1]),
         ("1. The 4.\n2. The 3.", None),  # was [3, 2]
         ("1. Pinocchio (1940)\n2. Fargo (1996)", None),  # a title that is no candidate
+        # the last line cut before it names a candidate is dropped (the whole answer was)
+        ("1. Title: Fargo (1996).\n2. Title: Amistad (1997).\n3. Ti", [1, 3]),
+        ("1. Fargo (1996)\n4", [1]),
+        ("1. Fargo (1996)\nSeven (1995)\n2. Amistad (1997)", None),  # not the last line
+        # markdown emphasis
+        ("**3, 1, 2**", [2, 0, 1]),
+        ("1. **Fargo (1996)**\n2. *Contact (1997)*", [1, 0]),
     ],
 )
 def test_parse_ranking(answer, order):
     assert parse_ranking(answer, 4, TITLES) == order
+
+
+def test_parse_ranking_reads_a_title_that_begins_like_a_list_mark():
+    titles = ["2001: A Space Odyssey (1968)", "Fargo (1996)"]
+    # "2001:" was stripped as the line's mark, leaving a text that names no candidate
+    assert parse_ranking("2001: A Space Odyssey (1968)\nFargo (1996)", 2, titles) == [0, 1]
 
 
 @pytest.fixture
@@ -127,3 +142,25 @@ def test_cost_adds_up_over_calls_until_reset(data):
     model.reset_cost()
     model.score([7])
     assert model.cost_["users"] == 1 and model.cost_["prompts"] == 1
+
+
+def test_an_evaluation_takes_the_candidates_among_the_items_its_ranking_can_hold(data):
+    # the test ranking leaves out validation items too: they were listed as candidates before
+    split = random_split(make_random_dataset(n_users=30, n_items=25, per_user=8, seed=4), (0.6, 0.2, 0.2))
+    model = create("llm-rerank", {"base": "popularity", "top_n": 6, "cache_dir": "none"}).fit(split.train)
+    model._gen = Scripted(lambda prompt: "2, 1")
+    ev = Evaluator(split, ks=[5])
+    titles = {str(t): i for i, t in enumerate(model.titles)}
+    for part, left_out in (
+        ("valid", split.train.to_csr()),
+        ("test", split.train.to_csr() + split.valid.to_csr()),
+    ):
+        model._gen.prompts.clear()
+        ev.evaluate(model, part=part)
+        users = np.unique((split.valid if part == "valid" else split.test).interactions["user"].to_numpy())
+        assert len(model._gen.prompts) == len(users)
+        for u, prompt in zip(users, model._gen.prompts, strict=True):
+            listed = prompt.split("Candidates:\n")[1].split("\n\n")[0].splitlines()
+            items = [titles[line.split(". ", 1)[1]] for line in listed]
+            assert len(items) == 6 and not set(items) & set(left_out[u].indices)
+            assert left_out[u].nnz > split.train.to_csr()[u].nnz or part == "valid"

@@ -94,3 +94,19 @@ def test_explain_words_option(tiny_llm_dir):
     hosted = explanation_generator("https://api.example.org/v1", "gpt-4o-mini")  # was always "default"
     assert hosted.model == "gpt-4o-mini" and hosted.timeout == 10.0 and hosted.retries == 0
     assert isinstance(explanation_generator(str(tiny_llm_dir)), LocalGenerator)
+
+
+def test_an_empty_answer_keeps_the_template_sentence(service):
+    # an empty generated sentence was served as the model's explanation
+    service.explainer = Scripted(cache_dir="none")
+    service.explainer._generate = lambda batch, settings: ["  "] + ["Fine."] * (len(batch) - 1)
+    items = (
+        TestClient(create_app(service))
+        .get("/v1/users/u1/recommendations", params={"k": 2, "words": "true"})
+        .json()["items"]
+    )
+    first, second = (item["explanation"] for item in items)
+    assert first["sentence_source"] == "template" and first["sentence"] == template_sentence(
+        items[0]["title"], first
+    )
+    assert (second["sentence"], second["sentence_source"]) == ("Fine.", "llm")

@@ -553,13 +553,19 @@ class Evaluator:
         for lo in tqdm(starts, desc="evaluating", unit="chunk", disable=not progress):
             hi = min(lo + self.batch_size, len(users))
             chunk = users[lo:hi]
-            s = self._chunk_scores(model, chunk, None if histories is None else [histories[u] for u in chunk])
+            sub = excluded[lo:hi]
+            chunk_histories = None if histories is None else [histories[u] for u in chunk]
+            if chunk_histories is None and hasattr(model, "score_excluding"):
+                # a model whose scores depend on which items can be recommended (a re-ranker
+                # prompts with its top candidates): told the items this ranking leaves out
+                s = torch.from_numpy(_owned_float32(model.score_excluding(chunk, sub, allowed)))
+            else:
+                s = self._chunk_scores(model, chunk, chunk_histories)
             if tuple(s.shape) != (hi - lo, self.n_items):
                 raise ClarecError(
                     f"model scores have shape {tuple(s.shape)}, expected {(hi - lo, self.n_items)}: "
                     "was the model fitted on this split?"
                 )
-            sub = excluded[lo:hi]
             rows = np.repeat(np.arange(hi - lo), np.diff(sub.indptr))
             on = s.device
             s[

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from clarec.errors import ClarecError, ConfigError
 from clarec.llm.base import GenerationSettings, Generator, Messages, PartialAnswers
@@ -71,10 +72,11 @@ class EndpointGenerator(Generator):
 
     @property
     def model_id(self) -> str:
-        """The cache key of the answers: the model the server says it serves (``GET /models``: the
-        name sent, or the one model it lists, with the weights' fingerprint a ``clarec llm-serve``
-        adds), else the address and the name sent — never the name alone, so that the answers of
-        another server or model are not read back as this one's."""
+        """The cache key of the answers: the model a ``clarec llm-serve`` says it serves (``GET
+        /models``: the name sent, or the one model it lists, with its weights' fingerprint), else the
+        address and the name it lists or the name sent — never a name alone (two servers list the
+        same "default"), so that the answers of another server or model are not read back as this
+        one's."""
         if self._model_id is None:
             served = None
             try:
@@ -84,10 +86,10 @@ class EndpointGenerator(Generator):
                 entries = [d for d in listed if d.get("id") == self.model] or (
                     listed if len(listed) == 1 else []
                 )
-                if entries:
-                    served = ":".join(
-                        str(entries[0][k]) for k in ("id", "clarec_model_id") if k in entries[0]
-                    )
+                if entries and "clarec_model_id" in entries[0]:
+                    served = f"{entries[0].get('id')}:{entries[0]['clarec_model_id']}"
+                elif entries:
+                    served = f"{self.url}:{entries[0].get('id')}"
             except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError):
                 pass
             self._model_id = f"endpoint:{served}" if served else f"endpoint:{self.url}:{self.model}"
@@ -146,10 +148,16 @@ class EndpointGenerator(Generator):
         )
         chunks = []
         with response:
-            while chunk := response.raw.read1(65536, decode_content=True):  # what has arrived so far
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise requests.Timeout(f"the answer took over {self.timeout:g} s")
+            try:
+                while chunk := response.raw.read1(65536, decode_content=True):  # what has arrived so far
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise requests.Timeout(f"the answer took over {self.timeout:g} s")
+            # the raw stream raises urllib3's own errors, which requests would have wrapped
+            except urllib3.exceptions.ReadTimeoutError as e:
+                raise requests.Timeout(str(e)) from e
+            except urllib3.exceptions.HTTPError as e:  # a connection dropped mid-body, ...
+                raise requests.ConnectionError(str(e)) from e
             response._content = b"".join(chunks)  # read as a whole, as without streaming
         return response
 

@@ -72,4 +72,5 @@ def explain_in_words(generator: Generator, items: Sequence[dict[str, Any]]) -> l
             RETRY_AFTER,
         )
         return templates
-    return [(s, "llm") for s in sentences]
+    # an empty answer says nothing: that item keeps its template sentence
+    return [(s, "llm") if s.strip() else t for s, t in zip(sentences, templates, strict=True)]

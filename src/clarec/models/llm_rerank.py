@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
@@ -33,7 +34,8 @@ _LINE_MARK = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*")
 
 
 def _norm(text: str) -> str:
-    text = re.sub(r"^\s*title\s*:\s*", "", text.strip(), flags=re.IGNORECASE)
+    text = text.strip().strip("*_`").strip()  # markdown emphasis: "**Title**"
+    text = re.sub(r"^\s*title\s*:\s*", "", text, flags=re.IGNORECASE)
     return re.sub(r"[\s.,;:!]+$", "", text).strip().lower()
 
 
@@ -45,28 +47,36 @@ def parse_ranking(answer: str, n: int, titles: list[str] | None = None) -> list[
     start of the answer ("3, 1, 2"; a number outside 1..n makes the whole answer unusable); and,
     with the candidates' ``titles``, one candidate per line, each line's text (after its own list
     mark, "1." or "-") being a candidate's title — a title cut off by the token limit counts when
-    what is left names one candidate only. Anything else — numbers inside prose ("I cannot rank
+    what is left names one candidate only, and a last line cut off before it names one is dropped. Anything else — numbers inside prose ("I cannot rank
     these 10 candidates", a year, "the 2 most recent"), titles that are not candidates — is not a
     ranking, and the caller keeps the base order."""
-    m = _NUMBER_LIST.match(answer)
+    plain = re.sub(r"[*_`]", "", answer)  # markdown emphasis: "**3, 1, 2**"
+    m = _NUMBER_LIST.match(plain)
     if m is not None:
         numbers = [int(t) for t in re.split(r"\s*[,;]\s*", m.group(1))]
-        if len(numbers) >= 2 or not answer[m.end() :].strip():
+        if len(numbers) >= 2 or not plain[m.end() :].strip():
             if not all(1 <= k <= n for k in numbers):
                 return None
             return list(dict.fromkeys(k - 1 for k in numbers))
     if titles is None:
         return None
     names = [_norm(t) for t in titles]
-    order: list[int] = []
-    for line in answer.splitlines():
-        text = _norm(_LINE_MARK.sub("", line))
-        if not text:
-            continue
+
+    def named(text: str) -> list[int]:
+        text = _norm(text)
         found = [k for k, name in enumerate(names) if name == text]
         if not found and len(text) >= 5:  # a title cut short
             found = [k for k, name in enumerate(names) if name.startswith(text)]
+        return found
+
+    lines = [line for line in answer.splitlines() if _norm(_LINE_MARK.sub("", line))]
+    order: list[int] = []
+    for n_line, line in enumerate(lines):
+        # the line without its list mark; else whole (a title may begin "2001:")
+        found = named(_LINE_MARK.sub("", line)) or named(line)
         if len(found) != 1:
+            if n_line == len(lines) - 1 and order:
+                break  # the last line, cut off by the token limit before it names one candidate
             return None  # a line that names no candidate (or several): not a ranking of them
         if found[0] not in order:
             order.append(found[0])
@@ -75,7 +85,8 @@ def parse_ranking(answer: str, n: int, titles: list[str] | None = None) -> list[
 
 @register("llm-rerank")
 class LLMRerank(Recommender):
-    """The ``top_n`` items a base model ranks first for a user (training items left out), re-ordered
+    """The ``top_n`` items a base model ranks first for a user (training items left out; in an
+    evaluation, the items its ranking leaves out: :meth:`score_excluding`), re-ordered
     by a generative model from a listwise prompt: the titles of the user's most recent training items
     and the numbered candidates; the answer's candidate numbers (or titles, one per line) give the new
     order (:func:`parse_ranking`), candidates it leaves out follow in the base order, and an answer
@@ -146,11 +157,22 @@ class LLMRerank(Recommender):
         return PROMPT.format(history=history, candidates=listed)
 
     def score(self, users) -> np.ndarray:
+        """Scores with the candidates taken from the items outside each user's training history."""
+        users = self._check_users(users)
+        return self.score_excluding(users, self.seen[users])
+
+    def score_excluding(self, users, excluded, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Scores with the ``top_n`` candidates taken from the items a ranking can hold: not in
+        ``excluded`` (a sparse matrix, one row per user: the evaluator's exclusions, so a test list's
+        candidates leave out the validation items too, and a ``kept`` protocol's include the
+        history) and, with ``allowed`` (a boolean mask over items), among those."""
         users = self._check_users(users)
         scores = np.array(self.base_.score(users), dtype=np.float32, copy=True)
         masked = scores.copy()
-        seen = self.seen[users]
-        masked[np.repeat(np.arange(len(users)), np.diff(seen.indptr)), seen.indices] = -np.inf
+        excluded = sp.csr_matrix(excluded)
+        masked[np.repeat(np.arange(len(users)), np.diff(excluded.indptr)), excluded.indices] = -np.inf
+        if allowed is not None:
+            masked[:, ~np.asarray(allowed, dtype=bool)] = -np.inf
         n = min(self.top_n, self.n_items)
         top = np.argsort(-masked, axis=1, kind="stable")[:, :n]
         rows = [r for r in range(len(users)) if np.isfinite(masked[r, top[r]]).sum() >= 2]

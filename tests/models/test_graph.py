@@ -136,9 +136,11 @@ def test_contrastive_models_learn_and_ssl_weight_matters():
         assert model.history_.losses[-1] < 0.5 * model.history_.losses[0]
 
 
-def test_byol_cf_target_is_an_ema_of_the_online_encoder():
+def test_byol_cf_target_is_an_ema_of_the_online_encoder(monkeypatch):
     data = block_dataset()
-    model = create("byol-cf", FAST | {"epochs": 3, "momentum": 0.5}).fit(data)
+    model = create("byol-cf", FAST | {"epochs": 3, "momentum": 0.5})
+    monkeypatch.setattr(model, "_TRAINING_ONLY", ())  # keep the networks to look at them
+    model.fit(data)
     byol = model._byol
     for t, o in zip(byol.target.parameters(), byol.online.parameters(), strict=True):
         assert not t.requires_grad
@@ -228,8 +230,37 @@ def test_fold_in_and_new_items():
     # nothing is known about them (no interactions, no text map): below every trained item, as in bpr
     after = model.score([0])[0]
     np.testing.assert_array_equal(after[: data.n_items], trained)
-    assert after[new].max() < after[: data.n_items].min()
+    known = np.delete(after[: data.n_items], data.item_index("d0"))  # d0: no interactions either
+    assert after[new].max() < known.min()
     assert model.query_items() is None  # the scores are no longer a plain inner product
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "simgcl"])
+def test_items_without_interactions_rank_last_and_a_refit_after_adding_items_works(name):
+    # the graph models never marked them: d0 (no interactions) sat mid-list, and a refit after
+    # add_items crashed on the added items' mask
+    data = block_dataset()
+    model = create(name, FAST | {"epochs": 3}).fit(data)
+    d0 = data.item_index("d0")
+    s = model.score(np.arange(data.n_users))
+    others = np.delete(s, d0, axis=1)
+    assert (s[:, d0] < others.min(axis=1)).all()
+    model.add_items(data.items.head(2))
+    refit = model.fit(data).score(np.arange(data.n_users))
+    np.testing.assert_array_equal(refit, s)  # same seed, same model
+
+
+def test_training_only_state_is_not_kept():
+    for name, params in (("sgl", {"aug": "rw"}), ("byol-cf", {}), ("xsimgcl", {})):
+        model = create(name, FAST | {"epochs": 1} | params).fit(block_dataset())
+        left = [
+            a
+            for a in ("_adjs", "_edges", "_aligner", "_bpr_loss", "_ssl", "_views", "_byol")
+            if hasattr(model, a)
+        ]
+        assert left == [], name
+    with pytest.raises(ConfigError, match="n_layers must be at least 2"):
+        create("xsimgcl", {"n_layers": 1})
 
 
 def test_save_load_keeps_params(tmp_path):

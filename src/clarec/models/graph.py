@@ -216,8 +216,23 @@ class _GraphRecommender(CFEmbeddingRecommender):
         return normalized_adjacency(self.n_users, self.n_items, users, items).to(self.device_)
 
     # ------------------------------------------------------------------ training
+    #: what training builds and the fitted model does not keep (its vectors are the model)
+    _TRAINING_ONLY = ("_adjs", "_edges", "_aligner", "_bpr_loss", "_ssl", "_views", "_byol")
+
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        try:
+            self._fit_graph(train, valid)
+        finally:  # a failed fit too: a GPU run's views and BYOL networks would hold its memory
+            for name in self._TRAINING_ONLY:
+                self.__dict__.pop(name, None)
+
+    def _fit_graph(self, train: Dataset, valid: Dataset | None) -> None:
         rng, _ = self._generators()
+        # Items without training interactions have no edges: nothing is learned about them (their
+        # vector is their random layer 0, or nothing where the readout leaves layer 0 out), so they
+        # rank below every trained item (unless ``align`` maps them from text)
+        trained = np.asarray(self.seen.sum(axis=0)).ravel() > 0
+        self.unknown_items_ = ~trained if self.align is None else np.zeros(self.n_items, dtype=bool)
         seen = self.seen.tocoo()
         self._edges = (seen.row.astype(np.int64), seen.col.astype(np.int64))
         self._adjs = [self._adjacency()] * self.n_layers
@@ -252,7 +267,8 @@ class _GraphRecommender(CFEmbeddingRecommender):
                 with torch.no_grad():
                     u, i = self._vectors(graph)
                 bundle.train()
-                return validator(dot_scores(u, i))
+                scores = dot_scores(u, i)
+                return validator(lambda users: self._unknown_last(scores(users)))
 
         optimizer = torch.optim.Adam(bundle.parameters(), lr=self.lr)
         self._train(bundle, batches, loss_fn, optimizer, validate, self._after_step())
@@ -260,7 +276,6 @@ class _GraphRecommender(CFEmbeddingRecommender):
         with torch.no_grad():
             u, i = self._vectors(graph)
         self._set_vectors(u.cpu().numpy(), i.cpu().numpy(), valid)
-        del self._adjs, self._edges, self._aligner  # training-only; the fitted model is its vectors
 
 
 @register("lightgcn")
@@ -385,6 +400,11 @@ class XSimGCL(_ContrastiveGraph):
 
     def _check_params(self) -> None:
         super()._check_params()
+        if self.n_layers < 2:
+            raise ConfigError(
+                "xsimgcl: n_layers must be at least 2 (with one layer the final vectors are the layer "
+                "they are contrasted with: the two views are the same)"
+            )
         if self.cl_layer > self.n_layers:
             raise ConfigError(
                 f"xsimgcl: cl_layer must be in 1..n_layers ({self.n_layers}), got {self.cl_layer}"

@@ -437,3 +437,82 @@ def test_every_value_a_trial_can_draw_is_checked_before_the_first(cfg_path, tmp_
         with pytest.raises(ConfigError, match=message):
             tune(cfg, tmp_path / "r")
         assert not (tmp_path / "r" / "tune.db").exists()
+
+
+def test_the_search_scores_any_metric_and_prunes_at_its_cut_off(cfg_path, tmp_path, monkeypatch):
+    # a metric other than ndcg/recall/hit was refused after the first trial's fit; the curve pruning
+    # reads stayed NDCG@20 whatever the metric's cut-off
+    from clarec.experiment import tune as tune_module
+
+    made = []
+    real = tune_module.create
+    monkeypatch.setattr(
+        tune_module, "create", lambda name, params: made.append((name, params)) or real(name, params)
+    )
+    models = "models=[{name: bpr, params: {epochs: 1, embedding_dim: 8, num_threads: 1}, search: {lr: [0.01, 0.1]}}]"
+    cfg = load_config(cfg_path, ["tuning.trials=2", "tuning.seeds=1", "tuning.metric=ndcg@10", models])
+    tune_module.tune(cfg, tmp_path / "r")
+    trials = [p for name, p in made if "run_dir" in p]
+    assert len(trials) == 2 and all(p["eval_k"] == 10 for p in trials)
+    cfg = load_config(cfg_path, ["tuning.trials=2", "tuning.seeds=1", "tuning.metric=mrr@20", models])
+    record = tune_module.tune(cfg, tmp_path / "m")
+    assert record["metric"] == "mrr@20" and record["models"]["bpr"]["trials"] == 2
+    # a study scored on one metric does not go on under another (its figures would be compared)
+    before = (tmp_path / "m" / "config.yaml").read_bytes()
+    cfg = load_config(cfg_path, ["tuning.trials=3", "tuning.seeds=1", "tuning.metric=recall@20", models])
+    with pytest.raises(ConfigError, match="searched on validation mrr@20, not recall@20"):
+        tune_module.tune(cfg, tmp_path / "m")
+    assert (tmp_path / "m" / "config.yaml").read_bytes() == before  # the refused config not written
+
+
+def test_a_folder_that_holds_other_files_is_refused(cfg_path, tmp_path):
+    from clarec.experiment.tune import tune
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.yaml").write_text("my own config")
+    (tmp_path / "mine" / "notes.txt").write_text("data")
+    cfg = load_config(
+        cfg_path, ["tuning.trials=1", "tuning.seeds=1", "models=[{name: ease, search: {reg: [1.0]}}]"]
+    )
+    with pytest.raises(ConfigError, match="holds what a tune does not write \\(notes.txt\\)"):
+        tune(cfg, tmp_path / "mine")
+    assert (tmp_path / "mine" / "config.yaml").read_text() == "my own config"
+
+
+def test_a_diverged_trial_fails_without_ending_the_search(cfg_path, tmp_path, monkeypatch):
+    from clarec.experiment.tune import tune
+    from clarec.models.bpr import BPR
+    from clarec.train.loop import DivergedError
+
+    real, calls = BPR._fit, []
+
+    def fit(self, train, valid):
+        calls.append(self.lr)
+        if len(calls) == 1:
+            raise DivergedError("training loss became nan in epoch 1")
+        return real(self, train, valid)
+
+    monkeypatch.setattr(BPR, "_fit", fit)
+    lines = []
+    models = "models=[{name: bpr, params: {epochs: 1, embedding_dim: 8, num_threads: 1}, search: {lr: [0.01, 0.1]}}]"
+    cfg = load_config(cfg_path, ["tuning.trials=2", "tuning.seeds=1", models])
+    record = tune(cfg, tmp_path / "r", progress=lines.append)
+    assert record["models"]["bpr"]["trials"] == 2 and len(calls) == 4  # 3 trials, then the final seed
+    assert any("diverged" in line and "does not count" in line for line in lines)
+    monkeypatch.setattr(BPR, "_fit", lambda self, train, valid: (_ for _ in ()).throw(DivergedError("nan")))
+    with pytest.raises(ConfigError, match="3 trials diverged"):
+        tune(cfg, tmp_path / "all")
+
+
+def test_ranges_that_would_draw_other_values_than_they_say_are_refused(cfg_path, tmp_path):
+    from clarec.experiment.tune import at_edges, tune
+
+    cfg_path.write_text(
+        cfg_path.read_text().replace("[1.0, 30.0, 1000.0]", '{low: 1, high: 9, log: "false"}')
+    )
+    with pytest.raises(ConfigError, match="log must be true or false"):
+        load_config(cfg_path)  # was searched on a log scale
+    cfg = load_config(cfg_path, ["models=[{name: itemknn, search: {k_neighbors: {low: 10, high: 400.0}}}]"])
+    with pytest.raises(ConfigError, match="k_neighbors is an integer parameter"):
+        tune(cfg, tmp_path / "r")  # trials drew 239.3 and failed after the others had run
+    assert at_edges({"n": {"low": 1, "high": 2}}, {"n": 1}) == {}  # two values have no edge

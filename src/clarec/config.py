@@ -61,6 +61,8 @@ class ModelConfig(_Strict):
                     raise ValueError(f"search.{key}: low and high must be numbers")
                 if not spec["low"] < spec["high"]:
                     raise ValueError(f"search.{key}: low must be below high")
+                if not isinstance(spec.get("log", False), bool):
+                    raise ValueError(f"search.{key}: log must be true or false, got {spec['log']!r}")
                 if spec.get("log") and spec["low"] <= 0:
                     raise ValueError(f"search.{key}: a log range needs low > 0")
             else:

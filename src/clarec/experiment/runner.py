@@ -39,7 +39,7 @@ from clarec.evaluate import Evaluator
 from clarec.evaluate.evaluator import unreachable_note
 from clarec.experiment.report import results_table
 from clarec.models.blend import Blend
-from clarec.models.registry import create, fit_key, with_run_settings
+from clarec.models.registry import create, fit_key, validation_k, with_run_settings
 
 log = logging.getLogger("clarec.run")
 
@@ -140,8 +140,8 @@ def item_features(ds: Dataset) -> sp.csr_matrix | None:
 
 def _run_params(cfg: ExperimentConfig, model_cfg, seed: int, train_dir: Path, resume: bool = False) -> dict:
     """The model's parameters plus the run's seed, a training-log folder, ``resume`` and the main
-    table's convention for its validation (``eval_history``), where the model takes them and the
-    config did not set them."""
+    table's convention and cut-off for its validation (``eval_history``, ``eval_k``), where the model
+    takes them and the config did not set them."""
     return with_run_settings(
         model_cfg.name,
         dict(model_cfg.params),
@@ -149,6 +149,7 @@ def _run_params(cfg: ExperimentConfig, model_cfg, seed: int, train_dir: Path, re
         run_dir=str(train_dir),
         resume=resume,
         eval_history=cfg.evaluation.history_items[0],
+        eval_k=validation_k(model_cfg.name, cfg.evaluation.main_metric),
     )
 
 

@@ -5,8 +5,11 @@ For every model of the config with a ``search`` space, an Optuna study (TPE samp
 config's seed) runs ``tuning.trials`` trials — the same number for every model — each fitting the
 model on the training part with the trial's settings over the config's ``params`` and scoring the
 validation part (``tuning.metric``, default the main metric). Test figures are never computed during
-the search. Trials of torch models report their validation curve, and with ``tuning.pruning`` a trial
-below the median of earlier trials at the same epoch is stopped, at epoch ``tuning.pruning_warmup`` at the earliest. Studies live in ``OUT/tune.db``
+the search. Trials of torch models report their validation curve (NDCG at the tuning metric's
+cut-off), and with ``tuning.pruning`` a trial below the median of earlier trials at the same epoch is
+stopped, at epoch ``tuning.pruning_warmup`` at the earliest. A trial whose fit diverges (a loss that is
+not a number) fails and does not count: the search goes on, and stops only after more such trials than
+its budget. Studies live in ``OUT/tune.db``
 (SQLite): a run that is stopped and started again continues where it was, counting the trials
 already finished; a torch model's trial that was running goes on from its last finished epoch (in
 one process each trial's fit keeps its state in ``OUT/trial-runs/<model>/<trial>`` until the trial
@@ -41,9 +44,9 @@ from clarec.config import ExperimentConfig, ModelConfig, dump_config, read_saved
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
 from clarec.experiment.runner import prepare_data, run_experiment, warn_unreachable
-from clarec.models.registry import create, get_model_class, with_run_settings
+from clarec.models.registry import create, get_model_class, validation_k, with_run_settings
 from clarec.train import distributed
-from clarec.train.loop import LAST_NAME
+from clarec.train.loop import LAST_NAME, DivergedError
 
 log = logging.getLogger("clarec.tune")
 
@@ -146,6 +149,19 @@ def _check_spaces(cfg: ExperimentConfig) -> None:
         if unknown:
             raise ConfigError(f"model {m.key!r}: search over unknown parameter(s) {unknown}")
         create(m.name, m.params)  # the fixed part of the settings must be valid
+        params = get_model_class(m.name).params
+        for k, spec in m.search.items():
+            default = getattr(params.get(k), "default", None)
+            integer = isinstance(default, int) and not isinstance(default, bool)
+            if (
+                integer
+                and isinstance(spec, dict)
+                and not all(isinstance(spec[e], int) for e in ("low", "high"))
+            ):
+                raise ConfigError(
+                    f"model {m.key!r}: search.{k} is an integer parameter; give its range integer bounds "
+                    f"(got {spec['low']!r} to {spec['high']!r}: values between would be drawn as floats)"
+                )
         # and so must every value a trial can draw: both ends of each range, each choice of a list
         # (a dotted name's mapping included), the others at their low end or first choice
         low = {k: _values(spec)[0] for k, spec in m.search.items()}
@@ -179,8 +195,8 @@ def at_edges(space: dict[str, Any], chosen: dict[str, Any], margin: float = 0.05
                 edges[name] = f"{value:g}, the {side} of {spec}"
             continue
         low, high = float(spec["low"]), float(spec["high"])
-        if high <= low:
-            continue
+        if high <= low or (isinstance(spec["low"], int) and isinstance(spec["high"], int) and high - low < 2):
+            continue  # an integer range of two values has no edge, as a list of two has none
         if spec.get("log"):
             where = math.log(value / low) / math.log(high / low)
         else:
@@ -208,10 +224,20 @@ def _check_same_ground(out: Path, cfg: ExperimentConfig) -> None:
         )
 
 
-def _check_same_search(out: Path, study, m) -> None:
+def _check_same_search(out: Path, study, m, metric: str) -> None:
     """Refuse to go on with ``m``'s study when its trials searched another space or under other fixed
-    settings: its best trial could lie outside the space asked for, or have been fitted under other
-    settings. The search is recorded in the study the first time."""
+    settings, or were scored on another ``metric``: its best trial could lie outside the space asked
+    for, have been fitted under other settings, or be compared with figures of another metric. The
+    search is recorded in the study the first time (the metric since 2026-12-07: a study without it
+    is taken as scored on this one)."""
+    scored = study.user_attrs.get("metric")
+    if scored is None:
+        study.set_user_attr("metric", metric)
+    elif scored != metric:
+        raise ConfigError(
+            f"{out}: {m.key!r} was searched on validation {scored}, not {metric}: its trials cannot go on "
+            "under this config: give another --out (or the same tuning metric)"
+        )
     run_settings = getattr(get_model_class(m.name), "_RUN_SETTINGS", ())  # threads, device...: no matter
     fixed = {k: v for k, v in m.params.items() if k not in run_settings}
     searched = json.loads(json.dumps({"space": m.search, "params": fixed}, default=str))  # as stored
@@ -226,30 +252,75 @@ def _check_same_search(out: Path, study, m) -> None:
         )
 
 
+def _open_study(optuna, storage: str, out: Path, m, metric: str, sampler_seed: int, cfg, saved: dict, say):
+    """``m``'s study in ``storage``, checked to go on under this config, with the trials of a trials
+    file added, its stopped trials asked again, and its sampler seeded for the trials to come."""
+    warmup = 2 if cfg.tuning.pruning_warmup is None else cfg.tuning.pruning_warmup
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
+    study = optuna.create_study(
+        study_name=m.key,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        pruner=pruner if cfg.tuning.pruning else optuna.pruners.NopPruner(),
+        load_if_exists=True,
+    )
+    _check_same_search(out, study, m, metric)
+    if saved.get(m.key):
+        add_trials(study, saved[m.key])
+        say(f"{m.key}: {len(saved[m.key])} trials read from {out / TRIALS}")
+    if study.trials:
+        # a search that goes on: seeded anew, or its random start-up trials would repeat the
+        # settings of the first ones (a sampler's draws start again from its seed)
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
+    _requeue_interrupted(study, out / TRIAL_RUNS / m.key)
+    _write_trials(out, m.key, study)
+    return study
+
+
+#: What a tune folder holds at its top: ``--out`` holding anything else (hidden files aside) is not
+#: a tune's folder, and a search there would write among someone's files.
+TUNE_ENTRIES = frozenset({"config.yaml", "tune.db", TRIALS, TRIAL_RUNS, "final", "tune.json"})
+
+
+def _check_out(out: Path) -> None:
+    found = [p.name for p in out.iterdir()] if out.is_dir() else []
+    strangers = [
+        name
+        for name in found
+        if name not in TUNE_ENTRIES and name != "trials.tmp" and not name.startswith((".", "final.previous-"))
+    ]
+    if strangers:
+        raise ConfigError(
+            f"--out {out} holds what a tune does not write ({', '.join(sorted(strangers)[:5])}): give a new "
+            "or empty folder (or one a tune wrote)"
+        )
+
+
 def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], None] | None = None) -> dict:
     """Search every model's space on validation, run the winners on seeds; returns ``tune.json``."""
     import optuna
+    import sqlalchemy
 
     main = distributed.is_main()
     say = (progress or (lambda line: None)) if main else (lambda line: None)
     _check_spaces(cfg)
     out = Path(out_dir)
     if main:
+        _check_out(out)
         _check_same_ground(out, cfg)
     t0 = time.perf_counter()
     split = prepare_data(cfg).split
     for m in cfg.models:  # what the data lacks, an encoder adapted on pairs it holds out: before any trial
         create(m.name, m.params).check_split(split)
-    if main:  # written once the data and split are made
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(dump_config(cfg))
+    metric = cfg.tuning.metric or cfg.evaluation.main_metric
     ev = cfg.evaluation
     evaluator = None
     if main:  # rank 0 alone validates
         evaluator = Evaluator(
             split,
             ks=ev.ks,
-            metrics=["ndcg", "recall", "hit"],
+            metrics=list(dict.fromkeys(["ndcg", "recall", "hit", metric.partition("@")[0]])),
             batch_size=ev.batch_size,
             history_items=ev.history_items[0],  # the convention of the run's main table
             user_sample=ev.user_sample,
@@ -257,14 +328,20 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             device=ev.device,
         )
         warn_unreachable(evaluator, ("valid",), say, t0)
-    metric = cfg.tuning.metric or cfg.evaluation.main_metric
     # a folder without a study that holds a trials file (another machine's search) starts from it
     saved = _read_trials(out / TRIALS, cfg) if main and not (out / "tune.db").exists() else {}
-    storage = f"sqlite:///{out / 'tune.db'}"
+    storage = sqlalchemy.engine.URL.create("sqlite", database=str(out / "tune.db")).render_as_string()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     record: dict[str, Any] = {"metric": metric, "trials_per_model": cfg.tuning.trials, "models": {}}
-    best_models = []
     sampler_seed = cfg.seed if cfg.tuning.search_seed is None else cfg.tuning.search_seed
+    studies: dict[str, Any] = {}
+    if main:  # every study checked (space, settings, metric) before the folder's config changes
+        out.mkdir(parents=True, exist_ok=True)
+        for m in cfg.models:
+            if m.search:
+                studies[m.key] = _open_study(optuna, storage, out, m, metric, sampler_seed, cfg, saved, say)
+        (out / "config.yaml").write_text(dump_config(cfg))
+    best_models = []
     for m in cfg.models:
         if not m.search:
             record["models"][m.key] = {
@@ -275,36 +352,27 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
             }
             best_models.append(m)
             continue
-        study = None
-        if main:
-            warmup = 2 if cfg.tuning.pruning_warmup is None else cfg.tuning.pruning_warmup
-            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
-            study = optuna.create_study(
-                study_name=m.key,
-                storage=storage,
-                direction="maximize",
-                sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-                pruner=pruner if cfg.tuning.pruning else optuna.pruners.NopPruner(),
-                load_if_exists=True,
-            )
-            _check_same_search(out, study, m)
-            if saved.get(m.key):
-                add_trials(study, saved[m.key])
-                say(f"{m.key}: {len(saved[m.key])} trials read from {out / TRIALS}")
-            if study.trials:
-                # a search that goes on: seeded anew, or its random start-up trials would repeat the
-                # settings of the first ones (a sampler's draws start again from its seed)
-                study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
-            _requeue_interrupted(study, out / TRIAL_RUNS / m.key)
-            _write_trials(out, m.key, study)
+        study = studies.get(m.key)
         done = distributed.broadcast_object(
             sum(t.state.name in FINISHED for t in study.trials) if main else None
         )
         say(f"[{time.perf_counter() - t0:6.1f}s] {m.key}: {done} of {cfg.tuning.trials} trials done")
-        for _ in range(max(0, cfg.tuning.trials - done)):
-            _trial(study, m, cfg, split, evaluator, metric, out / TRIAL_RUNS / m.key)
+        diverged = 0
+        while done < cfg.tuning.trials:
+            failed = _trial(study, m, cfg, split, evaluator, metric, out / TRIAL_RUNS / m.key)
+            failed = distributed.broadcast_object(failed if main else None)
             if main:
                 _write_trials(out, m.key, study)
+            if not failed:
+                done += 1
+                continue
+            say(f"{m.key}: {failed}; the trial failed and does not count towards the budget")
+            diverged += 1
+            if diverged > cfg.tuning.trials:
+                raise ConfigError(
+                    f"{m.key}: {diverged} trials diverged (more than the budget of {cfg.tuning.trials}): "
+                    "narrow its search space (a lower learning rate?)"
+                )
         best = None
         if main:
             best = study.best_trial
@@ -398,7 +466,7 @@ def _trial(
     evaluator: Evaluator | None,
     metric: str,
     folder: Path,
-) -> None:
+) -> str | None:
     """One trial of ``m``'s search (what ``study.optimize`` does for one trial, told by hand so that
     the ranks of a distributed run go through it together): rank 0 asks the study for settings,
     every rank fits (the non-torch models on rank 0 only), rank 0 validates and tells the study.
@@ -406,7 +474,11 @@ def _trial(
     In one process a torch model's fit keeps its state in ``folder/<trial number>`` after every
     epoch (removed when the trial ends), so that a search stopped mid-trial goes on from there: the
     trial is asked again (:func:`_requeue_interrupted`), reports the stopped trial's validation
-    curve again and resumes the fit from its last finished epoch."""
+    curve again and resumes the fit from its last finished epoch.
+
+    Returns what went wrong when the fit diverged (a failed trial the search goes on from: its
+    settings are a point of the space where training breaks down), else ``None``; any other error
+    fails the trial and is raised."""
     import optuna
 
     from clarec.models.torch_base import TorchRecommender
@@ -418,7 +490,11 @@ def _trial(
     )
     # the run's seed, and the main table's convention for the trial's in-training validation
     params = with_run_settings(
-        m.name, with_settings(m.params, drawn), seed=cfg.seed, eval_history=cfg.evaluation.history_items[0]
+        m.name,
+        with_settings(m.params, drawn),
+        seed=cfg.seed,
+        eval_history=cfg.evaluation.history_items[0],
+        eval_k=validation_k(m.name, metric),  # the curve pruning reads, at the metric's cut-off
     )
     cls = get_model_class(m.name)
     run_dir, reported = None, set()
@@ -465,10 +541,19 @@ def _trial(
     except optuna.TrialPruned:
         if main:
             end(state=optuna.trial.TrialState.PRUNED)
-        return
+        return None
+    except DivergedError as e:
+        if main:
+            end(state=optuna.trial.TrialState.FAIL)
+        return f"trial {trial.number if main else '?'} with {drawn} diverged ({e})"
     except Exception:
         if main:
             end(state=optuna.trial.TrialState.FAIL)
+            log.error("%s trial %d failed with %s", m.key, trial.number, drawn)
         raise
+    if not math.isfinite(value):
+        end(state=optuna.trial.TrialState.FAIL)
+        return f"trial {trial.number} with {drawn} scored {value} on validation"
     log.info("%s trial %d: %s -> valid %s %.4f", m.key, trial.number, params, metric, value)
     end(values=float(value))
+    return None

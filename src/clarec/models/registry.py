@@ -72,6 +72,17 @@ def with_run_settings(name: str, params: dict[str, Any], **settings: Any) -> dic
     return {**extra, **params}
 
 
+def validation_k(name: str, metric: str) -> int | None:
+    """The cut-off model ``name``'s in-training validation (early stopping, pruning: NDCG@``eval_k``)
+    should follow for a run judged on ``metric``: its k when ``metric`` is an NDCG and the k is not
+    the model's default already (``None``: nothing to set; a run on another metric follows NDCG)."""
+    spec = get_model_class(name).params.get("eval_k")
+    base, _, k = metric.partition("@")
+    if spec is None or base != "ndcg" or not k.isdigit() or int(k) == spec.default:
+        return None
+    return int(k)
+
+
 #: Settings that say where a fit writes and whether it shows progress, not what it computes.
 _WHERE = frozenset({"run_dir", "resume", "progress"})
 

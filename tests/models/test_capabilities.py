@@ -159,6 +159,14 @@ def test_new_items_flags(model, data):
         with pytest.raises(ClarecError):
             model.add_items(NEW_ITEMS)
         return
+    if model.new_items_from_text:
+        # an item with nothing to read was scored as the empty text (and a failed add left an aligned
+        # model unable to score): refused, the model as it was
+        before = model.score([0])
+        with pytest.raises(ClarecError, match="no text"):
+            model.add_items(pd.DataFrame({"item_id": ["blank"], "title": ["  "], "genres": [[]]}))
+        assert model.n_items == n
+        np.testing.assert_array_equal(model.score([0]), before)
     idx = model.add_items(NEW_ITEMS)
     np.testing.assert_array_equal(idx, [n, n + 1])
     assert model.n_items == n + 2

@@ -394,6 +394,10 @@ def test_score_texts_is_the_user_tower_on_an_empty_history_plus_the_text(tiny, t
     data, cold = _profile_data()
     model = tiny(epochs=5, user_text=True, cold_calibration="match").fit(data)
     assert model.supports_texts and not TwoTowerRecommender.supports_texts  # set per instance
+    # its histories are scored without the profile: said, so the server and the evaluator do not
+    # take them for the trained user (it claimed "exact" and lists moved on a user's first event)
+    assert model.history_mode == "fold-in" and TwoTowerRecommender.history_mode == "exact"
+    assert not np.allclose(model.score_histories([data.user_histories()[0]])[0], model.score([0])[0])
     texts = model._profile_texts(data)
     assert texts[cold[0]] == "Occupation: artist." and texts[cold[1]] == "Occupation: engineer."
     # a training user without interactions is exactly "empty history + profile text"
@@ -416,7 +420,16 @@ def test_score_texts_is_the_user_tower_on_an_empty_history_plus_the_text(tiny, t
 
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
-    assert loaded.supports_texts
+    assert loaded.supports_texts and loaded.history_mode == "fold-in"
+    # the server renders a posted profile as training did: the model's profile fields, in its order
+    # (it took every posted field in the posted order: "Zip code: 1. Occupation: artist.")
+    from clarec.serve.service import profile_text
+
+    assert loaded.user_fields_ == ["occupation"]
+    assert profile_text({"zip_code": "1", "occupation": "artist"}, loaded.user_fields_) == texts[cold[0]]
+    assert profile_text({"age": 24, "occupation": "engineer"}, ["age", "occupation"]) == (
+        profile_text({"occupation": "engineer", "age": 24, "zip_code": "9"}, ["age", "occupation"])
+    )
     np.testing.assert_allclose(loaded.score_texts([texts[c] for c in cold]), got, rtol=1e-5, atol=1e-6)
 
 

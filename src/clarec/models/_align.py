@@ -41,7 +41,7 @@ from clarec.contrastive.align import ALIGN_MODES, LMAlignment
 from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models._cold import CALIBRATIONS, match_scores, validated_shift
-from clarec.models._lm import build_encoder, choose_fields, item_texts, unit_rows
+from clarec.models._lm import build_encoder, choose_fields, item_texts, text_columns, unit_rows
 from clarec.models.params import Param, param, text_list
 
 
@@ -202,9 +202,11 @@ class AlignedMixin:
         """Vectors for items being added: mapped from their text when aligned, else zeros."""
         if getattr(self, "text_map_", None) is None:
             return np.zeros((len(items), dim), dtype=np.float32)
-        self.text_items_ = np.concatenate([self.text_items_, np.ones(len(items), dtype=bool)])
         fields = list(self.text_fields_)
-        return self._text_to_cf(self._encode(items.reindex(columns=fields), fields))
+        vectors = self._text_to_cf(self._encode(text_columns(items, fields, self.name, new=True), fields))
+        # only once they are encoded: a failed encoding must leave the model as it was
+        self.text_items_ = np.concatenate([self.text_items_, np.ones(len(items), dtype=bool)])
+        return vectors
 
     def _align_state(self) -> dict[str, np.ndarray]:
         if getattr(self, "text_map_", None) is None:

@@ -162,25 +162,35 @@ class ItemTextParams:
     encoder_runtime = param("torch", choices=RUNTIMES)
 
 
-def text_columns(items: pd.DataFrame, fields: Sequence[str], model: str) -> pd.DataFrame:
-    """``items``' columns ``fields`` (a column the rows lack counts as empty); rows that have none of
-    them are refused: every one would be scored as the empty text (``Title`` for ``title``, say)."""
+def text_columns(items: pd.DataFrame, fields: Sequence[str], model: str, new: bool = False) -> pd.DataFrame:
+    """``items``' columns ``fields`` (a column the rows lack counts as empty). ``new`` items (added
+    after training) with nothing in any of them are refused: each would be scored as the empty text,
+    placed among the others by nothing it says."""
+    have = [str(c) for c in items.columns if c != "item_id"]
     if len(items) and not any(f in items.columns for f in fields):
-        have = [str(c) for c in items.columns if c != "item_id"]
         raise ConfigError(
             f"{model}: the new items have none of the fields the model reads {list(fields)}; they have {have}"
         )
-    return items.reindex(columns=list(fields))
+    frame = items.reindex(columns=list(fields))
+    if new and len(frame):
+        empty = [i for i, text in enumerate(item_text(frame, list(fields))) if not text]
+        if empty:
+            ids = items["item_id"].iloc[empty].tolist() if "item_id" in items.columns else empty
+            raise ConfigError(
+                f"{model}: new item(s) {ids[:5]} have no text in the fields the model reads {list(fields)} "
+                f"(their columns: {have}): an item is scored from its text"
+            )
+    return frame
 
 
-def model_text_vectors(model, items: pd.DataFrame) -> np.ndarray:
+def model_text_vectors(model, items: pd.DataFrame, new: bool = False) -> np.ndarray:
     """LM vectors ``(len(items), d)`` of an item table's texts, for a model with the parameters
     ``fields``, ``encoder``, ``cache_dir``, ``max_length`` and ``progress``. The fields chosen the first
     time are kept in ``model.text_fields_``, so items added later are rendered the same way (a column
-    they lack counts as empty)."""
+    they lack counts as empty; ``new`` items with no text at all are refused: :func:`text_columns`)."""
     fields = getattr(model, "text_fields_", None) or choose_fields(items, model.fields, model.name)
     model.text_fields_ = list(fields)
-    texts = item_texts(text_columns(items, fields, model.name), fields, model.name)
+    texts = item_texts(text_columns(items, fields, model.name, new=new), fields, model.name)
     encoder = build_encoder(
         model.encoder,
         model.cache_dir,

@@ -160,7 +160,7 @@ class AlphaRec(ItemTextParams, EmbeddingModel, TorchRecommender):
         self._check_fitted()
         with torch.no_grad():
             vectors = F.normalize(
-                self.mlp_(torch.from_numpy(model_text_vectors(self, items))), dim=-1
+                self.mlp_(torch.from_numpy(model_text_vectors(self, items, new=True))), dim=-1
             ).numpy()
         n, m = self.n_items, len(items)
         self.item_vecs = np.vstack([self.item_vecs, vectors.astype(np.float32)])

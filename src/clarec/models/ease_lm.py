@@ -161,7 +161,7 @@ class EASELM(ItemTextParams, EASE):
         self._check_fitted()
         if getattr(self, "text_vectors_", None) is None:
             return super().add_items(items)
-        vectors = model_text_vectors(self, items)
+        vectors = model_text_vectors(self, items, new=True)
         vectors = unit_rows(vectors - self.text_mean_ if self.center else vectors).astype(np.float32)
         n, m = self.n_items, len(items)
         both = np.vstack([self.text_vectors_, vectors])

@@ -170,7 +170,7 @@ class LMContentRecommender(EmbeddingModel, Recommender):
         fields = getattr(self, "text_fields_", None) or self.fields
         if fields is None:
             fields = choose_fields(items, None, "lm-content")
-        vectors = self.encode_items(text_columns(items, fields, "lm-content"), fields)
+        vectors = self.encode_items(text_columns(items, fields, "lm-content", new=True), fields)
         vectors = self._item_space(vectors.reshape(len(items), self.item_vecs.shape[1]))
         n, m = self.n_items, len(items)
         self.item_vecs = np.vstack([self.item_vecs, vectors.astype(np.float32)])

@@ -19,6 +19,7 @@ from sklearn.preprocessing import normalize
 
 from clarec.data.dataset import Dataset
 from clarec.errors import ClarecError, ConfigError
+from clarec.models._lm import text_columns
 from clarec.models.base import Recommender
 from clarec.models.params import param, text_list
 from clarec.models.registry import register
@@ -212,7 +213,7 @@ class TfidfRecommender(Recommender):
         vectorizer = getattr(self, "vectorizer_", None)
         if vectorizer is None:
             raise ClarecError("this tfidf model was saved without its vocabulary; refit it to add items")
-        table = items.reindex(columns=self.text_fields_)
+        table = text_columns(items, self.text_fields_, "tfidf", new=True)
         texts, _ = item_texts(table, self.text_fields_)
         new_rows = sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)
         n, m = self.n_items, len(texts)

@@ -29,6 +29,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,7 @@ class RecService:
         elif items:
             self._add_items_in_memory(items)
         for user_id, fields in self.store.profiles().items():
-            self.profiles[user_id] = profile_text(fields)
+            self.profiles[user_id] = profile_text(fields, getattr(self.model, "user_fields_", None))
         for e in self.store.events():
             if e.item_id in self.item_pos and self._weight(e.behavior) is not None:
                 self._apply_event(e)
@@ -348,9 +349,12 @@ class RecService:
 
     def set_profile(self, user_id: str, fields: dict[str, Any]) -> str:
         """Store a user's profile durably; users without history are then served from its text."""
-        text = profile_text(fields)
+        read = getattr(self.model, "user_fields_", None)
+        text = profile_text(fields, read)
         if not text:
-            raise ClarecError("the profile has no text")
+            raise ClarecError(
+                "the profile has no text" + (f" in the fields the model reads {read}" if read else "")
+            )
         with self.lock:
             self.store.set_profile(user_id, fields)
             self.profiles[user_id] = text
@@ -668,12 +672,16 @@ def _one_openmp_thread() -> None:
     faiss.omp_set_num_threads(1)
 
 
-def profile_text(fields: dict[str, Any]) -> str:
+def profile_text(fields: dict[str, Any], read: Sequence[str] | None = None) -> str:
     """A profile as one text ("Age: 24. Occupation: engineer. Likes: space operas.") by the same
-    template as the language-model user texts; a lone ``text`` field is taken as it is."""
+    template as the language-model user texts; a lone ``text`` field is taken as it is. With
+    ``read``, the profile fields a model was trained on (``user_fields_``), only those, in that
+    order, as its training profiles were rendered."""
     fields = {k: v for k, v in fields.items() if v not in (None, "", [])}
     if set(fields) == {"text"}:
         return str(fields["text"]).strip()
+    if read is not None:
+        fields = {k: fields[k] for k in read if k in fields}
     if not fields:
         return ""
     return user_text(pd.DataFrame([fields]), [np.empty(0, dtype=np.int64)], [], n_recent=0)[0]

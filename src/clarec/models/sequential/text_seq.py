@@ -208,7 +208,7 @@ class TextSeq(ItemTextParams, SequentialRecommender):
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         """Encode the new items' text and append them; the adaptor gives them vectors at once."""
         self._check_fitted()
-        text = model_text_vectors(self, items)
+        text = model_text_vectors(self, items, new=True)
         n, m = self.n_items, len(items)
         self.module_.grow(text)
         with torch.no_grad():

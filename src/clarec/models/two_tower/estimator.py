@@ -240,6 +240,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             raise ConfigError(
                 "two-tower: user_text needs a user table with profile fields (e.g. age, occupation)"
             )
+        self.user_fields_ = list(fields)  # the server renders posted profiles with these, in this order
         empty = [np.empty(0, dtype=np.int64)] * train.n_users
         # n_recent=0: the profile only. Listing history titles would put training targets in the input.
         return render_user_text(users, empty, [], profile_fields=fields, n_recent=0)
@@ -258,6 +259,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         self.lm_item = centre(raw_lm, self.lm_centring)
         self.lm_user = None
         self.user_lm_centring = None
+        self.user_fields_ = None
         if self.user_text:
             raw_user = enc.encode(self._profile_texts(train))
             self.user_lm_centring = centring(raw_user)  # kept: score_texts centres new profiles alike
@@ -281,12 +283,18 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         with torch.no_grad():
             self.lm_item = task.item_lm().cpu().numpy().astype(np.float32)
             self.supports_texts = self.lm_user is not None
+            self._set_history_mode()
             self._towers = task.towers.cpu()  # scoring and serving run on the CPU
             self._set_vectors()
             if self.cold_calibration == "validate" and validate is not None:
                 self._validate_cold_shift(validator)
         if self.finetune_encoder:
             enc.module.eval()
+
+    def _set_history_mode(self) -> None:
+        """A user tower that reads profile text scores a history without it (``score_histories``
+        has no profile): close to the trained user, not exact (per instance, as ``supports_texts``)."""
+        self.history_mode = "fold-in" if self.lm_user is not None else type(self).history_mode
 
     def _build_towers(self, n_id_items: int) -> TwoTowerModule:
         """A new :class:`TwoTowerModule` for this model's settings and text inputs (``lm_item``,
@@ -333,6 +341,7 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             state["lm_user"] = self.lm_user
         if getattr(self, "user_lm_centring", None) is not None:
             state["user_lm_mean"] = self.user_lm_centring[0]
+            state["user_fields"] = np.asarray(self.user_fields_, dtype=str)
             state["user_lm_scale"] = np.float64(self.user_lm_centring[1])
         for name, tensor in self._towers.state_dict().items():
             state[f"w.{name}"] = tensor.detach().cpu().numpy()
@@ -358,6 +367,9 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             else None  # no user text, or saved by an older clarec: no profile texts can be scored
         )
         self.supports_texts = self.lm_user is not None and self.user_lm_centring is not None
+        # saved before 2026-12-07: the server renders a posted profile's fields as posted
+        self.user_fields_ = [str(f) for f in state["user_fields"]] if "user_fields" in state else None
+        self._set_history_mode()
         self._seq = (
             np.asarray(state["seq_items"], dtype=np.int64),
             np.asarray(state["seq_starts"], dtype=np.int64),

@@ -82,7 +82,7 @@ class TwoTowerRealTime:
         fields = getattr(self, "text_fields_", None) or self.fields
         if fields is None:  # a model saved without its chosen fields: choose from the new rows
             fields = choose_fields(items, None, "two-tower")
-        texts = item_texts(text_columns(items, fields, "two-tower"), fields, "two-tower")
+        texts = item_texts(text_columns(items, fields, "two-tower", new=True), fields, "two-tower")
         enc = self._encoder()
         if self.finetune_encoder:
             lm = enc.encode(texts)

@@ -282,3 +282,18 @@ def test_bad_params():
     ):
         with pytest.raises(ConfigError):
             create(name, params)
+
+
+@pytest.mark.parametrize("name", ["simgcl", "xsimgcl"])
+def test_fold_in_propagates_a_history_as_the_graph_propagates_a_user(name, tmp_path):
+    # the mean of the history's final item vectors: xsimgcl's top 20 kept 62% of the trained user's
+    # on ML-100K (NDCG@20 0.2345 -> 0.1975); their readout has no user embedding of its own
+    data = block_dataset()
+    model = create(name, FAST | {"epochs": 5}).fit(data)
+    users = np.arange(data.n_users)
+    assert model.history_mode == "exact"
+    np.testing.assert_allclose(model.score_histories(data.user_histories()), model.score(users), atol=1e-5)
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    assert loaded.history_mode == "exact"
+    np.testing.assert_array_equal(loaded.score_histories([[0, 1]]), model.score_histories([[0, 1]]))
+    assert create("lightgcn", FAST | {"epochs": 1}).fit(data).history_mode == "fold-in"

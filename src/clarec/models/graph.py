@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -154,11 +155,17 @@ class GraphEmbeddings(nn.Module):
 class _GraphRecommender(CFEmbeddingRecommender):
     """What the graph models share: the adjacency, propagation, the training loop, and fold-in
     (a new user is the mean of their items' vectors, as a LightGCN user vector is built from its
-    items'; an empty history scores 0). Scoring, appended items and persistence:
+    items'; an empty history scores 0). A model whose readout leaves the ego layer out (SimGCL,
+    XSimGCL) has no user embedding of its own in its user vectors, so its fold-in propagates the
+    history as the graph propagates a user: ``Σ_{i∈h} F_i / sqrt(|h|)`` with ``F_i`` the mean of item
+    ``i``'s layers 0..L−1 over ``sqrt(deg i)``: a training user's own history gives its vector
+    (``history_mode`` "exact"; an item added after training counts its vector). Scoring, appended items and persistence:
     :class:`~clarec.models.embedding.CFEmbeddingRecommender`."""
 
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
+    #: fold-in's item terms where the readout leaves E0 out (see the class docstring), else ``None``
+    fold_items_: np.ndarray | None = None
 
     n_layers = param(3, ge=1)
     init_std = param(0.1, gt=0)
@@ -275,7 +282,52 @@ class _GraphRecommender(CFEmbeddingRecommender):
         bundle.eval()
         with torch.no_grad():
             u, i = self._vectors(graph)
+            if self.readout_from == 1:
+                below = torch.stack(graph.layers(self._adjs)[: self.n_layers]).mean(0)[self.n_users :]
+                degree = np.bincount(self._edges[1], minlength=self.n_items).astype(np.float64)
+                scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
+                self.fold_items_ = (below.cpu().numpy().astype(np.float64) * scale[:, None]).astype(
+                    np.float32
+                )
+            else:
+                self.fold_items_ = None
+        self._set_history_mode()
         self._set_vectors(u.cpu().numpy(), i.cpu().numpy(), valid)
+
+    def _set_history_mode(self) -> None:
+        """Per instance: a training user's own history scores as the user where fold-in propagates it."""
+        self.history_mode = "exact" if self.fold_items_ is not None else type(self).history_mode
+
+    def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        fold = getattr(self, "fold_items_", None)
+        if fold is None:
+            return super()._history_vectors(histories)
+        hists = [np.unique(h) for h in self._check_histories(histories)]
+        users = np.zeros((len(hists), fold.shape[1]))
+        for r, h in enumerate(hists):
+            if len(h):
+                users[r] = fold[h].astype(np.float64).sum(axis=0) / np.sqrt(len(h))
+        return users.astype(np.float32)
+
+    def add_items(self, items: pd.DataFrame) -> np.ndarray:
+        new = super().add_items(items)
+        if getattr(self, "fold_items_", None) is not None:
+            self.fold_items_ = np.vstack([self.fold_items_, self.item_vecs[new]])
+        return new
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state = super()._get_state()
+        if getattr(self, "fold_items_", None) is not None:
+            state["fold_items"] = self.fold_items_
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        super()._set_state(state)
+        # saved before 2026-12-07: fold-in takes the mean of the history's item vectors
+        self.fold_items_ = (
+            np.asarray(state["fold_items"], dtype=np.float32) if "fold_items" in state else None
+        )
+        self._set_history_mode()
 
 
 @register("lightgcn")

@@ -138,3 +138,16 @@ def test_from_frame_reads_datetimes_as_seconds():
     with pytest.raises(ConfigError, match="give integer seconds or datetimes"):
         Dataset.from_frame(inter.assign(timestamp=["2024-01-01", "2024-01-02"]))
     assert Dataset.from_frame(inter.assign(timestamp=[5, 7])).interactions["timestamp"].tolist() == [5, 7]
+
+
+def test_a_float_id_is_unknown_and_a_side_table_needs_its_key():
+    from clarec.errors import ConfigError
+
+    ds = Dataset.from_frame(pd.DataFrame({"user_id": ["a"], "item_id": ["10"]}))
+    assert ds.item_index(10) == 0
+    with pytest.raises(UnknownIdError, match="10.0"):  # was a TypeError (len of a float)
+        ds.item_index(10.0)
+    with pytest.raises(ConfigError, match="item table lacks column 'item_id'"):  # was a bare KeyError
+        Dataset.from_frame(
+            pd.DataFrame({"user_id": ["a"], "item_id": ["10"]}), items=pd.DataFrame({"id": ["x"]})
+        )

@@ -10,6 +10,7 @@ from clarec.data.split import (
     PARTS,
     cold_start_split,
     global_temporal_split,
+    inject_noise,
     leave_one_out_split,
     load_predefined_split,
     make_split,
@@ -225,6 +226,18 @@ def test_predefined_bad_files(tmp_path, content, reason):
     assert "train.tsv" in str(e.value)
 
 
+@pytest.mark.parametrize("col, value", [("timestamp", "100"), ("weight", "2")])
+def test_predefined_column_in_some_parts_only_is_refused(tmp_path, col, value):
+    # timestamps in one part were all replaced by file order; weights were NaN in the other parts
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "train.tsv").write_text(f"user_id\titem_id\t{col}\nu1\ta\t{value}\nu1\tb\t{value}\n")
+    for name in ("valid", "test"):
+        (d / f"{name}.tsv").write_text("user_id\titem_id\nu1\tc\n")
+    with pytest.raises(DataError, match=f"train.tsv give a {col} column and valid.tsv, test.tsv do not"):
+        load_predefined_split(d)
+
+
 def test_predefined_not_utf8(tmp_path):
     d = tmp_path / "enc"
     d.mkdir()
@@ -354,3 +367,26 @@ def test_predefined_bad_meta(tmp_path, meta):
     with pytest.raises(DataError, match="split.json") as e:
         load_predefined_split(d)
     assert "JSON" in str(e.value)
+
+
+def test_noise_counts_as_taken_only_pairs_it_could_draw():
+    # a test pair on an item without training interactions was counted against the free pairs:
+    # (a, y) and (b, x) were free, yet one noise pair was refused
+    f = pd.DataFrame(
+        {"user_id": ["a", "b", "a", "b"], "item_id": ["x", "y", "z", "z"], "timestamp": [1, 1, 2, 2]}
+    )
+    split = leave_one_out_split(Dataset.from_frame(f))
+    noisy = inject_noise(split, 0.5, seed=0)
+    added = set(map(tuple, noisy.train.interactions[["user", "item"]].to_numpy().tolist())) - set(
+        map(tuple, split.train.interactions[["user", "item"]].to_numpy().tolist())
+    )
+    assert len(added) == 1 and added <= {(0, 1), (1, 0)}
+
+
+def test_global_temporal_keeps_interactions_of_one_time_in_one_part():
+    # the cuts were row counts: time-2 events went to train, valid and test, by file order
+    f = pd.DataFrame({"user_id": list("abacb"), "item_id": list("xxyzz"), "timestamp": [1, 2, 2, 2, 3]})
+    for rows in (f, f.iloc[::-1]):
+        split = global_temporal_split(Dataset.from_frame(rows), (0.4, 0.2, 0.4))
+        parts = [set(p.interactions["timestamp"]) for p in (split.train, split.valid, split.test)]
+        assert parts == [{1}, set(), {2, 3}]

@@ -187,6 +187,11 @@ class Dataset:
                     f"interactions: {len(missing)} row(s) without a {col}, e.g. row {int(missing[0])}: "
                     "drop or fill them first"
                 )
+        for table, key in ((items, "item_id"), (users, "user_id")):
+            if table is not None and key not in table.columns:
+                raise ConfigError(
+                    f"the {key[:4]} table lacks column {key!r} (it has {[str(c) for c in table.columns]})"
+                )
         inter = pd.DataFrame(
             {c: interactions[c].to_numpy() for c in interactions.columns if c not in ("user_id", "item_id")},
             index=pd.RangeIndex(len(interactions)),
@@ -275,7 +280,7 @@ class Dataset:
 
     @staticmethod
     def _lookup(mapping: dict[str, int], ids, kind: str):
-        if isinstance(ids, str | int | np.integer):
+        if isinstance(ids, str | int | float | np.integer | np.floating):  # one id
             try:
                 return mapping[str(ids)]
             except KeyError:

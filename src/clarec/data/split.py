@@ -191,13 +191,19 @@ def user_temporal_split(ds: Dataset, ratios=(0.8, 0.1, 0.1)) -> Split:
 def global_temporal_split(ds: Dataset, ratios=(0.8, 0.1, 0.1)) -> Split:
     """One global time line: the oldest share trains, the next validates, the newest tests.
 
-    Users who appear only after the cut have no training history (they are cold users).
+    Users who appear only after the cut have no training history (they are cold users). Interactions
+    at the same time go to one part: a cut that falls among them moves back to their first (so a
+    part ends before the next begins, whatever the file order; the shares are then near the ratios).
     """
     r = _check_ratios(ratios)
     n = ds.n_interactions
-    order = np.lexsort((np.arange(n), ds.interactions["timestamp"].to_numpy()))
-    cut1 = int(round(r[0] * n))
-    cut2 = int(round((r[0] + r[1]) * n))
+    ts = ds.interactions["timestamp"].to_numpy()
+    order = np.lexsort((np.arange(n), ts))
+    times = ts[order]
+    cut1, cut2 = (
+        int(np.searchsorted(times, times[c], side="left")) if c < n else n
+        for c in (int(round(r[0] * n)), int(round((r[0] + r[1]) * n)))
+    )
     labels = np.zeros(n, dtype=np.int8)
     labels[order[cut1:cut2]] = 1
     labels[order[cut2:]] = 2
@@ -400,8 +406,17 @@ def load_predefined_split(folder: str | Path) -> Split:
 
         for col in set(LIST_COLUMNS) & set(items.columns):
             items[col] = [[x for x in str(v).split("|") if x] for v in items[col].to_numpy(dtype=object)]
+    for col in ("timestamp", "weight"):  # filled in for the other parts, they would be made up
+        having = [name for name, df in frames.items() if col in df.columns]
+        if having and len(having) < len(frames):
+            lacking = [f"{name}.tsv" for name in frames if name not in having]
+            raise DataError(
+                folder,
+                f"{', '.join(f'{n}.tsv' for n in having)} give a {col} column and {', '.join(lacking)} "
+                "do not: give it in every part or in none",
+            )
     all_inter = pd.concat(frames.values(), ignore_index=True)
-    if "timestamp" not in all_inter.columns or all_inter["timestamp"].isna().any():
+    if "timestamp" not in all_inter.columns:
         # Without times, the file order is the time line.
         all_inter["timestamp"] = np.arange(len(all_inter), dtype=np.int64)
     ds = Dataset.from_frame(all_inter, items=items, name=folder.name, keep_all_items=True)
@@ -464,7 +479,8 @@ def inject_noise(split: Split, share: float, seed: int = 2024) -> Split:
         ]
     )
     taken = np.unique(taken)
-    if len(users) * len(items) - np.isin(taken // n_items, users).sum() < n_noise:
+    inside = np.isin(taken // n_items, users) & np.isin(taken % n_items, items)  # pairs noise could draw
+    if len(users) * len(items) - inside.sum() < n_noise:
         raise ConfigError(f"split noise {share}: not enough free user-item pairs for {n_noise} interactions")
     chosen = np.empty(0, dtype=np.int64)
     while len(chosen) < n_noise:  # rejection: draws are rarely taken on sparse data

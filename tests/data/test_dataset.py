@@ -151,3 +151,25 @@ def test_a_float_id_is_unknown_and_a_side_table_needs_its_key():
         Dataset.from_frame(
             pd.DataFrame({"user_id": ["a"], "item_id": ["10"]}), items=pd.DataFrame({"id": ["x"]})
         )
+
+
+def test_timestamps_of_several_time_zones_and_out_of_range_values():
+    from clarec.errors import ConfigError
+
+    # datetimes of two zones stay objects in pandas: they were refused as "not datetimes"
+    paris = pd.Timestamp("2020-01-01 01:00", tz="Europe/Paris")
+    f = pd.DataFrame(
+        {
+            "user_id": ["a", "a"],
+            "item_id": ["x", "y"],
+            "timestamp": [paris, pd.Timestamp("2020-01-01", tz="UTC")],
+        }
+    )
+    assert Dataset.from_frame(f).interactions["timestamp"].tolist() == [1577836800, 1577836800]
+    for bad in (
+        [np.uint64(2**63 + 5)] * 2,
+        [1e19, 1.0],
+        pd.to_timedelta([1, 2], unit="s"),
+    ):  # wrapped or unit-less
+        with pytest.raises(ConfigError, match="beyond the int64|time differences"):
+            Dataset.from_frame(f.assign(timestamp=bad))

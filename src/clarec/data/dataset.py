@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,13 @@ def _index_ids(values: pd.Series, extra: pd.Series | None = None) -> tuple[np.nd
 
 
 def _seconds(values: pd.Series) -> np.ndarray:
-    """Timestamps as int64 seconds: datetimes converted (a time zone read as UTC), integers as they are."""
+    """Timestamps as int64 seconds: datetimes converted (a time zone read as UTC; naive ones are UTC),
+    integers as they are."""
+    if pd.api.types.is_timedelta64_dtype(values):
+        raise ConfigError("timestamp holds time differences (timedelta): give integer seconds or datetimes")
+    if values.dtype == object and len(values) and all(isinstance(v, datetime) for v in values):
+        # datetime objects, possibly of several time zones (pandas keeps them as objects)
+        return _seconds(pd.to_datetime(values, utc=True))
     if pd.api.types.is_datetime64_any_dtype(values):
         if values.isna().any():
             raise ConfigError(
@@ -64,6 +71,8 @@ def _seconds(values: pd.Series) -> np.ndarray:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values.to_numpy().astype("datetime64[s]").astype(np.int64)
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":  # every source's: no per-row check
+        if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
+            raise ConfigError(f"timestamp {values.max()} is beyond the int64 seconds clarec keeps")
         return values.to_numpy().astype(np.int64)
     try:
         numbers = pd.to_numeric(values, errors="raise")
@@ -73,6 +82,8 @@ def _seconds(values: pd.Series) -> np.ndarray:
         ) from None
     if numbers.isna().any() or (numbers % 1 != 0).any():
         raise ConfigError("timestamp must be whole seconds without gaps (or datetimes)")
+    if (numbers.abs() >= 2.0**63).any():
+        raise ConfigError(f"timestamp {numbers.abs().max()} is beyond the int64 seconds clarec keeps")
     return numbers.to_numpy().astype(np.int64)
 
 

@@ -369,6 +369,22 @@ def test_predefined_bad_meta(tmp_path, meta):
     assert "JSON" in str(e.value)
 
 
+@pytest.mark.parametrize(
+    "cold, message", [('["nope"]', "unknown item id 'nope'"), ('["a"]', "'a' has training interactions")]
+)
+def test_predefined_cold_items_must_be_items_without_training(tmp_path, cold, message):
+    # an unknown id gave a bare UnknownIdError; a trained item was taken as cold
+    d = tmp_path / "cold"
+    d.mkdir()
+    (d / "train.tsv").write_text("user_id\titem_id\nu1\ta\n")
+    for name in ("valid", "test"):
+        (d / f"{name}.tsv").write_text("user_id\titem_id\nu1\tb\n")
+    (d / "split.json").write_text(f'{{"cold_items": {cold}}}')
+    with pytest.raises(DataError, match=message) as e:
+        load_predefined_split(d)
+    assert "split.json" in str(e.value)
+
+
 def test_noise_counts_as_taken_only_pairs_it_could_draw():
     # a test pair on an item without training interactions was counted against the free pairs:
     # (a, y) and (b, x) were free, yet one noise pair was refused

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError, DataError
+from clarec.errors import ConfigError, DataError, UnknownIdError
 
 PARTS = ("train", "valid", "test")
 
@@ -430,7 +430,16 @@ def load_predefined_split(folder: str | Path) -> Split:
     if not isinstance(meta, dict) or not isinstance(meta.get("cold_items", []), list):
         raise DataError(meta_path, "must be a JSON object (with cold_items a list of item ids, if given)")
     if "cold_items" in meta:
-        cold = ds.item_index([c for c in meta["cold_items"]]) if meta["cold_items"] else []
+        try:
+            cold = ds.item_index([c for c in meta["cold_items"]]) if meta["cold_items"] else []
+        except UnknownIdError as e:
+            raise DataError(meta_path, f"cold_items: {e} (in none of the parts)") from None
+        trained = np.intersect1d(cold, inter["item"].to_numpy()[labels == 0])
+        if len(trained):
+            raise DataError(
+                meta_path,
+                f"cold_items: {ds.item_ids[trained[0]]!r} has training interactions: not a cold item",
+            )
     else:
         # Items never seen in training but present in valid/test are the cold items.
         train_items = np.unique(inter["item"].to_numpy()[labels == 0])

@@ -159,6 +159,7 @@ def test_new_items_flags(model, data):
         with pytest.raises(ClarecError):
             model.add_items(NEW_ITEMS)
         return
+    assert model.add_items(NEW_ITEMS.iloc[:0]).tolist() == [] and model.n_items == n  # tfidf crashed
     if model.new_items_from_text:
         # an item with nothing to read was scored as the empty text (and a failed add left an aligned
         # model unable to score): refused, the model as it was

@@ -75,6 +75,7 @@ def test_an_added_item_is_reached_from_its_text_as_a_refit_would(tiny_model_dir,
     model = _ease_lm(tiny_model_dir, **params).fit(data)
     whole = block_dataset()
     refit = _ease_lm(tiny_model_dir, **params).fit(whole)
+    assert model.add_items(items.iloc[:0]).tolist() == []  # nothing to add: nothing changes
     (new,) = model.add_items(items[items["item_id"] == "d0"])
     assert new == data.n_items
     order = [whole.item_index(i) for i in [*data.item_ids, "d0"]]

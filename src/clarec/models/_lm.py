@@ -198,4 +198,6 @@ def model_text_vectors(model, items: pd.DataFrame, new: bool = False) -> np.ndar
         progress=model.progress,
         runtime=model.encoder_runtime,
     )
+    if not texts:  # no items: no vectors, of the encoder's width
+        return np.empty((0, encoder.dim), dtype=np.float32)
     return np.asarray(encoder.encode(texts), dtype=np.float32).reshape(len(texts), -1)

@@ -159,7 +159,7 @@ class EASELM(ItemTextParams, EASE):
         module docstring). A model saved by an older clarec, without the text vectors, gives them
         zero rows and columns as EASE does."""
         self._check_fitted()
-        if getattr(self, "text_vectors_", None) is None:
+        if getattr(self, "text_vectors_", None) is None or not len(items):
             return super().add_items(items)
         vectors = model_text_vectors(self, items, new=True)
         vectors = unit_rows(vectors - self.text_mean_ if self.center else vectors).astype(np.float32)

@@ -213,6 +213,8 @@ class TfidfRecommender(Recommender):
         vectorizer = getattr(self, "vectorizer_", None)
         if vectorizer is None:
             raise ClarecError("this tfidf model was saved without its vocabulary; refit it to add items")
+        if not len(items):
+            return np.empty(0, dtype=np.int64)
         table = text_columns(items, self.text_fields_, "tfidf", new=True)
         texts, _ = item_texts(table, self.text_fields_)
         new_rows = sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)

@@ -263,6 +263,19 @@ def test_a_search_moves_to_another_folder_through_its_trials_file(cfg_path, tmp_
         with pytest.raises(ConfigError, match=needle):
             tune_module.tune(cfg, tmp_path / "c")
         assert not (tmp_path / "c" / "tune.db").exists()  # nothing was started: the file is read again
+    # its trials drawn outside the config's space, or with a config of another seed beside them: refused
+    # (the file bypassed every check: a best trial outside the space, figures of another split)
+    saved = json.loads((tmp_path / "a" / "trials.json").read_text())
+    saved["ease"][0]["params"] = {"reg": 5.0}
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "trials.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="drew reg=5.0, outside the config's space"):
+        tune_module.tune(cfg, tmp_path / "d")
+    (tmp_path / "e").mkdir()
+    for name in ("trials.json", "config.yaml"):
+        (tmp_path / "e" / name).write_bytes((tmp_path / "a" / name).read_bytes())
+    with pytest.raises(ConfigError, match="holds a search made on other data, split, evaluation or seed"):
+        tune_module.tune(cfg.model_copy(update={"seed": 7}), tmp_path / "e")
 
 
 def test_a_dotted_name_searches_a_key_inside_a_mapping_setting(cfg_path, tmp_path, monkeypatch):

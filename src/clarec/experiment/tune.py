@@ -113,7 +113,19 @@ def _read_trials(path: Path, cfg: ExperimentConfig | None = None) -> dict[str, l
                     f"{path}: {m.key!r} trials searched {sorted(t.get('params', ())) if isinstance(t, dict) else t}, "
                     f"the config searches {sorted(m.search)}"
                 )
+            for name, value in t["params"].items():  # a trial of another space would be its best
+                if not _in_space(m.search[name], value):
+                    raise ConfigError(
+                        f"{path}: a {m.key!r} trial drew {name}={value!r}, outside the config's space "
+                        f"{m.search[name]}: these trials searched another space"
+                    )
     return saved
+
+
+def _in_space(spec: Any, value: Any) -> bool:
+    if isinstance(spec, list):
+        return value in spec
+    return isinstance(value, int | float) and float(spec["low"]) <= float(value) <= float(spec["high"])
 
 
 def suggest(trial, name: str, spec: Any) -> Any:
@@ -211,7 +223,8 @@ def _check_same_ground(out: Path, cfg: ExperimentConfig) -> None:
     """Refuse to go on with a search stored in ``out`` under other data, split, evaluation or seed:
     its trials' validation figures would not be comparable (models and tuning settings may change)."""
     saved = out / "config.yaml"
-    if not ((out / "tune.db").exists() and saved.is_file()):
+    # a study, or a trials file read into one (a folder moved from another machine with its config)
+    if not (((out / "tune.db").exists() or (out / TRIALS).exists()) and saved.is_file()):
         return
     earlier = read_saved_config(saved.read_text())
     keys = {"seed", "data", "split", "evaluation"}

@@ -418,6 +418,33 @@ def test_the_validation_item_is_the_test_input_for_history_models():
     assert not both.reads_test_input(model)
 
 
+@pytest.mark.parametrize("name", ["ease", "itemknn"])
+def test_a_weighted_model_reads_the_test_inputs_weights(name):
+    # its test input was scored as 0/1 while training read the weights: rankings not the model's
+    from clarec.data.split import leave_one_out_split
+    from clarec.models import create
+
+    rng = np.random.default_rng(1)
+    rows = [
+        (f"u{u}", f"i{int(i):02d}", t, float(rng.choice([1.0, 5.0])))
+        for u in range(40)
+        for t, i in enumerate(rng.choice(25, size=7, replace=False))
+    ]
+    ds = Dataset.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "weight"]))
+    split = leave_one_out_split(ds)
+    model = create(name, {"weighted": True}).fit(split.train)
+    ev = Evaluator(split, ks=(5,), history_items="kept", test_input="train+valid")
+    users = np.unique(split.test.interactions["user"].to_numpy())
+    got, _ = ev.ranked_lists(model, users)
+    known = pd.concat([split.train.interactions, split.valid.interactions])
+    weight = dict(zip(zip(known["user"], known["item"], strict=True), known["weight"], strict=True))
+    items = ev.test_histories()
+    expected = model.score_histories(
+        [items[u] for u in users], weights=[[weight[u, i] for i in items[u]] for u in users]
+    )
+    np.testing.assert_array_equal(got, np.argsort(-expected, axis=1, kind="stable")[:, :5])
+
+
 def test_repeat_interactions_are_counted_as_targets_the_masked_convention_cannot_reach():
     from clarec.data.split import leave_one_out_split
 

@@ -320,12 +320,13 @@ class Dataset:
         """Number of distinct users per item (length ``n_items``)."""
         return np.asarray(self.to_csr().sum(axis=0)).ravel()
 
-    def user_histories(self) -> list[np.ndarray]:
-        """Each user's items in time order (ties kept in file order)."""
+    def user_histories(self, column: str = "item") -> list[np.ndarray]:
+        """Each user's items in time order (ties kept in file order); with ``column="weight"``, the
+        interactions' weights in the same order."""
         df = self.interactions.sort_values(["user", "timestamp"], kind="stable")
-        items = df["item"].to_numpy()
+        values = df[column].to_numpy()
         bounds = np.searchsorted(df["user"].to_numpy(), np.arange(self.n_users + 1))
-        return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
+        return [values[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
     def pair_hashes(self) -> np.ndarray:
         """Sorted distinct uint64 hashes of the (user id, item id) pairs, whatever the indexing: to

@@ -392,7 +392,7 @@ class Evaluator:
             raise ConfigError(f"test_input must be one of {TEST_INPUTS}, got {test_input!r}")
         self.history_items = history_items
         self.test_input = test_input
-        self._test_histories: list[np.ndarray] | None = None
+        self._test_histories: dict[str, list[np.ndarray]] | None = None
         self.split = split
         self.ks = _checked_ks(ks)
         self.metrics = resolve_metrics(metrics, item_features is not None)
@@ -508,13 +508,16 @@ class Evaluator:
             and getattr(model, "history_mode", None) == "exact"
         )
 
-    def test_histories(self) -> list[np.ndarray]:
-        """Each user's training then validation items in time order (the test input)."""
+    def test_histories(self, column: str = "item") -> list[np.ndarray]:
+        """Each user's training then validation items in time order (the test input); with
+        ``column="weight"`` their weights (what a ``weighted`` model reads with them)."""
         if self._test_histories is None:
             train, valid = self.split.train, self.split.valid
-            both = pd.concat([train.interactions, valid.interactions], ignore_index=True)
-            self._test_histories = train.with_interactions(both).user_histories()
-        return self._test_histories
+            both = train.with_interactions(
+                pd.concat([train.interactions, valid.interactions], ignore_index=True)
+            )
+            self._test_histories = {c: both.user_histories(c) for c in ("item", "weight")}
+        return self._test_histories[column]
 
     def _cold_only(
         self, model, relevant, excluded, users, cold_items, accuracy, histories=None
@@ -543,8 +546,9 @@ class Evaluator:
 
         ``excluded`` has one row per entry of ``users``; its items get ``-inf`` before the top-k, and
         so do the items outside ``allowed`` (a boolean mask over items) when it is given. With
-        ``histories`` (one item array per user index) the model scores ``histories[u]`` through
-        ``score_histories`` instead of training user ``u``.
+        ``histories`` (the test input, :meth:`test_histories`, one item array per user index) the model
+        scores ``histories[u]`` through ``score_histories`` instead of training user ``u`` (a
+        ``weighted`` model with the histories' weights).
         """
         kmax = self.ks[-1]
         out = np.full((len(users), min(kmax, self.n_items)), -1, dtype=np.int64)
@@ -595,5 +599,11 @@ class Evaluator:
                     self._items_on_device = (items_t64, torch.from_numpy(items_t64).to(self.device_))
                 q = torch.from_numpy(np.asarray(queries, dtype=np.float64)).to(self.device_)
                 return (q @ self._items_on_device[1]).float()
-        scores = model.score(chunk) if histories is None else model.score_histories(histories)
+        if histories is None:
+            scores = model.score(chunk)
+        elif getattr(model, "weighted", False):  # the test input's weights, as training read them
+            weights = self.test_histories("weight")
+            scores = model.score_histories(histories, weights=[weights[u] for u in chunk])
+        else:
+            scores = model.score_histories(histories)
         return torch.from_numpy(_owned_float32(scores))

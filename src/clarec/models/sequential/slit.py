@@ -88,9 +88,12 @@ class SLIT(Recommender):
         gram = (x.T @ x).toarray()
         gram[np.diag_indices(n)] += self.reg
         factor = scipy.linalg.cho_factor(gram, overwrite_a=True, check_finite=False)
-        self.weights = scipy.linalg.cho_solve(
-            factor, (x.T @ y).toarray(), overwrite_b=True, check_finite=False
-        ).astype(np.float32)
+        # the right-hand side in Fortran order, so that LAPACK solves in place (a C-ordered one is
+        # copied first: three dense matrices at once, not the two the size check counts)
+        solved = scipy.linalg.cho_solve(
+            factor, (x.T @ y).toarray(order="F"), overwrite_b=True, check_finite=False
+        )
+        self.weights = np.ascontiguousarray(solved, dtype=np.float32)
         self.inputs_ = self._history_inputs(histories).astype(np.float32)
 
     def score(self, users) -> np.ndarray:

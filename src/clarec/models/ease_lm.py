@@ -43,9 +43,8 @@ def neighbour_rows(
     v = vectors.astype(np.float32)
     for start in range(0, len(queries), batch):
         sims = queries[start : start + batch].astype(np.float32) @ v.T
-        sims[
-            np.arange(len(sims)), np.arange(offset + start, offset + start + len(sims))
-        ] = -np.inf  # not itself
+        own = np.arange(offset + start, offset + start + len(sims))
+        sims[np.arange(len(sims)), own] = -np.inf  # not itself
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k > 0 else np.empty((len(sims), 0), int)
         values = np.take_along_axis(sims, top, axis=1)
         keep = values > 0
@@ -162,7 +161,7 @@ class EASELM(ItemTextParams, EASE):
         if getattr(self, "text_vectors_", None) is None or not len(items):
             return super().add_items(items)
         vectors = model_text_vectors(self, items, new=True)
-        vectors = unit_rows(vectors - self.text_mean_ if self.center else vectors).astype(np.float32)
+        vectors = unit_rows(vectors - self.text_mean_).astype(np.float32)  # the mean is 0 without center
         n, m = self.n_items, len(items)
         both = np.vstack([self.text_vectors_, vectors])
         # rows of the new items: their neighbours among all items (the other new ones included); a

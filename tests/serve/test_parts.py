@@ -488,3 +488,31 @@ def test_explanations_weigh_history_items_as_the_score_does(tmp_path):
             }
     finally:
         svc.close()
+
+
+def test_an_item_is_in_the_store_and_the_model_or_in_neither(run_dir, tmp_path):
+    # the model took the item before the store write: a refused write (another server's item, a
+    # locked or read-only store) left it served but never stored, its events dropped at restart
+    from fastapi.testclient import TestClient
+
+    from clarec.serve.app import create_app
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    a = RecService(run_dir, db_url=url, model_label="lm")
+    b = RecService(run_dir, db_url=url, model_label="lm")  # a second server on the same store
+    a.add_item("X", {"title": "item 7 reissue"})
+    n = b.model.n_items
+    r = TestClient(create_app(b)).post("/v1/items", json={"item_id": "X", "title": "other text"})
+    assert r.status_code == 409 and "event store" in r.json()["error"]
+    assert "X" not in b.item_pos and b.model.n_items == n and len(b.item_ids) == n
+    # a model that refuses the item (no text it reads) leaves nothing stored
+    with pytest.raises(ClarecError, match="no text"):
+        a.add_item("blank", {"title": " "})
+    assert [i for i, _ in a.store.items()] == ["X"]
+    # an item stored by an older clarec that this model refuses is left out at start-up, said
+    EventStore(url).add_item("old-blank", {"title": ""})
+    again = RecService(run_dir, db_url=url, model_label="lm")
+    assert "X" in again.item_pos and "old-blank" not in again.item_pos
+    assert again.skipped_items == ["old-blank"]
+    for svc in (a, b, again):
+        svc.close()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +46,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clarec.errors import ClarecError, UnknownIdError
 from clarec.serve.service import RANKING_CACHE_SIZE, ConflictError, RecService, UnsupportedError
 from clarec.serve.store import Event
+
+log = logging.getLogger("clarec.serve")
 
 #: Most events accepted in one request.
 MAX_BATCH = 1000
@@ -296,6 +300,16 @@ def create_app(service: RecService) -> FastAPI:
     async def clarec_error(request: Request, exc: ClarecError):
         return _error(400, str(exc))
 
+    @app.exception_handler(sa.exc.SQLAlchemyError)
+    async def store_error(request: Request, exc: sa.exc.SQLAlchemyError):
+        # the event store refused or is out of reach (locked, read-only, down): nothing was applied
+        log.error("event store: %s", exc)
+        if isinstance(exc, sa.exc.IntegrityError):
+            return _error(409, "the event store already holds this (another server's write?)")
+        if isinstance(exc, sa.exc.DataError):
+            return _error(400, f"the event store refused a value: {str(exc.orig)[:200]}")
+        return _error(503, f"the event store is unavailable: {str(getattr(exc, 'orig', exc))[:200]}")
+
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError):  # JSON nested past the parser's depth
         return _error(422, "invalid request: body (nested too deeply)", fields=["body"])
@@ -485,8 +499,8 @@ def serve(
     service = RecService(run_dir, db_url=db, model_label=model)
     if service.skipped_items:
         print(
-            f"note: model {service.label!r} cannot add items: {len(service.skipped_items)} item(s) "
-            f"added to the store while another model was served are left out "
+            f"note: model {service.label!r} does not take {len(service.skipped_items)} stored item(s) "
+            f"(added while another model was served, or without text it can read): they are left out "
             f"({', '.join(service.skipped_items[:5])}{', ...' if len(service.skipped_items) > 5 else ''})",
             file=sys.stderr,
         )

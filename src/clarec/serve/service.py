@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import logging
 import math
 import threading
 import time
@@ -46,6 +47,8 @@ from clarec.serve.explain import explain, item_attributes
 from clarec.serve.index import EXACT_LIMIT, ItemIndex, hnsw_recall
 from clarec.serve.store import Event, EventStore, default_url
 from clarec.text.templates import user_text
+
+log = logging.getLogger("clarec.serve")
 
 #: Item vectors wider than this are not indexed (e.g. TF-IDF vocabularies): similar items then come
 #: from the model's own item similarity.
@@ -245,8 +248,13 @@ class RecService:
             # added while another model of the run was served: this one cannot take them (their
             # events are ignored like those of any unknown item); the store keeps them
             self.skipped_items = [i for i, _ in items]
-        elif items:
-            self._add_items_in_memory(items)
+        else:
+            for item_id, fields in items:  # one at a time, as they were accepted (the same vectors)
+                try:
+                    self._add_items_in_memory([(item_id, fields)])
+                except ClarecError as e:  # accepted by an older clarec, refused by this model now
+                    log.warning("stored item %r not added: %s", item_id, e)
+                    self.skipped_items.append(item_id)
         for user_id, fields in self.store.profiles().items():
             self.profiles[user_id] = profile_text(fields, getattr(self.model, "user_fields_", None))
         for e in self.store.events():
@@ -343,8 +351,12 @@ class RecService:
         with self.lock:
             if item_id in self.item_pos:
                 raise ConflictError(f"item id {item_id!r} already exists")
-            (idx,) = self._add_items_in_memory([(item_id, fields)])
-            self.store.add_item(item_id, fields)
+            # written, then added to the model, then committed: a store that refuses the row (locked,
+            # read-only, another server's item) leaves the model as it was, and a model that refuses
+            # the item leaves nothing stored
+            (idx,) = self.store.add_item(
+                item_id, fields, then=lambda: self._add_items_in_memory([(item_id, fields)])
+            )
         return int(idx)
 
     def set_profile(self, user_id: str, fields: dict[str, Any]) -> str:
@@ -595,14 +607,15 @@ class RecService:
             return [{"item_id": self.item_ids[j], "title": self.titles[j], "similarity": s} for j, s in pairs]
 
     def item_info(self, item_id: str) -> dict[str, Any]:
-        i = self.item_index(item_id)
-        return {
-            "item_id": item_id,
-            "title": self.titles[i],
-            "attributes": {f: sorted(v) for f, v in self.attributes[i].items()},
-            "added": i >= self.n_trained_items,
-            "popularity": int(self.popularity[i]),
-        }
+        with self.lock:  # an item being added is in item_pos before its title and popularity
+            i = self.item_index(item_id)
+            return {
+                "item_id": item_id,
+                "title": self.titles[i],
+                "attributes": {f: sorted(v) for f, v in self.attributes[i].items()},
+                "added": i >= self.n_trained_items,
+                "popularity": int(self.popularity[i]),
+            }
 
     def search_items(self, q: str, limit: int = 20) -> list[dict[str, Any]]:
         q = q.strip().lower()

@@ -3,22 +3,25 @@
 Every write is one committed transaction before the request is acknowledged, so an answer of 200/201
 means the data is on disk. SQLite (``sqlite:///path``) is the embedded default, opened in WAL mode
 with ``synchronous=FULL`` (a commit survives a killed process and a power cut); PostgreSQL is used by
-URL (``postgresql://user@host:port/db``, through psycopg 3) for a deployment shared by several
-servers. On start the server replays the tables (items, profiles, events) in insertion order.
+URL (``postgresql://user@host:port/db``, through psycopg 3), for a store on another machine. A server
+reads the store only when it starts (it replays the tables — items, profiles, events — in insertion
+order): servers sharing one store do not see each other's writes until they restart.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from clarec.errors import ClarecError
+
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 
@@ -138,13 +141,19 @@ class EventStore:
                 conn.execute(events_table.insert(), rows)
         return len(rows)
 
-    def add_item(self, item_id: str, fields: Mapping[str, Any]) -> None:
-        """Write one added item (its text fields as JSON). Committed when this returns."""
+    def add_item(
+        self, item_id: str, fields: Mapping[str, Any], then: Callable[[], T] | None = None
+    ) -> T | None:
+        """Write one added item (its text fields as JSON). Committed when this returns. ``then`` runs
+        once the row is written and before the commit, its result returned: when it raises, nothing
+        is stored (the server adds the item to the model there, so that an item is in both or in
+        neither)."""
         with self.engine.begin() as conn:
             conn.execute(
                 items_table.insert(),
                 {"item_id": item_id, "fields": json.dumps(dict(fields)), "received_at": time.time()},
             )
+            return then() if then is not None else None
 
     def set_profile(self, user_id: str, fields: Mapping[str, Any]) -> None:
         """Write a user's profile (the latest one written wins on replay). Committed when this returns."""

@@ -71,6 +71,10 @@ def test_store_round_trip_in_order_and_wal(tmp_path):
         EventStore("nosuchdb://x")
     with pytest.raises(ClarecError, match=r"'mysql://u@h/db': the store is SQLite .* or PostgreSQL"):
         EventStore("mysql://u@h/db")  # a database SQLAlchemy knows, but not one the store is made for
+    (tmp_path / "afile").write_text("")
+    for bad in (f"sqlite:///{tmp_path / 'afile' / 'x.db'}", "postgresql://u@127.0.0.1:notaport/db"):
+        with pytest.raises(ClarecError, match="cannot open the event store"):  # were tracebacks
+            EventStore(bad)
 
 
 def test_attributes_and_explanations():

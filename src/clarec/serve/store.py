@@ -95,14 +95,19 @@ class EventStore:
                 "PostgreSQL (postgresql://user@host:port/db)"
             )
         kwargs: dict[str, Any] = {}
-        if self.url.startswith("sqlite"):
-            path = self.url.split("///", 1)[1] if "///" in self.url else ""
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         try:
+            if self.url.startswith("sqlite"):
+                path = self.url.split("///", 1)[1] if "///" in self.url else ""
+                if path and path != ":memory:" and not path.startswith("file:"):  # a URI names its own
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             self.engine = sa.create_engine(self.url, **kwargs)
-        except (sa.exc.ArgumentError, ImportError) as e:
+        except (
+            sa.exc.ArgumentError,
+            ImportError,
+            OSError,
+            ValueError,
+        ) as e:  # a file for a folder, a bad port
             raise ClarecError(f"cannot open the event store {url!r}: {e}") from None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -173,3 +173,14 @@ def test_timestamps_of_several_time_zones_and_out_of_range_values():
     ):  # wrapped or unit-less
         with pytest.raises(ConfigError, match="beyond the int64|time differences"):
             Dataset.from_frame(f.assign(timestamp=bad))
+
+
+def test_ids_of_one_numeric_value_are_indexed_whatever_the_row_order():
+    # "1" and "01" tied in the numeric sort and kept their first-appearance order
+    f = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["1", "01", "2"]})
+    for rows in (f, f.iloc[::-1]):
+        assert Dataset.from_frame(rows).item_ids.tolist() == ["01", "1", "2"]
+    big = ["123456789012345678901234567891", "123456789012345678901234567892"]
+    for order in (big, big[::-1]):
+        ds = Dataset.from_frame(pd.DataFrame({"user_id": ["a", "b"], "item_id": order}))
+        assert ds.item_ids.tolist() == big

@@ -32,10 +32,12 @@ DEFAULT_BEHAVIOR = "interaction"
 
 
 def _id_order(uniq) -> np.ndarray:
-    """The order that sorts distinct string ids: numeric when every id is an integer, else lexicographic."""
+    """The order that sorts distinct string ids: numeric when every id is an integer (ids of one value,
+    "1" and "01", or integers past float precision, by their text), else lexicographic — never by the
+    order they first appear in."""
     as_num = pd.to_numeric(pd.Series(uniq), errors="coerce")
     if len(uniq) and as_num.notna().all() and (as_num % 1 == 0).all():
-        return np.argsort(as_num.to_numpy(), kind="stable")
+        return np.lexsort((np.asarray(uniq, dtype=str), as_num.to_numpy(dtype=float)))
     return np.argsort(np.asarray(uniq, dtype=object), kind="stable")
 
 

@@ -154,17 +154,22 @@ class GraphEmbeddings(nn.Module):
 
 class _GraphRecommender(CFEmbeddingRecommender):
     """What the graph models share: the adjacency, propagation, the training loop, and fold-in
-    (a new user is the mean of their items' vectors, as a LightGCN user vector is built from its
-    items'; an empty history scores 0). A model whose readout leaves the ego layer out (SimGCL,
-    XSimGCL) has no user embedding of its own in its user vectors, so its fold-in propagates the
-    history as the graph propagates a user: ``Σ_{i∈h} F_i / sqrt(|h|)`` with ``F_i`` the mean of item
-    ``i``'s layers 0..L−1 over ``sqrt(deg i)``: a training user's own history gives its vector
-    (``history_mode`` "exact"; an item added after training counts its vector). Scoring, appended items and persistence:
+    (a new user is built from their items, as a LightGCN user vector is built from its items'; an
+    empty history scores 0): fold-in propagates a history as the graph propagates a user,
+    ``Σ_{i∈h} F_i / sqrt(|h|)`` with ``F_i`` the mean of item ``i``'s layers 0..L−1 over
+    ``sqrt(deg i)`` (an item added after training counts its vector). Where the readout leaves the ego
+    layer out (SimGCL, XSimGCL) a training user's own history gives its vector exactly (``history_mode``
+    "exact"); LightGCN and SGL users also hold their own ego vector, which a new user lacks (on ML-100K
+    validation this fold-in ranks better than the mean of the history's item vectors:
+    ``benchmarks/results/fold-in.md``). Scoring, appended items and persistence:
     :class:`~clarec.models.embedding.CFEmbeddingRecommender`."""
 
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
-    #: fold-in's item terms where the readout leaves E0 out (see the class docstring), else ``None``
+    #: Fold-in propagates a history through the graph (see the class docstring); BYOL-CF's vectors
+    #: are its predictor's, so its fold-in is the mean of the history's item vectors.
+    fold_by_propagation: ClassVar[bool] = True
+    #: fold-in's item terms (see the class docstring), else ``None``
     fold_items_: np.ndarray | None = None
 
     n_layers = param(3, ge=1)
@@ -282,7 +287,7 @@ class _GraphRecommender(CFEmbeddingRecommender):
         bundle.eval()
         with torch.no_grad():
             u, i = self._vectors(graph)
-            if self.readout_from == 1:
+            if self.fold_by_propagation:
                 below = torch.stack(graph.layers(self._adjs)[: self.n_layers]).mean(0)[self.n_users :]
                 degree = np.bincount(self._edges[1], minlength=self.n_items).astype(np.float64)
                 scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)
@@ -295,8 +300,10 @@ class _GraphRecommender(CFEmbeddingRecommender):
         self._set_vectors(u.cpu().numpy(), i.cpu().numpy(), valid)
 
     def _set_history_mode(self) -> None:
-        """Per instance: a training user's own history scores as the user where fold-in propagates it."""
-        self.history_mode = "exact" if self.fold_items_ is not None else type(self).history_mode
+        """Per instance: a training user's own history scores as the user where fold-in propagates it
+        and the readout has no user embedding of its own (SimGCL, XSimGCL)."""
+        exact = self.fold_items_ is not None and self.readout_from == 1
+        self.history_mode = "exact" if exact else type(self).history_mode
 
     def _history_vectors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         fold = getattr(self, "fold_items_", None)
@@ -484,6 +491,8 @@ class BYOLCF(_GraphRecommender):
             :class:`clarec.contrastive.BYOL` and encoder adaptation use too).
         predictor_hidden: hidden width of the predictor MLP.
     """
+
+    fold_by_propagation = False
 
     momentum = param(0.995, ge=0, le=1)
     predictor_hidden = param(128, ge=1)

@@ -151,3 +151,23 @@ def test_behaviour_weights_come_before_dedupe():
 def test_filters_work_without_item_table():
     out = to_implicit(_ds(DUPS, items=False), 2)
     assert out.n_items == 2 and len(out.items) == 2
+
+
+def test_catalogue_items_without_interactions_stay_through_filters_of_rows():
+    # they stayed when a filter removed nothing and vanished when it removed one row
+    f = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b"],
+            "item_id": ["x", "x", "y", "x"],
+            "timestamp": [1, 2, 3, 4],
+            "rating": [5, 5, 2, 4],
+        }
+    )
+    items = pd.DataFrame({"item_id": ["x", "y", "z"]})
+    ds = Dataset.from_frame(f, items=items, keep_all_items=True)
+    for filtered in (dedupe(ds), to_implicit(ds, 4), dedupe(ds.with_interactions(ds.interactions.iloc[:1]))):
+        assert "z" in filtered.item_ids.tolist()
+    assert "y" not in to_implicit(ds, 4).item_ids.tolist()  # it had interactions: all below 4
+    # a k-core threshold drops what has no interaction, whether or not it removes a row
+    assert k_core(ds, 0, 1).item_ids.tolist() == ["x", "y"]
+    assert k_core(ds, 0, 0).item_ids.tolist() == ["x", "y", "z"]

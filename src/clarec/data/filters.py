@@ -21,14 +21,20 @@ from clarec.errors import ConfigError
 DEDUPE_POLICIES = ("first", "last", "max_weight", "sum")
 
 
-def _subset(ds: Dataset, inter: pd.DataFrame) -> Dataset:
+def _subset(ds: Dataset, inter: pd.DataFrame, idle_users: bool = True, idle_items: bool = True) -> Dataset:
     """A dataset over the given interaction rows (index columns), re-indexed contiguously.
 
     Ids are kept in their existing (sorted) order, so the result is what ``Dataset.from_frame`` would
-    build from the same rows, without going back through strings.
+    build from the same rows, without going back through strings. The users and items ``ds`` holds
+    without any interaction (``keep_all_users`` / ``keep_all_items``) stay unless ``idle_users`` /
+    ``idle_items`` is off: a filter of rows has nothing to say about them (a k-core threshold does).
     """
     users = np.unique(inter["user"].to_numpy())
     items = np.unique(inter["item"].to_numpy())
+    if idle_users:
+        users = np.union1d(users, np.setdiff1d(np.arange(ds.n_users), ds.interactions["user"].to_numpy()))
+    if idle_items:
+        items = np.union1d(items, np.setdiff1d(np.arange(ds.n_items), ds.interactions["item"].to_numpy()))
     out = inter.copy()
     out["user"] = np.searchsorted(users, out["user"].to_numpy())
     out["item"] = np.searchsorted(items, out["item"].to_numpy())
@@ -145,7 +151,20 @@ def k_core(
             break
         keep &= ~bad
         rounds += 1
-    out = ds if keep.all() else _subset(ds, ds.interactions.loc[keep])
+    # users and items without any interaction fall below any threshold above 0 too
+    idle = (np.bincount(users, minlength=ds.n_users) == 0).any() or (
+        np.bincount(items, minlength=ds.n_items) == 0
+    ).any()
+    out = (
+        ds
+        if keep.all() and not (idle and (min_user_interactions or min_item_interactions))
+        else _subset(
+            ds,
+            ds.interactions.loc[keep],
+            idle_users=min_user_interactions == 0,
+            idle_items=min_item_interactions == 0,
+        )
+    )
     params = {"min_user_interactions": min_user_interactions, "min_item_interactions": min_item_interactions}
     _record(report, "k_core", params | {"rounds": rounds}, ds, out)
     return out

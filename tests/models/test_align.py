@@ -214,7 +214,7 @@ def test_cold_calibration_moves_only_text_scored_items_and_survives_save(aligned
     np.testing.assert_allclose(loaded.score(users), tuned.score(users), rtol=1e-6, atol=1e-6)
     hist = [np.array([data.item_index("a0")])]
     vecs = tuned.item_vectors().astype(np.float64)
-    raw = vecs[hist[0]].mean(axis=0) @ vecs.T  # the fold-in's plain inner product
+    raw = tuned._history_vectors(hist)[0].astype(np.float64) @ vecs.T  # the fold-in's plain inner product
     np.testing.assert_allclose(tuned.score_histories(hist)[0, d0], a2 * raw[d0] + b2, rtol=1e-5, atol=1e-5)
     twin = data.items.iloc[[d0]].assign(item_id="d0-twin")
     for m in (tuned, loaded):

@@ -520,3 +520,15 @@ def test_an_item_is_in_the_store_and_the_model_or_in_neither(run_dir, tmp_path):
     assert again.skipped_items == ["old-blank"]
     for svc in (a, b, again):
         svc.close()
+
+
+def test_an_in_memory_store_serves_every_thread():
+    # each request thread opened its own empty in-memory database: "no such table" on every write
+    import threading
+
+    store = EventStore("sqlite://")
+    done = []
+    worker = threading.Thread(target=lambda: done.append(store.add_events([Event("u", "i", "click", 1)])))
+    worker.start()
+    worker.join()
+    assert done == [1] and store.count_events() == 1

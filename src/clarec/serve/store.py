@@ -101,6 +101,8 @@ class EventStore:
                 if path and path != ":memory:" and not path.startswith("file:"):  # a URI names its own
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+                if path in ("", ":memory:"):  # in memory: one connection for every thread (each new
+                    kwargs["poolclass"] = sa.pool.StaticPool  # one would be another, empty database)
             self.engine = sa.create_engine(self.url, **kwargs)
         except (
             sa.exc.ArgumentError,

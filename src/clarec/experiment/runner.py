@@ -22,7 +22,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,22 @@ RUN_ENTRIES = frozenset(
     {"config.yaml", "data.json", "cleaning.txt", "split", "splits", "models", "train", "results.json"}
     | {"results.md", "log.txt", RUN_SHAPE, "report.html", "serve"}
 )
+
+
+def refuse_strangers(
+    out: Path, entries: Collection[str], what: str, why: str, prefixes: tuple[str, ...] = ()
+) -> None:
+    """Refuse an ``--out`` that is a file, or a folder holding anything a ``what`` does not write at
+    its top (``entries``, names starting with one of ``prefixes``; hidden files aside: a tool's stamp):
+    the ``what`` would write among someone's files."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder: give a folder for the {what}")
+    found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if strangers := [n for n in found if n not in entries and not n.startswith((".", *prefixes))]:
+        raise ConfigError(
+            f"--out {out} holds what a {what} does not write ({', '.join(strangers[:5])}): {why}; give a new "
+            "or empty folder"
+        )
 
 
 def _seed_key(cfg: ExperimentConfig, model_cfg, seed: int, split_seeds: bool) -> dict:
@@ -311,14 +327,7 @@ def run_experiment(
             f"{out} holds an earlier run (results.json): continue it with --resume, or give another "
             "--out (or delete the folder): a new run there would leave the earlier run's models beside its results"
         )
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder: give a folder for the run")
-    found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if strangers := [name for name in found if name not in RUN_ENTRIES and not name.startswith(".")]:
-        raise ConfigError(
-            f"--out {out} holds what a run does not write ({', '.join(strangers[:5])}): a run writes its "
-            "config, log, split, models and results there; give a new or empty folder"
-        )
+    refuse_strangers(out, RUN_ENTRIES, "run", "a run writes its config, log, split, models and results there")
     _check_start(cfg, out, seeds, split_seeds, resume)  # refused before the log is opened
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="a" if resume else "w")  # a resumed run's log goes on

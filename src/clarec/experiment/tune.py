@@ -43,7 +43,7 @@ from typing import Any
 from clarec.config import ExperimentConfig, ModelConfig, dump_config, read_saved_config, same_config
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
-from clarec.experiment.runner import prepare_data, run_experiment, warn_unreachable
+from clarec.experiment.runner import prepare_data, refuse_strangers, run_experiment, warn_unreachable
 from clarec.models.registry import create, get_model_class, validation_k, with_run_settings
 from clarec.train import distributed
 from clarec.train.loop import LAST_NAME, DivergedError
@@ -291,23 +291,8 @@ def _open_study(optuna, storage: str, out: Path, m, metric: str, sampler_seed: i
     return study
 
 
-#: What a tune folder holds at its top: ``--out`` holding anything else (hidden files aside) is not
-#: a tune's folder, and a search there would write among someone's files.
-TUNE_ENTRIES = frozenset({"config.yaml", "tune.db", TRIALS, TRIAL_RUNS, "final", "tune.json"})
-
-
-def _check_out(out: Path) -> None:
-    found = [p.name for p in out.iterdir()] if out.is_dir() else []
-    strangers = [
-        name
-        for name in found
-        if name not in TUNE_ENTRIES and name != "trials.tmp" and not name.startswith((".", "final.previous-"))
-    ]
-    if strangers:
-        raise ConfigError(
-            f"--out {out} holds what a tune does not write ({', '.join(sorted(strangers)[:5])}): give a new "
-            "or empty folder (or one a tune wrote)"
-        )
+#: What a tune folder holds at its top (and ``final.previous-N``, a ``trials.tmp`` being written).
+TUNE_ENTRIES = frozenset({"config.yaml", "tune.db", TRIALS, TRIAL_RUNS, "final", "tune.json", "trials.tmp"})
 
 
 def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], None] | None = None) -> dict:
@@ -320,7 +305,9 @@ def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], N
     _check_spaces(cfg)
     out = Path(out_dir)
     if main:
-        _check_out(out)
+        refuse_strangers(
+            out, TUNE_ENTRIES, "tune", "a tune writes its studies and runs there", ("final.previous-",)
+        )
         _check_same_ground(out, cfg)
     t0 = time.perf_counter()
     split = prepare_data(cfg).split

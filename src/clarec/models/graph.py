@@ -309,12 +309,9 @@ class _GraphRecommender(CFEmbeddingRecommender):
         fold = getattr(self, "fold_items_", None)
         if fold is None:
             return super()._history_vectors(histories)
-        hists = [np.unique(h) for h in self._check_histories(histories)]
-        users = np.zeros((len(hists), fold.shape[1]))
-        for r, h in enumerate(hists):
-            if len(h):
-                users[r] = fold[h].astype(np.float64).sum(axis=0) / np.sqrt(len(h))
-        return users.astype(np.float32)
+        x = self._history_matrix(histories)  # each history's distinct items, 0/1 (the graph's edges)
+        size = np.sqrt(np.maximum(x.getnnz(axis=1), 1))[:, None]
+        return (np.asarray(x.astype(np.float64) @ fold.astype(np.float64)) / size).astype(np.float32)
 
     def add_items(self, items: pd.DataFrame) -> np.ndarray:
         new = super().add_items(items)

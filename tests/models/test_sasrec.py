@@ -493,3 +493,41 @@ def test_bce_negatives_are_never_the_target():
     neg = target_free_negatives(targets, 3, 200, torch.Generator().manual_seed(0))
     assert neg.shape == (4, 200) and not (neg == targets[:, None]).any()
     assert set(neg[0].tolist()) == {1, 2} and set(neg[3].tolist()) == {0, 1}  # every other item drawn
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_trained_negatives_leave_items_without_interactions_alone(loss):
+    # An item of the catalogue nobody has interacted with: by default every target pushes its vector
+    # down (the softmax, or a sampled negative); with negatives: trained it is never contrasted with
+    # anything, so its ID vector keeps its initial value (Adam moves no parameter whose gradient is 0)
+    # while every trained item's moves.
+    ring = cycle_dataset(n_users=40)
+    events = ring.interactions
+    frame = pd.DataFrame(
+        {
+            "user_id": np.asarray(ring.user_ids)[events.user],
+            "item_id": np.asarray(ring.item_ids)[events.item],
+            "timestamp": events.timestamp,
+        }
+    )
+    items = pd.concat([ring.items, pd.DataFrame({"item_id": ["new"], "title": ["kilo lima"]})])
+    data = Dataset.from_frame(frame, items=items, keep_all_items=True)
+    new = data.item_index("new")
+    assert data.item_popularity()[new] == 0
+
+    def vectors(negatives, epochs):
+        params = SMALL | {"epochs": epochs, "loss": loss, "n_negatives": 4, "negatives": negatives}
+        model = create("sasrec", params).fit(data)
+        return model.module_.items.weight.detach()[1 : data.n_items + 1].clone()
+
+    one, two = vectors("trained", 1), vectors("trained", 2)
+    assert torch.equal(one[new], two[new])
+    assert not torch.equal(one[new - 1], two[new - 1])
+    default_one, default_two = vectors("catalogue", 1), vectors("catalogue", 2)
+    assert not torch.equal(default_one[new], default_two[new])
+
+
+def test_trained_negatives_with_history_exclusion_train():
+    ring = cycle_dataset(n_users=40)
+    model = create("sasrec", SMALL | {"epochs": 2, "negatives": "trained", "exclude_history": True}).fit(ring)
+    assert np.isfinite(model.score(np.arange(3))).all()

@@ -50,11 +50,13 @@ def target_free_negatives(
     targets: torch.Tensor, n_items: int, n: int, generator: torch.Generator
 ) -> torch.Tensor:
     """``n`` uniform negatives per target, none of them the target itself (redrawn): ``(len(targets),
-    n)``. The target's earlier items may be drawn (excluding them is ``exclude_history``'s job)."""
-    neg = torch.randint(0, n_items, (len(targets), n), generator=generator)
-    while n_items > 1 and (clash := neg == targets[:, None]).any():
+    n)``, on the targets' device (drawn on the CPU, by ``generator``). The target's earlier items may
+    be drawn (excluding them is ``exclude_history``'s job)."""
+    cpu = targets.cpu()
+    neg = torch.randint(0, n_items, (len(cpu), n), generator=generator)
+    while n_items > 1 and (clash := neg == cpu[:, None]).any():
         neg[clash] = torch.randint(0, n_items, (int(clash.sum()),), generator=generator)
-    return neg
+    return neg.to(targets.device)
 
 
 def left_pad(sequences: Sequence[np.ndarray], max_len: int) -> np.ndarray:
@@ -278,6 +280,10 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         loss: ``ce`` (softmax over every item) or ``bce`` (positive and ``n_negatives`` uniformly
             sampled negatives per target, never the target itself).
         n_negatives: negatives per target with ``loss: bce``.
+        negatives: the items a target is contrasted with, by either loss: ``catalogue`` (every item,
+            the default) or ``trained`` (the items with training interactions: an item nobody has
+            interacted with yet — a new item a text model ranks from its text — is not pushed down as
+            a negative of every training target; it is still ranked).
         exclude_history: with ``loss: ce``, leave each target's earlier items (those of its training
             window) out of its softmax: under the masked convention history items are never ranked,
             so the model need not learn to push them down.
@@ -305,6 +311,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
     init_std = param(0.02, gt=0)
     loss = param("ce", choices=("ce", "bce"))
     n_negatives = param(1, ge=1)
+    negatives = param("catalogue", choices=("catalogue", "trained"))
     exclude_history = param(False)
     lr = param(1e-3, gt=0)
     weight_decay = param(0.0, ge=0)
@@ -391,6 +398,14 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         lengths = np.array([len(w) for w in windows])
         catalogue = CatalogueSoftmaxLoss() if self.loss == "ce" else None
         bce = SampledBCELoss() if self.loss == "bce" else None
+        # the items a target is contrasted with (``pool``) and each item's row among them (``row``; the
+        # targets and the inputs of training windows are trained items, so every one has a row)
+        pool = row = None
+        if self.negatives == "trained":
+            pool = np.flatnonzero(np.asarray(self.seen.sum(axis=0)).ravel() > 0)
+            row = np.full(self.n_items, -1, dtype=np.int64)
+            row[pool] = np.arange(len(pool))
+            pool, row = torch.from_numpy(pool).to(self.device_), torch.from_numpy(row).to(self.device_)
 
         def batches(epoch: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
             order = rng.permutation(len(windows))
@@ -413,11 +428,17 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
                 keep[:, :-1] = False
             queries, y = states[keep], targets[keep] - 1
             if catalogue is not None:
-                loss = catalogue(
-                    queries, table, y, history_pairs(inputs, keep) if self.exclude_history else None
-                )
+                exclude = history_pairs(inputs, keep) if self.exclude_history else None
+                if pool is None:
+                    loss = catalogue(queries, table, y, exclude)
+                else:
+                    exclude = None if exclude is None else (exclude[0], row[exclude[1]])
+                    loss = catalogue(queries, table[pool], row[y], exclude)
             else:
-                neg = target_free_negatives(y, self.n_items, self.n_negatives, gen)
+                if pool is None:
+                    neg = target_free_negatives(y, self.n_items, self.n_negatives, gen)
+                else:
+                    neg = pool[target_free_negatives(row[y], len(pool), self.n_negatives, gen)]
                 loss = bce((queries * table[y]).sum(-1), torch.einsum("nd,nkd->nk", queries, table[neg]))
             extra = self._extra_loss(rows, seq, states)
             return loss if extra is None else loss + extra

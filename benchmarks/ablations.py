@@ -105,6 +105,13 @@ def variant_config(spec: dict) -> dict:
             }
         )
     raw["models"] = models
+    own = raw.get("seed", 2024)  # ExperimentConfig's default
+    if not spec.get("split_seeds", True) and spec["seeds"][0] != own:
+        # the run's first seed draws the split: "the config's own draw" needs the config's seed first
+        raise SystemExit(
+            f"{spec['name']}: with split_seeds: false the split is the config's own draw (seed {own}); "
+            f"start the seeds at {own}, not {spec['seeds'][0]}"
+        )
     raw["seed"] = spec["seeds"][0]
     raw["data"] = dict(raw["data"]) | spec.get("data", {})
     return raw
@@ -159,7 +166,7 @@ def run(args) -> None:
                 "test": r["test"],
                 "segments": r.get("segments", {}),
             }
-            for r in result["per_seed"]
+            for r in result.get("per_seed", [result])  # a run of one seed is that seed's result
         ]
         write_record(record_path(spec, label, args.records), {"key": key, "per_seed": figures})
 

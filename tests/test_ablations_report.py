@@ -3,6 +3,8 @@ stale records left out, paired differences and their p-values, segment cells, th
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -118,3 +120,33 @@ def test_the_report_reads_current_records_and_tests_each_variant_against_its_ref
     ablations.write_html([spec], records, page, "Tiny ablations")
     text = page.read_text()
     assert text.count("<svg") == 1 and "two-tower.hard=mined" in text and "Tiny ablations" in text
+
+
+def test_a_spec_on_the_configs_own_split_must_start_at_the_configs_seed(ablations, spec):
+    # the run's first seed draws the split: another first seed would be another draw than the one
+    # the report names (and than the one inputs such as written profiles were made for)
+    ablations.variant_config(spec | {"split_seeds": False})  # seeds 1, 2, 3; the config's seed is 1
+    with pytest.raises(SystemExit, match="start the seeds at 1"):
+        ablations.variant_config(spec | {"split_seeds": False, "seeds": [2, 3, 4]})
+    ablations.variant_config(spec | {"seeds": [2, 3, 4]})  # each seed draws its own split: any seeds
+
+
+def test_a_run_of_one_seed_is_recorded(ablations, spec, tmp_path):
+    import argparse
+
+    import _records
+
+    spec = spec | {"seeds": [1]}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    raw = ablations.variant_config(spec)
+    label = "two-tower.default"
+    out = tmp_path / "runs" / label
+    _records.start_folder(out, ablations.record_key(spec, raw, label))
+    # what clarec run writes for one seed: that seed's result, with no per_seed list
+    result = {"seed": 1, "valid": {"ndcg@20": 0.2}, "test": {"ndcg@20": 0.25}, "segments": {}}
+    (out / "results.json").write_text(json.dumps({label: result}))
+    records = tmp_path / "records"
+    ablations.run(argparse.Namespace(spec=path, runs=tmp_path / "runs", only=[label], records=records))
+    record = json.loads((records / "tiny" / f"{label}.json").read_text())
+    assert record["per_seed"] == [result]

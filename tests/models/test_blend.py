@@ -156,3 +156,25 @@ def test_a_member_fitted_already_is_taken_as_it_is_and_its_key_matches_the_same_
     blend.fit(train, valid)
     assert blend.members_[0] is ease and blend.members_[1].seen is not None  # the other one fitted here
     assert blend.fitted_members is None  # let go of
+
+
+def test_history_mode_is_read_from_the_fitted_members(tmp_path):
+    # simgcl's class says fold-in; a fitted simgcl scores a training user's history exactly, so a
+    # blend of it with EASE does too once fitted (and so the evaluator reads its histories exactly)
+    simgcl = {"name": "simgcl", "params": {"embedding_dim": 8, "epochs": 2, "num_threads": 1, "seed": 0}}
+    blend = Blend(members=[simgcl, {"name": "ease", "params": {"reg": 10.0}}], weights=[1, 1])
+    assert blend.history_mode == "fold-in"
+    train, valid = _split()
+    blend.fit(train, valid)
+    assert blend.members_[0].history_mode == "exact" and blend.history_mode == "exact"
+    users = np.arange(train.n_users)
+    np.testing.assert_allclose(blend.score_histories(train.user_histories()), blend.score(users), atol=1e-4)
+    blend.save(tmp_path / "blend")
+    assert Recommender.load(tmp_path / "blend").history_mode == "exact"
+
+
+def test_members_validate_at_the_blends_cut_off():
+    bpr = {"name": "bpr", "params": {"epochs": 2}}
+    assert Blend(members=[bpr, "ease"], eval_k=10)._member_params(0)["eval_k"] == 10
+    assert "eval_k" not in Blend(members=[bpr, "ease"])._member_params(0)  # the member's default, 20
+    assert Blend(members=[bpr, "ease"]).trains_torch() and not Blend(members=EASE_KNN).trains_torch()

@@ -164,3 +164,14 @@ def test_an_evaluation_takes_the_candidates_among_the_items_its_ranking_can_hold
             items = [titles[line.split(". ", 1)[1]] for line in listed]
             assert len(items) == 6 and not set(items) & set(left_out[u].indices)
             assert left_out[u].nnz > split.train.to_csr()[u].nnz or part == "valid"
+
+
+def test_the_base_takes_the_runs_seed_and_settings(data, tmp_path):
+    # a run's seeds must be seeds of the base's training (not its default seed on every one)
+    params = {"base": "bpr", "base_params": {"epochs": 1, "num_threads": 1}, "cache_dir": "none"}
+    model = create("llm-rerank", params | {"seed": 7, "eval_k": 10, "run_dir": str(tmp_path)}).fit(data)
+    assert model.base_.seed == 7 and model.base_.eval_k == 10
+    assert (tmp_path / "base").is_dir()  # its training log
+    assert model.trains_torch() and not create("llm-rerank", {"base": "ease"}).trains_torch()
+    kept = create("llm-rerank", params | {"seed": 7, "base_params": {"epochs": 1, "seed": 3}}).fit(data)
+    assert kept.base_.seed == 3  # base_params win

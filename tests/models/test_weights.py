@@ -74,3 +74,21 @@ def test_a_weighted_history_scores_as_the_training_user(name):
     np.testing.assert_array_equal(
         plain.score_histories([row.indices], weights=[row.data]), plain.score_histories([row.indices])
     )
+
+
+def test_a_blend_with_a_weighted_member_is_weighted_and_hands_it_the_history_weights(tmp_path):
+    ds = weight_behaviors(_weighted_dataset(), {"view": 1, "purchase": 4})
+    members = [{"name": "ease", "params": {"reg": 10.0, "weighted": True}}, {"name": "itemknn"}]
+    blend = create("blend", {"members": members, "weights": [0.7, 0.3]}).fit(ds)
+    assert blend.weighted and np.array_equal(blend.seen.toarray(), ds.to_csr(weighted=True).toarray())
+    users = np.arange(ds.n_users)
+    rows = [blend.seen[u] for u in users]
+    # a training user's own history with its weights scores as the user (what the evaluator's
+    # test input and the server hand a weighted model); without them the weighted member differs
+    with_weights = blend.score_histories([r.indices for r in rows], weights=[r.data for r in rows])
+    np.testing.assert_allclose(with_weights, blend.score(users), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(blend.score_histories([r.indices for r in rows]), blend.score(users), atol=1e-4)
+    blend.save(tmp_path / "blend")
+    assert Recommender.load(tmp_path / "blend").weighted
+    plain = create("blend", {"members": [{"name": "ease"}, {"name": "itemknn"}]}).fit(ds)
+    assert not plain.weighted

@@ -145,6 +145,42 @@ def test_a_killed_rank_fails_the_run_quickly(tmp_path):
     assert "Signal 9 (SIGKILL)" in done.stderr or "exitcode  : -9" in done.stderr, done.stderr[-2000:]
 
 
+def test_a_loss_that_diverges_on_one_rank_stops_every_rank(tmp_path):
+    script = Path(__file__).with_name("_ddp_diverge.py")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for rank in (0, 1):
+        assert f"rank {rank}: diverged" in done.stdout and f"rank {rank}: then decided" in done.stdout
+
+
+def test_a_blend_of_a_torch_model_trains_on_two_gloo_processes_as_on_one(tiny_run):
+    # every rank fits the blend's torch members, as rank 0 does: its own, and not the one the run
+    # shares with it (a fit on one rank alone would pair its gradient all-reduce with nothing)
+    config = yaml.safe_load((tiny_run / "cfg.yaml").read_text())
+    bpr = {"name": "bpr", "params": {"embedding_dim": 16, "epochs": 2, "batch_size": 512, "lr": 0.01}}
+    other = {"name": "bpr", "params": bpr["params"] | {"lr": 0.02}}  # a member of the blend's own
+    blend = {"name": "blend", "params": {"members": [bpr, other, {"name": "popularity"}], "grid": 2}}
+    config["models"] = [bpr, blend]
+    (tiny_run / "blend.yaml").write_text(yaml.safe_dump(config))
+    results = []
+    for out, extra in (("blend-one", []), ("blend-two", ["--nproc", "2"])):
+        done = _clarec(tiny_run, "run", "blend.yaml", "--out", out, *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(json.loads((tiny_run / out / "results.json").read_text()))
+    for model in ("bpr", "blend"):
+        assert results[1][model]["test"]["ndcg@20"] == pytest.approx(
+            results[0][model]["test"]["ndcg@20"], abs=1e-3
+        ), model
+    members = tiny_run / "blend-two" / "train" / "blend" / "seed-7"
+    assert (members / "1-bpr").is_dir() and not (members / "0-bpr").exists()  # the first one shared
+
+
 def test_tune_on_two_gloo_processes_makes_the_choices_of_one(tiny_run):
     optuna = pytest.importorskip("optuna")
     config = yaml.safe_load((tiny_run / "cfg.yaml").read_text())

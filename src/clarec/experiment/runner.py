@@ -466,8 +466,9 @@ def _run(
     resume: bool = False,
 ) -> dict[str, Any]:
     """The run itself (its models and, resumed, its folder checked first: :func:`_check_start`);
-    ``train_only`` (the other ranks of a distributed run) fits the torch models, with rank 0, and
-    neither evaluates nor fits the others."""
+    ``train_only`` (the other ranks of a distributed run) fits the models whose fit trains a torch
+    model (``trains_torch``: torch models, blends and re-rankers of them), with rank 0 and in the same
+    order (a blend's member shared with the run included), and neither evaluates nor fits the others."""
     if not train_only:
         (out / RUN_SHAPE).write_text(json.dumps({"seeds": seeds, "split_seeds": split_seeds}))
     t0 = time.perf_counter()
@@ -508,11 +509,7 @@ def _run(
                 per_model[model_cfg.key].append(done)
                 continue
             model = models.pop(model_cfg.key)
-            if train_only:
-                from clarec.models.torch_base import TorchRecommender
-
-                if isinstance(model, TorchRecommender):
-                    model.fit(split.train, valid=split.valid)
+            if train_only and not model.trains_torch():
                 continue
             log.info("fitting %s (seed %d): %r", model_cfg.key, seed, model)
             progress(f"[{time.perf_counter() - t0:6.1f}s] {model_cfg.key} (seed {seed}): fitting")
@@ -526,6 +523,8 @@ def _run(
             key = fit_key(model_cfg.name, model.get_params())
             if key in wanted:
                 fitted[key] = (model_cfg.key, model)
+            if train_only:
+                continue
             resumed = getattr(getattr(model, "history_", None), "resumed_after", [])
             if resumed:  # the epochs an earlier process trained count too (their set-up does not)
                 fit_seconds += sum(model.history_.seconds[: resumed[-1]])

@@ -531,7 +531,7 @@ def _trial(
             shutil.rmtree(run_dir, ignore_errors=True)
 
     try:
-        if main or isinstance(model, TorchRecommender):
+        if main or model.trains_torch():
             model.fit(split.train, valid=split.valid)
         if not main:
             return

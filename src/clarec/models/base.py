@@ -128,6 +128,11 @@ class Recommender(ABC):
         first fit, so a typo is not found after hours of training the models before it."""
         check_settings(self.name or type(self).__name__, self.get_params(), split)
 
+    def trains_torch(self) -> bool:
+        """Whether fitting this model trains a torch model (itself, a blend's member, a re-ranker's
+        base): under ``torchrun`` every rank must take part in such a fit, in the same order."""
+        return False
+
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         """Learn from ``train``; ``valid`` may be used for early stopping, never for learning."""
         self.n_users, self.n_items = train.n_users, train.n_items

@@ -27,7 +27,7 @@ from clarec.data.dataset import Dataset
 from clarec.errors import ConfigError
 from clarec.models.base import Recommender, check_settings
 from clarec.models.params import param
-from clarec.models.registry import create, fit_key, get_model_class, register, with_run_settings
+from clarec.models.registry import create, fit_key, get_model_class, inner_params, register
 from clarec.train.validation import RankingValidator
 
 log = logging.getLogger("clarec.models")
@@ -91,11 +91,15 @@ class Blend(Recommender):
         grid: steps per unit of that grid (10: weights in multiples of 0.1).
         eval_k: cut-off of the validation NDCG.
         eval_history: ``masked`` (training items left out of the validation ranking) or ``kept``.
-        seed, run_dir, resume, eval_history: handed to each member that takes them and does not set
-            them itself (``run_dir`` as ``RUN_DIR/<index>-<name>``), as a run hands them to a model.
+        seed, run_dir, resume, eval_history, eval_k: handed to each member that takes them and does
+            not set them itself (``run_dir`` as ``RUN_DIR/<index>-<name>``), as a run hands them to a
+            model.
 
     A blend scores histories when every member does: ``history_mode`` is ``"fold-in"`` when a member's
-    is, ``"constant"`` when every member's is, else ``"exact"``. It takes no new items or texts.
+    is, ``"constant"`` when every member's is, else ``"exact"`` — read from the member classes until
+    the blend is fitted, then from the fitted members (a model's own mode may depend on its settings
+    or its fit). It is ``weighted`` when a fitted member is: history weights reach the members that
+    read them. It takes no new items or texts.
     """
 
     supports_histories = True
@@ -124,28 +128,37 @@ class Blend(Recommender):
                 cls(**m["params"])
             except ConfigError as e:
                 raise ConfigError(f"members[{i}]: {e}") from None
-        # instance flags: what the server and the evaluator read of this blend
-        self.supports_histories = all(c.supports_histories for c in classes)
-        modes = {c.history_mode for c in classes}
+        self._set_flags(classes)
+
+    def _set_flags(self, members: list) -> None:
+        """The instance flags the server and the evaluator read, from the members (classes or
+        fitted models)."""
+        self.supports_histories = all(m.supports_histories for m in members)
+        modes = {m.history_mode for m in members}
         self.history_mode = (
             "fold-in" if "fold-in" in modes else "constant" if modes == {"constant"} else "exact"
         )
+        self.weighted = any(getattr(m, "weighted", False) is True for m in members)
 
     def _member_params(self, i: int) -> dict:
         m = self.members[i]
         run_dir = None if self.run_dir is None else str(Path(self.run_dir) / f"{i}-{m['name']}")
-        return with_run_settings(
+        return inner_params(
             m["name"],
             m["params"],
             seed=self.seed,
             run_dir=run_dir,
             resume=self.resume,
             eval_history=self.eval_history,
+            eval_k=self.eval_k,
         )
 
     def check_split(self, split) -> None:
         for i, m in enumerate(self.members):
             check_settings(f"blend member {i} ({m['name']})", dict(m.get("params") or {}), split)
+
+    def trains_torch(self) -> bool:
+        return any(create(m["name"], m["params"]).trains_torch() for m in self.members)
 
     def member_fit_keys(self) -> list[str]:
         """Each member's :func:`~clarec.models.registry.fit_key` as this blend would fit it."""
@@ -160,6 +173,9 @@ class Blend(Recommender):
             given[i] if i in given else create(m["name"], self._member_params(i)).fit(train, valid)
             for i, m in enumerate(self.members)
         ]
+        self._set_flags(self.members_)
+        if self.weighted:  # the history a server hands back with its weights (as the members read it)
+            self.seen = train.to_csr(weighted=True)
         self.validation_, self.chosen_ = {}, {}
         if self.weights is not None:
             self.weights_ = np.asarray(self.weights, dtype=np.float64) / sum(self.weights)
@@ -206,12 +222,24 @@ class Blend(Recommender):
         users = self._check_users(users)
         return _combine(self.weights_, [standardize(m.score(users)) for m in self.members_])
 
-    def score_histories(self, histories) -> np.ndarray:
+    def score_histories(self, histories, weights=None) -> np.ndarray:
+        """Each member's scores of the histories, standardised and combined; ``weights`` (one per
+        history item) reach the members that are ``weighted``."""
         self._check_fitted()
         if not self.supports_histories:
             return super().score_histories(histories)
         histories = self._check_histories(histories)
-        return _combine(self.weights_, [standardize(m.score_histories(histories)) for m in self.members_])
+        return _combine(
+            self.weights_,
+            [
+                standardize(
+                    m.score_histories(histories, weights=weights)
+                    if weights is not None and getattr(m, "weighted", False) is True
+                    else m.score_histories(histories)
+                )
+                for m in self.members_
+            ],
+        )
 
     def _by_weight(self) -> list[Recommender]:
         return [self.members_[i] for i in np.argsort(-self.weights_, kind="stable")]
@@ -258,6 +286,7 @@ class Blend(Recommender):
 
     def _load_files(self, path: Path) -> None:
         self.members_ = [Recommender.load(path / "members" / str(i)) for i in range(len(self.members))]
+        self._set_flags(self.members_)
 
 
 def _combine(weights: np.ndarray, standardized: list[np.ndarray]) -> np.ndarray:

@@ -16,7 +16,7 @@ from clarec.errors import ConfigError
 from clarec.models._lm import choose_fields
 from clarec.models.base import Recommender
 from clarec.models.params import param
-from clarec.models.registry import create, register
+from clarec.models.registry import create, inner_params, register
 from clarec.text.templates import item_text
 
 log = logging.getLogger("clarec.models")
@@ -107,6 +107,9 @@ class LLMRerank(Recommender):
         batch_size: prompts per generation batch.
         cache_dir: the answer cache (``None``: the default; ``"none"``: off).
         fields: item text fields in the prompt (``None``: the title, else the default text fields).
+        seed, run_dir, resume, eval_history, eval_k: handed to the base model where it takes them
+            and ``base_params`` does not set them (``run_dir`` as ``RUN_DIR/base``), as a run hands
+            them to a model: a seed of the run is a seed of the base's training.
     """
 
     base = param("ease", str)
@@ -119,10 +122,18 @@ class LLMRerank(Recommender):
     batch_size = param(8, ge=1)
     cache_dir = param(None, str)
     fields = param(None, list, nullable=True)
+    seed = param(None, int, nullable=True, ge=0)
+    run_dir = param(None, str)
+    resume = param(False)
+    eval_history = param("masked", choices=("masked", "kept"))
+    eval_k = param(20, ge=1)
 
     def _check_params(self) -> None:
         if self.base == self.name:
             raise ConfigError("llm-rerank: base must be another model")
+
+    def trains_torch(self) -> bool:
+        return create(self.base, self.base_params or {}).trains_torch()
 
     def _generator(self):
         if getattr(self, "_gen", None) is None:
@@ -141,7 +152,16 @@ class LLMRerank(Recommender):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.cost_ = None
-        self.base_ = create(self.base, self.base_params or {}).fit(train, valid)
+        base_params = inner_params(
+            self.base,
+            self.base_params or {},
+            seed=self.seed,
+            run_dir=None if self.run_dir is None else str(Path(self.run_dir) / "base"),
+            resume=self.resume,
+            eval_history=self.eval_history,
+            eval_k=self.eval_k,
+        )
+        self.base_ = create(self.base, base_params).fit(train, valid)
         default = ["title"] if "title" in train.items.columns else None
         fields = choose_fields(train.items, self.fields or default, self.name)
         self.titles = np.array(item_text(train.items, fields), dtype=str)

@@ -83,6 +83,30 @@ def validation_k(name: str, metric: str) -> int | None:
     return int(k)
 
 
+def inner_params(
+    name: str,
+    params: dict[str, Any],
+    *,
+    seed: int | None,
+    run_dir: str | None,
+    resume: bool,
+    eval_history: str,
+    eval_k: int,
+) -> dict[str, Any]:
+    """The parameters of model ``name`` fitted inside another (a blend's member, a re-ranker's base):
+    ``params`` plus the outer model's run settings, as a run hands them to its models — its seed,
+    training folder, ``resume``, validation convention, and the cut-off of its validation NDCG."""
+    return with_run_settings(
+        name,
+        params,
+        seed=seed,
+        run_dir=run_dir,
+        resume=resume,
+        eval_history=eval_history,
+        eval_k=validation_k(name, f"ndcg@{eval_k}"),
+    )
+
+
 #: Settings that say where a fit writes and whether it shows progress, not what it computes.
 _WHERE = frozenset({"run_dir", "resume", "progress"})
 

@@ -97,6 +97,9 @@ class TorchRecommender(Recommender):
         self._data_print = (train.fingerprint(), None if valid is None else valid.fingerprint())
         return super().fit(train, valid)
 
+    def trains_torch(self) -> bool:
+        return True
+
     def _generators(self) -> tuple[np.random.Generator, torch.Generator]:
         """Fresh NumPy and torch generators seeded with ``seed`` (kept, so that a resumed fit
         restores their state)."""

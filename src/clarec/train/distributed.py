@@ -4,7 +4,10 @@ or ``clarec run --nproc N``).
 Each process (rank) loads the same data and builds the same model (same seed); the
 :class:`~clarec.train.loop.Trainer` wraps the model's loss in ``DistributedDataParallel``, every rank
 draws the same global batch and trains on its own slice of it (:func:`shard`), DDP averages the
-gradients, so a step sees the whole global batch, as one process with the same ``batch_size`` would.
+gradients, so a step sees the whole global batch, as one process with the same ``batch_size`` would
+— except for a contrastive term whose negatives come from the batch and that a model computes on its
+own slice (``cl4srec``'s and ``duorec``'s views, ``alpharec``'s in-batch negatives): there a rank's
+negatives are its slice's. ``two-tower`` and the graph models gather the other ranks' vectors.
 Validation runs on rank 0 and its figure is broadcast, so every rank takes the same early-stopping
 decision; rank 0 alone writes files and evaluates. gloo for CPU tensors, NCCL for a model trained on
 the ranks' GPUs (``device: cuda`` / ``auto``);

@@ -577,7 +577,9 @@ class Trainer:
             if loss is None:
                 continue
             value = float(loss.detach())
-            if not math.isfinite(value):
+            # under torchrun every rank stops together: one stopping alone would leave the others
+            # waiting in the gradient all-reduce (the mean over the ranks is non-finite when one is)
+            if not math.isfinite(distributed.mean_over_ranks(value)):
                 raise DivergedError(
                     f"training loss became {value} in epoch {epoch}; lower the learning rate or check the data"
                 )

@@ -38,6 +38,7 @@ from clarec.errors import ConfigError
 from clarec.models.embedding import EmbeddingModel
 from clarec.models.params import param
 from clarec.models.torch_base import TorchRecommender
+from clarec.train import distributed
 from clarec.train.validation import dot_scores
 
 #: Batches whose sequences are sorted by length together (a group is drawn at random each epoch).
@@ -361,7 +362,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         """A term added to the next-item loss of a batch (contrastive models); ``None``: none.
 
         ``rows`` are the batch's indices into ``self._windows`` (the training windows, set during
-        ``fit`` with ``self._rng``, the model's NumPy generator), ``seq`` the padded batch ``(B, L + 1)``
+        ``fit`` with ``self._rng``, the generator for this term's draws), ``seq`` the padded batch ``(B, L + 1)``
         (the inputs, then the last target), ``states`` the states ``(B, L, d)`` after every input.
         """
         return None
@@ -392,7 +393,14 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         make = training_windows if self.targets == "all" else training_prefixes
         windows = make(histories, self.max_len)
         rng, gen = self._generators()
-        self._windows, self._rng = windows, rng
+        # the contrastive terms' draws (views, positives) come from the batches' generator in one
+        # process; under torchrun each rank draws for its own slice of a batch, so from a generator of
+        # its own: the batches' generator must stay in step on every rank (the same global batches)
+        if distributed.world_size() > 1:
+            self._rng = np.random.default_rng([int(rng.integers(2**32)), distributed.rank()])
+        else:
+            self._rng = rng
+        self._windows = windows
         self.module_ = self._build_module(gen)
         self._init_module(self.module_)
         lengths = np.array([len(w) for w in windows])

@@ -181,6 +181,23 @@ def test_a_blend_of_a_torch_model_trains_on_two_gloo_processes_as_on_one(tiny_ru
     assert (members / "1-bpr").is_dir() and not (members / "0-bpr").exists()  # the first one shared
 
 
+def test_sasrec_trains_on_two_gloo_processes_as_on_one(tiny_run):
+    # the ranks' slices hold different numbers of targets (sequences differ in length): the loss of
+    # the global batch is the mean over all of its targets, as in one process
+    config = yaml.safe_load((tiny_run / "cfg.yaml").read_text())
+    params = {"embedding_dim": 16, "n_heads": 2, "inner_size": 32, "dropout": 0.0, "epochs": 2}
+    config["models"] = [{"name": "sasrec", "params": params | {"batch_size": 32, "max_len": 20}}]
+    (tiny_run / "sasrec.yaml").write_text(yaml.safe_dump(config))
+    curves = []
+    for out, extra in (("sasrec-one", []), ("sasrec-two", ["--nproc", "2"])):
+        done = _clarec(tiny_run, "run", "sasrec.yaml", "--out", out, *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+        log = (tiny_run / out / "train" / "sasrec" / "seed-7" / "log.txt").read_text().splitlines()
+        curves.append([float(line.split()[3]) for line in log if line.startswith("epoch")])
+    assert len(curves[0]) == 2
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-4)
+
+
 def test_tune_on_two_gloo_processes_makes_the_choices_of_one(tiny_run):
     optuna = pytest.importorskip("optuna")
     config = yaml.safe_load((tiny_run / "cfg.yaml").read_text())

@@ -7,7 +7,8 @@ draws the same global batch and trains on its own slice of it (:func:`shard`), D
 gradients, so a step sees the whole global batch, as one process with the same ``batch_size`` would
 — except for a contrastive term whose negatives come from the batch and that a model computes on its
 own slice (``cl4srec``'s and ``duorec``'s views, ``alpharec``'s in-batch negatives): there a rank's
-negatives are its slice's. ``two-tower`` and the graph models gather the other ranks' vectors.
+negatives are its slice's. ``two-tower`` and the graph models gather the other ranks' vectors; the
+sequential models weigh each rank's mean next-item loss by its share of the batch's targets.
 Validation runs on rank 0 and its figure is broadcast, so every rank takes the same early-stopping
 decision; rank 0 alone writes files and evaluates. gloo for CPU tensors, NCCL for a model trained on
 the ranks' GPUs (``device: cuda`` / ``auto``);

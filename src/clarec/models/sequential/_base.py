@@ -397,7 +397,7 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
         # process; under torchrun each rank draws for its own slice of a batch, so from a generator of
         # its own: the batches' generator must stay in step on every rank (the same global batches)
         if distributed.world_size() > 1:
-            self._rng = np.random.default_rng([int(rng.integers(2**32)), distributed.rank()])
+            self._rng = np.random.Generator(rng.bit_generator.jumped(distributed.rank() + 1))  # rng untouched
         else:
             self._rng = rng
         self._windows = windows
@@ -448,6 +448,10 @@ class SequentialRecommender(EmbeddingModel, TorchRecommender):
                 else:
                     neg = pool[target_free_negatives(row[y], len(pool), self.n_negatives, gen)]
                 loss = bce((queries * table[y]).sum(-1), torch.einsum("nd,nkd->nk", queries, table[neg]))
+            if distributed.world_size() > 1:
+                # a mean over this rank's targets, whose number differs from rank to rank: rescaled so
+                # that DDP's average over the ranks is the mean over the global batch's targets
+                loss = loss * (len(y) / distributed.mean_over_ranks(len(y)))
             extra = self._extra_loss(rows, seq, states)
             return loss if extra is None else loss + extra
 

@@ -529,3 +529,27 @@ def test_ranges_that_would_draw_other_values_than_they_say_are_refused(cfg_path,
     with pytest.raises(ConfigError, match="k_neighbors is an integer parameter"):
         tune(cfg, tmp_path / "r")  # trials drew 239.3 and failed after the others had run
     assert at_edges({"n": {"low": 1, "high": 2}}, {"n": 1}) == {}  # two values have no edge
+
+
+def test_a_folder_another_process_is_tuning_or_running_in_is_refused(cfg_path, tmp_path):
+    import subprocess
+    import sys
+
+    from clarec.experiment.runner import LOCK, folder_lock, run_experiment
+    from clarec.experiment.tune import tune
+
+    cfg = load_config(
+        cfg_path, ["tuning.trials=1", "tuning.seeds=1", "models=[{name: ease, search: {reg: [1.0]}}]"]
+    )
+    out = tmp_path / "busy"
+    with folder_lock(out, "tune"):  # held as a tune in progress holds it
+        with pytest.raises(ConfigError, match=f"--out {out} is in use by another clarec tune \\(pid \\d+\\)"):
+            tune(cfg, out)
+        with pytest.raises(ConfigError, match="in use by another clarec tune"):
+            run_experiment(cfg, out, seeds=1, save_models=False)
+        # another process too (the lock is the system's, not this interpreter's)
+        probe = "import fcntl,sys; f=open(sys.argv[1],'a+'); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)"
+        assert subprocess.run([sys.executable, "-c", probe, str(out / LOCK)], capture_output=True).returncode
+    assert list(out.iterdir()) == [out / LOCK]  # nothing written by the refused ones
+    tune(cfg, out)  # released: the folder is usable, its hidden lock file no stranger
+    assert (out / "tune.json").is_file()

@@ -20,9 +20,11 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,41 @@ def refuse_strangers(
         )
 
 
+#: Held (``flock``) by the process that writes a run's or a tune's folder, for as long as it runs.
+LOCK = ".clarec.lock"
+
+
+@contextmanager
+def folder_lock(out: Path, what: str) -> Iterator[None]:
+    """Hold ``out``'s lock while a ``what`` (run, tune) writes there: a second process given the same
+    folder is refused — the two would write each other's results, models and logs. The lock ends with
+    the process, however it ends; the file stays (hidden, empty of meaning once released). Where the
+    system has no ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the supported POSIX systems
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "process"
+            raise ConfigError(
+                f"--out {out} is in use by another clarec {holder}: wait for it to end, or give another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{what} (pid {os.getpid()})")  # who holds it, for the message above
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _seed_key(cfg: ExperimentConfig, model_cfg, seed: int, split_seeds: bool) -> dict:
     """What one seed's figures of one model depend on (the run's config with that model alone)."""
     config = cfg.model_dump(mode="json", exclude_none=True) | {"models": [model_cfg.model_dump(mode="json")]}
@@ -329,7 +366,12 @@ def run_experiment(
         )
     refuse_strangers(out, RUN_ENTRIES, "run", "a run writes its config, log, split, models and results there")
     _check_start(cfg, out, seeds, split_seeds, resume)  # refused before the log is opened
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "run"):
+        return _logged_run(cfg, out, seeds, save_models, progress, split_seeds, resume)
+
+
+def _logged_run(cfg, out, seeds, save_models, progress, split_seeds, resume) -> dict[str, Any]:
+    """:func:`_run` with the package's log lines also written to the run's ``log.txt``."""
     handler = logging.FileHandler(out / "log.txt", mode="a" if resume else "w")  # a resumed run's log goes on
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     package = logging.getLogger("clarec")  # the run's own lines and what models report while fitting

@@ -43,7 +43,13 @@ from typing import Any
 from clarec.config import ExperimentConfig, ModelConfig, dump_config, read_saved_config, same_config
 from clarec.errors import ConfigError
 from clarec.evaluate import Evaluator
-from clarec.experiment.runner import prepare_data, refuse_strangers, run_experiment, warn_unreachable
+from clarec.experiment.runner import (
+    folder_lock,
+    prepare_data,
+    refuse_strangers,
+    run_experiment,
+    warn_unreachable,
+)
 from clarec.models.registry import create, get_model_class, validation_k, with_run_settings
 from clarec.train import distributed
 from clarec.train.loop import LAST_NAME, DivergedError
@@ -296,19 +302,26 @@ TUNE_ENTRIES = frozenset({"config.yaml", "tune.db", TRIALS, TRIAL_RUNS, "final",
 
 
 def tune(cfg: ExperimentConfig, out_dir: str | Path, progress: Callable[[str], None] | None = None) -> dict:
-    """Search every model's space on validation, run the winners on seeds; returns ``tune.json``."""
+    """Search every model's space on validation, run the winners on seeds; returns ``tune.json``.
+    The folder is locked while the tune runs (:func:`~clarec.experiment.runner.folder_lock`)."""
+    _check_spaces(cfg)
+    out = Path(out_dir)
+    if not distributed.is_main():  # under torchrun: rank 0 writes the folder
+        return _tune(cfg, out, progress)
+    refuse_strangers(
+        out, TUNE_ENTRIES, "tune", "a tune writes its studies and runs there", ("final.previous-",)
+    )
+    _check_same_ground(out, cfg)
+    with folder_lock(out, "tune"):
+        return _tune(cfg, out, progress)
+
+
+def _tune(cfg: ExperimentConfig, out: Path, progress: Callable[[str], None] | None) -> dict:
     import optuna
     import sqlalchemy
 
     main = distributed.is_main()
     say = (progress or (lambda line: None)) if main else (lambda line: None)
-    _check_spaces(cfg)
-    out = Path(out_dir)
-    if main:
-        refuse_strangers(
-            out, TUNE_ENTRIES, "tune", "a tune writes its studies and runs there", ("final.previous-",)
-        )
-        _check_same_ground(out, cfg)
     t0 = time.perf_counter()
     split = prepare_data(cfg).split
     for m in cfg.models:  # what the data lacks, an encoder adapted on pairs it holds out: before any trial

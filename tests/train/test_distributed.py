@@ -130,30 +130,28 @@ def test_two_gloo_processes_train_as_one_with_the_same_global_batch(tiny_run):
     )
 
 
-def test_a_killed_rank_fails_the_run_quickly(tmp_path):
-    script = Path(__file__).with_name("_ddp_kill.py")
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+def _torchrun(script: str) -> subprocess.CompletedProcess:
+    """``script`` (a file beside this one) on 2 gloo processes."""
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+        + [str(Path(__file__).with_name(script))],
         capture_output=True,
         text=True,
         timeout=120,
         env=os.environ | {"OMP_NUM_THREADS": "1"},
     )
+
+
+def test_a_killed_rank_fails_the_run_quickly(tmp_path):
+    start = time.perf_counter()
+    done = _torchrun("_ddp_kill.py")
     assert done.returncode != 0
     assert time.perf_counter() - start < 60
     assert "Signal 9 (SIGKILL)" in done.stderr or "exitcode  : -9" in done.stderr, done.stderr[-2000:]
 
 
 def test_a_loss_that_diverges_on_one_rank_stops_every_rank(tmp_path):
-    script = Path(__file__).with_name("_ddp_diverge.py")
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ | {"OMP_NUM_THREADS": "1"},
-    )
+    done = _torchrun("_ddp_diverge.py")
     assert done.returncode == 0, done.stderr[-2000:]
     for rank in (0, 1):
         assert f"rank {rank}: diverged" in done.stdout and f"rank {rank}: then decided" in done.stdout

@@ -271,3 +271,26 @@ def test_a_run_does_not_write_over_its_own_config_file_and_resume_needs_one_proc
     # --nproc with --resume: refused at once (it ran the non-torch models first, then a traceback)
     assert main(["run", str(own), "--out", str(tmp_path / "r"), "--nproc", "2", "--resume"]) == 2
     assert "--resume runs in one process" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_evaluate_writes_null_for_a_metric_with_nothing_to_average(tmp_path, split_dir):
+    # every listed item is a training item, so under masked no user keeps a recommendation: novelty
+    # and the like have no list to average (NaN), which JSON writes as null, not as NaN
+    train = [line.split("\t")[:2] for line in (split_dir / "train.tsv").read_text().splitlines()[1:]]
+    recs = tmp_path / "recs.tsv"
+    recs.write_text("user_id\titem_id\trank\n" + "".join(f"{u}\t{i}\t1\n" for u, i in dict(train).items()))
+    out = tmp_path / "m.json"
+    args = ["evaluate", "--split", str(split_dir), "--recs", str(recs), "--k", "5", "--json", str(out)]
+    assert main([*args, "--history-items", "masked"]) == 0
+    text = out.read_text()
+    assert "NaN" not in text and json.loads(text)["novelty@5"] is None
+    assert json.loads(text)["recall@5"] == 0.0
+
+
+def test_cut_offs_are_integers():
+    from clarec.evaluate.metrics import check_ks
+
+    assert check_ks([20, 10, 10.0]) == (10, 20)
+    for bad in ([10.7], [True], ["10"], [0]):
+        with pytest.raises(ValueError, match="cut-offs must be"):
+            check_ks(bad)

@@ -7,6 +7,7 @@ stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -152,6 +153,9 @@ def evaluate(
     if json_out is not None and (json_out.is_dir() or json_out.resolve() == recs.resolve()):
         raise ClarecError(f"--json {json_out}: give a new file's path (not a folder, not the --recs file)")
     metrics = evaluate_recommendation_file(split, recs, ks=ks, history_items=history_items)
+    # a metric with no list to average (novelty when no evaluated user got a recommendation) is NaN,
+    # which JSON has no word for: null
+    metrics = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}
     text = json.dumps({"history_items": history_items, **metrics}, indent=2)
     if json_out is not None:
         try:

@@ -22,10 +22,13 @@ ACCURACY_METRICS = ("precision", "recall", "f1", "ndcg", "hit", "mrr", "map")
 
 def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     """Cut-offs as sorted unique positive ints; raises ``ValueError`` otherwise."""
-    try:
-        out = sorted({int(k) for k in ks})
-    except (TypeError, ValueError):
-        raise ValueError(f"cut-offs must be integers, got {ks!r}") from None
+    ks = list(ks)
+    # 10.7 or True is not a cut-off: refused, not truncated to 10 or 1
+    if any(isinstance(k, bool | np.bool_) or not isinstance(k, int | np.integer | float) for k in ks) or any(
+        isinstance(k, float) and not k.is_integer() for k in ks
+    ):
+        raise ValueError(f"cut-offs must be integers, got {ks!r}")
+    out = sorted({int(k) for k in ks})
     if not out or out[0] < 1:
         raise ValueError(f"cut-offs must be positive integers, got {list(ks)!r}")
     return tuple(out)

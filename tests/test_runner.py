@@ -505,6 +505,12 @@ def test_a_folder_holding_what_a_run_does_not_write_is_refused(tmp_path):
     (stopped / "log.txt").write_text("a run that stopped\n")
     (stopped / ".stamp.json").write_text("{}")  # hidden: a tool's own (the benchmarks' stamps)
     assert "popularity" in run_experiment(load_config(p), stopped)
+    # lists written into a finished run's folder: a resume is told what to move, not to start anew
+    (stopped / "lists.tsv.gz").write_bytes(b"")
+    with pytest.raises(
+        ConfigError, match=r"\(lists.tsv.gz\).*move those out of the run's folder to continue"
+    ):
+        run_experiment(load_config(p), stopped, resume=True)
 
 
 def test_a_failed_run_says_so_in_its_log(tmp_path):

@@ -294,7 +294,9 @@ def recommend_cmd(
     done = write_run_lists(run_dir, out, label=model, k=k, part=part, user_ids=user_ids, force=force)
     typer.echo(
         f"{done['lines']} lines for {done['users']} users: model {done['model']!r}, the {part} lists "
-        f"(history items {done['history_items']}, test input {done['test_input']}) → {out}",
+        f"(history items {done['history_items']}, "
+        + (f"test input {done['test_input']}" if part == "test" else "input train")
+        + f") → {out}",
         err=True,
     )
 

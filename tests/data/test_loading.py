@@ -33,8 +33,13 @@ def test_load_from_config(tmp_path):
         "min_rating",
         "k_core",
     ]
-    with pytest.raises(ConfigError, match="unknown data config key\\(s\\) \\['min_ratings'\\]"):
+    with pytest.raises(ConfigError, match="unknown data config key\\(s\\) \\['min_ratings'\\]") as e:
         load_from_config({**cfg, "min_ratings": 4})
+    assert "'min_ratings': did you mean 'min_rating'?" in str(e.value)
+    # the keys other code reads (a run reads tags and profiles) are named among the allowed ones
+    with pytest.raises(ConfigError, match="'profile': did you mean 'profiles'") as e:
+        load_from_config({**cfg, "profile": "x"}, allow=["profiles", "tags"])
+    assert "'tags'" in str(e.value)
     assert load_from_config({**cfg, "k_core": 1, "split": "loo"}, allow=["split"]).dataset.n_interactions == 4
     with pytest.raises(ConfigError, match="exactly one"):
         load_from_config({"path": "x"})

@@ -8,6 +8,7 @@ and applies the filters (``FILTER_KEYS``) in a fixed order.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -98,7 +99,12 @@ def load_from_config(data_cfg: dict, root: str | Path | None = None, allow: Iter
     allowed = base_keys | set(FILTER_KEYS) | loader_keys
     unknown = sorted(set(cfg) - allowed)
     if unknown:
-        raise ConfigError(f"unknown data config key(s) {unknown}; allowed: {sorted(allowed)}")
+        known = allowed | set(allow)
+        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        hint = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
+        raise ConfigError(
+            f"unknown data config key(s) {unknown}; allowed: {sorted(known)}" + (f" ({hint})" if hint else "")
+        )
     strict = cfg.get("strict", False)
     if not isinstance(strict, bool):
         raise ConfigError(f"data.strict must be true or false, got {strict!r}")

@@ -64,16 +64,16 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
     """Load, clean and split the data a configuration describes."""
     split_params = cfg.split.params()
     data_cfg = dict(cfg.data or {})
-    profiles = data_cfg.pop("profiles", None)
+    profiles = data_cfg.get("profiles")
     if cfg.split.method == "predefined":  # the config allows no other data key here
         prepared = PreparedData(None, make_split(None, "predefined", **split_params))
     else:
         from clarec.data.loading import load_from_config
 
-        tags_policy = data_cfg.pop("tags", "none")
+        tags_policy = data_cfg.get("tags", "none")
         if tags_policy not in TAG_POLICIES:
             raise ConfigError(f"data.tags must be one of {TAG_POLICIES}, got {tags_policy!r}")
-        loaded = load_from_config(data_cfg)
+        loaded = load_from_config(data_cfg, allow=("profiles", "tags"))  # read here, not by the loader
         fn_params = _split_signature(cfg.split.method)
         if "seed" in fn_params and "seed" not in split_params:
             split_params["seed"] = cfg.seed
@@ -168,7 +168,12 @@ RUN_ENTRIES = frozenset(
 
 
 def refuse_strangers(
-    out: Path, entries: Collection[str], what: str, why: str, prefixes: tuple[str, ...] = ()
+    out: Path,
+    entries: Collection[str],
+    what: str,
+    why: str,
+    prefixes: tuple[str, ...] = (),
+    remedy: str = "give a new or empty folder",
 ) -> None:
     """Refuse an ``--out`` that is a file, or a folder holding anything a ``what`` does not write at
     its top (``entries``, names starting with one of ``prefixes``; hidden files aside: a tool's stamp):
@@ -178,8 +183,7 @@ def refuse_strangers(
     found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if strangers := [n for n in found if n not in entries and not n.startswith((".", *prefixes))]:
         raise ConfigError(
-            f"--out {out} holds what a {what} does not write ({', '.join(strangers[:5])}): {why}; give a new "
-            "or empty folder"
+            f"--out {out} holds what a {what} does not write ({', '.join(strangers[:5])}): {why}; {remedy}"
         )
 
 
@@ -364,7 +368,15 @@ def run_experiment(
             f"{out} holds an earlier run (results.json): continue it with --resume, or give another "
             "--out (or delete the folder): a new run there would leave the earlier run's models beside its results"
         )
-    refuse_strangers(out, RUN_ENTRIES, "run", "a run writes its config, log, split, models and results there")
+    refuse_strangers(
+        out,
+        RUN_ENTRIES,
+        "run",
+        "a run writes its config, log, split, models and results there",
+        remedy="move those out of the run's folder to continue it"
+        if resume
+        else "give a new or empty folder",
+    )
     _check_start(cfg, out, seeds, split_seeds, resume)  # refused before the log is opened
     with folder_lock(out, "run"):
         return _logged_run(cfg, out, seeds, save_models, progress, split_seeds, resume)

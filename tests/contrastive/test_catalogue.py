@@ -122,3 +122,13 @@ def test_sampled_bce_by_hand():
     p, n = pos.clone().requires_grad_(), neg.clone().requires_grad_()
     SampledBCELoss()(p, n).backward()
     assert (p.grad < 0).all() and (n.grad > 0).all()
+
+
+def test_a_second_backward_of_the_cpu_path_is_refused_clearly():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(4, 3, generator=g, requires_grad=True)
+    items = torch.randn(6, 3, generator=g, requires_grad=True)
+    loss = CatalogueSoftmaxLoss()(q, items, torch.tensor([0, 1, 2, 3]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass per forward"):
+        loss.backward()

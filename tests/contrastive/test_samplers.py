@@ -111,3 +111,13 @@ def test_equal_weights_on_a_subset_draw_as_the_cdf_would():
     # unequal weights keep the CDF path
     w[2] = 2.0
     assert NegativeSampler(_positives(), weights=w, seed=7)._support is None
+
+
+@pytest.mark.parametrize("n_items", [5, 7000])  # a dense lookup, then the sorted keys (> 2^25 cells)
+def test_a_stored_zero_is_not_a_positive(n_items):
+    n_users = 5 if n_items == 5 else 5000
+    pos = sp.csr_matrix(
+        (np.array([1.0, 0.0]), np.array([1, 2]), np.r_[0, np.full(n_users, 2)]), shape=(n_users, n_items)
+    )
+    sampler = NegativeSampler(pos, seed=0)
+    assert sampler.is_positive(np.array([0, 0]), np.array([1, 2])).tolist() == [True, False]

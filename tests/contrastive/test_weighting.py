@@ -109,3 +109,18 @@ def test_uncertainty_refuses_a_negative_loss():
         w(_losses(cl=-0.5))
     total, _ = w(_losses(cl=-1e-7))  # rounding below zero (BYOL's 2 − 2cos at cos = 1) is allowed
     assert total.item() == pytest.approx(2.0)
+
+
+def test_uncertainty_weighting_keeps_a_finite_weight_for_a_loss_at_zero():
+    # at L = 0 the optimum s = log L does not exist: unfloored, s runs to -inf and exp(-s)·0 is NaN
+    w = UncertaintyWeighting(["a", "b"])
+    opt = torch.optim.Adam(w.parameters(), lr=0.5)
+    for _ in range(200):
+        total, used = w({"a": torch.tensor(0.0), "b": torch.tensor(2.0)})
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    assert math.isfinite(float(total)) and used["a"] == pytest.approx(math.exp(10.0), rel=1e-5)
+    assert w.weights()["a"] == pytest.approx(math.exp(10.0), rel=1e-5)
+    assert used["b"] == pytest.approx(0.5, rel=0.05)  # the other task still finds s = log L
+    w({"a": torch.tensor(-5e-5), "b": torch.tensor(1.0)})  # rounding below zero is taken

@@ -590,3 +590,24 @@ def test_sampled_negatives_only(tiny, monkeypatch):
     assert np.isfinite(model.score([0, 1])).all()
     with pytest.raises(ConfigError, match="in_batch_negatives"):
         tiny(n_negatives=0, in_batch_negatives=False)
+
+
+def test_weight_decay_spares_the_learned_temperature_and_task_weights(tiny, monkeypatch):
+    # AdamW's decay would pull τ and the uncertainty weights towards 1 whatever the data says
+    groups, real = [], torch.optim.AdamW
+
+    def spy(params, **kw):
+        groups.extend(params)
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    data, _ = _clustered()
+    model = tiny(epochs=1, weight_decay=0.1, learn_temperature=True, weighting="uncertainty")
+    model.fit(data)
+    spared = [g for g in groups if g.get("weight_decay") == 0.0]
+    assert len(spared) == 1 and len(groups) == 2
+    shapes = sorted(tuple(p.shape) for p in spared[0]["params"])
+    assert shapes == [(), (1,)]  # log τ and the one task's log-variance
+    groups.clear()
+    tiny(epochs=1, weight_decay=0.1).fit(data)
+    assert len(groups) == 1  # nothing to spare

@@ -109,6 +109,11 @@ class _CatalogueCE(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
         queries, items, targets = ctx.saved_tensors
+        if ctx.e is None:  # freed by the first backward (the largest array of a step)
+            raise RuntimeError(
+                "CatalogueSoftmaxLoss's CPU path runs one backward pass per forward; a second one "
+                "(retain_graph=True) needs the loss computed again"
+            )
         e, g = ctx.e, grad.contiguous().numpy()
         q, table = queries.detach().contiguous().numpy(), items.detach().contiguous().numpy()
         w = (g / ctx.sums)[:, None]

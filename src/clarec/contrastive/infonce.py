@@ -54,6 +54,7 @@ class _GatheredScores(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # computed on NumPy arrays: no graph of its own
     def backward(ctx, grad: torch.Tensor):
         query, table, rows = ctx.saved_tensors
         want_q, want_t = ctx.needs_input_grad[:2]

@@ -58,6 +58,7 @@ class NegativeSampler:
     ):
         pos = sp.csr_matrix(positives)
         pos.sum_duplicates()  # also sorts indices, which makes the row-major keys below sorted
+        pos.eliminate_zeros()  # a stored 0 is no positive, for the dense lookup and the keys alike
         self.n_users, self.n_items = pos.shape
         rows = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(pos.indptr))
         # One sorted int64 key per (user, item) pair, so membership is a vectorised binary search.

@@ -137,8 +137,13 @@ class UncertaintyWeighting(LossWeighting):
     total, so it only rescales the gradients. ``weights_used`` reports ``exp(−s_i)`` (halved if
     ``half``). Remember to give this module's parameters to the optimiser. The task losses must be
     positive: at ``L_i ≤ 0`` the optimum ``s_i = log L_i`` does not exist and ``s_i`` runs to ``−∞``,
-    so a negative loss (``uniformity`` is ≤ 0: shift it, e.g. ``uniformity + 4``) is refused.
+    so a negative loss (``uniformity`` is ≤ 0: shift it, e.g. ``uniformity + 4``) is refused, and
+    ``s_i`` is floored at ``LOG_VAR_MIN`` (a weight of at most ``e¹⁰``): a loss at zero (a batch whose
+    positives are all one item, BYOL's ``2 − 2cos`` at its minimum) then keeps a finite weight.
     """
+
+    #: The lowest ``s_i`` used (below it the gradient that would push it further is zero).
+    LOG_VAR_MIN = -10.0
 
     def __init__(self, task_names: Sequence[str], init: float = 0.0, half: bool = False):
         super().__init__()
@@ -151,7 +156,7 @@ class UncertaintyWeighting(LossWeighting):
 
     def weights(self) -> dict[str, float]:
         scale = 0.5 if self.half else 1.0
-        w = torch.exp(-self.log_vars.detach()) * scale
+        w = torch.exp(-self.log_vars.detach().clamp(min=self.LOG_VAR_MIN)) * scale
         return {name: float(w[i]) for i, name in enumerate(self.tasks)}
 
     def forward(self, losses: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -165,7 +170,7 @@ class UncertaintyWeighting(LossWeighting):
                     f"uncertainty weighting needs non-negative task losses; {name!r} is {float(loss):.4g} "
                     "(its weight would grow without bound): shift the loss above zero"
                 )
-            s = self.log_vars[self.tasks.index(name)]
+            s = self.log_vars[self.tasks.index(name)].clamp(min=self.LOG_VAR_MIN)
             total = total + scale * (torch.exp(-s) * loss + s)
             used[name] = scale * math.exp(-float(s.detach()))
         return total, used

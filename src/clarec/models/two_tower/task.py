@@ -108,9 +108,20 @@ class TwoTowerTask:
             self.after_step.append(self.extra["byol"].update_target)
 
     def optimizer(self) -> torch.optim.Optimizer:
-        """AdamW over the bundle (the fine-tuned encoder, if any, at its own learning rate)."""
+        """AdamW over the bundle (the fine-tuned encoder, if any, at its own learning rate). A learned
+        temperature and the uncertainty weighting's log-variances take no weight decay: it would pull
+        τ and the task weights towards 1, whatever the data says."""
         m = self.model
-        params = [{"params": [p for n, p in self.bundle.named_parameters() if not n.startswith("encoder.")]}]
+        own = [(n, p) for n, p in self.bundle.named_parameters() if not n.startswith("encoder.")]
+        free = [p for n, p in own if n.startswith("weighting.") or n.endswith("log_tau")]
+        if m.weight_decay > 0 and free:
+            taken = {id(p) for p in free}
+            params = [
+                {"params": [p for _, p in own if id(p) not in taken]},
+                {"params": free, "weight_decay": 0.0},
+            ]
+        else:
+            params = [{"params": [p for _, p in own]}]
         if m.finetune_encoder:
             params.append({"params": list(self.encoder.module.parameters()), "lr": m.encoder_lr})
         return torch.optim.AdamW(params, lr=m.lr, weight_decay=m.weight_decay)

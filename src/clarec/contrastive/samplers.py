@@ -45,8 +45,10 @@ class NegativeSampler:
         weights: unnormalised sampling weight of each item; ``None`` means uniform.
         seed: an int seed or a ``numpy.random.Generator``.
         max_rounds: redraw rounds for draws that hit a positive. Draws still colliding afterwards
-            are kept: they only remain for users who have seen almost every item, where no
-            number of rounds would help much and an endless loop would hang training.
+            are kept: they only remain for users whose positives hold almost all of the sampling
+            weight (almost every item under uniform draws; under popularity weights, the few most
+            popular ones may be enough), where no number of rounds would help much and an endless
+            loop would hang training.
     """
 
     def __init__(

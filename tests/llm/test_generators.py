@@ -401,3 +401,17 @@ def test_an_answer_broken_off_mid_body_is_retried_then_one_clear_error(body, mes
             gen.generate(["x"])
     finally:
         server.shutdown()
+
+
+def test_an_empty_answer_is_not_cached(tmp_path):
+    class Blank(Generator):
+        model_id = "blank"
+
+        def _generate(self, batch, settings):
+            return ["  " if "empty" in m[-1]["content"] else "fine" for m in batch]
+
+    first = Blank(cache_dir=tmp_path / "cache")
+    assert first.generate(["an empty one", "a full one"]) == ["  ", "fine"]
+    again = Blank(cache_dir=tmp_path / "cache")
+    again.generate(["an empty one", "a full one"])
+    assert again.generated == 1  # the empty answer is asked again; the other comes from the cache

@@ -134,3 +134,36 @@ def test_cli_writes_profiles_and_a_config_reads_them(config, tmp_path, tiny_llm_
         main(["profile", str(with_profiles), "--out", str(tmp_path / "x"), "--model", str(tiny_llm_dir)]) == 2
     )
     assert "already reads profiles" in capsys.readouterr().err
+
+
+def test_a_rewrite_that_stops_half_way_or_an_edited_file_is_not_attached(
+    config, tmp_path, tiny_llm_dir, monkeypatch
+):
+    cfg = load_config(config)
+    split = prepare_data(cfg).split
+    gen = LocalGenerator(tiny_llm_dir, cache_dir="none", max_new_tokens=4)
+    out = tmp_path / "profiles"
+    write_profiles(split, gen, out)
+    attach_profiles(split, out)
+    # the same folder rewritten for another split, stopped before its record: the earlier record must
+    # not vouch for what is in the folder now
+    other = prepare_data(load_config(config, ["seed=7"])).split
+    calls = []
+
+    def stops(prompts, **kwargs):
+        calls.append(len(prompts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return ["x"] * len(prompts)
+
+    monkeypatch.setattr(gen, "generate", stops)
+    with pytest.raises(KeyboardInterrupt):
+        write_profiles(other, gen, out)
+    with pytest.raises(ConfigError, match="profiles.json is missing"):
+        attach_profiles(split, out)
+    monkeypatch.undo()
+    write_profiles(split, gen, out)
+    users = out / "users.tsv"
+    users.write_text(users.read_text().replace("\tu", "\tedited u", 1) + "u99\tsomeone else\n")
+    with pytest.raises(ConfigError, match="is not the file profiles.json was written with"):
+        attach_profiles(split, out)

@@ -110,3 +110,19 @@ def test_an_empty_answer_keeps_the_template_sentence(service):
         items[0]["title"], first
     )
     assert (second["sentence"], second["sentence_source"]) == ("Fine.", "llm")
+
+
+def test_an_item_with_no_history_behind_it_is_not_sent_to_the_model(service):
+    # given nothing but a title the model invents reasons ("for its durability"): such an item gets
+    # the template, which says what served the user
+    service.explainer = Scripted(cache_dir="none")
+    client = TestClient(create_app(service))
+    body = client.get("/v1/users/stranger/recommendations", params={"k": 3, "words": "true"}).json()
+    assert body["path"] == "popularity" and service.explainer.generated == 0
+    for item in body["items"]:
+        exp = item["explanation"]
+        assert exp["sentence_source"] == "template"
+        assert exp["sentence"] == f"{item['title']} is popular with other users."
+    none = {"because": [], "shared": {}}
+    assert template_sentence("Ronin", none, "profile") == "Ronin matches the profile you gave."
+    assert template_sentence("Ronin", none, "model") == "Ronin is ranked high for you by the model."

@@ -185,7 +185,9 @@ class Generator:
                     texts = self._generate([messages[i] for i in batch], chosen)
                 except PartialAnswers as e:  # what was answered is kept: a re-run asks the rest only
                     done = [(batch[j], t) for j, t in sorted(e.answers.items())]
-                    self.cache.put([(keys[i], self.model_id, messages[i], chosen, t) for i, t in done])
+                    self.cache.put(
+                        [(keys[i], self.model_id, messages[i], chosen, t) for i, t in done if t.strip()]
+                    )
                     self.generated += len(done)
                     raise e.cause from None
                 if len(texts) != len(batch) or not all(isinstance(t, str) for t in texts):
@@ -195,6 +197,7 @@ class Generator:
                 rows = [
                     (keys[i], self.model_id, messages[i], chosen, t)
                     for i, t in zip(batch, texts, strict=True)
+                    if t.strip()  # an empty answer is asked again next time, not kept for good
                 ]
                 self.cache.put(rows)  # after every batch: nothing generated is lost
                 answers |= {keys[i]: t for i, t in zip(batch, texts, strict=True)}

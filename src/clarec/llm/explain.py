@@ -36,11 +36,19 @@ def sentence_prompt(title: str, explanation: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def template_sentence(title: str, explanation: dict[str, Any]) -> str:
-    """A plain sentence from the same facts (no model)."""
+#: What a sentence says of an item with no history item behind it, by the path that served the user.
+NO_FACTS = {
+    "popularity": "{title} is popular with other users.",
+    "profile": "{title} matches the profile you gave.",
+}
+
+
+def template_sentence(title: str, explanation: dict[str, Any], path: str = "popularity") -> str:
+    """A plain sentence from the same facts (no model); with no history item behind the item, what the
+    serving ``path`` says (popular with others, the user's profile, else the model's own ranking)."""
     because, shared = _facts(explanation)
     if not because:
-        return f"{title} is popular with other users."
+        return NO_FACTS.get(path, "{title} is ranked high for you by the model.").format(title=title)
     text = f"Recommended because you chose {', '.join(because)}"  # every item the shared facts come from
     return text + (f" ({'; '.join(shared)})." if shared else ".")
 
@@ -50,18 +58,24 @@ def template_sentence(title: str, explanation: dict[str, Any]) -> str:
 RETRY_AFTER = 30.0
 
 
-def explain_in_words(generator: Generator, items: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+def explain_in_words(
+    generator: Generator, items: Sequence[dict[str, Any]], path: str = "popularity"
+) -> list[tuple[str, str]]:
     """``(sentence, source)`` per item (``item["title"]``/``item_id`` and ``item["explanation"]``);
-    source ``"llm"``, or ``"template"`` when generation failed (the failure is logged)."""
+    source ``"llm"``, or ``"template"`` when generation failed (the failure is logged) or the item has
+    no history item behind it (a model given nothing but a title invents reasons). ``path``: the
+    serving path, which a template names when there are no facts."""
     titles = [it.get("title") or it["item_id"] for it in items]
     templates = [
-        (template_sentence(t, it["explanation"]), "template") for t, it in zip(titles, items, strict=True)
+        (template_sentence(t, it["explanation"], path), "template")
+        for t, it in zip(titles, items, strict=True)
     ]
-    if time.monotonic() < getattr(generator, "down_until", 0.0):  # failed a moment ago: not asked again
+    asked = [i for i, it in enumerate(items) if _facts(it["explanation"])[0]]
+    if not asked or time.monotonic() < getattr(generator, "down_until", 0.0):  # failed a moment ago
         return templates
-    prompts = [sentence_prompt(t, it["explanation"]) for t, it in zip(titles, items, strict=True)]
+    prompts = [sentence_prompt(titles[i], items[i]["explanation"]) for i in asked]
     try:
-        sentences = generator.generate(prompts)
+        answers = generator.generate(prompts)
     except Exception as e:  # the list is still served: a template says what the model would have
         generator.down_until = time.monotonic() + RETRY_AFTER
         log.warning(
@@ -72,5 +86,8 @@ def explain_in_words(generator: Generator, items: Sequence[dict[str, Any]]) -> l
             RETRY_AFTER,
         )
         return templates
+    sentences = [""] * len(items)
+    for i, answer in zip(asked, answers, strict=True):
+        sentences[i] = answer
     # an empty answer says nothing: that item keeps its template sentence
     return [(s, "llm") if s.strip() else t for s, t in zip(sentences, templates, strict=True)]

@@ -76,6 +76,9 @@ def write_profiles(
     say = progress or (lambda line: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # the folder's profiles stop counting as written for any split until this write is complete: a
+    # rewrite that stops half-way must not leave one split's profiles under another's fingerprint
+    (out / META).unlink(missing_ok=True)
     train = split.train
     fields = choose_fields(train.items, item_fields, "profiles")
     item_texts = item_text(train.items, fields)
@@ -91,11 +94,25 @@ def write_profiles(
     start, before = time.perf_counter(), generator.generated
     say(f"item profiles: {len(item_texts)}")
     item_profiles = generator.generate([ITEM_PROMPT.format(text=t) for t in item_texts])
-    say(f"user profiles: {len(user_texts)}")
-    user_profiles = generator.generate([USER_PROMPT.format(text=t) for t in user_texts])
+    # a user with no training item has nothing to describe: an empty profile, not an invented one
+    known = [u for u, h in enumerate(histories) if len(h)]
+    say(f"user profiles: {len(known)}")
+    user_profiles = [""] * len(user_texts)
+    for u, text in zip(
+        known, generator.generate([USER_PROMPT.format(text=user_texts[u]) for u in known]), strict=True
+    ):
+        user_profiles[u] = text
     seconds = time.perf_counter() - start
     _write_tsv(out / "items.tsv", train.item_ids, item_profiles)
     _write_tsv(out / "users.tsv", train.user_ids, user_profiles)
+    empty = {
+        "items": sum(not t.strip() for t in item_profiles),
+        "users": sum(not user_profiles[u].strip() for u in known),
+    }
+    if empty["items"] or empty["users"]:
+        say(
+            f"note: the model wrote nothing for {empty['items']} items and {empty['users']} users (empty profiles)"
+        )
     tokenizer = getattr(generator, "tokenizer", None)
     tokens = None
     if tokenizer is not None:
@@ -115,10 +132,17 @@ def write_profiles(
         "generated": generator.generated - before,
         "seconds": round(seconds, 1),
         "tokens": tokens,
+        "empty": empty,
         "train_fingerprint": train_fingerprint(train),
+        # the files this record speaks for (attach_profiles checks them)
+        "files": {name: _sha256(out / name) for name in ("items.tsv", "users.tsv")},
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read_tsv(path: Path) -> pd.Series:
@@ -144,6 +168,12 @@ def attach_profiles(split: Split, folder: str | Path) -> None:
             f"profiles in {folder} were written for another training split (other data, split or seed): "
             "user profiles read training interactions, so using them here would leak; write them for this split"
         )
+    for name, digest in meta.get("files", {}).items():  # folders written before this check have none
+        if (folder / name).is_file() and _sha256(folder / name) != digest:
+            raise ConfigError(
+                f"profiles: {folder / name} is not the file {META} was written with (changed or replaced "
+                "since): write the profiles again with clarec profile"
+            )
     items = _read_tsv(folder / "items.tsv")
     users = _read_tsv(folder / "users.tsv")
     train.items["profile"] = items.reindex(train.item_ids.astype(str)).fillna("").to_numpy()

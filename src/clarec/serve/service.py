@@ -479,7 +479,7 @@ class RecService:
             from clarec.llm.explain import explain_in_words
 
             for item, (sentence, source) in zip(
-                recs.items, explain_in_words(self.explainer, recs.items), strict=True
+                recs.items, explain_in_words(self.explainer, recs.items, recs.path), strict=True
             ):
                 item["explanation"] = item["explanation"] | {"sentence": sentence, "sentence_source": source}
         return recs

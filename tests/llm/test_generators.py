@@ -415,3 +415,25 @@ def test_an_empty_answer_is_not_cached(tmp_path):
     again = Blank(cache_dir=tmp_path / "cache")
     again.generate(["an empty one", "a full one"])
     assert again.generated == 1  # the empty answer is asked again; the other comes from the cache
+
+
+def test_the_cache_key_names_every_file_that_changes_an_answer(tiny_llm_dir, tmp_path):
+    # two folders of one name and the same weights, one with another chat template: their answers
+    # differ, so they must not share cached ones
+    import json
+    import shutil
+
+    copies = []
+    for n, template in enumerate(["{{ messages[0]['content'] }}", None]):
+        folder = tmp_path / f"copy{n}" / "model"
+        shutil.copytree(tiny_llm_dir, folder)
+        if template is not None:
+            config = folder / "tokenizer_config.json"
+            settings = json.loads(config.read_text())
+            settings["chat_template"] = template
+            config.write_text(json.dumps(settings))
+            (folder / "chat_template.jinja").unlink(missing_ok=True)
+        copies.append(LocalGenerator(folder, cache_dir="none", max_new_tokens=2))
+    assert copies[0].model_id.startswith("model@") and copies[0].model_id != copies[1].model_id
+    same = LocalGenerator(tmp_path / "copy1" / "model", cache_dir="none", max_new_tokens=2)
+    assert same.model_id == copies[1].model_id

@@ -14,6 +14,7 @@ prompt faster, and any llama.cpp server can be used through
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -121,7 +122,13 @@ class LocalGenerator(Generator):
             weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
             if not weights:
                 raise ConfigError(f"{path}: no weights (*.safetensors or *.bin)")
-            self.model_id = f"{path.name}@{file_sha256(weights[0], cache)[:16]}"
+            # every file that changes an answer: each weights shard, and the tokenizer, chat template
+            # and generation settings (generate() reads generation_config.json)
+            files = weights + sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".jinja", ".model", ".txt")
+            )
+            digest = hashlib.sha256("".join(f"{p.name}:{file_sha256(p, cache)};" for p in files).encode())
+            self.model_id = f"{path.name}@{digest.hexdigest()[:16]}"
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
         self.tokenizer = AutoTokenizer.from_pretrained(path)

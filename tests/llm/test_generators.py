@@ -437,3 +437,14 @@ def test_the_cache_key_names_every_file_that_changes_an_answer(tiny_llm_dir, tmp
     assert copies[0].model_id.startswith("model@") and copies[0].model_id != copies[1].model_id
     same = LocalGenerator(tmp_path / "copy1" / "model", cache_dir="none", max_new_tokens=2)
     assert same.model_id == copies[1].model_id
+
+
+def test_a_sampled_answer_does_not_depend_on_its_batch_nor_move_the_callers_generator(local):
+    gen = local(cache_dir="none", temperature=1.0, seed=7, batch_size=3)
+    torch.manual_seed(123)
+    expected_draw = torch.rand(1)
+    torch.manual_seed(123)
+    batched = gen.generate([PROMPTS[1], PROMPTS[0], "Why watch Alien?"])
+    assert torch.equal(torch.rand(1), expected_draw)  # the caller's random state as it was
+    alone = local(cache_dir="none", temperature=1.0, seed=7, batch_size=1).generate([PROMPTS[0]])
+    assert batched[1] == alone[0]

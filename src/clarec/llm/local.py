@@ -159,19 +159,25 @@ class LocalGenerator(Generator):
 
     @torch.no_grad()
     def _generate(self, batch: list[Messages], settings: GenerationSettings) -> list[str]:
+        if settings.temperature > 0 and len(batch) > 1:
+            # sampled: one prompt at a time, so that a prompt's text is what its own seed draws,
+            # whatever else it is batched with (the cache keeps it under the prompt's key alone)
+            return [text for m in batch for text in self._generate([m], settings)]
         encoded = self._encode(batch)
         inputs = {k: encoded[k].to(self.device) for k in ("input_ids", "attention_mask")}
         sample = settings.temperature > 0
-        if sample:
-            torch.manual_seed(settings.seed)
-        out = self.model.generate(
-            **inputs,
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=sample,
-            temperature=settings.temperature if sample else None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+        # the caller's random state is left as it was
+        with torch.random.fork_rng(devices=[] if self.device == "cpu" else None):
+            if sample:
+                torch.manual_seed(settings.seed)
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sample,
+                temperature=settings.temperature if sample else None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
         new = out[:, inputs["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]

@@ -448,3 +448,30 @@ def test_a_sampled_answer_does_not_depend_on_its_batch_nor_move_the_callers_gene
     assert torch.equal(torch.rand(1), expected_draw)  # the caller's random state as it was
     alone = local(cache_dir="none", temperature=1.0, seed=7, batch_size=1).generate([PROMPTS[0]])
     assert batched[1] == alone[0]
+
+
+def test_greedy_answers_share_one_cache_entry_and_drawn_seeds_are_not_cached(tmp_path):
+    from fastapi.testclient import TestClient
+
+    class Echo(Generator):
+        model_id = "echo"
+
+        def _generate(self, batch, settings):
+            return [f"{m[-1]['content']} t={settings.temperature} s={settings.seed}" for m in batch]
+
+    gen = Echo(cache_dir=tmp_path / "cache")
+    gen.generate(["hi"], seed=1)
+    gen.generate(["hi"], seed=2)  # greedy: the seed changes nothing, so neither does the answer
+    assert gen.generated == 1
+    gen.generate(["hi"], temperature=1.0, seed=1)
+    gen.generate(["hi"], temperature=1.0, seed=2)
+    assert gen.generated == 3  # sampled: another seed, another answer
+    client = TestClient(openai_app(gen))
+    body = {"messages": [{"role": "user", "content": "yo"}], "temperature": 1.0}
+    for _ in range(3):  # no seed: the server draws one each time, and keeps none of them
+        assert client.post("/v1/chat/completions", json=body).status_code == 200
+    assert gen.generated == 6
+    import sqlite3
+
+    with sqlite3.connect(gen.cache.path) as db:  # the greedy one and the two seeded ones
+        assert db.execute("select count(*) from answers").fetchone()[0] == 3

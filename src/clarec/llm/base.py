@@ -16,7 +16,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -165,12 +165,16 @@ class Generator:
         #: prompts actually sent to the model (not answered from the cache) since creation
         self.generated = 0
 
-    def generate(self, prompts: Sequence[Prompt], **settings) -> list[str]:
-        """One answer per prompt, in order; ``settings`` override the defaults for this call."""
+    def generate(self, prompts: Sequence[Prompt], store: bool = True, **settings) -> list[str]:
+        """One answer per prompt, in order; ``settings`` override the defaults for this call.
+        ``store=False`` keeps this call's answers out of the cache (a seed drawn for one request
+        would never be asked for again)."""
         chosen = GenerationSettings(**(asdict(self.settings) | settings))
         messages = [as_messages(p, i) for i, p in enumerate(prompts)]
         self._check(messages, chosen)
-        keys = [GenerationCache.key(self.model_id, m, chosen) for m in messages]
+        # greedy answers do not depend on the seed: one cache entry whatever seed was named
+        keyed = chosen if chosen.temperature > 0 else replace(chosen, seed=0)
+        keys = [GenerationCache.key(self.model_id, m, keyed) for m in messages]
         answers = self.cache.get(keys)
         first: dict[str, int] = {}  # each missing answer once, at its first prompt
         for i, k in enumerate(keys):
@@ -185,9 +189,10 @@ class Generator:
                     texts = self._generate([messages[i] for i in batch], chosen)
                 except PartialAnswers as e:  # what was answered is kept: a re-run asks the rest only
                     done = [(batch[j], t) for j, t in sorted(e.answers.items())]
-                    self.cache.put(
-                        [(keys[i], self.model_id, messages[i], chosen, t) for i, t in done if t.strip()]
-                    )
+                    if store:
+                        self.cache.put(
+                            [(keys[i], self.model_id, messages[i], chosen, t) for i, t in done if t.strip()]
+                        )
                     self.generated += len(done)
                     raise e.cause from None
                 if len(texts) != len(batch) or not all(isinstance(t, str) for t in texts):
@@ -199,7 +204,8 @@ class Generator:
                     for i, t in zip(batch, texts, strict=True)
                     if t.strip()  # an empty answer is asked again next time, not kept for good
                 ]
-                self.cache.put(rows)  # after every batch: nothing generated is lost
+                if store:
+                    self.cache.put(rows)  # after every batch: nothing generated is lost
                 answers |= {keys[i]: t for i, t in zip(batch, texts, strict=True)}
                 self.generated += len(batch)
                 bar.update(len(batch))

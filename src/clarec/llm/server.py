@@ -63,9 +63,9 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
     def chat(request: _ChatRequest) -> dict[str, Any]:
         if request.stream:
             raise HTTPException(400, "streaming is not supported")
-        seed = request.seed
+        seed, drawn = request.seed, False
         if seed is None and (request.temperature or 0) > 0:  # sampling: another draw each request
-            seed = secrets.randbelow(2**32)
+            seed, drawn = secrets.randbelow(2**32), True
         settings = {
             k: v
             for k, v in (
@@ -78,7 +78,8 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
         messages = [m.model_dump() for m in request.messages]
         try:
             with lock:
-                (text,) = generator.generate([messages], **settings)
+                # an answer to a seed drawn here is not cached: no request would ask for it again
+                (text,) = generator.generate([messages], store=not drawn, **settings)
         except ConfigError as e:
             raise HTTPException(400, str(e)) from None
         except Exception as e:  # a clean 500 (the client retries), not a dropped connection

@@ -113,12 +113,11 @@ class TwoTowerTask:
         τ and the task weights towards 1, whatever the data says."""
         m = self.model
         own = [(n, p) for n, p in self.bundle.named_parameters() if not n.startswith("encoder.")]
-        free = [p for n, p in own if n.startswith("weighting.") or n.endswith("log_tau")]
-        if m.weight_decay > 0 and free:
-            taken = {id(p) for p in free}
+        spared = [n.startswith("weighting.") or n.endswith("log_tau") for n, _ in own]
+        if m.weight_decay > 0 and any(spared):
             params = [
-                {"params": [p for _, p in own if id(p) not in taken]},
-                {"params": free, "weight_decay": 0.0},
+                {"params": [p for (_, p), s in zip(own, spared, strict=True) if not s]},
+                {"params": [p for (_, p), s in zip(own, spared, strict=True) if s], "weight_decay": 0.0},
             ]
         else:
             params = [{"params": [p for _, p in own]}]

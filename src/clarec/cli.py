@@ -398,6 +398,9 @@ def llm_serve_cmd(
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
     name: str = typer.Option("clarec", "--name", help="Model name the endpoint reports."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="Torch threads."),
+    queue: int = typer.Option(
+        16, "--queue", min=0, help="Requests that may wait for the one being answered; more get 503."
+    ),
 ) -> None:
     """Serve a generative model as an OpenAI-compatible chat endpoint (/v1/chat/completions)."""
     import uvicorn
@@ -405,7 +408,8 @@ def llm_serve_cmd(
     from clarec.llm import LocalGenerator, openai_app
 
     generator = LocalGenerator(model, num_threads=threads)
-    uvicorn.run(openai_app(generator, name=name), host=host, port=port, log_level="warning")
+    app_ = openai_app(generator, name=name, queue=queue)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command("models")

@@ -475,3 +475,66 @@ def test_greedy_answers_share_one_cache_entry_and_drawn_seeds_are_not_cached(tmp
 
     with sqlite3.connect(gen.cache.path) as db:  # the greedy one and the two seeded ones
         assert db.execute("select count(*) from answers").fetchone()[0] == 3
+
+
+def test_llm_serve_reads_text_parts_and_the_developer_role_and_refuses_other_parts():
+    from fastapi.testclient import TestClient
+
+    class Echo(Generator):
+        model_id = "echo"
+
+        def _generate(self, batch, settings):
+            return [" | ".join(f"{m['role']}:{m['content']}" for m in b) for b in batch]
+
+    client = TestClient(openai_app(Echo(cache_dir="none")))
+
+    def ask(messages):
+        return client.post("/v1/chat/completions", json={"messages": messages})
+
+    parts = [{"type": "text", "text": "hello"}, {"type": "text", "text": "there"}]
+    answer = ask([{"role": "developer", "content": "be brief"}, {"role": "user", "content": parts}])
+    assert answer.status_code == 200, answer.text  # both were 422
+    assert answer.json()["choices"][0]["message"]["content"] == "system:be brief | user:hello\nthere"
+    image = [{"type": "image_url", "image_url": {"url": "data:,"}}]
+    refused = ask([{"role": "user", "content": image}])
+    assert refused.status_code == 400 and "only text content parts" in refused.json()["detail"]
+    assert ask([{"role": "tool", "content": "x"}]).status_code == 400  # a role no generator takes
+
+
+def test_llm_serve_turns_requests_away_beyond_its_queue():
+    from fastapi.testclient import TestClient
+
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(Generator):
+        model_id = "slow"
+
+        def _generate(self, batch, settings):
+            started.set()
+            release.wait(10)
+            return ["done" for _ in batch]
+
+    client = TestClient(openai_app(Slow(cache_dir="none"), queue=0))
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    first: list = []
+    worker = threading.Thread(target=lambda: first.append(client.post("/v1/chat/completions", json=body)))
+    worker.start()
+    assert started.wait(10)
+    busy = client.post("/v1/chat/completions", json=body)  # it waited behind the first, unbounded
+    release.set()
+    worker.join(10)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "5" and "busy" in busy.json()["detail"]
+    assert first[0].status_code == 200
+    assert client.post("/v1/chat/completions", json=body).status_code == 200  # its place was given back
+    with pytest.raises(ConfigError, match="queue"):
+        openai_app(Slow(cache_dir="none"), queue=-1)
+
+
+def test_an_answer_length_that_leaves_no_room_for_a_prompt_is_refused_clearly(local):
+    gen = local()
+    with pytest.raises(ConfigError, match=f"max_new_tokens {gen.context} leaves no room"):
+        gen.generate(["hi"], max_new_tokens=gen.context)  # was: "at most -N fit"
+    capped = local(max_prompt_tokens=10**6)  # a prompt limit beyond the context is held to it
+    with pytest.raises(ConfigError, match=f"at most {capped.context - 8} fit"):
+        capped.generate(["word " * capped.context])
+    assert gen.generated == capped.generated == 0

@@ -150,7 +150,12 @@ class LocalGenerator(Generator):
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
 
     def _check(self, messages: list[Messages], settings: GenerationSettings) -> None:
-        limit = self.max_prompt_tokens or self.context - settings.max_new_tokens
+        if settings.max_new_tokens >= self.context:
+            raise ConfigError(
+                f"max_new_tokens {settings.max_new_tokens} leaves no room for a prompt: "
+                f"{self.model_id} reads at most {self.context} tokens in all"
+            )
+        limit = min(self.max_prompt_tokens or self.context, self.context - settings.max_new_tokens)
         for i, m in enumerate(messages):
             text = self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
             n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

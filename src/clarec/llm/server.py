@@ -3,7 +3,9 @@ or :class:`~clarec.llm.endpoint.EndpointGenerator` on another machine, can use t
 through the API they already speak. Routes: ``GET /v1/models``, ``POST /v1/chat/completions``
 (``messages``, ``max_tokens`` or ``max_completion_tokens``, ``temperature`` — a request that samples
 without a ``seed`` draws one, so repeated requests differ — ``seed``, ``stop``; one choice, no
-streaming)."""
+streaming). A message's content is a string or a list of text parts (joined by new lines); the
+``developer`` role is read as ``system``. One answer is generated at a time; at most ``queue``
+requests wait for their turn, and one more is answered 503 (busy, retry later) at once."""
 
 from __future__ import annotations
 
@@ -28,9 +30,28 @@ log = logging.getLogger("clarec.llm")
 MAX_TOKENS = 32768
 
 
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    text: str | None = None
+
+
 class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # e.g. a message's ``name``
+
     role: str
-    content: str
+    content: str | list[_Part]
+
+    def plain(self) -> dict[str, str]:
+        """The message as the generators take it (``{"role", "content"}``, content a string)."""
+        role = "system" if self.role == "developer" else self.role  # OpenAI's newer name for it
+        if isinstance(self.content, str):
+            return {"role": role, "content": self.content}
+        other = sorted({p.type for p in self.content if p.type != "text"})
+        if other:
+            raise HTTPException(400, f"only text content parts are supported, got {', '.join(other)}")
+        return {"role": role, "content": "\n".join(p.text or "" for p in self.content)}
 
 
 class _ChatRequest(BaseModel):
@@ -47,10 +68,14 @@ class _ChatRequest(BaseModel):
     stream: bool = False
 
 
-def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
-    """A FastAPI app answering chat completions with ``generator`` (one request at a time)."""
+def openai_app(generator: Generator, name: str = "clarec", queue: int = 16) -> FastAPI:
+    """A FastAPI app answering chat completions with ``generator``: one request at a time, at most
+    ``queue`` more waiting (another is answered 503 rather than held for minutes)."""
+    if int(queue) < 0:
+        raise ConfigError(f"queue must be >= 0, got {queue}")
     app = FastAPI(title="clarec LLM endpoint")
     lock = threading.Lock()  # one generation at a time: the model is not re-entrant
+    admitted = threading.BoundedSemaphore(int(queue) + 1)  # the one generating and those waiting
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
@@ -75,7 +100,10 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
             )
             if v is not None
         }
-        messages = [m.model_dump() for m in request.messages]
+        messages = [m.plain() for m in request.messages]
+        if not admitted.acquire(blocking=False):
+            busy = f"busy: {queue} requests are already waiting; retry later"
+            raise HTTPException(503, busy, headers={"Retry-After": "5"})
         try:
             with lock:
                 # an answer to a seed drawn here is not cached: no request would ask for it again
@@ -85,6 +113,8 @@ def openai_app(generator: Generator, name: str = "clarec") -> FastAPI:
         except Exception as e:  # a clean 500 (the client retries), not a dropped connection
             log.exception("generation failed")
             raise HTTPException(500, f"generation failed: {type(e).__name__}: {e}") from None
+        finally:
+            admitted.release()
         # "length" where the answer used every token it was allowed (counted where the tokenizer is at hand)
         limit = settings.get("max_new_tokens", generator.settings.max_new_tokens)
         tokenizer = getattr(generator, "tokenizer", None)

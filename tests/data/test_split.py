@@ -185,6 +185,28 @@ def test_weights_other_than_one_travel_with_a_saved_split(tmp_path):
         load_predefined_split(tmp_path / "weighted")
 
 
+def test_behaviours_travel_with_a_saved_split(tmp_path):
+    ds = make_random_dataset(n_users=20, n_items=25, per_user=6)
+    inter = ds.interactions
+    kinds = np.array(["view", "cart", "purchase"])[inter.index % 3]
+    typed = random_split(ds.with_interactions(inter.assign(behavior=kinds)), seed=1)
+    typed.save(tmp_path / "typed")
+    back = load_predefined_split(tmp_path / "typed")
+    for part in ("train", "valid", "test"):
+        a, b = typed.part(part), back.part(part)
+        events = lambda d: sorted(  # noqa: E731
+            zip(
+                d.user_ids[d.interactions["user"]],
+                d.item_ids[d.interactions["item"]],
+                d.interactions["behavior"],
+            )
+        )
+        assert events(a) == events(b)  # every event came back as "interaction"
+    (tmp_path / "typed" / "test.tsv").write_text("user_id\titem_id\ttimestamp\nu1\ti1\t5\n")
+    with pytest.raises(DataError, match="give a behavior column and test.tsv do"):
+        load_predefined_split(tmp_path / "typed")
+
+
 def test_list_columns_come_back_as_lists(tmp_path):
     ds = make_random_dataset(n_users=20, n_items=25, per_user=6)
     ds.items["genres"] = [["Drama", "War"] if i % 2 else [] for i in range(25)]

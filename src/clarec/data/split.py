@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clarec.data.dataset import Dataset
+from clarec.data.dataset import DEFAULT_BEHAVIOR, Dataset
 from clarec.errors import ConfigError, DataError, UnknownIdError
 
 PARTS = ("train", "valid", "test")
@@ -61,8 +61,10 @@ class Split:
         """Write the split as a predefined-split folder (see module docstring)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        # weights other than 1 (behaviour weights, a weight column) travel too: models read them
+        # weights other than 1 (behaviour weights, a weight column) travel too: models read them;
+        # so do behaviours other than the default (what each event was: view, cart, purchase)
         weighted = any((self.part(p).interactions["weight"] != 1).any() for p in PARTS)
+        typed = any((self.part(p).interactions["behavior"] != DEFAULT_BEHAVIOR).any() for p in PARTS)
         for name in PARTS:
             ds = self.part(name)
             df = ds.interactions
@@ -73,6 +75,8 @@ class Split:
             }
             if weighted:
                 columns["weight"] = df["weight"].to_numpy()
+            if typed:
+                columns["behavior"] = df["behavior"].to_numpy()
             pd.DataFrame(columns).to_csv(folder / f"{name}.tsv", sep="\t", index=False)
         _items_table(self.train).to_csv(folder / "items.tsv", sep="\t", index=False)
         meta = {
@@ -406,7 +410,7 @@ def load_predefined_split(folder: str | Path) -> Split:
 
         for col in set(LIST_COLUMNS) & set(items.columns):
             items[col] = [[x for x in str(v).split("|") if x] for v in items[col].to_numpy(dtype=object)]
-    for col in ("timestamp", "weight"):  # filled in for the other parts, they would be made up
+    for col in ("timestamp", "weight", "behavior"):  # filled in for the other parts, they would be made up
         having = [name for name, df in frames.items() if col in df.columns]
         if having and len(having) < len(frames):
             lacking = [f"{name}.tsv" for name in frames if name not in having]

@@ -199,6 +199,7 @@ def test_behaviours_travel_with_a_saved_split(tmp_path):
                 d.user_ids[d.interactions["user"]],
                 d.item_ids[d.interactions["item"]],
                 d.interactions["behavior"],
+                strict=True,
             )
         )
         assert events(a) == events(b)  # every event came back as "interaction"

@@ -18,7 +18,7 @@ from clarec.data.split import Split
 from clarec.errors import ConfigError
 from clarec.text import adapt as adapt_module
 from clarec.text.adapt import AdaptReport, adapt_encoder
-from clarec.text.adapt_data import collaborative_pairs
+from clarec.text.adapt_data import collaborative_pairs, crossing_pairs
 from clarec.text.diagnostics import embedding_diagnostics
 from clarec.text.encoder import TextEncoder
 from clarec.text.templates import item_text
@@ -194,6 +194,22 @@ def test_diagnostics_before_and_after(tiny_model_dir):
     table = report.table()
     assert table.splitlines()[0] == "| measure | before | after | change |"
     assert "| cosine_gap |" in table
+    # leave-one-out: one validation item per user, so valid alone holds no pair; the diagnostics
+    # were empty there. The step out of each training history into the validation item is held out.
+    loo = _split(
+        {
+            "train": {f"u{k}": [2 * k, 2 * k + 1] for k in range(6)},
+            "valid": {"u0": [12], "u1": [13], "u2": [4]},  # u2: 4-5 is a training pair
+            "test": {"u0": [3]},
+        }
+    )
+    assert crossing_pairs(loo.train, loo.valid).tolist() == [[1, 12], [3, 13], [4, 5]]
+    assert crossing_pairs(loo.train, loo.valid, exclude=collaborative_pairs(loo.train)).tolist() == [
+        [1, 12],
+        [3, 13],
+    ]
+    _, report = _run(tiny_model_dir, loo.train, "simcse-sup", steps=2, valid=loo.valid)
+    assert report.settings["n_heldout_pairs"] == 2 and "pair_cosine" in report.before
     _, unsup = _run(tiny_model_dir, split.train, "simcse", steps=2)
     assert set(unsup.before) == {"uniformity", "alignment_views"}
 

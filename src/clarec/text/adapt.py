@@ -16,7 +16,8 @@ Three methods, all trained on the training split only (no leakage into validatio
   target are dropped afterwards; only the adapted encoder stays.
 
 Before and after training, :func:`~clarec.text.diagnostics.embedding_diagnostics` measures alignment
-(held-out positive pairs: co-consumed pairs of the validation split; for the unsupervised methods also
+(held-out positive pairs: co-consumed pairs of the validation split — where it gives each user one
+item, each user's last training item with it; for the unsupervised methods also
 two views of a text) and uniformity (item vectors), plus a retrieval check: the mean cosine of held-out
 co-consumed pairs against the same items paired at random. The run-folder workflow around this (config,
 data, split, files) is :func:`clarec.experiment.pretrain.run_pretraining`.
@@ -40,7 +41,7 @@ from clarec.contrastive.byol import BYOL
 from clarec.contrastive.infonce import InfoNCELoss
 from clarec.contrastive.samplers import NoDuplicateBatchSampler
 from clarec.errors import ConfigError
-from clarec.text.adapt_data import ItemTexts, collaborative_pairs, seeded_sample
+from clarec.text.adapt_data import ItemTexts, collaborative_pairs, crossing_pairs, seeded_sample
 from clarec.text.diagnostics import DIAGNOSTIC_ORDER, embedding_diagnostics
 from clarec.text.templates import DEFAULT_ITEM_FIELDS
 
@@ -180,7 +181,8 @@ def adapt_encoder(
         seed: seeds batch order, augmentations, dropout and the BYOL heads; same seed, same result.
         augment: view augmentation applied to each item's field record before rendering; None uses
             :func:`default_augment` (identity for SimCSE, where dropout makes the views).
-        valid: validation split, used only for the held-out diagnostics (co-consumed pairs not in train).
+        valid: validation split, used only for the held-out diagnostics (co-consumed pairs not in train;
+            with one validation item per user, each user's last training item and it).
         warmup, weight_decay, max_grad_norm: optimiser schedule, AdamW decay and gradient clipping.
         momentum: BYOL only: the target's EMA rate at the first step (cosine schedule to 1).
         diagnostics: measure :func:`embedding_diagnostics` before and after (costs two encodings of
@@ -215,6 +217,8 @@ def adapt_encoder(
     heldout = None
     if valid is not None:
         heldout = collaborative_pairs(valid, exclude=pairs)
+        if not len(heldout):  # one validation item per user (leave-one-out): the step into it
+            heldout = crossing_pairs(train, valid, exclude=pairs)
         if len(heldout) > 5000:  # enough for stable means; keeps the diagnostics quick
             heldout = heldout[seeded_sample(len(heldout), 5000, np.random.default_rng(seed))]
     view_ids = train_text_ids if method in ("simcse", "byol") else None

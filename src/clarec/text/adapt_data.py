@@ -29,6 +29,22 @@ def collaborative_pairs(ds: Dataset, exclude: np.ndarray | None = None) -> np.nd
         if len(history) > 1:
             firsts.append(history[:-1])
             seconds.append(history[1:])
+    return _distinct_pairs(firsts, seconds, exclude)
+
+
+def crossing_pairs(train: Dataset, valid: Dataset, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Each user's last training item paired with their first validation item (the step out of the
+    training history), in :func:`collaborative_pairs`' form: the held-out pairs of a split that gives
+    each user one validation item (leave-one-out), where ``valid`` alone holds no pair."""
+    firsts, seconds = [], []
+    for before, after in zip(train.user_histories(), valid.user_histories(), strict=True):
+        if len(before) and len(after):
+            firsts.append(before[-1:])
+            seconds.append(after[:1])
+    return _distinct_pairs(firsts, seconds, exclude)
+
+
+def _distinct_pairs(firsts: list, seconds: list, exclude: np.ndarray | None) -> np.ndarray:
     if not firsts:
         return np.empty((0, 2), dtype=np.int64)
     a, b = np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64)

@@ -212,3 +212,35 @@ def test_missing_file_is_an_error(tmp_path, loader):
     main.unlink()
     with pytest.raises(DataError, match="not found"):
         load_source(kind, path, **options)
+
+
+def test_a_bad_byte_in_a_row_with_a_quoted_separator_keeps_the_row(tmp_path):
+    # the field count behind the "malformed" hint split the raw line on every comma, quotes or not:
+    # a bad byte in a row whose quoted description holds a comma dropped the whole item
+    (tmp_path / "log.csv").write_text("u,i,t\nA,x,100\nB,y,101\nC,y,102\n")
+    (tmp_path / "items.csv").write_bytes(
+        b'sku,title,description\nx,Winter B\xe4g,"warm, dry"\ny,Cap,"red, wool"\n'
+    )
+    options = {
+        "columns": {"user": "u", "item": "i", "timestamp": "t"},
+        "item_file": "items.csv",
+        "item_columns": {"item": "sku", "title": "title"},
+        "text_columns": ["description"],
+    }
+    res = load_source("tabular", tmp_path / "log.csv", **options)
+    issues = [(Path(i.file).name, i.reason, i.count, i.first_line) for i in res.report.issues]
+    assert issues == [("items.csv", BAD_ENCODING, 1, 2)]  # and no "malformed row" for the same line
+    items = res.dataset.items.set_index("item_id")
+    assert items.loc["x", "title"] == "Winter B\ufffdg" and items.loc["x", "description"] == "warm, dry"
+
+
+def test_one_report_entry_per_file_and_reason(tmp_path):
+    # three broken rows of three kinds were three "malformed row" entries, in reverse line order
+    (tmp_path / "log.csv").write_text(
+        "u,i,r,t\nA,x,4,100\nB,x,five,101\n,y,5,102\nC,y,5,103,extra\nD,x,3,104\n"
+    )
+    columns = {"user": "u", "item": "i", "rating": "r", "timestamp": "t"}
+    res = load_source("tabular", tmp_path / "log.csv", columns=columns)
+    malformed = [i for i in res.report.issues if i.reason == MALFORMED]
+    assert [(i.count, i.first_line) for i in malformed] == [(3, 3)]
+    assert res.report.rows_kept == 2

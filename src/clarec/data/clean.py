@@ -80,9 +80,18 @@ class CleanReport:
         first_line: int | None = None,
         action: str = DROPPED,
     ) -> None:
-        """Record ``count`` rows of ``file`` with ``reason`` (no-op when ``count`` is 0)."""
-        if count:
-            self.issues.append(Issue(str(file), reason, int(count), first_line, action))
+        """Record ``count`` rows of ``file`` with ``reason`` (no-op when ``count`` is 0): one entry
+        per file, reason and action, its first line the earliest recorded."""
+        if not count:
+            return
+        for issue in self.issues:
+            if (issue.file, issue.reason, issue.action) == (str(file), reason, action):
+                issue.count += int(count)
+                if first_line is not None:
+                    lines = [x for x in (issue.first_line, first_line) if x is not None]
+                    issue.first_line = min(lines)
+                return
+        self.issues.append(Issue(str(file), reason, int(count), first_line, action))
 
     def add_step(self, step: FilterStep) -> None:
         self.steps.append(step)
@@ -105,7 +114,8 @@ class CleanReport:
         """Add another report's counts (used when a data set is read from several files)."""
         self.rows_read += other.rows_read
         self.rows_kept += other.rows_kept
-        self.issues.extend(other.issues)
+        for i in other.issues:
+            self.add(i.file, i.reason, i.count, i.first_line, i.action)
         self.steps.extend(other.steps)
 
     def to_dict(self) -> dict:

@@ -210,7 +210,7 @@ def read_table(
         for col in df.columns[:-1]:
             has_bad |= df[col].str.contains("\ufffd", regex=False).to_numpy()
         checks.flag(BAD_ENCODING, has_bad, action="kept (bytes replaced by U+FFFD)")
-    parsed = Parsed(df, checks, text, sep, parse_sep, len(df.columns) - 1)
+    parsed = Parsed(df, checks, text, sep, parse_sep, len(df.columns) - 1, quoting)
     checks.row_hint = parsed.field_count_hint
     return parsed
 
@@ -225,15 +225,21 @@ class Parsed:
     sep: str
     parse_sep: str
     n_fields: int
+    quoting: bool = True
     _lines: list[str] | None = None
 
     def field_count_hint(self, pos: int) -> str | None:
-        """``"expected N fields ..., found M"`` when row ``pos`` has the wrong field count, else None."""
+        """``"expected N fields ..., found M"`` when row ``pos`` has the wrong field count, else None.
+        Fields are counted as the parser reads them: a separator inside a quoted field is text."""
         if self._lines is None:
             self._lines = self.text.split("\n")  # error path only
         line = int(self.frame["_line"].iat[pos])
-        raw = self._lines[line - 1] if 0 < line <= len(self._lines) else ""
-        found = raw.rstrip("\r").count(self.parse_sep) + 1
+        rest = (raw.rstrip("\r") for raw in self._lines[line - 1 :]) if line > 0 else iter(())
+        quoting = csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE
+        try:  # a quoted field may run over lines: the reader takes what the record needs
+            found = len(next(csv.reader(rest, delimiter=self.parse_sep, quoting=quoting), [""]))
+        except csv.Error:
+            return None
         if found != self.n_fields:
             return f"expected {self.n_fields} fields separated by {self.sep!r}, found {found}"
         return None

@@ -99,6 +99,9 @@ def test_a_new_item_is_recommendable_and_findable_at_once(client):
     assert r.json()["unread_fields"] == []  # title and genres: the fields the model reads
     extra = client.post("/v1/items", json={"item_id": "other-0", "title": "x", "beschreibung": "Kaffee"})
     assert extra.json()["unread_fields"] == ["beschreibung"]  # kept and shown, but not scored
+    assert client.get("/v1/items/other-0").json()["fields"] == {"beschreibung": "Kaffee"}  # was not shown
+    assert list(twin["fields"]) == ["genres"]  # a catalogue item's own columns
+    assert sorted(twin["fields"]["genres"]) == twin["attributes"]["genres"]
     # same text as the user's best item (genres perhaps in another order): recommended next to it
     recs = client.get("/v1/users/u3/recommendations", params={"k": 3}).json()
     assert set(ids(recs)[:2]) == {top["item_id"], "fresh-1"}

@@ -121,6 +121,21 @@ def _main_metric(run_dir: Path) -> str:
         return "ndcg@20"
 
 
+def _json_value(v: Any) -> Any:
+    """An item field as a JSON value: ``None`` for a missing one; lists of texts; numbers as numbers."""
+    if isinstance(v, list | tuple | np.ndarray | pd.Series):
+        values = [str(x) for x in v if x is not None and str(x).strip()]
+        return values or None
+    if v is None or v is pd.NA or (isinstance(v, float | np.floating) and not np.isfinite(v)):
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bool | int | float):
+        return v
+    text = str(v)
+    return text if text.strip() else None
+
+
 def _behavior_weights(run_dir: Path) -> dict[str, float] | None:
     """The run's ``data.behavior_weights`` (what each behaviour counted for in training), if any."""
     data = _run_config(run_dir).get("data")
@@ -172,6 +187,7 @@ class RecService:
             else [None] * len(self.item_ids)
         )
         self.attributes = [item_attributes(row) for row in table.to_dict("records")]
+        self.item_table = table  # the catalogue's own fields, shown by item_info
         self.item_fields: list[dict[str, Any]] = [{} for _ in self.item_ids]  # text of added items
         self.n_trained_items = len(self.item_ids)
         self.skipped_items: list[str] = []  # stored items this model cannot add (see _replay)
@@ -609,10 +625,22 @@ class RecService:
     def item_info(self, item_id: str) -> dict[str, Any]:
         with self.lock:  # an item being added is in item_pos before its title and popularity
             i = self.item_index(item_id)
+            if i < self.n_trained_items:
+                row = self.item_table.iloc[i].to_dict()
+            else:
+                row = self.item_fields[i]
+            # every field the item has (a description, or a field posted that no model reads), as
+            # JSON values; item_id and title are given above
+            fields = {
+                str(f): v
+                for f, v in ((f, _json_value(v)) for f, v in row.items() if f not in ("item_id", "title"))
+                if v is not None
+            }
             return {
                 "item_id": item_id,
                 "title": self.titles[i],
                 "attributes": {f: sorted(v) for f, v in self.attributes[i].items()},
+                "fields": fields,
                 "added": i >= self.n_trained_items,
                 "popularity": int(self.popularity[i]),
             }

@@ -115,3 +115,14 @@ def test_combine_several_data_sets_with_domain_prefixed_ids(tmp_path):
         load_from_config({**cfg, "min_rating": 4})
     with pytest.raises(ConfigError, match="must differ"):
         load_from_config({"combine": [cfg["combine"][0], cfg["combine"][0]]})
+
+
+def test_a_relative_path_that_is_not_there_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "events.csv").write_text("user_id,item_id\na,x\nb,x\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = {"source": "tabular", "path": "events.csv"}  # beside the config, not in the current folder
+    with pytest.raises(DataError, match="relative path is read from the current folder") as e:
+        load_from_config(cfg)
+    assert str(tmp_path) in str(e.value)
+    assert load_from_config(cfg | {"path": "shop/events.csv"}).dataset.n_interactions == 2

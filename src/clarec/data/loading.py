@@ -112,7 +112,12 @@ def load_from_config(data_cfg: dict, root: str | Path | None = None, allow: Iter
     if "name" in cfg:
         result = load_dataset(str(cfg["name"]), root=root, strict=strict, **options)
     else:
-        result = load_source(kind, cfg["path"], strict=strict, **options)
+        path = Path(str(cfg["path"])).expanduser()
+        if not path.is_absolute() and not path.exists():  # say where a relative path was looked for
+            raise DataError(
+                path, f"not found (a relative path is read from the current folder, {Path.cwd()})"
+            )
+        result = load_source(kind, path, strict=strict, **options)
     k = _int(cfg, "k_core", 0)
     report: CleanReport = result.report
     result.dataset = apply_filters(

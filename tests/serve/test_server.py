@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import httpx
 import pytest
 
@@ -144,6 +147,8 @@ def test_event_timestamps_may_be_iso_dates(client):
     ]
     assert client.post("/v1/events", json=events).json() == {"accepted": 3}
     assert history_ids(client, "iso-user") == ["i4", "i3", "i5"]  # most recent first
+    soon = {"user_id": "iso-user", "item_id": "i6", "timestamp": int(time.time()) + 3600}
+    assert client.post("/v1/events", json=soon).status_code == 200  # a clock a little ahead is fine
 
 
 def test_diversity_reranks(client):
@@ -211,6 +216,16 @@ def test_bad_input_codes_and_the_server_keeps_serving(client):
     for ts in (2**63, True, "100", "2024-13-45", "1969-12-31T00:00:00Z"):
         r = client.post("/v1/events", json={"user_id": "u1", "item_id": "i1", "timestamp": ts})
         assert r.status_code == 422 and r.json()["fields"] == ["timestamp"], ts
+    # a time far ahead would stay the user's latest event for good (both were accepted)
+    now = int(time.time())
+    for ts, said in (
+        (now * 1000, "milliseconds?"),
+        (99999999999, "a day ahead"),
+        ("3000-01-01", "a day ahead"),
+    ):
+        r = client.post("/v1/events", json={"user_id": "u1", "item_id": "i1", "timestamp": ts})
+        assert r.status_code == 422 and r.json()["fields"] == ["timestamp"], ts
+        assert said in json.dumps(r.json()), r.json()
     deep = "[" * 100_000 + "]" * 100_000
     for url in ("/v1/events", "/v1/items"):
         r = client.post(url, content=deep, headers={"content-type": "application/json"})

@@ -55,6 +55,8 @@ MAX_BATCH = 1000
 MAX_BODY_BYTES = 1_000_000
 #: Most items per answer.
 MAX_K = 1000
+#: How far ahead of the server's clock an event's timestamp may be (clocks differ a little).
+MAX_AHEAD_SECONDS = 86_400
 
 
 class EventIn(BaseModel):
@@ -81,6 +83,16 @@ class EventIn(BaseModel):
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         return int(when.timestamp())  # before 1970 fails the check below (ge=0)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_ahead(cls, value: int | None) -> int | None:
+        # a time far ahead would stay the user's latest event, before everything that follows it
+        ahead = 0 if value is None else value - time.time()
+        if ahead > MAX_AHEAD_SECONDS:
+            unit = " (milliseconds? a timestamp is whole seconds)" if value > 10**11 else ""
+            raise ValueError(f"a timestamp is at most a day ahead of this server's clock{unit}")
+        return value
 
     @field_validator("user_id")
     @classmethod

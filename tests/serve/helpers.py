@@ -50,7 +50,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 60.0) -> Server:
         cmd = [sys.executable, "-m", "clarec.cli", "serve", str(self.run_dir), "--port", str(self.port)]
         cmd += ["--db", self.db, "--log-level", "warning"]
         if self.model:
@@ -72,7 +72,8 @@ class Server:
         raise RuntimeError(f"server did not start in {timeout}s: {self.logs()}")
 
     def logs(self) -> str:
-        self.log.flush()
+        if not self.log.closed:  # stop() closes it; what it wrote is still in the file
+            self.log.flush()
         return (self.run_dir / f"server-{self.port}.log").read_text(errors="replace")[-3000:]
 
     def kill(self) -> None:

@@ -532,3 +532,40 @@ def test_an_in_memory_store_serves_every_thread():
     worker.start()
     worker.join()
     assert done == [1] and store.count_events() == 1
+
+
+def test_a_write_waiting_on_a_locked_store_does_not_hold_up_recommendations(run_dir, tmp_path):
+    # the service lock was held for the whole store write: with the SQLite file locked by another
+    # writer, every recommendation waited behind it (up to the 30 s busy timeout)
+    import sqlite3
+    import threading
+
+    path = tmp_path / "locked.db"
+    svc = RecService(run_dir, db_url=f"sqlite:///{path}", model_label="lm")
+    user, item = svc.user_ids[0], svc.item_ids[-1]
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    waiting = threading.Event()
+    real = svc.store.add_events
+
+    def add_events(events):
+        waiting.set()
+        return real(events)
+
+    svc.store.add_events = add_events
+    writer = threading.Thread(target=lambda: svc.add_events([Event(user, item, "interaction", 1)]))
+    writer.start()
+    assert waiting.wait(10)
+    answered: list = []
+    reader = threading.Thread(target=lambda: answered.append(svc.recommend(svc.user_ids[1], k=5)))
+    reader.start()
+    reader.join(10)
+    served_while_locked = bool(answered)
+    other.execute("COMMIT")  # the store is free again: the write goes through
+    reader.join(30)
+    writer.join(30)
+    other.close()
+    assert served_while_locked
+    assert svc.store.count_events() == 1 and svc.n_events == 1
+    assert item in set(svc.item_ids[i] for i in svc.history(user))
+    svc.close()

@@ -197,6 +197,21 @@ def test_bad_input_codes_and_the_server_keeps_serving(client):
         client.post("/v1/events", content=huge, headers={"content-type": "application/json"}).status_code
         == 413
     )
+    # sent in chunks, a body has no length up front: it was read whole and stored (200)
+    padded = b'{"user_id": "u1", "item_id": "i1"' + b" " * 1_100_000 + b"}"
+    chunks = (padded[i : i + 65536] for i in range(0, len(padded), 65536))
+    r = client.post("/v1/events", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    small = iter([b'{"user_id": "chunked", ', b'"item_id": "i1"}'])
+    r = client.put(
+        "/v1/users/chunked/profile",
+        content=iter([b'{"text": "war', b' films"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text  # a small chunked body is read as any other
+    n_events += 1
+    r = client.post("/v1/events", content=small, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json() == {"accepted": 1}, r.text
     assert client.get("/v1/health").json()["events"] == n_events  # nothing refused was stored
     assert client.get("/v1/items/no-such-item/similar").status_code == 404
     assert client.get("/v1/items/no-such-item").status_code == 404

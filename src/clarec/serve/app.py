@@ -206,12 +206,31 @@ class MeasureMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if value.isdigit() and int(value) > MAX_BODY_BYTES:
-                    await _error(413, f"request body over {MAX_BODY_BYTES} bytes")(scope, receive, send)
+        too_large = _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        length = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        if length is not None:
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                await too_large(scope, receive, send)
+                return
+        elif scope["method"] in ("POST", "PUT", "PATCH"):
+            # a body sent in chunks says nothing of its size up front: read it here, up to the limit
+            messages, size = [], 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                size += len(message.get("body", b""))
+                if size > MAX_BODY_BYTES:
+                    await too_large(scope, receive, send)
                     return
-                break
+                if not message.get("more_body"):
+                    break
+            upstream = receive
+
+            async def receive():  # the body read above, then whatever comes next (a disconnect)
+                return messages.pop(0) if messages else await upstream()
+
         t0 = time.perf_counter()
         status = 500
 

@@ -175,7 +175,10 @@ class RecService:
                 f"{self.run_dir}: model {self.label!r} has {self.model.n_users} users / {self.model.n_items} items "
                 f"but the split has {train.n_users} / {train.n_items}"
             )
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the in-memory state: held briefly by readers and writers
+        # one write at a time, in the store's order; a write waiting on the store (a locked SQLite
+        # file waits up to 30 s) holds this one only, so recommendations go on meanwhile
+        self.write_lock = threading.Lock()
         self.user_ids: list[str] = [str(u) for u in train.user_ids]
         self.user_pos = {u: i for i, u in enumerate(self.user_ids)}
         self.item_ids: list[str] = [str(i) for i in train.item_ids]
@@ -345,17 +348,19 @@ class RecService:
 
     def add_events(self, events: list[Event]) -> int:
         """Validate, store durably, then apply: the user's next recommendations reflect them."""
-        with self.lock:
-            for e in events:
-                self.item_index(e.item_id)
-                if self._weight(e.behavior) is None:
-                    raise ClarecError(
-                        f"behavior {e.behavior!r} is not one the model was trained on: the run's "
-                        f"behavior_weights name {sorted(self.behavior_weights or {})}"
-                    )
+        with self.write_lock:  # only writers change what is checked here, so it holds until applied
+            with self.lock:
+                for e in events:
+                    self.item_index(e.item_id)
+                    if self._weight(e.behavior) is None:
+                        raise ClarecError(
+                            f"behavior {e.behavior!r} is not one the model was trained on: the run's "
+                            f"behavior_weights name {sorted(self.behavior_weights or {})}"
+                        )
             n = self.store.add_events(events)
-            for e in events:
-                self._apply_event(e)
+            with self.lock:
+                for e in events:
+                    self._apply_event(e)
         return n
 
     def add_item(self, item_id: str, fields: dict[str, Any]) -> int:
@@ -364,15 +369,18 @@ class RecService:
             raise UnsupportedError(
                 f"model {self.label!r} ({self.model.name}) cannot add items without retraining"
             )
-        with self.lock:
+        with self.write_lock:
             if item_id in self.item_pos:
                 raise ConflictError(f"item id {item_id!r} already exists")
+
+            def add_in_memory() -> np.ndarray:
+                with self.lock:
+                    return self._add_items_in_memory([(item_id, fields)])
+
             # written, then added to the model, then committed: a store that refuses the row (locked,
             # read-only, another server's item) leaves the model as it was, and a model that refuses
             # the item leaves nothing stored
-            (idx,) = self.store.add_item(
-                item_id, fields, then=lambda: self._add_items_in_memory([(item_id, fields)])
-            )
+            (idx,) = self.store.add_item(item_id, fields, then=add_in_memory)
         return int(idx)
 
     def set_profile(self, user_id: str, fields: dict[str, Any]) -> str:
@@ -383,10 +391,11 @@ class RecService:
             raise ClarecError(
                 "the profile has no text" + (f" in the fields the model reads {read}" if read else "")
             )
-        with self.lock:
+        with self.write_lock:
             self.store.set_profile(user_id, fields)
-            self.profiles[user_id] = text
-            self.user_versions[user_id] = self.user_versions.get(user_id, 0) + 1
+            with self.lock:
+                self.profiles[user_id] = text
+                self.user_versions[user_id] = self.user_versions.get(user_id, 0) + 1
         return text
 
     def _path(self, user_id: str, hist: np.ndarray) -> str:
@@ -676,6 +685,10 @@ class RecService:
         return rows[::-1][:limit]  # most recent first
 
     def health(self) -> dict[str, Any]:
+        with self.lock:  # one moment's figures (an item being added is in the catalogue and the index)
+            return self._health()
+
+    def _health(self) -> dict[str, Any]:
         return {
             "status": "ok",
             "model": self.label,

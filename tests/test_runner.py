@@ -173,6 +173,14 @@ def test_targets_repeating_a_history_item_are_reported_under_the_masked_conventi
     from clarec.experiment.html_report import write_report
 
     assert "Note: history items masked: 3 of 12 test targets" in write_report(tmp_path / "run").read_text()
+    # masked listed second: the count was left out of results.json, results.md and the report
+    p.write_text(p.read_text().replace("[masked, kept]", "[kept, masked]"))
+    second = run_experiment(load_config(p), tmp_path / "run2", seeds=1, save_models=False)["popularity"]
+    assert second["test_unreachable"]["targets"] == 3 and second["history_items"] == "kept"
+    assert (
+        "Note: history items masked: 3 of 12 test targets" in (tmp_path / "run2" / "results.md").read_text()
+    )
+    assert "Note: history items masked: 3 of 12" in write_report(tmp_path / "run2").read_text()
     # a model that reads a history as it is, tested from training histories on leave-one-out: said
     assert "next-item protocol" not in caplog.text  # popularity reads no history
     p.write_text(p.read_text().replace("name: popularity", "name: ease"))

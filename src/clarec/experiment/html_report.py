@@ -102,7 +102,7 @@ def _protocol(cfg, data: dict, results: dict) -> str:
     ]
     if ev.user_sample:
         lines.append(html.escape(sample_note(ev, first)) + ".")
-    if first.get("test_unreachable") and ev.history_items[0] == "masked":
+    if first.get("test_unreachable"):  # counted under masked, whichever table that is
         lines.append(html.escape(f"Note: {unreachable_note(first['test_unreachable'])}."))
     return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
 

@@ -227,8 +227,8 @@ def results_table(
         note += "."
         if ev.user_sample:
             note += " " + sample_note(ev, first) + "."
-        found = first.get("test_unreachable")
-        if found and ev.history_items[0] == "masked":
+        found = first.get("test_unreachable")  # under masked, the main table or another one
+        if found:
             from clarec.evaluate.evaluator import unreachable_note
 
             where = f" (split of seed {seeds[0]})" if first.get("split_seeds") else ""

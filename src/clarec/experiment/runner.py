@@ -625,15 +625,17 @@ def _run(
                 result["chosen"] = model.chosen_
             if test_res.sample:
                 result |= {"test_sample": test_res.sample, "test_ci95": test_res.ci95}
-            if test_res.unreachable:
-                result["test_unreachable"] = test_res.unreachable
             other = {
-                convention: {part: e.evaluate(model, part=part).metrics for part in ("valid", "test")}
+                convention: {part: e.evaluate(model, part=part) for part in ("valid", "test")}
                 for convention, e in evaluators.items()
                 if e is not evaluator
             }
             if other:
-                result["conventions"] = other
+                result["conventions"] = {c: {p: r.metrics for p, r in rs.items()} for c, rs in other.items()}
+            # targets masked away (repeat interactions), whichever table masks them
+            masked = test_res if evaluator.history_items == "masked" else other.get("masked", {}).get("test")
+            if masked is not None and masked.unreachable:
+                result["test_unreachable"] = masked.unreachable
             per_model[model_cfg.key].append(result)
             if save_models and s == 0:
                 model.save(out / "models" / model_cfg.key)

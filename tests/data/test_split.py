@@ -429,3 +429,28 @@ def test_global_temporal_keeps_interactions_of_one_time_in_one_part():
         split = global_temporal_split(Dataset.from_frame(rows), (0.4, 0.2, 0.4))
         parts = [set(p.interactions["timestamp"]) for p in (split.train, split.valid, split.test)]
         assert parts == [{1}, set(), {2, 3}]
+
+
+def test_a_user_left_in_no_part_is_still_in_the_saved_split(tmp_path):
+    # leave-one-out with new items drops a one-item user's only interaction when its item is drawn
+    # new: the split read back had one user fewer than the models fitted on it (serve and recommend
+    # refused the run)
+    frame = pd.DataFrame(
+        {
+            "user_id": ["solo"] + [f"u{k}" for k in range(6) for _ in range(4)],
+            "item_id": ["i0"] + [f"i{(k + t) % 8}" for k in range(6) for t in range(4)],
+            "timestamp": [0] + [t for _ in range(6) for t in range(4)],
+        }
+    )
+    ds = Dataset.from_frame(frame)
+    for seed in range(50):  # a draw that makes i0 new
+        s = leave_one_out_split(ds, cold_share=0.2, seed=seed)
+        if ds.item_index(["i0"])[0] in s.cold_items:
+            break
+    solo = ds.user_index(["solo"])[0]
+    assert all(solo not in s.part(p).interactions["user"].to_numpy() for p in ("train", "valid", "test"))
+    s.save(tmp_path / "split")
+    back = load_predefined_split(tmp_path / "split")
+    assert back.train.n_users == s.train.n_users
+    assert list(back.train.user_ids) == list(s.train.user_ids)
+    assert sorted(back.train.item_ids[back.cold_items]) == sorted(s.train.item_ids[s.cold_items])

@@ -6,6 +6,7 @@ files, the *predefined split* format that other toolkits can read too::
 
     train.tsv  valid.tsv  test.tsv   header "user_id<TAB>item_id[<TAB>timestamp][<TAB>weight]", original ids
     items.tsv                        optional: item_id and text columns
+    users.tsv                        optional: user_id (every user, those with no interaction left too)
     split.json                       optional: method, parameters, cold items
 
 Splits assume (user, item) pairs are already deduplicated (the default data pipeline does it);
@@ -78,7 +79,14 @@ class Split:
             if typed:
                 columns["behavior"] = df["behavior"].to_numpy()
             pd.DataFrame(columns).to_csv(folder / f"{name}.tsv", sep="\t", index=False)
-        _items_table(self.train).to_csv(folder / "items.tsv", sep="\t", index=False)
+        _side_table(self.train.items, self.train.item_ids, "item_id").to_csv(
+            folder / "items.tsv", sep="\t", index=False
+        )
+        # every user, so that the split read back indexes them as the models fitted on it do: a user
+        # can be in no part (leave-one-out with new items drops the training item of a one-item user)
+        _side_table(self.train.users, self.train.user_ids, "user_id").to_csv(
+            folder / "users.tsv", sep="\t", index=False
+        )
         meta = {
             "method": self.method,
             "params": self.params,
@@ -88,13 +96,13 @@ class Split:
         return folder
 
 
-def _items_table(ds: Dataset) -> pd.DataFrame:
-    """Every item id with its text columns; lists are joined with '|'."""
-    out = pd.DataFrame({"item_id": ds.item_ids.astype(str)})
-    for col in ds.items.columns:
-        if col == "item_id":
+def _side_table(table: pd.DataFrame, ids: np.ndarray, key: str) -> pd.DataFrame:
+    """Every id with its side columns (an item's text); lists are joined with '|'."""
+    out = pd.DataFrame({key: ids.astype(str)})
+    for col in table.columns:
+        if col == key:
             continue
-        values = ds.items[col]
+        values = table[col]
         sample = values.dropna()
         if len(sample) and isinstance(sample.iloc[0], list | tuple | np.ndarray):
             out[col] = values.map(
@@ -402,14 +410,17 @@ def load_predefined_split(folder: str | Path) -> Split:
             raise DataError(path, "the training part holds no interactions: nothing to learn from")
         df["part"] = name
         frames[name] = df
-    items = _read_part(folder / "items.tsv", required=False)
-    if items is not None and "item_id" not in items.columns:
-        raise DataError(folder / "items.tsv", "header lacks 'item_id'", line=1)
-    if items is not None:  # the list columns Split.save joined with '|' are lists again
-        from clarec.data.sources.base import LIST_COLUMNS
+    side = {}
+    for name, key in (("items", "item_id"), ("users", "user_id")):
+        table = _read_part(folder / f"{name}.tsv", required=False)
+        if table is not None and key not in table.columns:
+            raise DataError(folder / f"{name}.tsv", f"header lacks {key!r}", line=1)
+        if table is not None:  # the list columns Split.save joined with '|' are lists again
+            from clarec.data.sources.base import LIST_COLUMNS
 
-        for col in set(LIST_COLUMNS) & set(items.columns):
-            items[col] = [[x for x in str(v).split("|") if x] for v in items[col].to_numpy(dtype=object)]
+            for col in set(LIST_COLUMNS) & set(table.columns):
+                table[col] = [[x for x in str(v).split("|") if x] for v in table[col].to_numpy(dtype=object)]
+        side[name] = table
     for col in ("timestamp", "weight", "behavior"):  # filled in for the other parts, they would be made up
         having = [name for name, df in frames.items() if col in df.columns]
         if having and len(having) < len(frames):
@@ -423,7 +434,14 @@ def load_predefined_split(folder: str | Path) -> Split:
     if "timestamp" not in all_inter.columns:
         # Without times, the file order is the time line.
         all_inter["timestamp"] = np.arange(len(all_inter), dtype=np.int64)
-    ds = Dataset.from_frame(all_inter, items=items, name=folder.name, keep_all_items=True)
+    ds = Dataset.from_frame(
+        all_inter,
+        items=side["items"],
+        users=side["users"],
+        name=folder.name,
+        keep_all_items=True,
+        keep_all_users=True,
+    )
     inter = ds.interactions
     labels = all_inter["part"].map({p: i for i, p in enumerate(PARTS)}).to_numpy().astype(np.int8)
     meta_path = folder / "split.json"

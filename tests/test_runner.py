@@ -236,6 +236,16 @@ def test_split_seeds_draw_a_split_per_seed_and_validation_segments_are_kept(tmp_
     saved = json.loads((tmp_path / "drawn" / "results.json").read_text())["popularity"]
     assert saved["per_seed"][1]["split_seed"] == 2025 and "valid_segments" in saved["per_seed"][1]
     assert "seeds (each draws the split too): [2024, 2025]" in (tmp_path / "drawn" / "results.md").read_text()
+    # a split that draws nothing at random (leave-one-out without new items) is one split for every
+    # seed: it was reported as drawn per seed
+    p.write_text(
+        p.read_text().replace("{method: random, ratios: [0.6, 0.2, 0.2]}", "{method: leave_one_out}")
+    )
+    same = run_experiment(load_config(p), tmp_path / "same", seeds=2, save_models=False, split_seeds=True)
+    assert "split_seeds" not in same["popularity"]
+    assert "split_seed" not in same["popularity"]["per_seed"][1]
+    assert "seeds: [2024, 2025]" in (tmp_path / "same" / "results.md").read_text()
+    assert "the seeds vary the models only" in (tmp_path / "same" / "log.txt").read_text()
 
 
 def test_what_a_fit_chose_on_validation_is_kept_per_seed(tmp_path):

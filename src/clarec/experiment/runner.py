@@ -17,6 +17,7 @@ A run folder holds everything needed to understand and reproduce a run::
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -433,6 +434,15 @@ def _check_same_run(out: Path, cfg: ExperimentConfig, seeds: int, split_seeds: b
             )
 
 
+def _split_fingerprint(split: Split) -> str:
+    """What tells two splits apart: the (user, item) pairs of each part and the cold items."""
+    digest = hashlib.sha256()
+    for part in (split.train, split.valid, split.test):
+        digest.update(part.pair_hashes().tobytes() + b"|")
+    digest.update(np.asarray(split.train.item_ids[split.cold_items], dtype=str).tobytes())
+    return digest.hexdigest()
+
+
 def _with_split_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
     """``cfg`` with ``seed`` as its seed and its split's seed (when the split sets one itself)."""
     split = cfg.split
@@ -528,6 +538,7 @@ def _run(
     t0 = time.perf_counter()
     main = cfg.evaluation.main_metric
     per_model: dict[str, list[dict]] = {m.key: [] for m in cfg.models}
+    drawn, first_split = split_seeds, ""  # drawn: the seeds' splits differ (a split may draw nothing)
     for s in range(seeds):
         seed = cfg.seed + s
         if s == 0 or split_seeds:
@@ -539,6 +550,16 @@ def _run(
                 progress,
                 out if s == 0 and not train_only else None,
             )
+            if split_seeds and s == 0:
+                first_split = _split_fingerprint(split)
+            elif drawn and _split_fingerprint(split) == first_split:
+                drawn = False
+                same = (
+                    f"--split-seeds: seed {seed} drew the split of seed {cfg.seed} ({split.method} draws "
+                    "nothing at random here): the seeds vary the models only"
+                )
+                log.warning(same)
+                progress(f"[{time.perf_counter() - t0:6.1f}s] warning: {same}")
             evaluator = next(iter(evaluators.values()), None)  # the main convention
             if s == 0:  # written once the config has proved itself (models built, data and split made)
                 (out / "config.yaml").write_text(dump_config(cfg))
@@ -643,6 +664,10 @@ def _run(
             (train_dir / SEED_RESULT).write_text(json.dumps({"made_under": made_under, "result": result}))
     if train_only:
         return {}
+    if split_seeds and not drawn:  # said as it is: one split, model seeds
+        for runs in per_model.values():
+            for r in runs:
+                r.pop("split_seed", None)
     # the convention of the main figures, named in every result (the others are under `conventions`)
     protocol = {"history_items": cfg.evaluation.history_items[0], "test_input": cfg.evaluation.test_input}
     results = {key: _aggregate(runs) | protocol for key, runs in per_model.items()}

@@ -124,3 +124,10 @@ def test_uncertainty_weighting_keeps_a_finite_weight_for_a_loss_at_zero():
     assert w.weights()["a"] == pytest.approx(math.exp(10.0), rel=1e-5)
     assert used["b"] == pytest.approx(0.5, rel=0.05)  # the other task still finds s = log L
     w({"a": torch.tensor(-5e-5), "b": torch.tensor(1.0)})  # rounding below zero is taken
+    # below the floor a zero loss pushes it no further, and once the loss is back above zero the
+    # gradient brings it back (a plain clamp gave zero both ways: the weight stayed e¹⁰ for good)
+    assert float(w.log_vars[0]) < w.LOG_VAR_MIN
+    for loss, sign in ((0.0, 0.0), (5.0, -1.0)):
+        w.zero_grad()
+        w({"a": torch.tensor(loss), "b": torch.tensor(2.0)})[0].backward()
+        assert float(torch.sign(w.log_vars.grad[0])) == sign, loss

@@ -114,6 +114,10 @@ class RecommenderMixin:
         assert s.dtype == np.float32
         assert np.isfinite(s).all()
         np.testing.assert_array_equal(fitted.score(users[3:5]), s[3:5])
+        # no users, no rows (tfidf raised scikit-learn's "0 sample(s)" error)
+        assert fitted.score(users[:0]).shape == (0, data.n_items)
+        if fitted.supports_histories:
+            assert fitted.score_histories([]).shape == (0, data.n_items)
 
     def test_inner_product_queries_reproduce_the_scores(self, fitted, data):
         # the server's fast ranking relies on this contract, bit for bit

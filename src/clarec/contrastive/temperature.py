@@ -84,6 +84,11 @@ class _ClampInward(torch.autograd.Function):
         return grad * passes, None, None
 
 
+def clamp_inward(x: torch.Tensor, lo: float = -math.inf, hi: float = math.inf) -> torch.Tensor:
+    """``x.clamp(lo, hi)`` whose gradient can bring an ``x`` past a bound back in (:class:`_ClampInward`)."""
+    return _ClampInward.apply(x, lo, hi)
+
+
 class LearnableTemperature(Temperature):
     """A temperature learned with the model, parameterised as ``log τ`` and clamped to ``[min, max]``.
 
@@ -105,7 +110,7 @@ class LearnableTemperature(Temperature):
 
     @property
     def value(self) -> torch.Tensor:
-        return _ClampInward.apply(self.log_tau, math.log(self.min), math.log(self.max)).exp()
+        return clamp_inward(self.log_tau, math.log(self.min), math.log(self.max)).exp()
 
     @torch.no_grad()
     def clamp_(self) -> LearnableTemperature:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from clarec.contrastive.temperature import clamp_inward
 from clarec.errors import ConfigError
 
 __all__ = ["FixedWeighting", "LossWeighting", "UncertaintyWeighting", "WarmupWeighting"]
@@ -142,7 +143,8 @@ class UncertaintyWeighting(LossWeighting):
     positives are all one item, BYOL's ``2 − 2cos`` at its minimum) then keeps a finite weight.
     """
 
-    #: The lowest ``s_i`` used (below it the gradient that would push it further is zero).
+    #: The lowest ``s_i`` used (below it the gradient that would push it further is zero; the one that
+    #: brings it back passes).
     LOG_VAR_MIN = -10.0
 
     def __init__(self, task_names: Sequence[str], init: float = 0.0, half: bool = False):
@@ -170,7 +172,7 @@ class UncertaintyWeighting(LossWeighting):
                     f"uncertainty weighting needs non-negative task losses; {name!r} is {float(loss):.4g} "
                     "(its weight would grow without bound): shift the loss above zero"
                 )
-            s = self.log_vars[self.tasks.index(name)].clamp(min=self.LOG_VAR_MIN)
+            s = clamp_inward(self.log_vars[self.tasks.index(name)], self.LOG_VAR_MIN)
             total = total + scale * (torch.exp(-s) * loss + s)
             used[name] = scale * math.exp(-float(s.detach()))
         return total, used

@@ -180,7 +180,7 @@ class TfidfRecommender(Recommender):
     def user_profiles(self, users) -> sp.csr_matrix:
         """L2-normalised TF-IDF profiles ``(len(users), vocabulary)`` (the weighted mean's direction)."""
         users = self._check_users(users)
-        return normalize(self.user_weights[users] @ self.item_matrix, norm="l2")
+        return _unit_rows(self.user_weights[users] @ self.item_matrix)
 
     def score(self, users) -> np.ndarray:
         profiles = self.user_profiles(users)
@@ -194,7 +194,7 @@ class TfidfRecommender(Recommender):
         so it is not applied here. An empty history scores 0 everywhere.
         """
         w = self._history_matrix(histories, binary=False)
-        profiles = normalize(w @ self.item_matrix, norm="l2")
+        profiles = _unit_rows(w @ self.item_matrix)
         return np.asarray((profiles @ self.item_matrix.T).toarray(), dtype=np.float32)
 
     def score_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -260,3 +260,8 @@ class TfidfRecommender(Recommender):
             vectorizer.idf_ = np.asarray(state["idf"], dtype=np.float64)
             self.vectorizer_ = vectorizer
             self.text_fields_ = [str(f) for f in state["text_fields"]]
+
+
+def _unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (zero rows stay zero); no rows, no rows (scikit-learn refuses those)."""
+    return normalize(m, norm="l2") if m.shape[0] else sp.csr_matrix(m)

@@ -137,6 +137,12 @@ def test_negative_rows_of_a_table_are_the_gathered_negatives():
             torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="negative_rows must be"):
         InfoNCELoss()(q, table[pos], table[rows], negative_rows=rows)
+    # bfloat16: the loss kept its dtype from a small table only (a large one is gathered in float32)
+    for n in (10, 1000):
+        big = _rand(n, 4, seed=15).bfloat16()
+        picks = torch.randint(0, n, (5, 3), generator=torch.Generator().manual_seed(16))
+        out = InfoNCELoss()(q.detach().bfloat16(), big[:5], big, negative_rows=picks)
+        assert out.dtype == torch.bfloat16, n
 
 
 @pytest.mark.parametrize("block", [1, 7, 20, 1 << 21])  # one row, uneven blocks, every row at once

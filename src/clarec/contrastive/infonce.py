@@ -130,7 +130,11 @@ def gathered_scores(query: torch.Tensor, table: torch.Tensor, rows: torch.Tensor
     rows = rows.to(query.device)
     if query.device.type != "cpu":
         return (query @ table.T).gather(1, rows)
-    return _GatheredScores.apply(query, table, rows)
+    out = _GatheredScores.apply(query, table, rows)
+    half = torch.result_type(query, table)  # half-precision inputs give half-precision scores,
+    if half in (torch.bfloat16, torch.float16) and out.dtype != half:  # the gathered way sums in float32
+        out = out.to(half)
+    return out
 
 
 class InfoNCELoss(nn.Module):

@@ -222,6 +222,37 @@ class RecommenderMixin:
         items = np.arange(data.n_items)
         np.testing.assert_array_equal(loaded.item_similarity(items), fitted.item_similarity(items))
 
+    def test_a_damaged_save_gives_one_clear_error(self, fitted, tmp_path):
+        import json
+
+        from clarec.errors import ClarecError
+        from clarec.models.registry import available_models
+
+        folder = fitted.save(tmp_path / "m")
+        meta = json.loads((folder / "model.json").read_text())
+        with np.load(folder / "state.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+
+        def damaged(meta_change=None, drop=None):
+            bad = tmp_path / f"bad-{len(list(tmp_path.iterdir()))}"
+            fitted.save(bad)
+            (bad / "model.json").write_text(json.dumps(meta | (meta_change or {})))
+            if drop is not None:
+                np.savez(bad / "state.npz", **{k: v for k, v in arrays.items() if k != drop})
+            with pytest.raises(ClarecError, match=str(bad)):
+                Recommender.load(bad)
+
+        # another model's name over these arrays (loaded silently as the other model, or a raw error)
+        other = next(n for n in available_models() if n != fitted.name)
+        damaged({"model": other})
+        damaged({"n_items": meta["n_items"] + 5})  # arrays of another size than model.json says
+        damaged({"format": 99})  # a newer clarec's folder
+        for key in [k for k in arrays if k.startswith(("state.", "sparse."))][:1]:
+            damaged(drop=key)  # an array missing (a raw KeyError)
+        (tmp_path / "a-file").write_text("x")
+        with pytest.raises(ClarecError, match="cannot save a model there"):
+            fitted.save(tmp_path / "a-file")
+
     # ------------------------------------------------------------------ errors
     def test_unknown_indices(self, fitted, data):
         with pytest.raises(UnknownIdError):

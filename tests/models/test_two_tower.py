@@ -485,6 +485,14 @@ def test_finetuned_encoder_is_saved_and_reloads(tiny, tmp_path):
     assert not np.allclose(
         fresh.encode(["galaxy starship romance"]), loaded._encoder().encode(["galaxy starship romance"])
     )
+    # without its encoder folder the model loaded silently and encoded new items with the starting one
+    import shutil
+
+    from clarec.errors import ClarecError
+
+    shutil.rmtree(tmp_path / "m" / "encoder")
+    with pytest.raises(ClarecError, match="fine-tuned text encoder"):
+        Recommender.load(tmp_path / "m")
 
 
 def test_messy_item_texts_never_crash(tiny):

@@ -391,7 +391,10 @@ class Recommender(ABC):
         """Save to a folder: ``model.json`` (name, parameters) and ``state.npz`` (arrays)."""
         self._check_fitted()
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file in the way, no permission
+            raise ClarecError(f"{path}: cannot save a model there ({type(e).__name__}: {e})") from None
         meta = {
             "format": MODEL_FORMAT,
             "model": self.name,
@@ -409,6 +412,7 @@ class Recommender(ABC):
             else:
                 arrays[f"state.{key}"] = np.asarray(value)
         arrays |= _sparse_to_arrays("seen", self.seen)
+        arrays["meta.model"] = np.asarray(self.name)  # which model the arrays are (model.json can be edited)
         partial = path / ".state.npz.partial"
         with open(partial, "wb") as f:
             np.savez(f, **arrays)
@@ -435,7 +439,7 @@ class Recommender(ABC):
         path = Path(path)
         try:
             meta = json.loads((path / "model.json").read_text())
-            name, params = meta["model"], meta["params"]
+            name, params, version = meta["model"], meta["params"], int(meta.get("format", MODEL_FORMAT))
             n_users, n_items = int(meta["n_users"]), int(meta["n_items"])
             with np.load(path / "state.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
@@ -444,8 +448,20 @@ class Recommender(ABC):
             raise ClarecError(
                 f"{path}: not a readable saved clarec model ({type(e).__name__}: {e})"
             ) from None
+        if version > MODEL_FORMAT:
+            raise ClarecError(
+                f"{path}: saved by a newer clarec (model format {version}; this one reads {MODEL_FORMAT})"
+            )
+        saved_as = str(arrays.pop("meta.model", name))  # absent from folders saved before it was written
+        if saved_as != name:
+            raise ClarecError(f"{path}: model.json names {name!r}, but its arrays are a {saved_as!r} model's")
         if cls is not Recommender and name != cls.name:
             raise ClarecError(f"{path}: holds a {name!r} model, not {cls.name!r}")
+        if seen.shape != (n_users, n_items):
+            raise ClarecError(
+                f"{path}: model.json says {n_users} users and {n_items} items, its arrays hold "
+                f"{seen.shape[0]} and {seen.shape[1]}"
+            )
         model_cls = get_model_class(name)
         unknown = sorted(set(params) - set(model_cls.param_names()))
         if unknown:
@@ -456,10 +472,18 @@ class Recommender(ABC):
         model = model_cls(**params)
         model.n_users, model.n_items, model.seen = n_users, n_items, seen
         state: dict = {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
-        for key in {k[len("sparse.") :].rsplit(".", 1)[0] for k in arrays if k.startswith("sparse.")}:
-            state[key] = _sparse_from_arrays(f"sparse.{key}", arrays)
-        model._set_state(state)
-        model._load_files(path)
+        try:
+            for key in {k[len("sparse.") :].rsplit(".", 1)[0] for k in arrays if k.startswith("sparse.")}:
+                state[key] = _sparse_from_arrays(f"sparse.{key}", arrays)
+            model._set_state(state)
+            model._load_files(path)
+        except ClarecError:
+            raise
+        except Exception as e:  # an array missing or of another shape, a damaged file beside them
+            raise ClarecError(
+                f"{path}: the saved {name!r} model cannot be restored ({type(e).__name__}: {e}); "
+                "save it again from a fitted model"
+            ) from None
         return model
 
 

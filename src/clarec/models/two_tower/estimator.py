@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
+from clarec.errors import ConfigError, DataError
 from clarec.models._cold import CALIBRATIONS
 from clarec.models._lm import build_encoder, choose_fields, item_texts
 from clarec.models.embedding import EmbeddingModel
@@ -394,5 +394,9 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         """Re-attach the saved fine-tuned encoder, so items added later are encoded by the encoder the
         item tower was trained with (not by the starting one named in ``encoder``)."""
         folder = path / "encoder"
-        if self.finetune_encoder and folder.is_dir():
+        if self.finetune_encoder and not folder.is_dir():
+            raise DataError(
+                folder, "missing: the fine-tuned text encoder the model was saved with (new items need it)"
+            )
+        if self.finetune_encoder:
             self._text_encoder = self._new_encoder(str(folder))

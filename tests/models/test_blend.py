@@ -139,6 +139,16 @@ def test_the_saved_blend_keeps_its_members_and_weights(tmp_path):
     np.testing.assert_array_equal(back.score(users), blend.score(users))
     np.testing.assert_array_equal(back.weights_, blend.weights_)
     assert back.validation_ == blend.validation_ and len(back.validation_["values"]) == 5
+    # model.json's members edited: it loaded with the saved members under the new names
+    import json
+
+    from clarec.errors import ClarecError
+
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    meta["params"]["members"] = [{"name": "popularity", "params": {}}, meta["params"]["members"][1]]
+    (tmp_path / "b" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ClarecError, match="its members are"):
+        Recommender.load(tmp_path / "b")
     # a user's scores do not depend on who is scored with them
     np.testing.assert_array_equal(blend.score(users[3:5]), blend.score(users)[3:5])
 

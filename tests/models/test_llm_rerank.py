@@ -126,6 +126,16 @@ def test_save_load_and_settings(data, tmp_path, tiny_llm_dir):
     loaded = Recommender.load(model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.score([0, 1]), s)  # greedy answers: the same re-ranking
     assert loaded.base_.reg == 5.0 and model.cost_["tokens"] is not None
+    # model.json's base edited: it loaded with the saved EASE under the name itemknn
+    import json
+
+    from clarec.errors import ClarecError
+
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["params"] |= {"base": "itemknn", "base_params": {}}
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ClarecError, match="its base is a 'ease' model"):
+        Recommender.load(tmp_path / "m")
     with pytest.raises(ConfigError, match="another model"):
         create("llm-rerank", {"base": "llm-rerank"})
     with pytest.raises(ConfigError, match="top_n"):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
+from clarec.errors import ClarecError, ConfigError
 from clarec.models.base import Recommender, check_settings
 from clarec.models.params import param
 from clarec.models.registry import create, fit_key, get_model_class, inner_params, register
@@ -286,6 +286,11 @@ class Blend(Recommender):
 
     def _load_files(self, path: Path) -> None:
         self.members_ = [Recommender.load(path / "members" / str(i)) for i in range(len(self.members))]
+        named = [m["name"] for m in self.members]
+        if [m.name for m in self.members_] != named:  # model.json's members edited, or another folder
+            raise ClarecError(
+                f"{path}: its members are {[m.name for m in self.members_]}, its parameters name {named}"
+            )
         self._set_flags(self.members_)
 
 

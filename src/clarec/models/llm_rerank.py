@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from clarec.data.dataset import Dataset
-from clarec.errors import ConfigError
+from clarec.errors import ClarecError, ConfigError
 from clarec.models._lm import choose_fields
 from clarec.models.base import Recommender
 from clarec.models.params import param
@@ -252,3 +252,7 @@ class LLMRerank(Recommender):
 
     def _load_files(self, path: Path) -> None:
         self.base_ = Recommender.load(path / "base")
+        if self.base_.name != self.base:  # model.json's base edited, or another folder
+            raise ClarecError(
+                f"{path}: its base is a {self.base_.name!r} model, its parameters name {self.base!r}"
+            )

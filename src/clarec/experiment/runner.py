@@ -17,7 +17,6 @@ A run folder holds everything needed to understand and reproduce a run::
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -434,13 +433,9 @@ def _check_same_run(out: Path, cfg: ExperimentConfig, seeds: int, split_seeds: b
             )
 
 
-def _split_fingerprint(split: Split) -> str:
-    """What tells two splits apart: the (user, item) pairs of each part and the cold items."""
-    digest = hashlib.sha256()
-    for part in (split.train, split.valid, split.test):
-        digest.update(part.pair_hashes().tobytes() + b"|")
-    digest.update(np.asarray(split.train.item_ids[split.cold_items], dtype=str).tobytes())
-    return digest.hexdigest()
+def _split_fingerprint(split: Split) -> tuple:
+    """What tells two splits apart: each part's interactions and the cold items."""
+    return (*(part.fingerprint() for part in (split.train, split.valid, split.test)), tuple(split.cold_items))
 
 
 def _with_split_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
@@ -538,7 +533,7 @@ def _run(
     t0 = time.perf_counter()
     main = cfg.evaluation.main_metric
     per_model: dict[str, list[dict]] = {m.key: [] for m in cfg.models}
-    drawn, first_split = split_seeds, ""  # drawn: the seeds' splits differ (a split may draw nothing)
+    drawn, first_split = split_seeds, ()  # drawn: the seeds' splits differ (a split may draw nothing)
     for s in range(seeds):
         seed = cfg.seed + s
         if s == 0 or split_seeds:

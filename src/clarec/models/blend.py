@@ -286,11 +286,9 @@ class Blend(Recommender):
 
     def _load_files(self, path: Path) -> None:
         self.members_ = [Recommender.load(path / "members" / str(i)) for i in range(len(self.members))]
-        named = [m["name"] for m in self.members]
-        if [m.name for m in self.members_] != named:  # model.json's members edited, or another folder
-            raise ClarecError(
-                f"{path}: its members are {[m.name for m in self.members_]}, its parameters name {named}"
-            )
+        found, named = [m.name for m in self.members_], [m["name"] for m in self.members]
+        if found != named:  # model.json's members edited, or another folder
+            raise ClarecError(f"{path}: its members are {found}, its parameters name {named}")
         self._set_flags(self.members_)
 
 

@@ -226,6 +226,10 @@ def test_a_timestamp_unit_that_does_not_fit_the_column_is_refused(tmp_path):
         load("u,a,2024-03-05\nu,b,2024-03-06\n")
     with pytest.raises(DataError, match="holds numbers .*set timestamp_unit: s or ms"):
         load("u,a,1709641500\n", timestamp_unit="datetime")
+    # numbers and dates in one column: either unit would drop the other kind's rows
+    for unit in ("s", "datetime"):
+        with pytest.raises(DataError, match="mixes numbers and dates .*'1709641500' and '2024-03-05'"):
+            load("u,a,1709641500\nu,b,2024-03-05\nu,c,1709641502\n", timestamp_unit=unit)
     # a few bad values among good ones stay the row checks' business (flagged, not refused)
     assert load("u,a,1709641500\nu,b,1709641501\nu,c,soon\n").n_interactions == 2
 

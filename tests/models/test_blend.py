@@ -188,3 +188,16 @@ def test_members_validate_at_the_blends_cut_off():
     assert Blend(members=[bpr, "ease"], eval_k=10)._member_params(0)["eval_k"] == 10
     assert "eval_k" not in Blend(members=[bpr, "ease"])._member_params(0)  # the member's default, 20
     assert Blend(members=[bpr, "ease"]).trains_torch() and not Blend(members=EASE_KNN).trains_torch()
+
+
+def test_a_save_over_an_earlier_model_leaves_none_of_its_subfolders(tmp_path):
+    train, valid = _split()
+    Blend(members=EASE_KNN, grid=2).fit(train, valid).save(tmp_path / "m")
+    assert (tmp_path / "m" / "members" / "1").is_dir()
+    ease = create("ease", {"reg": 10.0}).fit(train, valid)
+    ease.save(tmp_path / "m")  # the blend's members went with it
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "state.npz"]
+    # a folder that held no model keeps what is in it
+    (tmp_path / "mine" / "members").mkdir(parents=True)
+    ease.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "members").is_dir()

@@ -16,6 +16,7 @@ import dataclasses
 import inspect
 import json
 import os
+import shutil
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -32,6 +33,9 @@ from clarec.models.params import Param
 from clarec.ranking import top_k
 
 MODEL_FORMAT = 1
+#: subfolders a model writes beside its arrays (:meth:`Recommender._save_files`): a fine-tuned
+#: encoder, a blend's members, a reranker's base; a save over an earlier model clears them first
+MODEL_SUBFOLDERS = ("encoder", "members", "base")
 
 
 class NotFittedError(ClarecError):
@@ -404,6 +408,12 @@ class Recommender(ABC):
         }
         # model.json goes last: a save that stops half-way leaves a folder without it, which is
         # never taken for a model (the arrays are written whole or not at all)
+        if (path / "model.json").is_file() or (path / "state.npz").is_file():
+            # an earlier model's subfolders would mix with this one's (another encoder's files, a
+            # blend's extra members); only in a folder that held a model, so a user's files stay
+            for sub in MODEL_SUBFOLDERS:
+                if (path / sub).is_dir():
+                    shutil.rmtree(path / sub)
         (path / "model.json").unlink(missing_ok=True)
         arrays: dict[str, np.ndarray] = {}
         for key, value in self._get_state().items():

@@ -95,6 +95,7 @@ def _check_unit(raw: pd.Series, unit: str, path: Path) -> None:
         return
     numbers = to_float(text.reset_index(drop=True))
     numeric = np.isfinite(numbers)
+    _check_mixed(text.reset_index(drop=True), numbers, numeric, path)
     if unit == "datetime" and numeric.mean() > 0.5:
         raise DataError(
             path, f"the timestamp column holds numbers (e.g. {text.iloc[0]!r}): set timestamp_unit: s or ms"
@@ -123,6 +124,24 @@ def _check_unit(raw: pd.Series, unit: str, path: Path) -> None:
         raise DataError(
             path,
             f"timestamps such as {text.iloc[0]!r} are in early 1970 as milliseconds: set timestamp_unit: s",
+        )
+
+
+def _check_mixed(text: pd.Series, numbers: np.ndarray, numeric: np.ndarray, path: Path) -> None:
+    """Refuse a column of both epoch numbers and dates: whichever unit is set, the other kind's rows
+    would be dropped as invalid timestamps."""
+    epoch = numeric & (numbers >= 1e8)  # seconds after 1973 (or milliseconds): not a date's digits
+    others = text[~numeric & text.str.contains(r"\d", regex=True)]
+    if not epoch.any() or others.empty:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dates = pd.to_datetime(others, errors="coerce", format="mixed", utc=True).notna()
+    if dates.any():
+        raise DataError(
+            path,
+            f"the timestamp column mixes numbers and dates (e.g. {text[epoch].iloc[0]!r} and "
+            f"{others[dates].iloc[0]!r}): write them all one way, then set timestamp_unit",
         )
 
 

@@ -1,6 +1,7 @@
 """Hyper-parameters declared once (clarec.models.params) and the base constructor that reads them."""
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,16 @@ def test_declared_parameters_are_converted_stored_and_read_back():
 def test_bad_values_are_one_config_error(params, message):
     with pytest.raises(ConfigError, match=message):
         Toy(**params)
+
+
+def test_a_string_parameter_takes_a_string_or_a_number_not_a_list_or_a_flag():
+    # str() turned these into "['ease']" and "True", refused much later as an unknown model or folder
+    with pytest.raises(ConfigError, match=r"llm-rerank: base must be a string, got \['ease'\]"):
+        create("llm-rerank", {"base": ["ease"]})
+    with pytest.raises(ConfigError, match="lm-content: encoder must be a string, got True"):
+        create("lm-content", {"encoder": True})
+    assert create("lm-content", {"encoder": 2024}).encoder == "2024"  # YAML's reading of a folder name
+    assert create("lm-content", {"encoder": Path("enc")}).encoder == "enc"
 
 
 def test_a_subclass_inherits_and_overrides_defaults():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,9 +102,20 @@ def _boolean(value: Any) -> bool:
     raise TypeError(value)
 
 
+def _text(value: Any) -> str:
+    """A string, a path, or a number (as YAML reads a folder named ``2024``); not a list, a mapping
+    or ``true``."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(value)
+    return str(value)
+
+
 _integer.__name__, _number.__name__, _boolean.__name__ = "an integer", "a finite number", "true or false"
+_text.__name__ = "a string"
 #: the checked conversion that stands for each plain type
-_STRICT: dict[Any, Callable[[Any], Any]] = {int: _integer, float: _number, bool: _boolean}
+_STRICT: dict[Any, Callable[[Any], Any]] = {int: _integer, float: _number, bool: _boolean, str: _text}
 
 
 def _infer_convert(default: Any) -> Callable[[Any], Any] | None:
@@ -114,7 +126,7 @@ def _infer_convert(default: Any) -> Callable[[Any], Any] | None:
     if isinstance(default, float):
         return _number
     if isinstance(default, str):
-        return str
+        return _text
     return None
 
 

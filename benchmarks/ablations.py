@@ -14,7 +14,7 @@ the very same variant (a shared default), and re-runs one whose recipe changed, 
 writes, per lever and variant, validation and test NDCG@20 (mean ± std over seeds) and the paired
 difference on test against the lever's reference (``default``, unless the lever names another
 ``reference``: one of its variants, or ``lever=variant`` of another lever — a lever that only acts
-with another one on), with the paired t-test's p-value and the bootstrap interval over the seeds.
+with another one on), with the paired t-test's p-value and its t interval over the seeds.
 
 A spec may also name test ``segments`` to report as columns (as ``report --segments`` does), merge
 ``data`` into the config's data section (e.g. ``{profiles: FOLDER}``), and set ``split_seeds: false``
@@ -225,7 +225,7 @@ def segment_cell(found: dict[str, dict], label: str, name: str, metric: str, tes
 
 
 def write_html(specs: list[dict], records: Path, path: Path, title: str) -> None:
-    """One page: per spec, each lever's effect on test with its bootstrap interval (a forest plot)."""
+    """One page: per spec, each lever's effect on test with its t interval (a forest plot)."""
     from clarec.experiment.html_report import STYLE, _figure
 
     parts = [
@@ -311,7 +311,7 @@ def report(args) -> None:
         "Each lever is changed alone against the model's default recipe (its parameters in the named "
         "config, chosen before these runs); everything else is equal. Every variant's test figure is "
         "shown and nothing was chosen from them. Δ: mean paired difference over seeds (split and model "
-        "seed, where the split is drawn), paired t-test p-value and percentile bootstrap interval of the "
+        "seed, where the split is drawn), paired t-test p-value and the 95% t interval of the "
         "mean difference (segment columns: Δ and p the same way); with three seeds, a p-value under 0.05 "
         "needs a consistent effect and a large one can still miss it.",
     ]

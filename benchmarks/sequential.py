@@ -123,7 +123,7 @@ def paired_lines(
         )
         lines.append(
             f"- {a} − {b}, history items {conv}: {t.mean_diff:+.4f} NDCG@20 "
-            f"(p = {t.p_value:.2g}, 95% bootstrap CI [{t.ci_low:.4f}, {t.ci_high:.4f}], seeds {common})"
+            f"(p = {t.p_value:.2g}, 95% t interval [{t.ci_low:.4f}, {t.ci_high:.4f}], seeds {common})"
         )
     return lines
 

@@ -324,9 +324,9 @@ def test_results_table_tests_each_model_against_the_best_over_seeds():
     results["b"]["valid"]["ndcg@20"] = 0.5
     text = results_table(results, cfg, ks=[20])
     assert "against the best validation mean (b)" in text and "- a − b: +0.0967" in text
-    assert "only the range of the two differences" not in text  # three seeds
     two = {"a": run([(1, 0.30), (2, 0.32)]), "b": run([(1, 0.20), (2, 0.23)])}
-    assert "only the range of the two differences" in results_table(two, cfg, ks=[20])
+    # the t interval of two seeds: -0.095 ± t(0.975, 1)·0.005 (a bootstrap gave the two differences)
+    assert "95% t interval [-0.1585, -0.0315], 2 seeds" in results_table(two, cfg, ks=[20])
     one = {
         "a": results["a"]["per_seed"][0] | {"fit_seconds": 1.0},
         "b": results["b"]["per_seed"][0] | {"fit_seconds": 1.0},

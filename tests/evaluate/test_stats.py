@@ -28,7 +28,14 @@ def test_paired_t_test_by_hand():
     assert res.mean_diff == pytest.approx(0.035)
     assert res.p_value == pytest.approx(0.018927, abs=1e-6)
     assert res.n == 6 and res.significant(0.05) and not res.significant(0.01)
-    assert res.ci_low < res.mean_diff < res.ci_high
+    # its interval: mean ± t(0.975, 5) · s/√6 = 0.035 ± 2.570582 · 0.010247, which leaves out 0 as p < 0.05
+    assert res.interval == "t"
+    assert (res.ci_low, res.ci_high) == pytest.approx((0.035 - 0.026341, 0.035 + 0.026341), abs=2e-6)
+    # three seeds: a percentile bootstrap is the range of the three differences (no 95% interval);
+    # the t interval is wider, and leaves out 0 exactly when p < 0.05
+    three = paired_t_test([0.30, 0.31, 0.35], [0.29, 0.29, 0.30])  # differences 0.01, 0.02, 0.05
+    assert three.ci_low < 0.01 and three.ci_high > 0.05
+    assert (three.ci_low > 0) == (three.p_value < 0.05)
 
 
 def test_wilcoxon_by_hand():

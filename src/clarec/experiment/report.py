@@ -114,7 +114,7 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
     adjusted = holm_adjusted(tests)
     lines = [
         f"- {name} − {best}: {t.mean_diff:+.4f} (p = {t.p_value:.2g}, Holm {adjusted[name]:.2g}; 95% "
-        f"bootstrap CI [{t.ci_low:.4f}, {t.ci_high:.4f}], {t.n} seeds)"
+        f"t interval [{t.ci_low:.4f}, {t.ci_high:.4f}], {t.n} seeds)"
         if name in adjusted
         else f"- {name} − {best}: {t.mean_diff:+.4f}, the same on each of {t.n} seeds (e.g. deterministic "
         "models on one split): no spread to test"
@@ -124,8 +124,6 @@ def significance_lines(results: dict[str, Any], metric: str) -> str:
         f"\nPaired t-tests of test {metric} over seeds against the best validation mean ({best}); Holm: "
         "the p-value adjusted for testing every model at once (compare it with 0.05):\n\n"
     )
-    if any(t.n < 3 for name, t in tests.items() if name in adjusted):  # a bootstrap of two is their range
-        lines.append("- with two seeds a bootstrap interval is only the range of the two differences")
     return head + "\n".join(lines) + "\n" if lines else ""
 
 

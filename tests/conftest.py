@@ -147,3 +147,15 @@ def validator_spy(monkeypatch) -> list[bool]:
 
     monkeypatch.setattr(torch_base, "RankingValidator", Spy)
     return made
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry with its plugins not loaded yet, restored afterwards (a test's plugin model does
+    not stay registered for the tests that go through every registered model)."""
+    from clarec.models import registry
+
+    registry._ensure_loaded()
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    return registry

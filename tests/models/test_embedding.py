@@ -88,3 +88,46 @@ def test_a_model_saved_with_a_parameter_since_renamed_fails_with_a_clear_message
     (folder / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ClarecError, match=r"parameter\(s\) \['dim'\].*refit the model"):
         Recommender.load(folder)
+
+
+def test_a_model_of_ones_own_built_as_the_docs_say_saves_scores_and_is_checked(registry, tmp_path):
+    """docs/architecture.md, "How to add a model": an EmbeddingModel saves its vectors; a
+    CFEmbeddingRecommender that does not train the alignment refuses ``align``; scores of the wrong
+    shape or with NaN are one error in recommend()."""
+    from clarec.errors import ConfigError
+    from clarec.models.embedding import CFEmbeddingRecommender
+    from clarec.models.registry import register
+
+    @register("my-vectors")
+    class MyVectors(EmbeddingModel, Recommender):
+        def _fit(self, train, valid=None):
+            rng = np.random.default_rng(0)
+            self.user_vecs = rng.normal(size=(self.n_users, 4)).astype(np.float32)
+            self.item_vecs = rng.normal(size=(self.n_items, 4)).astype(np.float32)
+
+    data = block_dataset()
+    model = MyVectors().fit(data)
+    back = Recommender.load(model.save(tmp_path / "v"))  # it saved no vectors: score() failed
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(back.score(users), model.score(users))
+
+    @register("my-cf")
+    class MyCF(CFEmbeddingRecommender):
+        def _fit(self, train, valid=None):
+            rng = np.random.default_rng(0)
+            self._set_vectors(rng.normal(size=(self.n_users, 4)), rng.normal(size=(self.n_items, 4)), valid)
+
+    with pytest.raises(
+        ConfigError, match="my-cf: align: this model does not train the language-model alignment"
+    ):
+        MyCF(align={"weight": 0.1})  # it was accepted and ignored, or failed after training
+    assert MyCF().fit(data).score(users).shape == (data.n_users, data.n_items)
+
+    for wrong, message in (
+        (lambda s: s[:, :-1], r"scored 2 user\(s\) \d+ items as an array of shape \(2, \d+\); expected"),
+        (lambda s: s.T, "as an array of shape"),
+        (lambda s: np.where(s > 0, np.nan, s), "returned NaN scores"),
+    ):
+        model.score = lambda u, wrong=wrong: wrong(EmbeddingModel.score(model, u))
+        with pytest.raises(ClarecError, match=message):
+            model.recommend(users[:2], k=3)

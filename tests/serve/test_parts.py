@@ -112,6 +112,19 @@ def test_explanations_follow_the_model_terms(run_dir):
         svc.close()
 
 
+def test_scores_of_the_wrong_shape_are_one_error_not_an_index_error(run_dir):
+    svc = RecService(run_dir, db_url="sqlite://", model_label="knn")
+    try:
+        right = svc.model.score
+        svc.model.score = lambda users: right(users)[:, :-1]  # a model of one's own, one item short
+        with pytest.raises(
+            ClarecError, match=r"model 'itemknn' scored 1 user\(s\) \d+ items as an array of shape"
+        ):
+            svc.recommend("u1", k=3)
+    finally:
+        svc.close()
+
+
 def test_service_start_errors(run_dir, tmp_path):
     with pytest.raises(ClarecError, match="no model 'nope'"):
         choose_model(run_dir, "nope")

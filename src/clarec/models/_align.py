@@ -98,9 +98,17 @@ class AlignedMixin:
 
     align: AlignSettings | None
     name: str
+    #: whether the model's ``_fit`` trains the alignment (:meth:`_setup_align`, :meth:`_align_loss`,
+    #: then :meth:`_finish_align` through ``_set_vectors``); ``align`` is refused where it does not
+    trains_align: ClassVar[bool] = False
 
     def _init_align(self) -> None:
         """Called from the model's ``_check_params`` once ``align`` is parsed."""
+        if self.align is not None and not self.trains_align:
+            raise ConfigError(
+                f"{self.name}: align: this model does not train the language-model alignment "
+                "(its class does not set trains_align)"
+            )
         if self.align is not None:
             self.new_items_from_text = True  # added items are scored through the text → CF map
 

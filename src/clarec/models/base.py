@@ -286,7 +286,7 @@ class Recommender(ABC):
         vals = np.full((len(users), k), -np.inf, dtype=np.float32)
         for start in range(0, len(users), batch_size):
             chunk = users[start : start + batch_size]
-            s = np.array(self.score(chunk), dtype=np.float32, copy=True)
+            s = np.array(checked_scores(self, self.score(chunk), len(chunk)), dtype=np.float32, copy=True)
             if exclude_seen:
                 sub = self.seen[chunk]
                 s[np.repeat(np.arange(len(chunk)), np.diff(sub.indptr)), sub.indices] = -np.inf
@@ -394,6 +394,13 @@ class Recommender(ABC):
     def save(self, path: str | Path) -> Path:
         """Save to a folder: ``model.json`` (name, parameters) and ``state.npz`` (arrays)."""
         self._check_fitted()
+        from clarec.models.registry import get_model_class
+
+        if get_model_class(self.name) is not type(self):  # it would load as the class holding the name
+            raise ClarecError(
+                f"{type(self).__qualname__} has the name {self.name!r} of {get_model_class(self.name).__qualname__}, "
+                "which it subclasses: register it under its own name (@register('...')) to save it"
+            )
         path = Path(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -465,14 +472,20 @@ class Recommender(ABC):
         saved_as = str(arrays.pop("meta.model", name))  # absent from folders saved before it was written
         if saved_as != name:
             raise ClarecError(f"{path}: model.json names {name!r}, but its arrays are a {saved_as!r} model's")
-        if cls is not Recommender and name != cls.name:
-            raise ClarecError(f"{path}: holds a {name!r} model, not {cls.name!r}")
+        try:
+            model_cls = get_model_class(name)
+        except ClarecError as e:
+            raise ClarecError(
+                f"{path}: {e} (a model written outside clarec loads once its plugin is named: "
+                "CLAREC_PLUGINS or a clarec.models entry point)"
+            ) from None
+        if cls is not Recommender and not issubclass(model_cls, cls):
+            raise ClarecError(f"{path}: holds a {name!r} model, not a {cls.__qualname__}")
         if seen.shape != (n_users, n_items):
             raise ClarecError(
                 f"{path}: model.json says {n_users} users and {n_items} items, its arrays hold "
                 f"{seen.shape[0]} and {seen.shape[1]}"
             )
-        model_cls = get_model_class(name)
         unknown = sorted(set(params) - set(model_cls.param_names()))
         if unknown:
             raise ClarecError(
@@ -495,6 +508,20 @@ class Recommender(ABC):
                 "save it again from a fitted model"
             ) from None
         return model
+
+
+def checked_scores(model: Recommender, scores, rows: int) -> np.ndarray:
+    """``scores`` as an array, refused in one error unless it has one row per user asked for and one
+    column per item, and no NaN (a model of one's own may get either wrong)."""
+    s = np.asarray(scores)
+    if s.shape != (rows, model.n_items):
+        raise ClarecError(
+            f"model {model.name!r} scored {rows} user(s) {model.n_items} items as an array of shape "
+            f"{s.shape}; expected {(rows, model.n_items)}"
+        )
+    if np.isnan(s).any():
+        raise ClarecError(f"model {model.name!r} returned NaN scores")
+    return s
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -68,6 +68,8 @@ class BPR(CFEmbeddingRecommender):
     thread —, ``seed``, ...): see :class:`~clarec.models.torch_base.TorchRecommender`.
     """
 
+    trains_align = True
+
     init_std = param(0.01, gt=0)
     neg_alpha = param(0.0, ge=0)
 

@@ -113,6 +113,13 @@ class EmbeddingModel:
         return self.item_vecs
 
     # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """The vectors (a model with more arrays adds them to :meth:`_vector_state`'s)."""
+        return self._vector_state()
+
+    def _set_state(self, state: dict) -> None:
+        self._set_vector_state(state)
+
     def _vector_state(self) -> dict[str, np.ndarray]:
         state = {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs}
         if self.unknown_items_ is not None:

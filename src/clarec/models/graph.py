@@ -164,6 +164,8 @@ class _GraphRecommender(CFEmbeddingRecommender):
     ``benchmarks/results/fold-in.md``). Scoring, appended items and persistence:
     :class:`~clarec.models.embedding.CFEmbeddingRecommender`."""
 
+    trains_align = True
+
     #: The layer readout includes the ego layer E0 (LightGCN, SGL) or not (SimGCL, XSimGCL).
     readout_from: ClassVar[int] = 0
     #: Fold-in propagates a history through the graph (see the class docstring); BYOL-CF's vectors

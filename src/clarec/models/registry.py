@@ -2,25 +2,52 @@
 
 Models register themselves with :func:`register`; :func:`create` builds one from a name and a
 parameter dict, rejecting unknown parameters with a clear message.
+
+Models written outside clarec register when their module is imported: by the user's own script, or,
+for the command line and the server, as a plugin — a module named in the environment variable
+``CLAREC_PLUGINS`` (comma-separated, importable from ``PYTHONPATH``) or an entry point of the group
+``clarec.models`` in an installed package's metadata.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
+import os
+from importlib.metadata import entry_points
 from typing import Any
 
-from clarec.errors import ConfigError
+from clarec.errors import ClarecError, ConfigError
 
 _MODELS: dict[str, type] = {}
+PLUGINS_ENV = "CLAREC_PLUGINS"
+ENTRY_POINTS = "clarec.models"
+_plugins_loaded = False
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def register(name: str):
-    """Class decorator that makes a recommender available under ``name``."""
+    """Class decorator that makes a recommender available under ``name`` (a plain name: it names the
+    model's folder in a run); a name another class holds is refused (the same class again, as when
+    its module is reloaded, takes it over)."""
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or name in (".", "..")
+        or any(c in name for c in "/\\\0")
+    ):
+        raise ConfigError(f"model name {name!r} must be a plain name: not empty, no '/', '\\' or '..'")
 
     def deco(cls):
-        if name in _MODELS and _MODELS[name] is not cls:
-            raise ValueError(f"model name {name!r} registered twice")
+        held = _MODELS.get(name)
+        if held is not None and held is not cls and _qualname(held) != _qualname(cls):
+            raise ConfigError(
+                f"model name {name!r} is taken by {_qualname(held)}: register {_qualname(cls)} under another name"
+            )
         cls.name = name
         _MODELS[name] = cls
         return cls
@@ -29,8 +56,24 @@ def register(name: str):
 
 
 def _ensure_loaded() -> None:
-    # Importing the package registers the built-in models.
+    """Import the built-in models, then the plugins (once)."""
+    global _plugins_loaded
     import clarec.models  # noqa: F401
+
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    sources = [(m.strip(), PLUGINS_ENV) for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    for ep in entry_points(group=ENTRY_POINTS):
+        sources.append((ep.value.partition(":")[0], f"the {ENTRY_POINTS} entry point {ep.name!r}"))
+    for module, where in sources:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # a plugin that does not import is one error, naming where it was named
+            _plugins_loaded = False
+            raise ClarecError(
+                f"model plugin {module!r} (named in {where}) does not import: {type(e).__name__}: {e}"
+            ) from None
 
 
 def available_models() -> list[str]:

@@ -41,7 +41,7 @@ import yaml
 
 from clarec.data.split import load_predefined_split
 from clarec.errors import ClarecError, UnknownIdError
-from clarec.models.base import Recommender
+from clarec.models.base import Recommender, checked_scores
 from clarec.ranking import top_k, top_k_inner_product
 from clarec.serve.explain import explain, item_attributes
 from clarec.serve.index import EXACT_LIMIT, ItemIndex, hnsw_recall
@@ -412,15 +412,17 @@ class RecService:
 
     def _scores(self, user_id: str, hist: np.ndarray, path: str) -> np.ndarray:
         if path == "model":
-            return np.asarray(self.model.score([self.user_pos[user_id]])[0], dtype=np.float64)
-        if path == "history" and self.weighted:
+            scores = self.model.score([self.user_pos[user_id]])
+        elif path == "history" and self.weighted:
             items, weights = self._weighted_history(user_id)
-            return np.asarray(self.model.score_histories([items], weights=[weights])[0], dtype=np.float64)
-        if path == "history":
-            return np.asarray(self.model.score_histories([hist])[0], dtype=np.float64)
-        if path == "profile":
-            return np.asarray(self.model.score_texts([self.profiles[user_id]])[0], dtype=np.float64)
-        return self.popularity.copy()
+            scores = self.model.score_histories([items], weights=[weights])
+        elif path == "history":
+            scores = self.model.score_histories([hist])
+        elif path == "profile":
+            scores = self.model.score_texts([self.profiles[user_id]])
+        else:
+            return self.popularity.copy()
+        return np.asarray(checked_scores(self.model, scores, 1)[0], dtype=np.float64)
 
     def _weighted_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A weighted model's history: the training items with their summed weights, then the events

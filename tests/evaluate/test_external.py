@@ -83,14 +83,18 @@ def test_header_optional_blank_lines_gaps_and_missing_users(tmp_path):
         ("a\tx1\t1\na\tx2\ttwo\n", 2, "rank must be a positive integer, got 'two'"),
         ("a\tx1\t0\n", 1, "rank must be a positive integer"),
         ("a\tx1\t1.5\n", 1, "rank must be a positive integer"),
+        ("a\tx1\tinf\n", 1, "rank must be a positive integer, got 'inf'"),
         ("a\tx1\t1\na x2 2\n", 2, "expected 3 tab-separated fields"),
         ("a\tx1\t1\na\tx2\t99999999999999999999\n", 2, "is beyond the catalogue's"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, text, line, reason):
+    import warnings
+
     split = write_split(tmp_path / "split")
     recs = write(tmp_path / "recs.tsv", text)
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError) as err, warnings.catch_warnings():
+        warnings.simplefilter("error")  # one error, no numpy warning printed before it
         evaluate_recommendation_file(split, recs)
     assert err.value.line == line
     assert reason in str(err.value)

@@ -86,7 +86,8 @@ def read_recommendations(path: str | Path, split: Any, kmax: int | None, strict:
     for col in HEADER:
         frame[col] = frame[col].str.strip()
     rank = pd.to_numeric(frame["rank"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(rank) | (rank < 1) | (rank % 1 != 0))
+    finite = np.isfinite(rank)
+    bad = np.flatnonzero(~finite | (np.where(finite, rank, 1) < 1) | (np.where(finite, rank, 1) % 1 != 0))
     if len(bad):
         raise DataError(
             path,

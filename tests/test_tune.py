@@ -218,6 +218,17 @@ def test_bad_search_spaces(tmp_path, cfg_path):
     cfg_path.write_text(text.replace("search: {reg: [1.0, 30.0, 1000.0]}", "search: {regg: [1.0]}"))
     with pytest.raises(ConfigError, match="search over unknown parameter"):
         tune(load_config(cfg_path), tmp_path / "r")
+    # a seed is not chosen on validation; a setting fixed and searched would be overridden unseen
+    cfg_path.write_text(text.replace("search: {reg: [1.0, 30.0, 1000.0]}", "search: {seed: [1, 2]}"))
+    with pytest.raises(ConfigError, match=r"search over \['seed'\]: a seed.*not a setting to choose"):
+        tune(load_config(cfg_path), tmp_path / "r")
+    cfg_path.write_text(
+        text.replace(
+            "search: {reg: [1.0, 30.0, 1000.0]}", "params: {reg: 5.0}\n    search: {reg: [1.0, 30.0]}"
+        )
+    )
+    with pytest.raises(ConfigError, match=r"\['reg'\] both fixed in params and searched"):
+        tune(load_config(cfg_path), tmp_path / "r")
     for bad, needle in (
         ("[]", "must not be empty"),
         ("{low: 5, high: 1}", "below high"),

@@ -37,8 +37,10 @@ def test_unknown_model_suggests_a_name():
 
 
 def test_unknown_parameter():
-    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['lambda'\]"):
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['lambda'\]; allowed"):
         create("ease", {"lambda": 1.0})
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['regg'\] \(did you mean 'reg'\?\)"):
+        create("ease", {"regg": 1.0})
 
 
 def test_bad_value_is_a_config_error():

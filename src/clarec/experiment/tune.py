@@ -163,9 +163,22 @@ def with_settings(params: dict[str, Any], settings: dict[str, Any]) -> dict[str,
 def _check_spaces(cfg: ExperimentConfig) -> None:
     for m in cfg.models:
         names = get_model_class(m.name).param_names()
+        chance = sorted(k for k in m.search if k in UNSEARCHED)
+        if chance:
+            raise ConfigError(
+                f"model {m.key!r}: search over {chance}: a seed, a folder or a progress bar is not a "
+                "setting to choose on validation (the seeds are --seeds)"
+            )
         unknown = sorted(k for k in m.search if k.partition(".")[0] not in names)
         if unknown:
             raise ConfigError(f"model {m.key!r}: search over unknown parameter(s) {unknown}")
+        # (a key inside a mapping is fixed to give the mapping its required keys: align.weight)
+        both = sorted(k for k in m.search if "." not in k and k in m.params)
+        if both:
+            raise ConfigError(
+                f"model {m.key!r}: {both} both fixed in params and searched: the search would override "
+                "the fixed value; keep one"
+            )
         create(m.name, m.params)  # the fixed part of the settings must be valid
         params = get_model_class(m.name).params
         for k, spec in m.search.items():
@@ -186,6 +199,10 @@ def _check_spaces(cfg: ExperimentConfig) -> None:
         for k, spec in m.search.items():
             for value in _values(spec):
                 create(m.name, with_settings(m.params, low | {k: value}))
+
+
+#: run settings no search may choose
+UNSEARCHED = frozenset({"seed", "run_dir", "resume", "progress", "cache_dir"})
 
 
 def _values(spec: Any) -> list[Any]:

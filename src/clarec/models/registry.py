@@ -98,7 +98,9 @@ def create(name: str, params: dict[str, Any] | None = None):
     allowed = cls.param_names()
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ConfigError(f"model {name!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
+        close = [c for u in unknown for c in difflib.get_close_matches(u, allowed, n=1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ConfigError(f"model {name!r}: unknown parameter(s) {unknown}{hint}; allowed: {allowed}")
     try:
         return cls(**params)
     except (TypeError, ValueError) as e:  # the model's own message names it already ("ease: reg ...")

@@ -165,6 +165,12 @@ def test_models_and_split_commands(tmp_path, split_dir, capsys):
     listed = capsys.readouterr().out
     for name in ("popularity", "itemknn", "ease", "bpr", "tfidf"):
         assert name in listed
+    assert main(["models", "ease"]) == 0  # one model: each parameter's default and range
+    detail = capsys.readouterr().out.splitlines()
+    assert detail[0].startswith("ease: Linear item-item autoencoder")
+    assert [line.split()[0] for line in detail[1:]] == ["reg", "max_items", "weighted"]
+    assert "default 250.0, > 0" in detail[1]
+    assert main(["models", "eas"]) == 2 and "did you mean 'ease'" in capsys.readouterr().err
     cfg = write_config(tmp_path, split_dir)
     assert main(["split", str(cfg), str(tmp_path / "copy")]) == 0
     assert (tmp_path / "copy" / "test.tsv").read_text() == (split_dir / "test.tsv").read_text()

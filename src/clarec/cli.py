@@ -413,13 +413,20 @@ def llm_serve_cmd(
 
 
 @app.command("models")
-def models_cmd() -> None:
-    """List the available models and their parameters."""
+def models_cmd(
+    name: str | None = typer.Argument(None, help="A model: its parameters with defaults and ranges."),
+) -> None:
+    """List the available models and their parameters (with NAME: that model's, in detail)."""
     from clarec.models.registry import available_models, get_model_class
 
-    for name in available_models():
-        cls = get_model_class(name)
-        typer.echo(f"{name:12s} {', '.join(cls.param_names())}")
+    if name is None:
+        for each in available_models():
+            typer.echo(f"{each:12s} {', '.join(get_model_class(each).param_names())}")
+        return
+    cls = get_model_class(name)
+    typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+    for pname, spec in cls.params.items():
+        typer.echo(f"  {pname:22s} {spec.describe()}")
 
 
 def main(argv: list[str] | None = None) -> int:

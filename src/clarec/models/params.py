@@ -45,6 +45,18 @@ class Param:
         """The same parameter with another default (for a subclass)."""
         return dataclasses.replace(self, default=default, nullable=self.nullable or default is None)
 
+    def describe(self) -> str:
+        """The default and what values are allowed, in words (``clarec models NAME``)."""
+        parts = [f"default {self.default!r}"]
+        if self.choices is not None:
+            parts.append(f"one of {list(self.choices)}")
+        for bound, word in ((self.ge, ">="), (self.gt, ">"), (self.le, "<="), (self.lt, "<")):
+            if bound is not None:
+                parts.append(f"{word} {bound:g}")
+        if self.nullable and self.default is not None:
+            parts.append("or null")
+        return ", ".join(parts)
+
     def check(self, owner: str, name: str, value: Any) -> Any:
         """``value`` converted and checked; raises :class:`ConfigError` naming ``owner`` (when not
         empty) and ``name``. A ``convert`` that raises ConfigError names the parameter itself."""

@@ -9,13 +9,14 @@ from clarec.train.loop import (
     seed_everything,
     set_torch_threads,
 )
-from clarec.train.validation import RankingValidator
+from clarec.train.validation import RankingValidator, dot_scores
 
 __all__ = [
     "DivergedError",
     "RankingValidator",
     "Trainer",
     "TrainHistory",
+    "dot_scores",
     "keep_freed_memory",
     "load_checkpoint",
     "seed_everything",

@@ -230,6 +230,10 @@ def test_add_items_scores_new_items_from_text_and_survives_save(tiny, tmp_path):
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.score([0, 1]), scores)
+    # a history holding the added item: its tower output was computed again on load, in another
+    # batch than add_items' (the last digits moved)
+    histories = [np.array([0, 1, n]), np.array([n + 1])]
+    np.testing.assert_array_equal(loaded.score_histories(histories), model.score_histories(histories))
     np.testing.assert_allclose(loaded.add_items(pd.DataFrame({"item_id": ["c"], "title": ["x"]})), [n + 2])
     np.testing.assert_allclose(loaded.item_vectors()[n + 2], vecs[n + 1], atol=1e-6)
 

@@ -345,6 +345,9 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
             state["user_lm_scale"] = np.float64(self.user_lm_centring[1])
         for name, tensor in self._towers.state_dict().items():
             state[f"w.{name}"] = tensor.detach().cpu().numpy()
+        # the item tower's outputs as the user tower reads them: computed again on load, an item
+        # added later (one batch of its own) would come out in other last digits (another batch shape)
+        state["raw_items"] = self._raw_items.detach().cpu().numpy()
         return state
 
     def _set_state(self, state: dict) -> None:
@@ -381,9 +384,14 @@ class TwoTowerRecommender(TwoTowerRealTime, TwoTowerInference, EmbeddingModel, T
         weights = {k[2:]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith("w.")}
         towers.load_state_dict(weights)
         self._towers = towers.eval()
-        lm = torch.from_numpy(self.lm_item)
-        with torch.no_grad():
-            _, self._raw_items = self._infer(self._towers, lambda items, _train=False: lm[items])
+        if "raw_items" in state:
+            self._raw_items = torch.from_numpy(np.asarray(state["raw_items"], dtype=np.float32))
+            if len(self._raw_items) != self.n_items:
+                raise ValueError(f"raw_items holds {len(self._raw_items)} items, not {self.n_items}")
+        else:  # saved before 2026-12-08
+            lm = torch.from_numpy(self.lm_item)
+            with torch.no_grad():
+                _, self._raw_items = self._infer(self._towers, lambda items, _train=False: lm[items])
 
     def _save_files(self, path: Path) -> None:
         """A fine-tuned encoder goes to ``path/encoder`` (a ``TextEncoder.save`` folder)."""

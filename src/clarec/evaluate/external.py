@@ -87,7 +87,8 @@ def read_recommendations(path: str | Path, split: Any, kmax: int | None, strict:
         frame[col] = frame[col].str.strip()
     rank = pd.to_numeric(frame["rank"], errors="coerce").to_numpy(dtype=np.float64)
     finite = np.isfinite(rank)
-    bad = np.flatnonzero(~finite | (np.where(finite, rank, 1) < 1) | (np.where(finite, rank, 1) % 1 != 0))
+    whole = np.where(finite, rank, 1.0)  # inf and NaN are bad already; no numpy warning from them
+    bad = np.flatnonzero(~finite | (whole < 1) | (whole % 1 != 0))
     if len(bad):
         raise DataError(
             path,

@@ -90,12 +90,12 @@ def _check_unit(raw: pd.Series, unit: str, path: Path) -> None:
     """Refuse a ``timestamp_unit`` the column plainly does not hold (judged on its typical value, so
     a few bad rows are still the row checks' business; 10,000 values spread over the file tell)."""
     text = raw.iloc[:: max(1, len(raw) // 10_000)].dropna().astype(str).str.strip()
-    text = text[text != ""]
+    text = text[text != ""].reset_index(drop=True)
     if text.empty:
         return
-    numbers = to_float(text.reset_index(drop=True))
+    numbers = to_float(text)
     numeric = np.isfinite(numbers)
-    _check_mixed(text.reset_index(drop=True), numbers, numeric, path)
+    _check_mixed(text, numbers, numeric, path)
     if unit == "datetime" and numeric.mean() > 0.5:
         raise DataError(
             path, f"the timestamp column holds numbers (e.g. {text.iloc[0]!r}): set timestamp_unit: s or ms"
